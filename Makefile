@@ -1,0 +1,91 @@
+# Domus build. Out-of-tree objects in $(BUILD); binaries in $(BUILD)/bin.
+BUILD   ?= build
+PREFIX  ?= /usr/local
+CC      ?= gcc
+CLANG   ?= clang
+OPT     ?= -O2
+CPPFLAGS := -Isrc/include -D_GNU_SOURCE -D__XEN_INTERFACE_VERSION__=0x00040e00
+CFLAGS  := -std=gnu11 -Wall -Wextra -Werror $(OPT) -g -MMD -MP -pthread
+LDLIBS  := -ljson-c -lz -llzma -lzstd -pthread
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+# Every .c under src/ except *_main.c goes into the library.
+LIB_SRC := $(filter-out %_main.c,$(wildcard src/*/*.c))
+MAINS   := $(wildcard src/*/*_main.c)
+# Binary name for each main: src/cli/domus_main.c -> domus, domus_vm_main.c -> domus-vm
+bin_of   = $(subst _,-,$(patsubst %_main,%,$(notdir $(basename $(1)))))
+BINS    := $(foreach m,$(MAINS),$(BUILD)/bin/$(call bin_of,$(m)))
+
+LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
+UNIT_SRC     := $(wildcard tests/unit/test_*.c)
+UNIT_BINS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
+ASAN_BINS    := $(foreach m,$(MAINS),$(BUILD)/asan-bin/$(call bin_of,$(m)))
+
+.PHONY: all setup check demo install unit asan-bins clean format setup-kvm bench
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+$(BUILD)/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -O1 $(SAN) -c $< -o $@
+
+$(BUILD)/libdomus.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/libdomus-asan.a: $(ASAN_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+define bin_rule
+$(BUILD)/bin/$(call bin_of,$(1)): $(BUILD)/obj/$(1:.c=.o) $(BUILD)/libdomus.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS)
+$(BUILD)/asan-bin/$(call bin_of,$(1)): $(BUILD)/asan/$(1:.c=.o) $(BUILD)/libdomus-asan.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $$(SAN) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach m,$(MAINS),$(eval $(call bin_rule,$(m))))
+
+$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libdomus-asan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -O1 $(SAN) -o $@ $< $(BUILD)/libdomus-asan.a $(LDLIBS)
+
+asan-bins: $(ASAN_BINS)
+
+# One-time machine set-up (packages, guest kernel, KVM_XEN modules, initramfs).
+setup:
+	scripts/setup.sh
+
+# Build and load kvm modules with CONFIG_KVM_XEN for the running kernel.
+setup-kvm:
+	scripts/build-kvm-xen.sh --load
+
+unit: $(UNIT_BINS)
+	tests/run-unit.sh $(UNIT_BINS)
+
+check: setup
+	$(MAKE) all asan-bins $(UNIT_BINS)
+	tests/check.sh
+
+demo: setup
+	$(MAKE) all
+	tests/demo.sh
+
+bench: setup
+	$(MAKE) all
+	bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
+format:
+	clang-format -i $(wildcard src/*/*.c src/include/domus/*.h tests/unit/*.c tests/unit/*.h)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
