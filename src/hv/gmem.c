@@ -1,0 +1,95 @@
+#include "domus/gmem.h"
+#include "domus/util.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define SPECIAL_SIZE (GMEM_SPECIAL_PAGES * DOMUS_PAGE_SIZE)
+
+int gmem_init(struct gmem *m, uint64_t ram_bytes)
+{
+    int rc;
+    memset(m, 0, sizeof(*m));
+    m->fd = -1;
+    if (ram_bytes < GMEM_MIN_RAM || (ram_bytes & (DOMUS_PAGE_SIZE - 1)))
+        return -EINVAL;
+    if (ram_bytes > (1ULL << 46))
+        return -ENOMEM;
+    m->fd = memfd_create("domus-guest-ram", MFD_CLOEXEC);
+    if (m->fd < 0)
+        return -errno;
+    if (ftruncate(m->fd, (off_t)(ram_bytes + SPECIAL_SIZE)) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    m->host = mmap(NULL, ram_bytes + SPECIAL_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_NORESERVE, m->fd, 0);
+    if (m->host == MAP_FAILED) {
+        m->host = NULL;
+        rc = -ENOMEM;
+        goto out;
+    }
+    m->ram_size = ram_bytes;
+    m->low_end = ram_bytes < GMEM_LOW_LIMIT ? ram_bytes : GMEM_LOW_LIMIT;
+    m->high_size = ram_bytes - m->low_end;
+    return 0;
+out:
+    gmem_destroy(m);
+    return rc;
+}
+
+void gmem_destroy(struct gmem *m)
+{
+    if (m->host)
+        munmap(m->host, m->ram_size + SPECIAL_SIZE);
+    if (m->fd >= 0)
+        close(m->fd);
+    memset(m, 0, sizeof(*m));
+    m->fd = -1;
+}
+
+/* Is [gpa, gpa+len) inside [base, base+size)?  len > 0, no overflow. */
+static int in_region(uint64_t gpa, uint64_t len, uint64_t base, uint64_t size)
+{
+    return gpa >= base && gpa - base <= size && len <= size - (gpa - base);
+}
+
+int64_t gmem_fd_offset(const struct gmem *m, uint64_t gpa)
+{
+    if (gmem_ptr(m, gpa, 1) == NULL)
+        return -1;
+    return (int64_t)((uint8_t *)gmem_ptr(m, gpa, 1) - m->host);
+}
+
+void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len)
+{
+    if (!m->host || len == 0)
+        return NULL;
+    if (in_region(gpa, len, 0, m->low_end))
+        return m->host + gpa;
+    if (m->high_size && in_region(gpa, len, GMEM_HIGH_BASE, m->high_size))
+        return m->host + m->low_end + (gpa - GMEM_HIGH_BASE);
+    if (in_region(gpa, len, GMEM_SPECIAL_BASE, SPECIAL_SIZE))
+        return m->host + m->ram_size + (gpa - GMEM_SPECIAL_BASE);
+    return NULL;
+}
+
+int gmem_read(const struct gmem *m, uint64_t gpa, void *dst, size_t len)
+{
+    const void *p = gmem_ptr(m, gpa, len);
+    if (!p)
+        return -EFAULT;
+    memcpy(dst, p, len);
+    return 0;
+}
+
+int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len)
+{
+    void *p = gmem_ptr(m, gpa, len);
+    if (!p)
+        return -EFAULT;
+    memcpy(p, src, len);
+    return 0;
+}

@@ -1,0 +1,57 @@
+/* Guest physical memory of one domain.
+ *
+ * RAM is one memfd (so back ends and save/restore can map it).  It appears at
+ * guest-physical [0, low_end) and, when larger than GMEM_LOW_LIMIT, the rest at
+ * [GMEM_HIGH_BASE, GMEM_HIGH_BASE + high_size).  GMEM_SPECIAL_PAGES special pages
+ * (console ring, xenstore ring, ...) follow the RAM in the memfd and appear at
+ * GMEM_SPECIAL_BASE; the e820 marks them reserved.
+ *
+ * Every access to guest memory by host code goes through gmem_ptr(), the one
+ * overflow-checked translation helper. */
+#ifndef DOMUS_GMEM_H
+#define DOMUS_GMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GMEM_LOW_LIMIT 0xC0000000ULL    /* low RAM ends at most here (3 GiB) */
+#define GMEM_HIGH_BASE 0x100000000ULL   /* RAM above GMEM_LOW_LIMIT continues here */
+#define GMEM_SPECIAL_BASE 0xFEFF0000ULL /* special pages, reserved in the e820 */
+#define GMEM_SPECIAL_PAGES 16
+#define GMEM_MIN_RAM (32ULL << 20)
+
+/* Special page indexes (gpa = GMEM_SPECIAL_BASE + idx * 4096). */
+enum gmem_special {
+    GMEM_SPECIAL_CONSOLE = 0, /* struct xencons_interface */
+    GMEM_SPECIAL_XENSTORE = 1, /* struct xenstore_domain_interface */
+};
+
+struct gmem {
+    int fd;          /* memfd: RAM then the special pages */
+    uint8_t *host;   /* mapping of the whole memfd */
+    uint64_t ram_size;
+    uint64_t low_end;   /* gpa where low RAM ends */
+    uint64_t high_size; /* bytes of RAM at GMEM_HIGH_BASE */
+};
+
+/* Creates the memfd for ram_bytes of RAM (a multiple of 4 KiB, at least
+ * GMEM_MIN_RAM) plus the special pages and maps it.  Returns 0 or -errno
+ * (-ENOMEM when the host cannot back it). */
+int gmem_init(struct gmem *m, uint64_t ram_bytes);
+
+/* Unmaps and closes; safe on a zeroed or already destroyed gmem. */
+void gmem_destroy(struct gmem *m);
+
+/* Host pointer for guest-physical [gpa, gpa + len) when that range lies wholly
+ * inside one region (low RAM, high RAM or special pages); NULL otherwise, also
+ * on arithmetic overflow or len == 0. */
+void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len);
+
+/* Copies between guest memory and host buffers; 0 or -EFAULT. */
+int gmem_read(const struct gmem *m, uint64_t gpa, void *dst, size_t len);
+int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len);
+
+/* Offset in the memfd of a gpa that gmem_ptr accepts, or -1. */
+int64_t gmem_fd_offset(const struct gmem *m, uint64_t gpa);
+
+#endif

@@ -1,0 +1,29 @@
+/* Small shared helpers: logging and error conventions.
+ *
+ * Conventions (libxl's discipline): functions return int rc, 0 on success and a
+ * negative errno on failure; cleanup happens on one `out:` path.  Setup code may
+ * print an error and exit; daemons never exit on bad input. */
+#ifndef DOMUS_UTIL_H
+#define DOMUS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define DOMUS_PAGE_SIZE 4096ULL
+#define DOMUS_PAGE_SHIFT 12
+
+/* Logging: one line to stderr prefixed with the program name and a level.
+ * dlog_debug lines print only when DOMUS_DEBUG is set in the environment. */
+void dlog_set_prog(const char *prog);
+void dlog(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void dlog_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define dinfo(...) dlog("info", __VA_ARGS__)
+#define dwarn(...) dlog("warning", __VA_ARGS__)
+#define derr(...) dlog("error", __VA_ARGS__)
+
+/* Formats into buf (always NUL-terminated); for `char *err, size_t errlen` pairs. */
+void dfmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif
