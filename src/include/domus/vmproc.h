@@ -1,0 +1,39 @@
+/* Contract between the control plane (domusd) and the per-domain process
+ * (domus-vm).  One domus-vm process runs one guest domain: its KVM VM, vCPU
+ * threads, guest memory, hypercalls, event channels, grant table and console
+ * back end.
+ *
+ * Command line:
+ *   domus-vm --domid N --name NAME --kernel PATH [--ramdisk PATH]
+ *            [--cmdline STR] --memory MIB [--maxmem MIB] --vcpus N
+ *            --console-log PATH --console-sock PATH --control-sock PATH
+ *            [--ready-fd FD]
+ *
+ * Start-up: all set-up errors print one "domus-vm: error: ..." line on stderr
+ * and exit with DOMUS_VM_EXIT_ERROR, leaving no file behind.  When the domain
+ * is built and its vCPUs are about to run, "ready\n" is written to the ready
+ * fd (if given), which is then closed.
+ *
+ * End: the exit status says why the domain ended: DOMUS_VM_EXIT_SHUTDOWN_BASE
+ * plus Xen's SHUTDOWN_* reason (xen/sched.h: poweroff 0, reboot 1, suspend 2,
+ * crash 3, watchdog 4, soft_reset 5).  SIGTERM destroys the domain (exits
+ * DOMUS_VM_EXIT_DESTROYED).  Triple fault counts as a reboot, as on Xen HVM.
+ *
+ * Console socket (unix stream, several clients): bytes written go to the
+ * guest's console input; the guest's console output is sent to every client.
+ * The console log receives all guest console output.
+ *
+ * Control socket (unix stream): one text command per line, one reply line:
+ *   "pause" / "unpause" -> "ok" or "error: ..."
+ *   "info"              -> "ok state=<r|b|p> cputime_ns=<n> mem_kib=<n> vcpus=<n>"
+ *   "shutdown <poweroff|reboot>" -> asks the guest (xenstore control/shutdown
+ *                          once xenstore exists), "ok" or "error: ..."
+ */
+#ifndef DOMUS_VMPROC_H
+#define DOMUS_VMPROC_H
+
+#define DOMUS_VM_EXIT_ERROR 1
+#define DOMUS_VM_EXIT_DESTROYED 2
+#define DOMUS_VM_EXIT_SHUTDOWN_BASE 10
+
+#endif

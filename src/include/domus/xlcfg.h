@@ -1,0 +1,56 @@
+/* xl.cfg parser: the subset of xl's domain configuration Domus understands.
+ *
+ * Syntax as xl's (docs/man/xl.cfg.5): `KEY = VALUE` lines, VALUE a number,
+ * a "string" or 'string', or a [ list, of, strings ]; `#` comments; `;`
+ * optional at end of line.  Unknown keys are errors ("file:line: unknown key
+ * 'foo'"), as are type mismatches and out-of-range values. */
+#ifndef DOMUS_XLCFG_H
+#define DOMUS_XLCFG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum xlcfg_action {
+    XLCFG_ACTION_DESTROY = 0,
+    XLCFG_ACTION_RESTART,
+    XLCFG_ACTION_PRESERVE,
+};
+
+#define XLCFG_NAME_MAX 64
+#define XLCFG_CMDLINE_MAX 2048
+#define XLCFG_MAX_VCPUS 128
+#define XLCFG_MAX_DISKS 16
+#define XLCFG_MAX_VIFS 8
+
+struct xlcfg {
+    char name[XLCFG_NAME_MAX];       /* required; [A-Za-z0-9_.-]+ */
+    char type[8];                     /* "pvh" (default "pvh"; others rejected for now) */
+    char kernel[PATH_MAX];            /* required */
+    char ramdisk[PATH_MAX];           /* "" when absent */
+    char cmdline[XLCFG_CMDLINE_MAX];  /* from cmdline, or built from root + extra as xl does */
+    uint64_t memory_mb;               /* default 128 */
+    uint64_t maxmem_mb;               /* default = memory_mb; must be >= memory_mb */
+    unsigned vcpus;                   /* default 1 */
+    unsigned maxvcpus;                /* default = vcpus */
+    enum xlcfg_action on_poweroff;    /* default destroy */
+    enum xlcfg_action on_reboot;      /* default restart */
+    enum xlcfg_action on_crash;       /* default destroy */
+    unsigned n_disks;
+    char disks[XLCFG_MAX_DISKS][512]; /* raw xl disk spec strings, parsed later */
+    unsigned n_vifs;
+    char vifs[XLCFG_MAX_VIFS][512];   /* raw xl vif spec strings, parsed later */
+};
+
+/* Parses text (named fname in messages).  0 on success; -EINVAL with
+ * "fname:line: message" in err otherwise.  Relative kernel/ramdisk paths are
+ * kept as written. */
+int xlcfg_parse_string(const char *text, const char *fname, struct xlcfg *cfg, char *err,
+                       size_t errlen);
+
+/* Reads and parses a file; -ENOENT etc. with "fname: strerror" in err. */
+int xlcfg_parse_file(const char *path, struct xlcfg *cfg, char *err, size_t errlen);
+
+const char *xlcfg_action_name(enum xlcfg_action a);
+
+#endif
