@@ -22,10 +22,14 @@ enum xlcfg_action {
 #define XLCFG_MAX_VCPUS 128
 #define XLCFG_MAX_DISKS 16
 #define XLCFG_MAX_VIFS 8
+#define XLCFG_MEMORY_MIN_MB 32
+#define XLCFG_MEMORY_MAX_MB (4ULL << 20) /* 4 TiB: anything above is absurd */
+#define XLCFG_UUID_LEN 36                 /* xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx */
 
 struct xlcfg {
     char name[XLCFG_NAME_MAX];       /* required; [A-Za-z0-9_.-]+ */
     char type[8];                     /* "pvh" (default "pvh"; others rejected for now) */
+    char uuid[XLCFG_UUID_LEN + 1];    /* "" when absent; lower-case canonical form */
     char kernel[PATH_MAX];            /* required */
     char ramdisk[PATH_MAX];           /* "" when absent */
     char cmdline[XLCFG_CMDLINE_MAX];  /* from cmdline, or built from root + extra as xl does */
@@ -50,6 +54,11 @@ int xlcfg_parse_string(const char *text, const char *fname, struct xlcfg *cfg, c
 
 /* Reads and parses a file; -ENOENT etc. with "fname: strerror" in err. */
 int xlcfg_parse_file(const char *path, struct xlcfg *cfg, char *err, size_t errlen);
+
+/* Text of len bytes that will be handed to xlcfg_parse_string: -EINVAL with
+ * "fname:line: NUL byte in configuration" when it holds a NUL byte, else 0. */
+int xlcfg_check_text(const char *text, size_t len, const char *fname, char *err,
+                     size_t errlen);
 
 const char *xlcfg_action_name(enum xlcfg_action a);
 
