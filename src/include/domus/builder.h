@@ -67,4 +67,11 @@ int builder_load_elf(struct gmem *m, const uint8_t *elf, size_t len, uint64_t *e
 /* Writes the ACPI tables at BUILDER_ACPI_GPA; returns the RSDP gpa in *rsdp. */
 int builder_write_acpi(struct gmem *m, unsigned vcpus, uint64_t *rsdp);
 
+/* Writes the guest's memory map (the one start_info points to) into e, at
+ * most BUILDER_MEMMAP_MAX entries, and returns their number.  The hypervisor
+ * core may use it to answer XENMEM_memory_map. */
+#define BUILDER_MEMMAP_MAX 8
+struct hvm_memmap_table_entry; /* xen/arch-x86/hvm/start_info.h */
+unsigned builder_memmap(const struct gmem *m, struct hvm_memmap_table_entry *e);
+
 #endif
