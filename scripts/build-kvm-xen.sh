@@ -64,6 +64,7 @@ have_all() {
 build() {
     local work top kdir t0
     t0=$(date +%s)
+    echo "build-kvm-xen: building kvm modules with CONFIG_KVM_XEN for $KVER (about a minute)" >&2
     mkdir -p "$OUT"
     work="$(mktemp -d "$OUT/.work.XXXXXX")"
     # The build log is kept on failure only.

@@ -1,0 +1,4 @@
+#!/bin/sh
+# Reboot: Domain 0 sees the domain restart (on_reboot) and counts BOOTED lines.
+echo BOOTED
+reboot -f
