@@ -1,0 +1,291 @@
+/* domus-vm: the process that runs one guest domain (contract: vmproc.h). */
+#include "domus/builder.h"
+#include "domus/console.h"
+#include "domus/hv.h"
+#include "domus/kvm.h"
+#include "domus/util.h"
+#include "domus/vmproc.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <xen/arch-x86/hvm/start_info.h>
+#include <xen/sched.h>
+
+struct vm_args {
+    unsigned domid;
+    const char *name, *kernel, *ramdisk, *cmdline;
+    uint64_t memory_mb, maxmem_mb;
+    unsigned vcpus;
+    const char *console_log, *console_sock, *control_sock;
+    int ready_fd;
+};
+
+static struct domain dom;
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: domus-vm --domid N --name NAME --kernel PATH [--ramdisk PATH]\n"
+                    "       [--cmdline STR] --memory MIB [--maxmem MIB] --vcpus N\n"
+                    "       --console-log PATH --console-sock PATH --control-sock PATH\n"
+                    "       [--ready-fd FD]\n");
+}
+
+static int parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct vm_args *a)
+{
+    static const struct option opts[] = {
+        {"domid", 1, 0, 'd'},        {"name", 1, 0, 'n'},         {"kernel", 1, 0, 'k'},
+        {"ramdisk", 1, 0, 'r'},      {"cmdline", 1, 0, 'c'},      {"memory", 1, 0, 'm'},
+        {"maxmem", 1, 0, 'M'},       {"vcpus", 1, 0, 'v'},        {"console-log", 1, 0, 'l'},
+        {"console-sock", 1, 0, 's'}, {"control-sock", 1, 0, 'C'}, {"ready-fd", 1, 0, 'R'},
+        {0, 0, 0, 0}};
+    uint64_t v;
+    int c;
+    memset(a, 0, sizeof(*a));
+    a->ready_fd = -1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': if (parse_uint(optarg, 0x7fef, &v)) return -EINVAL; a->domid = (unsigned)v; break;
+        case 'n': a->name = optarg; break;
+        case 'k': a->kernel = optarg; break;
+        case 'r': a->ramdisk = optarg; break;
+        case 'c': a->cmdline = optarg; break;
+        case 'm': if (parse_uint(optarg, 1ULL << 24, &a->memory_mb)) return -EINVAL; break;
+        case 'M': if (parse_uint(optarg, 1ULL << 24, &a->maxmem_mb)) return -EINVAL; break;
+        case 'v': if (parse_uint(optarg, HV_MAX_VCPUS, &v) || !v) return -EINVAL; a->vcpus = (unsigned)v; break;
+        case 'l': a->console_log = optarg; break;
+        case 's': a->console_sock = optarg; break;
+        case 'C': a->control_sock = optarg; break;
+        case 'R': if (parse_uint(optarg, 1 << 20, &v)) return -EINVAL; a->ready_fd = (int)v; break;
+        default: return -EINVAL;
+        }
+    }
+    if (optind != argc || !a->name || !a->kernel || !a->memory_mb || !a->vcpus)
+        return -EINVAL;
+    return 0;
+}
+
+/* Host memory check: refuse what the host cannot back. */
+static int check_host_memory(uint64_t mb, char *err, size_t errlen)
+{
+    long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    uint64_t avail = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz >> 20 : 0;
+    if (avail && mb > avail) {
+        dfmt(err, errlen, "memory: %llu MiB requested, host has %llu MiB available",
+             (unsigned long long)mb, (unsigned long long)avail);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Copies the memory map the builder wrote into the domain (XENMEM_memory_map). */
+static void record_memmap(struct domain *d, uint64_t start_info_gpa)
+{
+    struct hvm_start_info *si = gmem_ptr(&d->mem, start_info_gpa, sizeof(*si));
+    if (!si)
+        return;
+    unsigned n = si->memmap_entries < ARRAY_SIZE(d->memmap) ? si->memmap_entries
+                                                             : (unsigned)ARRAY_SIZE(d->memmap);
+    struct hvm_memmap_table_entry *e =
+        gmem_ptr(&d->mem, si->memmap_paddr, n * sizeof(*e) + !n);
+    for (unsigned i = 0; e && i < n; i++) {
+        d->memmap[i].addr = e[i].addr;
+        d->memmap[i].size = e[i].size;
+        d->memmap[i].type = e[i].type;
+    }
+    d->memmap_n = e ? n : 0;
+}
+
+static int build(struct domain *d, const struct vm_args *a, char *err, size_t errlen)
+{
+    int rc = check_host_memory(a->memory_mb, err, errlen);
+    if (rc < 0)
+        return rc;
+    if ((rc = gmem_init(&d->mem, a->memory_mb << 20)) < 0) {
+        dfmt(err, errlen, "guest memory (%llu MiB): %s", (unsigned long long)a->memory_mb,
+             strerror(-rc));
+        return rc;
+    }
+    struct build_args ba = {a->kernel, a->ramdisk, a->cmdline, a->vcpus};
+    struct build_result br;
+    if ((rc = builder_build_pvh(&d->mem, &ba, &br, err, errlen)) < 0)
+        return rc;
+    record_memmap(d, br.start_info_gpa);
+    if ((rc = kvm_domain_create(d, err, errlen)) < 0)
+        return rc;
+    if ((rc = kvm_boot_vcpu_setup(d, br.entry, br.start_info_gpa)) < 0)
+        dfmt(err, errlen, "boot vCPU set-up: %s", strerror(-rc));
+    return rc;
+}
+
+/* ---- control socket ---- */
+
+static int control_listen(const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        dfmt(err, errlen, "control socket path too long: %s", path);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
+        int rc = -errno;
+        dfmt(err, errlen, "control socket %s: %s", path, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+static void control_reply(int fd, const char *cmd)
+{
+    char out[256];
+    if (!strcmp(cmd, "pause") || !strcmp(cmd, "unpause")) {
+        kvm_domain_pause(&dom, cmd[0] == 'p');
+        snprintf(out, sizeof(out), "ok\n");
+    } else if (!strcmp(cmd, "info")) {
+        snprintf(out, sizeof(out), "ok state=%c cputime_ns=%llu mem_kib=%llu vcpus=%u\n",
+                 atomic_load(&dom.paused) ? 'p' : 'r',
+                 (unsigned long long)kvm_domain_cputime_ns(&dom),
+                 (unsigned long long)(dom.mem.ram_size >> 10), dom.nr_vcpus);
+    } else if (!strncmp(cmd, "shutdown ", 9)) {
+        snprintf(out, sizeof(out), "error: PV control interface not available\n");
+    } else {
+        snprintf(out, sizeof(out), "error: unknown command\n");
+    }
+    if (send(fd, out, strlen(out), MSG_NOSIGNAL) < 0)
+        dlog_debug("control reply: %s", strerror(errno));
+}
+
+/* One short-lived connection: read one line, answer it, close. */
+static void control_serve(int listen_fd)
+{
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct timeval tv = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char line[128];
+    ssize_t n = recv(fd, line, sizeof(line) - 1, 0);
+    if (n > 0) {
+        line[n] = 0;
+        line[strcspn(line, "\r\n")] = 0;
+        control_reply(fd, line);
+    }
+    close(fd);
+}
+
+/* ---- main loop ---- */
+
+static int wait_loop(int ctl_fd)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN};
+    ev.data.fd = sfd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+    ev.data.fd = dom.event_fd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, dom.event_fd, &ev);
+    if (ctl_fd >= 0) {
+        ev.data.fd = ctl_fd;
+        epoll_ctl(ep, EPOLL_CTL_ADD, ctl_fd, &ev);
+    }
+    int status = -1;
+    while (status < 0) {
+        struct epoll_event evs[4];
+        int n = epoll_wait(ep, evs, 4, -1);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.fd == sfd)
+                status = DOMUS_VM_EXIT_DESTROYED;
+            else if (evs[i].data.fd == ctl_fd)
+                control_serve(ctl_fd);
+            else if (atomic_load(&dom.shutdown_reason) >= 0)
+                status = DOMUS_VM_EXIT_SHUTDOWN_BASE + atomic_load(&dom.shutdown_reason);
+        }
+    }
+    close(ep);
+    close(sfd);
+    return status;
+}
+
+static void signal_ready(int fd)
+{
+    if (fd < 0)
+        return;
+    if (write(fd, "ready\n", 6) != 6)
+        dwarn("ready fd: %s", strerror(errno));
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    struct vm_args a;
+    struct console_be *con = NULL;
+    char err[512] = "";
+    int ctl_fd = -1, status = DOMUS_VM_EXIT_ERROR;
+
+    dlog_set_prog("domus-vm");
+    if (parse_args(argc, argv, &a) < 0) {
+        usage();
+        return DOMUS_VM_EXIT_ERROR;
+    }
+    domain_init(&dom, a.domid, a.name, a.vcpus, NULL);
+    dom.event_fd = eventfd(0, EFD_CLOEXEC);
+    if (build(&dom, &a, err, sizeof(err)) < 0)
+        goto out;
+    if (console_start(&dom, a.console_log, a.console_sock, &con, err, sizeof(err)) < 0)
+        goto out;
+    if (a.control_sock && (ctl_fd = control_listen(a.control_sock, err, sizeof(err))) < 0)
+        goto out;
+    if (kvm_domain_start(&dom) < 0) {
+        dfmt(err, sizeof(err), "cannot start vCPU threads");
+        goto out;
+    }
+    signal_ready(a.ready_fd);
+    status = wait_loop(ctl_fd);
+    if (status == DOMUS_VM_EXIT_DESTROYED)
+        dinfo("dom%u: destroyed", dom.domid);
+out:
+    if (status == DOMUS_VM_EXIT_ERROR)
+        derr("%s", err[0] ? err : "domain set-up failed");
+    kvm_domain_pause(&dom, true);
+    console_stop(con);
+    kvm_domain_destroy(&dom);
+    gmem_destroy(&dom.mem);
+    if (ctl_fd >= 0) {
+        close(ctl_fd);
+        unlink(a.control_sock);
+    }
+    if (dom.event_fd >= 0)
+        close(dom.event_fd);
+    return status;
+}

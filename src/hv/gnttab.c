@@ -1,0 +1,168 @@
+/* Grant tables, version 1.
+ *
+ * The guest's grant frames are pages of its own RAM that it names with
+ * XENMEM_add_to_physmap(XENMAPSPACE_grant_table); the table is read in place.
+ * Domain 0's back ends validate grants with gnttab_check before touching a
+ * granted frame. */
+#include "domus/hv.h"
+#include "domus/util.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define ENTRIES_PER_FRAME (DOMUS_PAGE_SIZE / sizeof(grant_entry_v1_t))
+
+int gnttab_set_frame(struct domain *d, unsigned idx, uint64_t gpa)
+{
+    if (idx >= HV_GNTTAB_MAX_FRAMES)
+        return -EINVAL;
+    if (!gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
+        return -EINVAL;
+    pthread_mutex_lock(&d->lock);
+    d->gnt_frame_gpa[idx] = gpa;
+    if (idx >= d->gnt_nr_frames)
+        d->gnt_nr_frames = idx + 1;
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+static grant_entry_v1_t *entry(struct domain *d, grant_ref_t ref)
+{
+    unsigned frame = ref / ENTRIES_PER_FRAME;
+    if (frame >= d->gnt_nr_frames || !d->gnt_frame_gpa[frame])
+        return NULL;
+    uint64_t gpa = d->gnt_frame_gpa[frame] + (ref % ENTRIES_PER_FRAME) * sizeof(grant_entry_v1_t);
+    return gmem_ptr(&d->mem, gpa, sizeof(grant_entry_v1_t));
+}
+
+int gnttab_check(struct domain *d, grant_ref_t ref, domid_t grantee, bool write, uint64_t *gpa)
+{
+    grant_entry_v1_t *e = entry(d, ref), copy;
+    if (!e)
+        return GNTST_bad_gntref;
+    /* One snapshot of the guest-writable entry; decide on that alone. */
+    copy.flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
+    copy.domid = __atomic_load_n(&e->domid, __ATOMIC_RELAXED);
+    copy.frame = __atomic_load_n(&e->frame, __ATOMIC_RELAXED);
+    if ((copy.flags & GTF_type_mask) != GTF_permit_access || copy.domid != grantee)
+        return GNTST_permission_denied;
+    if (write && (copy.flags & GTF_readonly))
+        return GNTST_permission_denied;
+    uint64_t addr = (uint64_t)copy.frame << DOMUS_PAGE_SHIFT;
+    if (!gmem_ptr(&d->mem, addr, DOMUS_PAGE_SIZE))
+        return GNTST_bad_page;
+    *gpa = addr;
+    return GNTST_okay;
+}
+
+static int op_query_size(struct vcpu *v, struct gnttab_query_size *q)
+{
+    if (q->dom != DOMID_SELF && q->dom != v->d->domid) {
+        q->status = GNTST_bad_domain;
+        return 0;
+    }
+    q->nr_frames = v->d->gnt_nr_frames ? v->d->gnt_nr_frames : 1;
+    q->max_nr_frames = HV_GNTTAB_MAX_FRAMES;
+    q->status = GNTST_okay;
+    return 0;
+}
+
+static int op_set_version(struct vcpu *v, struct gnttab_set_version *s)
+{
+    (void)v;
+    if (s->version != 1) {
+        s->version = 1;
+        return -EOPNOTSUPP;
+    }
+    return 0;
+}
+
+static int op_get_version(struct vcpu *v, struct gnttab_get_version *g)
+{
+    if (g->dom != DOMID_SELF && g->dom != v->d->domid)
+        return -ESRCH;
+    g->version = 1;
+    return 0;
+}
+
+/* Auto-translated guests map frames with add_to_physmap; setup_table only
+ * reports the size, with no frame list. */
+static int op_setup_table(struct vcpu *v, struct gnttab_setup_table *s)
+{
+    if (s->dom != DOMID_SELF && s->dom != v->d->domid)
+        s->status = GNTST_bad_domain;
+    else if (s->nr_frames > HV_GNTTAB_MAX_FRAMES)
+        s->status = GNTST_general_error;
+    else
+        s->status = GNTST_okay;
+    return 0;
+}
+
+/* Resolves one side of a copy to a guest-physical address in this domain. */
+static int16_t copy_side(struct vcpu *v, const struct gnttab_copy_ptr *p, bool gref, bool write,
+                         uint16_t len, uint64_t *gpa)
+{
+    struct domain *d = v->d;
+    if (p->domid != DOMID_SELF && p->domid != d->domid)
+        return GNTST_bad_domain;
+    if ((uint32_t)p->offset + len > DOMUS_PAGE_SIZE)
+        return GNTST_bad_copy_arg;
+    uint64_t base;
+    if (gref) {
+        int rc = gnttab_check(d, p->u.ref, (domid_t)d->domid, write, &base);
+        if (rc != GNTST_okay)
+            return (int16_t)rc;
+    } else {
+        base = (uint64_t)p->u.gmfn << DOMUS_PAGE_SHIFT;
+        if (!gmem_ptr(&d->mem, base, DOMUS_PAGE_SIZE))
+            return GNTST_bad_page;
+    }
+    *gpa = base + p->offset;
+    return GNTST_okay;
+}
+
+static int op_copy(struct vcpu *v, struct gnttab_copy *c)
+{
+    uint64_t src, dst;
+    c->status = copy_side(v, &c->source, c->flags & GNTCOPY_source_gref, false, c->len, &src);
+    if (c->status == GNTST_okay)
+        c->status = copy_side(v, &c->dest, c->flags & GNTCOPY_dest_gref, true, c->len, &dst);
+    if (c->status == GNTST_okay && c->len)
+        memmove(gmem_ptr(&v->d->mem, dst, c->len), gmem_ptr(&v->d->mem, src, c->len), c->len);
+    return 0;
+}
+
+typedef int (*gnt_fn)(struct vcpu *v, void *arg);
+
+static const struct {
+    gnt_fn fn;
+    size_t size;
+} gnt_table[] = {
+    [GNTTABOP_setup_table] = {(gnt_fn)op_setup_table, sizeof(struct gnttab_setup_table)},
+    [GNTTABOP_copy] = {(gnt_fn)op_copy, sizeof(struct gnttab_copy)},
+    [GNTTABOP_query_size] = {(gnt_fn)op_query_size, sizeof(struct gnttab_query_size)},
+    [GNTTABOP_set_version] = {(gnt_fn)op_set_version, sizeof(struct gnttab_set_version)},
+    [GNTTABOP_get_version] = {(gnt_fn)op_get_version, sizeof(struct gnttab_get_version)},
+};
+
+#define GNT_MAX_BATCH 512
+
+int64_t gnttab_op(struct vcpu *v, unsigned cmd, uint64_t arg, unsigned count)
+{
+    uint8_t buf[64];
+    if (cmd >= ARRAY_SIZE(gnt_table) || !gnt_table[cmd].fn)
+        return -ENOSYS;
+    if (count > GNT_MAX_BATCH)
+        return -EINVAL;
+    size_t size = gnt_table[cmd].size;
+    for (unsigned i = 0; i < count; i++, arg += size) {
+        if (guest_copy_from(v, buf, arg, size) < 0)
+            return -EFAULT;
+        int rc = gnt_table[cmd].fn(v, buf);
+        if (guest_copy_to(v, arg, buf, size) < 0)
+            return -EFAULT;
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}

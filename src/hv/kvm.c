@@ -1,0 +1,616 @@
+/* KVM back end: the VM, the vCPU threads and the one KVM_RUN loop.
+ *
+ * Xen acceleration in KVM (KVM_CAP_XEN_HVM) does the per-event work in the
+ * kernel: hypercall interception, event channel delivery into shared_info
+ * and the upcall vector, in-kernel EVTCHNOP_send for IPIs and back-end ports,
+ * the VIRQ_TIMER one-shot timer, pvclock in vcpu_info and the runstate area.
+ * Everything else reaches userspace as KVM_EXIT_XEN and goes to
+ * hv_hypercall. */
+#include "domus/kvm.h"
+#include "domus/builder.h"
+#include "domus/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xen/sched.h>
+
+#define XEN_HYPERCALL_MSR 0x40000000
+#define KVM_TSS_ADDR 0xFFFBD000ULL
+#define KICK_SIGNAL SIGUSR1
+
+struct kvm_priv {
+    int kvm_fd;
+    int vm_fd;
+};
+
+static __thread struct vcpu *current_vcpu;
+
+static struct kvm_priv *priv(struct domain *d)
+{
+    return d->priv;
+}
+
+/* ---- calls into another vCPU's thread ---- */
+
+static void vcpu_run_pending_call(struct vcpu *v);
+
+/* Runs fn on vCPU t's own thread (vCPU ioctls wait while t is in KVM_RUN)
+ * and returns its result. */
+static int vcpu_call(struct vcpu *t, int (*fn)(struct vcpu *, void *), void *arg)
+{
+    if (!t->thread_started || current_vcpu == t)
+        return fn(t, arg);
+    pthread_mutex_lock(&t->call_lock);
+    while (t->call_fn) /* one call at a time */
+        pthread_cond_wait(&t->call_cond, &t->call_lock);
+    t->call_fn = fn;
+    t->call_arg = arg;
+    t->call_done = false;
+    pthread_kill(t->thread, KICK_SIGNAL);
+    while (!t->call_done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&t->call_cond, &t->call_lock, &ts);
+        if (current_vcpu && !t->call_done) {
+            /* Serve calls aimed at us meanwhile: two vCPUs may call each other. */
+            pthread_mutex_unlock(&t->call_lock);
+            vcpu_run_pending_call(current_vcpu);
+            pthread_mutex_lock(&t->call_lock);
+        }
+    }
+    int rc = t->call_rc;
+    t->call_fn = NULL;
+    pthread_cond_broadcast(&t->call_cond);
+    pthread_mutex_unlock(&t->call_lock);
+    return rc;
+}
+
+static void vcpu_run_pending_call(struct vcpu *v)
+{
+    pthread_mutex_lock(&v->call_lock);
+    if (v->call_fn && !v->call_done) {
+        v->call_rc = v->call_fn(v, v->call_arg);
+        v->call_done = true;
+        pthread_cond_broadcast(&v->call_cond);
+    }
+    pthread_mutex_unlock(&v->call_lock);
+}
+
+/* ---- hv_ops on KVM ---- */
+
+static int vm_attr(struct domain *d, struct kvm_xen_hvm_attr *a)
+{
+    return ioctl(priv(d)->vm_fd, KVM_XEN_HVM_SET_ATTR, a) < 0 ? -errno : 0;
+}
+
+static int vcpu_attr_fn(struct vcpu *v, void *arg)
+{
+    return ioctl(v->fd, KVM_XEN_VCPU_SET_ATTR, arg) < 0 ? -errno : 0;
+}
+
+static int vcpu_attr(struct vcpu *v, struct kvm_xen_vcpu_attr *a)
+{
+    return vcpu_call(v, vcpu_attr_fn, a);
+}
+
+static int k_set_shared_info(struct domain *d, uint64_t gfn)
+{
+    struct kvm_xen_hvm_attr a = {.type = KVM_XEN_ATTR_TYPE_SHARED_INFO};
+    a.u.shared_info.gfn = gfn;
+    int rc = vm_attr(d, &a);
+    if (rc < 0)
+        return rc;
+    /* As on Xen, vCPUs below 32 have a vcpu_info inside shared_info until
+     * they register one elsewhere. */
+    for (unsigned i = 0; i < d->nr_vcpus && i < XEN_LEGACY_MAX_VCPUS; i++) {
+        struct vcpu *v = &d->vcpus[i];
+        if (v->vcpu_info_gpa)
+            continue;
+        struct kvm_xen_vcpu_attr va = {.type = KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO};
+        va.u.gpa = (gfn << DOMUS_PAGE_SHIFT) + i * sizeof(struct vcpu_info);
+        if ((rc = vcpu_attr(v, &va)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int k_vcpu_gpa(struct vcpu *v, uint16_t type, uint64_t gpa)
+{
+    struct kvm_xen_vcpu_attr a = {.type = type};
+    a.u.gpa = gpa;
+    return vcpu_attr(v, &a);
+}
+
+static int k_set_vcpu_info(struct vcpu *v, uint64_t gpa)
+{
+    return k_vcpu_gpa(v, KVM_XEN_VCPU_ATTR_TYPE_VCPU_INFO, gpa);
+}
+
+static int k_set_vcpu_time_info(struct vcpu *v, uint64_t gpa)
+{
+    return k_vcpu_gpa(v, KVM_XEN_VCPU_ATTR_TYPE_VCPU_TIME_INFO, gpa);
+}
+
+static int k_set_runstate(struct vcpu *v, uint64_t gpa)
+{
+    return k_vcpu_gpa(v, KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR, gpa);
+}
+
+static int k_set_upcall_vector(struct vcpu *v, uint8_t vector)
+{
+    struct kvm_xen_vcpu_attr a = {.type = KVM_XEN_VCPU_ATTR_TYPE_UPCALL_VECTOR};
+    a.u.vector = vector;
+    return vcpu_attr(v, &a);
+}
+
+static int k_set_global_upcall_vector(struct domain *d, uint8_t vector)
+{
+    struct kvm_xen_hvm_attr a = {.type = KVM_XEN_ATTR_TYPE_UPCALL_VECTOR};
+    a.u.vector = vector;
+    return vm_attr(d, &a);
+}
+
+static int k_set_timer(struct vcpu *v, uint32_t port, uint64_t expires_ns)
+{
+    struct kvm_xen_vcpu_attr a = {.type = KVM_XEN_VCPU_ATTR_TYPE_TIMER};
+    a.u.timer.port = port;
+    a.u.timer.priority = KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL;
+    a.u.timer.expires_ns = port ? expires_ns : 0;
+    return vcpu_attr(v, &a);
+}
+
+static int k_deliver(struct domain *d, uint32_t port, uint32_t vcpu)
+{
+    struct kvm_irq_routing_xen_evtchn e = {
+        .port = port, .vcpu = vcpu, .priority = KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL};
+    if (ioctl(priv(d)->vm_fd, KVM_XEN_HVM_EVTCHN_SEND, &e) < 0)
+        return -errno;
+    return 0;
+}
+
+static int k_route_remove(struct domain *d, uint32_t port)
+{
+    struct kvm_xen_hvm_attr a = {.type = KVM_XEN_ATTR_TYPE_EVTCHN};
+    a.u.evtchn.send_port = port;
+    a.u.evtchn.flags = KVM_XEN_EVTCHN_DEASSIGN;
+    int rc = vm_attr(d, &a);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+static int k_route_local(struct domain *d, uint32_t port, uint32_t target, uint32_t vcpu)
+{
+    struct kvm_xen_hvm_attr a = {.type = KVM_XEN_ATTR_TYPE_EVTCHN};
+    k_route_remove(d, port);
+    a.u.evtchn.send_port = port;
+    a.u.evtchn.type = port == target ? EVTCHNSTAT_ipi : EVTCHNSTAT_interdomain;
+    a.u.evtchn.deliver.port.port = target;
+    a.u.evtchn.deliver.port.vcpu = vcpu;
+    a.u.evtchn.deliver.port.priority = KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL;
+    return vm_attr(d, &a);
+}
+
+static int k_route_eventfd(struct domain *d, uint32_t port, int fd)
+{
+    struct kvm_xen_hvm_attr a = {.type = KVM_XEN_ATTR_TYPE_EVTCHN};
+    k_route_remove(d, port);
+    a.u.evtchn.send_port = port;
+    a.u.evtchn.type = EVTCHNSTAT_interdomain;
+    a.u.evtchn.deliver.eventfd.port = 0;
+    a.u.evtchn.deliver.eventfd.fd = fd;
+    return vm_attr(d, &a);
+}
+
+static int translate_fn(struct vcpu *v, void *arg)
+{
+    return ioctl(v->fd, KVM_TRANSLATE, arg) < 0 ? -errno : 0;
+}
+
+static int k_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
+{
+    struct kvm_translation t = {.linear_address = gva};
+    if (vcpu_call(v, translate_fn, &t) < 0 || !t.valid)
+        return -EFAULT;
+    *gpa = t.physical_address;
+    return 0;
+}
+
+static const struct hv_ops kvm_ops = {
+    .set_shared_info = k_set_shared_info,
+    .set_vcpu_info = k_set_vcpu_info,
+    .set_vcpu_time_info = k_set_vcpu_time_info,
+    .set_runstate = k_set_runstate,
+    .set_upcall_vector = k_set_upcall_vector,
+    .set_global_upcall_vector = k_set_global_upcall_vector,
+    .set_timer = k_set_timer,
+    .deliver = k_deliver,
+    .route_local = k_route_local,
+    .route_eventfd = k_route_eventfd,
+    .route_remove = k_route_remove,
+    .translate = k_translate,
+};
+
+/* ---- VM creation ---- */
+
+static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *host)
+{
+    struct kvm_userspace_memory_region r = {
+        .slot = slot, .guest_phys_addr = gpa, .memory_size = size,
+        .userspace_addr = (uint64_t)(uintptr_t)host};
+    return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+}
+
+static int map_memory(struct domain *d)
+{
+    struct gmem *m = &d->mem;
+    int fd = priv(d)->vm_fd, rc;
+    if ((rc = set_slot(fd, 0, 0, m->low_end, m->host)) < 0)
+        return rc;
+    if (m->high_size &&
+        (rc = set_slot(fd, 1, GMEM_HIGH_BASE, m->high_size, m->host + m->low_end)) < 0)
+        return rc;
+    return set_slot(fd, 2, GMEM_SPECIAL_BASE, GMEM_SPECIAL_PAGES * DOMUS_PAGE_SIZE,
+                    m->host + m->ram_size);
+}
+
+static int xen_config(struct domain *d, int caps, char *err, size_t errlen)
+{
+    struct kvm_xen_hvm_config cfg = {
+        .flags = KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL, .msr = XEN_HYPERCALL_MSR};
+    int need = KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL | KVM_XEN_HVM_CONFIG_SHARED_INFO |
+               KVM_XEN_HVM_CONFIG_EVTCHN_SEND;
+    if ((caps & need) != need) {
+        dfmt(err, errlen,
+             "KVM lacks Xen support (KVM_CAP_XEN_HVM = %#x): the host kernel needs "
+             "CONFIG_KVM_XEN=y (run 'make setup-kvm' to build and load such modules)",
+             caps);
+        return -ENOTSUP;
+    }
+    cfg.flags |= KVM_XEN_HVM_CONFIG_EVTCHN_SEND;
+    if (ioctl(priv(d)->vm_fd, KVM_XEN_HVM_CONFIG, &cfg) < 0) {
+        dfmt(err, errlen, "KVM_XEN_HVM_CONFIG: %s", strerror(errno));
+        return -errno;
+    }
+    struct kvm_xen_hvm_attr lm = {.type = KVM_XEN_ATTR_TYPE_LONG_MODE};
+    lm.u.long_mode = 1;
+    struct kvm_xen_hvm_attr ver = {.type = KVM_XEN_ATTR_TYPE_XEN_VERSION};
+    ver.u.xen_version = (HV_XEN_MAJOR << 16) | HV_XEN_MINOR;
+    if (vm_attr(d, &lm) < 0 || vm_attr(d, &ver) < 0) {
+        dfmt(err, errlen, "KVM_XEN_HVM_SET_ATTR: %s", strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
+{
+    for (unsigned n = 128; n <= 4096; n *= 2) {
+        struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+        if (!c)
+            return NULL;
+        c->nent = n;
+        if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+            return c;
+        free(c);
+        if (errno != E2BIG)
+            return NULL;
+    }
+    return NULL;
+}
+
+static int vcpu_create(struct domain *d, struct vcpu *v, const struct kvm_cpuid2 *sup)
+{
+    struct kvm_priv *p = priv(d);
+    int rc = 0;
+    struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (sup->nent + 8) * sizeof(c->entries[0]));
+    if (!c)
+        return -ENOMEM;
+    v->fd = ioctl(p->vm_fd, KVM_CREATE_VCPU, v->id);
+    if (v->fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    long sz = ioctl(p->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    v->run_size = sz > 0 ? (size_t)sz : 0;
+    v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+    if (v->run == MAP_FAILED) {
+        v->run = NULL;
+        rc = -errno;
+        goto out;
+    }
+    cpuid_build(sup, c, v->id, d->nr_vcpus, d->domid);
+    struct kvm_xen_vcpu_attr id = {.type = KVM_XEN_VCPU_ATTR_TYPE_VCPU_ID};
+    id.u.vcpu_id = v->id;
+    if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0 || ioctl(v->fd, KVM_XEN_VCPU_SET_ATTR, &id) < 0)
+        rc = -errno;
+out:
+    free(c);
+    return rc;
+}
+
+static int vm_open(struct domain *d, char *err, size_t errlen)
+{
+    struct kvm_priv *p = priv(d);
+    p->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (p->kvm_fd < 0) {
+        dfmt(err, errlen, "/dev/kvm: %s (is the kvm module loaded?)", strerror(errno));
+        return -errno;
+    }
+    p->vm_fd = ioctl(p->kvm_fd, KVM_CREATE_VM, 0);
+    if (p->vm_fd < 0) {
+        dfmt(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+        return -errno;
+    }
+    int caps = ioctl(p->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XEN_HVM);
+    int rc = xen_config(d, caps < 0 ? 0 : caps, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (ioctl(p->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
+        ioctl(p->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+        dfmt(err, errlen, "KVM irqchip set-up: %s", strerror(errno));
+        return -errno;
+    }
+    if ((rc = map_memory(d)) < 0)
+        dfmt(err, errlen, "KVM memory slots: %s", strerror(-rc));
+    return rc;
+}
+
+int kvm_domain_create(struct domain *d, char *err, size_t errlen)
+{
+    int rc;
+    struct kvm_cpuid2 *sup = NULL;
+    struct kvm_priv *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->kvm_fd = p->vm_fd = -1;
+    d->priv = p;
+    d->ops = &kvm_ops;
+    if ((rc = vm_open(d, err, errlen)) < 0)
+        goto out;
+    sup = supported_cpuid(p->kvm_fd);
+    if (!sup) {
+        rc = -EIO;
+        dfmt(err, errlen, "KVM_GET_SUPPORTED_CPUID failed");
+        goto out;
+    }
+    for (unsigned i = 0; i < d->nr_vcpus; i++) {
+        if ((rc = vcpu_create(d, &d->vcpus[i], sup)) < 0) {
+            dfmt(err, errlen, "vCPU %u: %s", i, strerror(-rc));
+            goto out;
+        }
+    }
+out:
+    free(sup);
+    if (rc < 0)
+        kvm_domain_destroy(d);
+    return rc;
+}
+
+int kvm_boot_vcpu_setup(struct domain *d, uint64_t entry, uint64_t start_info)
+{
+    struct vcpu *v = &d->vcpus[0];
+    struct kvm_sregs s;
+    if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+        return -errno;
+    struct kvm_segment code = {.base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 0xb,
+                               .present = 1, .db = 1, .s = 1, .g = 1};
+    struct kvm_segment data = code;
+    data.selector = 0x18;
+    data.type = 0x3;
+    s.cs = code;
+    s.ds = s.es = s.fs = s.gs = s.ss = data;
+    s.tr = (struct kvm_segment){.selector = 0x20, .limit = 0x67, .type = 0xb, .present = 1};
+    s.cr0 = 0x11; /* PE | ET */
+    s.cr4 = 0;
+    s.efer = 0;
+    struct kvm_regs r = {.rip = entry, .rbx = start_info, .rflags = 0x2};
+    if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0 || ioctl(v->fd, KVM_SET_REGS, &r) < 0)
+        return -errno;
+    return 0;
+}
+
+/* ---- the run loop ---- */
+
+static void kick_handler(int sig)
+{
+    (void)sig;
+    if (current_vcpu && current_vcpu->run)
+        ((struct kvm_run *)current_vcpu->run)->immediate_exit = 1;
+}
+
+static bool domain_running(struct domain *d)
+{
+    return atomic_load(&d->shutdown_reason) < 0;
+}
+
+static void handle_acpi_write(struct domain *d, uint16_t port, uint8_t val)
+{
+    if (port == ACPI_SLEEP_CONTROL_PORT && (val & ACPI_SLP_EN) &&
+        ((val >> 2) & 7) == ACPI_S5_SLP_TYP) {
+        dinfo("dom%u: ACPI power off", d->domid);
+        domain_shutdown(d, SHUTDOWN_poweroff);
+    } else if ((port == ACPI_RESET_PORT && (val & 0x04)) || (port == 0x64 && val == 0xfe)) {
+        dinfo("dom%u: reset requested (port %#x)", d->domid, port);
+        domain_shutdown(d, SHUTDOWN_reboot);
+    }
+}
+
+/* Port I/O: the ACPI sleep/reset registers and the i8042 reset; everything
+ * else reads as all ones (no device) and ignores writes. */
+static void handle_io(struct vcpu *v, struct kvm_run *run)
+{
+    uint8_t *data = (uint8_t *)run + run->io.data_offset;
+    for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
+        if (run->io.direction == KVM_EXIT_IO_OUT)
+            handle_acpi_write(v->d, run->io.port, data[0]);
+        else
+            memset(data, run->io.port == ACPI_SLEEP_STATUS_PORT ? 0 : 0xff, run->io.size);
+    }
+}
+
+static void handle_exit(struct vcpu *v, struct kvm_run *run)
+{
+    switch (run->exit_reason) {
+    case KVM_EXIT_XEN:
+        if (run->xen.type == KVM_EXIT_XEN_HCALL) {
+            uint64_t args[6];
+            memcpy(args, run->xen.u.hcall.params, sizeof(args));
+            if (run->xen.u.hcall.cpl != 0)
+                run->xen.u.hcall.result = (uint64_t)-EPERM;
+            else
+                run->xen.u.hcall.result =
+                    (uint64_t)hv_hypercall(v, run->xen.u.hcall.input, args);
+        }
+        break;
+    case KVM_EXIT_IO:
+        handle_io(v, run);
+        break;
+    case KVM_EXIT_MMIO:
+        if (!run->mmio.is_write)
+            memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+        break;
+    case KVM_EXIT_SHUTDOWN:
+        dinfo("dom%u vcpu%u: triple fault: treated as reboot", v->d->domid, v->id);
+        domain_shutdown(v->d, SHUTDOWN_reboot);
+        break;
+    case KVM_EXIT_HLT:
+        break;
+    default:
+        derr("dom%u vcpu%u: unhandled KVM exit %u: domain crashed", v->d->domid, v->id,
+             run->exit_reason);
+        domain_shutdown(v->d, SHUTDOWN_crash);
+        break;
+    }
+}
+
+static void wait_unpaused(struct vcpu *v)
+{
+    while (atomic_load(&v->d->paused) && domain_running(v->d))
+        usleep(10000);
+}
+
+static void *vcpu_thread(void *arg)
+{
+    struct vcpu *v = arg;
+    struct kvm_run *run = v->run;
+    current_vcpu = v;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, KICK_SIGNAL);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    while (domain_running(v->d)) {
+        vcpu_run_pending_call(v);
+        wait_unpaused(v);
+        if (!domain_running(v->d))
+            break;
+        int rc = ioctl(v->fd, KVM_RUN, 0);
+        run->immediate_exit = 0;
+        if (rc < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            derr("dom%u vcpu%u: KVM_RUN: %s", v->d->domid, v->id, strerror(errno));
+            domain_shutdown(v->d, SHUTDOWN_crash);
+            break;
+        }
+        handle_exit(v, run);
+    }
+    vcpu_run_pending_call(v);
+    return NULL;
+}
+
+int kvm_domain_start(struct domain *d)
+{
+    struct sigaction sa = {.sa_handler = kick_handler};
+    sigemptyset(&sa.sa_mask);
+    sigaction(KICK_SIGNAL, &sa, NULL);
+    /* Only vCPU threads take the kick signal. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, KICK_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    for (unsigned i = 0; i < d->nr_vcpus; i++) {
+        struct vcpu *v = &d->vcpus[i];
+        int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
+        if (rc != 0) {
+            domain_shutdown(d, SHUTDOWN_crash);
+            return -rc;
+        }
+        v->thread_started = true;
+    }
+    return 0;
+}
+
+static void kick_all(struct domain *d)
+{
+    for (unsigned i = 0; i < d->nr_vcpus; i++)
+        if (d->vcpus[i].thread_started)
+            pthread_kill(d->vcpus[i].thread, KICK_SIGNAL);
+}
+
+void kvm_domain_pause(struct domain *d, bool pause)
+{
+    atomic_store(&d->paused, pause);
+    if (pause)
+        kick_all(d);
+}
+
+void kvm_domain_destroy(struct domain *d)
+{
+    domain_shutdown(d, SHUTDOWN_poweroff); /* no-op if a reason is already set */
+    for (unsigned i = 0; i < d->nr_vcpus; i++) {
+        struct vcpu *v = &d->vcpus[i];
+        if (!v->thread_started)
+            continue;
+        /* Kick until the thread leaves KVM_RUN and sees the shutdown. */
+        struct timespec ts = {0, 1000000};
+        while (pthread_tryjoin_np(v->thread, NULL) == EBUSY) {
+            pthread_kill(v->thread, KICK_SIGNAL);
+            nanosleep(&ts, NULL);
+        }
+        v->thread_started = false;
+    }
+    for (unsigned i = 0; i < d->nr_vcpus; i++) {
+        struct vcpu *v = &d->vcpus[i];
+        if (v->run)
+            munmap(v->run, v->run_size);
+        if (v->fd >= 0)
+            close(v->fd);
+        v->run = NULL;
+        v->fd = -1;
+    }
+    struct kvm_priv *p = priv(d);
+    if (p) {
+        if (p->vm_fd >= 0)
+            close(p->vm_fd);
+        if (p->kvm_fd >= 0)
+            close(p->kvm_fd);
+        free(p);
+        d->priv = NULL;
+    }
+}
+
+uint64_t kvm_domain_cputime_ns(struct domain *d)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < d->nr_vcpus; i++) {
+        clockid_t cid;
+        struct timespec ts;
+        if (d->vcpus[i].thread_started &&
+            pthread_getcpuclockid(d->vcpus[i].thread, &cid) == 0 &&
+            clock_gettime(cid, &ts) == 0)
+            total += (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+    }
+    return total;
+}

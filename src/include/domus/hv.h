@@ -1,0 +1,178 @@
+/* The hypervisor core of one guest domain (runs inside domus-vm).
+ *
+ * A domain owns its guest memory, its vCPUs, its event channels and grant
+ * table, and its HVM parameters.  Everything the hypercall layer does to the
+ * outside world (KVM, back ends) goes through struct hv_ops, so the hypercall
+ * and event channel logic can be driven by unit tests without /dev/kvm. */
+#ifndef DOMUS_HV_H
+#define DOMUS_HV_H
+
+#include "domus/gmem.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <xen/xen.h>
+#include <xen/event_channel.h>
+#include <xen/grant_table.h>
+#include <xen/hvm/params.h>
+
+#define HV_MAX_VCPUS 128
+#define HV_NR_PORTS (sizeof(xen_ulong_t) * sizeof(xen_ulong_t) * 64) /* 2-level ABI */
+#define HV_GNTTAB_MAX_FRAMES 32
+#define HV_XEN_MAJOR 4
+#define HV_XEN_MINOR 17
+
+struct domain;
+struct vcpu;
+
+/* Event channel port state (Xen's ECS_*). */
+enum evtchn_state {
+    EVS_FREE = 0,
+    EVS_RESERVED,
+    EVS_UNBOUND,
+    EVS_INTERDOMAIN,
+    EVS_VIRQ,
+    EVS_IPI,
+};
+
+struct evtchn {
+    enum evtchn_state state;
+    uint32_t vcpu;        /* notify vCPU */
+    domid_t remote_dom;   /* UNBOUND: who may bind; INTERDOMAIN: the peer */
+    uint32_t remote_port; /* INTERDOMAIN */
+    uint32_t virq;        /* VIRQ */
+    int backend_fd;       /* eventfd signalled when the guest sends (Dom0 back end), or -1 */
+};
+
+/* Side effects of hypercalls on the outside world.  The KVM implementation
+ * lives in kvm.c; unit tests supply fakes.  Each returns 0 or -errno. */
+struct hv_ops {
+    int (*set_shared_info)(struct domain *d, uint64_t gfn);
+    int (*set_vcpu_info)(struct vcpu *v, uint64_t gpa);
+    int (*set_vcpu_time_info)(struct vcpu *v, uint64_t gpa);
+    int (*set_runstate)(struct vcpu *v, uint64_t gpa);
+    int (*set_upcall_vector)(struct vcpu *v, uint8_t vector);
+    int (*set_global_upcall_vector)(struct domain *d, uint8_t vector);
+    int (*set_timer)(struct vcpu *v, uint32_t port, uint64_t expires_ns);
+    /* Marks port pending for the guest and raises the upcall on vcpu. */
+    int (*deliver)(struct domain *d, uint32_t port, uint32_t vcpu);
+    /* Routes guest sends on port: to a local port (IPI/loopback), to an
+     * eventfd (back end), or nowhere (remove). */
+    int (*route_local)(struct domain *d, uint32_t port, uint32_t target, uint32_t vcpu);
+    int (*route_eventfd)(struct domain *d, uint32_t port, int fd);
+    int (*route_remove)(struct domain *d, uint32_t port);
+    /* Guest-virtual to guest-physical for vcpu v; -EFAULT when unmapped. */
+    int (*translate)(struct vcpu *v, uint64_t gva, uint64_t *gpa);
+};
+
+struct vcpu {
+    struct domain *d;
+    uint32_t id;
+    int fd;               /* KVM vCPU fd, -1 in unit tests */
+    void *run;            /* struct kvm_run mapping */
+    size_t run_size;
+    pthread_t thread;
+    uint64_t vcpu_info_gpa; /* 0 until registered */
+    uint32_t timer_port;    /* VIRQ_TIMER port or 0 */
+    uint64_t periodic_ns;
+    uint64_t singleshot_ns; /* pending expiry when no timer port is bound */
+    atomic_bool kicked;
+
+    /* A call another thread asked this vCPU's thread to run (vCPU ioctls
+     * block while the vCPU is inside KVM_RUN): see vcpu_call in kvm.c. */
+    pthread_mutex_t call_lock;
+    pthread_cond_t call_cond;
+    int (*call_fn)(struct vcpu *v, void *arg);
+    void *call_arg;
+    int call_rc;
+    bool call_done;
+    bool thread_started;
+};
+
+struct domain {
+    uint32_t domid;
+    char name[64];
+    struct gmem mem;
+    const struct hv_ops *ops;
+    void *priv; /* for ops */
+
+    unsigned nr_vcpus;
+    struct vcpu vcpus[HV_MAX_VCPUS];
+
+    pthread_mutex_t lock; /* event channels, grant table, params */
+    uint64_t shared_info_gpa; /* 0 until mapped */
+    struct evtchn ports[HV_NR_PORTS];
+    uint64_t hvm_params[HVM_NR_PARAMS];
+
+    unsigned gnt_nr_frames;
+    uint64_t gnt_frame_gpa[HV_GNTTAB_MAX_FRAMES];
+    unsigned gnt_version;
+
+    /* The memory map the builder gave the guest (for XENMEM_memory_map). */
+    struct { uint64_t addr, size; uint32_t type; } memmap[16];
+    unsigned memmap_n;
+
+    /* Guest console output sink for CONSOLEIO_write (may be NULL). */
+    void (*console_write)(struct domain *d, const char *buf, size_t len);
+
+    /* Set once, by the first shutdown request; -1 while running. */
+    atomic_int shutdown_reason;
+    atomic_bool paused;
+    int event_fd; /* eventfd written on shutdown (or -1) */
+};
+
+/* --- domain.c --- */
+
+/* Initialises d (domid, name, nr_vcpus vCPUs, ops); memory is set up by the
+ * caller.  Ports 0 is reserved. */
+void domain_init(struct domain *d, uint32_t domid, const char *name, unsigned nr_vcpus,
+                 const struct hv_ops *ops);
+
+/* Records a shutdown request (first one wins); returns true if it was first. */
+bool domain_shutdown(struct domain *d, int reason);
+
+/* Copies between guest-virtual memory of vcpu v and host buffers, page by
+ * page through ops->translate and gmem_ptr; 0 or -EFAULT. */
+int guest_copy_from(struct vcpu *v, void *dst, uint64_t gva, size_t len);
+int guest_copy_to(struct vcpu *v, uint64_t gva, const void *src, size_t len);
+
+/* --- hypercall.c --- */
+
+/* Executes hypercall nr with args for vcpu v; returns the value for the
+ * guest's %rax (negative Xen errno on failure, -ENOSYS for unknown calls). */
+int64_t hv_hypercall(struct vcpu *v, uint64_t nr, const uint64_t args[6]);
+
+/* --- evtchn.c --- */
+
+/* Event channel operation cmd with the argument struct at guest-virtual arg. */
+int64_t evtchn_op(struct vcpu *v, unsigned cmd, uint64_t arg);
+
+/* The host side (Domain 0 back ends of this domain): allocates a port bound
+ * to Domain 0 whose guest sends signal fd (an eventfd); -errno or port. */
+int evtchn_alloc_backend_port(struct domain *d, int fd);
+
+/* Raises port for the guest as if its remote end had sent; 0 or -errno. */
+int evtchn_notify_guest(struct domain *d, uint32_t port);
+
+/* Pure operations on the port table (lock held by caller), for unit tests. */
+int evtchn_alloc(struct domain *d);
+bool evtchn_valid(const struct domain *d, uint32_t port);
+
+/* --- gnttab.c --- */
+
+int64_t gnttab_op(struct vcpu *v, unsigned cmd, uint64_t arg, unsigned count);
+
+/* Where grant frame idx of d lives (set by add_to_physmap); -EINVAL if idx
+ * is beyond the table's maximum. */
+int gnttab_set_frame(struct domain *d, unsigned idx, uint64_t gpa);
+
+/* Validates grant ref of d for use by domain `grantee`; on success returns
+ * the granted frame's guest-physical address in *gpa.  Write access needs
+ * the grant not to be read-only.  Xen's GNTST_* (negative) on failure. */
+int gnttab_check(struct domain *d, grant_ref_t ref, domid_t grantee, bool write,
+                 uint64_t *gpa);
+
+#endif

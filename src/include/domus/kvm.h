@@ -1,0 +1,40 @@
+/* KVM back end of the hypervisor core: one VM per domain, one thread per vCPU. */
+#ifndef DOMUS_KVM_H
+#define DOMUS_KVM_H
+
+#include "domus/hv.h"
+
+#include <linux/kvm.h>
+#include <stddef.h>
+
+/* Opens /dev/kvm, checks for KVM_CAP_XEN_HVM with hypercall interception,
+ * creates the VM with an in-kernel irqchip, maps d->mem and creates
+ * d->nr_vcpus vCPUs with Domus's CPUID.  Sets d->ops.  On failure returns
+ * -errno with a reason in err and leaves nothing open. */
+int kvm_domain_create(struct domain *d, char *err, size_t errlen);
+
+/* Puts the boot vCPU at the PVH entry (32-bit protected mode, paging off,
+ * %ebx = start_info). */
+int kvm_boot_vcpu_setup(struct domain *d, uint64_t entry, uint64_t start_info);
+
+/* Starts one thread per vCPU. */
+int kvm_domain_start(struct domain *d);
+
+/* Pauses or unpauses every vCPU; returns when they are stopped. */
+void kvm_domain_pause(struct domain *d, bool pause);
+
+/* Stops the vCPU threads (after a shutdown or for destroy) and frees all. */
+void kvm_domain_destroy(struct domain *d);
+
+/* Microseconds of CPU time the vCPU threads used. */
+uint64_t kvm_domain_cputime_ns(struct domain *d);
+
+/* CPUID for vCPU vcpu_id of nr_vcpus, built from KVM's supported list:
+ * Xen leaves at 0x40000000 (signature, version 4.17, hypercall MSR, TSC,
+ * HVM features with the per-vCPU upcall vector and the vCPU id), KVM's own
+ * leaves removed, APIC ids per vCPU, leaf 0xD consistent with the XCR0
+ * features offered.  out must hold supported->nent + 8 entries. */
+void cpuid_build(const struct kvm_cpuid2 *supported, struct kvm_cpuid2 *out,
+                 unsigned vcpu_id, unsigned nr_vcpus, unsigned domid);
+
+#endif
