@@ -1,0 +1,457 @@
+/* Unit tests of the hypervisor core without /dev/kvm: guest memory
+ * translation, hypercall dispatch, event channels, grant table, CPUID.
+ * KVM is replaced by fake hv_ops that record what would have been done;
+ * guest-virtual addresses translate 1:1 to guest-physical. */
+#include "domus/hv.h"
+#include "domus/kvm.h"
+#include "domus/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xen/features.h>
+#include <xen/hvm/hvm_op.h>
+#include <xen/memory.h>
+#include <xen/sched.h>
+#include <xen/vcpu.h>
+#include <xen/version.h>
+
+static int failures;
+
+#define CHECK(name, cond)                                                                  \
+    do {                                                                                   \
+        if (cond) {                                                                        \
+            printf("PASS %s\n", name);                                                     \
+        } else {                                                                           \
+            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                         \
+            failures++;                                                                    \
+        }                                                                                  \
+    } while (0)
+
+/* ---- fake KVM ---- */
+
+static struct {
+    unsigned delivered, last_port, last_vcpu;
+    unsigned routes_local, routes_removed, timer_port;
+    uint64_t shinfo_gfn;
+    uint8_t upcall_vector;
+} fk;
+
+static int f_shinfo(struct domain *d, uint64_t gfn) { (void)d; fk.shinfo_gfn = gfn; return 0; }
+static int f_gpa(struct vcpu *v, uint64_t gpa) { (void)v; (void)gpa; return 0; }
+static int f_vec(struct vcpu *v, uint8_t vec) { (void)v; fk.upcall_vector = vec; return 0; }
+static int f_gvec(struct domain *d, uint8_t vec) { (void)d; (void)vec; return 0; }
+static int f_timer(struct vcpu *v, uint32_t port, uint64_t ns)
+{
+    (void)v;
+    (void)ns;
+    fk.timer_port = port;
+    return 0;
+}
+static int f_deliver(struct domain *d, uint32_t port, uint32_t vcpu)
+{
+    (void)d;
+    fk.delivered++;
+    fk.last_port = port;
+    fk.last_vcpu = vcpu;
+    return 0;
+}
+static int f_route_local(struct domain *d, uint32_t p, uint32_t t, uint32_t v)
+{
+    (void)d, (void)p, (void)t, (void)v;
+    fk.routes_local++;
+    return 0;
+}
+static int f_route_fd(struct domain *d, uint32_t p, int fd) { (void)d, (void)p, (void)fd; return 0; }
+static int f_route_rm(struct domain *d, uint32_t p) { (void)d, (void)p; fk.routes_removed++; return 0; }
+static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
+{
+    (void)v;
+    *gpa = gva;
+    return 0;
+}
+
+static const struct hv_ops fake_ops = {
+    f_shinfo, f_gpa, f_gpa, f_gpa, f_vec, f_gvec, f_timer,
+    f_deliver, f_route_local, f_route_fd, f_route_rm, f_translate,
+};
+
+static struct domain *dom;
+#define ARG 0x10000ULL    /* scratch area for hypercall arguments */
+#define SHINFO 0x20000ULL /* shared_info page */
+
+static int64_t hcall(unsigned nr, uint64_t a0, uint64_t a1, uint64_t a2)
+{
+    uint64_t a[6] = {a0, a1, a2, 0, 0, 0};
+    return hv_hypercall(&dom->vcpus[0], nr, a);
+}
+
+static void put(const void *p, size_t n) { gmem_write(&dom->mem, ARG, p, n); }
+static void get(void *p, size_t n) { gmem_read(&dom->mem, ARG, p, n); }
+
+static void setup(unsigned vcpus)
+{
+    if (dom) {
+        gmem_destroy(&dom->mem);
+        free(dom);
+    }
+    dom = calloc(1, sizeof(*dom));
+    domain_init(dom, 5, "t", vcpus, &fake_ops);
+    if (gmem_init(&dom->mem, 64ULL << 20) < 0)
+        abort();
+    memset(&fk, 0, sizeof(fk));
+}
+
+/* ---- gmem ---- */
+
+static void test_gmem(void)
+{
+    struct gmem m;
+    CHECK("gmem rejects tiny RAM", gmem_init(&m, 4096) == -EINVAL);
+    CHECK("gmem rejects unaligned RAM", gmem_init(&m, (64ULL << 20) + 1) == -EINVAL);
+    if (gmem_init(&m, 3584ULL << 20) < 0) {
+        CHECK("gmem 3.5 GiB init", 0);
+        return;
+    }
+    CHECK("gmem low RAM split at 3 GiB", m.low_end == GMEM_LOW_LIMIT && m.high_size == 512ULL << 20);
+    CHECK("gmem first byte", gmem_ptr(&m, 0, 1) == m.host);
+    CHECK("gmem last low byte", gmem_ptr(&m, GMEM_LOW_LIMIT - 1, 1) != NULL);
+    CHECK("gmem range crossing low end", gmem_ptr(&m, GMEM_LOW_LIMIT - 1, 2) == NULL);
+    CHECK("gmem hole", gmem_ptr(&m, GMEM_LOW_LIMIT, 1) == NULL);
+    CHECK("gmem high RAM", gmem_ptr(&m, GMEM_HIGH_BASE, 4096) == m.host + GMEM_LOW_LIMIT);
+    CHECK("gmem beyond high RAM", gmem_ptr(&m, GMEM_HIGH_BASE + (512ULL << 20), 1) == NULL);
+    CHECK("gmem special page", gmem_ptr(&m, GMEM_SPECIAL_BASE, 4096) == m.host + m.ram_size);
+    CHECK("gmem overflowing length", gmem_ptr(&m, 16, UINT64_MAX - 8) == NULL);
+    CHECK("gmem overflowing address", gmem_ptr(&m, UINT64_MAX - 1, 4) == NULL);
+    CHECK("gmem zero length", gmem_ptr(&m, 0, 0) == NULL);
+    char b[8];
+    CHECK("gmem_read outside is -EFAULT", gmem_read(&m, GMEM_LOW_LIMIT, b, 8) == -EFAULT);
+    gmem_destroy(&m);
+}
+
+/* ---- hypercalls ---- */
+
+static void test_dispatch(void)
+{
+    setup(2);
+    CHECK("xen_version is 4.17", hcall(__HYPERVISOR_xen_version, XENVER_version, 0, 0) ==
+                                     ((4 << 16) | 17));
+    xen_feature_info_t fi = {.submap_idx = 0};
+    put(&fi, sizeof(fi));
+    hcall(__HYPERVISOR_xen_version, XENVER_get_features, ARG, 0);
+    get(&fi, sizeof(fi));
+    CHECK("features: hvm_safe_pvclock and callback vector",
+          (fi.submap & (1U << XENFEAT_hvm_safe_pvclock)) &&
+              (fi.submap & (1U << XENFEAT_hvm_callback_vector)) &&
+              (fi.submap & (1U << XENFEAT_auto_translated_physmap)));
+    CHECK("unknown hypercall is -ENOSYS", hcall(200, 0, 0, 0) == -ENOSYS);
+    CHECK("unknown hypercall in table range is -ENOSYS", hcall(__HYPERVISOR_mmu_update, 0, 0, 0) == -ENOSYS);
+    CHECK("unknown sub-op is -ENOSYS", hcall(__HYPERVISOR_memory_op, 999, ARG, 0) == -ENOSYS);
+    CHECK("argument outside guest memory is -EFAULT",
+          hcall(__HYPERVISOR_xen_version, XENVER_get_features, 0xF0000000ULL, 0) == -EFAULT);
+    CHECK("argument straddling the end of RAM is -EFAULT",
+          hcall(__HYPERVISOR_xen_version, XENVER_get_features, (64ULL << 20) - 4, 0) == -EFAULT);
+}
+
+static void map_shared_info(void)
+{
+    struct xen_add_to_physmap x = {.domid = DOMID_SELF, .space = XENMAPSPACE_shared_info,
+                                   .idx = 0, .gpfn = SHINFO >> 12};
+    put(&x, sizeof(x));
+    hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0);
+}
+
+static void test_memory_op(void)
+{
+    setup(1);
+    map_shared_info();
+    CHECK("shared_info mapped", dom->shared_info_gpa == SHINFO && fk.shinfo_gfn == SHINFO >> 12);
+    struct xen_add_to_physmap x = {.domid = DOMID_SELF, .space = XENMAPSPACE_shared_info,
+                                   .gpfn = 0xFFFFFFFFFULL};
+    put(&x, sizeof(x));
+    CHECK("shared_info outside RAM is -EINVAL",
+          hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -EINVAL);
+    x = (struct xen_add_to_physmap){.domid = 7, .space = XENMAPSPACE_shared_info, .gpfn = 0x30};
+    put(&x, sizeof(x));
+    CHECK("add_to_physmap for another domain is -ESRCH",
+          hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -ESRCH);
+    x = (struct xen_add_to_physmap){.domid = DOMID_SELF, .space = XENMAPSPACE_grant_table,
+                                    .idx = 1000, .gpfn = 0x30};
+    put(&x, sizeof(x));
+    CHECK("grant frame index beyond maximum is -EINVAL",
+          hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -EINVAL);
+    domid_t self = DOMID_SELF;
+    put(&self, sizeof(self));
+    CHECK("current_reservation in pages",
+          hcall(__HYPERVISOR_memory_op, XENMEM_current_reservation, ARG, 0) == (64 << 20) / 4096);
+}
+
+static void test_hvm_op(void)
+{
+    setup(2);
+    dom->hvm_params[HVM_PARAM_CONSOLE_EVTCHN] = 3;
+    struct xen_hvm_param p = {.domid = DOMID_SELF, .index = HVM_PARAM_CONSOLE_EVTCHN};
+    put(&p, sizeof(p));
+    hcall(__HYPERVISOR_hvm_op, HVMOP_get_param, ARG, 0);
+    get(&p, sizeof(p));
+    CHECK("get_param returns toolstack value", p.value == 3);
+    p.value = 9;
+    put(&p, sizeof(p));
+    CHECK("guest cannot set console param", hcall(__HYPERVISOR_hvm_op, HVMOP_set_param, ARG, 0) == -EPERM);
+    p.index = HVM_NR_PARAMS + 5;
+    put(&p, sizeof(p));
+    CHECK("param index out of range is -EINVAL", hcall(__HYPERVISOR_hvm_op, HVMOP_get_param, ARG, 0) == -EINVAL);
+    struct xen_hvm_evtchn_upcall_vector uv = {.vcpu = 1, .vector = 0xf3};
+    put(&uv, sizeof(uv));
+    CHECK("per-vCPU upcall vector set", hcall(__HYPERVISOR_hvm_op, HVMOP_set_evtchn_upcall_vector, ARG, 0) == 0 &&
+                                            fk.upcall_vector == 0xf3);
+    uv.vcpu = 9;
+    put(&uv, sizeof(uv));
+    CHECK("upcall vector for missing vCPU is -ENOENT",
+          hcall(__HYPERVISOR_hvm_op, HVMOP_set_evtchn_upcall_vector, ARG, 0) == -ENOENT);
+}
+
+static void test_sched_vcpu(void)
+{
+    setup(2);
+    struct sched_shutdown sd = {.reason = 99};
+    put(&sd, sizeof(sd));
+    CHECK("shutdown with bad reason is -EINVAL", hcall(__HYPERVISOR_sched_op, SCHEDOP_shutdown, ARG, 0) == -EINVAL);
+    sd.reason = SHUTDOWN_crash;
+    put(&sd, sizeof(sd));
+    hcall(__HYPERVISOR_sched_op, SCHEDOP_shutdown, ARG, 0);
+    sd.reason = SHUTDOWN_poweroff;
+    put(&sd, sizeof(sd));
+    hcall(__HYPERVISOR_sched_op, SCHEDOP_shutdown, ARG, 0);
+    CHECK("first shutdown reason wins", atomic_load(&dom->shutdown_reason) == SHUTDOWN_crash);
+    CHECK("vcpu_op on missing vCPU is -ENOENT", hcall(__HYPERVISOR_vcpu_op, VCPUOP_is_up, 7, 0) == -ENOENT);
+    struct vcpu_register_vcpu_info r = {.mfn = 0x40, .offset = 4090};
+    put(&r, sizeof(r));
+    CHECK("vcpu_info crossing a page is -EINVAL",
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 1, ARG) == -EINVAL);
+    r.offset = 64;
+    put(&r, sizeof(r));
+    CHECK("vcpu_info registered", hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 1, ARG) == 0 &&
+                                      dom->vcpus[1].vcpu_info_gpa == 0x40040);
+}
+
+/* ---- event channels ---- */
+
+static int64_t evtchn(unsigned cmd, void *arg, size_t size)
+{
+    put(arg, size);
+    int64_t rc = hcall(__HYPERVISOR_event_channel_op, cmd, ARG, 0);
+    get(arg, size);
+    return rc;
+}
+
+static void test_evtchn_basic(void)
+{
+    setup(2);
+    map_shared_info();
+    struct evtchn_alloc_unbound au = {.dom = DOMID_SELF, .remote_dom = DOMID_SELF};
+    CHECK("alloc_unbound", evtchn(EVTCHNOP_alloc_unbound, &au, sizeof(au)) == 0 && au.port == 1);
+    struct evtchn_bind_interdomain bi = {.remote_dom = DOMID_SELF, .remote_port = au.port};
+    CHECK("bind_interdomain loopback", evtchn(EVTCHNOP_bind_interdomain, &bi, sizeof(bi)) == 0 &&
+                                           bi.local_port == 2 && fk.last_port == 2);
+    struct evtchn_send s = {.port = bi.local_port};
+    fk.delivered = 0;
+    CHECK("send over loopback reaches the other end",
+          evtchn(EVTCHNOP_send, &s, sizeof(s)) == 0 && fk.delivered == 1 && fk.last_port == au.port);
+    struct evtchn_status st = {.dom = DOMID_SELF, .port = au.port};
+    CHECK("status interdomain", evtchn(EVTCHNOP_status, &st, sizeof(st)) == 0 &&
+                                    st.status == EVTCHNSTAT_interdomain &&
+                                    st.u.interdomain.port == bi.local_port);
+    struct evtchn_close c = {.port = bi.local_port};
+    evtchn(EVTCHNOP_close, &c, sizeof(c));
+    evtchn(EVTCHNOP_status, &st, sizeof(st));
+    CHECK("closing one end leaves the other unbound", st.status == EVTCHNSTAT_unbound);
+    CHECK("close of a free port is -EINVAL", evtchn(EVTCHNOP_close, &c, sizeof(c)) == -EINVAL);
+    s.port = 4095;
+    CHECK("send on a free port is -EINVAL", evtchn(EVTCHNOP_send, &s, sizeof(s)) == -EINVAL);
+    s.port = 1u << 30;
+    CHECK("send on a huge port is -EINVAL", evtchn(EVTCHNOP_send, &s, sizeof(s)) == -EINVAL);
+    c.port = 0;
+    CHECK("port 0 cannot be closed", evtchn(EVTCHNOP_close, &c, sizeof(c)) == -EINVAL);
+    au.dom = 9;
+    CHECK("alloc_unbound for another domain is -EPERM",
+          evtchn(EVTCHNOP_alloc_unbound, &au, sizeof(au)) == -EPERM);
+    CHECK("FIFO ABI not offered", hcall(__HYPERVISOR_event_channel_op, EVTCHNOP_init_control, ARG, 0) == -ENOSYS);
+    CHECK("out-of-table op is -ENOSYS", hcall(__HYPERVISOR_event_channel_op, 1000, ARG, 0) == -ENOSYS);
+}
+
+static void test_evtchn_virq_ipi(void)
+{
+    setup(2);
+    map_shared_info();
+    struct evtchn_bind_virq bv = {.virq = VIRQ_TIMER, .vcpu = 1};
+    CHECK("bind_virq timer", evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == 0 &&
+                                 fk.timer_port == bv.port && dom->vcpus[1].timer_port == bv.port);
+    CHECK("bind_virq twice is -EEXIST", evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == -EEXIST);
+    bv.vcpu = 5;
+    CHECK("bind_virq to missing vCPU is -ENOENT", evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == -ENOENT);
+    bv.virq = NR_VIRQS;
+    bv.vcpu = 0;
+    CHECK("bind_virq bad virq is -EINVAL", evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == -EINVAL);
+    struct evtchn_bind_ipi ipi = {.vcpu = 1};
+    unsigned routes = fk.routes_local;
+    CHECK("bind_ipi routed in-kernel", evtchn(EVTCHNOP_bind_ipi, &ipi, sizeof(ipi)) == 0 &&
+                                           fk.routes_local == routes + 1);
+    struct evtchn_bind_vcpu bvc = {.port = ipi.port, .vcpu = 0};
+    CHECK("IPI cannot be re-bound", evtchn(EVTCHNOP_bind_vcpu, &bvc, sizeof(bvc)) == -EINVAL);
+    struct evtchn_close c = {.port = dom->vcpus[1].timer_port};
+    evtchn(EVTCHNOP_close, &c, sizeof(c));
+    CHECK("closing the timer port stops the timer", fk.timer_port == 0 && dom->vcpus[1].timer_port == 0);
+}
+
+static void test_evtchn_unmask(void)
+{
+    setup(1);
+    map_shared_info();
+    struct evtchn_bind_ipi ipi = {.vcpu = 0};
+    evtchn(EVTCHNOP_bind_ipi, &ipi, sizeof(ipi));
+    struct shared_info *si = gmem_ptr(&dom->mem, SHINFO, sizeof(*si));
+    si->evtchn_mask[0] |= 1UL << ipi.port;
+    si->evtchn_pending[0] |= 1UL << ipi.port;
+    fk.delivered = 0;
+    struct evtchn_unmask u = {.port = ipi.port};
+    CHECK("unmask of a pending port re-delivers it",
+          evtchn(EVTCHNOP_unmask, &u, sizeof(u)) == 0 && fk.delivered == 1 &&
+              !(si->evtchn_mask[0] & (1UL << ipi.port)));
+    fk.delivered = 0;
+    evtchn(EVTCHNOP_unmask, &u, sizeof(u));
+    CHECK("unmask of an idle port delivers nothing", fk.delivered == 0);
+}
+
+static void test_evtchn_exhaustion(void)
+{
+    setup(1);
+    struct evtchn_alloc_unbound au = {.dom = DOMID_SELF, .remote_dom = 0};
+    int64_t rc = 0;
+    unsigned n = 0;
+    while ((rc = evtchn(EVTCHNOP_alloc_unbound, &au, sizeof(au))) == 0)
+        n++;
+    CHECK("ports run out with -ENOSPC", rc == -ENOSPC && n == HV_NR_PORTS - 1);
+    struct evtchn_reset r = {.dom = DOMID_SELF};
+    evtchn(EVTCHNOP_reset, &r, sizeof(r));
+    CHECK("reset frees every port", evtchn(EVTCHNOP_alloc_unbound, &au, sizeof(au)) == 0 && au.port == 1);
+}
+
+/* ---- grant table ---- */
+
+#define GFRAME 0x30000ULL
+
+static void test_gnttab(void)
+{
+    setup(1);
+    struct xen_add_to_physmap x = {.domid = DOMID_SELF, .space = XENMAPSPACE_grant_table,
+                                   .idx = 0, .gpfn = GFRAME >> 12};
+    put(&x, sizeof(x));
+    CHECK("grant frame mapped", hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == 0);
+    grant_entry_v1_t *g = gmem_ptr(&dom->mem, GFRAME, 4096);
+    g[1] = (grant_entry_v1_t){.flags = GTF_permit_access, .domid = 0, .frame = 0x50};
+    g[2] = (grant_entry_v1_t){.flags = GTF_permit_access | GTF_readonly, .domid = 0, .frame = 0x51};
+    g[3] = (grant_entry_v1_t){.flags = GTF_permit_access, .domid = 0, .frame = 0xFFFFFFF};
+    uint64_t gpa = 0;
+    CHECK("grant valid for its grantee", gnttab_check(dom, 1, 0, true, &gpa) == GNTST_okay && gpa == 0x50000);
+    CHECK("grant refused to another domain", gnttab_check(dom, 1, 3, false, &gpa) == GNTST_permission_denied);
+    CHECK("read-only grant refuses write", gnttab_check(dom, 2, 0, true, &gpa) == GNTST_permission_denied);
+    CHECK("read-only grant allows read", gnttab_check(dom, 2, 0, false, &gpa) == GNTST_okay);
+    CHECK("grant of a frame outside RAM", gnttab_check(dom, 3, 0, false, &gpa) == GNTST_bad_page);
+    CHECK("unused entry refused", gnttab_check(dom, 4, 0, false, &gpa) == GNTST_permission_denied);
+    CHECK("ref beyond the table", gnttab_check(dom, 512 * 40, 0, false, &gpa) == GNTST_bad_gntref);
+
+    struct gnttab_query_size q = {.dom = DOMID_SELF};
+    put(&q, sizeof(q));
+    hcall(__HYPERVISOR_grant_table_op, GNTTABOP_query_size, ARG, 1);
+    get(&q, sizeof(q));
+    CHECK("query_size", q.status == GNTST_okay && q.nr_frames == 1 && q.max_nr_frames == HV_GNTTAB_MAX_FRAMES);
+    struct gnttab_set_version sv = {.version = 2};
+    put(&sv, sizeof(sv));
+    CHECK("grant table v2 refused", hcall(__HYPERVISOR_grant_table_op, GNTTABOP_set_version, ARG, 1) < 0);
+    sv.version = 1;
+    put(&sv, sizeof(sv));
+    CHECK("grant table v1 accepted", hcall(__HYPERVISOR_grant_table_op, GNTTABOP_set_version, ARG, 1) == 0);
+    CHECK("huge batch refused", hcall(__HYPERVISOR_grant_table_op, GNTTABOP_query_size, ARG, 100000) == -EINVAL);
+
+    memcpy(gmem_ptr(&dom->mem, 0x60000, 8), "granted", 8);
+    struct gnttab_copy c = {.len = 8, .flags = 0};
+    c.source.u.gmfn = 0x60;
+    c.source.domid = DOMID_SELF;
+    c.dest.u.gmfn = 0x61;
+    c.dest.domid = DOMID_SELF;
+    c.dest.offset = 100;
+    put(&c, sizeof(c));
+    hcall(__HYPERVISOR_grant_table_op, GNTTABOP_copy, ARG, 1);
+    get(&c, sizeof(c));
+    CHECK("copy between local frames", c.status == GNTST_okay &&
+                                           !memcmp(gmem_ptr(&dom->mem, 0x61064, 8), "granted", 8));
+    c.dest.offset = 4092;
+    put(&c, sizeof(c));
+    hcall(__HYPERVISOR_grant_table_op, GNTTABOP_copy, ARG, 1);
+    get(&c, sizeof(c));
+    CHECK("copy crossing a page refused", c.status == GNTST_bad_copy_arg);
+}
+
+/* ---- CPUID ---- */
+
+static void test_cpuid(void)
+{
+    struct kvm_cpuid2 *sup = calloc(1, sizeof(*sup) + 16 * sizeof(sup->entries[0]));
+    struct kvm_cpuid2 *out = calloc(1, sizeof(*out) + 24 * sizeof(out->entries[0]));
+    sup->entries[0] = (struct kvm_cpuid_entry2){.function = 1, .ebx = 0x800};
+    sup->entries[1] = (struct kvm_cpuid_entry2){.function = 0x40000000, .ebx = 0x4b4d564b};
+    sup->entries[2] = (struct kvm_cpuid_entry2){.function = 0xd, .index = 0, .eax = 0x267, .ebx = 2696, .ecx = 2696};
+    sup->entries[3] = (struct kvm_cpuid_entry2){.function = 0xd, .index = 1, .eax = 0xf};
+    sup->entries[4] = (struct kvm_cpuid_entry2){.function = 0xd, .index = 2, .eax = 256, .ebx = 576};
+    sup->entries[5] = (struct kvm_cpuid_entry2){.function = 0xd, .index = 9, .eax = 8, .ebx = 2688};
+    sup->entries[6] = (struct kvm_cpuid_entry2){.function = 7, .ecx = 1u << 3, .ebx = 1u << 16};
+    sup->nent = 7;
+    cpuid_build(sup, out, 3, 4, 5);
+    int kvm_sig = 0, xen_sig = 0;
+    struct kvm_cpuid_entry2 *d0 = NULL, *l1 = NULL, *x4 = NULL, *l7 = NULL;
+    for (unsigned i = 0; i < out->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &out->entries[i];
+        if (e->function == 0x40000000 && e->ebx == 0x4b4d564b)
+            kvm_sig = 1;
+        if (e->function == 0x40000000 && e->ebx == 0x566e6558)
+            xen_sig = 1;
+        if (e->function == 0xd && e->index == 0)
+            d0 = e;
+        if (e->function == 1)
+            l1 = e;
+        if (e->function == 0x40000004)
+            x4 = e;
+        if (e->function == 7)
+            l7 = e;
+    }
+    CHECK("cpuid: KVM signature removed, Xen signature present", !kvm_sig && xen_sig);
+    CHECK("cpuid: XCR0 without AVX-512 when incomplete", d0 && d0->eax == 0x207);
+    CHECK("cpuid: XSAVE size covers the offered components", d0 && d0->ebx == 2696 && d0->ecx == 2696);
+    CHECK("cpuid: AVX-512 hidden with its state", l7 && !(l7->ebx & (1u << 16)) && (l7->ecx & (1u << 3)));
+    CHECK("cpuid: APIC id of vCPU 3", l1 && (l1->ebx >> 24) == 3);
+    CHECK("cpuid: Xen HVM leaf has vcpu id and upcall vector",
+          x4 && x4->ebx == 3 && x4->ecx == 5 && (x4->eax & (1u << 6)));
+    free(sup);
+    free(out);
+}
+
+int main(void)
+{
+    test_gmem();
+    test_dispatch();
+    test_memory_op();
+    test_hvm_op();
+    test_sched_vcpu();
+    test_evtchn_basic();
+    test_evtchn_virq_ipi();
+    test_evtchn_unmask();
+    test_evtchn_exhaustion();
+    test_gnttab();
+    test_cpuid();
+    gmem_destroy(&dom->mem);
+    free(dom);
+    return failures ? 1 : 0;
+}
