@@ -105,10 +105,13 @@ static int note_entry(const uint8_t *name, uint32_t namesz, uint32_t type,
     return 1;
 }
 
-/* Walks the notes in n[0, len); 1 and *entry when the PVH note is found. */
-static int scan_notes(const uint8_t *n, uint64_t len, uint64_t align, uint64_t *entry)
+/* Walks the notes of PT_NOTE segment i; 1 and *entry when the PVH note is
+ * found, 0 when not, -EINVAL with a reason when a note overruns the segment. */
+static int scan_notes(const struct elf_img *e, unsigned i, const Elf64_Phdr *ph,
+                      uint64_t *entry, char *err, size_t errlen)
 {
-    uint64_t pos = 0;
+    const uint8_t *n = e->buf + ph->p_offset;
+    uint64_t len = ph->p_filesz, align = ph->p_align == 8 ? 8 : 4, pos = 0;
 
     while (len - pos >= sizeof(Elf64_Nhdr)) {
         Elf64_Nhdr nh;
@@ -120,9 +123,18 @@ static int scan_notes(const uint8_t *n, uint64_t len, uint64_t align, uint64_t *
         desc_off = name_off + ((nh.n_namesz + align - 1) & ~(align - 1));
         next = desc_off + ((nh.n_descsz + align - 1) & ~(align - 1));
         if (nh.n_namesz > len - name_off || desc_off > len || nh.n_descsz > len - desc_off)
-            return -EINVAL;
+            return builder_fail(err, errlen, -EINVAL,
+                                "kernel: malformed ELF note at file offset %#llx (namesz "
+                                "%u, descsz %u overrun segment %u)",
+                                (unsigned long long)(ph->p_offset + pos), nh.n_namesz,
+                                nh.n_descsz, i);
         found = note_entry(n + name_off, nh.n_namesz, nh.n_type, n + desc_off,
                            nh.n_descsz, entry);
+        if (found < 0)
+            return builder_fail(err, errlen, -EINVAL,
+                                "kernel: PVH entry note has a %u-byte value (expected 4 "
+                                "or 8)",
+                                nh.n_descsz);
         if (found)
             return found;
         if (next >= len)
@@ -144,10 +156,9 @@ static int find_entry(const struct elf_img *e, uint64_t *entry, char *err, size_
         rc = check_file_range(e, i, &ph, err, errlen);
         if (rc)
             return rc;
-        rc = scan_notes(e->buf + ph.p_offset, ph.p_filesz, ph.p_align == 8 ? 8 : 4, entry);
+        rc = scan_notes(e, i, &ph, entry, err, errlen);
         if (rc < 0)
-            return builder_fail(err, errlen, -EINVAL,
-                                "kernel: malformed ELF note in segment %u", i);
+            return rc;
         if (rc == 1)
             return 0;
     }
