@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Runs one test scenario on a host with hardware virtualization and KVM_XEN.
+#
+#   tests/testhost/run.sh SCENARIO [--timeout SEC] [--with-qemu] [--testhost|--native] [--shell]
+#
+# SCENARIO is a POSIX sh script (a path, or a name looked up in tests/scenarios/
+# and tests/testhost/).  It prints `PASS what` / `FAIL what` lines.  It gets:
+#   DOMUS_GUEST_KERNEL  Debian's cloud kernel (boots as a Xen PVH guest)
+#   DOMUS_GUEST_INITRD  the guest initramfs (tests/guest/*.sh in /tests/)
+#   DOMUS_BIN           directory holding Domus's binaries (also on PATH,
+#                       with kvm-xen-probe and, with --with-qemu, QEMU)
+#   DOMUS_TMP           a writable directory
+#   DOMUS_GUEST_TESTS   the repo's tests/guest scripts
+#
+# Where /proc/cpuinfo has neither vmx nor svm (the development machines), the
+# scenario runs inside the *test host*: QEMU's TCG emulator with an emulated
+# AMD SVM CPU booting Debian's cloud kernel with our KVM_XEN kvm modules, from
+# an initramfs built here into build/testhost/.  The serial log goes to
+# tests/out/<scenario>.log.  Elsewhere the scenario runs natively (as root,
+# with the KVM_XEN modules loaded: `make setup-kvm`).
+#
+# Prints every PASS/FAIL line of the scenario, and a FAIL line of its own when
+# the scenario times out (default 300 s), exits non-zero, does not finish, or
+# prints no PASS.  Exits non-zero on any FAIL.
+#
+# --with-qemu  also put qemu-system-x86_64 (with its libraries and firmware)
+#              into the test host, for comparisons against QEMU.
+# --shell      (test host) no scenario: a shell on the serial console.
+set -euo pipefail
+
+DOMUS_PROG=testhost
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+
+usage() { sed -n '2,30p' "$0" >&2; exit 2; }
+SCEN="" TIMEOUT=300 WITH_QEMU=0 MODE="" SHELL_MODE=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --timeout) TIMEOUT="${2:?}"; shift 2 ;;
+    --with-qemu) WITH_QEMU=1; shift ;;
+    --testhost) MODE=testhost; shift ;;
+    --native) MODE=native; shift ;;
+    --shell) SHELL_MODE=1; shift ;;
+    -h|--help) usage ;;
+    -*) echo "run.sh: unknown option $1" >&2; usage ;;
+    *) [ -z "$SCEN" ] || usage; SCEN="$1"; shift ;;
+    esac
+done
+[ -n "$SCEN" ] || [ "$SHELL_MODE" = 1 ] || usage
+case "$TIMEOUT" in ''|*[!0-9]*) die "--timeout wants seconds" ;; esac
+
+if [ "$SHELL_MODE" = 1 ] && [ -z "$SCEN" ]; then
+    SCEN_PATH="" NAME=shell
+else
+    SCEN_PATH=""
+    for c in "$SCEN" "$ROOT/tests/scenarios/$SCEN" "$ROOT/tests/scenarios/$SCEN.sh" \
+        "$ROOT/tests/testhost/$SCEN" "$ROOT/tests/testhost/$SCEN.sh"; do
+        if [ -f "$c" ]; then SCEN_PATH="$(readlink -f "$c")"; break; fi
+    done
+    [ -n "$SCEN_PATH" ] || die "no scenario '$SCEN'"
+    NAME="$(basename "$SCEN_PATH" .sh)"
+fi
+
+# Machine set-up (cached; quiet when done).  check.sh runs it once for all.
+if [ -z "${DOMUS_SETUP_DONE:-}" ]; then
+    "$ROOT/scripts/setup.sh" --no-packages || die "scripts/setup.sh failed (run it without --no-packages?)"
+fi
+# shellcheck disable=SC1091
+. "$DOMUS_CACHE/env.sh"
+
+OUTDIR="$ROOT/tests/out"
+BUILDTH="$ROOT/build/testhost"
+mkdir -p "$OUTDIR" "$BUILDTH/bin"
+LOG="$OUTDIR/$NAME.log"
+
+# The KVM_XEN probe: static, so it runs in any initramfs.
+PROBE="$BUILDTH/bin/kvm-xen-probe"
+if [ ! -x "$PROBE" ] || [ "$HERE/kvm-xen-probe.c" -nt "$PROBE" ]; then
+    ${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$PROBE" "$HERE/kvm-xen-probe.c" ||
+        die "cannot build kvm-xen-probe"
+fi
+
+if [ -z "$MODE" ]; then
+    if grep -qwE 'vmx|svm' /proc/cpuinfo && [ -z "${DOMUS_FORCE_TESTHOST:-}" ]; then MODE=native; else MODE=testhost; fi
+fi
+
+# ---- result filter: reads the scenario's output, writes the log, prints
+# PASS/FAIL lines; sets NPASS, NFAIL, BOOT_S, END_RC.
+T0=0
+filter() {
+    local line now
+    NPASS=0 NFAIL=0 BOOT_S="" END_RC=""
+    : >"$LOG"
+    while IFS= read -r line || [ -n "$line" ]; do
+        line="${line%$'\r'}"
+        printf '%s\n' "$line" >>"$LOG"
+        case "$line" in
+        PASS\ *) NPASS=$((NPASS + 1)); printf '%s\n' "$line" ;;
+        FAIL\ *) NFAIL=$((NFAIL + 1)); printf '%s\n' "$line" ;;
+        *DOMUS-SCENARIO-START*)
+            now="$(date +%s.%N)"
+            BOOT_S="$(awk -v a="$T0" -v b="$now" 'BEGIN { printf "%.1f", b - a }')" ;;
+        DOMUS-SCENARIO-END\ rc=*) END_RC="${line#DOMUS-SCENARIO-END rc=}" ;;
+        esac
+    done
+}
+
+# ---- native --------------------------------------------------------------------
+run_native() {
+    local tmp rc=0
+    [ "$SHELL_MODE" = 0 ] || die "--shell is for the test host"
+    tmp="$(mktemp -d "${TMPDIR:-/tmp}/domus-$NAME.XXXXXX")"
+    T0="$(date +%s.%N)"
+    filter < <(
+        echo "DOMUS-SCENARIO-START"
+        env DOMUS_GUEST_KERNEL="$DOMUS_KERNEL" DOMUS_GUEST_INITRD="$DOMUS_GUEST_INITRD" \
+            DOMUS_BIN="$ROOT/build/bin" DOMUS_TMP="$tmp" DOMUS_GUEST_TESTS="$ROOT/tests/guest" \
+            PATH="$ROOT/build/bin:$BUILDTH/bin:$PATH" \
+            timeout -k 10 "$TIMEOUT" sh "$SCEN_PATH" </dev/null 2>&1 || rc=$?
+        [ "$rc" != 124 ] || echo "DOMUS-TIMEOUT"
+        echo "DOMUS-SCENARIO-END rc=$rc"
+    )
+    rm -rf "$tmp"
+}
+
+# ---- test host -------------------------------------------------------------------
+# The test host's /init (busybox sh).
+write_testhost_init() {
+    cat >"$1" <<'EOF'
+#!/bin/sh
+export PATH=/domus/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mkdir -p /tmp/domus
+ip link set lo up 2>/dev/null
+if grep -qw svm /proc/cpuinfo; then modprobe kvm_amd || echo "FAIL testhost: modprobe kvm_amd"
+else modprobe kvm_intel || echo "FAIL testhost: modprobe kvm_intel"; fi
+for m in tun bridge; do modprobe "$m" || echo "FAIL testhost: modprobe $m"; done
+export DOMUS_GUEST_KERNEL=/domus/guest/vmlinuz DOMUS_GUEST_INITRD=/domus/guest/initrd.cpio
+export DOMUS_BIN=/domus/bin DOMUS_TMP=/tmp/domus DOMUS_GUEST_TESTS=/domus/tests/guest
+export HOME=/root
+cd /tmp/domus
+if [ -f /domus/scenario.sh ]; then
+    echo "DOMUS-SCENARIO-START uptime=$(cut -d' ' -f1 /proc/uptime)"
+    sh /domus/scenario.sh </dev/null 2>&1
+    echo "DOMUS-SCENARIO-END rc=$?"
+else
+    echo "DOMUS-SCENARIO-START uptime=$(cut -d' ' -f1 /proc/uptime)"
+    setsid cttyhack sh
+fi
+poweroff -f
+EOF
+    chmod 0755 "$1"
+}
+
+# Builds build/testhost/base-<hash>.cpio (everything but the scenario).
+build_base() {
+    local bins=() f hash mods rel r
+    for f in "$ROOT"/build/bin/*; do [ -f "$f" ] && [ -x "$f" ] && bins+=("$f"); done
+    local inputs=("$0" "$ROOT/scripts/lib.sh" "$DOMUS_KERNEL" "$DOMUS_GUEST_INITRD"
+        "$(cat "$DOMUS_KERNEL_MODULES_ROOT/.stamp")" "$DOMUS_KVM_MODULES"/*.ko "$PROBE"
+        "qemu=$WITH_QEMU" "${bins[@]}" "$ROOT"/tests/guest/*
+        "xs=$(dpkg-query -W -f='${Version}' xenstore-utils 2>/dev/null || echo none)"
+        "bb=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo none)")
+    [ "$WITH_QEMU" = 0 ] || inputs+=("$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || echo none)")
+    hash="$(inputs_hash "${inputs[@]}")"
+    BASE="$BUILDTH/base-$hash.cpio"
+    [ -f "$BASE" ] && return 0
+    note "building $BASE"
+    r="$(mktemp -d "$BUILDTH/.root.XXXXXX")"
+    busybox_into "$r"
+    xenstore_utils_into "$r"
+    mkdir -p "$r"/{proc,sys,dev,tmp,run,root,etc,mnt,var/run} "$r/domus/bin" "$r/domus/guest" "$r/domus/tests"
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$r/etc/passwd"
+    echo 'root:x:0:' >"$r/etc/group"
+    write_testhost_init "$r/init"
+    # Modules: ours for kvm, Debian's for the rest.
+    mods="$(mod_closure "$DOMUS_KERNEL_MODULES_ROOT" "$DOMUS_KVER" irqbypass tun bridge stp llc)"
+    local mroot="$r/lib/modules/$DOMUS_KVER"
+    for rel in $mods; do
+        mkdir -p "$mroot/$(dirname "$rel")"
+        cp "$DOMUS_KERNEL_MODULES_ROOT/lib/modules/$DOMUS_KVER/$rel" "$mroot/$rel"
+    done
+    mkdir -p "$mroot/kernel/arch/x86/kvm"
+    cp "$DOMUS_KVM_MODULES"/kvm.ko "$DOMUS_KVM_MODULES"/kvm-amd.ko "$DOMUS_KVM_MODULES"/kvm-intel.ko "$mroot/kernel/arch/x86/kvm/"
+    for f in modules.order modules.builtin modules.builtin.modinfo; do
+        cp "$DOMUS_KERNEL_MODULES_ROOT/lib/modules/$DOMUS_KVER/$f" "$mroot/"
+    done
+    depmod -b "$r" "$DOMUS_KVER"
+    # Domus's binaries with their libraries; the probe.
+    for f in "${bins[@]}"; do copy_with_libs "$r" "$f" "/domus/bin/$(basename "$f")"; done
+    cp "$PROBE" "$r/domus/bin/"
+    # The guest.
+    cp "$DOMUS_KERNEL" "$r/domus/guest/vmlinuz"
+    cp "$DOMUS_GUEST_INITRD" "$r/domus/guest/initrd.cpio"
+    cp -r "$ROOT/tests/guest" "$r/domus/tests/guest"
+    if [ "$WITH_QEMU" = 1 ]; then
+        copy_with_libs "$r" "$(command -v qemu-system-x86_64)" /domus/bin/qemu-system-x86_64
+        mkdir -p "$r/usr/share/qemu"
+        for f in bios-microvm.bin qboot.rom linuxboot.bin linuxboot_dma.bin kvmvapic.bin bios-256k.bin \
+            pvh.bin multiboot.bin multiboot_dma.bin efi-virtio.rom vgabios-stdvga.bin; do
+            [ -e "/usr/share/qemu/$f" ] && cp -L "/usr/share/qemu/$f" "$r/usr/share/qemu/"
+        done
+    fi
+    cpio_from "$r" "$BASE"
+    rm -rf "$r"
+    # Older bases are of no use.
+    find "$BUILDTH" -maxdepth 1 -name 'base-*.cpio' ! -path "$BASE" -delete
+}
+
+run_testhost() {
+    local scen_cpio initrd r rc=0 append
+    command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (scripts/setup.sh)"
+    build_base
+    # The scenario goes into a second, tiny cpio appended to the base.
+    r="$(mktemp -d "$BUILDTH/.scen.XXXXXX")"
+    mkdir -p "$r/domus"
+    [ -z "$SCEN_PATH" ] || install -m 0755 "$SCEN_PATH" "$r/domus/scenario.sh"
+    scen_cpio="$BUILDTH/scenario-$NAME.cpio"
+    cpio_from "$r" "$scen_cpio"
+    rm -rf "$r"
+    initrd="$BUILDTH/initrd-$NAME.cpio"
+    cat "$BASE" "$scen_cpio" >"$initrd"
+    append="console=ttyS0 quiet panic=-1 oops=panic"
+    local qemu=(qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 3G
+        -nographic -nic none -no-reboot -kernel "$DOMUS_KERNEL" -initrd "$initrd" -append "$append")
+    if [ "$SHELL_MODE" = 1 ]; then
+        exec "${qemu[@]}"
+    fi
+    T0="$(date +%s.%N)"
+    filter < <(
+        timeout -k 10 "$TIMEOUT" "${qemu[@]}" </dev/null 2>&1 || rc=$?
+        [ "$rc" != 124 ] || echo "DOMUS-TIMEOUT"
+    )
+    rm -f "$initrd"
+}
+
+START="$(date +%s.%N)"
+if [ "$MODE" = native ]; then run_native; else run_testhost; fi
+TOTAL="$(awk -v a="$START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+
+if grep -q '^DOMUS-TIMEOUT' "$LOG"; then
+    echo "FAIL $NAME: timed out after $TIMEOUT s (log: $LOG)"; NFAIL=$((NFAIL + 1))
+elif [ -z "$END_RC" ]; then
+    echo "FAIL $NAME: the scenario did not finish (log: $LOG)"; NFAIL=$((NFAIL + 1))
+elif [ "$END_RC" != 0 ]; then
+    echo "FAIL $NAME: scenario exited with status $END_RC (log: $LOG)"; NFAIL=$((NFAIL + 1))
+fi
+if [ "$NPASS" = 0 ] && [ "$NFAIL" = 0 ]; then
+    echo "FAIL $NAME: no PASS line (log: $LOG)"; NFAIL=1
+fi
+echo "$NAME: $NPASS passed, $NFAIL failed ($MODE; scenario started after ${BOOT_S:-?} s; total $TOTAL s)" >&2
+[ "$NFAIL" = 0 ]
