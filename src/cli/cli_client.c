@@ -1,0 +1,126 @@
+/* domus CLI: talking to domusd, starting it when needed (as xencommons would). */
+#include "domus/cli.h"
+#include "domus/toolstack.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define START_WAIT_MS 10000
+
+/* Runs "<our dir>/domusd --daemon" and waits for it to detach. */
+static int start_daemon(void)
+{
+    char dir[PATH_MAX], bin[PATH_MAX + 16];
+    int status;
+    pid_t pid;
+    int rc = ts_self_dir(dir, sizeof(dir));
+
+    if (rc)
+        return rc;
+    snprintf(bin, sizeof(bin), "%s/domusd", dir);
+    if (access(bin, X_OK) < 0)
+        return -errno;
+    pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        execl(bin, bin, "--daemon", (char *)NULL);
+        _exit(127);
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -errno;
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
+}
+
+static int connect_daemon(int *fd)
+{
+    char path[PATH_MAX];
+    int rc = ts_sock_path(path, sizeof(path));
+    bool started = false;
+
+    if (rc)
+        return rc;
+    for (int waited = 0;; waited += 50) {
+        rc = ts_unix_connect(path, fd);
+        if (!rc || (rc != -ENOENT && rc != -ECONNREFUSED && rc != -EAGAIN))
+            return rc;
+        if (!started) {
+            started = true;
+            rc = start_daemon();
+            if (rc) {
+                fprintf(stderr, "domus: error: cannot start domusd: %s\n",
+                        rc == -ECHILD ? "it failed (see above)" : strerror(-rc));
+                return rc;
+            }
+            continue;
+        }
+        if (waited >= START_WAIT_MS)
+            return rc;
+        usleep(50000);
+    }
+}
+
+json_object *cli_dom_req(const char *cmd, const char *dom)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "cmd", json_object_new_string(cmd));
+    json_object_object_add(o, "dom", json_object_new_string(dom));
+    return o;
+}
+
+static int parse_reply(const char *line, json_object **reply)
+{
+    json_object *o = json_tokener_parse(line), *ok, *err;
+
+    if (!o || !json_object_is_type(o, json_type_object) ||
+        !json_object_object_get_ex(o, "ok", &ok)) {
+        fprintf(stderr, "domus: error: malformed reply from domusd\n");
+        json_object_put(o);
+        return 1;
+    }
+    if (!json_object_get_boolean(ok)) {
+        json_object_object_get_ex(o, "error", &err);
+        fprintf(stderr, "%s\n", err ? json_object_get_string(err) : "error");
+        json_object_put(o);
+        return 1;
+    }
+    *reply = o;
+    return 0;
+}
+
+int cli_request(json_object *req, json_object **reply)
+{
+    char *line = NULL;
+    int fd = -1, rc, ret = 1;
+
+    *reply = NULL;
+    rc = connect_daemon(&fd);
+    if (rc) {
+        if (rc != -ECHILD)
+            fprintf(stderr, "domus: error: cannot reach domusd: %s\n", strerror(-rc));
+        goto out;
+    }
+    rc = ts_send_json(fd, req, -1);
+    if (!rc)
+        rc = ts_read_line(fd, &line, DOMUS_REQ_MAX, -1);
+    if (rc) {
+        fprintf(stderr, "domus: error: talking to domusd: %s\n",
+                rc == -EPIPE ? "connection closed" : strerror(-rc));
+        goto out;
+    }
+    ret = parse_reply(line, reply);
+out:
+    free(line);
+    if (fd >= 0)
+        close(fd);
+    json_object_put(req);
+    return ret;
+}

@@ -1,0 +1,325 @@
+/* domus subcommands: argument parsing, one request each, output like xl. */
+#include "domus/cli.h"
+#include "domus/toolstack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WAIT_POLL_US 200000
+#define CFG_MAX (1 << 20)
+
+static const char *jstr(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+}
+
+static int64_t jint(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : -1;
+}
+
+/* getopt over argv (argv[0] is the subcommand) for flags "c" or "w"; returns
+ * the flag count seen in *flag, or -1 on a usage error. */
+static int one_flag(int argc, char **argv, char flag, bool *seen)
+{
+    char opts[4] = {'+', flag, 0, 0};
+    int o;
+
+    optind = 1;
+    opterr = 0;
+    *seen = false;
+    while ((o = getopt(argc, argv, opts)) != -1) {
+        if (o != flag)
+            return -1;
+        *seen = true;
+    }
+    return optind;
+}
+
+static int usage_error(const char *cmd)
+{
+    cli_usage(cmd);
+    return CLI_EXIT_USAGE;
+}
+
+/* ---- create ---- */
+
+static int read_cfg(const char *path, char **text, size_t *len)
+{
+    FILE *f = fopen(path, "re");
+    char *buf;
+    size_t n;
+
+    if (!f) {
+        fprintf(stderr, "%s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    buf = malloc(CFG_MAX + 1);
+    n = buf ? fread(buf, 1, CFG_MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > CFG_MAX) {
+        fprintf(stderr, "%s: %s\n", path, buf ? "file too large" : "out of memory");
+        free(buf);
+        return 1;
+    }
+    buf[n] = '\0';
+    *text = buf;
+    *len = n;
+    return 0;
+}
+
+static int console_of(const char *dom)
+{
+    json_object *reply;
+    int rc = cli_request(cli_dom_req("console-path", dom), &reply);
+
+    if (rc)
+        return rc;
+    rc = cli_console_attach(jstr(reply, "path"));
+    json_object_put(reply);
+    return rc;
+}
+
+int cli_create(int argc, char **argv)
+{
+    char cwd[PATH_MAX], *text = NULL, name[128];
+    json_object *req, *reply;
+    size_t len;
+    bool attach;
+    int i = one_flag(argc, argv, 'c', &attach), rc;
+
+    if (i < 0 || i != argc - 1)
+        return usage_error("create");
+    if (read_cfg(argv[i], &text, &len))
+        return 1;
+    fprintf(stderr, "Parsing config from %s\n", argv[i]);
+    req = json_object_new_object();
+    json_object_object_add(req, "cmd", json_object_new_string("create"));
+    json_object_object_add(req, "path", json_object_new_string(argv[i]));
+    json_object_object_add(req, "text", json_object_new_string_len(text, (int)len));
+    if (getcwd(cwd, sizeof(cwd)))
+        json_object_object_add(req, "cwd", json_object_new_string(cwd));
+    free(text);
+    rc = cli_request(req, &reply);
+    if (rc)
+        return rc;
+    snprintf(name, sizeof(name), "%s", jstr(reply, "name"));
+    json_object_put(reply);
+    return attach ? console_of(name) : 0;
+}
+
+/* ---- list ---- */
+
+static bool wanted(json_object *row, int argc, char **argv)
+{
+    char id[16];
+
+    if (argc == 0)
+        return true;
+    snprintf(id, sizeof(id), "%lld", (long long)jint(row, "domid"));
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], jstr(row, "name")) || !strcmp(argv[i], id))
+            return true;
+    }
+    return false;
+}
+
+static void print_row(json_object *row)
+{
+    json_object *t;
+    double secs = json_object_object_get_ex(row, "cpu_time", &t) ? json_object_get_double(t) : 0;
+
+    printf("%-40s %5d %5lu %5d     %-6.6s  %8.1f\n", jstr(row, "name"), (int)jint(row, "domid"),
+           (unsigned long)jint(row, "mem_mib"), (int)jint(row, "vcpus"), jstr(row, "state"),
+           secs);
+}
+
+/* Every name asked for must exist, as in xl. */
+static int check_wanted(json_object *doms, int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        bool found = false;
+        for (size_t j = 0; j < json_object_array_length(doms); j++) {
+            char *one[1] = {argv[i]};
+            found = found || wanted(json_object_array_get_idx(doms, j), 1, one);
+        }
+        if (!found) {
+            fprintf(stderr, "domus: error: domain '%s' does not exist\n", argv[i]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int cli_list(int argc, char **argv)
+{
+    json_object *req = json_object_new_object(), *reply, *doms;
+    int rc;
+
+    if (argc > 1 && argv[1][0] == '-' && argv[1][1])
+        return json_object_put(req), usage_error("list");
+    json_object_object_add(req, "cmd", json_object_new_string("list"));
+    rc = cli_request(req, &reply);
+    if (rc)
+        return rc;
+    if (!json_object_object_get_ex(reply, "domains", &doms) ||
+        !json_object_is_type(doms, json_type_array)) {
+        fprintf(stderr, "domus: error: malformed reply from domusd\n");
+        json_object_put(reply);
+        return 1;
+    }
+    rc = check_wanted(doms, argc - 1, argv + 1);
+    if (!rc) {
+        printf("Name                                        ID   Mem VCPUs\tState\tTime(s)\n");
+        for (size_t i = 0; i < json_object_array_length(doms); i++) {
+            json_object *row = json_object_array_get_idx(doms, i);
+            if (wanted(row, argc - 1, argv + 1))
+                print_row(row);
+        }
+    }
+    json_object_put(reply);
+    return rc;
+}
+
+/* ---- per-domain commands ---- */
+
+static int simple(const char *cmd, int argc, char **argv)
+{
+    json_object *reply;
+    int rc;
+
+    if (argc != 2 || argv[1][0] == '-')
+        return usage_error(cmd);
+    rc = cli_request(cli_dom_req(cmd, argv[1]), &reply);
+    json_object_put(reply);
+    return rc;
+}
+
+int cli_destroy(int argc, char **argv)
+{
+    return simple("destroy", argc, argv);
+}
+
+int cli_pause(int argc, char **argv)
+{
+    return simple("pause", argc, argv);
+}
+
+int cli_unpause(int argc, char **argv)
+{
+    return simple("unpause", argc, argv);
+}
+
+int cli_console(int argc, char **argv)
+{
+    if (argc != 2 || argv[1][0] == '-')
+        return usage_error("console");
+    return console_of(argv[1]);
+}
+
+/* Domain identity now: domid and generation, or -ENOENT-like when gone. */
+static int dom_status(const char *dom, int64_t *domid, int64_t *gen, char *status,
+                      size_t len)
+{
+    json_object *reply;
+    int rc;
+    int saved = dup(2), null = open("/dev/null", O_WRONLY);
+
+    /* "does not exist" is the answer we wait for, not an error to show. */
+    dup2(null, 2);
+    rc = cli_request(cli_dom_req("domid", dom), &reply);
+    dup2(saved, 2);
+    close(saved);
+    close(null);
+    if (rc)
+        return -ENOENT;
+    *domid = jint(reply, "domid");
+    *gen = jint(reply, "gen");
+    snprintf(status, len, "%s", jstr(reply, "status"));
+    json_object_put(reply);
+    return 0;
+}
+
+/* xl shutdown/reboot -w: wait until the domain is gone, shut down, or (reboot)
+ * running again as a new instance. */
+static int wait_for(const char *dom, int64_t domid, int64_t gen0)
+{
+    /* a restarted instance counts once it runs (or has stopped again) */
+    char status[32];
+    int64_t id, gen;
+
+    fprintf(stderr, "Waiting for 1 domains\n");
+    for (;;) {
+        if (dom_status(dom, &id, &gen, status, sizeof(status)) < 0 || id != domid)
+            break;
+        if (!strcmp(status, "shutdown") || !strcmp(status, "crashed"))
+            break;
+        if (gen != gen0 && strcmp(status, "building"))
+            break;
+        usleep(WAIT_POLL_US);
+    }
+    fprintf(stderr, "Domain %lld has been shut down, reason code 0\n", (long long)domid);
+    return 0;
+}
+
+static int shutdown_like(const char *cmd, int argc, char **argv)
+{
+    char status[32];
+    json_object *reply;
+    int64_t domid = -1, gen = -1;
+    bool wait;
+    int i = one_flag(argc, argv, 'w', &wait), rc;
+
+    if (i < 0 || i != argc - 1)
+        return usage_error(cmd);
+    if (wait && dom_status(argv[i], &domid, &gen, status, sizeof(status)) < 0)
+        return simple(cmd, 2, (char *[]){(char *)cmd, argv[i], NULL}); /* prints the error */
+    rc = cli_request(cli_dom_req(cmd, argv[i]), &reply);
+    json_object_put(reply);
+    if (rc || !wait)
+        return rc;
+    return wait_for(argv[i], domid, gen);
+}
+
+int cli_shutdown(int argc, char **argv)
+{
+    return shutdown_like("shutdown", argc, argv);
+}
+
+int cli_reboot(int argc, char **argv)
+{
+    return shutdown_like("reboot", argc, argv);
+}
+
+static int lookup(const char *cmd, const char *field, int argc, char **argv)
+{
+    json_object *reply;
+    int rc;
+
+    if (argc != 2 || argv[1][0] == '-')
+        return usage_error(cmd);
+    rc = cli_request(cli_dom_req("domid", argv[1]), &reply);
+    if (rc)
+        return rc;
+    printf("%s\n", jstr(reply, field));
+    json_object_put(reply);
+    return 0;
+}
+
+int cli_domid(int argc, char **argv)
+{
+    return lookup("domid", "domid", argc, argv);
+}
+
+int cli_domname(int argc, char **argv)
+{
+    return lookup("domname", "name", argc, argv);
+}

@@ -1,0 +1,86 @@
+/* domus: the table of subcommands (like xl's cmd_table) and the dispatcher. */
+#include "domus/cli.h"
+#include "domus/toolstack.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct cli_cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+    const char *usage;
+};
+
+static const struct cli_cmd cmds[] = {
+    {"create", cli_create, "Create a domain from a config file", "[-c] <ConfigFile>"},
+    {"list", cli_list, "List information about all/some domains", "[Domain, ...]"},
+    {"console", cli_console, "Attach to a domain's console (Ctrl-] detaches)", "<Domain>"},
+    {"shutdown", cli_shutdown, "Issue a clean shutdown to a domain", "[-w] <Domain>"},
+    {"reboot", cli_reboot, "Issue a clean reboot to a domain", "[-w] <Domain>"},
+    {"destroy", cli_destroy, "Terminate a domain immediately", "<Domain>"},
+    {"pause", cli_pause, "Pause execution of a domain", "<Domain>"},
+    {"unpause", cli_unpause, "Unpause a paused domain", "<Domain>"},
+    {"domid", cli_domid, "Convert a domain name to its domain id", "<DomainName>"},
+    {"domname", cli_domname, "Convert a domain id to its domain name", "<DomainId>"},
+    {"help", cli_help, "Print this help", "[command]"},
+};
+
+static const struct cli_cmd *find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        if (!strcmp(cmds[i].name, name))
+            return &cmds[i];
+    }
+    return NULL;
+}
+
+void cli_usage(const char *name)
+{
+    const struct cli_cmd *c = find(name);
+
+    if (c)
+        fprintf(stderr, "Usage: domus %s %s\n\n%s.\n", c->name, c->usage, c->help);
+}
+
+static void help_all(FILE *f)
+{
+    fprintf(f, "Usage: domus [--version] <subcommand> [args]\n\n"
+               "domus full list of subcommands:\n\n");
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        fprintf(f, " %-20s%s\n", cmds[i].name, cmds[i].help);
+}
+
+int cli_help(int argc, char **argv)
+{
+    if (argc > 1 && find(argv[1])) {
+        const struct cli_cmd *c = find(argv[1]);
+        printf("Usage: domus %s %s\n\n%s.\n", c->name, c->usage, c->help);
+        return 0;
+    }
+    help_all(stdout);
+    return 0;
+}
+
+int cli_main(int argc, char **argv)
+{
+    const struct cli_cmd *c;
+
+    if (argc < 2) {
+        help_all(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("domus %s\n", DOMUS_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+        return cli_help(1, argv);
+    c = find(argv[1]);
+    if (!c) {
+        fprintf(stderr, "domus: unknown subcommand '%s'\n", argv[1]);
+        help_all(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    return c->fn(argc - 1, argv + 1);
+}

@@ -1,0 +1,41 @@
+/* The domus CLI: a thin client of domusd.  Subcommands return an exit status
+ * (0 ok, 1 failure, 2 usage error, as xl). */
+#ifndef DOMUS_CLI_H
+#define DOMUS_CLI_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#define CLI_EXIT_USAGE 2
+
+/* Sends req (consumed) to domusd, starting it when its socket is absent, and
+ * returns the reply in *reply (the caller puts it).  Prints the failure and
+ * returns non-zero when the daemon cannot be reached or replies with an error
+ * (the daemon's message is printed as is). */
+int cli_request(json_object *req, json_object **reply);
+
+/* {"cmd":cmd,"dom":dom} */
+json_object *cli_dom_req(const char *cmd, const char *dom);
+
+/* Attaches to the console socket path (see console in cli_console.c). */
+int cli_console_attach(const char *path);
+
+int cli_create(int argc, char **argv);
+int cli_list(int argc, char **argv);
+int cli_console(int argc, char **argv);
+int cli_shutdown(int argc, char **argv);
+int cli_reboot(int argc, char **argv);
+int cli_destroy(int argc, char **argv);
+int cli_pause(int argc, char **argv);
+int cli_unpause(int argc, char **argv);
+int cli_domid(int argc, char **argv);
+int cli_domname(int argc, char **argv);
+int cli_help(int argc, char **argv);
+
+/* Runs "domus <argv[1]> ..." through the subcommand table; the exit status. */
+int cli_main(int argc, char **argv);
+
+/* Prints the usage line of a subcommand (from the table in domus_main.c). */
+void cli_usage(const char *cmd);
+
+#endif

@@ -1,0 +1,142 @@
+/* domusd internals: the domain registry, the domus-vm processes, the event
+ * loop and the request handlers.  Single-threaded; every fd is non-blocking
+ * and watched by one epoll; SIGCHLD/SIGTERM/SIGINT arrive through a signalfd,
+ * so no work is done in signal handlers.  Nothing here exits on bad input. */
+#ifndef DOMUS_DOMUSD_H
+#define DOMUS_DOMUSD_H
+
+#include "domus/toolstack.h"
+#include "domus/xlcfg.h"
+
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#define DSD_SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+#define DSD_BUILD_TIMEOUT_MS 180000 /* from spawn to "ready" */
+#define DSD_KILL_TIMEOUT_MS 10000   /* from SIGTERM to SIGKILL */
+#define DSD_CONTROL_TIMEOUT_MS 2000 /* one control-socket exchange */
+#define DSD_RESTART_BURST 10        /* this many restarts ...      */
+#define DSD_RESTART_WINDOW_MS 30000 /* ... within this time: give up */
+#define DSD_DOMID_MAX 0x7FEF        /* DOMID_FIRST_RESERVED - 1 */
+
+enum dsd_state {
+    DS_BUILDING, /* domus-vm started, not ready yet */
+    DS_RUNNING,
+    DS_SHUTDOWN, /* preserved after poweroff/reboot: no process */
+    DS_CRASHED,  /* preserved after a crash: no process */
+    DS_DYING,    /* SIGTERM sent, waiting for the process to exit */
+};
+
+enum dsd_wait { DW_NONE, DW_CREATE, DW_DESTROY };
+
+struct dsd_dom {
+    struct dsd_dom *next;
+    unsigned domid;
+    unsigned gen; /* 1 on create, +1 on every restart */
+    struct xlcfg cfg;
+    enum dsd_state state;
+    int shutdown_reason; /* Xen SHUTDOWN_* of the last exit, -1 none */
+    pid_t pid;           /* 0: no process */
+    int ready_fd, err_fd, vmlog_fd;
+    char errline[512];   /* last "error: ..." line of domus-vm */
+    char errpart[512];   /* incomplete stderr line */
+    size_t errpart_len;
+    bool destroy_requested, timed_out;
+    uint64_t waiter; /* client id waiting for the reply, 0: none */
+    enum dsd_wait wkind;
+    int64_t deadline_ms; /* 0: none (build timeout or SIGKILL escalation) */
+    int64_t restarts[DSD_RESTART_BURST];
+    unsigned n_restarts;
+    double cpu_time; /* seconds, last known */
+    char console_sock[DSD_SUN_PATH_MAX];
+    char control_sock[DSD_SUN_PATH_MAX];
+    char console_log[PATH_MAX];
+    char vm_log[PATH_MAX];
+};
+
+struct dsd_client {
+    struct dsd_client *next;
+    uint64_t id;
+    int fd;
+    bool dead;
+    char *buf;
+    size_t len, cap;
+};
+
+struct dsd {
+    int epfd, listen_fd, sig_fd;
+    char sock_path[DSD_SUN_PATH_MAX];
+    char vm_bin[PATH_MAX];
+    struct dsd_dom *doms;
+    struct dsd_client *clients;
+    uint64_t next_client_id;
+    unsigned next_domid;
+    bool quit;
+};
+
+/* epoll keys: kind in the high 32 bits, fd in the low 32. */
+enum dsd_ev { EV_LISTEN = 1, EV_SIGNAL, EV_CLIENT, EV_READY, EV_STDERR };
+#define DSD_KEY(kind, fd) (((uint64_t)(kind) << 32) | (uint32_t)(fd))
+
+int64_t dsd_now_ms(void);
+int dsd_watch(struct dsd *d, enum dsd_ev kind, int fd);
+void dsd_unwatch_close(struct dsd *d, int *fd);
+
+/* ---- registry (dsd_domain.c) ---- */
+
+/* New domain with a fresh domid, linked into d->doms; its per-domain paths
+ * are set but nothing is created yet.  -EBUSY when no domid is free,
+ * -ENAMETOOLONG when a socket path would not fit. */
+int dsd_dom_new(struct dsd *d, const struct xlcfg *cfg, struct dsd_dom **out);
+/* Unlinks and frees: closes its pipes, removes its run-dir files. */
+void dsd_dom_free(struct dsd *d, struct dsd_dom *dom);
+/* By name, or by decimal domid. */
+struct dsd_dom *dsd_dom_find(struct dsd *d, const char *spec);
+struct dsd_dom *dsd_dom_by_pid(struct dsd *d, pid_t pid);
+struct dsd_dom *dsd_dom_by_fd(struct dsd *d, int fd);
+bool dsd_uuid_taken(struct dsd *d, const char *uuid);
+uint64_t dsd_committed_mib(struct dsd *d);
+const char *dsd_state_name(enum dsd_state s);
+/* xl's six state letters "rbpscd" for dom; info_state is 'r', 'b', 'p' or 0. */
+void dsd_state_letters(const struct dsd_dom *dom, char info_state, char out[7]);
+
+/* ---- domus-vm processes (dsd_vm.c) ---- */
+
+/* Starts domus-vm for dom (state BUILDING).  On failure nothing is left
+ * behind and err says why. */
+int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen);
+/* One command over the domain's control socket; reply without '\n'. */
+int dsd_vm_control(const struct dsd_dom *dom, const char *cmd, char *reply, size_t len);
+void dsd_vm_read_ready(struct dsd *d, struct dsd_dom *dom);
+void dsd_vm_read_stderr(struct dsd *d, struct dsd_dom *dom);
+void dsd_vm_close_pipes(struct dsd *d, struct dsd_dom *dom);
+
+/* ---- lifecycle (dsd_life.c) ---- */
+
+void dsd_became_ready(struct dsd *d, struct dsd_dom *dom);
+void dsd_reap_children(struct dsd *d);
+void dsd_check_deadlines(struct dsd *d);
+int dsd_next_timeout_ms(struct dsd *d);
+/* Sends SIGTERM and arranges for SIGKILL later; the domain is freed on exit. */
+void dsd_kill_domain(struct dsd *d, struct dsd_dom *dom);
+/* At daemon exit: kills every domain and waits (bounded) for them. */
+void dsd_destroy_all(struct dsd *d);
+
+/* ---- clients and requests (dsd_server.c, dsd_cmds.c) ---- */
+
+int dsd_server_init(struct dsd *d);
+int dsd_server_run(struct dsd *d);
+void dsd_server_fini(struct dsd *d);
+/* Sends obj (consumed) to client id if it is still connected. */
+void dsd_reply(struct dsd *d, uint64_t client, json_object *obj);
+void dsd_reply_error(struct dsd *d, uint64_t client, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+json_object *dsd_ok(void);
+/* Handles one request line of client. */
+void dsd_handle_request(struct dsd *d, uint64_t client, const char *line);
+
+#endif

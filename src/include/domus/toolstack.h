@@ -1,0 +1,71 @@
+/* The toolstack: what the CLI (domus) and the Domain 0 control plane (domusd)
+ * share.
+ *
+ * Wire protocol: a unix stream socket $DOMUS_RUN_DIR/domusd.sock; each request
+ * and each reply is one JSON object on one line.  A request has "cmd" and its
+ * arguments; a reply has "ok" (bool) and either the results or "error" (a
+ * one-line human-readable message).  Requests:
+ *   {"cmd":"create","path":P,"text":CFG,"cwd":DIR} -> {"ok":true,"domid":N,"name":S}
+ *        replies once the domain is built and running (or failed to build)
+ *   {"cmd":"list"} -> {"ok":true,"domains":[{"domid","name","mem_mib","vcpus",
+ *                     "state":"-b----","cpu_time":SECONDS,"gen":N}, ...]}
+ *        Domain-0 (the host) first
+ *   {"cmd":"destroy"|"shutdown"|"reboot"|"pause"|"unpause","dom":D} -> {"ok":true}
+ *        destroy replies once the domain is gone
+ *   {"cmd":"console-path","dom":D} -> {"ok":true,"path":SOCK,"domid":N}
+ *   {"cmd":"domid","dom":D} -> {"ok":true,"domid":N,"name":S,"state":..,"gen":N}
+ * D is a domain name or a domid in decimal.  "gen" counts (re)starts of a
+ * domain under the same domid. */
+#ifndef DOMUS_TOOLSTACK_H
+#define DOMUS_TOOLSTACK_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DOMUS_RUN_DIR_DEFAULT "/run/domus"
+#define DOMUS_LOG_DIR_DEFAULT "/var/log/domus"
+#define DOMUSD_SOCK_NAME "domusd.sock"
+#define DOMUS_REQ_MAX (4u << 20) /* longest request or reply line */
+#define DOMUS_VERSION "0.1"
+
+/* $DOMUS_RUN_DIR or the default; $DOMUS_LOG_DIR or the default. */
+const char *ts_run_dir(void);
+const char *ts_log_dir(void);
+
+/* Path of the daemon's socket; -ENAMETOOLONG when it does not fit a sockaddr_un. */
+int ts_sock_path(char *buf, size_t len);
+
+/* Directory holding the running executable (readlink /proc/self/exe). */
+int ts_self_dir(char *buf, size_t len);
+
+/* Creates dir and its parents (mode 0755); 0 or -errno. */
+int ts_mkdir_p(const char *dir);
+
+/* Writes obj as one line to fd, waiting at most timeout_ms for room each time
+ * the socket is full (-1: forever).  0 or -errno. */
+int ts_send_json(int fd, json_object *obj, int timeout_ms);
+
+/* Connects a unix stream socket to path without ever blocking (-EAGAIN when
+ * the listener's backlog is full); 0 or -errno.  *out gets a blocking,
+ * close-on-exec fd. */
+int ts_unix_connect(const char *path, int *out);
+
+/* Blocking read of one line (without its '\n') from fd into a malloc'd string,
+ * at most max bytes; waits at most timeout_ms in total (-1: forever).
+ * -ETIMEDOUT, -EPIPE on EOF before a full line, -E2BIG. */
+int ts_read_line(int fd, char **line, size_t max, int timeout_ms);
+
+/* Host facts for the memory check and for Domain-0's row. */
+struct ts_hostinfo {
+    uint64_t mem_total_mib;
+    uint64_t mem_available_mib;
+    unsigned cpus;
+    double busy_seconds; /* non-idle CPU time of the whole host */
+};
+int ts_hostinfo(struct ts_hostinfo *hi);
+
+/* Parses "/proc/meminfo"-style text: value in KiB of key ("MemTotal"), or -ENOENT. */
+int ts_meminfo_value(const char *text, const char *key, uint64_t *kib);
+
+#endif

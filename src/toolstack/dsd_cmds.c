@@ -1,0 +1,426 @@
+/* domusd: request handlers, one per command (see toolstack.h). */
+#include "domus/domusd.h"
+#include "domus/util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct req {
+    struct dsd *d;
+    uint64_t client;
+    json_object *obj;
+};
+
+static const char *req_str(const struct req *r, const char *key)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(r->obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+/* The domain named by "dom", or NULL after replying with an error. */
+static struct dsd_dom *req_dom(const struct req *r)
+{
+    const char *spec = req_str(r, "dom");
+    struct dsd_dom *dom;
+
+    if (!spec) {
+        dsd_reply_error(r->d, r->client, "missing \"dom\"");
+        return NULL;
+    }
+    dom = dsd_dom_find(r->d, spec);
+    if (!dom)
+        dsd_reply_error(r->d, r->client, "domain '%.64s' does not exist", spec);
+    return dom;
+}
+
+/* ---- create ---- */
+
+/* Makes a relative kernel/ramdisk path absolute against the client's cwd. */
+static int absolutize(char *path, size_t len, const char *cwd)
+{
+    char tmp[PATH_MAX];
+
+    if (!path[0] || path[0] == '/' || !cwd || cwd[0] != '/')
+        return 0;
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%s", cwd, path) >= len)
+        return -ENAMETOOLONG;
+    strcpy(path, tmp);
+    return 0;
+}
+
+static int check_image(const char *what, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0 || access(path, R_OK) < 0) {
+        int e = errno;
+        dfmt(err, errlen, "%s '%s': %s", what, path, strerror(e));
+        return -e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        dfmt(err, errlen, "%s '%s': not a regular file", what, path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_memory(struct dsd *d, const struct xlcfg *cfg, char *err, size_t errlen)
+{
+    struct ts_hostinfo hi;
+    uint64_t avail, committed = dsd_committed_mib(d);
+    int rc = ts_hostinfo(&hi);
+
+    if (rc) {
+        dfmt(err, errlen, "memory: cannot read host memory: %s", strerror(-rc));
+        return rc;
+    }
+    avail = hi.mem_available_mib;
+    if (hi.mem_total_mib > committed && hi.mem_total_mib - committed < avail)
+        avail = hi.mem_total_mib - committed;
+    else if (hi.mem_total_mib <= committed)
+        avail = 0;
+    if (cfg->memory_mb > avail) {
+        dfmt(err, errlen, "memory: %" PRIu64 " MiB requested, host has %" PRIu64
+             " MiB available", cfg->memory_mb, avail);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Everything that can be refused before a process is started. */
+static int create_checks(struct dsd *d, struct xlcfg *cfg, const char *cwd, char *err,
+                         size_t errlen)
+{
+    int rc;
+
+    if (!strcmp(cfg->name, "Domain-0") || dsd_dom_find(d, cfg->name)) {
+        dfmt(err, errlen, "domain '%s' already exists", cfg->name);
+        return -EEXIST;
+    }
+    if (dsd_uuid_taken(d, cfg->uuid)) {
+        dfmt(err, errlen, "uuid %s is already used by another domain", cfg->uuid);
+        return -EEXIST;
+    }
+    if (absolutize(cfg->kernel, sizeof(cfg->kernel), cwd) < 0 ||
+        absolutize(cfg->ramdisk, sizeof(cfg->ramdisk), cwd) < 0) {
+        dfmt(err, errlen, "kernel or ramdisk path too long");
+        return -ENAMETOOLONG;
+    }
+    rc = check_image("kernel", cfg->kernel, err, errlen);
+    if (!rc && cfg->ramdisk[0])
+        rc = check_image("ramdisk", cfg->ramdisk, err, errlen);
+    if (!rc)
+        rc = check_memory(d, cfg, err, errlen);
+    return rc;
+}
+
+/* Starts the log afresh, keeping the previous one as <log>.1 as xl does. */
+static void rotate_log(const char *path)
+{
+    char old[PATH_MAX + 4];
+
+    if ((size_t)snprintf(old, sizeof(old), "%s.1", path) < sizeof(old))
+        rename(path, old);
+}
+
+static int create_parse(const struct req *r, struct xlcfg *cfg, char *err, size_t errlen)
+{
+    const char *path = req_str(r, "path"), *text = req_str(r, "text");
+    json_object *t;
+    int rc;
+
+    if (!text) {
+        dfmt(err, errlen, "create: missing \"text\"");
+        return -EINVAL;
+    }
+    path = path ? path : "config";
+    json_object_object_get_ex(r->obj, "text", &t);
+    rc = xlcfg_check_text(text, (size_t)json_object_get_string_len(t), path, err, errlen);
+    if (!rc)
+        rc = xlcfg_parse_string(text, path, cfg, err, errlen);
+    return rc;
+}
+
+static void cmd_create(const struct req *r)
+{
+    struct xlcfg *cfg = malloc(sizeof(*cfg));
+    struct dsd_dom *dom = NULL;
+    char err[1024];
+    int rc;
+
+    if (!cfg) {
+        dsd_reply_error(r->d, r->client, "out of memory");
+        return;
+    }
+    rc = create_parse(r, cfg, err, sizeof(err));
+    if (!rc)
+        rc = create_checks(r->d, cfg, req_str(r, "cwd"), err, sizeof(err));
+    if (!rc && (rc = dsd_dom_new(r->d, cfg, &dom)) < 0)
+        dfmt(err, sizeof(err), "cannot create domain: %s", strerror(-rc));
+    if (rc)
+        goto out;
+    ts_mkdir_p(ts_log_dir());
+    rotate_log(dom->console_log);
+    rc = dsd_vm_spawn(r->d, dom, err, sizeof(err));
+    if (rc) {
+        dsd_dom_free(r->d, dom);
+        goto out;
+    }
+    dom->waiter = r->client;
+    dom->wkind = DW_CREATE;
+out:
+    if (rc)
+        dsd_reply_error(r->d, r->client, "%s", err);
+    free(cfg);
+}
+
+/* ---- list ---- */
+
+static json_object *dom0_row(void)
+{
+    struct ts_hostinfo hi;
+    json_object *o = json_object_new_object();
+
+    ts_hostinfo(&hi);
+    json_object_object_add(o, "domid", json_object_new_int(0));
+    json_object_object_add(o, "name", json_object_new_string("Domain-0"));
+    json_object_object_add(o, "mem_mib", json_object_new_int64((int64_t)hi.mem_total_mib));
+    json_object_object_add(o, "vcpus", json_object_new_int((int)hi.cpus));
+    json_object_object_add(o, "state", json_object_new_string("r-----"));
+    json_object_object_add(o, "cpu_time", json_object_new_double(hi.busy_seconds));
+    json_object_object_add(o, "gen", json_object_new_int(1));
+    return o;
+}
+
+/* Asks a running domain for "ok state=b cputime_ns=N mem_kib=N vcpus=N". */
+static void query_info(struct dsd_dom *dom, char *state, uint64_t *mem_mib, unsigned *vcpus)
+{
+    char reply[512];
+    const char *p;
+
+    if (dsd_vm_control(dom, "info", reply, sizeof(reply)) < 0 || strncmp(reply, "ok", 2))
+        return;
+    if ((p = strstr(reply, "state=")))
+        *state = p[6];
+    if ((p = strstr(reply, "cputime_ns=")))
+        dom->cpu_time = (double)strtoull(p + 11, NULL, 10) / 1e9;
+    if ((p = strstr(reply, "mem_kib=")))
+        *mem_mib = strtoull(p + 8, NULL, 10) / 1024;
+    if ((p = strstr(reply, "vcpus=")))
+        *vcpus = (unsigned)strtoul(p + 6, NULL, 10);
+}
+
+static json_object *dom_row(struct dsd_dom *dom)
+{
+    json_object *o = json_object_new_object();
+    uint64_t mem = dom->pid ? dom->cfg.memory_mb : 0;
+    unsigned vcpus = dom->pid ? dom->cfg.vcpus : 0;
+    char info_state = 0, letters[7];
+
+    if (dom->state == DS_RUNNING)
+        query_info(dom, &info_state, &mem, &vcpus);
+    dsd_state_letters(dom, info_state, letters);
+    json_object_object_add(o, "domid", json_object_new_int((int)dom->domid));
+    json_object_object_add(o, "name", json_object_new_string(dom->cfg.name));
+    json_object_object_add(o, "mem_mib", json_object_new_int64((int64_t)mem));
+    json_object_object_add(o, "vcpus", json_object_new_int((int)vcpus));
+    json_object_object_add(o, "state", json_object_new_string(letters));
+    json_object_object_add(o, "status", json_object_new_string(dsd_state_name(dom->state)));
+    json_object_object_add(o, "cpu_time", json_object_new_double(dom->cpu_time));
+    json_object_object_add(o, "gen", json_object_new_int((int)dom->gen));
+    return o;
+}
+
+static int by_domid(const void *a, const void *b)
+{
+    const struct dsd_dom *x = *(struct dsd_dom *const *)a, *y = *(struct dsd_dom *const *)b;
+    return (x->domid > y->domid) - (x->domid < y->domid);
+}
+
+static void cmd_list(const struct req *r)
+{
+    json_object *o, *arr;
+    struct dsd_dom **sorted;
+    size_t n = 0;
+
+    for (struct dsd_dom *x = r->d->doms; x; x = x->next)
+        n++;
+    sorted = calloc(n + 1, sizeof(*sorted));
+    if (!sorted) {
+        dsd_reply_error(r->d, r->client, "out of memory");
+        return;
+    }
+    n = 0;
+    for (struct dsd_dom *x = r->d->doms; x; x = x->next)
+        sorted[n++] = x;
+    qsort(sorted, n, sizeof(sorted[0]), by_domid);
+    o = dsd_ok();
+    arr = json_object_new_array();
+    json_object_array_add(arr, dom0_row());
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(arr, dom_row(sorted[i]));
+    json_object_object_add(o, "domains", arr);
+    dsd_reply(r->d, r->client, o);
+    free(sorted);
+}
+
+/* ---- per-domain commands ---- */
+
+static void cmd_destroy(const struct req *r)
+{
+    struct dsd_dom *dom = req_dom(r);
+
+    if (!dom)
+        return;
+    if (!dom->pid) {
+        dinfo("domain %u (%s): destroyed", dom->domid, dom->cfg.name);
+        dsd_dom_free(r->d, dom);
+        dsd_reply(r->d, r->client, dsd_ok());
+        return;
+    }
+    if (dom->waiter && dom->wkind == DW_CREATE)
+        dsd_reply_error(r->d, dom->waiter, "%s: destroyed while being built", dom->cfg.name);
+    else if (dom->waiter && dom->wkind == DW_DESTROY)
+        dsd_reply(r->d, dom->waiter, dsd_ok()); /* the newer request waits instead */
+    dom->waiter = r->client;
+    dom->wkind = DW_DESTROY;
+    if (!dom->destroy_requested)
+        dsd_kill_domain(r->d, dom);
+}
+
+/* Sends a control-socket command to a running domain and relays the answer. */
+static void control_cmd(const struct req *r, const char *cmd)
+{
+    struct dsd_dom *dom = req_dom(r);
+    char reply[512];
+    int rc;
+
+    if (!dom)
+        return;
+    if (dom->state != DS_RUNNING) {
+        dsd_reply_error(r->d, r->client, "domain '%s' is not running (%s)", dom->cfg.name,
+                        dsd_state_name(dom->state));
+        return;
+    }
+    rc = dsd_vm_control(dom, cmd, reply, sizeof(reply));
+    if (rc < 0)
+        dsd_reply_error(r->d, r->client, "domain '%s': control socket: %s", dom->cfg.name,
+                        strerror(-rc));
+    else if (!strcmp(reply, "ok") || !strncmp(reply, "ok ", 3))
+        dsd_reply(r->d, r->client, dsd_ok());
+    else
+        dsd_reply_error(r->d, r->client, "domain '%s': %s", dom->cfg.name,
+                        strncmp(reply, "error: ", 7) ? reply : reply + 7);
+}
+
+static void cmd_shutdown(const struct req *r)
+{
+    control_cmd(r, "shutdown poweroff");
+}
+
+static void cmd_reboot(const struct req *r)
+{
+    control_cmd(r, "shutdown reboot");
+}
+
+static void cmd_pause(const struct req *r)
+{
+    control_cmd(r, "pause");
+}
+
+static void cmd_unpause(const struct req *r)
+{
+    control_cmd(r, "unpause");
+}
+
+static void cmd_console_path(const struct req *r)
+{
+    struct dsd_dom *dom = req_dom(r);
+    json_object *o;
+
+    if (!dom)
+        return;
+    if (dom->state != DS_RUNNING) {
+        dsd_reply_error(r->d, r->client, "domain '%s' is not running (%s)", dom->cfg.name,
+                        dsd_state_name(dom->state));
+        return;
+    }
+    o = dsd_ok();
+    json_object_object_add(o, "path", json_object_new_string(dom->console_sock));
+    json_object_object_add(o, "domid", json_object_new_int((int)dom->domid));
+    dsd_reply(r->d, r->client, o);
+}
+
+static void cmd_domid(const struct req *r)
+{
+    const char *spec = req_str(r, "dom");
+    struct dsd_dom *dom;
+    json_object *o;
+
+    if (spec && (!strcmp(spec, "0") || !strcmp(spec, "Domain-0"))) {
+        o = dsd_ok();
+        json_object_object_add(o, "domid", json_object_new_int(0));
+        json_object_object_add(o, "name", json_object_new_string("Domain-0"));
+        json_object_object_add(o, "status", json_object_new_string("running"));
+        json_object_object_add(o, "gen", json_object_new_int(1));
+        dsd_reply(r->d, r->client, o);
+        return;
+    }
+    dom = req_dom(r);
+    if (!dom)
+        return;
+    o = dsd_ok();
+    json_object_object_add(o, "domid", json_object_new_int((int)dom->domid));
+    json_object_object_add(o, "name", json_object_new_string(dom->cfg.name));
+    json_object_object_add(o, "status", json_object_new_string(dsd_state_name(dom->state)));
+    json_object_object_add(o, "gen", json_object_new_int((int)dom->gen));
+    dsd_reply(r->d, r->client, o);
+}
+
+static void cmd_ping(const struct req *r)
+{
+    dsd_reply(r->d, r->client, dsd_ok());
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(const struct req *r);
+} commands[] = {
+    {"create", cmd_create},   {"list", cmd_list},
+    {"destroy", cmd_destroy}, {"shutdown", cmd_shutdown},
+    {"reboot", cmd_reboot},   {"pause", cmd_pause},
+    {"unpause", cmd_unpause}, {"console-path", cmd_console_path},
+    {"domid", cmd_domid},     {"ping", cmd_ping},
+};
+
+void dsd_handle_request(struct dsd *d, uint64_t client, const char *line)
+{
+    enum json_tokener_error jerr;
+    struct req r = {.d = d, .client = client};
+    const char *cmd;
+
+    r.obj = json_tokener_parse_verbose(line, &jerr);
+    if (!r.obj || !json_object_is_type(r.obj, json_type_object)) {
+        dsd_reply_error(d, client, "malformed request: %s",
+                        r.obj ? "not a JSON object" : json_tokener_error_desc(jerr));
+        goto out;
+    }
+    cmd = req_str(&r, "cmd");
+    for (size_t i = 0; cmd && i < ARRAY_SIZE(commands); i++) {
+        if (!strcmp(commands[i].name, cmd)) {
+            commands[i].fn(&r);
+            goto out;
+        }
+    }
+    dsd_reply_error(d, client, "unknown command '%.32s'", cmd ? cmd : "(none)");
+out:
+    json_object_put(r.obj);
+}

@@ -1,0 +1,245 @@
+/* domusd: starting domus-vm processes (vmproc.h) and talking to them. */
+#include "domus/domusd.h"
+#include "domus/util.h"
+#include "domus/vmproc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define VM_READY_FD 3
+#define VM_MAX_ARGS 32
+
+struct vm_argv {
+    char *argv[VM_MAX_ARGS];
+    char domid[16], memory[24], maxmem[24], vcpus[16], ready[8];
+    int n;
+};
+
+static void add(struct vm_argv *a, const char *opt, const char *val)
+{
+    if (a->n + 3 > VM_MAX_ARGS)
+        return;
+    a->argv[a->n++] = (char *)opt;
+    if (val)
+        a->argv[a->n++] = (char *)val;
+    a->argv[a->n] = NULL;
+}
+
+static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom *dom)
+{
+    const struct xlcfg *c = &dom->cfg;
+
+    a->n = 0;
+    snprintf(a->domid, sizeof(a->domid), "%u", dom->domid);
+    snprintf(a->memory, sizeof(a->memory), "%llu", (unsigned long long)c->memory_mb);
+    snprintf(a->maxmem, sizeof(a->maxmem), "%llu", (unsigned long long)c->maxmem_mb);
+    snprintf(a->vcpus, sizeof(a->vcpus), "%u", c->vcpus);
+    snprintf(a->ready, sizeof(a->ready), "%d", VM_READY_FD);
+    add(a, bin, NULL);
+    add(a, "--domid", a->domid);
+    add(a, "--name", c->name);
+    add(a, "--kernel", c->kernel);
+    if (c->ramdisk[0])
+        add(a, "--ramdisk", c->ramdisk);
+    if (c->cmdline[0])
+        add(a, "--cmdline", c->cmdline);
+    add(a, "--memory", a->memory);
+    if (c->maxmem_mb != c->memory_mb)
+        add(a, "--maxmem", a->maxmem);
+    add(a, "--vcpus", a->vcpus);
+    add(a, "--console-log", dom->console_log);
+    add(a, "--console-sock", dom->console_sock);
+    add(a, "--control-sock", dom->control_sock);
+    add(a, "--ready-fd", a->ready);
+}
+
+/* In the child: stdio to the stderr pipe, the ready pipe at VM_READY_FD,
+ * default signal state, then exec.  Never returns. */
+static void child_exec(const char *bin, char **argv, int ready_w, int err_w)
+{
+    sigset_t none;
+    int null = open("/dev/null", O_RDONLY);
+
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    setpgid(0, 0); /* a ^C aimed at a foreground domusd does not hit guests */
+    if (null >= 0)
+        dup2(null, 0);
+    dup2(err_w, 1);
+    dup2(err_w, 2);
+    if (ready_w == VM_READY_FD)
+        fcntl(ready_w, F_SETFD, 0);
+    else
+        dup2(ready_w, VM_READY_FD);
+    execv(bin, argv);
+    dprintf(2, "domus-vm: error: cannot run %s: %s\n", bin, strerror(errno));
+    _exit(DOMUS_VM_EXIT_ERROR);
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+static int open_pipes(int ready[2], int errp[2])
+{
+    ready[0] = ready[1] = errp[0] = errp[1] = -1;
+    if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)
+        return -errno;
+    if (fcntl(ready[0], F_SETFL, O_NONBLOCK) < 0 || fcntl(errp[0], F_SETFL, O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
+{
+    struct vm_argv a;
+    int ready[2], errp[2];
+    pid_t pid;
+    int rc;
+
+    build_argv(&a, d->vm_bin, dom);
+    rc = open_pipes(ready, errp);
+    if (rc) {
+        dfmt(err, errlen, "cannot create pipes: %s", strerror(-rc));
+        goto out;
+    }
+    dom->vmlog_fd = open(dom->vm_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        dfmt(err, errlen, "cannot start domus-vm: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0)
+        child_exec(d->vm_bin, a.argv, ready[1], errp[1]);
+    close_fd(&ready[1]);
+    close_fd(&errp[1]);
+    dom->pid = pid;
+    dom->ready_fd = ready[0];
+    dom->err_fd = errp[0];
+    ready[0] = errp[0] = -1;
+    dom->state = DS_BUILDING;
+    dom->errline[0] = '\0';
+    dom->errpart_len = 0;
+    dom->timed_out = false;
+    dom->deadline_ms = dsd_now_ms() + DSD_BUILD_TIMEOUT_MS;
+    dom->gen++;
+    /* The process is reaped through SIGCHLD whatever happens to the watches. */
+    if (dsd_watch(d, EV_READY, dom->ready_fd) < 0 || dsd_watch(d, EV_STDERR, dom->err_fd) < 0)
+        dwarn("domain %u: cannot watch its pipes", dom->domid);
+    dinfo("domain %u (%s): started domus-vm pid %d", dom->domid, dom->cfg.name, (int)pid);
+    return 0;
+out:
+    close_fd(&ready[0]);
+    close_fd(&ready[1]);
+    close_fd(&errp[0]);
+    close_fd(&errp[1]);
+    close_fd(&dom->vmlog_fd);
+    return rc;
+}
+
+void dsd_vm_close_pipes(struct dsd *d, struct dsd_dom *dom)
+{
+    dsd_unwatch_close(d, &dom->ready_fd);
+    dsd_unwatch_close(d, &dom->err_fd);
+    close_fd(&dom->vmlog_fd);
+}
+
+void dsd_vm_read_ready(struct dsd *d, struct dsd_dom *dom)
+{
+    char buf[64];
+    ssize_t n = read(dom->ready_fd, buf, sizeof(buf) - 1);
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n > 0) {
+        buf[n] = '\0';
+        if (strstr(buf, "ready") && dom->state == DS_BUILDING)
+            dsd_became_ready(d, dom);
+    }
+    /* One message only: after it, or at EOF, the pipe has served its purpose. */
+    dsd_unwatch_close(d, &dom->ready_fd);
+}
+
+/* Remembers the text after "error: " of the last such line. */
+static void stderr_line(struct dsd_dom *dom, const char *line)
+{
+    const char *e = strstr(line, "error: ");
+
+    if (e)
+        snprintf(dom->errline, sizeof(dom->errline), "%s", e + strlen("error: "));
+}
+
+static void stderr_feed(struct dsd_dom *dom, const char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\n' || dom->errpart_len + 1 >= sizeof(dom->errpart)) {
+            dom->errpart[dom->errpart_len] = '\0';
+            stderr_line(dom, dom->errpart);
+            dom->errpart_len = 0;
+            if (buf[i] == '\n')
+                continue;
+        }
+        dom->errpart[dom->errpart_len++] = buf[i] ? buf[i] : ' ';
+    }
+}
+
+void dsd_vm_read_stderr(struct dsd *d, struct dsd_dom *dom)
+{
+    char buf[4096];
+
+    while (dom->err_fd >= 0) {
+        ssize_t n = read(dom->err_fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            if (dom->errpart_len) {
+                dom->errpart[dom->errpart_len] = '\0';
+                stderr_line(dom, dom->errpart);
+                dom->errpart_len = 0;
+            }
+            dsd_unwatch_close(d, &dom->err_fd);
+            return;
+        }
+        if (dom->vmlog_fd >= 0 && write(dom->vmlog_fd, buf, (size_t)n) < 0)
+            close_fd(&dom->vmlog_fd);
+        stderr_feed(dom, buf, (size_t)n);
+    }
+}
+
+int dsd_vm_control(const struct dsd_dom *dom, const char *cmd, char *reply, size_t len)
+{
+    char *line = NULL;
+    int fd = -1, rc;
+
+    if (!dom->pid || dom->state != DS_RUNNING)
+        return -ESRCH;
+    rc = ts_unix_connect(dom->control_sock, &fd);
+    if (rc)
+        goto out;
+    if (dprintf(fd, "%s\n", cmd) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = ts_read_line(fd, &line, 4096, DSD_CONTROL_TIMEOUT_MS);
+    if (rc)
+        goto out;
+    snprintf(reply, len, "%s", line);
+out:
+    free(line);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
