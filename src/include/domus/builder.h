@@ -46,9 +46,13 @@ struct build_result {
 };
 
 /* Builds a PVH domain's memory.  On failure returns -errno and writes a
- * human-readable reason into err (e.g. "kernel: no such file",
- * "kernel: not an ELF or bzImage", "kernel: no PVH entry note",
- * "ramdisk does not fit in guest memory"). */
+ * human-readable reason into err, e.g. "kernel PATH: No such file or
+ * directory" (-ENOENT), "kernel: not an ELF or bzImage", "kernel: no PVH
+ * entry point (XEN_ELFNOTE_PHYS32_ENTRY); Domus boots PVH kernels",
+ * "kernel: ELF segment N [...) does not fit in guest RAM [...)" (all -EINVAL),
+ * "ramdisk PATH (N bytes) does not fit in guest memory ..." (-ENOMEM).
+ * bzImage payloads may be gzip, xz, zstd or lz4 (legacy frame, as Debian's
+ * kernels use); bzip2, lzma and lzo are rejected with a message. */
 int builder_build_pvh(struct gmem *m, const struct build_args *a, struct build_result *out,
                       char *err, size_t errlen);
 
