@@ -337,12 +337,14 @@ struct xs_conn *xs_conn_new(struct xs_daemon *d, unsigned domid)
 
 long xs_conn_input(struct xs_conn *c, const void *data, size_t len)
 {
-    if (c->dead)
+    if (c->dead || c->ignored)
         return -EPROTO;
     long rc = conn_input(c, data, len);
     if (rc < 0) {
-        /* The client broke the protocol: Xen drops a socket client. */
-        conn_kill(c);
+        /* The client broke the protocol: Xen drops a socket client.  The
+         * handle stays valid until xs_conn_free. */
+        conn_reset(c);
+        c->ignored = true;
     }
     xs_daemon_flush(c->d);
     return rc;
