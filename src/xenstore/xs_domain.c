@@ -92,8 +92,12 @@ static void ring_bad(struct xs_domain *dom, int rc)
 {
     struct xenstore_domain_interface *i = dom->page;
     uint32_t err = rc == -EPROTO ? XENSTORE_ERROR_PROTO : XENSTORE_ERROR_RINGIDX;
-    dwarn("xenstore: dom%u broke the ring protocol (%s); ignoring it", dom->domid,
-          err == XENSTORE_ERROR_PROTO ? "payload too long" : "bad ring index");
+    const char *why = err == XENSTORE_ERROR_PROTO ? "payload too long" : "bad ring index";
+    if (!dom->warned)
+        dwarn("xenstore: dom%u broke the ring protocol (%s); ignoring it", dom->domid, why);
+    else
+        dlog_debug("xenstore: dom%u broke the ring protocol (%s) again", dom->domid, why);
+    dom->warned = true;
     WR(i->error, err);
     conn_reset(dom->conn);
     dom->conn->ignored = true;

@@ -187,6 +187,7 @@ struct xs_domain {
     int notify_fd, kick_fd;
     bool hooked; /* page came from the map hook */
     bool dead;   /* released; freed by xs_daemon_flush */
+    bool warned; /* logged a protocol violation already (log once) */
 };
 
 struct xs_daemon {
