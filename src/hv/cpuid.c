@@ -30,12 +30,12 @@ static void add(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx, uint32_t flags,
         .function = fn, .index = idx, .flags = flags, .eax = a, .ebx = b, .ecx = cx, .edx = d};
 }
 
-static uint64_t xcr0_offered(struct kvm_cpuid2 *c)
+static uint64_t xcr0_offered(struct kvm_cpuid2 *c, uint64_t limit)
 {
     struct kvm_cpuid_entry2 *e = find(c, 0xd, 0);
     if (!e)
         return 0;
-    uint64_t mask = (e->eax | ((uint64_t)e->edx << 32)) & XCR0_OFFERED;
+    uint64_t mask = (e->eax | ((uint64_t)e->edx << 32)) & XCR0_OFFERED & limit;
     if ((mask & XCR0_AVX512) != XCR0_AVX512)
         mask &= ~XCR0_AVX512;
     return mask;
@@ -57,6 +57,8 @@ static void fix_xsave(struct kvm_cpuid2 *c, uint64_t mask)
             size = e->ebx + e->eax;
     }
     struct kvm_cpuid_entry2 *s0 = find(c, 0xd, 0), *s1 = find(c, 0xd, 1);
+    if (!mask)
+        return;
     if (s0) {
         s0->eax = (uint32_t)mask;
         s0->edx = (uint32_t)(mask >> 32);
@@ -82,8 +84,24 @@ static void fix_leaf7(struct kvm_cpuid2 *c, uint64_t mask)
     }
     if (e && !(mask & XCR0_PKRU))
         e->ecx &= ~(1U << 3);
+    if (e && !(mask & (1ULL << 2))) /* no AVX state: no AVX2 either */
+        e->ebx &= ~(1U << 5);
+    struct kvm_cpuid_entry2 *l1 = find(c, 1, 0);
+    if (l1 && !(mask & (1ULL << 2)))
+        l1->ecx &= ~((1U << 28) | (1U << 12) | (1U << 29)); /* AVX, FMA, F16C */
     if (e)
         e->edx &= ~((1U << 22) | (1U << 24) | (1U << 25)); /* AMX */
+}
+
+/* No XSAVE at all: the guest falls back to FXSAVE. */
+static void hide_xsave(struct kvm_cpuid2 *c)
+{
+    struct kvm_cpuid_entry2 *l1 = find(c, 1, 0);
+    if (l1)
+        l1->ecx &= ~((1U << 26) | (1U << 27));
+    for (uint32_t i = 0; i < c->nent; i++)
+        if (c->entries[i].function == 0xd)
+            c->entries[i].eax = c->entries[i].ebx = c->entries[i].ecx = c->entries[i].edx = 0;
 }
 
 static void fix_topology(struct kvm_cpuid2 *c, unsigned apic_id, unsigned nr_vcpus)
@@ -118,7 +136,7 @@ static void add_xen_leaves(struct kvm_cpuid2 *c, unsigned vcpu_id, unsigned domi
 }
 
 void cpuid_build(const struct kvm_cpuid2 *supported, struct kvm_cpuid2 *out, unsigned vcpu_id,
-                 unsigned nr_vcpus, unsigned domid)
+                 unsigned nr_vcpus, unsigned domid, uint64_t xcr0_limit)
 {
     out->nent = 0;
     for (uint32_t i = 0; i < supported->nent; i++) {
@@ -129,9 +147,23 @@ void cpuid_build(const struct kvm_cpuid2 *supported, struct kvm_cpuid2 *out, uns
             continue; /* AMX tile information */
         out->entries[out->nent++] = *e;
     }
-    uint64_t mask = xcr0_offered(out);
+    uint64_t mask = xcr0_offered(out, xcr0_limit);
+    if (!mask)
+        hide_xsave(out);
     fix_xsave(out, mask);
     fix_leaf7(out, mask);
     fix_topology(out, vcpu_id, nr_vcpus);
     add_xen_leaves(out, vcpu_id, domid);
+}
+
+uint64_t cpuid_host_xcr0_limit(void)
+{
+    uint32_t a, b, c, d;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x40000000), "c"(0));
+    char sig[13];
+    memcpy(sig, &b, 4);
+    memcpy(sig + 4, &c, 4);
+    memcpy(sig + 8, &d, 4);
+    sig[12] = 0;
+    return strcmp(sig, "TCGTCGTCGTCG") == 0 ? 0 : ~0ULL;
 }

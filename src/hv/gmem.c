@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #define SPECIAL_SIZE (GMEM_SPECIAL_PAGES * DOMUS_PAGE_SIZE)
+#define EXTRA_SIZE (GMEM_EXTRA_PAGES * DOMUS_PAGE_SIZE)
+#define TAIL_SIZE (SPECIAL_SIZE + EXTRA_SIZE)
 
 int gmem_init(struct gmem *m, uint64_t ram_bytes)
 {
@@ -20,11 +22,11 @@ int gmem_init(struct gmem *m, uint64_t ram_bytes)
     m->fd = memfd_create("domus-guest-ram", MFD_CLOEXEC);
     if (m->fd < 0)
         return -errno;
-    if (ftruncate(m->fd, (off_t)(ram_bytes + SPECIAL_SIZE)) < 0) {
+    if (ftruncate(m->fd, (off_t)(ram_bytes + TAIL_SIZE)) < 0) {
         rc = -errno;
         goto out;
     }
-    m->host = mmap(NULL, ram_bytes + SPECIAL_SIZE, PROT_READ | PROT_WRITE,
+    m->host = mmap(NULL, ram_bytes + TAIL_SIZE, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_NORESERVE, m->fd, 0);
     if (m->host == MAP_FAILED) {
         m->host = NULL;
@@ -43,7 +45,7 @@ out:
 void gmem_destroy(struct gmem *m)
 {
     if (m->host)
-        munmap(m->host, m->ram_size + SPECIAL_SIZE);
+        munmap(m->host, m->ram_size + TAIL_SIZE);
     if (m->fd >= 0)
         close(m->fd);
     memset(m, 0, sizeof(*m));
@@ -73,7 +75,23 @@ void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len)
         return m->host + m->low_end + (gpa - GMEM_HIGH_BASE);
     if (in_region(gpa, len, GMEM_SPECIAL_BASE, SPECIAL_SIZE))
         return m->host + m->ram_size + (gpa - GMEM_SPECIAL_BASE);
+    for (unsigned i = 0; i < GMEM_EXTRA_PAGES; i++) {
+        uint64_t base = __atomic_load_n(&m->extra[i].gpa, __ATOMIC_ACQUIRE);
+        if (base && in_region(gpa, len, base, DOMUS_PAGE_SIZE))
+            return m->host + m->ram_size + SPECIAL_SIZE + i * DOMUS_PAGE_SIZE + (gpa - base);
+    }
     return NULL;
+}
+
+void *gmem_place_extra(struct gmem *m, unsigned idx, uint64_t gpa)
+{
+    if (!m->host || idx >= GMEM_EXTRA_PAGES || !gpa || (gpa & (DOMUS_PAGE_SIZE - 1)))
+        return NULL;
+    __atomic_store_n(&m->extra[idx].gpa, 0, __ATOMIC_RELEASE);
+    if (gmem_ptr(m, gpa, 1) != NULL)
+        return NULL; /* overlaps memory that is already there */
+    __atomic_store_n(&m->extra[idx].gpa, gpa, __ATOMIC_RELEASE);
+    return m->host + m->ram_size + SPECIAL_SIZE + idx * DOMUS_PAGE_SIZE;
 }
 
 int gmem_read(const struct gmem *m, uint64_t gpa, void *dst, size_t len)

@@ -12,12 +12,29 @@
 
 #define ENTRIES_PER_FRAME (DOMUS_PAGE_SIZE / sizeof(grant_entry_v1_t))
 
+/* A grant frame at a RAM page is used in place; one outside RAM (Linux PVH
+ * picks unpopulated addresses) is backed by an extra page of the domain. */
+static int place_frame(struct domain *d, unsigned idx, uint64_t gpa)
+{
+    for (unsigned i = 0; i < GMEM_EXTRA_PAGES; i++)
+        if (i != idx && d->mem.extra[i].gpa == gpa)
+            return -EINVAL; /* another frame is there */
+    if (d->mem.extra[idx].gpa == gpa || gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
+        return 0;
+    void *host = gmem_place_extra(&d->mem, idx, gpa);
+    if (!host)
+        return -EINVAL;
+    memset(host, 0, DOMUS_PAGE_SIZE);
+    return d->ops->map_extra(d, idx, gpa, host);
+}
+
 int gnttab_set_frame(struct domain *d, unsigned idx, uint64_t gpa)
 {
-    if (idx >= HV_GNTTAB_MAX_FRAMES)
+    if (idx >= HV_GNTTAB_MAX_FRAMES || idx >= GMEM_EXTRA_PAGES)
         return -EINVAL;
-    if (!gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
-        return -EINVAL;
+    int rc = place_frame(d, idx, gpa);
+    if (rc < 0)
+        return rc;
     pthread_mutex_lock(&d->lock);
     d->gnt_frame_gpa[idx] = gpa;
     if (idx >= d->gnt_nr_frames)

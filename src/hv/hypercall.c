@@ -97,11 +97,11 @@ static int64_t add_to_physmap(struct vcpu *v, uint64_t arg)
     if (x.domid != DOMID_SELF && x.domid != d->domid)
         return -ESRCH;
     uint64_t gpa = (uint64_t)x.gpfn << DOMUS_PAGE_SHIFT;
-    if (!gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
+    if (x.gpfn >= (1ULL << (52 - DOMUS_PAGE_SHIFT)))
         return -EINVAL;
     switch (x.space) {
     case XENMAPSPACE_shared_info: {
-        if (x.idx != 0)
+        if (x.idx != 0 || !gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
             return -EINVAL;
         memset(gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE), 0, DOMUS_PAGE_SIZE);
         int rc = d->ops->set_shared_info(d, x.gpfn);

@@ -227,7 +227,19 @@ static int k_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
     return 0;
 }
 
+#define EXTRA_SLOT_BASE 8
+
+static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *host);
+
+static int k_map_extra(struct domain *d, unsigned idx, uint64_t gpa, void *host)
+{
+    int fd = priv(d)->vm_fd;
+    set_slot(fd, EXTRA_SLOT_BASE + idx, 0, 0, NULL); /* drop an earlier placement */
+    return set_slot(fd, EXTRA_SLOT_BASE + idx, gpa, DOMUS_PAGE_SIZE, host);
+}
+
 static const struct hv_ops kvm_ops = {
+    .map_extra = k_map_extra,
     .set_shared_info = k_set_shared_info,
     .set_vcpu_info = k_set_vcpu_info,
     .set_vcpu_time_info = k_set_vcpu_time_info,
@@ -330,7 +342,7 @@ static int vcpu_create(struct domain *d, struct vcpu *v, const struct kvm_cpuid2
         rc = -errno;
         goto out;
     }
-    cpuid_build(sup, c, v->id, d->nr_vcpus, d->domid);
+    cpuid_build(sup, c, v->id, d->nr_vcpus, d->domid, cpuid_host_xcr0_limit());
     struct kvm_xen_vcpu_attr id = {.type = KVM_XEN_VCPU_ATTR_TYPE_VCPU_ID};
     id.u.vcpu_id = v->id;
     if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0 || ioctl(v->fd, KVM_XEN_VCPU_SET_ATTR, &id) < 0)
@@ -357,8 +369,12 @@ static int vm_open(struct domain *d, char *err, size_t errlen)
     int rc = xen_config(d, caps < 0 ? 0 : caps, err, errlen);
     if (rc < 0)
         return rc;
+    /* An in-kernel PIT too: Linux calibrates against it, and every port
+     * access that reaches userspace is expensive. */
+    struct kvm_pit_config pit = {.flags = 0};
     if (ioctl(p->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
-        ioctl(p->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+        ioctl(p->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
+        ioctl(p->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
         dfmt(err, errlen, "KVM irqchip set-up: %s", strerror(errno));
         return -errno;
     }

@@ -66,6 +66,13 @@ static int f_route_local(struct domain *d, uint32_t p, uint32_t t, uint32_t v)
 }
 static int f_route_fd(struct domain *d, uint32_t p, int fd) { (void)d, (void)p, (void)fd; return 0; }
 static int f_route_rm(struct domain *d, uint32_t p) { (void)d, (void)p; fk.routes_removed++; return 0; }
+static unsigned extra_maps;
+static int f_map_extra(struct domain *d, unsigned i, uint64_t gpa, void *h)
+{
+    (void)d, (void)i, (void)gpa, (void)h;
+    extra_maps++;
+    return 0;
+}
 static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
 {
     (void)v;
@@ -75,7 +82,7 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
 
 static const struct hv_ops fake_ops = {
     f_shinfo, f_gpa, f_gpa, f_gpa, f_vec, f_gvec, f_timer,
-    f_deliver, f_route_local, f_route_fd, f_route_rm, f_translate,
+    f_deliver, f_route_local, f_route_fd, f_route_rm, f_map_extra, f_translate,
 };
 
 static struct domain *dom;
@@ -181,6 +188,17 @@ static void test_memory_op(void)
                                     .idx = 1000, .gpfn = 0x30};
     put(&x, sizeof(x));
     CHECK("grant frame index beyond maximum is -EINVAL",
+          hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -EINVAL);
+    x = (struct xen_add_to_physmap){.domid = DOMID_SELF, .space = XENMAPSPACE_grant_table,
+                                    .idx = 1, .gpfn = 0xF0000};
+    put(&x, sizeof(x));
+    CHECK("grant frame outside RAM gets an extra page",
+          hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == 0 && extra_maps == 1 &&
+              gmem_ptr(&dom->mem, 0xF0000000ULL, 4096) != NULL);
+    x.idx = 2;
+    x.gpfn = 0xF0000;
+    put(&x, sizeof(x));
+    CHECK("second frame cannot overlap the first",
           hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -EINVAL);
     domid_t self = DOMID_SELF;
     put(&self, sizeof(self));
@@ -409,7 +427,7 @@ static void test_cpuid(void)
     sup->entries[5] = (struct kvm_cpuid_entry2){.function = 0xd, .index = 9, .eax = 8, .ebx = 2688};
     sup->entries[6] = (struct kvm_cpuid_entry2){.function = 7, .ecx = 1u << 3, .ebx = 1u << 16};
     sup->nent = 7;
-    cpuid_build(sup, out, 3, 4, 5);
+    cpuid_build(sup, out, 3, 4, 5, ~0ULL);
     int kvm_sig = 0, xen_sig = 0;
     struct kvm_cpuid_entry2 *d0 = NULL, *l1 = NULL, *x4 = NULL, *l7 = NULL;
     for (unsigned i = 0; i < out->nent; i++) {
@@ -434,6 +452,11 @@ static void test_cpuid(void)
     CHECK("cpuid: APIC id of vCPU 3", l1 && (l1->ebx >> 24) == 3);
     CHECK("cpuid: Xen HVM leaf has vcpu id and upcall vector",
           x4 && x4->ebx == 3 && x4->ecx == 5 && (x4->eax & (1u << 6)));
+    cpuid_build(sup, out, 0, 1, 1, 0);
+    for (unsigned i = 0; i < out->nent; i++)
+        if (out->entries[i].function == 1)
+            l1 = &out->entries[i];
+    CHECK("cpuid: XSAVE hidden when no component may be offered", l1 && !(l1->ecx & (1u << 26)));
     free(sup);
     free(out);
 }

@@ -19,6 +19,7 @@
 #define GMEM_SPECIAL_BASE 0xFEFF0000ULL /* special pages, reserved in the e820 */
 #define GMEM_SPECIAL_PAGES 16
 #define GMEM_MIN_RAM (32ULL << 20)
+#define GMEM_EXTRA_PAGES 32 /* pages the guest may place anywhere (grant frames) */
 
 /* Special page indexes (gpa = GMEM_SPECIAL_BASE + idx * 4096). */
 enum gmem_special {
@@ -26,12 +27,17 @@ enum gmem_special {
     GMEM_SPECIAL_XENSTORE = 1, /* struct xenstore_domain_interface */
 };
 
+struct gmem_extra {
+    uint64_t gpa; /* where the guest placed the page (0: unused) */
+};
+
 struct gmem {
-    int fd;          /* memfd: RAM then the special pages */
+    int fd;          /* memfd: RAM, the special pages, then the extra pages */
     uint8_t *host;   /* mapping of the whole memfd */
     uint64_t ram_size;
     uint64_t low_end;   /* gpa where low RAM ends */
     uint64_t high_size; /* bytes of RAM at GMEM_HIGH_BASE */
+    struct gmem_extra extra[GMEM_EXTRA_PAGES];
 };
 
 /* Creates the memfd for ram_bytes of RAM (a multiple of 4 KiB, at least
@@ -43,13 +49,17 @@ int gmem_init(struct gmem *m, uint64_t ram_bytes);
 void gmem_destroy(struct gmem *m);
 
 /* Host pointer for guest-physical [gpa, gpa + len) when that range lies wholly
- * inside one region (low RAM, high RAM or special pages); NULL otherwise, also
- * on arithmetic overflow or len == 0. */
+ * inside one region (low RAM, high RAM, special pages or one placed extra
+ * page); NULL otherwise, also on arithmetic overflow or len == 0. */
 void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len);
 
 /* Copies between guest memory and host buffers; 0 or -EFAULT. */
 int gmem_read(const struct gmem *m, uint64_t gpa, void *dst, size_t len);
 int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len);
+
+/* Places extra page idx at guest-physical gpa (page-aligned, outside RAM
+ * and the special pages); returns its host address, or NULL. */
+void *gmem_place_extra(struct gmem *m, unsigned idx, uint64_t gpa);
 
 /* Offset in the memfd of a gpa that gmem_ptr accepts, or -1. */
 int64_t gmem_fd_offset(const struct gmem *m, uint64_t gpa);

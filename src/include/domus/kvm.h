@@ -35,6 +35,12 @@ uint64_t kvm_domain_cputime_ns(struct domain *d);
  * leaves removed, APIC ids per vCPU, leaf 0xD consistent with the XCR0
  * features offered.  out must hold supported->nent + 8 entries. */
 void cpuid_build(const struct kvm_cpuid2 *supported, struct kvm_cpuid2 *out,
-                 unsigned vcpu_id, unsigned nr_vcpus, unsigned domid);
+                 unsigned vcpu_id, unsigned nr_vcpus, unsigned domid, uint64_t xcr0_limit);
+
+/* The XSAVE components (XCR0 bits) this host can give guests safely: all,
+ * except under QEMU's TCG (the test host), whose SVM does not intercept
+ * XSETBV, so KVM never learns the guest's XCR0 and CPUID leaf 0xD would
+ * disagree with it; there XSAVE is hidden (0) and guests use FXSAVE. */
+uint64_t cpuid_host_xcr0_limit(void);
 
 #endif
