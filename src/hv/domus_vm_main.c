@@ -3,6 +3,7 @@
 #include "domus/console.h"
 #include "domus/hv.h"
 #include "domus/kvm.h"
+#include "domus/storering.h"
 #include "domus/util.h"
 #include "domus/vmproc.h"
 
@@ -28,16 +29,18 @@ struct vm_args {
     unsigned vcpus;
     const char *console_log, *console_sock, *control_sock;
     int ready_fd;
+    bool xenstore;
 };
 
 static struct domain dom;
+static struct store_ring *store;
 
 static void usage(void)
 {
     fprintf(stderr, "usage: domus-vm --domid N --name NAME --kernel PATH [--ramdisk PATH]\n"
                     "       [--cmdline STR] --memory MIB [--maxmem MIB] --vcpus N\n"
                     "       --console-log PATH --console-sock PATH --control-sock PATH\n"
-                    "       [--ready-fd FD]\n");
+                    "       [--ready-fd FD] [--xenstore]\n");
 }
 
 static int parse_uint(const char *s, uint64_t max, uint64_t *out)
@@ -58,7 +61,7 @@ static int parse_args(int argc, char **argv, struct vm_args *a)
         {"ramdisk", 1, 0, 'r'},      {"cmdline", 1, 0, 'c'},      {"memory", 1, 0, 'm'},
         {"maxmem", 1, 0, 'M'},       {"vcpus", 1, 0, 'v'},        {"console-log", 1, 0, 'l'},
         {"console-sock", 1, 0, 's'}, {"control-sock", 1, 0, 'C'}, {"ready-fd", 1, 0, 'R'},
-        {0, 0, 0, 0}};
+        {"xenstore", 0, 0, 'X'},     {0, 0, 0, 0}};
     uint64_t v;
     int c;
     memset(a, 0, sizeof(*a));
@@ -77,6 +80,7 @@ static int parse_args(int argc, char **argv, struct vm_args *a)
         case 's': a->console_sock = optarg; break;
         case 'C': a->control_sock = optarg; break;
         case 'R': if (parse_uint(optarg, 1 << 20, &v)) return -EINVAL; a->ready_fd = (int)v; break;
+        case 'X': a->xenstore = true; break;
         default: return -EINVAL;
         }
     }
@@ -161,6 +165,35 @@ static int control_listen(const char *path, char *err, size_t errlen)
     return fd;
 }
 
+/* Hands xenstored what it needs to serve the guest's ring: the memory fd and
+ * the page offset, and the two eventfds (SCM_RIGHTS). */
+static void send_store_ring(int fd)
+{
+    char line[128];
+    int fds[3];
+    uint64_t offset, gfn;
+    uint32_t port;
+    if (!store) {
+        snprintf(line, sizeof(line), "error: no xenstore ring\n");
+        send(fd, line, strlen(line), MSG_NOSIGNAL);
+        return;
+    }
+    store_ring_info(store, &fds[0], &offset, &gfn, &port, &fds[1], &fds[2]);
+    snprintf(line, sizeof(line), "ok gfn=%llu port=%u offset=%llu\n", (unsigned long long)gfn,
+             port, (unsigned long long)offset);
+    char cbuf[CMSG_SPACE(sizeof(fds))];
+    struct iovec iov = {line, strlen(line)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                        .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(fds));
+    memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+    if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
+        dwarn("xs-ring: %s", strerror(errno));
+}
+
 static void control_reply(int fd, const char *cmd)
 {
     char out[256];
@@ -172,6 +205,9 @@ static void control_reply(int fd, const char *cmd)
                  atomic_load(&dom.paused) ? 'p' : 'r',
                  (unsigned long long)kvm_domain_cputime_ns(&dom),
                  (unsigned long long)(dom.mem.ram_size >> 10), dom.nr_vcpus);
+    } else if (!strcmp(cmd, "xs-ring")) {
+        send_store_ring(fd);
+        return;
     } else if (!strncmp(cmd, "shutdown ", 9)) {
         snprintf(out, sizeof(out), "error: PV control interface not available\n");
     } else {
@@ -264,6 +300,8 @@ int main(int argc, char **argv)
         goto out;
     if (console_start(&dom, a.console_log, a.console_sock, &con, err, sizeof(err)) < 0)
         goto out;
+    if (a.xenstore && store_ring_start(&dom, &store, err, sizeof(err)) < 0)
+        goto out;
     if (a.control_sock && (ctl_fd = control_listen(a.control_sock, err, sizeof(err))) < 0)
         goto out;
     if (kvm_domain_start(&dom) < 0) {
@@ -280,6 +318,7 @@ out:
     kvm_domain_pause(&dom, true);
     console_stop(con);
     kvm_domain_destroy(&dom);
+    store_ring_stop(store);
     gmem_destroy(&dom.mem);
     if (ctl_fd >= 0) {
         close(ctl_fd);

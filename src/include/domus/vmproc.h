@@ -7,7 +7,7 @@
  *   domus-vm --domid N --name NAME --kernel PATH [--ramdisk PATH]
  *            [--cmdline STR] --memory MIB [--maxmem MIB] --vcpus N
  *            --console-log PATH --console-sock PATH --control-sock PATH
- *            [--ready-fd FD]
+ *            [--ready-fd FD] [--xenstore]
  *
  * Start-up: all set-up errors print one "domus-vm: error: ..." line on stderr
  * and exit with DOMUS_VM_EXIT_ERROR, leaving no file behind.  When the domain
@@ -26,8 +26,16 @@
  * Control socket (unix stream): one text command per line, one reply line:
  *   "pause" / "unpause" -> "ok" or "error: ..."
  *   "info"              -> "ok state=<r|b|p> cputime_ns=<n> mem_kib=<n> vcpus=<n>"
- *   "shutdown <poweroff|reboot>" -> asks the guest (xenstore control/shutdown
- *                          once xenstore exists), "ok" or "error: ..."
+ *   "shutdown <poweroff|reboot>" -> "error: ..." (the toolstack asks the
+ *                          guest through xenstore control/shutdown instead)
+ *   "xs-ring"           -> with --xenstore only: "ok gfn=<n> port=<p>
+ *                          offset=<o>" carrying three fds (SCM_RIGHTS): the
+ *                          domain's memory fd (the ring page is at offset),
+ *                          kick_fd and notify_fd as xs_ring_hooks.map wants.
+ *
+ * --xenstore: the domain gets a xenstore ring page and event channel
+ * (HVM_PARAM_STORE_PFN/STORE_EVTCHN); without it both are 0 and the guest
+ * runs without xenstore.
  */
 #ifndef DOMUS_VMPROC_H
 #define DOMUS_VMPROC_H
