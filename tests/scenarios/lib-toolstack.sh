@@ -1,0 +1,113 @@
+# Helpers for the toolstack scenarios (POSIX sh; sourced, not run).
+# Needs DOMUS_TMP, DOMUS_GUEST_KERNEL, DOMUS_GUEST_INITRD; domus on PATH.
+# Each scenario gets its own domusd: run dir and log dir under $DOMUS_TMP.
+
+: "${DOMUS_TMP:?}" "${DOMUS_GUEST_KERNEL:?}" "${DOMUS_GUEST_INITRD:?}"
+DOMUS_RUN_DIR="$DOMUS_TMP/run"
+DOMUS_LOG_DIR="$DOMUS_TMP/log"
+export DOMUS_RUN_DIR DOMUS_LOG_DIR
+
+pass() { echo "PASS $*"; }
+fail() { echo "FAIL $*"; }
+# check WHAT CMD...: PASS WHAT when CMD succeeds, FAIL WHAT otherwise.
+check() {
+    _w="$1"; shift
+    if "$@"; then pass "$_w"; else fail "$_w"; fi
+}
+
+# mkcfg NAME TEST VCPUS [CFG-LINE...]: writes $DOMUS_TMP/NAME.cfg for a guest
+# running tests/guest/TEST.sh.  Extra kernel parameters: $EXTRA_CMDLINE.
+mkcfg() {
+    _n="$1" _t="$2" _v="$3"; shift 3
+    {
+        echo "# $_n: tests/guest/$_t.sh"
+        echo "name = \"$_n\""
+        echo "type = \"pvh\""
+        echo "kernel = \"$DOMUS_GUEST_KERNEL\""
+        echo "ramdisk = \"$DOMUS_GUEST_INITRD\""
+        echo "memory = ${MEMORY:-256}"
+        echo "vcpus = $_v"
+        echo "cmdline = \"console=hvc0 domus.test=$_t domus.vcpus=$_v${EXTRA_CMDLINE:+ $EXTRA_CMDLINE}\""
+        for _l in "$@"; do echo "$_l"; done
+    } >"$DOMUS_TMP/$_n.cfg"
+}
+
+console_log() { echo "$DOMUS_LOG_DIR/$1.log"; }
+
+# count_in_log NAME PATTERN: lines of NAME's console log matching PATTERN.
+count_in_log() {
+    _c="$(tr -d '\r' <"$(console_log "$1")" 2>/dev/null | grep -c -- "$2")"
+    echo "${_c:-0}"
+}
+
+# wait_log NAME PATTERN SECONDS [COUNT]: until COUNT (default 1) lines match.
+wait_log() {
+    _i=0
+    while [ "$_i" -lt "$3" ]; do
+        [ "$(count_in_log "$1" "$2")" -ge "${4:-1}" ] && return 0
+        sleep 1; _i=$((_i + 1))
+    done
+    return 1
+}
+
+# relay NAME: the guest's PASS/FAIL lines, as "PASS NAME: ..." (the console log
+# is the only way they reach the runner).  Fails when there is no PASS line or
+# any FAIL line.
+relay() {
+    _f="$(console_log "$1")"
+    [ -f "$_f" ] || { fail "$1: no console log $_f"; return 1; }
+    tr -d '\r' <"$_f" | sed -n "s/^\(PASS\|FAIL\) \(.*\)/\1 $1: \2/p"
+    [ "$(count_in_log "$1" '^PASS ')" -ge 1 ] && [ "$(count_in_log "$1" '^FAIL ')" -eq 0 ]
+}
+
+# Row of `domus list` for NAME (empty when not listed).
+list_row() { domus list 2>/dev/null | awk -v n="$1" '$1 == n'; }
+listed() { [ -n "$(list_row "$1")" ]; }
+state_of() { list_row "$1" | awk '{ print $5 }'; }
+
+# wait_gone NAME SECONDS
+wait_gone() {
+    _i=0
+    while [ "$_i" -lt "$2" ]; do
+        listed "$1" || return 0
+        sleep 1; _i=$((_i + 1))
+    done
+    return 1
+}
+
+# wait_state NAME LETTER SECONDS: until the state column contains LETTER.
+wait_state() {
+    _i=0
+    while [ "$_i" -lt "$3" ]; do
+        case "$(state_of "$1")" in *"$2"*) return 0 ;; esac
+        sleep 1; _i=$((_i + 1))
+    done
+    return 1
+}
+
+domusd_pid() { cat "$DOMUS_RUN_DIR/domusd.pid" 2>/dev/null; }
+
+# Number of domus-vm processes whose parent is our domusd.
+vm_count() {
+    _d="$(domusd_pid)" _n=0
+    for _p in /proc/[0-9]*; do
+        [ "$(cat "$_p/comm" 2>/dev/null)" = domus-vm ] || continue
+        _pp="$(awk '{ print $4 }' "$_p/stat" 2>/dev/null)"
+        [ "$_pp" = "$_d" ] && _n=$((_n + 1))
+    done
+    echo "$_n"
+}
+
+# Files in the run dir other than domusd's own.
+run_leftovers() {
+    ls -A "$DOMUS_RUN_DIR" 2>/dev/null | grep -v '^domusd\.\(sock\|pid\|lock\)$'
+}
+
+# stop_domusd: SIGTERM (it destroys what is left), wait for it.
+stop_domusd() {
+    _d="$(domusd_pid)"
+    [ -n "$_d" ] || return 0
+    kill "$_d" 2>/dev/null
+    _i=0
+    while [ -d "/proc/$_d" ] && [ "$_i" -lt 20 ]; do sleep 1; _i=$((_i + 1)); done
+}
