@@ -26,6 +26,7 @@
 # --with-qemu  also put qemu-system-x86_64 (with its libraries and firmware)
 #              into the test host, for comparisons against QEMU.
 # --shell      (test host) no scenario: a shell on the serial console.
+# --show       print all of the scenario's output, not only PASS/FAIL lines.
 set -euo pipefail
 
 DOMUS_PROG=testhost
@@ -35,7 +36,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 . "$ROOT/scripts/lib.sh"
 
 usage() { sed -n '2,30p' "$0" >&2; exit 2; }
-SCEN="" TIMEOUT=300 WITH_QEMU=0 MODE="" SHELL_MODE=0
+SCEN="" TIMEOUT=300 WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --timeout) TIMEOUT="${2:?}"; shift 2 ;;
@@ -43,6 +44,7 @@ while [ $# -gt 0 ]; do
     --testhost) MODE=testhost; shift ;;
     --native) MODE=native; shift ;;
     --shell) SHELL_MODE=1; shift ;;
+    --show) SHOW=1; shift ;;
     -h|--help) usage ;;
     -*) echo "run.sh: unknown option $1" >&2; usage ;;
     *) [ -z "$SCEN" ] || usage; SCEN="$1"; shift ;;
@@ -90,7 +92,7 @@ fi
 # PASS/FAIL lines; sets NPASS, NFAIL, BOOT_S, END_RC.
 T0=0
 filter() {
-    local line now
+    local line now in=0
     NPASS=0 NFAIL=0 BOOT_S="" END_RC=""
     : >"$LOG"
     while IFS= read -r line || [ -n "$line" ]; do
@@ -100,9 +102,11 @@ filter() {
         PASS\ *) NPASS=$((NPASS + 1)); printf '%s\n' "$line" ;;
         FAIL\ *) NFAIL=$((NFAIL + 1)); printf '%s\n' "$line" ;;
         *DOMUS-SCENARIO-START*)
+            in=1
             now="$(date +%s.%N)"
             BOOT_S="$(awk -v a="$T0" -v b="$now" 'BEGIN { printf "%.1f", b - a }')" ;;
-        DOMUS-SCENARIO-END\ rc=*) END_RC="${line#DOMUS-SCENARIO-END rc=}" ;;
+        DOMUS-SCENARIO-END\ rc=*) in=0; END_RC="${line#DOMUS-SCENARIO-END rc=}" ;;
+        *) [ "$SHOW" = 0 ] || [ "$in" = 0 ] || printf '%s\n' "$line" ;;
         esac
     done
 }
@@ -137,7 +141,7 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
-mkdir -p /tmp/domus
+mkdir -p /tmp/domus /var/log
 ip link set lo up 2>/dev/null
 if grep -qw svm /proc/cpuinfo; then modprobe kvm_amd || echo "FAIL testhost: modprobe kvm_amd"
 else modprobe kvm_intel || echo "FAIL testhost: modprobe kvm_intel"; fi
@@ -146,9 +150,9 @@ export DOMUS_GUEST_KERNEL=/domus/guest/vmlinuz DOMUS_GUEST_INITRD=/domus/guest/i
 export DOMUS_BIN=/domus/bin DOMUS_TMP=/tmp/domus DOMUS_GUEST_TESTS=/domus/tests/guest
 export HOME=/root
 cd /tmp/domus
-if [ -f /domus/scenario.sh ]; then
+if [ -f /domus/scenario.path ]; then
     echo "DOMUS-SCENARIO-START uptime=$(cut -d' ' -f1 /proc/uptime)"
-    sh /domus/scenario.sh </dev/null 2>&1
+    sh "$(cat /domus/scenario.path)" </dev/null 2>&1
     echo "DOMUS-SCENARIO-END rc=$?"
 else
     echo "DOMUS-SCENARIO-START uptime=$(cut -d' ' -f1 /proc/uptime)"
@@ -220,8 +224,13 @@ run_testhost() {
     build_base
     # The scenario goes into a second, tiny cpio appended to the base.
     r="$(mktemp -d "$BUILDTH/.scen.XXXXXX")"
-    mkdir -p "$r/domus"
-    [ -z "$SCEN_PATH" ] || install -m 0755 "$SCEN_PATH" "$r/domus/scenario.sh"
+    mkdir -p "$r/domus/scenario"
+    if [ -n "$SCEN_PATH" ]; then
+        # The scenario and its siblings (helpers it sources via dirname "$0").
+        for f in "$(dirname "$SCEN_PATH")"/*.sh; do install -m 0755 "$f" "$r/domus/scenario/"; done
+        install -m 0755 "$SCEN_PATH" "$r/domus/scenario/"
+        echo "/domus/scenario/$(basename "$SCEN_PATH")" >"$r/domus/scenario.path"
+    fi
     scen_cpio="$BUILDTH/scenario-$NAME.cpio"
     cpio_from "$r" "$scen_cpio"
     rm -rf "$r"
@@ -255,5 +264,5 @@ fi
 if [ "$NPASS" = 0 ] && [ "$NFAIL" = 0 ]; then
     echo "FAIL $NAME: no PASS line (log: $LOG)"; NFAIL=1
 fi
-echo "$NAME: $NPASS passed, $NFAIL failed ($MODE; scenario started after ${BOOT_S:-?} s; total $TOTAL s)" >&2
+echo "testhost: $NAME: passes $NPASS, failures $NFAIL ($MODE; scenario started after ${BOOT_S:-?} s; total $TOTAL s)" >&2
 [ "$NFAIL" = 0 ]

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `make check` after the build: every tier of tests, in order.
+#   1. unit tests            tests/run-unit.sh build/unit/test_*
+#   2. protocol tests        tests/proto/*.sh (daemons on this machine)
+#   3. end-to-end scenarios  tests/scenarios/[0-9]*.sh through tests/testhost/run.sh
+# Prints every PASS/FAIL line; ends with exactly one line `N passed, N failed`
+# counting them all; exits non-zero on any failure.
+# DOMUS_CHECK_ONLY=unit|proto|scenarios runs one tier; DOMUS_SCENARIOS="a b"
+# picks scenarios by name.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+npass=0 nfail=0
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+
+# run_tier LABEL CMD...: runs CMD, shows its output, counts its PASS/FAIL
+# lines; a non-zero exit without any FAIL line counts as one FAIL.
+run_tier() {
+    local label="$1" rc=0 p f
+    shift
+    echo "--- $label" >&2
+    "$@" 2>&1 </dev/null | tee "$out" || rc=$?
+    p="$(grep -c '^PASS ' "$out" || true)"
+    f="$(grep -c '^FAIL ' "$out" || true)"
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+        echo "FAIL $label: exited with status $rc"
+        f=1
+    fi
+    npass=$((npass + p)); nfail=$((nfail + f))
+}
+
+want() { [ -z "${DOMUS_CHECK_ONLY:-}" ] || [ "$DOMUS_CHECK_ONLY" = "$1" ]; }
+
+# Set-up once (make check has run it with packages already).
+if [ -z "${DOMUS_SETUP_DONE:-}" ]; then
+    scripts/setup.sh
+    export DOMUS_SETUP_DONE=1
+fi
+# shellcheck disable=SC1091
+. "${DOMUS_CACHE:-$HOME/.cache/domus}/env.sh"
+
+export DOMUS_BIN="$ROOT/build/bin" DOMUS_ASAN_BIN="$ROOT/build/asan-bin"
+export DOMUS_GUEST_KERNEL="$DOMUS_KERNEL"
+
+if want unit; then
+    shopt -s nullglob
+    units=(build/unit/test_*)
+    shopt -u nullglob
+    bins=()
+    for b in ${units[@]+"${units[@]}"}; do [ -f "$b" ] && [ -x "$b" ] && bins+=("$b"); done
+    run_tier "unit tests" tests/run-unit.sh ${bins[@]+"${bins[@]}"}
+fi
+
+if want proto; then
+    for t in tests/proto/*.sh; do
+        [ -f "$t" ] || continue
+        tmp="$(mktemp -d)"
+        if [ -x "$t" ]; then cmd=("$t"); else cmd=(bash "$t"); fi
+        DOMUS_TMP="$tmp" run_tier "proto $(basename "$t" .sh)" timeout -k 10 300 "${cmd[@]}"
+        rm -rf "$tmp"
+    done
+fi
+
+if want scenarios; then
+    # Scenarios are tests/scenarios/[0-9]*.sh; other files there are helpers.
+    for s in tests/scenarios/[0-9]*.sh; do
+        [ -f "$s" ] || continue
+        name="$(basename "$s" .sh)"
+        if [ -n "${DOMUS_SCENARIOS:-}" ]; then
+            case " $DOMUS_SCENARIOS " in *" $name "*) ;; *) continue ;; esac
+        fi
+        run_tier "scenario $name" tests/testhost/run.sh "$s"
+    done
+fi
+
+echo "$npass passed, $nfail failed"
+[ "$nfail" = 0 ] && [ "$npass" -gt 0 ]
