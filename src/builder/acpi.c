@@ -109,6 +109,7 @@ _Static_assert(sizeof(struct acpi_madt) == 44, "MADT size");
 _Static_assert(sizeof(struct acpi_madt_lapic) == 8, "MADT LAPIC size");
 
 /* DefinitionBlock body: Name (_S5, Package () { 5, 5, 0, 0 }) */
+/* clang-format off */
 static const uint8_t dsdt_aml[] = {
     0x08, '_',  'S',  '5', '_',             /* NameOp "_S5_" */
     0x12, 0x08, 0x04,                       /* PackageOp PkgLength=8 NumElements=4 */
@@ -116,6 +117,7 @@ static const uint8_t dsdt_aml[] = {
     0x0A, ACPI_S5_SLP_TYP,                  /* BytePrefix SLP_TYPb */
     0x00, 0x00,                             /* ZeroOp ZeroOp (reserved) */
 };
+/* clang-format on */
 
 /* A buffer the tables are laid out in, each 16-byte aligned. */
 struct acpi_buf {
@@ -162,7 +164,8 @@ static void seal(struct acpi_buf *b, size_t off)
 {
     struct acpi_header h;
     memcpy(&h, b->p + off, sizeof(h));
-    b->p[off + offsetof(struct acpi_header, checksum)] = (uint8_t)-acpi_sum(b->p + off, h.length);
+    b->p[off + offsetof(struct acpi_header, checksum)] =
+        (uint8_t)-acpi_sum(b->p + off, h.length);
 }
 
 static size_t build_dsdt(struct acpi_buf *b)
@@ -195,8 +198,8 @@ static size_t build_fadt(struct acpi_buf *b, size_t dsdt)
     f.dsdt = gpa_of(dsdt);
     f.x_dsdt = gpa_of(dsdt);
     f.iapc_boot_arch = IAPC_VGA_NOT_PRESENT | IAPC_CMOS_RTC_NOT_PRESENT;
-    f.flags = FADT_F_WBINVD | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP |
-              FADT_F_HW_REDUCED_ACPI;
+    f.flags = FADT_F_WBINVD | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON |
+              FADT_F_RESET_REG_SUP | FADT_F_HW_REDUCED_ACPI;
     f.reset_reg = io_reg8(ACPI_RESET_PORT);
     f.reset_value = ACPI_RESET_VALUE;
     f.sleep_control_reg = io_reg8(ACPI_SLEEP_CONTROL_PORT);

@@ -65,25 +65,28 @@ static int bz_payload(const uint8_t *buf, size_t len, uint64_t *off, uint64_t *p
     unsigned version, sects;
 
     if (len < BZ_HEADER_END)
-        return builder_fail(err, errlen, -EINVAL,
-                            "kernel: bzImage truncated (%zu bytes, setup header needs %d)",
-                            len, BZ_HEADER_END);
+        return builder_fail(
+            err, errlen, -EINVAL,
+            "kernel: bzImage truncated (%zu bytes, setup header needs %d)", len,
+            BZ_HEADER_END);
     if (builder_le16(buf + BZ_BOOT_FLAG) != 0xAA55)
-        return builder_fail(err, errlen, -EINVAL, "kernel: bzImage without boot flag 0xAA55");
+        return builder_fail(err, errlen, -EINVAL,
+                            "kernel: bzImage without boot flag 0xAA55");
     version = builder_le16(buf + BZ_VERSION);
     if (version < BZ_MIN_VERSION)
-        return builder_fail(err, errlen, -EINVAL,
-                            "kernel: bzImage boot protocol %u.%02u is too old (need 2.08)",
-                            version >> 8, version & 0xff);
+        return builder_fail(
+            err, errlen, -EINVAL,
+            "kernel: bzImage boot protocol %u.%02u is too old (need 2.08)", version >> 8,
+            version & 0xff);
     sects = buf[BZ_SETUP_SECTS] ? buf[BZ_SETUP_SECTS] : 4;
     *off = (uint64_t)(sects + 1) * 512 + builder_le32(buf + BZ_PAYLOAD_OFFSET);
     *plen = builder_le32(buf + BZ_PAYLOAD_LENGTH);
     if (*off > len || *plen > len - *off)
-        return builder_fail(err, errlen, -EINVAL,
-                            "kernel: bzImage truncated (payload [%#llx, %#llx) beyond end "
-                            "of file at %#zx)",
-                            (unsigned long long)*off, (unsigned long long)(*off + *plen),
-                            len);
+        return builder_fail(
+            err, errlen, -EINVAL,
+            "kernel: bzImage truncated (payload [%#llx, %#llx) beyond end "
+            "of file at %#zx)",
+            (unsigned long long)*off, (unsigned long long)(*off + *plen), len);
     if (*plen < 8)
         return builder_fail(err, errlen, -EINVAL, "kernel: bzImage payload too short");
     return 0;
@@ -104,10 +107,11 @@ static int bz_decompress(const uint8_t *p, size_t plen, uint8_t **out, size_t *o
                             "(magic %02x %02x %02x %02x)",
                             p[0], p[1], p[2], p[3]);
     if (!f->fn)
-        return builder_fail(err, errlen, -EINVAL,
-                            "kernel: bzImage payload is %s-compressed; Domus supports gzip, "
-                            "xz, zstd and lz4",
-                            f->name);
+        return builder_fail(
+            err, errlen, -EINVAL,
+            "kernel: bzImage payload is %s-compressed; Domus supports gzip, "
+            "xz, zstd and lz4",
+            f->name);
     olen = builder_le32(p + plen - 4);
     if (olen < sizeof(Elf64_Ehdr) || olen > BUILDER_ELF_MAX)
         return builder_fail(err, errlen, -EINVAL,

@@ -13,7 +13,8 @@
 
 #define XZ_MEMLIMIT (256ULL << 20)
 
-static int size_mismatch(char *err, size_t errlen, const char *fmt, size_t got, size_t want)
+static int size_mismatch(char *err, size_t errlen, const char *fmt, size_t got,
+                         size_t want)
 {
     return builder_fail(err, errlen, -EINVAL,
                         "kernel: %s payload decompresses to %zu bytes, bzImage says %zu",
@@ -38,9 +39,10 @@ int builder_gunzip(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_le
     zrc = inflate(&zs, Z_FINISH);
     if (zrc != Z_STREAM_END) {
         rc = builder_fail(err, errlen, -EINVAL, "kernel: corrupt gzip payload (%s)",
-                          zrc == Z_BUF_ERROR && zs.avail_out == 0 ? "larger than recorded size"
-                          : zs.msg                                ? zs.msg
-                                                                  : "truncated");
+                          zrc == Z_BUF_ERROR && zs.avail_out == 0
+                              ? "larger than recorded size"
+                          : zs.msg ? zs.msg
+                                   : "truncated");
         goto out;
     }
     rc = 0;
@@ -202,10 +204,11 @@ int builder_unlz4_legacy(const uint8_t *in, size_t in_len, uint8_t *out, size_t 
         if (csize == 0)
             break;
         if (csize > in_len - ip)
-            return builder_fail(err, errlen, -EINVAL,
-                                "kernel: corrupt lz4 payload (block of %u bytes at offset "
-                                "%zu runs past the end)",
-                                csize, ip - 4);
+            return builder_fail(
+                err, errlen, -EINVAL,
+                "kernel: corrupt lz4 payload (block of %u bytes at offset "
+                "%zu runs past the end)",
+                csize, ip - 4);
         cap = out_len - op < LZ4_LEGACY_BLOCK ? out_len - op : LZ4_LEGACY_BLOCK;
         if (lz4_block(in + ip, csize, out + op, cap, &got))
             return builder_fail(err, errlen, -EINVAL,

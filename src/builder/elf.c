@@ -21,8 +21,8 @@ struct elf_img {
 static int check_ehdr(struct elf_img *e, char *err, size_t errlen)
 {
     if (e->len < sizeof(Elf64_Ehdr))
-        return builder_fail(err, errlen, -EINVAL, "kernel: ELF header truncated (%zu bytes)",
-                            e->len);
+        return builder_fail(err, errlen, -EINVAL,
+                            "kernel: ELF header truncated (%zu bytes)", e->len);
     memcpy(&e->eh, e->buf, sizeof(e->eh));
     if (memcmp(e->eh.e_ident, ELFMAG, SELFMAG) != 0)
         return builder_fail(err, errlen, -EINVAL, "kernel: not an ELF or bzImage");
@@ -34,8 +34,9 @@ static int check_ehdr(struct elf_img *e, char *err, size_t errlen)
         return builder_fail(err, errlen, -EINVAL, "kernel: ELF machine %u is not x86-64",
                             e->eh.e_machine);
     if (e->eh.e_phentsize != sizeof(Elf64_Phdr))
-        return builder_fail(err, errlen, -EINVAL, "kernel: ELF e_phentsize %u, expected %zu",
-                            e->eh.e_phentsize, sizeof(Elf64_Phdr));
+        return builder_fail(err, errlen, -EINVAL,
+                            "kernel: ELF e_phentsize %u, expected %zu", e->eh.e_phentsize,
+                            sizeof(Elf64_Phdr));
     if (e->eh.e_phnum == 0 || e->eh.e_phnum > ELF_MAX_PHNUM)
         return builder_fail(err, errlen, -EINVAL, "kernel: ELF has %u program headers",
                             e->eh.e_phnum);
@@ -58,11 +59,12 @@ static int check_file_range(const struct elf_img *e, unsigned i, const Elf64_Phd
                             char *err, size_t errlen)
 {
     if (ph->p_offset > e->len || ph->p_filesz > e->len - ph->p_offset)
-        return builder_fail(err, errlen, -EINVAL,
-                            "kernel: ELF segment %u [%#llx, +%#llx) lies outside the file "
-                            "(%zu bytes)",
-                            i, (unsigned long long)ph->p_offset,
-                            (unsigned long long)ph->p_filesz, e->len);
+        return builder_fail(
+            err, errlen, -EINVAL,
+            "kernel: ELF segment %u [%#llx, +%#llx) lies outside the file "
+            "(%zu bytes)",
+            i, (unsigned long long)ph->p_offset, (unsigned long long)ph->p_filesz,
+            e->len);
     return 0;
 }
 
@@ -74,19 +76,19 @@ static int check_load(const struct gmem *m, const struct elf_img *e, unsigned i,
         return rc;
     if (ph->p_filesz > ph->p_memsz)
         return builder_fail(err, errlen, -EINVAL,
-                            "kernel: ELF segment %u has p_filesz %#llx > p_memsz %#llx", i,
-                            (unsigned long long)ph->p_filesz,
+                            "kernel: ELF segment %u has p_filesz %#llx > p_memsz %#llx",
+                            i, (unsigned long long)ph->p_filesz,
                             (unsigned long long)ph->p_memsz);
     if (ph->p_memsz == 0)
         return 0;
     if (ph->p_paddr < BUILDER_LOAD_MIN || ph->p_paddr > m->low_end ||
         ph->p_memsz > m->low_end - ph->p_paddr || !gmem_ptr(m, ph->p_paddr, ph->p_memsz))
-        return builder_fail(err, errlen, -EINVAL,
-                            "kernel: ELF segment %u [%#llx, +%#llx) does not fit in guest "
-                            "RAM [%#llx, %#llx)",
-                            i, (unsigned long long)ph->p_paddr,
-                            (unsigned long long)ph->p_memsz, BUILDER_LOAD_MIN,
-                            (unsigned long long)m->low_end);
+        return builder_fail(
+            err, errlen, -EINVAL,
+            "kernel: ELF segment %u [%#llx, +%#llx) does not fit in guest "
+            "RAM [%#llx, %#llx)",
+            i, (unsigned long long)ph->p_paddr, (unsigned long long)ph->p_memsz,
+            BUILDER_LOAD_MIN, (unsigned long long)m->low_end);
     return 0;
 }
 
@@ -122,7 +124,8 @@ static int scan_notes(const struct elf_img *e, unsigned i, const Elf64_Phdr *ph,
         name_off = pos + sizeof(nh);
         desc_off = name_off + ((nh.n_namesz + align - 1) & ~(align - 1));
         next = desc_off + ((nh.n_descsz + align - 1) & ~(align - 1));
-        if (nh.n_namesz > len - name_off || desc_off > len || nh.n_descsz > len - desc_off)
+        if (nh.n_namesz > len - name_off || desc_off > len ||
+            nh.n_descsz > len - desc_off)
             return builder_fail(err, errlen, -EINVAL,
                                 "kernel: malformed ELF note at file offset %#llx (namesz "
                                 "%u, descsz %u overrun segment %u)",
@@ -162,9 +165,10 @@ static int find_entry(const struct elf_img *e, uint64_t *entry, char *err, size_
         if (rc == 1)
             return 0;
     }
-    return builder_fail(err, errlen, -EINVAL,
-                        "kernel: no PVH entry point (XEN_ELFNOTE_PHYS32_ENTRY); Domus boots "
-                        "PVH kernels");
+    return builder_fail(
+        err, errlen, -EINVAL,
+        "kernel: no PVH entry point (XEN_ELFNOTE_PHYS32_ENTRY); Domus boots "
+        "PVH kernels");
 }
 
 /* Validates the PT_LOAD segments; the entry must lie inside one of them. */
@@ -239,6 +243,7 @@ int builder_load_elf(struct gmem *m, const uint8_t *elf, size_t len, uint64_t *e
         return rc;
     rc = copy_loads(m, &e);
     if (rc)
-        return builder_fail(err, errlen, rc, "kernel: copying segments to guest memory failed");
+        return builder_fail(err, errlen, rc,
+                            "kernel: copying segments to guest memory failed");
     return 0;
 }

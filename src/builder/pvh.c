@@ -36,7 +36,8 @@ uint16_t builder_le16(const uint8_t *p)
 
 uint32_t builder_le32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
 }
 
 uint64_t builder_le64(const uint8_t *p)
@@ -76,7 +77,8 @@ static int open_file(const char *what, const char *path, int *fd, uint64_t *size
 
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0)
-        return builder_fail(err, errlen, -errno, "%s %s: %s", what, path, strerror(errno));
+        return builder_fail(err, errlen, -errno, "%s %s: %s", what, path,
+                            strerror(errno));
     if (fstat(*fd, &st) < 0) {
         rc = builder_fail(err, errlen, -errno, "%s %s: %s", what, path, strerror(errno));
         goto out;
@@ -264,8 +266,8 @@ static int check_args(const struct gmem *m, const struct build_args *a, char *er
     return 0;
 }
 
-int builder_build_pvh(struct gmem *m, const struct build_args *a, struct build_result *out,
-                      char *err, size_t errlen)
+int builder_build_pvh(struct gmem *m, const struct build_args *a,
+                      struct build_result *out, char *err, size_t errlen)
 {
     uint64_t entry = 0, kend = 0, rd_gpa = 0, rd_size = 0, rsdp = 0;
     int rc;

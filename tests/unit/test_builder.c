@@ -23,14 +23,14 @@
 
 static int failures;
 
-#define CHECK(name, cond)                                                                  \
-    do {                                                                                   \
-        if (cond) {                                                                        \
-            printf("PASS %s\n", name);                                                     \
-        } else {                                                                           \
-            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                         \
-            failures++;                                                                    \
-        }                                                                                  \
+#define CHECK(name, cond)                                                                \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            printf("PASS %s\n", name);                                                   \
+        } else {                                                                         \
+            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                       \
+            failures++;                                                                  \
+        }                                                                                \
     } while (0)
 
 #define DEFAULT_KERNEL "/tmp/kimg/boot/vmlinuz-6.1.0-56-cloud-amd64"
@@ -111,8 +111,8 @@ static uint8_t *read_whole(const char *path, size_t *len)
 static size_t add_note(uint8_t *p, const char *name, uint32_t type, const void *desc,
                        uint32_t descsz)
 {
-    Elf64_Nhdr nh = {.n_namesz = (uint32_t)strlen(name) + 1, .n_descsz = descsz,
-                     .n_type = type};
+    Elf64_Nhdr nh = {
+        .n_namesz = (uint32_t)strlen(name) + 1, .n_descsz = descsz, .n_type = type};
     size_t off = sizeof(nh);
     memcpy(p, &nh, sizeof(nh));
     memcpy(p + off, name, nh.n_namesz);
@@ -144,11 +144,19 @@ static void make_elf(uint8_t *b)
     memcpy(b, &eh, sizeof(eh));
     nlen = add_note(b + SYN_NOTES, "GNU", 3, &gnu, 0);
     nlen += add_note(b + SYN_NOTES + nlen, "Xen", XEN_ELFNOTE_PHYS32_ENTRY, &entry, 4);
-    load = (Elf64_Phdr){.p_type = PT_LOAD, .p_offset = 0x200, .p_paddr = SYN_PADDR,
-                        .p_vaddr = 0xffffffff80000000ULL + SYN_PADDR, .p_filesz = 0x100,
-                        .p_memsz = SYN_MEMSZ, .p_align = 0x1000, .p_flags = PF_R | PF_X};
-    note = (Elf64_Phdr){.p_type = PT_NOTE, .p_offset = SYN_NOTES, .p_filesz = nlen,
-                        .p_memsz = nlen, .p_align = 4};
+    load = (Elf64_Phdr){.p_type = PT_LOAD,
+                        .p_offset = 0x200,
+                        .p_paddr = SYN_PADDR,
+                        .p_vaddr = 0xffffffff80000000ULL + SYN_PADDR,
+                        .p_filesz = 0x100,
+                        .p_memsz = SYN_MEMSZ,
+                        .p_align = 0x1000,
+                        .p_flags = PF_R | PF_X};
+    note = (Elf64_Phdr){.p_type = PT_NOTE,
+                        .p_offset = SYN_NOTES,
+                        .p_filesz = nlen,
+                        .p_memsz = nlen,
+                        .p_align = 4};
     memcpy(b + SYN_PH0, &load, sizeof(load));
     memcpy(b + SYN_PH1, &note, sizeof(note));
     for (int i = 0; i < 0x100; i++)
@@ -322,10 +330,9 @@ static void test_formats(void)
           builder_kernel_to_elf(bz, n, &out, &out_len, &owned, err, sizeof(err)) == 0 &&
               !owned && out == bz + BZ_SETUP && memcmp(out, elf, sizeof(elf)) == 0);
     /* A bare ELF is returned as is. */
-    CHECK("plain_elf",
-          builder_kernel_to_elf(elf, sizeof(elf), &out, &out_len, &owned, err,
-                                sizeof(err)) == 0 &&
-              !owned && out == elf && out_len == sizeof(elf));
+    CHECK("plain_elf", builder_kernel_to_elf(elf, sizeof(elf), &out, &out_len, &owned,
+                                             err, sizeof(err)) == 0 &&
+                           !owned && out == elf && out_len == sizeof(elf));
 }
 
 /* The lz4 tool's own legacy output, when the tool is installed. */
@@ -371,10 +378,10 @@ static void test_lz4_blocks(void)
     static const uint8_t halfoff[] = {0x26, 'a', 'b', 2};
     uint8_t out[64];
 
-    CHECK("lz4_overlap_match",
-          lz4_decode(good, sizeof(good), out, 15) == 0 &&
-              memcmp(out, "ababababababxyz", 15) == 0);
-    CHECK("lz4_offset_zero", lz4_decode(off0, sizeof(off0), out, 15) == -EINVAL && err[0]);
+    CHECK("lz4_overlap_match", lz4_decode(good, sizeof(good), out, 15) == 0 &&
+                                   memcmp(out, "ababababababxyz", 15) == 0);
+    CHECK("lz4_offset_zero",
+          lz4_decode(off0, sizeof(off0), out, 15) == -EINVAL && err[0]);
     CHECK("lz4_offset_before_start",
           lz4_decode(offfar, sizeof(offfar), out, 15) == -EINVAL && err[0]);
     CHECK("lz4_literals_past_end",
@@ -383,7 +390,8 @@ static void test_lz4_blocks(void)
           lz4_decode(extrun, sizeof(extrun), out, 15) == -EINVAL && err[0]);
     CHECK("lz4_truncated_offset",
           lz4_decode(halfoff, sizeof(halfoff), out, 15) == -EINVAL && err[0]);
-    CHECK("lz4_output_larger", lz4_decode(good, sizeof(good), out, 14) == -EINVAL && err[0]);
+    CHECK("lz4_output_larger",
+          lz4_decode(good, sizeof(good), out, 14) == -EINVAL && err[0]);
     CHECK("lz4_output_smaller",
           lz4_decode(good, sizeof(good), out, 16) == -EINVAL && strstr(err, "15 bytes"));
 }
@@ -500,8 +508,8 @@ static void expect_elf_error(struct gmem *m, const char *name, const uint8_t *el
         printf("     %s\n", err);
 }
 
-static void test_bad_load(struct gmem *m, const char *name, uint64_t paddr, uint64_t memsz,
-                          const char *want)
+static void test_bad_load(struct gmem *m, const char *name, uint64_t paddr,
+                          uint64_t memsz, const char *want)
 {
     uint8_t elf[SYN_LEN];
     Elf64_Phdr ph;
@@ -602,7 +610,7 @@ static void test_bad_elf_notes(struct gmem *m)
     expect_elf_error(m, "note_bad_descsz", elf, sizeof(elf), "expected 4 or 8");
     make_elf(elf);
     set_note_word(elf, SYN_XEN_NOTE + 8, XEN_ELFNOTE_ENTRY); /* not PHYS32_ENTRY */
-    expect_elf_error(m, "note_missing_pvh",  elf, sizeof(elf),
+    expect_elf_error(m, "note_missing_pvh", elf, sizeof(elf),
                      "kernel: no PVH entry point (XEN_ELFNOTE_PHYS32_ENTRY); Domus boots "
                      "PVH kernels");
     make_elf(elf);
@@ -612,7 +620,8 @@ static void test_bad_elf_notes(struct gmem *m)
     ph = get_phdr(elf, SYN_PH1);
     ph.p_offset = 0x2F0;
     set_phdr(elf, SYN_PH1, &ph);
-    expect_elf_error(m, "note_segment_outside_file", elf, sizeof(elf), "outside the file");
+    expect_elf_error(m, "note_segment_outside_file", elf, sizeof(elf),
+                     "outside the file");
     make_elf(elf);
     set_note_word(elf, SYN_XEN_NOTE + 16, 0x5000); /* entry outside the segment */
     expect_elf_error(m, "note_entry_outside_segments", elf, sizeof(elf),
@@ -662,8 +671,8 @@ static int memmap_ok(const struct hvm_memmap_table_entry *e, unsigned n, uint64_
     ok = ok && e[0].addr == 0 && e[0].size == 0xA0000 && e[0].type == 1;
     ok = ok && e[1].addr == 0xA0000 && e[1].size == 0x60000 && e[1].type == 2;
     ok = ok && e[2].addr == 0x100000 && e[2].size == low_end - 0x100000 && e[2].type == 1;
-    ok = ok && e[3].addr == GMEM_SPECIAL_BASE && e[3].size == GMEM_SPECIAL_PAGES * 4096ULL &&
-         e[3].type == 2;
+    ok = ok && e[3].addr == GMEM_SPECIAL_BASE &&
+         e[3].size == GMEM_SPECIAL_PAGES * 4096ULL && e[3].type == 2;
     if (high)
         ok = ok && e[4].addr == GMEM_HIGH_BASE && e[4].size == high && e[4].type == 1;
     return ok;
@@ -715,15 +724,17 @@ static void check_build(const char *tag, const char *kernel, uint64_t ram)
     CHECK(NAMED("memmap"), memmap_ok(map, si.memmap_entries, m.low_end, 0));
     CHECK(NAMED("memmap_in_page"),
           si.memmap_paddr >= BUILDER_START_INFO_GPA + sizeof(si) &&
-              si.memmap_paddr + si.memmap_entries * sizeof(map[0]) <= BUILDER_CMDLINE_GPA);
+              si.memmap_paddr + si.memmap_entries * sizeof(map[0]) <=
+                  BUILDER_CMDLINE_GPA);
     memset(cl, 0, sizeof(cl));
     gmem_read(&m, si.cmdline_paddr, cl, sizeof(cl));
-    CHECK(NAMED("cmdline"), si.cmdline_paddr == BUILDER_CMDLINE_GPA && !strcmp(cl, cmdline));
+    CHECK(NAMED("cmdline"),
+          si.cmdline_paddr == BUILDER_CMDLINE_GPA && !strcmp(cl, cmdline));
     gmem_read(&m, si.modlist_paddr, &mod, sizeof(mod));
     CHECK(NAMED("modlist"), si.nr_modules == 1 && mod.size == rd_len &&
                                 (mod.paddr & 0xFFF) == 0 && mod.cmdline_paddr == 0);
-    CHECK(NAMED("initrd_high"), mod.paddr + rd_len <= m.low_end &&
-                                    m.low_end - (mod.paddr + rd_len) < 4096);
+    CHECK(NAMED("initrd_high"),
+          mod.paddr + rd_len <= m.low_end && m.low_end - (mod.paddr + rd_len) < 4096);
     g = gmem_ptr(&m, mod.paddr, rd_len);
     CHECK(NAMED("initrd_bytes"), g && memcmp(g, rd, rd_len) == 0);
     gmem_destroy(&m);
@@ -777,7 +788,8 @@ static void test_build_errors(void)
     expect_build_error("build_text_kernel", &a, 32 * MIB, -EINVAL,
                        "kernel: not an ELF or bzImage");
     a.kernel = tmpdir;
-    expect_build_error("build_kernel_is_dir", &a, 32 * MIB, -EINVAL, "not a regular file");
+    expect_build_error("build_kernel_is_dir", &a, 32 * MIB, -EINVAL,
+                       "not a regular file");
     a.kernel = kern;
     a.ramdisk = "/nonexistent/initrd";
     expect_build_error("build_missing_ramdisk", &a, 32 * MIB, -ENOENT,
@@ -801,10 +813,10 @@ static void test_build_errors(void)
         struct build_result r;
         char cl[BUILDER_CMDLINE_MAX];
         gmem_init(&m, 32 * MIB);
-        CHECK("build_cmdline_max_ok", builder_build_pvh(&m, &a, &r, err, sizeof(err)) == 0 &&
-                                          gmem_read(&m, BUILDER_CMDLINE_GPA, cl, sizeof(cl)) ==
-                                              0 &&
-                                          strlen(cl) == BUILDER_CMDLINE_MAX - 1);
+        CHECK("build_cmdline_max_ok",
+              builder_build_pvh(&m, &a, &r, err, sizeof(err)) == 0 &&
+                  gmem_read(&m, BUILDER_CMDLINE_GPA, cl, sizeof(cl)) == 0 &&
+                  strlen(cl) == BUILDER_CMDLINE_MAX - 1);
         gmem_destroy(&m);
     }
     a.cmdline = NULL;
@@ -884,19 +896,21 @@ static void check_fadt(const struct sdt *fadt, const struct sdt *dsdt, const cha
     uint16_t iapc;
     uint32_t flags;
     char name[64];
-    static const uint8_t s5[] = {0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
-                                 0x0A, 5,   0x0A, 5,   0,   0};
+    static const uint8_t s5[] = {0x08, '_',  'S', '5',  '_', 0x12, 0x08,
+                                 0x04, 0x0A, 5,   0x0A, 5,   0,    0};
 
     memcpy(&iapc, f + 109, 2);
     flags = rd32(f + 112);
     snprintf(name, sizeof(name), "acpi_fadt_%s", n);
-    CHECK(name, fadt->len == 276 && f[8] == 6 && (flags & (1u << 20)) &&
-                    (flags & (1u << 10)) && (iapc & (1u << 5)) && (iapc & (1u << 2)) &&
-                    !(iapc & 3) && gas_io8(f + 116, ACPI_RESET_PORT) &&
-                    f[128] == ACPI_RESET_VALUE && gas_io8(f + 244, ACPI_SLEEP_CONTROL_PORT) &&
-                    gas_io8(f + 256, ACPI_SLEEP_STATUS_PORT) && rd64(f + 140) == dsdt->gpa);
+    CHECK(name,
+          fadt->len == 276 && f[8] == 6 && (flags & (1u << 20)) && (flags & (1u << 10)) &&
+              (iapc & (1u << 5)) && (iapc & (1u << 2)) && !(iapc & 3) &&
+              gas_io8(f + 116, ACPI_RESET_PORT) && f[128] == ACPI_RESET_VALUE &&
+              gas_io8(f + 244, ACPI_SLEEP_CONTROL_PORT) &&
+              gas_io8(f + 256, ACPI_SLEEP_STATUS_PORT) && rd64(f + 140) == dsdt->gpa);
     snprintf(name, sizeof(name), "acpi_dsdt_s5_%s", n);
-    CHECK(name, dsdt->len == 36 + sizeof(s5) && memcmp(dsdt->p + 36, s5, sizeof(s5)) == 0);
+    CHECK(name,
+          dsdt->len == 36 + sizeof(s5) && memcmp(dsdt->p + 36, s5, sizeof(s5)) == 0);
 }
 
 static int madt_ok(const struct sdt *madt, unsigned vcpus)
@@ -993,7 +1007,8 @@ static void test_acpi_tools(void)
     static const char *tables[] = {"xsdt", "rsdt", "facp", "apic", "dsdt"};
     char dir[300], cmd[1200], name[64];
 
-    if (system("command -v iasl >/dev/null 2>&1 && command -v acpiexec >/dev/null 2>&1")) {
+    if (system(
+            "command -v iasl >/dev/null 2>&1 && command -v acpiexec >/dev/null 2>&1")) {
         printf("SKIP acpi_iasl (no iasl/acpiexec: apt-get install acpica-tools)\n");
         return;
     }
@@ -1005,15 +1020,19 @@ static void test_acpi_tools(void)
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         snprintf(cmd, sizeof(cmd), "cd %s && iasl -d %s.dat 2>&1", dir, tables[i]);
         snprintf(name, sizeof(name), "acpi_iasl_%s", tables[i]);
-        CHECK(name, tool_output_ok(cmd, strcmp(tables[i], "dsdt") ? "decoded"
-                                                                   : "Disassembly completed"));
+        CHECK(name,
+              tool_output_ok(cmd, strcmp(tables[i], "dsdt") ? "decoded"
+                                                            : "Disassembly completed"));
     }
     snprintf(cmd, sizeof(cmd),
-             "cd %s && acpiexec -b 'evaluate \\_S5' facp.dat dsdt.dat apic.dat 2>&1", dir);
+             "cd %s && acpiexec -b 'evaluate \\_S5' facp.dat dsdt.dat apic.dat 2>&1",
+             dir);
     CHECK("acpi_acpiexec_s5", tool_output_ok(cmd, "Contains 4 Elements"));
-    snprintf(cmd, sizeof(cmd), "cd %s && acpiexec -b 'sleep 5' facp.dat dsdt.dat 2>&1", dir);
-    CHECK("acpi_acpiexec_extended_sleep", tool_output_ok(cmd, "Sleep-A: 05, Sleep-B: 05") &&
-                                              tool_output_ok(cmd, "HwExtendedSleep"));
+    snprintf(cmd, sizeof(cmd), "cd %s && acpiexec -b 'sleep 5' facp.dat dsdt.dat 2>&1",
+             dir);
+    CHECK("acpi_acpiexec_extended_sleep",
+          tool_output_ok(cmd, "Sleep-A: 05, Sleep-B: 05") &&
+              tool_output_ok(cmd, "HwExtendedSleep"));
 }
 
 static void test_acpi(void)
@@ -1064,8 +1083,8 @@ static void test_debian_kernel(void)
     if (rc)
         fprintf(stderr, "  debian: %s\n", err);
     CHECK("debian_decompress", rc == 0 && owned && elf_len > len);
-    printf("INFO debian_decompress %zu -> %zu bytes in %.0f ms (this build's flags)\n", len,
-           elf_len, t1 - t0);
+    printf("INFO debian_decompress %zu -> %zu bytes in %.0f ms (this build's flags)\n",
+           len, elf_len, t1 - t0);
     gmem_init(&m, 256 * MIB);
     rc = rc ? rc : builder_load_elf(&m, elf, elf_len, &entry, &end, err, sizeof(err));
     if (rc)
