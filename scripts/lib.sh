@@ -83,7 +83,9 @@ mod_closure() {
 # cpio_from ROOT OUT: newc archive of ROOT (owned by root), uncompressed:
 # unpacking is the slow part under TCG, not reading.
 cpio_from() {
-    local root="$1" out="$2"
-    (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >"$out.tmp"
-    mv "$out.tmp" "$out"
+    local root="$1" out="$2" tmp
+    tmp="$(mktemp "$out.XXXXXX")" # concurrent builders each write their own
+    (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >"$tmp"
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$out"
 }

@@ -205,7 +205,8 @@ build_base() {
     cp "$DOMUS_GUEST_INITRD" "$r/domus/guest/initrd.cpio"
     cp -r "$ROOT/tests/guest" "$r/domus/tests/guest"
     if [ "$WITH_QEMU" = 1 ]; then
-        copy_with_libs "$r" "$(command -v qemu-system-x86_64)" /domus/bin/qemu-system-x86_64
+        # In /usr/bin: QEMU finds its firmware relative to its own location.
+        copy_with_libs "$r" "$(command -v qemu-system-x86_64)" /usr/bin/qemu-system-x86_64
         mkdir -p "$r/usr/share/qemu"
         for f in bios-microvm.bin qboot.rom linuxboot.bin linuxboot_dma.bin kvmvapic.bin bios-256k.bin \
             pvh.bin multiboot.bin multiboot_dma.bin efi-virtio.rom vgabios-stdvga.bin; do
@@ -214,12 +215,12 @@ build_base() {
     fi
     cpio_from "$r" "$BASE"
     rm -rf "$r"
-    # Older bases are of no use.
-    find "$BUILDTH" -maxdepth 1 -name 'base-*.cpio' ! -path "$BASE" -delete
+    # Older bases are of no use (but a concurrent run may still be reading one).
+    find "$BUILDTH" -maxdepth 1 -name 'base-*.cpio' ! -path "$BASE" -mmin +30 -delete 2>/dev/null || true
 }
 
 run_testhost() {
-    local scen_cpio initrd r rc=0 append
+    local r rc=0 append
     command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (scripts/setup.sh)"
     build_base
     # The scenario goes into a second, tiny cpio appended to the base.
@@ -231,10 +232,11 @@ run_testhost() {
         install -m 0755 "$SCEN_PATH" "$r/domus/scenario/"
         echo "/domus/scenario/$(basename "$SCEN_PATH")" >"$r/domus/scenario.path"
     fi
-    scen_cpio="$BUILDTH/scenario-$NAME.cpio"
+    initrd="$(mktemp "$BUILDTH/.initrd-$NAME.XXXXXX")"
+    scen_cpio="$initrd.scen"
+    trap 'rm -f "$initrd" "$scen_cpio"' EXIT
     cpio_from "$r" "$scen_cpio"
     rm -rf "$r"
-    initrd="$BUILDTH/initrd-$NAME.cpio"
     cat "$BASE" "$scen_cpio" >"$initrd"
     append="console=ttyS0 quiet panic=-1 oops=panic"
     local qemu=(qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 3G
@@ -247,7 +249,6 @@ run_testhost() {
         timeout -k 10 "$TIMEOUT" "${qemu[@]}" </dev/null 2>&1 || rc=$?
         [ "$rc" != 124 ] || echo "DOMUS-TIMEOUT"
     )
-    rm -f "$initrd"
 }
 
 START="$(date +%s.%N)"
