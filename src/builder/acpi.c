@@ -17,6 +17,10 @@
 #define ACPI_OEM_TABLE_ID "DOMUSPVH"
 #define ACPI_CREATOR_ID "DOMU"
 #define LAPIC_BASE 0xFEE00000u
+/* SCI_INT: unused in hardware-reduced mode, but Linux without an I/O APIC
+ * still marks it level-triggered in the 8259 ELCR; 9 is the PC convention
+ * (0 would make the timer IRQ level-triggered). */
+#define ACPI_SCI_IRQ 9
 
 /* FADT flags and IA-PC boot architecture flags. */
 #define FADT_F_WBINVD (1u << 0)
@@ -195,6 +199,7 @@ static size_t build_fadt(struct acpi_buf *b, size_t dsdt)
     struct acpi_fadt f = {0};
 
     fill_header(&f.h, "FACP", sizeof(f), 6);
+    f.sci_int = ACPI_SCI_IRQ;
     f.dsdt = gpa_of(dsdt);
     f.x_dsdt = gpa_of(dsdt);
     f.iapc_boot_arch = IAPC_VGA_NOT_PRESENT | IAPC_CMOS_RTC_NOT_PRESENT;
