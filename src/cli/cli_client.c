@@ -52,7 +52,7 @@ static int connect_daemon(int *fd)
         rc = ts_unix_connect(path, fd);
         if (!rc || (rc != -ENOENT && rc != -ECONNREFUSED && rc != -EAGAIN))
             return rc;
-        if (!started) {
+        if (!started && rc != -EAGAIN) { /* EAGAIN: it runs, but is busy */
             started = true;
             rc = start_daemon();
             if (rc) {

@@ -37,6 +37,15 @@ static void ensure_stdio(void)
         close(fd);
 }
 
+static void stdin_null(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        close(fd);
+    }
+}
+
 static int take_lock(char *err, size_t errlen)
 {
     char path[PATH_MAX];
@@ -171,6 +180,10 @@ static int run_daemon(struct dsd *d)
     }
     close(p[0]);
     setsid();
+    /* Whatever the starter had open (a shell's pipes) must not be held by us. */
+    close_range(3, p[1] - 1, 0);
+    close_range(p[1] + 1, ~0U, 0);
+    stdin_null();
     if (chdir("/") < 0 || setup(d, err, sizeof(err)) < 0) {
         if (write(p[1], err, strlen(err)) < 0)
             _exit(1);

@@ -32,7 +32,7 @@ static struct dsd_dom *req_dom(const struct req *r)
     struct dsd_dom *dom;
 
     if (!spec) {
-        dsd_reply_error(r->d, r->client, "missing \"dom\"");
+        dsd_reply_error(r->d, r->client, "\"dom\" (a domain name or id string) is missing");
         return NULL;
     }
     dom = dsd_dom_find(r->d, spec);
@@ -410,7 +410,8 @@ void dsd_handle_request(struct dsd *d, uint64_t client, const char *line)
     r.obj = json_tokener_parse_verbose(line, &jerr);
     if (!r.obj || !json_object_is_type(r.obj, json_type_object)) {
         dsd_reply_error(d, client, "malformed request: %s",
-                        r.obj ? "not a JSON object" : json_tokener_error_desc(jerr));
+                        r.obj || jerr == json_tokener_success ? "not a JSON object"
+                                                              : json_tokener_error_desc(jerr));
         goto out;
     }
     cmd = req_str(&r, "cmd");

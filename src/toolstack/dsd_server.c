@@ -92,7 +92,7 @@ static int listen_socket(struct dsd *d)
         return -errno;
     unlink(d->sock_path); /* stale: the caller holds the daemon lock */
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(d->sock_path, 0600) < 0 ||
-        listen(fd, 64) < 0) {
+        listen(fd, SOMAXCONN) < 0) {
         rc = -errno;
         close(fd);
         return rc;
@@ -173,23 +173,25 @@ static unsigned count_clients(struct dsd *d)
     return n;
 }
 
-static void accept_client(struct dsd *d)
+/* Accepts one pending connection; false when there is none (or no room). */
+static bool accept_client(struct dsd *d)
 {
     struct dsd_client *c;
     int fd = accept4(d->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
     if (fd < 0)
-        return;
+        return false;
     c = count_clients(d) < MAX_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
     if (!c || dsd_watch(d, EV_CLIENT, fd) < 0) {
         free(c);
-        close(fd);
-        return;
+        close(fd); /* too many clients: this one is refused, the rest wait */
+        return false;
     }
     c->fd = fd;
     c->id = d->next_client_id++;
     c->next = d->clients;
     d->clients = c;
+    return true;
 }
 
 static void free_client(struct dsd *d, struct dsd_client *c)
@@ -292,7 +294,8 @@ static void on_event(struct dsd *d, uint64_t key)
 
     switch (kind) {
     case EV_LISTEN:
-        accept_client(d);
+        while (accept_client(d))
+            ;
         break;
     case EV_SIGNAL:
         on_signal(d);
