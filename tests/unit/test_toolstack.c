@@ -1,0 +1,119 @@
+/* Unit tests of domusd's registry and the toolstack helpers (no daemon). */
+#include "domus/domusd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xen/sched.h>
+
+static int failures;
+
+#define CHECK(name, cond)                                                                  \
+    do {                                                                                   \
+        if (cond) {                                                                        \
+            printf("PASS %s\n", name);                                                     \
+        } else {                                                                           \
+            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                         \
+            failures++;                                                                    \
+        }                                                                                  \
+    } while (0)
+
+static struct dsd_dom *add(struct dsd *d, const char *name)
+{
+    struct xlcfg cfg;
+    struct dsd_dom *dom = NULL;
+
+    memset(&cfg, 0, sizeof(cfg));
+    snprintf(cfg.name, sizeof(cfg.name), "%s", name);
+    cfg.memory_mb = 100;
+    return dsd_dom_new(d, &cfg, &dom) == 0 ? dom : NULL;
+}
+
+static void test_domids(void)
+{
+    struct dsd d = {.epfd = -1, .next_domid = 1};
+    struct dsd_dom *a = add(&d, "a"), *b = add(&d, "b"), *c = add(&d, "c"), *e, *f;
+
+    CHECK("domids from 1 upward", a && b && c && a->domid == 1 && b->domid == 2 &&
+                                      c->domid == 3);
+    dsd_dom_free(&d, b);
+    e = add(&d, "e");
+    CHECK("a freed domid is not handed out again at once", e && e->domid == 4);
+    d.next_domid = DSD_DOMID_MAX;
+    f = add(&d, "f");
+    CHECK("last domid used", f && f->domid == DSD_DOMID_MAX);
+    b = add(&d, "b2");
+    CHECK("wraps, skipping live domids (1 is alive, 2 is free)", b && b->domid == 2);
+    CHECK("find by name", dsd_dom_find(&d, "c") == c);
+    CHECK("find by domid", dsd_dom_find(&d, "3") == c && dsd_dom_find(&d, "4") == e);
+    CHECK("find unknown", !dsd_dom_find(&d, "zz") && !dsd_dom_find(&d, "99") &&
+                              !dsd_dom_find(&d, ""));
+    CHECK("per-domain paths", strstr(c->console_sock, "/dom3.console") &&
+                                  strstr(c->control_sock, "/dom3.control") &&
+                                  strstr(c->console_log, "/c.log"));
+    a->pid = 1234;
+    c->pid = 1235;
+    CHECK("committed memory counts live processes only", dsd_committed_mib(&d) == 200);
+    a->pid = c->pid = 0;
+    strcpy(c->cfg.uuid, "5e3f1a2b-0000-4000-8000-00000000abcd");
+    CHECK("uuid taken", dsd_uuid_taken(&d, c->cfg.uuid) && !dsd_uuid_taken(&d, ""));
+    while (d.doms)
+        dsd_dom_free(&d, d.doms);
+    CHECK("registry empty", d.doms == NULL);
+}
+
+static void test_letters(void)
+{
+    struct dsd_dom dom;
+    char s[7];
+
+    memset(&dom, 0, sizeof(dom));
+    dom.state = DS_RUNNING;
+    dsd_state_letters(&dom, 'r', s);
+    CHECK("running r", !strcmp(s, "r-----"));
+    dsd_state_letters(&dom, 'b', s);
+    CHECK("blocked b", !strcmp(s, "-b----"));
+    dsd_state_letters(&dom, 'p', s);
+    CHECK("paused p", !strcmp(s, "--p---"));
+    dsd_state_letters(&dom, 0, s);
+    CHECK("running, no info", !strcmp(s, "------"));
+    dom.state = DS_CRASHED;
+    dom.shutdown_reason = SHUTDOWN_crash;
+    dsd_state_letters(&dom, 0, s);
+    CHECK("crashed sc", !strcmp(s, "---sc-"));
+    dom.state = DS_SHUTDOWN;
+    dom.shutdown_reason = SHUTDOWN_poweroff;
+    dsd_state_letters(&dom, 0, s);
+    CHECK("shut down s", !strcmp(s, "---s--"));
+    dom.shutdown_reason = SHUTDOWN_reboot;
+    dsd_state_letters(&dom, 0, s);
+    CHECK("shut down for reboot sr", !strcmp(s, "---sr-"));
+    dom.state = DS_DYING;
+    dsd_state_letters(&dom, 0, s);
+    CHECK("dying d", !strcmp(s, "-----d"));
+}
+
+static void test_meminfo(void)
+{
+    const char *t = "MemTotal:       24683520 kB\nMemFree:        1000 kB\n"
+                    "MemAvailable:   2048 kB\n";
+    uint64_t v = 0;
+    struct ts_hostinfo hi;
+
+    CHECK("meminfo MemTotal", ts_meminfo_value(t, "MemTotal", &v) == 0 && v == 24683520);
+    CHECK("meminfo MemAvailable", ts_meminfo_value(t, "MemAvailable", &v) == 0 && v == 2048);
+    CHECK("meminfo prefix is not a match", ts_meminfo_value(t, "Mem", &v) < 0);
+    CHECK("meminfo absent", ts_meminfo_value(t, "SwapTotal", &v) < 0);
+    CHECK("host info", ts_hostinfo(&hi) == 0 && hi.mem_total_mib > 0 && hi.cpus >= 1 &&
+                           hi.mem_available_mib <= hi.mem_total_mib);
+}
+
+int main(void)
+{
+    setenv("DOMUS_RUN_DIR", "/tmp/test-toolstack-run", 1);
+    setenv("DOMUS_LOG_DIR", "/tmp/test-toolstack-log", 1);
+    test_domids();
+    test_letters();
+    test_meminfo();
+    return failures ? 1 : 0;
+}
