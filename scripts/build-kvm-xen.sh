@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds kvm.ko, kvm-amd.ko and kvm-intel.ko with CONFIG_KVM_XEN out of tree,
-# from Debian's linux-source-6.1 against linux-headers-KVER.
+# from Debian's linux-source-X.Y (X.Y of KVER; 6.1 on Debian 12) against
+# linux-headers-KVER.
 #
 #   scripts/build-kvm-xen.sh [--kver KVER] [--out DIR] [--load] [--force]
 #
@@ -31,7 +32,6 @@ done
 
 SELF="$(readlink -f "$0")"
 CACHE="${DOMUS_CACHE:-$HOME/.cache/domus}"
-SRC_TAR=/usr/src/linux-source-6.1.tar.xz
 
 resolve_cloud_kver() {
     local dep
@@ -45,12 +45,16 @@ if [ -z "$KVER" ]; then
     if [ "$LOAD" = 1 ]; then KVER="$(uname -r)"; else KVER="$(resolve_cloud_kver)"; fi
 fi
 HDR="/usr/src/linux-headers-$KVER"
-[ -f "$SRC_TAR" ] || die "$SRC_TAR missing (apt-get install linux-source-6.1)"
+# Sources of the same major.minor as the kernel (Debian: linux-source-6.1 for
+# bookworm's 6.1.0-N kernels).
+MM="$(echo "$KVER" | sed -n 's/^\([0-9]*\.[0-9]*\).*/\1/p')"
+SRCPKG="linux-source-$MM"
+SRC_TAR="/usr/src/$SRCPKG.tar.xz"
+[ -f "$SRC_TAR" ] || die "$SRC_TAR missing (apt-get install $SRCPKG)"
 [ -d "$HDR" ] || die "$HDR missing (apt-get install linux-headers-$KVER)"
-case "$KVER" in 6.1.*) ;; *) echo "build-kvm-xen: warning: kernel $KVER is not 6.1; sources are linux-source-6.1" >&2 ;; esac
 
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo none; }
-INPUTS="kver=$KVER src=$(pkgver linux-source-6.1) hdr=$(pkgver "linux-headers-$KVER") script=$(sha256sum "$SELF" | cut -c1-16)"
+INPUTS="kver=$KVER src=$(pkgver "$SRCPKG") hdr=$(pkgver "linux-headers-$KVER") script=$(sha256sum "$SELF" | cut -c1-16)"
 HASH="$(printf '%s' "$INPUTS" | sha256sum | cut -c1-12)"
 [ -n "$OUT" ] || OUT="$CACHE/kvm-xen/$KVER-$HASH"
 MODS="kvm.ko kvm-amd.ko kvm-intel.ko"
@@ -70,7 +74,7 @@ build() {
     # The build log is kept on failure only.
     trap 'echo "build-kvm-xen: build failed; log: $work/build.log" >&2' ERR
     tar -xJf "$SRC_TAR" -C "$work" --strip-components=1 \
-        linux-source-6.1/arch/x86/kvm linux-source-6.1/virt/kvm ||
+        "$SRCPKG/arch/x86/kvm" "$SRCPKG/virt/kvm" ||
         die "cannot extract arch/x86/kvm and virt/kvm from $SRC_TAR"
     top="$work"
     kdir="$top/arch/x86/kvm"

@@ -74,9 +74,13 @@ if [ "$NO_PACKAGES" = 0 ]; then
             is_installed "$p" || missing="$missing $p"
         done
         progress "installing:$missing"
+        aptlog="$(mktemp)"
         # shellcheck disable=SC2086
-        $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
+        if ! $SUDO apt-get install -y -qq --no-install-recommends $missing >"$aptlog" 2>&1; then
+            tail -n 30 "$aptlog" >&2
             die "apt-get install failed for:$missing"
+        fi
+        rm -f "$aptlog"
     fi
 fi
 
