@@ -110,7 +110,6 @@ build() {
     for m in $MODS; do strip --strip-debug -o "$OUT/$m" "$kdir/$m"; chmod 0644 "$OUT/$m"; done
     trap - ERR
     rm -rf "$work"
-    rm -rf "$OUT"/.work.* 2>/dev/null || true
     printf '%s' "$INPUTS" >"$OUT/.stamp"
     log "built in $(( $(date +%s) - t0 )) s: $OUT"
 }
@@ -128,7 +127,12 @@ check_modules() {
 
 if [ "$FORCE" = 1 ] || ! have_all; then
     command -v make >/dev/null || die "make missing (apt-get install build-essential)"
-    build
+    mkdir -p "$(dirname "$OUT")"
+    exec 8>"$OUT.lock"
+    flock 8 || die "cannot lock $OUT.lock"
+    # Another build may have finished while we waited.
+    if [ "$FORCE" = 1 ] || ! have_all; then build; fi
+    exec 8>&-
 fi
 
 if [ "$LOAD" = 1 ]; then

@@ -49,6 +49,11 @@ apt_update_once() {
     APT_UPDATED=1
 }
 
+# One set-up at a time per cache (tests started in parallel all call us).
+mkdir -p "$DOMUS_CACHE"
+exec 9>"$DOMUS_CACHE/.setup.lock"
+flock 9 || die "cannot lock $DOMUS_CACHE/.setup.lock"
+
 # --- 1. packages ------------------------------------------------------------
 command -v apt-get >/dev/null || die "this set-up needs a Debian-like system with apt-get"
 KVER="$(resolve_cloud_kver)"
