@@ -154,6 +154,9 @@ static void child_exited(struct dsd *d, struct dsd_dom *dom, int status)
     enum xlcfg_action act;
     char how[128];
 
+    /* Its "ready" may still sit in the pipe when SIGCHLD is handled first. */
+    if (dom->ready_fd >= 0)
+        dsd_vm_read_ready(d, dom);
     dom->pid = 0;
     dom->deadline_ms = 0;
     if (dom->err_fd >= 0)

@@ -46,6 +46,27 @@ crash_preserve() {
     check "crash: domus destroy removes it" wait_gone cr 5
 }
 
+not_paused() { case "$(state_of "$1")" in *p*) return 1 ;; esac; }
+
+pause_unpause() {
+    domus pause "$1" || fail "pause: domus pause $1"
+    check "pause: $1 listed as paused ($(state_of "$1"))" wait_state "$1" p 5
+    domus unpause "$1" || fail "unpause: domus unpause $1"
+    check "unpause: $1 no longer paused ($(state_of "$1"))" not_paused "$1"
+}
+
+# The guest is asked to power off (xenstore control/shutdown): either the
+# domain goes away, or the request fails with a message and a non-zero status.
+shutdown_request() {
+    if timeout 120 domus shutdown -w "$1" 2>"$DOMUS_TMP/err"; then
+        check "shutdown -w: $1 is gone" wait_gone "$1" 5
+    elif [ -s "$DOMUS_TMP/err" ] && listed "$1"; then
+        pass "shutdown: refused with a message, $1 untouched: $(grep -v '^Waiting' "$DOMUS_TMP/err")"
+    else
+        fail "shutdown: failed without a message or lost $1: $(cat "$DOMUS_TMP/err")"
+    fi
+}
+
 two_guests() {
     mkcfg idle1 idle 1
     mkcfg idle2 idle 1
@@ -61,8 +82,10 @@ two_guests() {
     else
         fail "two guests: not both booted"
     fi
+    pause_unpause idle1
+    shutdown_request idle2
     domus destroy idle1
-    domus destroy idle2
+    listed idle2 && domus destroy idle2
     check "two guests: destroyed" [ "$(vm_count)" = 0 ]
 }
 
