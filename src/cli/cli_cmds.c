@@ -135,11 +135,12 @@ static bool wanted(json_object *row, int argc, char **argv)
 static void print_row(json_object *row)
 {
     json_object *t;
-    double secs = json_object_object_get_ex(row, "cpu_time", &t) ? json_object_get_double(t) : 0;
+    double secs =
+        json_object_object_get_ex(row, "cpu_time", &t) ? json_object_get_double(t) : 0;
 
-    printf("%-40s %5d %5lu %5d     %-6.6s  %8.1f\n", jstr(row, "name"), (int)jint(row, "domid"),
-           (unsigned long)jint(row, "mem_mib"), (int)jint(row, "vcpus"), jstr(row, "state"),
-           secs);
+    printf("%-40s %5d %5lu %5d     %-6.6s  %8.1f\n", jstr(row, "name"),
+           (int)jint(row, "domid"), (unsigned long)jint(row, "mem_mib"),
+           (int)jint(row, "vcpus"), jstr(row, "state"), secs);
 }
 
 /* Every name asked for must exist, as in xl. */
@@ -178,7 +179,8 @@ int cli_list(int argc, char **argv)
     }
     rc = check_wanted(doms, argc - 1, argv + 1);
     if (!rc) {
-        printf("Name                                        ID   Mem VCPUs\tState\tTime(s)\n");
+        printf("Name                                        ID   Mem "
+               "VCPUs\tState\tTime(s)\n");
         for (size_t i = 0; i < json_object_array_length(doms); i++) {
             json_object *row = json_object_array_get_idx(doms, i);
             if (wanted(row, argc - 1, argv + 1))
@@ -281,7 +283,8 @@ static int shutdown_like(const char *cmd, int argc, char **argv)
     if (i < 0 || i != argc - 1)
         return usage_error(cmd);
     if (wait && dom_status(argv[i], &domid, &gen, status, sizeof(status)) < 0)
-        return simple(cmd, 2, (char *[]){(char *)cmd, argv[i], NULL}); /* prints the error */
+        return simple(cmd, 2,
+                      (char *[]){(char *)cmd, argv[i], NULL}); /* prints the error */
     rc = cli_request(cli_dom_req(cmd, argv[i]), &reply);
     json_object_put(reply);
     if (rc || !wait)

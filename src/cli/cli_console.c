@@ -86,7 +86,8 @@ static int from_guest(struct con *c)
 static int drain_timeout(const struct con *c)
 {
     long long now = ms_now();
-    long long quiet_end = (c->last_out > c->eof_at ? c->last_out : c->eof_at) + DRAIN_QUIET_MS;
+    long long quiet_end =
+        (c->last_out > c->eof_at ? c->last_out : c->eof_at) + DRAIN_QUIET_MS;
     long long hard_end = c->eof_at + DRAIN_MAX_MS;
     long long end = quiet_end < hard_end ? quiet_end : hard_end;
 

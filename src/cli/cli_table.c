@@ -15,7 +15,8 @@ struct cli_cmd {
 static const struct cli_cmd cmds[] = {
     {"create", cli_create, "Create a domain from a config file", "[-c] <ConfigFile>"},
     {"list", cli_list, "List information about all/some domains", "[Domain, ...]"},
-    {"console", cli_console, "Attach to a domain's console (Ctrl-] detaches)", "<Domain>"},
+    {"console", cli_console, "Attach to a domain's console (Ctrl-] detaches)",
+     "<Domain>"},
     {"shutdown", cli_shutdown, "Issue a clean shutdown to a domain", "[-w] <Domain>"},
     {"reboot", cli_reboot, "Issue a clean reboot to a domain", "[-w] <Domain>"},
     {"destroy", cli_destroy, "Terminate a domain immediately", "<Domain>"},

@@ -51,7 +51,8 @@ static int take_lock(char *err, size_t errlen)
     char path[PATH_MAX];
     int fd;
 
-    if ((size_t)snprintf(path, sizeof(path), "%s/domusd.lock", ts_run_dir()) >= sizeof(path)) {
+    if ((size_t)snprintf(path, sizeof(path), "%s/domusd.lock", ts_run_dir()) >=
+        sizeof(path)) {
         dfmt(err, errlen, "run directory path too long");
         return -ENAMETOOLONG;
     }
@@ -71,7 +72,8 @@ static void pid_file(int create)
     char path[PATH_MAX];
     FILE *f;
 
-    if ((size_t)snprintf(path, sizeof(path), "%s/domusd.pid", ts_run_dir()) >= sizeof(path))
+    if ((size_t)snprintf(path, sizeof(path), "%s/domusd.pid", ts_run_dir()) >=
+        sizeof(path))
         return;
     if (!create) {
         unlink(path);
@@ -111,7 +113,8 @@ static void redirect_output(void)
     char path[PATH_MAX];
     int fd = -1;
 
-    if ((size_t)snprintf(path, sizeof(path), "%s/domusd.log", ts_log_dir()) < sizeof(path))
+    if ((size_t)snprintf(path, sizeof(path), "%s/domusd.log", ts_log_dir()) <
+        sizeof(path))
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         fd = open("/dev/null", O_WRONLY | O_CLOEXEC);

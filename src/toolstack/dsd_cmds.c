@@ -20,7 +20,8 @@ static const char *req_str(const struct req *r, const char *key)
 {
     json_object *v;
 
-    if (!json_object_object_get_ex(r->obj, key, &v) || !json_object_is_type(v, json_type_string))
+    if (!json_object_object_get_ex(r->obj, key, &v) ||
+        !json_object_is_type(v, json_type_string))
         return NULL;
     return json_object_get_string(v);
 }
@@ -32,7 +33,8 @@ static struct dsd_dom *req_dom(const struct req *r)
     struct dsd_dom *dom;
 
     if (!spec) {
-        dsd_reply_error(r->d, r->client, "\"dom\" (a domain name or id string) is missing");
+        dsd_reply_error(r->d, r->client,
+                        "\"dom\" (a domain name or id string) is missing");
         return NULL;
     }
     dom = dsd_dom_find(r->d, spec);
@@ -88,8 +90,9 @@ static int check_memory(struct dsd *d, const struct xlcfg *cfg, char *err, size_
     else if (hi.mem_total_mib <= committed)
         avail = 0;
     if (cfg->memory_mb > avail) {
-        dfmt(err, errlen, "memory: %" PRIu64 " MiB requested, host has %" PRIu64
-             " MiB available", cfg->memory_mb, avail);
+        dfmt(err, errlen,
+             "memory: %" PRIu64 " MiB requested, host has %" PRIu64 " MiB available",
+             cfg->memory_mb, avail);
         return -ENOMEM;
     }
     return 0;
@@ -192,7 +195,8 @@ static json_object *dom0_row(void)
     ts_hostinfo(&hi);
     json_object_object_add(o, "domid", json_object_new_int(0));
     json_object_object_add(o, "name", json_object_new_string("Domain-0"));
-    json_object_object_add(o, "mem_mib", json_object_new_int64((int64_t)hi.mem_total_mib));
+    json_object_object_add(o, "mem_mib",
+                           json_object_new_int64((int64_t)hi.mem_total_mib));
     json_object_object_add(o, "vcpus", json_object_new_int((int)hi.cpus));
     json_object_object_add(o, "state", json_object_new_string("r-----"));
     json_object_object_add(o, "cpu_time", json_object_new_double(hi.busy_seconds));
@@ -201,7 +205,8 @@ static json_object *dom0_row(void)
 }
 
 /* Asks a running domain for "ok state=b cputime_ns=N mem_kib=N vcpus=N". */
-static void query_info(struct dsd_dom *dom, char *state, uint64_t *mem_mib, unsigned *vcpus)
+static void query_info(struct dsd_dom *dom, char *state, uint64_t *mem_mib,
+                       unsigned *vcpus)
 {
     char reply[512];
     const char *p;
@@ -233,7 +238,8 @@ static json_object *dom_row(struct dsd_dom *dom)
     json_object_object_add(o, "mem_mib", json_object_new_int64((int64_t)mem));
     json_object_object_add(o, "vcpus", json_object_new_int((int)vcpus));
     json_object_object_add(o, "state", json_object_new_string(letters));
-    json_object_object_add(o, "status", json_object_new_string(dsd_state_name(dom->state)));
+    json_object_object_add(o, "status",
+                           json_object_new_string(dsd_state_name(dom->state)));
     json_object_object_add(o, "cpu_time", json_object_new_double(dom->cpu_time));
     json_object_object_add(o, "gen", json_object_new_int((int)dom->gen));
     return o;
@@ -241,7 +247,8 @@ static json_object *dom_row(struct dsd_dom *dom)
 
 static int by_domid(const void *a, const void *b)
 {
-    const struct dsd_dom *x = *(struct dsd_dom *const *)a, *y = *(struct dsd_dom *const *)b;
+    const struct dsd_dom *x = *(struct dsd_dom *const *)a,
+                         *y = *(struct dsd_dom *const *)b;
     return (x->domid > y->domid) - (x->domid < y->domid);
 }
 
@@ -287,7 +294,8 @@ static void cmd_destroy(const struct req *r)
         return;
     }
     if (dom->waiter && dom->wkind == DW_CREATE)
-        dsd_reply_error(r->d, dom->waiter, "%s: destroyed while being built", dom->cfg.name);
+        dsd_reply_error(r->d, dom->waiter, "%s: destroyed while being built",
+                        dom->cfg.name);
     else if (dom->waiter && dom->wkind == DW_DESTROY)
         dsd_reply(r->d, dom->waiter, dsd_ok()); /* the newer request waits instead */
     dom->waiter = r->client;
@@ -380,7 +388,8 @@ static void cmd_domid(const struct req *r)
     o = dsd_ok();
     json_object_object_add(o, "domid", json_object_new_int((int)dom->domid));
     json_object_object_add(o, "name", json_object_new_string(dom->cfg.name));
-    json_object_object_add(o, "status", json_object_new_string(dsd_state_name(dom->state)));
+    json_object_object_add(o, "status",
+                           json_object_new_string(dsd_state_name(dom->state)));
     json_object_object_add(o, "gen", json_object_new_int((int)dom->gen));
     dsd_reply(r->d, r->client, o);
 }
@@ -410,8 +419,9 @@ void dsd_handle_request(struct dsd *d, uint64_t client, const char *line)
     r.obj = json_tokener_parse_verbose(line, &jerr);
     if (!r.obj || !json_object_is_type(r.obj, json_type_object)) {
         dsd_reply_error(d, client, "malformed request: %s",
-                        r.obj || jerr == json_tokener_success ? "not a JSON object"
-                                                              : json_tokener_error_desc(jerr));
+                        r.obj || jerr == json_tokener_success
+                            ? "not a JSON object"
+                            : json_tokener_error_desc(jerr));
         goto out;
     }
     cmd = req_str(&r, "cmd");

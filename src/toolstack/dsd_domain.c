@@ -35,10 +35,10 @@ static int alloc_domid(struct dsd *d, unsigned *out)
 static int set_paths(struct dsd_dom *dom)
 {
     const char *run = ts_run_dir(), *log = ts_log_dir();
-    int a = snprintf(dom->console_sock, sizeof(dom->console_sock), "%s/dom%u.console", run,
-                     dom->domid);
-    int b = snprintf(dom->control_sock, sizeof(dom->control_sock), "%s/dom%u.control", run,
-                     dom->domid);
+    int a = snprintf(dom->console_sock, sizeof(dom->console_sock), "%s/dom%u.console",
+                     run, dom->domid);
+    int b = snprintf(dom->control_sock, sizeof(dom->control_sock), "%s/dom%u.control",
+                     run, dom->domid);
     int c = snprintf(dom->console_log, sizeof(dom->console_log), "%s/%s.log", log,
                      dom->cfg.name);
     int e = snprintf(dom->vm_log, sizeof(dom->vm_log), "%s/domus-vm-%s.log", log,
@@ -46,7 +46,8 @@ static int set_paths(struct dsd_dom *dom)
 
     if (a < 0 || (size_t)a >= sizeof(dom->console_sock) || b < 0 ||
         (size_t)b >= sizeof(dom->control_sock) || c < 0 ||
-        (size_t)c >= sizeof(dom->console_log) || e < 0 || (size_t)e >= sizeof(dom->vm_log))
+        (size_t)c >= sizeof(dom->console_log) || e < 0 ||
+        (size_t)e >= sizeof(dom->vm_log))
         return -ENAMETOOLONG;
     return 0;
 }

@@ -175,8 +175,8 @@ static void child_exited(struct dsd *d, struct dsd_dom *dom, int status)
         return;
     }
     act = action_for(&dom->cfg, reason);
-    dinfo("domain %u (%s): shut down (reason %d, %s), action %s", dom->domid, dom->cfg.name,
-          reason, how, xlcfg_action_name(act));
+    dinfo("domain %u (%s): shut down (reason %d, %s), action %s", dom->domid,
+          dom->cfg.name, reason, how, xlcfg_action_name(act));
     if (act == XLCFG_ACTION_RESTART)
         restart(d, dom);
     else if (act == XLCFG_ACTION_PRESERVE)

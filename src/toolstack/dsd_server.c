@@ -91,8 +91,8 @@ static int listen_socket(struct dsd *d)
     if (fd < 0)
         return -errno;
     unlink(d->sock_path); /* stale: the caller holds the daemon lock */
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(d->sock_path, 0600) < 0 ||
-        listen(fd, SOMAXCONN) < 0) {
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        chmod(d->sock_path, 0600) < 0 || listen(fd, SOMAXCONN) < 0) {
         rc = -errno;
         close(fd);
         return rc;
@@ -128,7 +128,8 @@ int dsd_server_init(struct dsd *d)
     rc = ts_self_dir(dir, sizeof(dir));
     if (rc)
         return rc;
-    if ((size_t)snprintf(d->vm_bin, sizeof(d->vm_bin), "%s/domus-vm", dir) >= sizeof(d->vm_bin))
+    if ((size_t)snprintf(d->vm_bin, sizeof(d->vm_bin), "%s/domus-vm", dir) >=
+        sizeof(d->vm_bin))
         return -ENAMETOOLONG;
     d->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (d->epfd < 0)

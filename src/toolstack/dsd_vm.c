@@ -95,7 +95,8 @@ static int open_pipes(int ready[2], int errp[2])
     ready[0] = ready[1] = errp[0] = errp[1] = -1;
     if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)
         return -errno;
-    if (fcntl(ready[0], F_SETFL, O_NONBLOCK) < 0 || fcntl(errp[0], F_SETFL, O_NONBLOCK) < 0)
+    if (fcntl(ready[0], F_SETFL, O_NONBLOCK) < 0 ||
+        fcntl(errp[0], F_SETFL, O_NONBLOCK) < 0)
         return -errno;
     return 0;
 }
@@ -135,7 +136,8 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
     dom->deadline_ms = dsd_now_ms() + DSD_BUILD_TIMEOUT_MS;
     dom->gen++;
     /* The process is reaped through SIGCHLD whatever happens to the watches. */
-    if (dsd_watch(d, EV_READY, dom->ready_fd) < 0 || dsd_watch(d, EV_STDERR, dom->err_fd) < 0)
+    if (dsd_watch(d, EV_READY, dom->ready_fd) < 0 ||
+        dsd_watch(d, EV_STDERR, dom->err_fd) < 0)
         dwarn("domain %u: cannot watch its pipes", dom->domid);
     dinfo("domain %u (%s): started domus-vm pid %d", dom->domid, dom->cfg.name, (int)pid);
     return 0;

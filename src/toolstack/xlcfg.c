@@ -51,8 +51,8 @@ enum vkind { V_NUM, V_STR, V_LIST };
 struct value {
     enum vkind kind;
     unsigned line;
-    char *str;        /* V_NUM and V_STR: the token text */
-    char **items;     /* V_LIST */
+    char *str;    /* V_NUM and V_STR: the token text */
+    char **items; /* V_LIST */
     unsigned n_items;
 };
 
@@ -297,8 +297,8 @@ static int parse_value(struct lexer *lx, struct value *v)
 
 /* ---- typed accessors ---- */
 
-static int want_string(struct pstate *ps, const char *key, const struct value *v, char *dst,
-                       size_t len)
+static int want_string(struct pstate *ps, const char *key, const struct value *v,
+                       char *dst, size_t len)
 {
     if (v->kind == V_LIST)
         return lex_error(&ps->lx, v->line, "%s: expected a string, got a list", key);
@@ -321,7 +321,8 @@ static int want_number(struct pstate *ps, const char *key, const struct value *v
     errno = 0;
     *out = strtoull(v->str, &end, 0);
     if (errno == ERANGE)
-        return lex_error(&ps->lx, v->line, "%s: number '%s' is out of range", key, v->str);
+        return lex_error(&ps->lx, v->line, "%s: number '%s' is out of range", key,
+                         v->str);
     if (*end == '\0')
         return 0;
 bad:
@@ -433,7 +434,8 @@ static int key_maxmem(struct pstate *ps, const char *k, const struct value *v)
     return want_number(ps, k, v, &ps->cfg->maxmem_mb);
 }
 
-static int want_vcpus(struct pstate *ps, const char *k, const struct value *v, unsigned *out)
+static int want_vcpus(struct pstate *ps, const char *k, const struct value *v,
+                      unsigned *out)
 {
     uint64_t n;
     int rc = want_number(ps, k, v, &n);
@@ -538,26 +540,19 @@ struct key_handler {
 };
 
 static const struct key_handler keys[] = {
-    {"name", key_name},
-    {"type", key_type},
-    {"kernel", key_kernel},
-    {"ramdisk", key_ramdisk},
-    {"cmdline", key_cmdline},
-    {"root", key_root},
-    {"extra", key_extra},
-    {"memory", key_memory},
-    {"maxmem", key_maxmem},
-    {"vcpus", key_vcpus},
-    {"maxvcpus", key_maxvcpus},
-    {"on_poweroff", key_on_poweroff},
-    {"on_reboot", key_on_reboot},
-    {"on_crash", key_on_crash},
-    {"disk", key_disk},
-    {"vif", key_vif},
+    {"name", key_name},           {"type", key_type},
+    {"kernel", key_kernel},       {"ramdisk", key_ramdisk},
+    {"cmdline", key_cmdline},     {"root", key_root},
+    {"extra", key_extra},         {"memory", key_memory},
+    {"maxmem", key_maxmem},       {"vcpus", key_vcpus},
+    {"maxvcpus", key_maxvcpus},   {"on_poweroff", key_on_poweroff},
+    {"on_reboot", key_on_reboot}, {"on_crash", key_on_crash},
+    {"disk", key_disk},           {"vif", key_vif},
     {"uuid", key_uuid},
 };
 
-static int apply_key(struct pstate *ps, const char *key, unsigned line, const struct value *v)
+static int apply_key(struct pstate *ps, const char *key, unsigned line,
+                     const struct value *v)
 {
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         if (!strcmp(keys[i].key, key))
@@ -592,8 +587,8 @@ static int parse_statement(struct pstate *ps)
         goto out;
     }
     if (t != T_SEMI && t != T_NL && t != T_EOF) {
-        rc = lex_error(lx, lx->line, "syntax error: unexpected text after the value of '%s'",
-                       key);
+        rc = lex_error(lx, lx->line,
+                       "syntax error: unexpected text after the value of '%s'", key);
         goto out;
     }
     rc = apply_key(ps, key, line, &v);
@@ -622,7 +617,8 @@ static int build_cmdline(struct pstate *ps)
     if (ps->seen_cmdline)
         return 0;
     if (ps->root[0] && ps->extra[0])
-        n = snprintf(cfg->cmdline, sizeof(cfg->cmdline), "root=%s %s", ps->root, ps->extra);
+        n = snprintf(cfg->cmdline, sizeof(cfg->cmdline), "root=%s %s", ps->root,
+                     ps->extra);
     else if (ps->root[0])
         n = snprintf(cfg->cmdline, sizeof(cfg->cmdline), "root=%s", ps->root);
     else
@@ -649,15 +645,16 @@ static int check_required(struct pstate *ps)
     if (!ps->seen_maxmem)
         cfg->maxmem_mb = cfg->memory_mb;
     if (cfg->maxmem_mb < cfg->memory_mb || cfg->maxmem_mb > XLCFG_MEMORY_MAX_MB)
-        return lex_error(&ps->lx, last, "maxmem: %llu MiB must be between memory (%llu) and %llu",
-                         (unsigned long long)cfg->maxmem_mb,
-                         (unsigned long long)cfg->memory_mb,
-                         (unsigned long long)XLCFG_MEMORY_MAX_MB);
+        return lex_error(
+            &ps->lx, last, "maxmem: %llu MiB must be between memory (%llu) and %llu",
+            (unsigned long long)cfg->maxmem_mb, (unsigned long long)cfg->memory_mb,
+            (unsigned long long)XLCFG_MEMORY_MAX_MB);
     if (!ps->seen_maxvcpus)
         cfg->maxvcpus = cfg->vcpus;
     if (cfg->maxvcpus < cfg->vcpus)
         return lex_error(&ps->lx, ps->vcpu_line ? ps->vcpu_line : last,
-                         "vcpus: %u is more than maxvcpus (%u)", cfg->vcpus, cfg->maxvcpus);
+                         "vcpus: %u is more than maxvcpus (%u)", cfg->vcpus,
+                         cfg->maxvcpus);
     return build_cmdline(ps);
 }
 

@@ -8,14 +8,14 @@
 
 static int failures;
 
-#define CHECK(name, cond)                                                                  \
-    do {                                                                                   \
-        if (cond) {                                                                        \
-            printf("PASS %s\n", name);                                                     \
-        } else {                                                                           \
-            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                         \
-            failures++;                                                                    \
-        }                                                                                  \
+#define CHECK(name, cond)                                                                \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            printf("PASS %s\n", name);                                                   \
+        } else {                                                                         \
+            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                       \
+            failures++;                                                                  \
+        }                                                                                \
     } while (0)
 
 static struct dsd_dom *add(struct dsd *d, const char *name)
@@ -34,8 +34,8 @@ static void test_domids(void)
     struct dsd d = {.epfd = -1, .next_domid = 1};
     struct dsd_dom *a = add(&d, "a"), *b = add(&d, "b"), *c = add(&d, "c"), *e, *f;
 
-    CHECK("domids from 1 upward", a && b && c && a->domid == 1 && b->domid == 2 &&
-                                      c->domid == 3);
+    CHECK("domids from 1 upward",
+          a && b && c && a->domid == 1 && b->domid == 2 && c->domid == 3);
     dsd_dom_free(&d, b);
     e = add(&d, "e");
     CHECK("a freed domid is not handed out again at once", e && e->domid == 4);
@@ -46,8 +46,8 @@ static void test_domids(void)
     CHECK("wraps, skipping live domids (1 is alive, 2 is free)", b && b->domid == 2);
     CHECK("find by name", dsd_dom_find(&d, "c") == c);
     CHECK("find by domid", dsd_dom_find(&d, "3") == c && dsd_dom_find(&d, "4") == e);
-    CHECK("find unknown", !dsd_dom_find(&d, "zz") && !dsd_dom_find(&d, "99") &&
-                              !dsd_dom_find(&d, ""));
+    CHECK("find unknown",
+          !dsd_dom_find(&d, "zz") && !dsd_dom_find(&d, "99") && !dsd_dom_find(&d, ""));
     CHECK("per-domain paths", strstr(c->console_sock, "/dom3.console") &&
                                   strstr(c->control_sock, "/dom3.control") &&
                                   strstr(c->console_log, "/c.log"));
@@ -101,7 +101,8 @@ static void test_meminfo(void)
     struct ts_hostinfo hi;
 
     CHECK("meminfo MemTotal", ts_meminfo_value(t, "MemTotal", &v) == 0 && v == 24683520);
-    CHECK("meminfo MemAvailable", ts_meminfo_value(t, "MemAvailable", &v) == 0 && v == 2048);
+    CHECK("meminfo MemAvailable",
+          ts_meminfo_value(t, "MemAvailable", &v) == 0 && v == 2048);
     CHECK("meminfo prefix is not a match", ts_meminfo_value(t, "Mem", &v) < 0);
     CHECK("meminfo absent", ts_meminfo_value(t, "SwapTotal", &v) < 0);
     CHECK("host info", ts_hostinfo(&hi) == 0 && hi.mem_total_mib > 0 && hi.cpus >= 1 &&

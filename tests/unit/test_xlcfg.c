@@ -10,14 +10,14 @@
 
 static int failures;
 
-#define CHECK(name, cond)                                                                  \
-    do {                                                                                   \
-        if (cond) {                                                                        \
-            printf("PASS %s\n", name);                                                     \
-        } else {                                                                           \
-            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                         \
-            failures++;                                                                    \
-        }                                                                                  \
+#define CHECK(name, cond)                                                                \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            printf("PASS %s\n", name);                                                   \
+        } else {                                                                         \
+            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                       \
+            failures++;                                                                  \
+        }                                                                                \
     } while (0)
 
 static struct xlcfg cfg;
@@ -43,14 +43,13 @@ static void test_minimal(void)
 {
     int rc = parse("name = \"g1\"\nkernel = \"/boot/vmlinuz\"\n");
     CHECK("minimal parses", rc == 0);
-    CHECK("minimal defaults", !strcmp(cfg.name, "g1") && !strcmp(cfg.type, "pvh") &&
-                                  cfg.memory_mb == 128 && cfg.maxmem_mb == 128 &&
-                                  cfg.vcpus == 1 && cfg.maxvcpus == 1 &&
-                                  cfg.on_poweroff == XLCFG_ACTION_DESTROY &&
-                                  cfg.on_reboot == XLCFG_ACTION_RESTART &&
-                                  cfg.on_crash == XLCFG_ACTION_DESTROY &&
-                                  cfg.ramdisk[0] == '\0' && cfg.cmdline[0] == '\0' &&
-                                  cfg.uuid[0] == '\0' && cfg.n_disks == 0);
+    CHECK("minimal defaults",
+          !strcmp(cfg.name, "g1") && !strcmp(cfg.type, "pvh") && cfg.memory_mb == 128 &&
+              cfg.maxmem_mb == 128 && cfg.vcpus == 1 && cfg.maxvcpus == 1 &&
+              cfg.on_poweroff == XLCFG_ACTION_DESTROY &&
+              cfg.on_reboot == XLCFG_ACTION_RESTART &&
+              cfg.on_crash == XLCFG_ACTION_DESTROY && cfg.ramdisk[0] == '\0' &&
+              cfg.cmdline[0] == '\0' && cfg.uuid[0] == '\0' && cfg.n_disks == 0);
 }
 
 static void test_full(void)
@@ -75,11 +74,12 @@ static void test_full(void)
     if (rc)
         fprintf(stderr, "  full: %s\n", err);
     CHECK("full parses", rc == 0);
-    CHECK("full values", !strcmp(cfg.name, "web-1.example_x") && !strcmp(cfg.kernel, "/k") &&
-                             !strcmp(cfg.ramdisk, "/r") &&
+    CHECK("full values", !strcmp(cfg.name, "web-1.example_x") &&
+                             !strcmp(cfg.kernel, "/k") && !strcmp(cfg.ramdisk, "/r") &&
                              !strcmp(cfg.cmdline, "console=hvc0 domus.test=basic") &&
-                             cfg.memory_mb == 256 && cfg.maxmem_mb == 512 && cfg.vcpus == 4 &&
-                             cfg.maxvcpus == 8 && cfg.on_crash == XLCFG_ACTION_PRESERVE);
+                             cfg.memory_mb == 256 && cfg.maxmem_mb == 512 &&
+                             cfg.vcpus == 4 && cfg.maxvcpus == 8 &&
+                             cfg.on_crash == XLCFG_ACTION_PRESERVE);
     CHECK("full uuid", !strcmp(cfg.uuid, "5e3f1a2b-0000-4000-8000-00000000abcd"));
     CHECK("full lists", cfg.n_disks == 2 && cfg.n_vifs == 0 &&
                             !strcmp(cfg.disks[0], "format=raw, vdev=xvda, access=rw, "
@@ -117,7 +117,8 @@ static void test_strings(void)
 
 static void test_errors(void)
 {
-    expect_error("error missing name", "kernel='/k'\n", "t.cfg:2: missing required key 'name'");
+    expect_error("error missing name", "kernel='/k'\n",
+                 "t.cfg:2: missing required key 'name'");
     expect_error("error missing kernel", "name='a'\n", "missing required key 'kernel'");
     expect_error("error unknown key", "name='a'\nkernel='/k'\nfoo = 1\n",
                  "t.cfg:3: unknown key 'foo'");
@@ -136,13 +137,16 @@ static void test_errors(void)
                  "memory: 99999999999 MiB is out of range");
     expect_error("error memory overflow", "memory=999999999999999999999999\n",
                  "out of range");
-    expect_error("error maxmem < memory", "name='a'\nkernel='/k'\nmemory=256\nmaxmem=128\n",
+    expect_error("error maxmem < memory",
+                 "name='a'\nkernel='/k'\nmemory=256\nmaxmem=128\n",
                  "maxmem: 128 MiB must be between");
     expect_error("error memory not a number", "memory='lots'\n",
                  "t.cfg:1: memory: expected a number, got 'lots'");
     expect_error("error negative memory", "memory=-5\n", "memory: expected a number");
-    expect_error("error memory list", "memory=[1]\n", "memory: expected a number, got a list");
-    expect_error("error name list", "name=['a']\n", "name: expected a string, got a list");
+    expect_error("error memory list", "memory=[1]\n",
+                 "memory: expected a number, got a list");
+    expect_error("error name list", "name=['a']\n",
+                 "name: expected a string, got a list");
     expect_error("error disk not list", "disk='/x.img'\n", "disk: expected a [ list ]");
     expect_error("error too many vifs", "vif=['1','2','3','4','5','6','7','8','9']\n",
                  "vif: too many entries");
@@ -157,20 +161,27 @@ static void test_errors(void)
                  "action 'coredump-destroy' is not supported");
     expect_error("error coredump-restart", "on_crash='coredump-restart'\n",
                  "action 'coredump-restart' is not supported");
-    expect_error("error uuid", "uuid='not-a-uuid'\n", "uuid: 'not-a-uuid' is not a valid UUID");
+    expect_error("error uuid", "uuid='not-a-uuid'\n",
+                 "uuid: 'not-a-uuid' is not a valid UUID");
     expect_error("error missing =", "name 'a'\n", "t.cfg:1: syntax error: expected '='");
     expect_error("error missing value", "name =\n", "expected a value");
-    expect_error("error stray char", "name='a'\n@\n", "t.cfg:2: syntax error: unexpected character '@'");
+    expect_error("error stray char", "name='a'\n@\n",
+                 "t.cfg:2: syntax error: unexpected character '@'");
     expect_error("error value at line start", "'a' = 1\n", "expected 'KEY = VALUE'");
-    expect_error("error unterminated string", "name='a'\nkernel=\"/k\n", "t.cfg:2: unterminated string");
-    expect_error("error unterminated list", "disk=['a',\n'b'\n", "t.cfg:1: unterminated list");
+    expect_error("error unterminated string", "name='a'\nkernel=\"/k\n",
+                 "t.cfg:2: unterminated string");
+    expect_error("error unterminated list", "disk=['a',\n'b'\n",
+                 "t.cfg:1: unterminated list");
     expect_error("error list syntax", "disk=['a' 'b']\n", "syntax error in list");
     expect_error("error list double comma", "disk=['a',,'b']\n", "syntax error in list");
     expect_error("error bad escape", "name='a\\q'\n", "invalid escape sequence");
     expect_error("error NUL escape", "name='a\\0b'\n", "NUL or out of range");
     expect_error("error NUL hex escape", "name='a\\x00b'\n", "NUL or out of range");
-    expect_error("error long name", "name='aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'\n",
-                 "name: value too long");
+    expect_error(
+        "error long name",
+        "name='aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'"
+        "\n",
+        "name: value too long");
 }
 
 static void test_hostile(void)
@@ -211,7 +222,8 @@ static void test_hostile(void)
         s[i] = (char)(1 + (i * 131) % 255);
     s[4096] = '\0';
     CHECK("binary junk rejected", parse(s) == -EINVAL && strstr(err, "t.cfg:"));
-    CHECK("empty text", parse("") == -EINVAL && strstr(err, "missing required key 'name'"));
+    CHECK("empty text",
+          parse("") == -EINVAL && strstr(err, "missing required key 'name'"));
     free(s);
 }
 

@@ -42,8 +42,8 @@ struct dsd_dom {
     int shutdown_reason; /* Xen SHUTDOWN_* of the last exit, -1 none */
     pid_t pid;           /* 0: no process */
     int ready_fd, err_fd, vmlog_fd;
-    char errline[512];   /* last "error: ..." line of domus-vm */
-    char errpart[512];   /* incomplete stderr line */
+    char errline[512]; /* last "error: ..." line of domus-vm */
+    char errpart[512]; /* incomplete stderr line */
     size_t errpart_len;
     bool destroy_requested, timed_out;
     uint64_t waiter; /* client id waiting for the reply, 0: none */
