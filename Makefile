@@ -55,6 +55,23 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libdomus-asan.a
 
 asan-bins: $(ASAN_BINS)
 
+# libFuzzer target for xenstored (clang): make fuzz -> build/fuzz/xenstore_fuzz
+FUZZ_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=undefined
+XS_FUZZ_SRC := tests/fuzz/xenstore_fuzz.c $(wildcard src/xenstore/xs_*.c) src/hv/util.c
+$(BUILD)/fuzz/xenstore_fuzz: $(XS_FUZZ_SRC) $(wildcard src/xenstore/*.h) src/include/domus/xenstore.h
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(XS_FUZZ_SRC)
+fuzz: $(BUILD)/fuzz/xenstore_fuzz
+
+# xenstored benchmark: a libxenstore client (libxen-dev) against domus-xenstored
+$(BUILD)/bench/xenstore: bench/xenstore.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< -lxenstore
+bench-xenstore: $(BUILD)/bin/domus-xenstored $(BUILD)/bench/xenstore
+	bench/xenstore.sh
+.PHONY: fuzz bench-xenstore
+
 # One-time machine set-up (packages, guest kernel, KVM_XEN modules, initramfs).
 setup:
 	scripts/setup.sh

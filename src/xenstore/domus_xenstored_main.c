@@ -1,11 +1,14 @@
 /* domus-xenstored: Xen's xenstore daemon protocol on a Unix socket.
  *
- *   domus-xenstored [--socket PATH] [--daemon] [--pid-file PATH]
+ *   domus-xenstored [--socket PATH] [--daemon] [--pid-file PATH] [--run-dir DIR]
  *
  * Socket default: $XENSTORED_PATH, else /run/domus/xenstored/socket.
  * Serves in the foreground until SIGTERM/SIGINT (exit 0, socket removed);
- * --daemon detaches once the socket is listening. */
+ * --daemon detaches once the socket is listening.  --run-dir installs the
+ * domus-vm INTRODUCE hook (xs_vmhook.h): a guest's ring is fetched from
+ * DIR/dom<N>.control; without it INTRODUCE records domains without rings. */
 #include "domus/util.h"
+#include "domus/xs_vmhook.h"
 #include "domus/xenstore.h"
 
 #include <errno.h>
@@ -24,16 +27,19 @@
 struct opts {
     const char *socket;
     const char *pid_file;
+    const char *run_dir;
     bool daemon;
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: domus-xenstored [--socket PATH] [--daemon] [--pid-file PATH]\n"
+    fprintf(f, "usage: domus-xenstored [--socket PATH] [--daemon] [--pid-file PATH]"
+               " [--run-dir DIR]\n"
                "  --socket PATH    Unix socket for Domain 0 clients\n"
                "                   (default $XENSTORED_PATH or " DEFAULT_SOCKET ")\n"
                "  --daemon         detach once listening\n"
-               "  --pid-file PATH  write the daemon's pid there (removed on exit)\n");
+               "  --pid-file PATH  write the daemon's pid there (removed on exit)\n"
+               "  --run-dir DIR    fetch guest rings from DIR/dom<N>.control on INTRODUCE\n");
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -41,6 +47,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     static const struct option lo[] = {
         {"socket", required_argument, NULL, 's'},
         {"pid-file", required_argument, NULL, 'p'},
+        {"run-dir", required_argument, NULL, 'r'},
         {"daemon", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -48,10 +55,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     const char *env = getenv("XENSTORED_PATH");
     o->socket = env && *env ? env : DEFAULT_SOCKET;
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:p:dh", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "s:p:r:dh", lo, NULL)) != -1) {
         switch (ch) {
         case 's': o->socket = optarg; break;
         case 'p': o->pid_file = optarg; break;
+        case 'r': o->run_dir = optarg; break;
         case 'd': o->daemon = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -EINVAL;
@@ -131,6 +139,10 @@ int main(int argc, char **argv)
     if (!d) {
         derr("out of memory");
         return 1;
+    }
+    if (o.run_dir && (rc = xs_vmhook_install(d, o.run_dir))) {
+        derr("cannot install the ring hook: %s", strerror(-rc));
+        goto out;
     }
     rc = xs_daemon_listen(d, o.socket);
     if (rc) {
