@@ -30,6 +30,7 @@ enum tok {
     T_LBR,
     T_RBR,
     T_COMMA,
+    T_PLUSEQ,
     T_ID,
     T_NUM,
     T_STR,
@@ -46,7 +47,9 @@ struct lexer {
     size_t toklen;
 };
 
-enum vkind { V_NUM, V_STR, V_LIST };
+enum vkind { V_NONE, V_NUM, V_STR, V_LIST };
+
+#define XLCFG_NKEYS 17 /* entries of keys[] */
 
 struct value {
     enum vkind kind;
@@ -64,6 +67,7 @@ struct pstate {
     unsigned mem_line, vcpu_line;
     char root[XLCFG_CMDLINE_MAX];
     char extra[XLCFG_CMDLINE_MAX];
+    struct value prev[XLCFG_NKEYS]; /* each key's value so far, for '+=' */
 };
 
 static int lex_error(struct lexer *lx, unsigned line, const char *fmt, ...)
@@ -205,6 +209,10 @@ static enum tok lex_next(struct lexer *lx)
     if (s) {
         lx->p++;
         return ptok[s - punct];
+    }
+    if (c == '+' && lx->p[1] == '=') {
+        lx->p += 2;
+        return T_PLUSEQ;
     }
     if (c == '"' || c == '\'')
         return lex_string(lx);
@@ -551,14 +559,75 @@ static const struct key_handler keys[] = {
     {"uuid", key_uuid},
 };
 
-static int apply_key(struct pstate *ps, const char *key, unsigned line,
-                     const struct value *v)
+_Static_assert(ARRAY_SIZE(keys) == XLCFG_NKEYS, "XLCFG_NKEYS");
+
+static int find_key(const char *key)
 {
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         if (!strcmp(keys[i].key, key))
-            return keys[i].fn(ps, key, v);
+            return (int)i;
     }
-    return lex_error(&ps->lx, line, "unknown key '%.64s'", key);
+    return -1;
+}
+
+/* xl's '+=': strings are concatenated, lists extended; on a key not set
+ * before it is a plain assignment.  *v becomes the combined value. */
+static int append_value(struct pstate *ps, const char *key, const struct value *old,
+                        struct value *v)
+{
+    if (old->kind == V_NONE)
+        return 0;
+    if ((old->kind == V_LIST) != (v->kind == V_LIST))
+        return lex_error(&ps->lx, v->line, "%s: '+=' mixes a list and a single value",
+                         key);
+    if (v->kind == V_LIST) {
+        if (old->n_items + v->n_items > XLCFG_LIST_MAX)
+            return lex_error(&ps->lx, v->line, "list has too many items (at most %d)",
+                             XLCFG_LIST_MAX);
+        if (!v->items && !(v->items = calloc(XLCFG_LIST_MAX, sizeof(*v->items))))
+            return -ENOMEM;
+        memmove(v->items + old->n_items, v->items, v->n_items * sizeof(*v->items));
+        for (unsigned i = 0; i < old->n_items; i++) {
+            if (!(v->items[i] = strdup(old->items[i]))) {
+                v->n_items = i; /* only what is allocated gets freed */
+                return -ENOMEM;
+            }
+        }
+        v->n_items += old->n_items;
+        return 0;
+    }
+    size_t a = strlen(old->str), b = strlen(v->str);
+    char *cat;
+    if (a + b >= XLCFG_TOK_MAX)
+        return lex_error(&ps->lx, v->line, "value too long (more than %d bytes)",
+                         XLCFG_TOK_MAX - 1);
+    if (!(cat = malloc(a + b + 1)))
+        return -ENOMEM;
+    memcpy(cat, old->str, a);
+    memcpy(cat + a, v->str, b + 1);
+    free(v->str);
+    v->str = cat;
+    v->kind = V_STR;
+    return 0;
+}
+
+/* Applies KEY = VALUE (or KEY += VALUE); keeps the value for later '+='. */
+static int apply_key(struct pstate *ps, const char *key, unsigned line, bool append,
+                     struct value *v)
+{
+    int k = find_key(key), rc;
+
+    if (k < 0)
+        return lex_error(&ps->lx, line, "unknown key '%.64s'", key);
+    if (append && (rc = append_value(ps, key, &ps->prev[k], v)) < 0)
+        return rc;
+    rc = keys[k].fn(ps, key, v);
+    if (rc)
+        return rc;
+    value_free(&ps->prev[k]);
+    ps->prev[k] = *v; /* moved: the caller's copy is cleared */
+    memset(v, 0, sizeof(*v));
+    return 0;
 }
 
 /* ---- statements ---- */
@@ -571,13 +640,16 @@ static int parse_statement(struct pstate *ps)
     unsigned line = lx->line;
     struct value v = {0};
     enum tok t;
+    bool append;
     int rc;
 
     if (lx->toklen >= sizeof(key))
         return lex_error(lx, line, "unknown key '%.40s...'", lx->tok);
     strcpy(key, lx->tok);
-    if (lex_next(lx) != T_EQ)
+    t = lex_next(lx);
+    if (t != T_EQ && t != T_PLUSEQ)
         return lex_error(lx, line, "syntax error: expected '=' after '%s'", key);
+    append = t == T_PLUSEQ;
     rc = parse_value(lx, &v);
     if (rc)
         goto out;
@@ -591,7 +663,7 @@ static int parse_statement(struct pstate *ps)
                        "syntax error: unexpected text after the value of '%s'", key);
         goto out;
     }
-    rc = apply_key(ps, key, line, &v);
+    rc = apply_key(ps, key, line, append, &v);
 out:
     value_free(&v);
     return rc;
@@ -702,6 +774,8 @@ int xlcfg_parse_string(const char *text, const char *fname, struct xlcfg *cfg, c
     rc = parse_all(ps);
     if (rc == -ENOMEM)
         dfmt(err, errlen, "%s: out of memory", ps->lx.fname);
+    for (size_t i = 0; i < ARRAY_SIZE(ps->prev); i++)
+        value_free(&ps->prev[i]);
     free(ps);
     return rc;
 }

@@ -99,6 +99,25 @@ static void test_cmdline_building(void)
     CHECK("cmdline wins", !strcmp(cfg.cmdline, "c=1"));
 }
 
+static void test_append(void)
+{
+    int rc = parse("name='a'\nkernel='/k'\nextra='console=hvc0'\nextra += ' quiet'\n"
+                   "disk=['a']\ndisk += ['b', 'c']\nvif += ['v']\ncmdline += 'x=1'\n");
+    CHECK("+= parses", rc == 0);
+    CHECK("+= concatenates strings and extends lists",
+          rc == 0 && !strcmp(cfg.cmdline, "x=1") && cfg.n_disks == 3 &&
+              !strcmp(cfg.disks[0], "a") && !strcmp(cfg.disks[2], "c") &&
+              cfg.n_vifs == 1 && !strcmp(cfg.vifs[0], "v"));
+    rc = parse("name='a'\nkernel='/k'\nextra='a'\nextra+='b'\nextra+='c'\n");
+    CHECK("+= twice", rc == 0 && !strcmp(cfg.cmdline, "abc"));
+    expect_error("error += list onto string", "extra='a'\nextra += ['b']\n",
+                 "t.cfg:2: extra: '+=' mixes a list and a single value");
+    expect_error("error += makes too many disks",
+                 "disk=['1','2','3','4','5','6','7','8','9']\n"
+                 "disk+=['1','2','3','4','5','6','7','8','9']\n",
+                 "disk: too many entries");
+}
+
 static void test_strings(void)
 {
     int rc = parse("name='a'\nkernel=\"/k\\\\x \\\"q\\\" \\x41\\101\\t\"\n");
@@ -259,6 +278,7 @@ int main(void)
     test_full();
     test_cmdline_building();
     test_strings();
+    test_append();
     test_errors();
     test_hostile();
     test_file();
