@@ -33,13 +33,14 @@ struct opts {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: domus-xenstored [--socket PATH] [--daemon] [--pid-file PATH]"
-               " [--run-dir DIR]\n"
-               "  --socket PATH    Unix socket for Domain 0 clients\n"
-               "                   (default $XENSTORED_PATH or " DEFAULT_SOCKET ")\n"
-               "  --daemon         detach once listening\n"
-               "  --pid-file PATH  write the daemon's pid there (removed on exit)\n"
-               "  --run-dir DIR    fetch guest rings from DIR/dom<N>.control on INTRODUCE\n");
+    fprintf(
+        f, "usage: domus-xenstored [--socket PATH] [--daemon] [--pid-file PATH]"
+           " [--run-dir DIR]\n"
+           "  --socket PATH    Unix socket for Domain 0 clients\n"
+           "                   (default $XENSTORED_PATH or " DEFAULT_SOCKET ")\n"
+           "  --daemon         detach once listening\n"
+           "  --pid-file PATH  write the daemon's pid there (removed on exit)\n"
+           "  --run-dir DIR    fetch guest rings from DIR/dom<N>.control on INTRODUCE\n");
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -57,12 +58,24 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     int ch;
     while ((ch = getopt_long(argc, argv, "s:p:r:dh", lo, NULL)) != -1) {
         switch (ch) {
-        case 's': o->socket = optarg; break;
-        case 'p': o->pid_file = optarg; break;
-        case 'r': o->run_dir = optarg; break;
-        case 'd': o->daemon = true; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -EINVAL;
+        case 's':
+            o->socket = optarg;
+            break;
+        case 'p':
+            o->pid_file = optarg;
+            break;
+        case 'r':
+            o->run_dir = optarg;
+            break;
+        case 'd':
+            o->daemon = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -EINVAL;
         }
     }
     if (optind != argc) {

@@ -82,8 +82,8 @@ void xs_daemon_stats(const struct xs_daemon *d, struct xs_stats *st)
 
 /* ---- connections ---- */
 
-struct xs_conn *conn_new(struct xs_daemon *d, unsigned domid, const struct xs_conn_ops *ops,
-                         void *opaque)
+struct xs_conn *conn_new(struct xs_daemon *d, unsigned domid,
+                         const struct xs_conn_ops *ops, void *opaque)
 {
     struct xs_conn *c = calloc(1, sizeof(*c));
     if (!c)
@@ -173,8 +173,8 @@ void conn_mark_dirty(struct xs_conn *c)
     c->d->dirty = c;
 }
 
-int conn_queue(struct xs_conn *c, uint32_t type, uint32_t req_id, uint32_t tx_id, const void *data,
-               uint32_t len, bool reply)
+int conn_queue(struct xs_conn *c, uint32_t type, uint32_t req_id, uint32_t tx_id,
+               const void *data, uint32_t len, bool reply)
 {
     if (c->dead || c->ignored)
         return -EPIPE;

@@ -33,7 +33,8 @@ static void ring_notify(struct xs_domain *dom)
 
 /* Copies requests out of the ring into the connection; stops when the
  * connection takes no more (outstanding quota) or the ring is empty. */
-static int ring_pull(struct xs_conn *c, struct xenstore_domain_interface *i, size_t *moved)
+static int ring_pull(struct xs_conn *c, struct xenstore_domain_interface *i,
+                     size_t *moved)
 {
     for (;;) {
         void *buf;
@@ -44,7 +45,8 @@ static int ring_pull(struct xs_conn *c, struct xenstore_domain_interface *i, siz
         MB();
         if (prod - cons > XENSTORE_RING_SIZE)
             return -EIO;
-        uint32_t avail = prod - cons, chunk = XENSTORE_RING_SIZE - MASK_XENSTORE_IDX(cons);
+        uint32_t avail = prod - cons,
+                 chunk = XENSTORE_RING_SIZE - MASK_XENSTORE_IDX(cons);
         if (!avail)
             return 0;
         if (chunk > avail)
@@ -61,7 +63,8 @@ static int ring_pull(struct xs_conn *c, struct xenstore_domain_interface *i, siz
     }
 }
 
-static int ring_push(struct xs_conn *c, struct xenstore_domain_interface *i, size_t *moved)
+static int ring_push(struct xs_conn *c, struct xenstore_domain_interface *i,
+                     size_t *moved)
 {
     while (c->out_head) {
         struct xs_msg *m = c->out_head;
@@ -94,7 +97,8 @@ static void ring_bad(struct xs_domain *dom, int rc)
     uint32_t err = rc == -EPROTO ? XENSTORE_ERROR_PROTO : XENSTORE_ERROR_RINGIDX;
     const char *why = err == XENSTORE_ERROR_PROTO ? "payload too long" : "bad ring index";
     if (!dom->warned)
-        dwarn("xenstore: dom%u broke the ring protocol (%s); ignoring it", dom->domid, why);
+        dwarn("xenstore: dom%u broke the ring protocol (%s); ignoring it", dom->domid,
+              why);
     else
         dlog_debug("xenstore: dom%u broke the ring protocol (%s) again", dom->domid, why);
     dom->warned = true;
@@ -193,7 +197,8 @@ static struct xs_domain *dom_new(struct xs_daemon *d, unsigned domid)
     return dom;
 }
 
-static int dom_attach(struct xs_daemon *d, struct xs_domain *dom, void *page, int nfd, int kfd)
+static int dom_attach(struct xs_daemon *d, struct xs_domain *dom, void *page, int nfd,
+                      int kfd)
 {
     struct xs_conn *c = conn_new(d, dom->domid, &ring_ops, dom);
     if (!c)
@@ -213,7 +218,8 @@ static int dom_attach(struct xs_daemon *d, struct xs_domain *dom, void *page, in
     dom->kick_fd = kfd;
     struct xenstore_domain_interface *i = page;
     ring_reset_page(dom);
-    WR(i->server_features, XENSTORE_SERVER_FEATURE_RECONNECTION | XENSTORE_SERVER_FEATURE_ERROR);
+    WR(i->server_features,
+       XENSTORE_SERVER_FEATURE_RECONNECTION | XENSTORE_SERVER_FEATURE_ERROR);
     WR(i->error, XENSTORE_ERROR_NONE);
     if (RD(i->connection) == XENSTORE_RECONNECT) {
         WR(i->connection, XENSTORE_CONNECTED);
@@ -246,7 +252,8 @@ static void dom_drop_ring(struct xs_daemon *d, struct xs_domain *dom)
     if (dom->conn)
         conn_kill(dom->conn);
     if (dom->hooked && d->hooks.unmap)
-        d->hooks.unmap(d->hooks.opaque, dom->domid, dom->page, dom->notify_fd, dom->kick_fd);
+        d->hooks.unmap(d->hooks.opaque, dom->domid, dom->page, dom->notify_fd,
+                       dom->kick_fd);
     dom->page = NULL;
     dom->hooked = false;
 }
@@ -396,7 +403,8 @@ static int onearg_domain(struct xs_conn *c, struct xs_req *r, struct xs_domain *
     long domid = atol(arg);
     if (domid == 0)
         return -EINVAL;
-    *out = (domid > 0 && domid < (long)XS_DOMID_MAX) ? dom_find(c->d, (unsigned)domid) : NULL;
+    *out = (domid > 0 && domid < (long)XS_DOMID_MAX) ? dom_find(c->d, (unsigned)domid)
+                                                     : NULL;
     return *out ? 0 : -ENOENT;
 }
 
@@ -424,7 +432,8 @@ int do_resume(struct xs_conn *c, struct xs_req *r)
 
 static int connected_domain(struct xs_daemon *d, long domid, struct xs_domain **out)
 {
-    *out = (domid >= 0 && domid < (long)XS_DOMID_MAX) ? dom_find(d, (unsigned)domid) : NULL;
+    *out =
+        (domid >= 0 && domid < (long)XS_DOMID_MAX) ? dom_find(d, (unsigned)domid) : NULL;
     if (!*out)
         return -ENOENT;
     return (*out)->conn ? 0 : -EINVAL;
@@ -451,15 +460,17 @@ int do_is_introduced(struct xs_conn *c, struct xs_req *r)
     if (!arg)
         return -EINVAL;
     long domid = atol(arg);
-    bool yes = domid == XS_DOMID_SELF || domid == 0 ||
-               (domid > 0 && domid < (long)XS_DOMID_MAX && dom_find(c->d, (unsigned)domid));
+    bool yes =
+        domid == XS_DOMID_SELF || domid == 0 ||
+        (domid > 0 && domid < (long)XS_DOMID_MAX && dom_find(c->d, (unsigned)domid));
     xs_reply(c, r, yes ? "T" : "F", 2);
     return 0;
 }
 
 /* ---- special watch permissions ---- */
 
-static int special_slot(struct xs_daemon *d, const char *name, struct xs_perm ***p, unsigned **n)
+static int special_slot(struct xs_daemon *d, const char *name, struct xs_perm ***p,
+                        unsigned **n)
 {
     if (!strcmp(name, "@releaseDomain")) {
         *p = &d->sp_release;
@@ -503,7 +514,8 @@ bool special_readable(struct xs_conn *c, const char *name)
 
 /* ---- hypervisor-side API ---- */
 
-int xs_ring_attach(struct xs_daemon *d, unsigned domid, void *page, int notify_fd, int kick_fd)
+int xs_ring_attach(struct xs_daemon *d, unsigned domid, void *page, int notify_fd,
+                   int kick_fd)
 {
     if (!real_domid(domid) || !page)
         return -EINVAL;

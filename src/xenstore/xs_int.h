@@ -94,7 +94,7 @@ struct xs_event {
 struct xs_txent {
     struct xs_hent h;
     struct xs_txent *order;
-    uint64_t base_gen; /* 0: absent when first seen */
+    uint64_t base_gen;    /* 0: absent when first seen */
     struct xs_node *node; /* current state in the tx, NULL: absent */
     bool modified;
 };
@@ -207,15 +207,15 @@ struct xs_daemon {
 };
 
 /* core */
-struct xs_conn *conn_new(struct xs_daemon *d, unsigned domid, const struct xs_conn_ops *ops,
-                         void *opaque);
+struct xs_conn *conn_new(struct xs_daemon *d, unsigned domid,
+                         const struct xs_conn_ops *ops, void *opaque);
 void conn_kill(struct xs_conn *c);  /* mark dead, drop state; freed by xs_daemon_flush */
 void conn_reset(struct xs_conn *c); /* drop watches, transactions, queued I/O */
 size_t conn_rx_space(struct xs_conn *c, void **buf);
 int conn_rx_commit(struct xs_conn *c, size_t n);
 long conn_input(struct xs_conn *c, const void *data, size_t len);
-int conn_queue(struct xs_conn *c, uint32_t type, uint32_t req_id, uint32_t tx_id, const void *data,
-               uint32_t len, bool reply);
+int conn_queue(struct xs_conn *c, uint32_t type, uint32_t req_id, uint32_t tx_id,
+               const void *data, uint32_t len, bool reply);
 void conn_consume(struct xs_conn *c, size_t n);
 void conn_mark_dirty(struct xs_conn *c);
 bool conn_privileged(const struct xs_conn *c);
@@ -233,10 +233,10 @@ void xs_reply(struct xs_conn *c, struct xs_req *r, const void *data, uint32_t le
 int rm_tree(struct xs_view *v, const char *name);
 
 /* watches (xs_watch.c) */
-void fire_watches(struct xs_view *v, const char *path, bool exact, const struct xs_perm *perms,
-                  unsigned nperms);
-void fire_event_now(struct xs_daemon *d, const char *path, bool exact, const struct xs_perm *perms,
-                    unsigned nperms);
+void fire_watches(struct xs_view *v, const char *path, bool exact,
+                  const struct xs_perm *perms, unsigned nperms);
+void fire_event_now(struct xs_daemon *d, const char *path, bool exact,
+                    const struct xs_perm *perms, unsigned nperms);
 int watch_add(struct xs_conn *c, struct xs_req *r);
 int watch_remove(struct xs_conn *c, struct xs_req *r);
 void watches_clear(struct xs_conn *c);

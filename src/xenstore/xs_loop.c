@@ -137,7 +137,8 @@ static void sock_flush(struct xs_conn *c)
     struct sockconn *s = c->opaque;
     while (c->out_head) {
         struct xs_msg *m = c->out_head;
-        ssize_t n = send(s->fd, m->data + m->off, m->len - m->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            send(s->fd, m->data + m->off, m->len - m->off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 break;
@@ -178,7 +179,8 @@ static void sock_accept(struct xs_daemon *d)
     struct xs_conn *c = s ? conn_new(d, 0, &sock_ops, s) : NULL;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
     if (!c || epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-        dwarn("xenstore: cannot accept a client: %s", c ? strerror(errno) : "out of memory");
+        dwarn("xenstore: cannot accept a client: %s",
+              c ? strerror(errno) : "out of memory");
         if (c) {
             c->ops = NULL;
             conn_kill(c);

@@ -14,7 +14,8 @@ static int send_error(struct xs_conn *c, struct xs_req *r, int err)
 {
     const char *name = xs_errno_name(err);
     c->d->st.errors++;
-    return conn_queue(c, XS_ERROR, r->req_id, r->tx_id, name, (uint32_t)strlen(name) + 1, true);
+    return conn_queue(c, XS_ERROR, r->req_id, r->tx_id, name, (uint32_t)strlen(name) + 1,
+                      true);
 }
 
 void xs_reply(struct xs_conn *c, struct xs_req *r, const void *data, uint32_t len)
@@ -85,7 +86,8 @@ static int errno_from_parents(struct xs_view *v, const char *name, int rc, unsig
     return -EACCES;
 }
 
-static int get_node(struct xs_view *v, const char *name, unsigned perm, const struct xs_node **out)
+static int get_node(struct xs_view *v, const char *name, unsigned perm,
+                    const struct xs_node **out)
 {
     *out = NULL;
     if (!name || !xs_valid_path(name, v->d->q.path_len))
@@ -136,8 +138,8 @@ static unsigned owned_now(struct xs_view *v)
 
 /* Collects the missing ancestors of name (name first); *anc = the nearest
  * existing one. */
-static int missing_chain(struct xs_view *v, const char *name, char ***names, unsigned *num,
-                         const struct xs_node **anc)
+static int missing_chain(struct xs_view *v, const char *name, char ***names,
+                         unsigned *num, const struct xs_node **anc)
 {
     size_t cap = 8;
     int rc = 0;
@@ -172,8 +174,9 @@ static int missing_chain(struct xs_view *v, const char *name, char ***names, uns
     return rc;
 }
 
-static int build_chain(struct xs_view *v, char **names, unsigned num, const struct xs_node *anc,
-                       const void *data, unsigned len, struct pending *p)
+static int build_chain(struct xs_view *v, char **names, unsigned num,
+                       const struct xs_node *anc, const void *data, unsigned len,
+                       struct pending *p)
 {
     struct xs_node *parent = node_copy(anc);
     int rc = pending_add(p, parent, num + 1);
@@ -203,7 +206,8 @@ static int build_chain(struct xs_view *v, char **names, unsigned num, const stru
     return rc;
 }
 
-static int create_node(struct xs_view *v, const char *name, const void *data, unsigned len)
+static int create_node(struct xs_view *v, const char *name, const void *data,
+                       unsigned len)
 {
     char **names = NULL;
     unsigned num = 0;
@@ -290,7 +294,10 @@ out:
 
 /* ---- handlers ---- */
 
-#define VIEW(c, r) {.d = (c)->d, .c = (c), .tx = (r)->tx}
+#define VIEW(c, r)                                                                       \
+    {                                                                                    \
+        .d = (c)->d, .c = (c), .tx = (r)->tx                                             \
+    }
 
 static int do_read_like(struct xs_conn *c, struct xs_req *r, bool dir)
 {
@@ -460,7 +467,8 @@ static int do_rm(struct xs_conn *c, struct xs_req *r)
     return rc;
 }
 
-static int set_node_perms(struct xs_view *v, const char *name, struct xs_perm *p, unsigned num)
+static int set_node_perms(struct xs_view *v, const char *name, struct xs_perm *p,
+                          unsigned num)
 {
     const struct xs_node *n;
     int rc = get_node(v, name, XSP_WRITE | XSP_OWNER, &n);
@@ -629,11 +637,12 @@ static int do_control(struct xs_conn *c, struct xs_req *r)
         }
         char buf[256];
         const struct xs_quota *q = &c->d->q;
-        int len = snprintf(buf, sizeof(buf),
-                           "Quota settings:\nnodes: %u\nwatches: %u\ntransactions: %u\n"
-                           "node-size: %u\npermissions: %u\noutstanding: %u\npath-max: %u\n",
-                           q->nodes, q->watches, q->transactions, q->node_size, q->perms,
-                           q->outstanding, q->path_len);
+        int len =
+            snprintf(buf, sizeof(buf),
+                     "Quota settings:\nnodes: %u\nwatches: %u\ntransactions: %u\n"
+                     "node-size: %u\npermissions: %u\noutstanding: %u\npath-max: %u\n",
+                     q->nodes, q->watches, q->transactions, q->node_size, q->perms,
+                     q->outstanding, q->path_len);
         xs_reply(c, r, buf, (uint32_t)len + 1);
         return 0;
     }

@@ -133,7 +133,8 @@ struct xs_node *node_copy(const struct xs_node *n)
     if (!c)
         return NULL;
     c->gen = n->gen;
-    if (node_set_perms(c, n->perms, n->nperms) || dup_mem(&c->data, n->data, n->datalen) ||
+    if (node_set_perms(c, n->perms, n->nperms) ||
+        dup_mem(&c->data, n->data, n->datalen) ||
         dup_mem(&c->children, n->children, n->childlen)) {
         node_free(c);
         return NULL;
@@ -278,7 +279,8 @@ void store_del(struct xs_store *s, const char *name)
 
 static bool valid_chars(const char *p)
 {
-    static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-/_@";
+    static const char ok[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-/_@";
     return p[strspn(p, ok)] == '\0';
 }
 
@@ -332,11 +334,20 @@ int xs_perms_parse(const char *s, unsigned num, struct xs_perm *out)
 {
     for (unsigned i = 0; i < num; i++) {
         switch (*s) {
-        case 'r': out[i].perms = XSP_READ; break;
-        case 'w': out[i].perms = XSP_WRITE; break;
-        case 'b': out[i].perms = XSP_READ | XSP_WRITE; break;
-        case 'n': out[i].perms = XSP_NONE; break;
-        default: return -EINVAL;
+        case 'r':
+            out[i].perms = XSP_READ;
+            break;
+        case 'w':
+            out[i].perms = XSP_WRITE;
+            break;
+        case 'b':
+            out[i].perms = XSP_READ | XSP_WRITE;
+            break;
+        case 'n':
+            out[i].perms = XSP_NONE;
+            break;
+        default:
+            return -EINVAL;
         }
         s++;
         char *end;

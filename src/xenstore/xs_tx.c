@@ -95,7 +95,8 @@ int view_put(struct xs_view *v, struct xs_node *n)
         node_free(n);
         return rc;
     }
-    v->tx->delta_owned += (int)owned_by(n, v->c->domid) - (int)owned_by(e->node, v->c->domid);
+    v->tx->delta_owned +=
+        (int)owned_by(n, v->c->domid) - (int)owned_by(e->node, v->c->domid);
     node_free(e->node);
     e->node = n;
     e->modified = true;
@@ -127,7 +128,8 @@ static int tx_check(struct xs_daemon *d, struct xs_conn *c, struct xs_tx *t)
             return -EAGAIN;
     }
     if (!conn_privileged(c) && t->delta_owned > 0 &&
-        d->store.owned[c->domid & (XS_DOMID_MAX - 1)] + (unsigned)t->delta_owned > d->q.nodes)
+        d->store.owned[c->domid & (XS_DOMID_MAX - 1)] + (unsigned)t->delta_owned >
+            d->q.nodes)
         return -ENOSPC;
     return 0;
 }

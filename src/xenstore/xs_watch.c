@@ -55,8 +55,8 @@ static void send_event(struct xs_conn *c, const struct xs_watch *w, const char *
         c->d->st.watch_events++;
 }
 
-void fire_event_now(struct xs_daemon *d, const char *path, bool exact, const struct xs_perm *p,
-                    unsigned n)
+void fire_event_now(struct xs_daemon *d, const char *path, bool exact,
+                    const struct xs_perm *p, unsigned n)
 {
     bool special = path[0] == '@';
     for (struct xs_conn *c = d->conns; c; c = c->next) {
@@ -70,8 +70,8 @@ void fire_event_now(struct xs_daemon *d, const char *path, bool exact, const str
     }
 }
 
-static int tx_queue_event(struct xs_tx *t, const char *path, bool exact, const struct xs_perm *p,
-                          unsigned n)
+static int tx_queue_event(struct xs_tx *t, const char *path, bool exact,
+                          const struct xs_perm *p, unsigned n)
 {
     struct xs_event *e = calloc(1, sizeof(*e));
     if (!e)
@@ -100,8 +100,8 @@ static int tx_queue_event(struct xs_tx *t, const char *path, bool exact, const s
 }
 
 /* Changes made in a transaction fire only when it commits. */
-void fire_watches(struct xs_view *v, const char *path, bool exact, const struct xs_perm *p,
-                  unsigned n)
+void fire_watches(struct xs_view *v, const char *path, bool exact,
+                  const struct xs_perm *p, unsigned n)
 {
     if (v->tx) {
         if (tx_queue_event(v->tx, path, exact, p, n))
@@ -136,7 +136,9 @@ static int watch_path(struct xs_conn *c, const char *in, char **out, bool *relat
     *relative = false;
     *out = NULL;
     if (in[0] == '@')
-        return strlen(in) > XENSTORE_REL_PATH_MAX ? -EINVAL : (*out = strdup(in)) ? 0 : -ENOMEM;
+        return strlen(in) > XENSTORE_REL_PATH_MAX ? -EINVAL
+               : (*out = strdup(in))              ? 0
+                                                  : -ENOMEM;
     *relative = in[0] != '/';
     if (*relative) {
         if (asprintf(out, "/local/domain/%u/%s", c->domid, in) < 0)

@@ -50,10 +50,18 @@ static void set_index(const uint8_t *d, size_t n)
         return;
     memcpy(&v, d + 1, 4);
     switch (d[0] & 3) {
-    case 0: page->req_cons = v; break;
-    case 1: page->req_prod = v; break;
-    case 2: page->rsp_cons = v; break;
-    default: page->rsp_prod = v; break;
+    case 0:
+        page->req_cons = v;
+        break;
+    case 1:
+        page->req_prod = v;
+        break;
+    case 2:
+        page->rsp_cons = v;
+        break;
+    default:
+        page->rsp_prod = v;
+        break;
     }
     if (d[0] & 4)
         page->connection = XENSTORE_RECONNECT;
@@ -83,7 +91,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < 4; i++)
         c[i] = xs_conn_new(d, domids[i]);
     /* Domain 7 on the ring, with a home it owns. */
-    static const char intro[] = "7\0" "1\0" "1\0";
+    static const char intro[] = "7\0"
+                                "1\0"
+                                "1\0";
     struct xsd_sockmsg hm = {XS_INTRODUCE, 1, 0, sizeof(intro) - 1};
     char msg[64];
     memcpy(msg, &hm, sizeof(hm));
@@ -100,7 +110,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *p = data + off;
         off += n;
         switch (op & 7) {
-        case 0: case 1: case 2: case 3:
+        case 0:
+        case 1:
+        case 2:
+        case 3:
             if (c[op & 3] && xs_conn_input(c[op & 3], p, n) < 0) {
                 xs_conn_free(c[op & 3]);
                 c[op & 3] = NULL;

@@ -21,7 +21,8 @@ static void test_basic(void)
     WR(&t, 0, "/a/b/c", "hello");
     CHECK("write creates parents", is_ok(XS_WRITE));
     REQ(&t, XS_READ, 0, "/a/b/c");
-    CHECK("read back value", R.h.type == XS_READ && R.h.len == 5 && !memcmp(R.body, "hello", 5));
+    CHECK("read back value",
+          R.h.type == XS_READ && R.h.len == 5 && !memcmp(R.body, "hello", 5));
     CHECK("reply echoes req_id", R.h.req_id == t.req_id);
     REQ(&t, XS_READ, 0, "/a/b");
     CHECK("implicit parent has empty value", R.h.type == XS_READ && R.h.len == 0);
@@ -49,9 +50,11 @@ static void test_basic(void)
     CHECK("rm / EINVAL", is_err("EINVAL"));
     WR(&t, 0, "rel", "v");
     REQ(&t, XS_READ, 0, "/local/domain/0/rel");
-    CHECK("dom0 relative path under /local/domain/0", R.h.type == XS_READ && R.h.len == 1);
+    CHECK("dom0 relative path under /local/domain/0",
+          R.h.type == XS_READ && R.h.len == 1);
     REQ(&t, XS_GET_DOMAIN_PATH, 0, "7");
-    CHECK("get domain path", R.h.type == XS_GET_DOMAIN_PATH && !strcmp(R.body, "/local/domain/7"));
+    CHECK("get domain path",
+          R.h.type == XS_GET_DOMAIN_PATH && !strcmp(R.body, "/local/domain/7"));
     REQ(&t, XS_RM, 0, "/a");
     REQ(&t, XS_RM, 0, "/local/domain/0");
     xs_conn_free(t.c);
@@ -148,7 +151,8 @@ static void test_watches(void)
     tc_drain(&t6);
     t6.nev = 0;
     WR(&t5, 0, "dev/secret", "x");
-    CHECK("no event without read permission", !tc_has_event(&t6, "/local/domain/5/dev/secret|spy"));
+    CHECK("no event without read permission",
+          !tc_has_event(&t6, "/local/domain/5/dev/secret|spy"));
 
     REQ(&t0, XS_WATCH, 0, "@introduceDomain", "in");
     REQ(&t0, XS_WATCH, 0, "@releaseDomain", "out");
@@ -159,11 +163,13 @@ static void test_watches(void)
     REQ(&t0, XS_INTRODUCE, 0, "12", "4096", "3");
     CHECK("INTRODUCE ok", is_ok(XS_INTRODUCE));
     CHECK("@introduceDomain event", tc_has_event(&t0, "@introduceDomain|in"));
-    CHECK("@introduceDomain not sent to unprivileged", !tc_has_event(&t5, "@introduceDomain|in5"));
+    CHECK("@introduceDomain not sent to unprivileged",
+          !tc_has_event(&t5, "@introduceDomain|in5"));
     REQ(&t0, XS_SET_PERMS, 0, "@introduceDomain", "n0", "r5");
     CHECK("set perms on special path", is_ok(XS_SET_PERMS));
     REQ(&t0, XS_INTRODUCE, 0, "13", "4096", "3");
-    CHECK("@introduceDomain to permitted domain", tc_has_event(&t5, "@introduceDomain|in5"));
+    CHECK("@introduceDomain to permitted domain",
+          tc_has_event(&t5, "@introduceDomain|in5"));
     CHECK("xs_domain_shutdown ok", xs_domain_shutdown(d, 12) == 0);
     CHECK("@releaseDomain on shutdown", tc_has_event(&t0, "@releaseDomain|out"));
     t0.nev = 0;
@@ -376,7 +382,8 @@ static void test_domains(void)
     tc_open(&t0, d, 0);
     tc_open(&t3, d, 3);
     REQ(&t0, XS_IS_DOMAIN_INTRODUCED, 0, "3");
-    CHECK("not introduced: F", R.h.type == XS_IS_DOMAIN_INTRODUCED && !strcmp(R.body, "F"));
+    CHECK("not introduced: F",
+          R.h.type == XS_IS_DOMAIN_INTRODUCED && !strcmp(R.body, "F"));
     REQ(&t0, XS_INTRODUCE, 0, "3", "1234", "0");
     CHECK("INTRODUCE port 0 EINVAL", is_err("EINVAL"));
     REQ(&t0, XS_INTRODUCE, 0, "0", "1234", "1");
@@ -448,7 +455,8 @@ static void test_directory_part(void)
     int count = 0;
     for (size_t i = 0; i < alllen; i++)
         count += all[i] == '\0';
-    CHECK("DIRECTORY_PART pages through all children", rounds > 0 && count == 151 && samegen);
+    CHECK("DIRECTORY_PART pages through all children",
+          rounds > 0 && count == 151 && samegen);
     REQ(&t, XS_DIRECTORY_PART, 0, "/big", "3");
     CHECK("DIRECTORY_PART mid-name offset EINVAL", is_err("EINVAL"));
     REQ(&t, XS_DIRECTORY_PART, 0, "/big");

@@ -55,8 +55,9 @@ static void test_framing(void)
     struct reply r1, r2;
     tc_reply(&good, &r1);
     tc_reply(&good, &r2);
-    CHECK("two messages in one buffer", r1.h.type == XS_TRANSACTION_START && r1.h.req_id == 1 &&
-                                            r2.h.type == XS_GET_DOMAIN_PATH && r2.h.req_id == 2);
+    CHECK("two messages in one buffer",
+          r1.h.type == XS_TRANSACTION_START && r1.h.req_id == 1 &&
+              r2.h.type == XS_GET_DOMAIN_PATH && r2.h.req_id == 2);
     xs_conn_free(good.c);
 }
 
@@ -72,8 +73,8 @@ static void test_bad_requests(void)
     CHECK("empty READ -> EINVAL", is_err("EINVAL"));
     REQ(&t, XS_READ, 0, "/tool", "extra");
     CHECK("two args to READ -> EINVAL", is_err("EINVAL"));
-    static const uint32_t types[] = {XS_WATCH_EVENT, XS_ERROR, 20, XS_TYPE_COUNT, 99, XS_INVALID,
-                                     0xFFFFFFFFu};
+    static const uint32_t types[] = {XS_WATCH_EVENT, XS_ERROR,   20, XS_TYPE_COUNT, 99,
+                                     XS_INVALID,     0xFFFFFFFFu};
     int all = 1;
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         tc_send(&t, types[i], 0, "/", 2);
@@ -85,8 +86,8 @@ static void test_bad_requests(void)
     CHECK("unknown tx id -> ENOENT", is_err("ENOENT"));
     REQ(&t, XS_TRANSACTION_END, 999, "T");
     CHECK("end unknown tx -> ENOENT", is_err("ENOENT"));
-    static const char *bad_paths[] = {"/a//b", "/a/", "/a b", "/a\x01", "/a*", "/local/domain/0/",
-                                      "//", "/\xff"};
+    static const char *bad_paths[] = {
+        "/a//b", "/a/", "/a b", "/a\x01", "/a*", "/local/domain/0/", "//", "/\xff"};
     all = 1;
     for (size_t i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++) {
         WR(&t, 0, bad_paths[i], "v");
@@ -105,7 +106,8 @@ static void test_bad_requests(void)
     tc_send(&t, XS_WRITE, 0, bin, sizeof(bin) - 1);
     tc_reply(&t, &R);
     REQ(&t, XS_READ, 0, "/bin");
-    CHECK("binary value with NULs kept", R.h.len == 5 && !memcmp(R.body, "a\0b\0\xff", 5));
+    CHECK("binary value with NULs kept",
+          R.h.len == 5 && !memcmp(R.body, "a\0b\0\xff", 5));
     REQ(&t, XS_WATCH, 0, "/x");
     CHECK("WATCH one arg -> EINVAL", is_err("EINVAL"));
     REQ(&t, XS_WATCH, 0, "/x", "t", "1");
@@ -140,9 +142,28 @@ static void test_bad_requests(void)
 /* Seeded random requests; each must get exactly one reply. */
 static void test_barrage(void)
 {
-    static const char *words[] = {"/", "/a", "/a/b", "a", "@introduceDomain", "@releaseDomain",
-                                  "T", "F", "r1", "b0", "n5", "0", "1", "5", "//", "/a/",
-                                  "x y", "", "/local/domain/5/x", "print", "help", "4096"};
+    static const char *words[] = {"/",
+                                  "/a",
+                                  "/a/b",
+                                  "a",
+                                  "@introduceDomain",
+                                  "@releaseDomain",
+                                  "T",
+                                  "F",
+                                  "r1",
+                                  "b0",
+                                  "n5",
+                                  "0",
+                                  "1",
+                                  "5",
+                                  "//",
+                                  "/a/",
+                                  "x y",
+                                  "",
+                                  "/local/domain/5/x",
+                                  "print",
+                                  "help",
+                                  "4096"};
     struct tc t[3];
     tc_open(&t[0], d, 0);
     tc_open(&t[1], d, 5);

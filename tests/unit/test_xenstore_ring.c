@@ -29,8 +29,8 @@ static struct fake *fake_for(unsigned domid)
     return NULL;
 }
 
-static int fake_map(void *opaque, unsigned domid, uint64_t gfn, unsigned evtchn, void **page,
-                    int *nfd, int *kfd)
+static int fake_map(void *opaque, unsigned domid, uint64_t gfn, unsigned evtchn,
+                    void **page, int *nfd, int *kfd)
 {
     (void)opaque;
     struct fake *f = fake_for(domid);
@@ -185,7 +185,8 @@ static void test_basic_ring(void)
     /* WRITE "name" with value "" : our helper sends path + NUL only. */
     xs_ring_kick(d, 5);
     struct reply r;
-    CHECK("reply in response ring", guest_msg(f, &r) && r.h.type == XS_WRITE && !strcmp(r.body, "OK"));
+    CHECK("reply in response ring",
+          guest_msg(f, &r) && r.h.type == XS_WRITE && !strcmp(r.body, "OK"));
     CHECK("daemon notified the guest", notified(f) > 0);
     CHECK("request consumed", f->page->req_cons == f->page->req_prod);
     guest_send(f, XS_READ, "/local/domain/5/name", NULL);
@@ -193,8 +194,8 @@ static void test_basic_ring(void)
     CHECK("absolute read works", guest_msg(f, &r) && r.h.type == XS_READ && r.h.len == 0);
     guest_send(f, XS_READ, "/tool/xenstored", NULL);
     xs_ring_kick(d, 5);
-    CHECK("guest cannot read dom0 nodes", guest_msg(f, &r) && r.h.type == XS_ERROR &&
-                                              !strcmp(r.body, "EACCES"));
+    CHECK("guest cannot read dom0 nodes",
+          guest_msg(f, &r) && r.h.type == XS_ERROR && !strcmp(r.body, "EACCES"));
 }
 
 static void test_wrap_and_full(void)
@@ -251,7 +252,8 @@ static void test_watch_into_ring(void)
     CHECK("watch ack and initial event through ring", ack && ev);
     WR(&t0, 0, "/local/domain/5/device/vbd/768", "x");
     CHECK("dom0 write delivers event into ring without a kick",
-          guest_msg(f, &r) && r.h.type == XS_WATCH_EVENT && !strcmp(r.body, "device/vbd/768"));
+          guest_msg(f, &r) && r.h.type == XS_WATCH_EVENT &&
+              !strcmp(r.body, "device/vbd/768"));
 }
 
 static void test_target(void)
@@ -268,7 +270,8 @@ static void test_target(void)
     CHECK("SET_TARGET ok", is_ok(XS_SET_TARGET));
     guest_send(f, XS_READ, "/local/domain/6/secret", NULL);
     xs_ring_kick(d, 5);
-    CHECK("target's nodes accessible", guest_msg(f, &r) && r.h.type == XS_READ && !strcmp(r.body, "s"));
+    CHECK("target's nodes accessible",
+          guest_msg(f, &r) && r.h.type == XS_READ && !strcmp(r.body, "s"));
 }
 
 static void test_hostile(void)
@@ -277,10 +280,12 @@ static void test_hostile(void)
     struct reply r;
     f6->page->req_prod = f6->page->req_cons + 5000;
     xs_ring_kick(d, 6);
-    CHECK("bad req indexes -> ignored with RINGIDX", f6->page->error == XENSTORE_ERROR_RINGIDX);
+    CHECK("bad req indexes -> ignored with RINGIDX",
+          f6->page->error == XENSTORE_ERROR_RINGIDX);
     guest_send(f5, XS_GET_DOMAIN_PATH, "5", NULL);
     xs_ring_kick(d, 5);
-    CHECK("other domain unaffected", guest_msg(f5, &r) && !strcmp(r.body, "/local/domain/5"));
+    CHECK("other domain unaffected",
+          guest_msg(f5, &r) && !strcmp(r.body, "/local/domain/5"));
 
     /* Reconnect clears it. */
     f6->page->connection = XENSTORE_RECONNECT;
@@ -290,7 +295,8 @@ static void test_hostile(void)
                                                  f6->page->req_prod == 0);
     guest_send(f6, XS_GET_DOMAIN_PATH, "6", NULL);
     xs_ring_kick(d, 6);
-    CHECK("served again after reconnect", guest_msg(f6, &r) && !strcmp(r.body, "/local/domain/6"));
+    CHECK("served again after reconnect",
+          guest_msg(f6, &r) && !strcmp(r.body, "/local/domain/6"));
 
     f6->page->rsp_cons = f6->page->rsp_prod + 4000; /* consumer ahead of producer */
     guest_send(f6, XS_GET_DOMAIN_PATH, "6", NULL);
@@ -302,7 +308,8 @@ static void test_hostile(void)
     struct xsd_sockmsg h = {XS_READ, 1, 0, XENSTORE_PAYLOAD_MAX + 1};
     guest_put(f6->page, &h, sizeof(h));
     xs_ring_kick(d, 6);
-    CHECK("oversized payload -> ignored with PROTO", f6->page->error == XENSTORE_ERROR_PROTO);
+    CHECK("oversized payload -> ignored with PROTO",
+          f6->page->error == XENSTORE_ERROR_PROTO);
 
     /* Random garbage indexes many times: never outside the page (ASan). */
     unsigned seed = 99;
@@ -322,7 +329,8 @@ static void test_hostile(void)
     }
     guest_send(f5, XS_GET_DOMAIN_PATH, "5", NULL);
     xs_ring_kick(d, 5);
-    CHECK("2000 garbage rings survived", guest_msg(f5, &r) && !strcmp(r.body, "/local/domain/5"));
+    CHECK("2000 garbage rings survived",
+          guest_msg(f5, &r) && !strcmp(r.body, "/local/domain/5"));
 }
 
 static void test_release(void)
@@ -346,7 +354,8 @@ static void test_release(void)
     guest_send(&f9, XS_GET_DOMAIN_PATH, "9", NULL);
     xs_ring_kick(d, 9);
     struct reply r;
-    CHECK("direct-attached ring works", guest_msg(&f9, &r) && !strcmp(r.body, "/local/domain/9"));
+    CHECK("direct-attached ring works",
+          guest_msg(&f9, &r) && !strcmp(r.body, "/local/domain/9"));
     CHECK("xs_domain_release", xs_domain_release(d, 9) == 0);
     free(page);
 }

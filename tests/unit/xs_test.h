@@ -15,14 +15,14 @@
 
 static int failures;
 
-#define CHECK(name, cond)                                                                  \
-    do {                                                                                   \
-        if (cond) {                                                                        \
-            printf("PASS %s\n", name);                                                     \
-        } else {                                                                           \
-            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                         \
-            failures++;                                                                    \
-        }                                                                                  \
+#define CHECK(name, cond)                                                                \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            printf("PASS %s\n", name);                                                   \
+        } else {                                                                         \
+            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                       \
+            failures++;                                                                  \
+        }                                                                                \
     } while (0)
 
 struct reply {
@@ -45,14 +45,16 @@ static inline void tc_open(struct tc *t, struct xs_daemon *d, unsigned domid)
 }
 
 /* Sends one raw message; returns what xs_conn_input returned. */
-static inline long tc_send(struct tc *t, uint32_t type, uint32_t tx, const void *p, uint32_t len)
+static inline long tc_send(struct tc *t, uint32_t type, uint32_t tx, const void *p,
+                           uint32_t len)
 {
     char buf[sizeof(struct xsd_sockmsg) + 2 * XENSTORE_PAYLOAD_MAX];
     struct xsd_sockmsg h = {type, ++t->req_id, tx, len};
     memcpy(buf, &h, sizeof(h));
     if (len <= 2 * XENSTORE_PAYLOAD_MAX)
         memcpy(buf + sizeof(h), p, len);
-    return xs_conn_input(t->c, buf, sizeof(h) + (len <= 2 * XENSTORE_PAYLOAD_MAX ? len : 0));
+    return xs_conn_input(t->c, buf,
+                         sizeof(h) + (len <= 2 * XENSTORE_PAYLOAD_MAX ? len : 0));
 }
 
 /* Takes the next queued message; 0 if none. */
@@ -123,12 +125,12 @@ static inline uint32_t mkargs(char *buf, ...)
 static struct reply R;
 
 /* A request with string args; the reply lands in R. */
-#define REQ(t, type, tx, ...)                                                              \
-    ({                                                                                     \
-        char _b[2 * XENSTORE_PAYLOAD_MAX];                                                 \
-        uint32_t _l = mkargs(_b, __VA_ARGS__, (const char *)NULL);                         \
-        tc_send((t), (type), (tx), _b, _l);                                                \
-        tc_reply((t), &R);                                                                 \
+#define REQ(t, type, tx, ...)                                                            \
+    ({                                                                                   \
+        char _b[2 * XENSTORE_PAYLOAD_MAX];                                               \
+        uint32_t _l = mkargs(_b, __VA_ARGS__, (const char *)NULL);                       \
+        tc_send((t), (type), (tx), _b, _l);                                              \
+        tc_reply((t), &R);                                                               \
     })
 
 static inline bool is_err(const char *e)

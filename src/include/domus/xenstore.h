@@ -115,7 +115,8 @@ void xs_conn_free(struct xs_conn *c);
  * connection ignored (error = XENSTORE_ERROR_RINGIDX), never an access
  * outside the page.  0, -EINVAL (domid 0 or reserved, NULL page), -EEXIST
  * (already attached), -ENOMEM. */
-int xs_ring_attach(struct xs_daemon *d, unsigned domid, void *page, int notify_fd, int kick_fd);
+int xs_ring_attach(struct xs_daemon *d, unsigned domid, void *page, int notify_fd,
+                   int kick_fd);
 
 /* "The ring has new input / space": processes the domain's ring now (the
  * same as kick_fd becoming readable).  -ENOENT if domid has no ring. */
