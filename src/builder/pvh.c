@@ -256,7 +256,7 @@ static int write_start_info(struct gmem *m, uint64_t rd_gpa, uint64_t rd_size,
 static int check_args(const struct gmem *m, const struct build_args *a, char *err,
                       size_t errlen)
 {
-    if (!a->kernel)
+    if (!a->kernel || !a->kernel[0])
         return builder_fail(err, errlen, -EINVAL, "no kernel given");
     if (a->vcpus < 1 || a->vcpus > BUILDER_MAX_VCPUS)
         return builder_fail(err, errlen, -EINVAL, "vcpus %u out of range 1..%d", a->vcpus,
@@ -281,7 +281,7 @@ int builder_build_pvh(struct gmem *m, const struct build_args *a,
     rc = load_kernel(m, a->kernel, &entry, &kend, err, errlen);
     if (rc)
         goto out;
-    if (a->ramdisk) {
+    if (a->ramdisk && a->ramdisk[0]) {
         rc = load_ramdisk(m, a->ramdisk, kend, &rd_gpa, &rd_size, err, errlen);
         if (rc)
             goto out;

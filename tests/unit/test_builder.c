@@ -822,6 +822,22 @@ static void test_build_errors(void)
         gmem_destroy(&m);
     }
     a.cmdline = NULL;
+    {
+        struct gmem m;
+        struct build_result r;
+        struct hvm_start_info si;
+        a.ramdisk = ""; /* xl.cfg's "no ramdisk" */
+        gmem_init(&m, 32 * MIB);
+        CHECK("build_empty_ramdisk_is_none",
+              builder_build_pvh(&m, &a, &r, err, sizeof(err)) == 0 &&
+                  gmem_read(&m, BUILDER_START_INFO_GPA, &si, sizeof(si)) == 0 &&
+                  si.nr_modules == 0 && si.modlist_paddr == 0);
+        gmem_destroy(&m);
+        a.ramdisk = NULL;
+    }
+    a.kernel = "";
+    expect_build_error("build_empty_kernel", &a, 32 * MIB, -EINVAL, "no kernel");
+    a.kernel = kern;
     a.vcpus = 0;
     expect_build_error("build_vcpus_zero", &a, 32 * MIB, -EINVAL, "vcpus");
     a.vcpus = BUILDER_MAX_VCPUS + 1;

@@ -34,7 +34,7 @@
 
 struct build_args {
     const char *kernel;  /* path: bzImage or ELF vmlinux with a PVH entry note */
-    const char *ramdisk; /* path or NULL */
+    const char *ramdisk; /* path, or NULL or "" for none */
     const char *cmdline; /* or NULL */
     unsigned vcpus;      /* 1..BUILDER_MAX_VCPUS */
 };
