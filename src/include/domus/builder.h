@@ -4,7 +4,7 @@
  *   0x1000              struct hvm_start_info (v1), then the module list and
  *                       the memory map (struct hvm_memmap_table_entry[])
  *   0x2000..0x3000      kernel command line (NUL-terminated, at most 2047 bytes)
- *   0xE0000..0x100000   ACPI tables: RSDP, XSDT, FADT (hardware-reduced, no
+ *   0xE0000..0x100000   ACPI tables: RSDP, RSDT/XSDT, FADT (hardware-reduced, no
  *                       VGA, no CMOS RTC), DSDT (with \_S5), MADT (one LAPIC
  *                       per vCPU, APIC id = vCPU index); e820 reserved
  *   kernel              at its ELF physical load addresses
@@ -64,7 +64,11 @@ int builder_kernel_to_elf(const uint8_t *buf, size_t len, uint8_t **elf, size_t 
                           int *elf_owned, char *err, size_t errlen);
 
 /* Loads the PT_LOAD segments of an ELF64 image into guest memory and finds
- * the PVH entry note; -EINVAL with a reason for anything malformed. */
+ * the PVH entry note; -EINVAL with a reason for anything malformed.  Segments
+ * must lie in low RAM at or above 1 MiB (below it are start_info, the command
+ * line and ACPI); the entry must be a 32-bit address inside a segment.  Nothing
+ * is written unless every check passes.  *kernel_end: end of the highest
+ * segment (p_paddr + p_memsz). */
 int builder_load_elf(struct gmem *m, const uint8_t *elf, size_t len, uint64_t *entry,
                      uint64_t *kernel_end, char *err, size_t errlen);
 
