@@ -21,6 +21,7 @@ void xs_quota_defaults(struct xs_quota *q)
     q->path_len = XENSTORE_REL_PATH_MAX;
     q->tx_nodes = 1024;
     q->out_bytes = 1u << 20;
+    q->tx_bytes = 2u << 20;
 }
 
 bool conn_privileged(const struct xs_conn *c)
@@ -119,9 +120,8 @@ static void out_clear(struct xs_conn *c)
     c->out_replies = 0;
 }
 
-void conn_reset(struct xs_conn *c)
+void conn_txs_clear(struct xs_conn *c)
 {
-    watches_clear(c);
     struct xs_tx *t = c->txs, *next;
     for (; t; t = next) {
         next = t->next;
@@ -129,6 +129,13 @@ void conn_reset(struct xs_conn *c)
     }
     c->txs = NULL;
     c->ntx = 0;
+    c->tx_bytes = 0;
+}
+
+void conn_reset(struct xs_conn *c)
+{
+    watches_clear(c);
+    conn_txs_clear(c);
     out_clear(c);
     c->in_hdr = true;
     c->in_used = 0;

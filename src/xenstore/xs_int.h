@@ -105,6 +105,7 @@ struct xs_tx {
     struct xs_txent *first, *last;
     struct xs_event *ev_first, *ev_last;
     int delta_owned; /* nodes gained by the connection's domain */
+    size_t bytes;    /* node records copied in (charged to conn->tx_bytes) */
     bool fail;
 };
 void tx_free(struct xs_tx *t);
@@ -168,6 +169,7 @@ struct xs_conn {
     unsigned nwatches;
     struct xs_tx *txs;
     unsigned ntx;
+    size_t tx_bytes;
     uint32_t next_txid;
 };
 
@@ -211,6 +213,7 @@ struct xs_conn *conn_new(struct xs_daemon *d, unsigned domid,
                          const struct xs_conn_ops *ops, void *opaque);
 void conn_kill(struct xs_conn *c);  /* mark dead, drop state; freed by xs_daemon_flush */
 void conn_reset(struct xs_conn *c); /* drop watches, transactions, queued I/O */
+void conn_txs_clear(struct xs_conn *c);
 size_t conn_rx_space(struct xs_conn *c, void **buf);
 int conn_rx_commit(struct xs_conn *c, size_t n);
 long conn_input(struct xs_conn *c, const void *data, size_t len);

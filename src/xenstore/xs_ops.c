@@ -575,6 +575,7 @@ static void tx_unlink(struct xs_conn *c, struct xs_tx *t)
         if (*pp == t) {
             *pp = t->next;
             c->ntx--;
+            c->tx_bytes -= t->bytes;
             return;
         }
 }
@@ -608,13 +609,7 @@ static int do_get_domain_path(struct xs_conn *c, struct xs_req *r)
 static int do_reset_watches(struct xs_conn *c, struct xs_req *r)
 {
     watches_clear(c);
-    struct xs_tx *t = c->txs, *next;
-    for (; t; t = next) {
-        next = t->next;
-        tx_free(t);
-    }
-    c->txs = NULL;
-    c->ntx = 0;
+    conn_txs_clear(c);
     return ack(c, r);
 }
 

@@ -34,6 +34,17 @@ void tx_free(struct xs_tx *t)
     free(t);
 }
 
+/* Charges n bytes of node copies to the transaction and its connection;
+ * -ENOSPC when an unprivileged connection would pass quota tx_bytes. */
+static int tx_charge(struct xs_view *v, size_t n)
+{
+    if (!conn_privileged(v->c) && v->c->tx_bytes + n > v->d->q.tx_bytes)
+        return -ENOSPC;
+    v->tx->bytes += n;
+    v->c->tx_bytes += n;
+    return 0;
+}
+
 /* Finds or creates the transaction entry for name. */
 static int tx_ent(struct xs_view *v, const char *name, struct xs_txent **out)
 {
@@ -46,6 +57,9 @@ static int tx_ent(struct xs_view *v, const char *name, struct xs_txent **out)
     if (!conn_privileged(v->c) && t->ents.n >= v->d->q.tx_nodes)
         return -ENOSPC;
     const struct xs_node *m = store_find(&v->d->store, name);
+    int rc = tx_charge(v, strlen(name) + (m ? node_record_size(m) : 0));
+    if (rc)
+        return rc;
     e = calloc(1, sizeof(*e));
     if (!e)
         return -ENOMEM;
@@ -91,6 +105,8 @@ int view_put(struct xs_view *v, struct xs_node *n)
         return store_put(&v->d->store, n);
     struct xs_txent *e;
     int rc = tx_ent(v, n->h.name, &e);
+    if (!rc)
+        rc = tx_charge(v, node_record_size(n));
     if (rc) {
         node_free(n);
         return rc;

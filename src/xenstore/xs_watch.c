@@ -51,6 +51,13 @@ static void send_event(struct xs_conn *c, const struct xs_watch *w, const char *
     char buf[XENSTORE_PAYLOAD_MAX];
     memcpy(buf, path, pl);
     memcpy(buf + pl, w->token, tl);
+    /* The same event still unsent at the tail says it already (Xen drops
+     * duplicates of pending events, special ones excepted). */
+    const struct xs_msg *m = c->out_tail;
+    if (path[0] != '@' && m && !m->reply && m->off == 0 &&
+        m->len == sizeof(struct xsd_sockmsg) + pl + tl &&
+        !memcmp(m->data + sizeof(struct xsd_sockmsg), buf, pl + tl))
+        return;
     if (conn_queue(c, XS_WATCH_EVENT, 0, 0, buf, (uint32_t)(pl + tl), false) == 0)
         c->d->st.watch_events++;
 }

@@ -135,6 +135,20 @@ static void test_watches(void)
     CHECK("rm fires on removed node", tc_has_event(&t0, "/w|tok"));
     CHECK("rm fires exact watches on children", tc_has_event(&t0, "/w/a/b|deep"));
     CHECK("rm fires no child paths to parent watch", !tc_has_event(&t0, "/w/a/b|tok"));
+    tc_drain(&t0);
+    t0.nev = 0;
+    for (int i = 0; i < 5; i++)
+        WR(&t0, 0, "/w/dup", "1"); /* event, reply, event, reply...: all kept */
+    struct tc o;
+    tc_open(&o, d, 0);
+    for (int i = 0; i < 5; i++)
+        WR(&o, 0, "/w/dup", "2"); /* 5 identical unread events in a row */
+    xs_conn_free(o.c);
+    int dups = 0;
+    tc_drain(&t0);
+    for (int i = 0; i < t0.nev; i++)
+        dups += !strcmp(t0.ev[i], "/w/dup|tok");
+    CHECK("identical unread events in a row coalesced", dups == 6);
     REQ(&t0, XS_UNWATCH, 0, "/w", "tok");
     CHECK("unwatch ok", is_ok(XS_UNWATCH));
     REQ(&t0, XS_UNWATCH, 0, "/w", "tok");
@@ -376,6 +390,53 @@ static void test_quotas(void)
     xs_conn_free(t8.c);
 }
 
+/* Memory bound on what transactions copy, with a small quota. */
+static void test_tx_memory(void)
+{
+    struct xs_quota q;
+    xs_quota_defaults(&q);
+    q.tx_bytes = 20000;
+    struct xs_daemon *saved = d;
+    d = xs_daemon_new(&q);
+    struct tc t0, t7;
+    char path[64], big[3001];
+    tc_open(&t0, d, 0);
+    tc_open(&t7, d, 7);
+    make_home(&t0, 7);
+    memset(big, 'v', 3000);
+    big[3000] = '\0';
+    for (int i = 0; i < 10; i++) {
+        snprintf(path, sizeof(path), "/local/domain/7/b%d", i);
+        WR(&t0, 0, path, big);
+    }
+    uint32_t tx = start_tx(&t7);
+    int ok = 0;
+    for (int i = 0; i < 10; i++) {
+        snprintf(path, sizeof(path), "b%d", i);
+        REQ(&t7, XS_READ, tx, path);
+        if (R.h.type != XS_READ)
+            break;
+        ok++;
+    }
+    CHECK("tx copy quota stops reads with ENOSPC",
+          ok >= 5 && ok < 10 && is_err("ENOSPC"));
+    REQ(&t7, XS_TRANSACTION_END, tx, "F");
+    tx = start_tx(&t7);
+    REQ(&t7, XS_READ, tx, "b0");
+    CHECK("quota freed when the transaction ends", R.h.type == XS_READ);
+    REQ(&t0, XS_TRANSACTION_START, 0, "");
+    tx = (uint32_t)strtoul(R.body, NULL, 10);
+    for (int i = 0; i < 10; i++) {
+        snprintf(path, sizeof(path), "/local/domain/7/b%d", i);
+        REQ(&t0, XS_READ, tx, path);
+    }
+    CHECK("dom0 transactions not bounded", R.h.type == XS_READ);
+    xs_conn_free(t0.c);
+    xs_conn_free(t7.c);
+    xs_daemon_free(d);
+    d = saved;
+}
+
 static void test_domains(void)
 {
     struct tc t0, t3;
@@ -493,6 +554,7 @@ int main(void)
     test_watches();
     test_transactions();
     test_quotas();
+    test_tx_memory();
     test_domains();
     test_directory_part();
     test_control();

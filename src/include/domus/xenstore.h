@@ -39,6 +39,9 @@ struct xs_quota {
     unsigned tx_nodes;     /* nodes one transaction may touch: 1024 */
     size_t out_bytes;      /* output queued per connection beyond which watch
                               events are dropped and input is paused: 1 MiB */
+    size_t tx_bytes;       /* node records copied into one connection's open
+                              transactions: 2 MiB (ENOSPC beyond; Xen bounds
+                              all of a domain's memory at 2.5 MiB instead) */
 };
 
 /* Fills q with Xen 4.17's defaults (above). */
