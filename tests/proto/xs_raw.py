@@ -35,6 +35,7 @@ class Client:
         self.s.connect(os.environ["XENSTORED_PATH"])
         self.s.settimeout(5)
         self.req = 0
+        self.events = []  # watch event paths skipped over by reply()
 
     def send(self, typ, payload=b"", tx=0, length=None):
         self.req += 1
@@ -61,6 +62,7 @@ class Client:
             body = self.recv_exact(n) if n else b""
             if typ != XS_WATCH_EVENT:
                 return typ, req, tx, body
+            self.events.append(body.split(b"\0")[0])
 
     def call(self, typ, payload=b"", tx=0):
         self.send(typ, payload, tx)
@@ -175,6 +177,44 @@ def main():
     body = w.recv_exact(n)
     check("raw: WATCH_EVENT on write, req_id 0", typ == XS_WATCH_EVENT and req == 0 and body == b"/raw/w/x\0tok\0")
     w.close()
+
+    # Domains over the socket (no ring hook in this daemon: INTRODUCE only
+    # records the domain) and the special watches.
+    w = Client()
+    w.call(XS_WATCH, args("@introduceDomain", "in"))
+    w.call(XS_WATCH, args("@releaseDomain", "out"))
+    r = c.call(XS_INTRODUCE, args("3", "4096", "1"))
+    check("raw: INTRODUCE", r is not None and r[0] == XS_INTRODUCE, r)
+    r = c.call(17, args("3"))  # IS_DOMAIN_INTRODUCED
+    check("raw: IS_DOMAIN_INTRODUCED -> T", r is not None and r[3] == b"T\0", r)
+    r = c.call(XS_RELEASE, args("3"))
+    check("raw: RELEASE", r is not None and r[0] == XS_RELEASE, r)
+    events = w.events
+    w.s.settimeout(2)
+    while len(events) < 4:
+        hdr = w.recv_exact(16)
+        if hdr is None:
+            break
+        typ, _, _, n = struct.unpack("<IIII", hdr)
+        body = w.recv_exact(n)
+        if typ == XS_WATCH_EVENT:
+            events.append(body.split(b"\0")[0])
+    check("raw: @introduceDomain and @releaseDomain events",
+          events.count(b"@introduceDomain") == 2 and events.count(b"@releaseDomain") == 2, events)
+    w.close()
+
+    # Transaction conflict over the socket.
+    o = Client()
+    r = c.call(XS_TRANSACTION_START, b"\0")
+    tx = int(r[3].rstrip(b"\0")) if r and r[0] == XS_TRANSACTION_START else 0
+    c.call(XS_READ, args("/raw/bin"), tx=tx)
+    c.call(XS_WRITE, args("/raw/txw") + b"1", tx=tx)
+    o.call(XS_WRITE, args("/raw/bin") + b"changed")
+    r = c.call(XS_TRANSACTION_END, args("T"), tx=tx)
+    check("raw: conflicting transaction -> EAGAIN", is_err(r, "EAGAIN"), r)
+    r = o.call(XS_READ, args("/raw/txw"))
+    check("raw: conflicting transaction not applied", is_err(r, "ENOENT"), r)
+    o.close()
     c.call(XS_RM, args("/raw"))
     c.close()
     return 1 if failures else 0
