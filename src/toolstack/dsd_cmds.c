@@ -329,14 +329,45 @@ static void control_cmd(const struct req *r, const char *cmd)
                         strncmp(reply, "error: ", 7) ? reply : reply + 7);
 }
 
+/* With xenstore, as xl: control/shutdown; without, domus-vm's control socket. */
+static void shutdown_cmd(const struct req *r, const char *how)
+{
+    struct dsd_dom *dom;
+    char cmd[32];
+    int rc;
+
+    if (!r->d->xs.enabled) {
+        snprintf(cmd, sizeof(cmd), "shutdown %s", how);
+        control_cmd(r, cmd);
+        return;
+    }
+    dom = req_dom(r);
+    if (!dom)
+        return;
+    if (dom->state != DS_RUNNING || !dom->xs_up) {
+        dsd_reply_error(r->d, r->client,
+                        dom->state == DS_RUNNING
+                            ? "domain '%s' has no xenstore connection to ask it with"
+                            : "domain '%s' is not running (%s)",
+                        dom->cfg.name, dsd_state_name(dom->state));
+        return;
+    }
+    rc = dsd_xs_shutdown(r->d, dom, how);
+    if (rc)
+        dsd_reply_error(r->d, r->client, "domain '%s': xenstore: %s", dom->cfg.name,
+                        strerror(-rc));
+    else
+        dsd_reply(r->d, r->client, dsd_ok());
+}
+
 static void cmd_shutdown(const struct req *r)
 {
-    control_cmd(r, "shutdown poweroff");
+    shutdown_cmd(r, "poweroff");
 }
 
 static void cmd_reboot(const struct req *r)
 {
-    control_cmd(r, "shutdown reboot");
+    shutdown_cmd(r, "reboot");
 }
 
 static void cmd_pause(const struct req *r)

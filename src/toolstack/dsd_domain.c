@@ -86,6 +86,8 @@ void dsd_dom_free(struct dsd *d, struct dsd_dom *dom)
         }
     }
     dsd_vm_close_pipes(d, dom);
+    if (dom->xs_up)
+        dsd_xs_domain_down(d, dom);
     /* domus-vm removes them itself, except when it was killed. */
     unlink(dom->console_sock);
     unlink(dom->control_sock);

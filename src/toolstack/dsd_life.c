@@ -39,6 +39,7 @@ void dsd_became_ready(struct dsd *d, struct dsd_dom *dom)
     dom->state = DS_RUNNING;
     dom->deadline_ms = 0;
     dinfo("domain %u (%s): running", dom->domid, dom->cfg.name);
+    dom->xs_up = d->xs.enabled && dsd_xs_domain_up(d, dom) == 0;
     if (dom->wkind == DW_CREATE)
         reply_waiter_ok(d, dom);
 }
@@ -161,6 +162,9 @@ static void child_exited(struct dsd *d, struct dsd_dom *dom, int status)
     dom->deadline_ms = 0;
     if (dom->err_fd >= 0)
         dsd_vm_read_stderr(d, dom); /* the dead child's last words */
+    if (dom->xs_up)
+        dsd_xs_domain_down(d, dom);
+    dom->xs_up = false;
     if (dom->state == DS_BUILDING) {
         build_failed(d, dom, status);
         return;

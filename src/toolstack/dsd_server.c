@@ -141,12 +141,15 @@ int dsd_server_init(struct dsd *d)
         rc = dsd_watch(d, EV_SIGNAL, d->sig_fd);
     if (!rc)
         rc = dsd_watch(d, EV_LISTEN, d->listen_fd);
+    if (!rc && (rc = dsd_xs_start(d)) < 0)
+        derr("xenstore on %s: %s", d->xs.path, strerror(-rc));
     return rc;
 }
 
 void dsd_server_fini(struct dsd *d)
 {
     dsd_destroy_all(d);
+    dsd_xs_stop(d);
     while (d->clients) {
         struct dsd_client *c = d->clients;
         d->clients = c->next;

@@ -31,7 +31,8 @@ static void add(struct vm_argv *a, const char *opt, const char *val)
     a->argv[a->n] = NULL;
 }
 
-static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom *dom)
+static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom *dom,
+                       bool xenstore)
 {
     const struct xlcfg *c = &dom->cfg;
 
@@ -57,6 +58,8 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
     add(a, "--console-sock", dom->console_sock);
     add(a, "--control-sock", dom->control_sock);
     add(a, "--ready-fd", a->ready);
+    if (xenstore)
+        add(a, "--xenstore", NULL);
 }
 
 /* In the child: stdio to the stderr pipe, the ready pipe at VM_READY_FD,
@@ -108,7 +111,7 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
     pid_t pid;
     int rc;
 
-    build_argv(&a, d->vm_bin, dom);
+    build_argv(&a, d->vm_bin, dom, d->xs.enabled);
     rc = open_pipes(ready, errp);
     if (rc) {
         dfmt(err, errlen, "cannot create pipes: %s", strerror(-rc));

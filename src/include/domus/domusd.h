@@ -46,6 +46,7 @@ struct dsd_dom {
     char errpart[512]; /* incomplete stderr line */
     size_t errpart_len;
     bool destroy_requested, timed_out;
+    bool xs_up;      /* its xenstore nodes exist and it was introduced */
     uint64_t waiter; /* client id waiting for the reply, 0: none */
     enum dsd_wait wkind;
     int64_t deadline_ms; /* 0: none (build timeout or SIGKILL escalation) */
@@ -67,6 +68,14 @@ struct dsd_client {
     size_t len, cap;
 };
 
+/* domusd as a xenstore client (dsd_xs.c). */
+struct dsd_xs {
+    bool enabled; /* DOMUS_XENSTORE=1 and a xenstored serves path */
+    bool started; /* domusd started that xenstored (pid in pid_file) */
+    char path[DSD_SUN_PATH_MAX];
+    char pid_file[PATH_MAX];
+};
+
 struct dsd {
     int epfd, listen_fd, sig_fd;
     char sock_path[DSD_SUN_PATH_MAX];
@@ -76,6 +85,7 @@ struct dsd {
     uint64_t next_client_id;
     unsigned next_domid;
     bool quit;
+    struct dsd_xs xs;
 };
 
 /* epoll keys: kind in the high 32 bits, fd in the low 32. */
@@ -125,6 +135,19 @@ int dsd_next_timeout_ms(struct dsd *d);
 void dsd_kill_domain(struct dsd *d, struct dsd_dom *dom);
 /* At daemon exit: kills every domain and waits (bounded) for them. */
 void dsd_destroy_all(struct dsd *d);
+
+/* ---- xenstore (dsd_xs.c) ---- */
+
+/* With DOMUS_XENSTORE=1: uses the xenstored on its socket, starting
+ * domus-xenstored when none answers.  0 when off. */
+int dsd_xs_start(struct dsd *d);
+void dsd_xs_stop(struct dsd *d);
+/* Writes the domain's nodes and introduces it (its ring from domus-vm). */
+int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom);
+/* Releases the domain and removes its nodes. */
+void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom);
+/* Writes control/shutdown ("poweroff", "reboot"); -EOPNOTSUPP when off. */
+int dsd_xs_shutdown(struct dsd *d, struct dsd_dom *dom, const char *how);
 
 /* ---- clients and requests (dsd_server.c, dsd_cmds.c) ---- */
 
