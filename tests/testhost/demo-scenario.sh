@@ -16,8 +16,12 @@ CFG
 echo "== $cfg"
 cat "$cfg"
 echo "== domus create -c $cfg"
-# -c attaches the console; its stdin is kept open so it stays attached.
-(sleep 600 | domus create -c "$cfg" >"$con" 2>&1) &
+# -c attaches the console; its stdin (a fifo we hold open) keeps it attached
+# until the domain is gone.
+mkfifo "$DOMUS_TMP/demo-in"
+domus create -c "$cfg" <"$DOMUS_TMP/demo-in" >"$con" 2>&1 &
+cpid=$!
+exec 3>"$DOMUS_TMP/demo-in"
 i=0
 while ! grep -q '^BOOTED' "$con" 2>/dev/null && [ $i -lt 120 ]; do
     sleep 1; i=$((i + 1))
@@ -40,4 +44,9 @@ fi
 echo "== domus destroy demo"
 if domus destroy demo; then echo "PASS demo: destroyed"; else echo "FAIL demo: destroy failed"; fi
 domus list
-wait
+exec 3>&-
+i=0
+while kill -0 "$cpid" 2>/dev/null && [ $i -lt 10 ]; do sleep 1; i=$((i + 1)); done
+kill "$cpid" 2>/dev/null
+wait "$cpid" 2>/dev/null
+exit 0
