@@ -287,6 +287,49 @@ static void remove_owned_nodes(struct xs_daemon *d, unsigned domid)
     free(names);
 }
 
+static bool acl_mentions(const struct xs_node *n, unsigned domid)
+{
+    for (unsigned i = 1; i < n->nperms; i++)
+        if (n->perms[i].id == domid)
+            return true;
+    return false;
+}
+
+/* A later domain reusing the domid must not inherit the access the released
+ * one was granted (Xen ignores such entries; Domus drops them). */
+static void forget_acl_entries(struct xs_daemon *d, unsigned domid)
+{
+    size_t num = 0, cap = 16;
+    char **names = malloc(cap * sizeof(char *));
+    for (size_t b = 0; names && b < d->store.nodes.nb; b++)
+        for (struct xs_hent *e = d->store.nodes.b[b]; e; e = e->hnext) {
+            if (!acl_mentions((struct xs_node *)e, domid))
+                continue;
+            if (num == cap) {
+                char **nn = realloc(names, (cap *= 2) * sizeof(char *));
+                if (!nn)
+                    goto out;
+                names = nn;
+            }
+            names[num++] = strdup(e->name);
+        }
+out:
+    for (size_t i = 0; i < num; i++) {
+        struct xs_node *n = names[i] ? store_find(&d->store, names[i]) : NULL;
+        struct xs_node *cp = n ? node_copy(n) : NULL;
+        if (cp) {
+            unsigned k = 1;
+            for (unsigned j = 1; j < cp->nperms; j++)
+                if (cp->perms[j].id != domid)
+                    cp->perms[k++] = cp->perms[j];
+            cp->nperms = k;
+            store_put(&d->store, cp);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
 static void special_forget(struct xs_perm *p, unsigned *n, unsigned domid)
 {
     if (p[0].id == domid)
@@ -307,6 +350,7 @@ static void dom_destroy(struct xs_daemon *d, struct xs_domain *dom)
         if (c->target == (int)domid)
             c->target = -1;
     remove_owned_nodes(d, domid);
+    forget_acl_entries(d, domid);
     special_forget(d->sp_intro, &d->sp_intro_n, domid);
     special_forget(d->sp_release, &d->sp_release_n, domid);
     fire_event_now(d, "@releaseDomain", true, NULL, 0);

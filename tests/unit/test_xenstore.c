@@ -461,8 +461,14 @@ static void test_domains(void)
     REQ(&t0, XS_SET_PERMS, 0, "/keep", "n3");
     REQ(&t0, XS_WATCH, 0, "/local/domain/3", "home");
     t0.nev = 0;
+    REQ(&t0, XS_MKDIR, 0, "/shared");
+    REQ(&t0, XS_SET_PERMS, 0, "/shared", "n0", "r3", "b4");
     REQ(&t0, XS_RELEASE, 0, "3");
     CHECK("RELEASE ok", is_ok(XS_RELEASE));
+    REQ(&t0, XS_GET_PERMS, 0, "/shared");
+    CHECK("released domid dropped from other nodes' ACLs",
+          R.h.type == XS_GET_PERMS && R.h.len == 6 && !memcmp(R.body, "n0\0b4\0", 6));
+    REQ(&t0, XS_RM, 0, "/shared");
     REQ(&t0, XS_READ, 0, "/local/domain/3");
     CHECK("released domain's nodes removed", is_err("ENOENT"));
     REQ(&t0, XS_READ, 0, "/keep");
