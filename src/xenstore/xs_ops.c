@@ -420,8 +420,10 @@ static int do_write(struct xs_conn *c, struct xs_req *r)
         rc = create_node(&v, name, data, len);
     else if (rc == 0)
         rc = write_existing(&v, n, data, len);
-    if (rc == 0 && view_get(&v, name, &n) == 0) {
-        fire_watches(&v, name, false, n->perms, n->nperms);
+    if (rc == 0) {
+        if (view_get(&v, name, &n))
+            n = NULL;
+        fire_watches(&v, name, false, n ? n->perms : NULL, n ? n->nperms : 0);
         ack(c, r);
     }
     free(name);
