@@ -134,5 +134,20 @@ kill -TERM "${DPID:-0}" 2>/dev/null
 for _ in $(seq 100); do kill -0 "${DPID:-0}" 2>/dev/null || break; sleep 0.05; done
 check "--daemon stops on SIGTERM and cleans up" bash -c "[ ! -e '$XENSTORED_PATH' ] && [ ! -e '$TMP/dpid' ]"
 
+# --- restart after a crash: the stale socket file is replaced ---
+"$BIN" --socket "$XENSTORED_PATH" 2>/dev/null &
+KPID=$!
+wait_socket
+kill -KILL $KPID
+wait $KPID 2>/dev/null
+check "stale socket left by a killed daemon" test -S "$XENSTORED_PATH"
+"$BIN" --socket "$XENSTORED_PATH" 2>/dev/null &
+PID=$!
+sleep 0.3
+check "new daemon replaces a stale socket" xenstore-write /after/crash 1
+kill -TERM $PID
+wait $PID 2>/dev/null
+PID=
+
 if [ $failed = 0 ]; then echo "PASS xenstore-proto"; else echo "FAIL xenstore-proto"; fi
 exit $failed
