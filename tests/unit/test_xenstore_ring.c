@@ -125,6 +125,15 @@ static void guest_send(struct fake *f, uint32_t type, const char *a, const char 
     guest_put(f->page, buf, sizeof(h) + al + bl);
 }
 
+/* A raw request with a transaction id and an exact payload. */
+static void guest_send_tx(struct fake *f, uint32_t type, uint32_t tx, const void *p,
+                          uint32_t len)
+{
+    struct xsd_sockmsg h = {type, ++greq_id, tx, len};
+    guest_put(f->page, &h, sizeof(h));
+    guest_put(f->page, p, len);
+}
+
 /* Reads one whole message from the response ring, if there is one. */
 static int guest_msg(struct fake *f, struct reply *r)
 {
@@ -254,6 +263,47 @@ static void test_watch_into_ring(void)
     CHECK("dom0 write delivers event into ring without a kick",
           guest_msg(f, &r) && r.h.type == XS_WATCH_EVENT &&
               !strcmp(r.body, "device/vbd/768"));
+}
+
+/* What Linux's drivers/xen/manage.c does for `xl shutdown`: a relative
+ * watch on control/shutdown, then read + acknowledge in a transaction. */
+static void test_linux_shutdown(void)
+{
+    struct fake *f = &doms[0];
+    struct reply r;
+    REQ(&t0, XS_MKDIR, 0, "/local/domain/5/control");
+    guest_send(f, XS_WRITE, "control/feature-poweroff", NULL);
+    guest_send(f, XS_WATCH, "control/shutdown", "shutdown-tok");
+    xs_ring_kick(d, 5);
+    int ok = guest_msg(f, &r) && r.h.type == XS_WRITE;
+    ok &= guest_msg(f, &r) && r.h.type == XS_WATCH;
+    ok &= guest_msg(f, &r) && r.h.type == XS_WATCH_EVENT &&
+          !strcmp(r.body, "control/shutdown");
+    CHECK("linux: feature write, watch, initial event", ok);
+    WR(&t0, 0, "/local/domain/5/control/shutdown", "poweroff");
+    CHECK("linux: shutdown request arrives as a watch event",
+          guest_msg(f, &r) && r.h.type == XS_WATCH_EVENT &&
+              !strcmp(r.body, "control/shutdown") &&
+              !strcmp(r.body + strlen(r.body) + 1, "shutdown-tok"));
+    guest_send_tx(f, XS_TRANSACTION_START, 0, "", 1);
+    xs_ring_kick(d, 5);
+    uint32_t tx = guest_msg(f, &r) && r.h.type == XS_TRANSACTION_START
+                      ? (uint32_t)strtoul(r.body, NULL, 10)
+                      : 0;
+    guest_send_tx(f, XS_READ, tx, "control/shutdown", 17);
+    guest_send_tx(f, XS_WRITE, tx, "control/shutdown", 17); /* value "" */
+    guest_send_tx(f, XS_TRANSACTION_END, tx, "T", 2);
+    xs_ring_kick(d, 5);
+    ok = tx && guest_msg(f, &r) && r.h.type == XS_READ && !strcmp(r.body, "poweroff");
+    ok &= guest_msg(f, &r) && r.h.type == XS_WRITE;
+    /* As Xen, the commit's watch events go out before its reply. */
+    int ev = guest_msg(f, &r) && r.h.type == XS_WATCH_EVENT &&
+             !strcmp(r.body, "control/shutdown");
+    ok &= guest_msg(f, &r) && r.h.type == XS_TRANSACTION_END && !strcmp(r.body, "OK");
+    CHECK("linux: read + acknowledge in a transaction commits", ok);
+    CHECK("linux: own watch fires on the acknowledgement (before the reply, as Xen)", ev);
+    REQ(&t0, XS_READ, 0, "/local/domain/5/control/shutdown");
+    CHECK("linux: dom0 sees the acknowledgement", R.h.type == XS_READ && R.h.len == 0);
 }
 
 static void test_target(void)
@@ -406,6 +456,7 @@ int main(void)
     test_basic_ring();
     test_wrap_and_full();
     test_watch_into_ring();
+    test_linux_shutdown();
     test_target();
     test_hostile();
     test_release();
