@@ -157,27 +157,6 @@ static void *console_thread(void *arg)
     }
 }
 
-static int listen_unix(const char *path, char *err, size_t errlen)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        dfmt(err, errlen, "console socket path too long: %s", path);
-        return -ENAMETOOLONG;
-    }
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
-        int rc = -errno;
-        dfmt(err, errlen, "console socket %s: %s", path, strerror(errno));
-        close(fd);
-        return rc;
-    }
-    return fd;
-}
-
 static struct console_be *console_alloc(struct domain *d)
 {
     struct console_be *c = calloc(1, sizeof(*c));
@@ -209,7 +188,7 @@ static int console_open(struct console_be *c, const char *log_path, const char *
         }
     }
     if (sock_path) {
-        c->listen_fd = listen_unix(sock_path, err, errlen);
+        c->listen_fd = unix_listen(sock_path, SOCK_NONBLOCK, "console socket", err, errlen);
         if (c->listen_fd < 0)
             return c->listen_fd;
         snprintf(c->sock_path, sizeof(c->sock_path), "%s", sock_path);

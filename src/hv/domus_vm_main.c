@@ -144,27 +144,6 @@ static int build(struct domain *d, const struct vm_args *a, char *err, size_t er
 
 /* ---- control socket ---- */
 
-static int control_listen(const char *path, char *err, size_t errlen)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        dfmt(err, errlen, "control socket path too long: %s", path);
-        return -ENAMETOOLONG;
-    }
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
-        int rc = -errno;
-        dfmt(err, errlen, "control socket %s: %s", path, strerror(errno));
-        close(fd);
-        return rc;
-    }
-    return fd;
-}
-
 /* Hands xenstored what it needs to serve the guest's ring: the memory fd and
  * the page offset, and the two eventfds (SCM_RIGHTS). */
 static void send_store_ring(int fd)
@@ -302,7 +281,7 @@ int main(int argc, char **argv)
         goto out;
     if (a.xenstore && store_ring_start(&dom, &store, err, sizeof(err)) < 0)
         goto out;
-    if (a.control_sock && (ctl_fd = control_listen(a.control_sock, err, sizeof(err))) < 0)
+    if (a.control_sock && (ctl_fd = unix_listen(a.control_sock, 0, "control socket", err, sizeof(err))) < 0)
         goto out;
     if (kvm_domain_start(&dom) < 0) {
         dfmt(err, sizeof(err), "cannot start vCPU threads");

@@ -1,7 +1,12 @@
 #include "domus/util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 static const char *prog = "domus";
 
@@ -46,4 +51,25 @@ void dfmt(char *buf, size_t len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, len, fmt, ap);
     va_end(ap);
+}
+
+int unix_listen(const char *path, int flags, const char *what, char *err, size_t errlen)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        dfmt(err, errlen, "%s path too long: %s", what, path);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+    if (fd < 0)
+        return -errno;
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
+        int rc = -errno;
+        dfmt(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    return fd;
 }

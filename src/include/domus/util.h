@@ -26,4 +26,9 @@ void dlog_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Formats into buf (always NUL-terminated); for `char *err, size_t errlen` pairs. */
 void dfmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Listens on a Unix stream socket at path (a stale file there is replaced);
+ * flags are extra socket() type flags (SOCK_NONBLOCK).  Returns the fd, or
+ * -errno with "what path: reason" in err. */
+int unix_listen(const char *path, int flags, const char *what, char *err, size_t errlen);
+
 #endif
