@@ -78,8 +78,9 @@ static int errno_from_parents(struct xs_view *v, const char *name, int rc, unsig
         if (p && view_get(v, p, &n) == 0)
             break;
     }
+    bool oom = !p;
     free(p);
-    if (!p)
+    if (oom)
         return -ENOMEM;
     if (n && (perm_for_conn(v->c, n->perms, n->nperms) & perm))
         return rc;
