@@ -46,7 +46,8 @@ int main(void)
 
     int caps = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_XEN_HVM);
     snprintf(detail, sizeof(detail), "0x%x", caps < 0 ? 0 : caps);
-    result(caps > 0, "kvm-xen: KVM_CAP_XEN_HVM", caps > 0 ? detail : "absent (kernel without CONFIG_KVM_XEN?)");
+    result(caps > 0, "kvm-xen: KVM_CAP_XEN_HVM",
+           caps > 0 ? detail : "absent: kvm built without CONFIG_KVM_XEN (real hosts: make setup-kvm)");
     if (caps <= 0)
         goto out;
     result((caps & KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL) != 0, "kvm-xen: KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL", "");

@@ -113,19 +113,28 @@ filter() {
 
 # ---- native --------------------------------------------------------------------
 run_native() {
-    local tmp rc=0
+    local tmp out bgpid
     [ "$SHELL_MODE" = 0 ] || die "--shell is for the test host"
     tmp="$(mktemp -d "${TMPDIR:-/tmp}/domus-$NAME.XXXXXX")"
+    out="$tmp/.output"
+    mkdir -p "$tmp/work"
     T0="$(date +%s.%N)"
-    filter < <(
+    # Output goes through a file, read with tail --pid: daemons a scenario
+    # leaves behind may hold its stdout open, which must not hang the runner.
+    (
+        rc=0
+        cd "$tmp/work"
         echo "DOMUS-SCENARIO-START"
         env DOMUS_GUEST_KERNEL="$DOMUS_KERNEL" DOMUS_GUEST_INITRD="$DOMUS_GUEST_INITRD" \
-            DOMUS_BIN="$ROOT/build/bin" DOMUS_TMP="$tmp" DOMUS_GUEST_TESTS="$ROOT/tests/guest" \
+            DOMUS_BIN="$ROOT/build/bin" DOMUS_TMP="$tmp/work" DOMUS_GUEST_TESTS="$ROOT/tests/guest" \
             PATH="$ROOT/build/bin:$BUILDTH/bin:$PATH" \
             timeout -k 10 "$TIMEOUT" sh "$SCEN_PATH" </dev/null 2>&1 || rc=$?
         [ "$rc" != 124 ] || echo "DOMUS-TIMEOUT"
         echo "DOMUS-SCENARIO-END rc=$rc"
-    )
+    ) >"$out" 2>&1 </dev/null &
+    bgpid=$!
+    filter < <(tail -n +1 -s 0.2 -f --pid="$bgpid" "$out")
+    wait "$bgpid" || true
     rm -rf "$tmp"
 }
 
