@@ -1,6 +1,6 @@
 # Shared helpers for scripts/setup.sh and tests/testhost/run.sh (bash; sourced).
 
-DOMUS_CACHE="${DOMUS_CACHE:-$HOME/.cache/domus}"
+export DOMUS_CACHE="${DOMUS_CACHE:-${HOME:-/root}/.cache/domus}"
 
 die() { echo "${DOMUS_PROG:-domus}: error: $*" >&2; exit 1; }
 note() { [ -n "${DOMUS_VERBOSE:-}" ] && echo "${DOMUS_PROG:-domus}: $*" >&2; return 0; }

@@ -39,7 +39,7 @@ if [ -z "${DOMUS_SETUP_DONE:-}" ]; then
     export DOMUS_SETUP_DONE=1
 fi
 # shellcheck disable=SC1091
-. "${DOMUS_CACHE:-$HOME/.cache/domus}/env.sh"
+. "${DOMUS_CACHE:-${HOME:-/root}/.cache/domus}/env.sh"
 
 export DOMUS_BIN="$ROOT/build/bin" DOMUS_ASAN_BIN="$ROOT/build/asan-bin"
 export DOMUS_GUEST_KERNEL="$DOMUS_KERNEL"
