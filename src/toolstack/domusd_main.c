@@ -187,12 +187,15 @@ static int run_daemon(struct dsd *d)
     close_range(3, p[1] - 1, 0);
     close_range(p[1] + 1, ~0U, 0);
     stdin_null();
+    /* From here on, logs (ours, and those of the xenstored we may start) go
+     * to the log file; set-up errors reach the starter through the pipe. */
+    ts_mkdir_p(ts_log_dir());
+    redirect_output();
     if (chdir("/") < 0 || setup(d, err, sizeof(err)) < 0) {
         if (write(p[1], err, strlen(err)) < 0)
             _exit(1);
         _exit(strcmp(err, ALREADY) ? 1 : 0);
     }
-    redirect_output();
     if (write(p[1], "ok", 2) < 0)
         dwarn("cannot report readiness");
     close(p[1]);

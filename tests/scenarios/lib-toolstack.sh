@@ -98,9 +98,10 @@ vm_count() {
     echo "$_n"
 }
 
-# Files in the run dir other than domusd's own.
+# Files in the run dir other than domusd's own (and its xenstored's).
 run_leftovers() {
-    ls -A "$DOMUS_RUN_DIR" 2>/dev/null | grep -v '^domusd\.\(sock\|pid\|lock\)$'
+    ls -A "$DOMUS_RUN_DIR" 2>/dev/null | grep -v '^domusd\.\(sock\|pid\|lock\)$' |
+        grep -v '^xenstored\(\.pid\)\?$'
 }
 
 # stop_domusd: SIGTERM (it destroys what is left), wait for it.
