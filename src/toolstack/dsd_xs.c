@@ -1,4 +1,6 @@
-/* domusd's xenstore (opt-in: DOMUS_XENSTORE=1 in domusd's environment).
+/* domusd's xenstore.  On unless DOMUS_XENSTORE=0 in domusd's environment;
+ * with DOMUS_XENSTORE=1 domusd refuses to start without it, otherwise it
+ * warns and runs domains without xenstore when no xenstored can be had.
  *
  * xenstored is its own process, as on Xen: domusd uses the one answering on
  * $XENSTORED_PATH (default $DOMUS_RUN_DIR/xenstored/socket), or starts
@@ -81,23 +83,23 @@ int dsd_xs_start(struct dsd *d)
 {
     struct dsd_xs *x = &d->xs;
     const char *on = getenv("DOMUS_XENSTORE");
+    bool required = on && !strcmp(on, "1");
     int rc;
 
-    if (!on || strcmp(on, "1"))
+    if (on && !strcmp(on, "0"))
         return 0;
     rc = xs_path(x->path, sizeof(x->path));
-    if (rc)
-        return rc;
-    if (answers(x->path)) {
+    if (!rc && answers(x->path)) {
         dinfo("xenstore: using the xenstored on %s", x->path);
-    } else {
-        rc = spawn_xenstored(d);
-        if (rc)
-            return rc;
+    } else if (!rc && !(rc = spawn_xenstored(d))) {
         dinfo("xenstore: started domus-xenstored on %s", x->path);
     }
-    x->enabled = true;
-    return 0;
+    if (rc && !required) {
+        dwarn("xenstore: %s; domains run without xenstore", strerror(-rc));
+        return 0;
+    }
+    x->enabled = !rc;
+    return rc;
 }
 
 static void rmdir_parent(const char *path)

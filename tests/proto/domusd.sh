@@ -114,13 +114,15 @@ out(d0["domid"] == 0 and d0["mem_mib"] > 0 and d0["vcpus"] >= 1 and d0["state"] 
 s.close()
 EOF
 
-left="$(ls -A "$DOMUS_RUN_DIR" | grep -v '^domusd\.\(sock\|pid\|lock\)$')"
+left="$(ls -A "$DOMUS_RUN_DIR" | grep -v '^domusd\.\(sock\|pid\|lock\)$' | grep -v '^xenstored\(\.pid\)\?$')"
 [ -z "$left" ] && pass "no per-domain files left in the run dir" || fail "left in the run dir: $left"
 kill -0 $DPID 2>/dev/null && pass "still running" || fail "domusd died"
 kill -TERM $DPID
 rc=0; wait $DPID || rc=$?
 [ "$rc" = 0 ] && pass "exits 0 on SIGTERM" || fail "exit status $rc on SIGTERM"
 [ ! -e "$DOMUS_RUN_DIR/domusd.sock" ] && pass "socket removed at exit" || fail "socket left behind"
+[ ! -e "$DOMUS_RUN_DIR/xenstored.pid" ] && [ ! -e "$DOMUS_RUN_DIR/xenstored" ] &&
+    pass "the xenstored it started is stopped" || fail "xenstored left running: $(ls "$DOMUS_RUN_DIR")"
 if grep -q 'ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer' "$TMP/domusd.err"; then
     fail "sanitizer report: $(grep -m1 'ERROR\|runtime error' "$TMP/domusd.err")"
 else

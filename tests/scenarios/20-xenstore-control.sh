@@ -1,5 +1,5 @@
 #!/bin/sh
-# domusd with xenstore (DOMUS_XENSTORE=1): it starts domus-xenstored, writes
+# domusd with xenstore (DOMUS_XENSTORE=1: required): it starts domus-xenstored, writes
 # each domain's nodes and introduces it; the guest's xenbus connects; `domus
 # shutdown -w` and `domus reboot -w` reach the guest through control/shutdown,
 # as with xl (the guest acknowledges by clearing it); the domain's nodes go

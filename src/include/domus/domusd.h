@@ -70,7 +70,7 @@ struct dsd_client {
 
 /* domusd as a xenstore client (dsd_xs.c). */
 struct dsd_xs {
-    bool enabled; /* DOMUS_XENSTORE=1 and a xenstored serves path */
+    bool enabled; /* a xenstored serves path (DOMUS_XENSTORE not 0) */
     bool started; /* domusd started that xenstored (pid in pid_file) */
     char path[DSD_SUN_PATH_MAX];
     char pid_file[PATH_MAX];
@@ -138,8 +138,9 @@ void dsd_destroy_all(struct dsd *d);
 
 /* ---- xenstore (dsd_xs.c) ---- */
 
-/* With DOMUS_XENSTORE=1: uses the xenstored on its socket, starting
- * domus-xenstored when none answers.  0 when off. */
+/* Unless DOMUS_XENSTORE=0: uses the xenstored on its socket, starting
+ * domus-xenstored when none answers.  Only with DOMUS_XENSTORE=1 is a
+ * failure an error (-errno); otherwise domains run without xenstore. */
 int dsd_xs_start(struct dsd *d);
 void dsd_xs_stop(struct dsd *d);
 /* Writes the domain's nodes and introduces it (its ring from domus-vm). */
