@@ -27,6 +27,7 @@
 #              into the test host, for comparisons against QEMU.
 # --shell      (test host) no scenario: a shell on the serial console.
 # --show       print all of the scenario's output, not only PASS/FAIL lines.
+# --append STR (test host) more kernel parameters, e.g. --append loglevel=7
 set -euo pipefail
 
 DOMUS_PROG=testhost
@@ -36,7 +37,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 . "$ROOT/scripts/lib.sh"
 
 usage() { sed -n '2,30p' "$0" >&2; exit 2; }
-SCEN="" TIMEOUT=300 WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0
+SCEN="" TIMEOUT=300 WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0 EXTRA_APPEND=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --timeout) TIMEOUT="${2:?}"; shift 2 ;;
@@ -45,6 +46,7 @@ while [ $# -gt 0 ]; do
     --native) MODE=native; shift ;;
     --shell) SHELL_MODE=1; shift ;;
     --show) SHOW=1; shift ;;
+    --append) EXTRA_APPEND="${2?}"; shift 2 ;;
     -h|--help) usage ;;
     -*) echo "run.sh: unknown option $1" >&2; usage ;;
     *) [ -z "$SCEN" ] || usage; SCEN="$1"; shift ;;
@@ -247,7 +249,7 @@ run_testhost() {
     cpio_from "$r" "$scen_cpio"
     rm -rf "$r"
     cat "$BASE" "$scen_cpio" >"$initrd"
-    append="console=ttyS0 quiet panic=-1 oops=panic"
+    append="console=ttyS0 quiet panic=-1 oops=panic${EXTRA_APPEND:+ $EXTRA_APPEND}"
     local qemu=(qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 3G
         -nographic -nic none -no-reboot -kernel "$DOMUS_KERNEL" -initrd "$initrd" -append "$append")
     if [ "$SHELL_MODE" = 1 ]; then
