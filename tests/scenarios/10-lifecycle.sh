@@ -55,16 +55,16 @@ pause_unpause() {
     check "unpause: $1 no longer paused ($(state_of "$1"))" not_paused "$1"
 }
 
-# The guest is asked to power off (with xenstore: control/shutdown, which
-# 20-xenstore-control follows to the end).  Without xenstore domusd refuses
-# with a message and leaves the domain alone.
+# xl shutdown -w: the guest is asked to power off (xenstore control/shutdown)
+# and the command returns once the domain is gone.  Without xenstore domusd
+# refuses with a message and leaves the domain alone.
 shutdown_request() {
-    if domus shutdown "$1" 2>"$DOMUS_TMP/err"; then
-        pass "shutdown: request for $1 delivered"
+    if timeout 120 domus shutdown -w "$1" 2>"$DOMUS_TMP/err"; then
+        check "shutdown -w: $1 powered off and is gone" wait_gone "$1" 5
     elif grep -q "xenstore\|control interface" "$DOMUS_TMP/err" && listed "$1"; then
         pass "shutdown: refused with a message, $1 untouched: $(cat "$DOMUS_TMP/err")"
     else
-        fail "shutdown: $1: status $?, '$(cat "$DOMUS_TMP/err")'"
+        fail "shutdown -w: $1: '$(tr '\n' ' ' <"$DOMUS_TMP/err")'"
     fi
 }
 
