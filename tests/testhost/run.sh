@@ -28,6 +28,8 @@
 # --shell      (test host) no scenario: a shell on the serial console.
 # --show       print all of the scenario's output, not only PASS/FAIL lines.
 # --append STR (test host) more kernel parameters, e.g. --append loglevel=7
+# --asan       Domus's ASan/UBSan binaries (build/asan-bin, `make asan-bins`)
+#              instead of build/bin; also DOMUS_TESTHOST_ASAN=1.
 set -euo pipefail
 
 DOMUS_PROG=testhost
@@ -37,7 +39,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 . "$ROOT/scripts/lib.sh"
 
 usage() { sed -n '2,30p' "$0" >&2; exit 2; }
-SCEN="" TIMEOUT=300 WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0 EXTRA_APPEND=""
+SCEN="" TIMEOUT=300 WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0 EXTRA_APPEND="" ASAN="${DOMUS_TESTHOST_ASAN:-0}"
 while [ $# -gt 0 ]; do
     case "$1" in
     --timeout) TIMEOUT="${2:?}"; shift 2 ;;
@@ -46,6 +48,7 @@ while [ $# -gt 0 ]; do
     --native) MODE=native; shift ;;
     --shell) SHELL_MODE=1; shift ;;
     --show) SHOW=1; shift ;;
+    --asan) ASAN=1; shift ;;
     --append) EXTRA_APPEND="${2?}"; shift 2 ;;
     -h|--help) usage ;;
     -*) echo "run.sh: unknown option $1" >&2; usage ;;
@@ -85,6 +88,10 @@ if [ ! -x "$PROBE" ] || [ "$HERE/kvm-xen-probe.c" -nt "$PROBE" ]; then
     ${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$PROBE" "$HERE/kvm-xen-probe.c" ||
         die "cannot build kvm-xen-probe"
 fi
+
+BINDIR="$ROOT/build/bin"
+[ "$ASAN" = 0 ] || BINDIR="$ROOT/build/asan-bin"
+[ -d "$BINDIR" ] || echo "testhost: warning: $BINDIR does not exist (make all / make asan-bins)" >&2
 
 if [ -z "$MODE" ]; then
     if grep -qwE 'vmx|svm' /proc/cpuinfo && [ -z "${DOMUS_FORCE_TESTHOST:-}" ]; then MODE=native; else MODE=testhost; fi
@@ -128,8 +135,8 @@ run_native() {
         cd "$tmp/work"
         echo "DOMUS-SCENARIO-START"
         env DOMUS_GUEST_KERNEL="$DOMUS_KERNEL" DOMUS_GUEST_INITRD="$DOMUS_GUEST_INITRD" \
-            DOMUS_BIN="$ROOT/build/bin" DOMUS_TMP="$tmp/work" DOMUS_GUEST_TESTS="$ROOT/tests/guest" \
-            PATH="$ROOT/build/bin:$BUILDTH/bin:$PATH" \
+            DOMUS_BIN="$BINDIR" DOMUS_TMP="$tmp/work" DOMUS_GUEST_TESTS="$ROOT/tests/guest" \
+            PATH="$BINDIR:$BUILDTH/bin:$PATH" \
             timeout -k 10 "$TIMEOUT" sh "$SCEN_PATH" </dev/null 2>&1 || rc=$?
         [ "$rc" != 124 ] || echo "DOMUS-TIMEOUT"
         echo "DOMUS-SCENARIO-END rc=$rc"
@@ -177,10 +184,10 @@ EOF
 # Builds build/testhost/base-<hash>.cpio (everything but the scenario).
 build_base() {
     local bins=() f hash mods rel r
-    for f in "$ROOT"/build/bin/*; do [ -f "$f" ] && [ -x "$f" ] && bins+=("$f"); done
+    for f in "$BINDIR"/*; do [ -f "$f" ] && [ -x "$f" ] && bins+=("$f"); done
     local inputs=("$0" "$ROOT/scripts/lib.sh" "$DOMUS_KERNEL" "$DOMUS_GUEST_INITRD"
         "$(cat "$DOMUS_KERNEL_MODULES_ROOT/.stamp")" "$DOMUS_KVM_MODULES"/*.ko "$PROBE"
-        "qemu=$WITH_QEMU" "${bins[@]}" "$ROOT"/tests/guest/*
+        "qemu=$WITH_QEMU" "asan=$ASAN" "${bins[@]}" "$ROOT"/tests/guest/*
         "xs=$(dpkg-query -W -f='${Version}' xenstore-utils 2>/dev/null || echo none)"
         "bb=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo none)")
     [ "$WITH_QEMU" = 0 ] || inputs+=("$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || echo none)")
