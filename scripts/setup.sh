@@ -87,6 +87,16 @@ if [ "$NO_PACKAGES" = 0 ]; then
         fi
         rm -f "$aptlog"
     fi
+    # The kvm sources must be the same upload as the kernel's headers (a new
+    # kernel ABI comes with a new linux-source-6.1 that "installed" misses).
+    pkgv() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
+    if [ "$(pkgv linux-source-6.1)" != "$(pkgv "linux-headers-$KVER")" ]; then
+        apt_update_once
+        progress "upgrading linux-source-6.1 to the version of linux-headers-$KVER"
+        $SUDO apt-get install -y -qq --no-install-recommends linux-source-6.1 "linux-headers-$KVER" >/dev/null 2>&1 || true
+        [ "$(pkgv linux-source-6.1)" = "$(pkgv "linux-headers-$KVER")" ] ||
+            echo "setup: warning: linux-source-6.1 $(pkgv linux-source-6.1) is not the version of linux-headers-$KVER ($(pkgv "linux-headers-$KVER"))" >&2
+    fi
 fi
 
 # --- 2. the kernel -----------------------------------------------------------
