@@ -1,6 +1,7 @@
 /* domus subcommands: argument parsing, one request each, output like xl. */
 #include "domus/cli.h"
 #include "domus/toolstack.h"
+#include "domus/xlcfg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,32 +89,145 @@ static int console_of(const char *dom)
     return rc;
 }
 
-int cli_create(int argc, char **argv)
-{
-    char cwd[PATH_MAX], *text = NULL, name[128];
-    json_object *req, *reply;
-    size_t len;
-    bool attach;
-    int i = one_flag(argc, argv, 'c', &attach), rc;
+struct create_opts {
+    bool attach, dry_run;
+    const char *file;
+    int n_vars;
+    char **vars; /* KEY=VALUE arguments after the file */
+};
 
-    if (i < 0 || i != argc - 1)
-        return usage_error("create");
-    if (read_cfg(argv[i], &text, &len))
+static int create_args(int argc, char **argv, struct create_opts *o)
+{
+    int c;
+
+    memset(o, 0, sizeof(*o));
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt(argc, argv, "+cn")) != -1) {
+        if (c == 'c')
+            o->attach = true;
+        else if (c == 'n')
+            o->dry_run = true;
+        else
+            return -1;
+    }
+    if (optind >= argc)
+        return -1;
+    o->file = argv[optind];
+    o->vars = argv + optind + 1;
+    o->n_vars = argc - optind - 1;
+    for (int i = 0; i < o->n_vars; i++) {
+        if (!strchr(o->vars[i], '='))
+            return -1;
+    }
+    return 0;
+}
+
+/* As xl: KEY=VALUE arguments after the file are appended to its text. */
+static int append_vars(char **text, size_t *len, const struct create_opts *o)
+{
+    size_t total = *len;
+    char *t;
+
+    for (int i = 0; i < o->n_vars; i++)
+        total += strlen(o->vars[i]) + 2;
+    if (total > CFG_MAX) {
+        fprintf(stderr, "%s: configuration too large\n", o->file);
         return 1;
-    fprintf(stderr, "Parsing config from %s\n", argv[i]);
-    req = json_object_new_object();
+    }
+    t = realloc(*text, total + 1);
+    if (!t)
+        return 1;
+    for (int i = 0; i < o->n_vars; i++)
+        *len += (size_t)sprintf(t + *len, "\n%s\n", o->vars[i]);
+    *text = t;
+    return 0;
+}
+
+static json_object *str_list(const char (*items)[512], unsigned n)
+{
+    json_object *a = json_object_new_array();
+    for (unsigned i = 0; i < n; i++)
+        json_object_array_add(a, json_object_new_string(items[i]));
+    return a;
+}
+
+/* create -n: parse here and print the resulting configuration; no domain. */
+static int dry_run(const char *file, const char *text, size_t len)
+{
+    struct xlcfg *c = malloc(sizeof(*c));
+    char err[1024];
+    json_object *o;
+    int rc = c ? xlcfg_check_text(text, len, file, err, sizeof(err)) : -ENOMEM;
+
+    if (!rc)
+        rc = xlcfg_parse_string(text, file, c, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "%s\n", c ? err : "out of memory");
+        free(c);
+        return 1;
+    }
+    o = json_object_new_object();
+    json_object_object_add(o, "name", json_object_new_string(c->name));
+    json_object_object_add(o, "type", json_object_new_string(c->type));
+    json_object_object_add(o, "uuid", json_object_new_string(c->uuid));
+    json_object_object_add(o, "kernel", json_object_new_string(c->kernel));
+    json_object_object_add(o, "ramdisk", json_object_new_string(c->ramdisk));
+    json_object_object_add(o, "cmdline", json_object_new_string(c->cmdline));
+    json_object_object_add(o, "memory", json_object_new_int64((int64_t)c->memory_mb));
+    json_object_object_add(o, "maxmem", json_object_new_int64((int64_t)c->maxmem_mb));
+    json_object_object_add(o, "vcpus", json_object_new_int((int)c->vcpus));
+    json_object_object_add(o, "maxvcpus", json_object_new_int((int)c->maxvcpus));
+    json_object_object_add(o, "on_poweroff",
+                           json_object_new_string(xlcfg_action_name(c->on_poweroff)));
+    json_object_object_add(o, "on_reboot",
+                           json_object_new_string(xlcfg_action_name(c->on_reboot)));
+    json_object_object_add(o, "on_crash",
+                           json_object_new_string(xlcfg_action_name(c->on_crash)));
+    json_object_object_add(o, "disk", str_list(c->disks, c->n_disks));
+    json_object_object_add(o, "vif", str_list(c->vifs, c->n_vifs));
+    printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+    json_object_put(o);
+    free(c);
+    return 0;
+}
+
+static int create_request(const struct create_opts *o, const char *text, size_t len)
+{
+    char cwd[PATH_MAX], name[128];
+    json_object *req = json_object_new_object(), *reply;
+    int rc;
+
     json_object_object_add(req, "cmd", json_object_new_string("create"));
-    json_object_object_add(req, "path", json_object_new_string(argv[i]));
+    json_object_object_add(req, "path", json_object_new_string(o->file));
     json_object_object_add(req, "text", json_object_new_string_len(text, (int)len));
     if (getcwd(cwd, sizeof(cwd)))
         json_object_object_add(req, "cwd", json_object_new_string(cwd));
-    free(text);
     rc = cli_request(req, &reply);
     if (rc)
         return rc;
     snprintf(name, sizeof(name), "%s", jstr(reply, "name"));
     json_object_put(reply);
-    return attach ? console_of(name) : 0;
+    return o->attach ? console_of(name) : 0;
+}
+
+int cli_create(int argc, char **argv)
+{
+    struct create_opts o;
+    char *text = NULL;
+    size_t len;
+    int rc;
+
+    if (create_args(argc, argv, &o) < 0)
+        return usage_error("create");
+    if (read_cfg(o.file, &text, &len) || append_vars(&text, &len, &o)) {
+        free(text);
+        return 1;
+    }
+    fprintf(stderr, "Parsing config from %s\n", o.file);
+    rc = o.dry_run ? dry_run(o.file, text, len) : create_request(&o, text, len);
+    free(text);
+    return rc;
 }
 
 /* ---- list ---- */

@@ -13,7 +13,11 @@ struct cli_cmd {
 };
 
 static const struct cli_cmd cmds[] = {
-    {"create", cli_create, "Create a domain from a config file", "[-c] <ConfigFile>"},
+    {"create", cli_create, "Create a domain from a config file",
+     "[-c] [-n] <ConfigFile> [KEY=VALUE ...]\n"
+     "  -c  attach to the console once the domain runs\n"
+     "  -n  dry run: parse the config and print it, create nothing\n"
+     "  KEY=VALUE  extra config lines, appended to the file's"},
     {"list", cli_list, "List information about all/some domains", "[Domain, ...]"},
     {"console", cli_console, "Attach to a domain's console (Ctrl-] detaches)",
      "<Domain>"},

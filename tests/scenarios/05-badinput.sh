@@ -60,6 +60,16 @@ else
     fail "duplicate name: first create failed"
 fi
 
+# create -n: parse and print, create nothing; KEY=VALUE arguments as xl's.
+mkcfg dry idle 1
+domus create -n "$DOMUS_TMP/dry.cfg" 'name="dry2"' 'memory=64' >"$DOMUS_TMP/out" 2>"$DOMUS_TMP/err"
+check "create -n with KEY=VALUE overrides prints the result" \
+    grep -q '"name":"dry2"' "$DOMUS_TMP/out"
+check "create -n: nothing created" test -z "$(list_row dry2)$(list_row dry)"
+domus create -n "$DOMUS_TMP/dry.cfg" 'vcpus=0' 2>"$DOMUS_TMP/err"
+check "create -n: a bad override is an error ($(grep -v '^Parsing' "$DOMUS_TMP/err"))" \
+    grep -q "vcpus: 0 is out of range" "$DOMUS_TMP/err"
+
 # The CLI's own usage errors exit 2, as xl's.
 domus frobnicate >/dev/null 2>&1
 check "unknown subcommand exits 2" [ $? = 2 ]
