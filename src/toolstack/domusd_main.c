@@ -202,6 +202,18 @@ static int run_daemon(struct dsd *d)
     return serve(d);
 }
 
+/* The daemon changes to /: relative directories are made absolute first. */
+static void absolute_env(const char *name)
+{
+    const char *v = getenv(name);
+    char cwd[PATH_MAX], abs[PATH_MAX * 2];
+
+    if (!v || !*v || v[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+        return;
+    snprintf(abs, sizeof(abs), "%s/%s", cwd, v);
+    setenv(name, abs, 1);
+}
+
 int main(int argc, char **argv)
 {
     struct dsd d = {.epfd = -1};
@@ -219,5 +231,8 @@ int main(int argc, char **argv)
             return usage(stderr), 2;
     }
     ensure_stdio();
+    absolute_env("DOMUS_RUN_DIR");
+    absolute_env("DOMUS_LOG_DIR");
+    absolute_env("XENSTORED_PATH");
     return foreground ? run_foreground(&d) : run_daemon(&d);
 }
