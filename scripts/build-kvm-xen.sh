@@ -50,6 +50,15 @@ HDR="/usr/src/linux-headers-$KVER"
 MM="$(echo "$KVER" | sed -n 's/^\([0-9]*\.[0-9]*\).*/\1/p')"
 SRCPKG="linux-source-$MM"
 SRC_TAR="/usr/src/$SRCPKG.tar.xz"
+if { [ ! -f "$SRC_TAR" ] || [ ! -d "$HDR" ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    # A real host's kernel (make setup-kvm): fetch its headers and sources.
+    echo "build-kvm-xen: installing linux-headers-$KVER and $SRCPKG" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "linux-headers-$KVER" "$SRCPKG" >/dev/null 2>&1 ||
+        { apt-get update -qq >/dev/null 2>&1 &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                "linux-headers-$KVER" "$SRCPKG" >/dev/null 2>&1; } || true
+fi
 [ -f "$SRC_TAR" ] || die "$SRC_TAR missing (apt-get install $SRCPKG)"
 [ -d "$HDR" ] || die "$HDR missing (apt-get install linux-headers-$KVER)"
 
@@ -149,8 +158,7 @@ if [ "$LOAD" = 1 ]; then
     grep -q '^irqbypass ' /proc/modules || modprobe irqbypass || die "cannot load irqbypass"
     insmod "$OUT/kvm.ko" || die "insmod kvm.ko failed (see dmesg)"
     insmod "$OUT/$vko" || die "insmod $vko failed (see dmesg)"
-    echo "build-kvm-xen: loaded kvm.ko and $vko with CONFIG_KVM_XEN from $OUT" >&2
-    [ -n "${vendor:-}" ]
+    echo "build-kvm-xen: loaded kvm.ko and $vko with CONFIG_KVM_XEN from $OUT (check: tests/testhost/run.sh 00-kvm-xen)" >&2
 fi
 
 echo "$OUT"
