@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <xen/arch-x86/hvm/start_info.h>
@@ -89,6 +90,17 @@ static int parse_args(int argc, char **argv, struct vm_args *a)
     return 0;
 }
 
+/* Seconds since the process started, for debug timings. */
+static double elapsed(void)
+{
+    static struct timespec t0;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (!t0.tv_sec)
+        t0 = t;
+    return (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
 /* Host memory check: refuse what the host cannot back. */
 static int check_host_memory(uint64_t mb, char *err, size_t errlen)
 {
@@ -134,9 +146,11 @@ static int build(struct domain *d, const struct vm_args *a, char *err, size_t er
     struct build_result br;
     if ((rc = builder_build_pvh(&d->mem, &ba, &br, err, errlen)) < 0)
         return rc;
+    dlog_debug("dom%u: built (%.3f s)", d->domid, elapsed());
     record_memmap(d, br.start_info_gpa);
     if ((rc = kvm_domain_create(d, err, errlen)) < 0)
         return rc;
+    dlog_debug("dom%u: KVM VM created (%.3f s)", d->domid, elapsed());
     if ((rc = kvm_boot_vcpu_setup(d, br.entry, br.start_info_gpa)) < 0)
         dfmt(err, errlen, "boot vCPU set-up: %s", strerror(-rc));
     return rc;
@@ -269,6 +283,7 @@ int main(int argc, char **argv)
     int ctl_fd = -1, status = DOMUS_VM_EXIT_ERROR;
 
     dlog_set_prog("domus-vm");
+    elapsed();
     if (parse_args(argc, argv, &a) < 0) {
         usage();
         return DOMUS_VM_EXIT_ERROR;
