@@ -56,6 +56,13 @@ xenstore_utils_into() {
     [ -x /usr/bin/xenstore-read ] || die "/usr/bin/xenstore-read missing (apt-get install xenstore-utils)"
     copy_with_libs "$root" /usr/bin/xenstore-read /usr/bin/xenstore
     for t in $XS_TOOLS; do ln -sf xenstore "$root/usr/bin/$t"; done
+    # glibc loads libgcc_s at run time for pthread_cancel (xenstore-watch).
+    local gcc_s
+    gcc_s="$(ldconfig -p | awk '/libgcc_s\.so\.1 .*x86-64/ {print $NF; exit}')"
+    if [ -n "$gcc_s" ]; then
+        mkdir -p "$root/$(dirname "$gcc_s")"
+        cp -L "$gcc_s" "$root/$gcc_s"
+    fi
 }
 
 # mod_closure MODDIR KVER NAME...: relative paths (under MODDIR/lib/modules/KVER)
