@@ -168,6 +168,12 @@ static void cmd_create(const struct req *r)
         rc = create_checks(r->d, cfg, req_str(r, "cwd"), err, sizeof(err));
     if (!rc && (rc = dsd_dom_new(r->d, cfg, &dom)) < 0)
         dfmt(err, sizeof(err), "cannot create domain: %s", strerror(-rc));
+    if (!rc &&
+        (rc = dsd_dom_set_source(dom, req_str(r, "path") ? req_str(r, "path") : "config",
+                                 req_str(r, "text"))) < 0) {
+        dfmt(err, sizeof(err), "out of memory");
+        dsd_dom_free(r->d, dom);
+    }
     if (rc)
         goto out;
     ts_mkdir_p(ts_log_dir());

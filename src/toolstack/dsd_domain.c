@@ -60,7 +60,7 @@ int dsd_dom_new(struct dsd *d, const struct xlcfg *cfg, struct dsd_dom **out)
     if (!dom)
         return -ENOMEM;
     dom->cfg = *cfg;
-    dom->ready_fd = dom->err_fd = dom->vmlog_fd = -1;
+    dom->ready_fd = dom->err_fd = dom->vmlog_fd = dom->pidfd = -1;
     dom->shutdown_reason = -1;
     rc = alloc_domid(d, &dom->domid);
     if (rc)
@@ -86,12 +86,27 @@ void dsd_dom_free(struct dsd *d, struct dsd_dom *dom)
         }
     }
     dsd_vm_close_pipes(d, dom);
+    dsd_unwatch_close(d, &dom->pidfd);
     if (dom->xs_up)
         dsd_xs_domain_down(d, dom);
+    dsd_persist_remove(dom);
+    free(dom->cfg_text);
     /* domus-vm removes them itself, except when it was killed. */
     unlink(dom->console_sock);
     unlink(dom->control_sock);
     free(dom);
+}
+
+int dsd_dom_set_source(struct dsd_dom *dom, const char *path, const char *text)
+{
+    char *t = strdup(text);
+
+    if (!t)
+        return -ENOMEM;
+    free(dom->cfg_text);
+    dom->cfg_text = t;
+    snprintf(dom->cfg_path, sizeof(dom->cfg_path), "%s", path);
+    return 0;
 }
 
 static bool all_digits(const char *s)
@@ -129,7 +144,7 @@ struct dsd_dom *dsd_dom_by_pid(struct dsd *d, pid_t pid)
 struct dsd_dom *dsd_dom_by_fd(struct dsd *d, int fd)
 {
     for (struct dsd_dom *x = d->doms; x; x = x->next) {
-        if (x->ready_fd == fd || x->err_fd == fd)
+        if (x->ready_fd == fd || x->err_fd == fd || x->pidfd == fd)
             return x;
     }
     return NULL;

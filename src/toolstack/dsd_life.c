@@ -5,6 +5,7 @@
 #include "domus/vmproc.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -235,6 +236,28 @@ int dsd_next_timeout_ms(struct dsd *d)
     return best > 60000 ? 60000 : (int)best;
 }
 
+/* Adopted processes are not our children: their pidfd tells when they end
+ * (even while nobody reaps them). */
+static bool adopted_ended(const struct dsd_dom *x)
+{
+    struct pollfd p = {.fd = x->pidfd, .events = POLLIN};
+    return x->pidfd >= 0 ? poll(&p, 1, 0) == 1 : kill(x->pid, 0) < 0 && errno == ESRCH;
+}
+
+static void reap_adopted(struct dsd *d)
+{
+    struct dsd_dom *x = d->doms;
+
+    while (x) {
+        if (x->adopted && x->pid > 0 && adopted_ended(x)) {
+            dsd_persist_adopted_exit(d, x);
+            x = d->doms; /* the list changed: start again */
+        } else {
+            x = x->next;
+        }
+    }
+}
+
 void dsd_destroy_all(struct dsd *d)
 {
     int64_t end = dsd_now_ms() + DSD_KILL_TIMEOUT_MS;
@@ -246,13 +269,14 @@ void dsd_destroy_all(struct dsd *d)
     while (dsd_committed_mib(d) && dsd_now_ms() < end) {
         usleep(20000);
         dsd_reap_children(d);
+        reap_adopted(d);
     }
     for (struct dsd_dom *x = d->doms; x; x = x->next) {
         if (x->pid > 0)
             kill(x->pid, SIGKILL);
     }
     while (d->doms) {
-        if (d->doms->pid > 0)
+        if (d->doms->pid > 0 && !d->doms->adopted)
             waitpid(d->doms->pid, NULL, 0);
         dsd_dom_free(d, d->doms);
     }

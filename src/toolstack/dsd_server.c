@@ -143,6 +143,8 @@ int dsd_server_init(struct dsd *d)
         rc = dsd_watch(d, EV_LISTEN, d->listen_fd);
     if (!rc && (rc = dsd_xs_start(d)) < 0)
         derr("xenstore on %s: %s", d->xs.path, strerror(-rc));
+    if (!rc)
+        dsd_persist_adopt(d);
     return rc;
 }
 
@@ -317,6 +319,11 @@ static void on_event(struct dsd *d, uint64_t key)
             dsd_vm_read_ready(d, dom);
         else if (dom && kind == EV_STDERR && dom->err_fd == fd)
             dsd_vm_read_stderr(d, dom);
+        break;
+    case EV_PIDFD:
+        dom = dsd_dom_by_fd(d, fd);
+        if (dom && dom->pidfd == fd)
+            dsd_persist_adopted_exit(d, dom);
         break;
     }
 }

@@ -71,7 +71,9 @@ static void child_exec(const char *bin, char **argv, int ready_w, int err_w)
 
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
+    /* Ignored: its stderr is a pipe to this domusd, and the domain must
+     * survive domusd's death (the next domusd adopts it). */
+    signal(SIGPIPE, SIG_IGN);
     setpgid(0, 0); /* a ^C aimed at a foreground domusd does not hit guests */
     if (null >= 0)
         dup2(null, 0);
@@ -143,6 +145,7 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
         dsd_watch(d, EV_STDERR, dom->err_fd) < 0)
         dwarn("domain %u: cannot watch its pipes", dom->domid);
     dinfo("domain %u (%s): started domus-vm pid %d", dom->domid, dom->cfg.name, (int)pid);
+    dsd_persist_save(dom);
     return 0;
 out:
     close_fd(&ready[0]);

@@ -98,6 +98,15 @@ vm_count() {
     echo "$_n"
 }
 
+# Number of domus-vm processes on the machine, whoever their parent.
+all_vm_count() {
+    _n=0
+    for _p in /proc/[0-9]*; do
+        [ "$(cat "$_p/comm" 2>/dev/null)" = domus-vm ] && _n=$((_n + 1))
+    done
+    echo "$_n"
+}
+
 # Files in the run dir other than domusd's own (and its xenstored's).
 run_leftovers() {
     ls -A "$DOMUS_RUN_DIR" 2>/dev/null | grep -v '^domusd\.\(sock\|pid\|lock\)$' |

@@ -46,8 +46,12 @@ struct dsd_dom {
     char errpart[512]; /* incomplete stderr line */
     size_t errpart_len;
     bool destroy_requested, timed_out;
-    bool xs_up;      /* its xenstore nodes exist and it was introduced */
-    uint64_t waiter; /* client id waiting for the reply, 0: none */
+    bool xs_up;              /* its xenstore nodes exist and it was introduced */
+    bool adopted;            /* its domus-vm was started by an earlier domusd */
+    int pidfd;               /* adopted: becomes readable when the process ends */
+    char *cfg_text;          /* the xl.cfg text it was created from */
+    char cfg_path[PATH_MAX]; /* and that file's name */
+    uint64_t waiter;         /* client id waiting for the reply, 0: none */
     enum dsd_wait wkind;
     int64_t deadline_ms; /* 0: none (build timeout or SIGKILL escalation) */
     int64_t restarts[DSD_RESTART_BURST];
@@ -89,7 +93,7 @@ struct dsd {
 };
 
 /* epoll keys: kind in the high 32 bits, fd in the low 32. */
-enum dsd_ev { EV_LISTEN = 1, EV_SIGNAL, EV_CLIENT, EV_READY, EV_STDERR };
+enum dsd_ev { EV_LISTEN = 1, EV_SIGNAL, EV_CLIENT, EV_READY, EV_STDERR, EV_PIDFD };
 #define DSD_KEY(kind, fd) (((uint64_t)(kind) << 32) | (uint32_t)(fd))
 
 int64_t dsd_now_ms(void);
@@ -108,6 +112,8 @@ void dsd_dom_free(struct dsd *d, struct dsd_dom *dom);
 struct dsd_dom *dsd_dom_find(struct dsd *d, const char *spec);
 struct dsd_dom *dsd_dom_by_pid(struct dsd *d, pid_t pid);
 struct dsd_dom *dsd_dom_by_fd(struct dsd *d, int fd);
+/* Records the xl.cfg the domain comes from (for dsd_persist_save). */
+int dsd_dom_set_source(struct dsd_dom *dom, const char *path, const char *text);
 bool dsd_uuid_taken(struct dsd *d, const char *uuid);
 uint64_t dsd_committed_mib(struct dsd *d);
 const char *dsd_state_name(enum dsd_state s);
@@ -149,6 +155,17 @@ int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom);
 void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom);
 /* Writes control/shutdown ("poweroff", "reboot"); -EOPNOTSUPP when off. */
 int dsd_xs_shutdown(struct dsd *d, struct dsd_dom *dom, const char *how);
+
+/* ---- surviving a domusd restart (dsd_persist.c) ---- */
+
+/* Writes $DOMUS_RUN_DIR/dom<N>.json (domid, gen, pid, cfg); removed with the
+ * domain. */
+void dsd_persist_save(const struct dsd_dom *dom);
+void dsd_persist_remove(const struct dsd_dom *dom);
+/* At start-up: adopts the domains whose domus-vm still runs; drops the rest. */
+void dsd_persist_adopt(struct dsd *d);
+/* An adopted domus-vm ended (its pidfd is readable): the domain is gone. */
+void dsd_persist_adopted_exit(struct dsd *d, struct dsd_dom *dom);
 
 /* ---- clients and requests (dsd_server.c, dsd_cmds.c) ---- */
 

@@ -1,0 +1,194 @@
+/* domusd: surviving its own restart.
+ *
+ * Guests outlive the toolstack, as on Xen.  For each domain domusd keeps
+ * $DOMUS_RUN_DIR/dom<N>.json (domid, generation, pid of its domus-vm, and the
+ * xl.cfg text it was created from), removed with the domain.  A domusd that
+ * starts while such a domus-vm still runs adopts it: the domain is listed and
+ * can be paused, shut down, destroyed and attached to again.  An adopted
+ * process is not domusd's child, so its exit status cannot be had: its end
+ * (seen through a pidfd) is taken as the domain being gone, whatever
+ * on_poweroff/on_reboot/on_crash say. */
+#include "domus/domusd.h"
+#include "domus/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int state_path(const struct dsd_dom *dom, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/dom%u.json", ts_run_dir(), dom->domid);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+void dsd_persist_save(const struct dsd_dom *dom)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    json_object *o;
+    int rc;
+
+    if (!dom->cfg_text || state_path(dom, path, sizeof(path)) < 0)
+        return;
+    o = json_object_new_object();
+    json_object_object_add(o, "domid", json_object_new_int((int)dom->domid));
+    json_object_object_add(o, "gen", json_object_new_int((int)dom->gen));
+    json_object_object_add(o, "pid", json_object_new_int((int)dom->pid));
+    json_object_object_add(o, "path", json_object_new_string(dom->cfg_path));
+    json_object_object_add(o, "text", json_object_new_string(dom->cfg_text));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    rc = json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PLAIN);
+    if (rc < 0 || rename(tmp, path) < 0) {
+        dwarn("domain %u: cannot save %s", dom->domid, path);
+        unlink(tmp);
+    }
+    json_object_put(o);
+}
+
+void dsd_persist_remove(const struct dsd_dom *dom)
+{
+    char path[PATH_MAX];
+
+    if (state_path(dom, path, sizeof(path)) == 0)
+        unlink(path);
+}
+
+/* True when pid is a domus-vm serving control socket sock. */
+static bool is_our_vm(pid_t pid, const char *sock)
+{
+    char path[64], buf[8192];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    for (char *p = buf; p < buf + n; p += strlen(p) + 1) {
+        if (!strcmp(p, "--control-sock") && p + strlen(p) + 1 < buf + n)
+            return !strcmp(p + strlen(p) + 1, sock);
+    }
+    return false;
+}
+
+static const char *jget_str(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) &&
+                   json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v)
+               : NULL;
+}
+
+static int jget_int(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_int(v) : -1;
+}
+
+/* Rebuilds one domain from its state file; -ESRCH when its process is gone. */
+static int adopt_one(struct dsd *d, json_object *o)
+{
+    const char *path = jget_str(o, "path"), *text = jget_str(o, "text");
+    int domid = jget_int(o, "domid"), pid = jget_int(o, "pid");
+    struct xlcfg *cfg = malloc(sizeof(*cfg));
+    struct dsd_dom *dom = NULL;
+    char err[512];
+    int rc = -EINVAL;
+
+    if (!cfg || !path || !text || domid < 1 || domid > DSD_DOMID_MAX || pid < 2)
+        goto out;
+    rc = xlcfg_parse_string(text, path, cfg, err, sizeof(err));
+    if (rc)
+        goto out;
+    d->next_domid = (unsigned)domid; /* the same domid again */
+    rc = dsd_dom_new(d, cfg, &dom);
+    if (rc)
+        goto out;
+    if (dom->domid != (unsigned)domid || !is_our_vm(pid, dom->control_sock) ||
+        dsd_dom_set_source(dom, path, text) < 0) {
+        rc = -ESRCH;
+        goto out;
+    }
+    dom->pid = pid;
+    dom->gen = (unsigned)jget_int(o, "gen");
+    dom->adopted = true;
+    dom->state = DS_RUNNING;
+    dom->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (dom->pidfd < 0 || dsd_watch(d, EV_PIDFD, dom->pidfd) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    dom->xs_up = d->xs.enabled; /* its nodes live in xenstored, if that survived */
+    dinfo("domain %u (%s): adopted domus-vm pid %d", dom->domid, dom->cfg.name, pid);
+    dom = NULL;
+    rc = 0;
+out:
+    if (dom) {
+        dom->pid = 0; /* not ours to kill */
+        dom->xs_up = false;
+        dsd_dom_free(d, dom);
+    }
+    free(cfg);
+    return rc;
+}
+
+static void adopt_file(struct dsd *d, const char *name)
+{
+    char path[PATH_MAX];
+    json_object *o;
+    int rc = -EINVAL;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", ts_run_dir(), name) >= sizeof(path))
+        return;
+    o = json_object_from_file(path);
+    if (o && json_object_is_type(o, json_type_object))
+        rc = adopt_one(d, o);
+    json_object_put(o);
+    if (rc) {
+        dinfo("%s: not adopted (%s); removed", name, strerror(-rc));
+        unlink(path);
+    }
+}
+
+void dsd_persist_adopt(struct dsd *d)
+{
+    DIR *dir = opendir(ts_run_dir());
+    struct dirent *e;
+    unsigned max = 0;
+
+    if (!dir)
+        return;
+    while ((e = readdir(dir))) {
+        unsigned id;
+        char want[32];
+        /* exactly dom<N>.json: never touch the sockets next to it */
+        if (sscanf(e->d_name, "dom%u.json", &id) == 1 &&
+            snprintf(want, sizeof(want), "dom%u.json", id) > 0 && !strcmp(want, e->d_name))
+            adopt_file(d, e->d_name);
+    }
+    closedir(dir);
+    for (struct dsd_dom *x = d->doms; x; x = x->next)
+        max = x->domid > max ? x->domid : max;
+    d->next_domid = max + 1 > DSD_DOMID_MAX ? 1 : max + 1;
+}
+
+/* The adopted process ended: its status is unknown, the domain is gone. */
+void dsd_persist_adopted_exit(struct dsd *d, struct dsd_dom *dom)
+{
+    dinfo("domain %u (%s): adopted domus-vm ended%s", dom->domid, dom->cfg.name,
+          dom->destroy_requested ? "" : " (reason unknown: not restarted)");
+    dom->pid = 0;
+    if (dom->wkind == DW_DESTROY)
+        dsd_reply(d, dom->waiter, dsd_ok());
+    dsd_dom_free(d, dom);
+}
