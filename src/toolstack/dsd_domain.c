@@ -92,9 +92,21 @@ void dsd_dom_free(struct dsd *d, struct dsd_dom *dom)
     dsd_persist_remove(dom);
     free(dom->cfg_text);
     /* domus-vm removes them itself, except when it was killed. */
-    unlink(dom->console_sock);
-    unlink(dom->control_sock);
+    if (!dom->keep_sockets) {
+        unlink(dom->console_sock);
+        unlink(dom->control_sock);
+    }
     free(dom);
+}
+
+void dsd_unlink_dom_sockets(unsigned domid)
+{
+    char p[PATH_MAX];
+
+    snprintf(p, sizeof(p), "%s/dom%u.console", ts_run_dir(), domid);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/dom%u.control", ts_run_dir(), domid);
+    unlink(p);
 }
 
 int dsd_dom_set_source(struct dsd_dom *dom, const char *path, const char *text)

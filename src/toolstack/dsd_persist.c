@@ -95,7 +95,27 @@ static int jget_int(json_object *o, const char *key)
     return json_object_object_get_ex(o, key, &v) ? json_object_get_int(v) : -1;
 }
 
-/* Rebuilds one domain from its state file; -ESRCH when its process is gone. */
+/* The live domus-vm of a state file, as a pidfd; -ESRCH when it is gone. */
+static int live_vm(int domid, int pid)
+{
+    char sock[DSD_SUN_PATH_MAX];
+    int fd;
+
+    if (pid < 2 || (size_t)snprintf(sock, sizeof(sock), "%s/dom%d.control", ts_run_dir(),
+                                    domid) >= sizeof(sock))
+        return -EINVAL;
+    fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0)
+        return errno == ESRCH ? -ESRCH : -errno;
+    if (!is_our_vm(pid, sock)) { /* checked after pidfd_open: no pid reuse race */
+        close(fd);
+        return -ESRCH;
+    }
+    return fd;
+}
+
+/* Rebuilds one domain from its state file; -ESRCH when its process is gone
+ * (its stale sockets are then removed with it). */
 static int adopt_one(struct dsd *d, json_object *o)
 {
     const char *path = jget_str(o, "path"), *text = jget_str(o, "text");
@@ -103,41 +123,45 @@ static int adopt_one(struct dsd *d, json_object *o)
     struct xlcfg *cfg = malloc(sizeof(*cfg));
     struct dsd_dom *dom = NULL;
     char err[512];
-    int rc = -EINVAL;
+    int rc = -EINVAL, pidfd = -1;
 
-    if (!cfg || !path || !text || domid < 1 || domid > DSD_DOMID_MAX || pid < 2)
+    if (!cfg || !path || !text || domid < 1 || domid > DSD_DOMID_MAX)
         goto out;
     rc = xlcfg_parse_string(text, path, cfg, err, sizeof(err));
-    if (rc)
+    if (!rc)
+        rc = pidfd = live_vm(domid, pid);
+    if (rc == -ESRCH || rc == -EINVAL) {
+        dsd_unlink_dom_sockets((unsigned)domid);
+        goto out;
+    }
+    if (rc < 0) /* alive but not watchable: left alone */
         goto out;
     d->next_domid = (unsigned)domid; /* the same domid again */
     rc = dsd_dom_new(d, cfg, &dom);
-    if (rc)
-        goto out;
-    if (dom->domid != (unsigned)domid || !is_our_vm(pid, dom->control_sock) ||
-        dsd_dom_set_source(dom, path, text) < 0) {
-        rc = -ESRCH;
+    if (!rc && (dom->domid != (unsigned)domid || dsd_dom_set_source(dom, path, text) < 0))
+        rc = -EEXIST;
+    if (rc) {
+        if (dom) {
+            dom->pid = 0; /* not ours to kill, nor its sockets to remove */
+            dom->keep_sockets = true;
+            dsd_dom_free(d, dom);
+        }
         goto out;
     }
     dom->pid = pid;
     dom->gen = (unsigned)jget_int(o, "gen");
     dom->adopted = true;
     dom->state = DS_RUNNING;
-    dom->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (dom->pidfd < 0 || dsd_watch(d, EV_PIDFD, dom->pidfd) < 0) {
-        rc = -errno;
-        goto out;
-    }
+    dom->pidfd = pidfd;
+    pidfd = -1;
+    if (dsd_watch(d, EV_PIDFD, dom->pidfd) < 0)
+        dwarn("domain %u: cannot watch its process", dom->domid);
     dom->xs_up = d->xs.enabled; /* its nodes live in xenstored, if that survived */
     dinfo("domain %u (%s): adopted domus-vm pid %d", dom->domid, dom->cfg.name, pid);
-    dom = NULL;
     rc = 0;
 out:
-    if (dom) {
-        dom->pid = 0; /* not ours to kill */
-        dom->xs_up = false;
-        dsd_dom_free(d, dom);
-    }
+    if (pidfd >= 0)
+        close(pidfd);
     free(cfg);
     return rc;
 }
@@ -173,7 +197,8 @@ void dsd_persist_adopt(struct dsd *d)
         char want[32];
         /* exactly dom<N>.json: never touch the sockets next to it */
         if (sscanf(e->d_name, "dom%u.json", &id) == 1 &&
-            snprintf(want, sizeof(want), "dom%u.json", id) > 0 && !strcmp(want, e->d_name))
+            snprintf(want, sizeof(want), "dom%u.json", id) > 0 &&
+            !strcmp(want, e->d_name))
             adopt_file(d, e->d_name);
     }
     closedir(dir);

@@ -47,6 +47,7 @@ struct dsd_dom {
     size_t errpart_len;
     bool destroy_requested, timed_out;
     bool xs_up;              /* its xenstore nodes exist and it was introduced */
+    bool keep_sockets;       /* freed without unlinking its sockets (a live orphan's) */
     bool adopted;            /* its domus-vm was started by an earlier domusd */
     int pidfd;               /* adopted: becomes readable when the process ends */
     char *cfg_text;          /* the xl.cfg text it was created from */
@@ -112,6 +113,8 @@ void dsd_dom_free(struct dsd *d, struct dsd_dom *dom);
 struct dsd_dom *dsd_dom_find(struct dsd *d, const char *spec);
 struct dsd_dom *dsd_dom_by_pid(struct dsd *d, pid_t pid);
 struct dsd_dom *dsd_dom_by_fd(struct dsd *d, int fd);
+/* Removes dom<N>.console and dom<N>.control from the run dir. */
+void dsd_unlink_dom_sockets(unsigned domid);
 /* Records the xl.cfg the domain comes from (for dsd_persist_save). */
 int dsd_dom_set_source(struct dsd_dom *dom, const char *path, const char *text);
 bool dsd_uuid_taken(struct dsd *d, const char *uuid);
