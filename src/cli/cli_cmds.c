@@ -192,6 +192,18 @@ static int dry_run(const char *file, const char *text, size_t len)
     return 0;
 }
 
+static void print_warnings(json_object *reply)
+{
+    json_object *w;
+
+    if (!json_object_object_get_ex(reply, "warnings", &w) ||
+        !json_object_is_type(w, json_type_array))
+        return;
+    for (size_t i = 0; i < json_object_array_length(w); i++)
+        fprintf(stderr, "warning: %s\n",
+                json_object_get_string(json_object_array_get_idx(w, i)));
+}
+
 static int create_request(const struct create_opts *o, const char *text, size_t len)
 {
     char cwd[PATH_MAX], name[128];
@@ -207,6 +219,7 @@ static int create_request(const struct create_opts *o, const char *text, size_t 
     if (rc)
         return rc;
     snprintf(name, sizeof(name), "%s", jstr(reply, "name"));
+    print_warnings(reply);
     json_object_put(reply);
     return o->attach ? console_of(name) : 0;
 }

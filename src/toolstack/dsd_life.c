@@ -21,6 +21,26 @@ int64_t dsd_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* What the domain was given less of than its config asks for. */
+static json_object *create_warnings(struct dsd *d, const struct dsd_dom *dom)
+{
+    json_object *w = json_object_new_array();
+    char msg[160];
+
+    if (dom->cfg.n_disks || dom->cfg.n_vifs) {
+        snprintf(msg, sizeof(msg),
+                 "%s: disk and vif are not supported yet: %u disk(s), %u vif(s) ignored",
+                 dom->cfg.name, dom->cfg.n_disks, dom->cfg.n_vifs);
+        json_object_array_add(w, json_object_new_string(msg));
+    }
+    if (d->xs.enabled && !dom->xs_up) {
+        snprintf(msg, sizeof(msg), "%s: not introduced to xenstore (see domusd.log)",
+                 dom->cfg.name);
+        json_object_array_add(w, json_object_new_string(msg));
+    }
+    return w;
+}
+
 static void reply_waiter_ok(struct dsd *d, struct dsd_dom *dom)
 {
     json_object *o;
@@ -30,6 +50,7 @@ static void reply_waiter_ok(struct dsd *d, struct dsd_dom *dom)
     o = dsd_ok();
     json_object_object_add(o, "domid", json_object_new_int((int)dom->domid));
     json_object_object_add(o, "name", json_object_new_string(dom->cfg.name));
+    json_object_object_add(o, "warnings", create_warnings(d, dom));
     dsd_reply(d, dom->waiter, o);
     dom->waiter = 0;
     dom->wkind = DW_NONE;

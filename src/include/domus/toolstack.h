@@ -5,8 +5,10 @@
  * and each reply is one JSON object on one line.  A request has "cmd" and its
  * arguments; a reply has "ok" (bool) and either the results or "error" (a
  * one-line human-readable message).  Requests:
- *   {"cmd":"create","path":P,"text":CFG,"cwd":DIR} -> {"ok":true,"domid":N,"name":S}
- *        replies once the domain is built and running (or failed to build)
+ *   {"cmd":"create","path":P,"text":CFG,"cwd":DIR} -> {"ok":true,"domid":N,"name":S,
+ *                                                       "warnings":[S, ...]}
+ *        replies once the domain is built and running (or failed to build);
+ *        relative kernel/ramdisk paths are taken from the client's cwd
  *   {"cmd":"list"} -> {"ok":true,"domains":[{"domid","name","mem_mib","vcpus",
  *                     "state":"-b----","cpu_time":SECONDS,"gen":N}, ...]}
  *        Domain-0 (the host) first
@@ -15,7 +17,15 @@
  *   {"cmd":"console-path","dom":D} -> {"ok":true,"path":SOCK,"domid":N}
  *   {"cmd":"domid","dom":D} -> {"ok":true,"domid":N,"name":S,"state":..,"gen":N}
  * D is a domain name or a domid in decimal.  "gen" counts (re)starts of a
- * domain under the same domid. */
+ * domain under the same domid.
+ *
+ * Files of domusd in $DOMUS_RUN_DIR: domusd.sock, domusd.pid, domusd.lock;
+ * per domain N (removed with it): domN.console and domN.control (domus-vm's
+ * sockets, vmproc.h), domN.json (what a restarted domusd needs to adopt the
+ * still-running domain); xenstored/socket and xenstored.pid when domusd
+ * started domus-xenstored.  In $DOMUS_LOG_DIR: domusd.log, <name>.log (the
+ * console log, kept, the previous one as <name>.log.1), domus-vm-<name>.log
+ * (domus-vm's stderr). */
 #ifndef DOMUS_TOOLSTACK_H
 #define DOMUS_TOOLSTACK_H
 
