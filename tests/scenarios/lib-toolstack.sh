@@ -113,11 +113,25 @@ run_leftovers() {
         grep -v '^xenstored\(\.pid\)\?$'
 }
 
-# stop_domusd: SIGTERM (it destroys what is left), wait for it.
+# sanitizer_reports: FAIL for each daemon log with an ASan/UBSan report (the
+# daemons' stderr goes to $DOMUS_LOG_DIR, which the runner does not see).
+sanitizer_reports() {
+    for _l in "$DOMUS_LOG_DIR"/*.log; do
+        [ -f "$_l" ] || continue
+        if grep -q 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$_l"; then
+            fail "sanitizer report in $(basename "$_l"): $(grep -m1 'ERROR\|runtime error' "$_l")"
+        fi
+    done
+}
+
+# stop_domusd: SIGTERM (it destroys what is left), wait for it, then look
+# for sanitizer reports in the logs.
 stop_domusd() {
     _d="$(domusd_pid)"
-    [ -n "$_d" ] || return 0
-    kill "$_d" 2>/dev/null
-    _i=0
-    while [ -d "/proc/$_d" ] && [ "$_i" -lt 20 ]; do sleep 1; _i=$((_i + 1)); done
+    if [ -n "$_d" ]; then
+        kill "$_d" 2>/dev/null
+        _i=0
+        while [ -d "/proc/$_d" ] && [ "$_i" -lt 20 ]; do sleep 1; _i=$((_i + 1)); done
+    fi
+    sanitizer_reports
 }
