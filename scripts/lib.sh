@@ -58,7 +58,7 @@ xenstore_utils_into() {
     for t in $XS_TOOLS; do ln -sf xenstore "$root/usr/bin/$t"; done
     # glibc loads libgcc_s at run time for pthread_cancel (xenstore-watch).
     local gcc_s
-    gcc_s="$(ldconfig -p | awk '/libgcc_s\.so\.1 .*x86-64/ {print $NF; exit}')"
+    gcc_s="$(ldconfig -p | awk '/libgcc_s\.so\.1 .*x86-64/ && !p {p = $NF} END {print p}')"
     if [ -n "$gcc_s" ]; then
         mkdir -p "$root/$(dirname "$gcc_s")"
         cp -L "$gcc_s" "$root/$gcc_s"
