@@ -18,10 +18,16 @@ trap 'rm -f "$out"' EXIT
 # run_tier LABEL CMD...: runs CMD, shows its output, counts its PASS/FAIL
 # lines; a non-zero exit without any FAIL line counts as one FAIL.
 run_tier() {
-    local label="$1" rc=0 p f
+    local label="$1" rc=0
     shift
     echo "--- $label" >&2
     "$@" 2>&1 </dev/null | tee "$out" || rc=$?
+    count_tier "$label" "$rc"
+}
+
+# count_tier LABEL RC: counts the PASS/FAIL lines in $out.
+count_tier() {
+    local label="$1" rc="$2" p f
     p="$(grep -c '^PASS ' "$out" || true)"
     f="$(grep -c '^FAIL ' "$out" || true)"
     if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
@@ -29,6 +35,23 @@ run_tier() {
         f=1
     fi
     npass=$((npass + p)); nfail=$((nfail + f))
+}
+
+# run_scenario NAME PATH: one scenario through the test-host runner.  A run
+# whose only failure is a time-out (the emulated test host has been seen to
+# soft-lock about once in tens of runs) runs once more, said aloud, with the
+# first log kept; any FAIL of the scenario's own counts at once.
+run_scenario() {
+    local name="$1" path="$2" rc=0
+    echo "--- scenario $name" >&2
+    tests/testhost/run.sh "$path" 2>&1 </dev/null | tee "$out" || rc=$?
+    if [ "$(grep -c '^FAIL ' "$out" || true)" = 1 ] && grep -q "^FAIL $name: timed out after" "$out"; then
+        cp -f "tests/out/$name.log" "tests/out/$name.timeout.log" 2>/dev/null || true
+        echo "RETRY scenario $name: the test host timed out (log: tests/out/$name.timeout.log); once more"
+        run_tier "scenario $name (again)" tests/testhost/run.sh "$path"
+        return
+    fi
+    count_tier "scenario $name" "$rc"
 }
 
 want() { [ -z "${DOMUS_CHECK_ONLY:-}" ] || [ "$DOMUS_CHECK_ONLY" = "$1" ]; }
@@ -71,7 +94,7 @@ if want scenarios; then
         if [ -n "${DOMUS_SCENARIOS:-}" ]; then
             case " $DOMUS_SCENARIOS " in *" $name "*) ;; *) continue ;; esac
         fi
-        run_tier "scenario $name" tests/testhost/run.sh "$s"
+        run_scenario "$name" "$s"
     done
 fi
 
