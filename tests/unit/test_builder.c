@@ -21,17 +21,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-static int failures;
-
-#define CHECK(name, cond)                                                                \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            printf("PASS %s\n", name);                                                   \
-        } else {                                                                         \
-            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                       \
-            failures++;                                                                  \
-        }                                                                                \
-    } while (0)
+#include "check.h"
 
 #define DEFAULT_KERNEL "/tmp/kimg/boot/vmlinuz-6.1.0-56-cloud-amd64"
 #define MIB (1ULL << 20)

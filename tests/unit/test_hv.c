@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <xen/features.h>
 #include <xen/hvm/hvm_op.h>
@@ -18,17 +20,7 @@
 #include <xen/vcpu.h>
 #include <xen/version.h>
 
-static int failures;
-
-#define CHECK(name, cond)                                                                  \
-    do {                                                                                   \
-        if (cond) {                                                                        \
-            printf("PASS %s\n", name);                                                     \
-        } else {                                                                           \
-            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                         \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
+#include "check.h"
 
 /* ---- fake KVM ---- */
 
@@ -300,6 +292,49 @@ static void test_evtchn_basic(void)
     CHECK("out-of-table op is -ENOSYS", hcall(__HYPERVISOR_event_channel_op, 1000, ARG, 0) == -ENOSYS);
 }
 
+/* A front end allocates an unbound port for Domain 0; the back end binds
+ * it to its eventfd; guest sends then reach the eventfd. */
+static void test_evtchn_bind_backend(void)
+{
+    setup(1);
+    map_shared_info();
+    int fd = eventfd(0, EFD_NONBLOCK);
+    struct evtchn_alloc_unbound au = {.dom = DOMID_SELF, .remote_dom = 0};
+    evtchn(EVTCHNOP_alloc_unbound, &au, sizeof(au));
+    struct evtchn_alloc_unbound au5 = {.dom = DOMID_SELF, .remote_dom = DOMID_SELF};
+    evtchn(EVTCHNOP_alloc_unbound, &au5, sizeof(au5));
+    CHECK("bind_backend refuses a port unbound for another domain",
+          evtchn_bind_backend(dom, au5.port, fd) == -EINVAL);
+    CHECK("bind_backend refuses free and huge ports",
+          evtchn_bind_backend(dom, 4000, fd) == -EINVAL &&
+              evtchn_bind_backend(dom, 0xffffffffu, fd) == -EINVAL &&
+              evtchn_bind_backend(dom, 0, fd) == -EINVAL);
+    CHECK("bind_backend binds a port unbound for Domain 0",
+          evtchn_bind_backend(dom, au.port, fd) == 0 &&
+              dom->ports[au.port].state == EVS_INTERDOMAIN && dom->ports[au.port].backend_fd == fd);
+    CHECK("bind_backend twice is -EINVAL", evtchn_bind_backend(dom, au.port, fd) == -EINVAL);
+    struct evtchn_status st = {.dom = DOMID_SELF, .port = au.port};
+    CHECK("status of the bound port: interdomain with Domain 0",
+          evtchn(EVTCHNOP_status, &st, sizeof(st)) == 0 && st.status == EVTCHNSTAT_interdomain &&
+              st.u.interdomain.dom == 0);
+    struct evtchn_send s = {.port = au.port};
+    uint64_t v = 0;
+    CHECK("guest send on the bound port signals the eventfd",
+          evtchn(EVTCHNOP_send, &s, sizeof(s)) == 0 && read(fd, &v, sizeof(v)) == sizeof(v) && v == 1);
+    fk.delivered = 0;
+    CHECK("notify_guest raises the bound port",
+          evtchn_notify_guest(dom, au.port) == 0 && fk.delivered == 1 && fk.last_port == au.port);
+    CHECK("unbind_backend with another fd is -EINVAL", evtchn_unbind_backend(dom, au.port, fd + 1) == -EINVAL);
+    CHECK("unbind_backend leaves the port unbound",
+          evtchn_unbind_backend(dom, au.port, fd) == 0 && dom->ports[au.port].state == EVS_UNBOUND &&
+              dom->ports[au.port].backend_fd == -1);
+    CHECK("and it can be bound again", evtchn_bind_backend(dom, au.port, fd) == 0);
+    struct evtchn_close c = {.port = au.port};
+    CHECK("the guest may close a bound port",
+          evtchn(EVTCHNOP_close, &c, sizeof(c)) == 0 && evtchn_unbind_backend(dom, au.port, fd) == -EINVAL);
+    close(fd);
+}
+
 static void test_evtchn_virq_ipi(void)
 {
     setup(2);
@@ -472,6 +507,7 @@ int main(void)
     test_evtchn_virq_ipi();
     test_evtchn_unmask();
     test_evtchn_exhaustion();
+    test_evtchn_bind_backend();
     test_gnttab();
     test_cpuid();
     gmem_destroy(&dom->mem);

@@ -6,17 +6,7 @@
 #include <string.h>
 #include <xen/sched.h>
 
-static int failures;
-
-#define CHECK(name, cond)                                                                \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            printf("PASS %s\n", name);                                                   \
-        } else {                                                                         \
-            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                       \
-            failures++;                                                                  \
-        }                                                                                \
-    } while (0)
+#include "check.h"
 
 static struct dsd_dom *add(struct dsd *d, const char *name)
 {

@@ -12,17 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-static int failures;
-
-#define CHECK(name, cond)                                                                \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            printf("PASS %s\n", name);                                                   \
-        } else {                                                                         \
-            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                       \
-            failures++;                                                                  \
-        }                                                                                \
-    } while (0)
+#include "check.h"
 
 struct server {
     struct xs_daemon *xs;

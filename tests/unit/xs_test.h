@@ -13,17 +13,7 @@
 #include <string.h>
 #include <xen/io/xs_wire.h>
 
-static int failures;
-
-#define CHECK(name, cond)                                                                \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            printf("PASS %s\n", name);                                                   \
-        } else {                                                                         \
-            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                       \
-            failures++;                                                                  \
-        }                                                                                \
-    } while (0)
+#include "check.h"
 
 struct reply {
     struct xsd_sockmsg h;
