@@ -327,6 +327,41 @@ int evtchn_alloc_backend_port(struct domain *d, int fd)
     return port;
 }
 
+int evtchn_bind_backend(struct domain *d, uint32_t port, int fd)
+{
+    int rc = -EINVAL;
+
+    pthread_mutex_lock(&d->lock);
+    if (evtchn_valid(d, port) && d->ports[port].state == EVS_UNBOUND &&
+        d->ports[port].remote_dom == 0 && fd >= 0) {
+        uint32_t vcpu = d->ports[port].vcpu;
+        d->ports[port] = (struct evtchn){EVS_INTERDOMAIN, vcpu, 0, 0, 0, fd};
+        rc = route_port(d, port);
+        if (rc < 0) {
+            d->ports[port] = (struct evtchn){EVS_UNBOUND, vcpu, 0, 0, 0, -1};
+            d->ops->route_remove(d, port);
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+int evtchn_unbind_backend(struct domain *d, uint32_t port, int fd)
+{
+    int rc = -EINVAL;
+
+    pthread_mutex_lock(&d->lock);
+    if (evtchn_valid(d, port) && d->ports[port].state == EVS_INTERDOMAIN &&
+        d->ports[port].backend_fd == fd && fd >= 0) {
+        d->ops->route_remove(d, port);
+        d->ports[port].state = EVS_UNBOUND;
+        d->ports[port].backend_fd = -1;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
 int evtchn_notify_guest(struct domain *d, uint32_t port)
 {
     pthread_mutex_lock(&d->lock);

@@ -156,6 +156,18 @@ int64_t evtchn_op(struct vcpu *v, unsigned cmd, uint64_t arg);
  * to Domain 0 whose guest sends signal fd (an eventfd); -errno or port. */
 int evtchn_alloc_backend_port(struct domain *d, int fd);
 
+/* The host side binding a port the guest allocated for Domain 0
+ * (EVTCHNOP_alloc_unbound with remote_dom 0, as a front end does): the
+ * UNBOUND port becomes INTERDOMAIN with backend_fd = fd, and guest sends on
+ * it signal fd (routed in-kernel like evtchn_alloc_backend_port's ports).
+ * -EINVAL when port is not such an unbound port (a hostile front end may
+ * name any number). */
+int evtchn_bind_backend(struct domain *d, uint32_t port, int fd);
+
+/* Undoes evtchn_bind_backend (the port is UNBOUND again, routed nowhere)
+ * if port is still bound to fd; -EINVAL otherwise (the guest closed it). */
+int evtchn_unbind_backend(struct domain *d, uint32_t port, int fd);
+
 /* Raises port for the guest as if its remote end had sent; 0 or -errno. */
 int evtchn_notify_guest(struct domain *d, uint32_t port);
 
