@@ -1,4 +1,5 @@
 /* domus-vm: the process that runs one guest domain (contract: vmproc.h). */
+#include "domus/blkback.h"
 #include "domus/builder.h"
 #include "domus/console.h"
 #include "domus/hv.h"
@@ -31,9 +32,13 @@ struct vm_args {
     const char *console_log, *console_sock, *control_sock;
     int ready_fd;
     bool xenstore;
+    const char *xs_path;
+    struct blkback_cfg disks[VM_MAX_DISKS];
+    unsigned n_disks;
 };
 
 static struct domain dom;
+static struct blkback *blk[VM_MAX_DISKS];
 static struct store_ring *store;
 
 static void usage(void)
@@ -41,7 +46,8 @@ static void usage(void)
     fprintf(stderr, "usage: domus-vm --domid N --name NAME --kernel PATH [--ramdisk PATH]\n"
                     "       [--cmdline STR] --memory MIB [--maxmem MIB] --vcpus N\n"
                     "       --console-log PATH --console-sock PATH --control-sock PATH\n"
-                    "       [--ready-fd FD] [--xenstore]\n");
+                    "       [--ready-fd FD] [--xenstore] [--xenstore-path SOCK]\n"
+                    "       [--disk DEVID:r|w:PATH]...\n");
 }
 
 static int parse_uint(const char *s, uint64_t max, uint64_t *out)
@@ -55,6 +61,22 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* "DEVID:r|w:PATH" (the path may hold colons). */
+static int parse_disk(char *s, struct vm_args *a)
+{
+    char *m = strchr(s, ':');
+    uint64_t devid;
+
+    if (a->n_disks >= VM_MAX_DISKS || !m || (m[1] != 'r' && m[1] != 'w') || m[2] != ':' ||
+        !m[3])
+        return -EINVAL;
+    *m = '\0';
+    if (parse_uint(s, UINT32_MAX, &devid) || !devid)
+        return -EINVAL;
+    a->disks[a->n_disks++] = (struct blkback_cfg){(uint32_t)devid, m[1] == 'w', m + 3, NULL};
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct vm_args *a)
 {
     static const struct option opts[] = {
@@ -62,7 +84,8 @@ static int parse_args(int argc, char **argv, struct vm_args *a)
         {"ramdisk", 1, 0, 'r'},      {"cmdline", 1, 0, 'c'},      {"memory", 1, 0, 'm'},
         {"maxmem", 1, 0, 'M'},       {"vcpus", 1, 0, 'v'},        {"console-log", 1, 0, 'l'},
         {"console-sock", 1, 0, 's'}, {"control-sock", 1, 0, 'C'}, {"ready-fd", 1, 0, 'R'},
-        {"xenstore", 0, 0, 'X'},     {0, 0, 0, 0}};
+        {"xenstore", 0, 0, 'X'},     {"xenstore-path", 1, 0, 'P'}, {"disk", 1, 0, 'D'},
+        {0, 0, 0, 0}};
     uint64_t v;
     int c;
     memset(a, 0, sizeof(*a));
@@ -82,10 +105,13 @@ static int parse_args(int argc, char **argv, struct vm_args *a)
         case 'C': a->control_sock = optarg; break;
         case 'R': if (parse_uint(optarg, 1 << 20, &v)) return -EINVAL; a->ready_fd = (int)v; break;
         case 'X': a->xenstore = true; break;
+        case 'P': a->xs_path = optarg; break;
+        case 'D': if (parse_disk(optarg, a)) return -EINVAL; break;
         default: return -EINVAL;
         }
     }
-    if (optind != argc || !a->name || !a->kernel || !a->memory_mb || !a->vcpus)
+    if (optind != argc || !a->name || !a->kernel || !a->memory_mb || !a->vcpus ||
+        (a->n_disks && (!a->xenstore || !a->xs_path)))
         return -EINVAL;
     return 0;
 }
@@ -296,6 +322,11 @@ int main(int argc, char **argv)
         goto out;
     if (a.xenstore && store_ring_start(&dom, &store, err, sizeof(err)) < 0)
         goto out;
+    for (unsigned i = 0; i < a.n_disks; i++) {
+        a.disks[i].xs_path = a.xs_path;
+        if (blkback_start(&dom, &a.disks[i], &blk[i], err, sizeof(err)) < 0)
+            goto out;
+    }
     if (a.control_sock && (ctl_fd = unix_listen(a.control_sock, 0, "control socket", err, sizeof(err))) < 0)
         goto out;
     if (kvm_domain_start(&dom) < 0) {
@@ -310,6 +341,8 @@ out:
     if (status == DOMUS_VM_EXIT_ERROR)
         derr("%s", err[0] ? err : "domain set-up failed");
     kvm_domain_pause(&dom, true);
+    for (unsigned i = 0; i < VM_MAX_DISKS; i++)
+        blkback_stop(blk[i]);
     console_stop(con);
     kvm_domain_destroy(&dom);
     store_ring_stop(store);

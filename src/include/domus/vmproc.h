@@ -7,7 +7,8 @@
  *   domus-vm --domid N --name NAME --kernel PATH [--ramdisk PATH]
  *            [--cmdline STR] --memory MIB [--maxmem MIB] --vcpus N
  *            --console-log PATH --console-sock PATH --control-sock PATH
- *            [--ready-fd FD] [--xenstore]
+ *            [--ready-fd FD] [--xenstore] [--xenstore-path SOCK]
+ *            [--disk DEVID:MODE:PATH]...
  *
  * Start-up: all set-up errors print one "domus-vm: error: ..." line on stderr
  * and exit with DOMUS_VM_EXIT_ERROR, leaving no file behind.  When the domain
@@ -36,10 +37,19 @@
  * --xenstore: the domain gets a xenstore ring page and event channel
  * (HVM_PARAM_STORE_PFN/STORE_EVTCHN); without it both are 0 and the guest
  * runs without xenstore.
+ *
+ * --disk DEVID:MODE:PATH (at most VM_MAX_DISKS, needs --xenstore and
+ * --xenstore-path): one virtual disk served by a blkback thread
+ * (blkback.h): DEVID is Xen's vdev number (xvdb = 51728), MODE "r" or "w",
+ * PATH the raw image (opened before the guest runs; an error there is a
+ * set-up error).  The back end connects to xenstored at SOCK as Domain 0
+ * and waits for the toolstack's /local/domain/0/backend/vbd/<domid>/<DEVID>
+ * (state written last) before it advertises the disk.
  */
 #ifndef DOMUS_VMPROC_H
 #define DOMUS_VMPROC_H
 
+#define VM_MAX_DISKS 16
 #define DOMUS_VM_EXIT_ERROR 1
 #define DOMUS_VM_EXIT_DESTROYED 2
 #define DOMUS_VM_EXIT_SHUTDOWN_BASE 10

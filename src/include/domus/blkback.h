@@ -1,0 +1,75 @@
+/* The block back end of one virtual disk (Domain 0 side of xen-blkfront).
+ *
+ * One blkback serves one disk of one domain, in a thread of the domain's
+ * domus-vm.  It touches guest memory only through gnttab_check() on grants
+ * the guest gave to Domain 0 (the ring page and each data segment).  It is
+ * a Domain 0 client of xenstored: it waits for the toolstack's backend
+ * directory /local/domain/0/backend/vbd/<domid>/<devid>, writes sectors,
+ * sector-size, info, feature-flush-cache, feature-barrier, feature-discard
+ * (when discard-enable is not 0) and goes InitWait; when the front end
+ * (/local/domain/<domid>/device/vbd/<devid>) is Initialised or Connected it
+ * reads ring-ref, event-channel and protocol (native x86_64-abi only), maps
+ * the ring, binds the event channel (evtchn_bind_backend) and goes
+ * Connected.  Front end Closing -> Closing; Closed -> disconnect, Closed;
+ * Initialising after Closed -> InitWait again.
+ *
+ * Requests: READ, WRITE (grants of at most BLKIF_MAX_SEGMENTS_PER_REQUEST
+ * segments, each first_sect <= last_sect <= 7, the whole range inside the
+ * image), FLUSH_DISKCACHE and WRITE_BARRIER (fdatasync), DISCARD (hole
+ * punched) when offered; anything else gets BLKIF_RSP_EOPNOTSUPP.  A
+ * read-only disk (mode "r", VDISK_READONLY) answers writes and discards
+ * with BLKIF_RSP_ERROR.  Ring indexes are hostile: a producer more than a
+ * ring ahead disconnects the front end (state Closing), never a crash. */
+#ifndef DOMUS_BLKBACK_H
+#define DOMUS_BLKBACK_H
+
+#include "domus/hv.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <xen/io/blkif.h>
+
+#define BLKBACK_SECTOR 512
+
+struct blkback;
+
+struct blkback_cfg {
+    uint32_t devid;      /* Xen vdev number (xldisk_devid) */
+    bool readwrite;      /* false: writes refused, mode "r" */
+    const char *path;    /* the raw image */
+    const char *xs_path; /* xenstored's socket */
+};
+
+/* Opens the image (read-write or read-only) and starts the thread, which
+ * connects to xenstored and follows the protocol above.  -errno with a
+ * reason in err (nothing left behind). */
+int blkback_start(struct domain *d, const struct blkback_cfg *cfg, struct blkback **out,
+                  char *err, size_t errlen);
+
+/* Stops the thread, unbinds the event channel, syncs and closes the image.
+ * NULL is fine. */
+void blkback_stop(struct blkback *b);
+
+/* ---- the request path, exposed for unit tests (no thread, no xenstore) ---- */
+
+struct blkback_io {
+    struct domain *d;
+    int fd;            /* the image */
+    uint64_t sectors;  /* its size in BLKBACK_SECTOR units */
+    bool readwrite;
+    bool discard;      /* DISCARD offered */
+};
+
+/* Serves one request (a private copy of the ring slot); returns the
+ * BLKIF_RSP_* status for its response. */
+int16_t blkback_do_request(const struct blkback_io *io, const blkif_request_t *req);
+
+/* Consumes every request on ring, answering each.  *notify is set when the
+ * front end wants an event.  Returns the number of requests served, or
+ * -EPROTO when the front end's indexes are impossible (the caller
+ * disconnects it). */
+int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify);
+
+#endif

@@ -1,0 +1,222 @@
+/* Unit tests of blkback's request path (blkback.h) without a guest: a
+ * domain's memory with a grant table, a shared ring and data pages built by
+ * hand, an image in a memfd.  Hostile requests and ring indexes must get
+ * errors (or a disconnect), never a crash (run under ASan/UBSan). */
+#include "domus/blkback.h"
+#include "domus/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int failures;
+
+#define CHECK(name, cond)                                                                  \
+    do {                                                                                   \
+        if (cond) {                                                                        \
+            printf("PASS %s\n", name);                                                     \
+        } else {                                                                           \
+            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                         \
+            failures++;                                                                    \
+        }                                                                                  \
+    } while (0)
+
+#define GT_GPA 0x100000ULL   /* grant table frame */
+#define RING_GPA 0x101000ULL /* shared ring */
+#define DATA_GPA 0x110000ULL /* data pages, one per grant ref 1.. */
+#define IMG_SECTORS 2048     /* 1 MiB */
+
+static struct domain *dom;
+static struct blkback_io io;
+
+static void grant(grant_ref_t ref, uint64_t gpa, domid_t to, bool ro)
+{
+    grant_entry_v1_t *e = gmem_ptr(&dom->mem, GT_GPA + ref * sizeof(*e), sizeof(*e));
+    e->domid = to;
+    e->frame = (uint32_t)(gpa >> 12);
+    e->flags = GTF_permit_access | (ro ? GTF_readonly : 0);
+}
+
+static uint8_t *page(unsigned i) { return gmem_ptr(&dom->mem, DATA_GPA + i * 4096ULL, 4096); }
+
+static void setup(void)
+{
+    dom = calloc(1, sizeof(*dom));
+    domain_init(dom, 7, "blk", 1, NULL);
+    if (gmem_init(&dom->mem, 32ULL << 20) < 0 || gnttab_set_frame(dom, 0, GT_GPA) < 0)
+        abort();
+    for (unsigned i = 1; i <= 16; i++)
+        grant(i, DATA_GPA + i * 4096ULL, 0, false);
+    grant(20, DATA_GPA + 20 * 4096ULL, 0, true); /* read-only grant */
+    grant(21, DATA_GPA + 21 * 4096ULL, 3, false); /* granted to domain 3 */
+    grant(22, 0xF0000000ULL, 0, false);           /* a frame outside RAM */
+    grant(30, RING_GPA, 0, false);
+    io = (struct blkback_io){.d = dom, .fd = memfd_create("img", 0), .sectors = IMG_SECTORS,
+                             .readwrite = true, .discard = true};
+    if (io.fd < 0 || ftruncate(io.fd, IMG_SECTORS * 512) < 0)
+        abort();
+}
+
+static blkif_request_t rq(uint8_t op, uint64_t sector, unsigned nseg)
+{
+    blkif_request_t r = {.operation = op, .nr_segments = (uint8_t)nseg, .id = 0x1234,
+                         .sector_number = sector};
+    for (unsigned i = 0; i < nseg && i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++)
+        r.seg[i] = (struct blkif_request_segment){.gref = i + 1, .first_sect = 0, .last_sect = 7};
+    return r;
+}
+
+static void test_rw(void)
+{
+    memset(page(1), 'A', 4096);
+    memset(page(2), 'B', 4096);
+    blkif_request_t r = rq(BLKIF_OP_WRITE, 8, 2);
+    uint8_t buf[8192];
+    CHECK("write of two segments", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY &&
+                                       pread(io.fd, buf, 8192, 4096) == 8192 && buf[0] == 'A' &&
+                                       buf[4095] == 'A' && buf[4096] == 'B' && buf[8191] == 'B');
+    memset(page(3), 0, 4096);
+    r = rq(BLKIF_OP_READ, 9, 1);
+    r.seg[0] = (struct blkif_request_segment){.gref = 3, .first_sect = 2, .last_sect = 3};
+    CHECK("read of a partial segment lands at first_sect",
+          blkback_do_request(&io, &r) == BLKIF_RSP_OKAY && page(3)[1023] == 0 &&
+              page(3)[1024] == 'A' && page(3)[2047] == 'A' && page(3)[2048] == 0);
+    r = rq(BLKIF_OP_WRITE, IMG_SECTORS - 8, 1);
+    CHECK("write of the last page", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
+    r = rq(BLKIF_OP_READ, IMG_SECTORS - 7, 1);
+    CHECK("read past the end is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r = rq(BLKIF_OP_WRITE, UINT64_MAX - 3, 1);
+    CHECK("sector near 2^64 is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r = rq(BLKIF_OP_READ, (UINT64_MAX / 512) + 1, 1);
+    CHECK("sector whose byte offset overflows is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+}
+
+static void test_hostile_segments(void)
+{
+    blkif_request_t r = rq(BLKIF_OP_READ, 0, 0);
+    CHECK("no segments is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r = rq(BLKIF_OP_READ, 0, 11);
+    CHECK("11 segments are fine", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
+    r.nr_segments = 12;
+    CHECK("12 segments are an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r.nr_segments = 255;
+    CHECK("255 segments are an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r = rq(BLKIF_OP_READ, 0, 1);
+    r.seg[0].first_sect = 5, r.seg[0].last_sect = 4;
+    CHECK("first_sect > last_sect is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r.seg[0].first_sect = 0, r.seg[0].last_sect = 8;
+    CHECK("last_sect 8 is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r.seg[0].first_sect = 255, r.seg[0].last_sect = 255;
+    CHECK("sector 255 of a page is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r = rq(BLKIF_OP_READ, 0, 1);
+    r.seg[0].gref = 20;
+    CHECK("read into a read-only grant is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r.operation = BLKIF_OP_WRITE;
+    CHECK("write from a read-only grant is fine", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
+    r.seg[0].gref = 21;
+    CHECK("a grant to another domain is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r.seg[0].gref = 22;
+    CHECK("a grant of a frame outside RAM is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r.seg[0].gref = 25;
+    CHECK("an unused grant is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r.seg[0].gref = 0xffffffffu;
+    CHECK("a grant ref beyond the table is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r = rq(BLKIF_OP_INDIRECT, 0, 1);
+    CHECK("indirect is EOPNOTSUPP", blkback_do_request(&io, &r) == BLKIF_RSP_EOPNOTSUPP);
+    r.operation = 200;
+    CHECK("unknown operation is EOPNOTSUPP", blkback_do_request(&io, &r) == BLKIF_RSP_EOPNOTSUPP);
+}
+
+static void test_flush_discard_ro(void)
+{
+    blkif_request_t r = rq(BLKIF_OP_FLUSH_DISKCACHE, 0, 0);
+    CHECK("flush", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
+    r.operation = BLKIF_OP_WRITE_BARRIER;
+    CHECK("barrier without data", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
+    blkif_request_discard_t dr = {.operation = BLKIF_OP_DISCARD, .id = 9, .sector_number = 8,
+                                  .nr_sectors = 8};
+    memcpy(&r, &dr, sizeof(dr));
+    uint8_t buf[4096], zero[4096] = {0};
+    CHECK("discard punches a hole", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY &&
+                                        pread(io.fd, buf, 4096, 4096) == 4096 &&
+                                        !memcmp(buf, zero, 4096));
+    dr.nr_sectors = IMG_SECTORS;
+    memcpy(&r, &dr, sizeof(dr));
+    CHECK("discard past the end is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    dr.sector_number = 1, dr.nr_sectors = UINT64_MAX;
+    memcpy(&r, &dr, sizeof(dr));
+    CHECK("discard of 2^64 sectors is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    io.discard = false;
+    CHECK("discard when not offered is EOPNOTSUPP", blkback_do_request(&io, &r) == BLKIF_RSP_EOPNOTSUPP);
+    io.discard = true;
+    io.readwrite = false;
+    r = rq(BLKIF_OP_WRITE, 0, 1);
+    CHECK("read-only disk: write is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r.operation = BLKIF_OP_WRITE_BARRIER;
+    CHECK("read-only disk: barrier with data is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    dr.sector_number = 0, dr.nr_sectors = 8;
+    memcpy(&r, &dr, sizeof(dr));
+    CHECK("read-only disk: discard is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r = rq(BLKIF_OP_READ, 0, 1);
+    CHECK("read-only disk: read is fine", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
+    io.readwrite = true;
+}
+
+static void test_ring(void)
+{
+    blkif_sring_t *s = gmem_ptr(&dom->mem, RING_GPA, 4096);
+    blkif_front_ring_t front;
+    blkif_back_ring_t back;
+    bool notify;
+
+    SHARED_RING_INIT(s);
+    FRONT_RING_INIT(&front, s, 4096);
+    BACK_RING_INIT(&back, s, 4096);
+    for (unsigned i = 0; i < 3; i++) {
+        blkif_request_t *r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
+        *r = rq(BLKIF_OP_READ, i * 8, 1);
+        r->id = 100 + i;
+    }
+    s->req_prod = front.req_prod_pvt;
+    int n = blkback_do_ring(&io, &back, &notify);
+    blkif_response_t *rsp = RING_GET_RESPONSE(&front, 2);
+    CHECK("ring: three requests served and answered in order",
+          n == 3 && s->rsp_prod == 3 && rsp->id == 102 && rsp->status == BLKIF_RSP_OKAY &&
+              rsp->operation == BLKIF_OP_READ && notify);
+    CHECK("ring: req_event asks for the next request", s->req_event == 4);
+    /* A whole ring of garbage requests with sane indexes. */
+    srand(42);
+    for (unsigned i = 0; i < RING_SIZE(&front); i++) {
+        uint8_t *p = (uint8_t *)RING_GET_REQUEST(&front, front.req_prod_pvt++);
+        for (size_t k = 0; k < sizeof(blkif_request_t); k++)
+            p[k] = (uint8_t)rand();
+    }
+    s->req_prod = front.req_prod_pvt;
+    n = blkback_do_ring(&io, &back, &notify);
+    CHECK("ring: a full ring of garbage is answered", n == (int)RING_SIZE(&front) &&
+                                                        back.rsp_prod_pvt == front.req_prod_pvt);
+    s->req_prod = back.req_cons + RING_SIZE(&back) + 1;
+    CHECK("ring: producer more than a ring ahead is -EPROTO", blkback_do_ring(&io, &back, &notify) == -EPROTO);
+    s->req_prod = back.req_cons - 1;
+    CHECK("ring: producer behind the consumer is -EPROTO", blkback_do_ring(&io, &back, &notify) == -EPROTO);
+    s->req_prod = back.req_cons + 0x80000000u;
+    CHECK("ring: producer far away is -EPROTO", blkback_do_ring(&io, &back, &notify) == -EPROTO);
+    s->req_prod = back.req_cons;
+    CHECK("ring: no new requests, nothing served", blkback_do_ring(&io, &back, &notify) == 0);
+}
+
+int main(void)
+{
+    setup();
+    test_rw();
+    test_hostile_segments();
+    test_flush_discard_ro();
+    test_ring();
+    close(io.fd);
+    gmem_destroy(&dom->mem);
+    free(dom);
+    return failures ? 1 : 0;
+}
