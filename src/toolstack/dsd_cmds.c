@@ -1,5 +1,6 @@
 /* domusd: request handlers, one per command (see toolstack.h). */
 #include "domus/domusd.h"
+#include "domus/dsd_disk.h"
 #include "domus/util.h"
 
 #include <errno.h>
@@ -122,6 +123,8 @@ static int create_checks(struct dsd *d, struct xlcfg *cfg, const char *cwd, char
         rc = check_image("ramdisk", cfg->ramdisk, err, errlen);
     if (!rc)
         rc = check_memory(d, cfg, err, errlen);
+    if (!rc)
+        rc = dsd_disk_check(d->xs.enabled, cfg, cwd, err, errlen);
     return rc;
 }
 

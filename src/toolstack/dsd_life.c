@@ -27,10 +27,9 @@ static json_object *create_warnings(struct dsd *d, const struct dsd_dom *dom)
     json_object *w = json_object_new_array();
     char msg[160];
 
-    if (dom->cfg.n_disks || dom->cfg.n_vifs) {
-        snprintf(msg, sizeof(msg),
-                 "%s: disk and vif are not supported yet: %u disk(s), %u vif(s) ignored",
-                 dom->cfg.name, dom->cfg.n_disks, dom->cfg.n_vifs);
+    if (dom->cfg.n_vifs) {
+        snprintf(msg, sizeof(msg), "%s: vif is not supported yet: %u vif(s) ignored",
+                 dom->cfg.name, dom->cfg.n_vifs);
         json_object_array_add(w, json_object_new_string(msg));
     }
     if (d->xs.enabled && !dom->xs_up) {

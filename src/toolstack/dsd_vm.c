@@ -1,5 +1,6 @@
 /* domusd: starting domus-vm processes (vmproc.h) and talking to them. */
 #include "domus/domusd.h"
+#include "domus/dsd_disk.h"
 #include "domus/util.h"
 #include "domus/vmproc.h"
 
@@ -13,11 +14,12 @@
 #include <unistd.h>
 
 #define VM_READY_FD 3
-#define VM_MAX_ARGS 32
+#define VM_MAX_ARGS (32 + 2 * XLCFG_MAX_DISKS + 2)
 
 struct vm_argv {
     char *argv[VM_MAX_ARGS];
     char domid[16], memory[24], maxmem[24], vcpus[16], ready[8];
+    char disk[XLCFG_MAX_DISKS][PATH_MAX + 32];
     int n;
 };
 
@@ -32,7 +34,7 @@ static void add(struct vm_argv *a, const char *opt, const char *val)
 }
 
 static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom *dom,
-                       bool xenstore)
+                       bool xenstore, const char *xs_path)
 {
     const struct xlcfg *c = &dom->cfg;
 
@@ -60,6 +62,12 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
     add(a, "--ready-fd", a->ready);
     if (xenstore)
         add(a, "--xenstore", NULL);
+    if (xenstore && c->n_disks)
+        add(a, "--xenstore-path", xs_path);
+    for (unsigned i = 0; xenstore && i < c->n_disks && i < XLCFG_MAX_DISKS; i++) {
+        if (dsd_disk_arg(c, i, a->disk[i], sizeof(a->disk[i])) == 0)
+            add(a, "--disk", a->disk[i]);
+    }
 }
 
 /* In the child: stdio to the stderr pipe, the ready pipe at VM_READY_FD,
@@ -108,12 +116,12 @@ static int open_pipes(int ready[2], int errp[2])
 
 int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
 {
-    struct vm_argv a;
+    static struct vm_argv a; /* large (disk paths); domusd is single-threaded */
     int ready[2], errp[2];
     pid_t pid;
     int rc;
 
-    build_argv(&a, d->vm_bin, dom, d->xs.enabled);
+    build_argv(&a, d->vm_bin, dom, d->xs.enabled, d->xs.path);
     rc = open_pipes(ready, errp);
     if (rc) {
         dfmt(err, errlen, "cannot create pipes: %s", strerror(-rc));

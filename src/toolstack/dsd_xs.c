@@ -11,6 +11,7 @@
  * its domus-vm reports, writes control/shutdown for shutdown and reboot, and
  * RELEASEs the domain when it is gone. */
 #include "domus/domusd.h"
+#include "domus/dsd_disk.h"
 #include "domus/util.h"
 #include "domus/xsclient.h"
 
@@ -242,12 +243,13 @@ int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom)
         return rc;
     }
     write_domain_nodes(&b, dom);
-    rc = b.rc;
+    rc = b.rc ? b.rc : dsd_disk_nodes(&b.c, dom->domid, &dom->cfg);
     if (!rc)
         rc = xsc_introduce(&b.c, dom->domid, gfn, port);
     if (rc) {
         dwarn("domain %u: xenstore introduce: %s", dom->domid, strerror(-rc));
         xsc_rm(&b.c, b.base); /* nothing half-made stays behind */
+        dsd_disk_nodes_rm(&b.c, dom->domid);
     }
     xsc_close(&b.c);
     return rc;
@@ -261,6 +263,7 @@ void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom)
         return;
     xsc_release(&b.c, dom->domid); /* -ENOENT when never introduced: fine */
     xsc_rm(&b.c, b.base);
+    dsd_disk_nodes_rm(&b.c, dom->domid);
     xsc_close(&b.c);
 }
 

@@ -1,0 +1,180 @@
+/* domusd: the domain's virtual disks (xl.cfg `disk`, xldisk.h).
+ *
+ * At create the disk specs are parsed and checked (the image exists and is
+ * accessible as asked, vdevs are distinct), targets made absolute against
+ * the client's cwd, and each spec rewritten in canonical form.  domus-vm
+ * gets one --disk per disk (vmproc.h); before the domain is introduced,
+ * domusd writes each disk's xenstore nodes as libxl does:
+ *   /local/domain/<N>/device/vbd/<devid>/          owner N, Domain 0 reads
+ *       backend, backend-id, state (1), virtual-device, device-type
+ *   /local/domain/0/backend/vbd/<N>/<devid>/       owner 0, N reads
+ *       frontend, frontend-id, online, removable, bootable, dev, type,
+ *       mode, params, device-type, discard-enable, then state (1) last:
+ *       the back end in domus-vm waits for that. */
+#include "domus/domusd.h"
+#include "domus/dsd_disk.h"
+#include "domus/util.h"
+#include "domus/xldisk.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int check_one(struct xlcfg *cfg, unsigned i, const char *cwd, struct xldisk *dk,
+                     char *err, size_t errlen)
+{
+    char abs[XLDISK_TARGET_MAX];
+    int rc = xldisk_parse(cfg->disks[i], i, dk, err, errlen);
+
+    if (rc)
+        return rc;
+    if (dk->target[0] != '/' && cwd && cwd[0] == '/') {
+        if ((size_t)snprintf(abs, sizeof(abs), "%s/%s", cwd, dk->target) >= sizeof(abs))
+            goto toolong;
+        memcpy(dk->target, abs, sizeof(abs));
+    }
+    if (access(dk->target, dk->readwrite ? R_OK | W_OK : R_OK) < 0) {
+        rc = -errno;
+        dfmt(err, errlen, "disk %u: %s: %s", i, dk->target, strerror(errno));
+        return rc;
+    }
+    if (xldisk_format(dk, cfg->disks[i], sizeof(cfg->disks[i])) == 0)
+        return 0;
+toolong:
+    dfmt(err, errlen, "disk %u: target path too long", i);
+    return -ENAMETOOLONG;
+}
+
+int dsd_disk_check(bool xenstore, struct xlcfg *cfg, const char *cwd, char *err, size_t errlen)
+{
+    struct xldisk *dk = calloc(XLCFG_MAX_DISKS, sizeof(*dk));
+    int rc = 0;
+
+    if (!dk)
+        return -ENOMEM;
+    if (cfg->n_disks && !xenstore) {
+        dfmt(err, errlen, "disks need xenstore (domusd runs without it)");
+        rc = -EOPNOTSUPP;
+    }
+    for (unsigned i = 0; !rc && i < cfg->n_disks && i < XLCFG_MAX_DISKS; i++) {
+        rc = check_one(cfg, i, cwd, &dk[i], err, errlen);
+        for (unsigned j = 0; !rc && j < i; j++) {
+            if (dk[j].devid == dk[i].devid) {
+                dfmt(err, errlen, "disk %u: vdev %s is already used by disk %u", i, dk[i].vdev, j);
+                rc = -EEXIST;
+            }
+        }
+    }
+    free(dk);
+    return rc;
+}
+
+int dsd_disk_arg(const struct xlcfg *cfg, unsigned i, char *buf, size_t len)
+{
+    char err[256];
+    struct xldisk *dk = malloc(sizeof(*dk));
+    int rc = dk ? xldisk_parse(cfg->disks[i], i, dk, err, sizeof(err)) : -ENOMEM;
+
+    if (!rc && (size_t)snprintf(buf, len, "%u:%c:%s", dk->devid, dk->readwrite ? 'w' : 'r',
+                                dk->target) >= len)
+        rc = -ENAMETOOLONG;
+    free(dk);
+    return rc;
+}
+
+/* ---- xenstore nodes ---- */
+
+struct nodes {
+    struct xsc *c;
+    int rc;
+    const char *dir;
+    const char *perms[2];
+};
+
+static void node(struct nodes *n, const char *rel, const char *value)
+{
+    char path[256];
+    int rc;
+
+    snprintf(path, sizeof(path), "%s%s%s", n->dir, *rel ? "/" : "", rel);
+    rc = value ? xsc_write(n->c, path, value) : xsc_mkdir(n->c, path);
+    rc = rc ? rc : xsc_set_perms(n->c, path, n->perms, 2);
+    if (rc && !n->rc) {
+        n->rc = rc;
+        dwarn("xenstore: %s: %s", path, strerror(-rc));
+    }
+}
+
+static void frontend_nodes(struct nodes *n, unsigned domid, const struct xldisk *dk,
+                           const char *bpath)
+{
+    char v[32], own[16], r0[] = "r0";
+
+    snprintf(own, sizeof(own), "n%u", domid);
+    n->perms[0] = own;
+    n->perms[1] = r0;
+    node(n, "", NULL);
+    node(n, "backend", bpath);
+    node(n, "backend-id", "0");
+    node(n, "state", "1");
+    snprintf(v, sizeof(v), "%u", dk->devid);
+    node(n, "virtual-device", v);
+    node(n, "device-type", dk->cdrom ? "cdrom" : "disk");
+}
+
+static void backend_nodes(struct nodes *n, unsigned domid, const struct xldisk *dk,
+                          const char *fpath)
+{
+    char v[32], rd[16], n0[] = "n0";
+
+    snprintf(rd, sizeof(rd), "r%u", domid);
+    n->perms[0] = n0;
+    n->perms[1] = rd;
+    node(n, "", NULL);
+    node(n, "frontend", fpath);
+    snprintf(v, sizeof(v), "%u", domid);
+    node(n, "frontend-id", v);
+    node(n, "online", "1");
+    node(n, "removable", "0");
+    node(n, "bootable", "1");
+    node(n, "dev", dk->vdev);
+    node(n, "type", dk->backendtype);
+    node(n, "mode", dk->readwrite ? "w" : "r");
+    node(n, "params", dk->target);
+    node(n, "device-type", dk->cdrom ? "cdrom" : "disk");
+    node(n, "discard-enable", dk->discard ? "1" : "0");
+    node(n, "state", "1");
+}
+
+int dsd_disk_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg)
+{
+    struct xldisk *dk = malloc(sizeof(*dk));
+    char err[256], fpath[96], bpath[96];
+    struct nodes n = {.c = c};
+
+    if (!dk)
+        return -ENOMEM;
+    for (unsigned i = 0; !n.rc && i < cfg->n_disks; i++) {
+        n.rc = xldisk_parse(cfg->disks[i], i, dk, err, sizeof(err));
+        if (n.rc)
+            break;
+        snprintf(fpath, sizeof(fpath), "/local/domain/%u/device/vbd/%u", domid, dk->devid);
+        snprintf(bpath, sizeof(bpath), "/local/domain/0/backend/vbd/%u/%u", domid, dk->devid);
+        n.dir = fpath;
+        frontend_nodes(&n, domid, dk, bpath);
+        n.dir = bpath;
+        backend_nodes(&n, domid, dk, fpath);
+    }
+    free(dk);
+    return n.rc;
+}
+
+void dsd_disk_nodes_rm(struct xsc *c, unsigned domid)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/local/domain/0/backend/vbd/%u", domid);
+    xsc_rm(c, path); /* -ENOENT without disks: fine */
+}
