@@ -12,17 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int failures;
-
-#define CHECK(name, cond)                                                                  \
-    do {                                                                                   \
-        if (cond) {                                                                        \
-            printf("PASS %s\n", name);                                                     \
-        } else {                                                                           \
-            printf("FAIL %s (%s:%d)\n", name, __FILE__, __LINE__);                         \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
+#include "check.h"
 
 #define GT_GPA 0x100000ULL   /* grant table frame */
 #define RING_GPA 0x101000ULL /* shared ring */
