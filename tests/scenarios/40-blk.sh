@@ -26,6 +26,24 @@ boot() { # boot NAME MODE
     relay "$1" || fail "blk $2: guest lines (console: $(tail -n 5 "$(console_log "$1")" | tr -d '\r' | tr '\n' '|'))"
 }
 
+# baddisk WHAT PATTERN DISK-LIST: create must fail with PATTERN on stderr.
+baddisk() {
+    mkcfg bad blk 1 "disk = [ $3 ]"
+    if domus create "$DOMUS_TMP/bad.cfg" >/dev/null 2>"$DOMUS_TMP/err"; then
+        fail "blk: $1: domus create succeeded"
+        domus destroy bad >/dev/null 2>&1
+    elif grep -q -- "$2" "$DOMUS_TMP/err"; then
+        pass "blk: $1 refused: '$(grep -v '^Parsing' "$DOMUS_TMP/err" | head -n 1)'"
+    else
+        fail "blk: $1: message '$(head -n 2 "$DOMUS_TMP/err" | tr '\n' '|')' does not match '$2'"
+    fi
+}
+baddisk "missing image" "disk 0: .*missing.img: No such file" "'$DOMUS_TMP/missing.img,raw,xvdb,rw'"
+baddisk "qcow2 image" "disk 0 '.*': format 'qcow2' is not supported (raw only)" "'$IMG,qcow2,xvdb'"
+baddisk "bad vdev" "disk 0 '.*': invalid vdev 'vda'" "'$IMG,raw,vda'"
+baddisk "vdev used twice" "disk 1: vdev xvdb is already used by disk 0" "'$IMG,raw,xvdb', '$RO,,xvdb,ro'"
+check "blk: nothing left by the refused creates" [ "$(vm_count)" = 0 ]
+
 boot blkw write
 got="$(head -c 4194304 "$IMG" | md5sum | cut -d' ' -f1)"
 check "blk: Domain 0 finds the guest's pattern in the image" [ "$got" = "$want" ]
