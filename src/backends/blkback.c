@@ -9,6 +9,7 @@
 #include <linux/fs.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,18 +28,16 @@
 
 /* ---- requests ---- */
 
-/* The segments of req as host iovecs into granted guest frames.  to_guest:
- * the data goes into guest memory (a read), so the grants must be
+/* n segments (a private copy) as host iovecs into granted guest frames.
+ * to_guest: the data goes into guest memory (a read), so the grants must be
  * writable.  Returns the byte count, or -1 on any bad segment. */
-static int64_t map_segments(const struct blkback_io *io, const blkif_request_t *req,
-                            bool to_guest, struct iovec *iov)
+static int64_t map_segments(const struct blkback_io *io, const struct blkif_request_segment *segs,
+                            unsigned n, bool to_guest, struct iovec *iov)
 {
     int64_t total = 0;
 
-    if (req->nr_segments == 0 || req->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST)
-        return -1;
-    for (unsigned i = 0; i < req->nr_segments; i++) {
-        const struct blkif_request_segment *s = &req->seg[i];
+    for (unsigned i = 0; i < n; i++) {
+        const struct blkif_request_segment *s = &segs[i];
         uint64_t gpa;
         if (s->first_sect > s->last_sect || s->last_sect >= SECTORS_PER_PAGE)
             return -1;
@@ -59,23 +58,63 @@ static bool in_image(const struct blkback_io *io, uint64_t sector, uint64_t coun
     return sector <= io->sectors && count <= io->sectors - sector;
 }
 
-static int16_t do_rw(const struct blkback_io *io, const blkif_request_t *req, bool write)
+/* Reads or writes n segments at sector. */
+static int16_t transfer(const struct blkback_io *io, const struct blkif_request_segment *segs,
+                        unsigned n, uint64_t sector, bool write)
 {
-    struct iovec iov[BLKIF_MAX_SEGMENTS_PER_REQUEST];
+    struct iovec iov[BLKBACK_MAX_INDIRECT_SEGMENTS];
     int64_t total;
-    ssize_t n;
+    ssize_t got;
 
     if (write && !io->readwrite)
         return BLKIF_RSP_ERROR;
-    total = map_segments(io, req, !write, iov);
-    if (total < 0 || !in_image(io, req->sector_number, (uint64_t)total / BLKBACK_SECTOR))
+    if (n == 0 || n > BLKBACK_MAX_INDIRECT_SEGMENTS)
         return BLKIF_RSP_ERROR;
-    off_t off = (off_t)(req->sector_number * BLKBACK_SECTOR);
+    total = map_segments(io, segs, n, !write, iov);
+    if (total < 0 || !in_image(io, sector, (uint64_t)total / BLKBACK_SECTOR))
+        return BLKIF_RSP_ERROR;
+    off_t off = (off_t)(sector * BLKBACK_SECTOR);
     do {
-        n = write ? pwritev(io->fd, iov, req->nr_segments, off)
-                  : preadv(io->fd, iov, req->nr_segments, off);
-    } while (n < 0 && errno == EINTR);
-    return n == total ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR;
+        got = write ? pwritev(io->fd, iov, (int)n, off) : preadv(io->fd, iov, (int)n, off);
+    } while (got < 0 && errno == EINTR);
+    return got == total ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR;
+}
+
+static int16_t do_rw(const struct blkback_io *io, const blkif_request_t *req, bool write)
+{
+    if (req->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST)
+        return BLKIF_RSP_ERROR;
+    return transfer(io, req->seg, req->nr_segments, req->sector_number, write);
+}
+
+#define SEGS_PER_INDIRECT_PAGE (DOMUS_PAGE_SIZE / sizeof(struct blkif_request_segment))
+
+/* BLKIF_OP_INDIRECT: the segments live in granted pages (read-only grants
+ * are fine); they are copied out once, then checked like direct ones. */
+static int16_t do_indirect(const struct blkback_io *io, const blkif_request_t *req)
+{
+    struct blkif_request_segment segs[BLKBACK_MAX_INDIRECT_SEGMENTS];
+    blkif_request_indirect_t ir;
+    unsigned pages;
+
+    memcpy(&ir, req, sizeof(ir));
+    if (ir.indirect_op != BLKIF_OP_READ && ir.indirect_op != BLKIF_OP_WRITE)
+        return BLKIF_RSP_EOPNOTSUPP;
+    if (ir.nr_segments == 0 || ir.nr_segments > BLKBACK_MAX_INDIRECT_SEGMENTS)
+        return BLKIF_RSP_ERROR;
+    pages = (unsigned)((ir.nr_segments + SEGS_PER_INDIRECT_PAGE - 1) / SEGS_PER_INDIRECT_PAGE);
+    for (unsigned p = 0; p < pages; p++) {
+        uint64_t gpa;
+        unsigned first = p * (unsigned)SEGS_PER_INDIRECT_PAGE;
+        unsigned n = ir.nr_segments - first < SEGS_PER_INDIRECT_PAGE
+                         ? ir.nr_segments - first : (unsigned)SEGS_PER_INDIRECT_PAGE;
+        const void *src;
+        if (gnttab_check(io->d, ir.indirect_grefs[p], 0, false, &gpa) != GNTST_okay ||
+            !(src = gmem_ptr(&io->d->mem, gpa, n * sizeof(segs[0]))))
+            return BLKIF_RSP_ERROR;
+        memcpy(&segs[first], src, n * sizeof(segs[0]));
+    }
+    return transfer(io, segs, ir.nr_segments, ir.sector_number, ir.indirect_op == BLKIF_OP_WRITE);
 }
 
 static int16_t do_flush(const struct blkback_io *io, const blkif_request_t *req)
@@ -118,7 +157,9 @@ int16_t blkback_do_request(const struct blkback_io *io, const blkif_request_t *r
         return do_flush(io, req);
     case BLKIF_OP_DISCARD:
         return do_discard(io, req);
-    default: /* indirect descriptors are not offered */
+    case BLKIF_OP_INDIRECT:
+        return do_indirect(io, req);
+    default:
         return BLKIF_RSP_EOPNOTSUPP;
     }
 }
@@ -143,7 +184,10 @@ int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *
             int16_t st = blkback_do_request(io, &req);
             blkif_response_t *rsp = RING_GET_RESPONSE(ring, ring->rsp_prod_pvt);
             rsp->id = req.id;
-            rsp->operation = req.operation;
+            rsp->operation = req.operation; /* an indirect one answers as its indirect_op */
+            if (req.operation == BLKIF_OP_INDIRECT)
+                memcpy(&rsp->operation,
+                       (const uint8_t *)&req + offsetof(blkif_request_indirect_t, indirect_op), 1);
             rsp->status = st;
             ring->rsp_prod_pvt++;
             served++;
@@ -233,6 +277,8 @@ static int advertise(struct blkback *b)
     rc = rc ? rc : xs_writef(b, "feature-flush-cache", "1");
     rc = rc ? rc : xs_writef(b, "feature-barrier", "1");
     rc = rc ? rc : xs_writef(b, "feature-discard", "%d", b->io.discard);
+    rc = rc ? rc : xs_writef(b, "feature-max-indirect-segments", "%d",
+                             BLKBACK_MAX_INDIRECT_SEGMENTS);
     if (!rc && b->io.discard) {
         rc = xs_writef(b, "discard-granularity", "%llu", DOMUS_PAGE_SIZE);
         rc = rc ? rc : xs_writef(b, "discard-alignment", "0");

@@ -4,7 +4,8 @@
 # discarded; /dev/xvdc (ro) must be read-only (info VDISK_READONLY) and refuse
 # writes.  (That the back end itself refuses writes to a read-only disk is
 # checked by tests/unit/test_blkback.c: the guest's block layer never sends
-# them.)  domus.blk=read: the pattern must be on xvdb.
+# them.)  domus.blk=read: the pattern must be on xvdb; the first such boot
+# marks the disk and reboots, the next one (the restarted domain) powers off.
 # Pattern: `yes domus-blk-0123456789abcdef | head -c 4194304` at offset 0.
 . /tests/lib.sh
 echo BOOTED
@@ -25,12 +26,24 @@ readback() { dd if=/dev/xvdb bs=65536 count=64 iflag=direct 2>/dev/null | md5sum
 
 if [ "$mode" = read ]; then
     got="$(readback)"
-    check "blk: second boot reads the pattern back (got $got)" [ "$got" = "$want" ]
+    check "blk: a later boot reads the pattern back (got $got)" [ "$got" = "$want" ]
+    # The first read boot marks the disk (sector 30720) and reboots; the
+    # domain restarts (on_reboot = restart) and its next boot powers off.
+    mark="$(dd if=/dev/xvdb bs=512 skip=30720 count=1 iflag=direct 2>/dev/null | head -c 8)"
+    if [ "$mark" != REBOOTED ]; then
+        printf 'REBOOTED' | dd of=/dev/xvdb bs=512 seek=30720 conv=sync oflag=direct 2>/dev/null
+        check "blk: marked the disk before rebooting" sync
+        echo BLK-DONE
+        reboot -f
+    fi
+    pass "blk: the restarted domain sees the mark written before the reboot"
     echo BLK-DONE
     poweroff -f
 fi
 
 check "blk: xvdb is writable (ro=$(cat /sys/block/xvdb/ro 2>&1))" [ "$(cat /sys/block/xvdb/ro)" = 0 ]
+segs="$(cat /sys/block/xvdb/queue/max_segments 2>/dev/null)"
+check "blk: indirect descriptors in use (max_segments=$segs)" [ "${segs:-0}" -gt 11 ]
 pattern >/tmp/pat
 # Speeds from /proc/uptime (centiseconds) around the dd of 4 MiB.
 now() { cut -d' ' -f1 /proc/uptime; }

@@ -2,7 +2,8 @@
 # Virtual disks: xen-blkfront in a guest against Domus's blkback
 # (tests/guest/blk.sh).  Boot 1 writes a pattern to xvdb (a 16 MiB raw
 # image), discards a range, and checks that xvdc (access=ro) refuses
-# writes; Domain 0 then checks the image; boot 2 reads the pattern back.
+# writes; Domain 0 then checks the image; a second domain reads the pattern
+# back, marks the disk and reboots; restarted, it sees the mark.
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib-toolstack.sh"
 trap stop_domusd EXIT
@@ -13,15 +14,16 @@ rosum="$(md5sum <"$RO" | cut -d' ' -f1)"
 want="$(yes domus-blk-0123456789abcdef | head -c 4194304 | md5sum | cut -d' ' -f1)"
 zero="$(dd if=/dev/zero bs=1048576 count=1 2>/dev/null | md5sum | cut -d' ' -f1)"
 
-boot() { # boot NAME MODE
+boot() { # boot NAME MODE [BOOTS]: BOOTS incarnations (reboots restart it)
     EXTRA_CMDLINE="domus.blk=$2 domus.rosum=$rosum" mkcfg "$1" blk 1 'on_poweroff = "destroy"' \
+        'on_reboot = "restart"' \
         "disk = [ '$IMG,raw,xvdb,rw', 'format=raw, vdev=xvdc, access=ro, target=$RO' ]"
     if ! domus create "$DOMUS_TMP/$1.cfg"; then
         fail "blk $2: domus create"
         return 1
     fi
     pass "blk $2: domus create with two disks"
-    check "blk $2: the guest finished" wait_log "$1" BLK-DONE 240
+    check "blk $2: the guest finished (${3:-1} boot(s))" wait_log "$1" BLK-DONE 240 "${3:-1}"
     check "blk $2: the guest powered off" wait_gone "$1" 120
     relay "$1" || fail "blk $2: guest lines (console: $(tail -n 5 "$(console_log "$1")" | tr -d '\r' | tr '\n' '|'))"
 }
@@ -50,7 +52,9 @@ check "blk: Domain 0 finds the guest's pattern in the image" [ "$got" = "$want" 
 got="$(dd if="$IMG" bs=1048576 skip=8 count=1 2>/dev/null | md5sum | cut -d' ' -f1)"
 check "blk: the discarded MiB is zeros in the image" [ "$got" = "$zero" ]
 check "blk: the read-only image is unchanged" [ "$(md5sum <"$RO" | cut -d' ' -f1)" = "$rosum" ]
-boot blkr read
+boot blkr read 2
+check "blk: Domain 0 finds the mark the guest wrote before its reboot" \
+    [ "$(dd if="$IMG" bs=512 skip=30720 count=1 2>/dev/null | head -c 8)" = REBOOTED ]
 check "blk: no backend nodes left in xenstore" sh -c \
     "! XENSTORED_PATH='$DOMUS_RUN_DIR/xenstored/socket' xenstore-ls /local/domain/0/backend/vbd 2>/dev/null | grep -q ."
 exit 0

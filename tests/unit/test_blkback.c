@@ -114,10 +114,62 @@ static void test_hostile_segments(void)
     CHECK("an unused grant is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r.seg[0].gref = 0xffffffffu;
     CHECK("a grant ref beyond the table is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
-    r = rq(BLKIF_OP_INDIRECT, 0, 1);
-    CHECK("indirect is EOPNOTSUPP", blkback_do_request(&io, &r) == BLKIF_RSP_EOPNOTSUPP);
     r.operation = 200;
     CHECK("unknown operation is EOPNOTSUPP", blkback_do_request(&io, &r) == BLKIF_RSP_EOPNOTSUPP);
+}
+
+/* An indirect request whose segment list is in page 15 (grant 15). */
+static blkif_request_t irq(uint8_t op, uint64_t sector, unsigned nseg)
+{
+    blkif_request_t r;
+    blkif_request_indirect_t ir = {.operation = BLKIF_OP_INDIRECT, .indirect_op = op,
+                                   .nr_segments = (uint16_t)nseg, .id = 0x77,
+                                   .sector_number = sector, .indirect_grefs = {15}};
+    struct blkif_request_segment *segs = (void *)page(15);
+    for (unsigned i = 0; i < 512; i++)
+        segs[i] = (struct blkif_request_segment){.gref = 1 + i % 14, .first_sect = 0, .last_sect = 7};
+    memcpy(&r, &ir, sizeof(ir));
+    return r;
+}
+
+static void test_indirect(void)
+{
+    for (unsigned i = 1; i <= 14; i++)
+        memset(page(i), 'a' + (int)i, 4096);
+    blkif_request_t r = irq(BLKIF_OP_WRITE, 16, 28);
+    uint8_t buf[4096];
+    CHECK("indirect write of 28 segments",
+          blkback_do_request(&io, &r) == BLKIF_RSP_OKAY &&
+              pread(io.fd, buf, 4096, (16 + 27 * 8) * 512) == 4096 && buf[0] == 'a' + 14);
+    memset(page(3), 0, 4096);
+    r = irq(BLKIF_OP_READ, 16 + 2 * 8, 1);
+    ((struct blkif_request_segment *)page(15))[0].gref = 3;
+    CHECK("indirect read", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY && page(3)[0] == 'a' + 3);
+    r = irq(BLKIF_OP_READ, 0, 256);
+    CHECK("indirect with 256 segments", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
+    r = irq(BLKIF_OP_READ, 0, 257);
+    CHECK("indirect with 257 segments is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r = irq(BLKIF_OP_READ, 0, 0);
+    CHECK("indirect with no segments is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r = irq(BLKIF_OP_READ, 0, 65535);
+    CHECK("indirect with 65535 segments is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r = irq(BLKIF_OP_DISCARD, 0, 1);
+    CHECK("indirect discard is EOPNOTSUPP", blkback_do_request(&io, &r) == BLKIF_RSP_EOPNOTSUPP);
+    r = irq(BLKIF_OP_READ, 0, 2);
+    ((blkif_request_indirect_t *)&r)->indirect_grefs[0] = 25;
+    CHECK("indirect page not granted is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    ((blkif_request_indirect_t *)&r)->indirect_grefs[0] = 20; /* read-only grant: fine */
+    memcpy(page(20), page(15), 16);
+    CHECK("indirect page may be a read-only grant", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
+    r = irq(BLKIF_OP_READ, 0, 2);
+    ((struct blkif_request_segment *)page(15))[1].last_sect = 9;
+    CHECK("indirect segment with last_sect 9 is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    r = irq(BLKIF_OP_WRITE, IMG_SECTORS - 8, 2);
+    CHECK("indirect write past the end is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    io.readwrite = false;
+    r = irq(BLKIF_OP_WRITE, 0, 1);
+    CHECK("read-only disk: indirect write is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    io.readwrite = true;
 }
 
 static void test_flush_discard_ro(void)
@@ -167,7 +219,7 @@ static void test_ring(void)
     BACK_RING_INIT(&back, s, 4096);
     for (unsigned i = 0; i < 3; i++) {
         blkif_request_t *r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
-        *r = rq(BLKIF_OP_READ, i * 8, 1);
+        *r = i == 1 ? irq(BLKIF_OP_READ, 8, 1) : rq(BLKIF_OP_READ, i * 8, 1);
         r->id = 100 + i;
     }
     s->req_prod = front.req_prod_pvt;
@@ -177,6 +229,9 @@ static void test_ring(void)
           n == 3 && s->rsp_prod == 3 && rsp->id == 102 && rsp->status == BLKIF_RSP_OKAY &&
               rsp->operation == BLKIF_OP_READ && notify);
     CHECK("ring: req_event asks for the next request", s->req_event == 4);
+    CHECK("ring: an indirect read answers as a read",
+          RING_GET_RESPONSE(&front, 1)->operation == BLKIF_OP_READ &&
+              RING_GET_RESPONSE(&front, 1)->status == BLKIF_RSP_OKAY);
     /* A whole ring of garbage requests with sane indexes. */
     srand(42);
     for (unsigned i = 0; i < RING_SIZE(&front); i++) {
@@ -186,6 +241,12 @@ static void test_ring(void)
     }
     s->req_prod = front.req_prod_pvt;
     n = blkback_do_ring(&io, &back, &notify);
+    unsigned bad_op = 0;
+    for (RING_IDX i = front.req_prod_pvt - RING_SIZE(&front); i != front.req_prod_pvt; i++) {
+        blkif_response_t *x = RING_GET_RESPONSE(&front, i);
+        bad_op += x->status == BLKIF_RSP_OKAY && x->operation > BLKIF_OP_DISCARD;
+    }
+    CHECK("ring: garbage answers carry plausible operations", bad_op == 0);
     CHECK("ring: a full ring of garbage is answered", n == (int)RING_SIZE(&front) &&
                                                         back.rsp_prod_pvt == front.req_prod_pvt);
     s->req_prod = back.req_cons + RING_SIZE(&back) + 1;
@@ -203,6 +264,7 @@ int main(void)
     setup();
     test_rw();
     test_hostile_segments();
+    test_indirect();
     test_flush_discard_ro();
     test_ring();
     close(io.fd);

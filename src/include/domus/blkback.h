@@ -15,8 +15,10 @@
  *
  * Requests: READ, WRITE (grants of at most BLKIF_MAX_SEGMENTS_PER_REQUEST
  * segments, each first_sect <= last_sect <= 7, the whole range inside the
- * image), FLUSH_DISKCACHE and WRITE_BARRIER (fdatasync), DISCARD (hole
- * punched) when offered; anything else gets BLKIF_RSP_EOPNOTSUPP.  A
+ * image), INDIRECT READ/WRITE (at most BLKBACK_MAX_INDIRECT_SEGMENTS
+ * segments in granted pages, copied out once), FLUSH_DISKCACHE and
+ * WRITE_BARRIER (fdatasync), DISCARD (hole punched) when offered; anything
+ * else gets BLKIF_RSP_EOPNOTSUPP.  A
  * read-only disk (mode "r", VDISK_READONLY) answers writes and discards
  * with BLKIF_RSP_ERROR.  Ring indexes are hostile: a producer more than a
  * ring ahead disconnects the front end (state Closing), never a crash. */
@@ -32,6 +34,7 @@
 #include <xen/io/blkif.h>
 
 #define BLKBACK_SECTOR 512
+#define BLKBACK_MAX_INDIRECT_SEGMENTS 256 /* feature-max-indirect-segments */
 
 struct blkback;
 
