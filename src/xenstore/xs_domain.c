@@ -371,21 +371,6 @@ static bool real_domid(long domid)
     return domid > 0 && domid < XS_DOMID_FIRST_RESERVED;
 }
 
-static unsigned nstrings(const struct xs_req *r)
-{
-    unsigned n = 0;
-    for (uint32_t i = 0; i < r->len; i++)
-        n += r->p[i] == '\0';
-    return n;
-}
-
-static const char *onearg(const struct xs_req *r)
-{
-    if (!r->len || memchr(r->p, 0, r->len) != r->p + r->len - 1)
-        return NULL;
-    return r->p;
-}
-
 static int introduce(struct xs_daemon *d, unsigned domid, uint64_t gfn, unsigned port)
 {
     struct xs_domain *dom = dom_find(d, domid);
@@ -425,7 +410,7 @@ static int introduce(struct xs_daemon *d, unsigned domid, uint64_t gfn, unsigned
 /* domid | gfn | evtchn | */
 int do_introduce(struct xs_conn *c, struct xs_req *r)
 {
-    if (nstrings(r) < 3)
+    if (xs_req_nstrings(r) < 3)
         return -EINVAL;
     const char *s1 = r->p + strlen(r->p) + 1;
     const char *s2 = s1 + strlen(s1) + 1;
@@ -441,7 +426,7 @@ int do_introduce(struct xs_conn *c, struct xs_req *r)
 
 static int onearg_domain(struct xs_conn *c, struct xs_req *r, struct xs_domain **out)
 {
-    const char *arg = onearg(r);
+    const char *arg = xs_req_onearg(r);
     if (!arg)
         return -EINVAL;
     long domid = atol(arg);
@@ -485,7 +470,7 @@ static int connected_domain(struct xs_daemon *d, long domid, struct xs_domain **
 
 int do_set_target(struct xs_conn *c, struct xs_req *r)
 {
-    if (nstrings(r) < 2)
+    if (xs_req_nstrings(r) < 2)
         return -EINVAL;
     struct xs_domain *dom, *tdom;
     int rc = connected_domain(c->d, atol(r->p), &dom);
@@ -500,7 +485,7 @@ int do_set_target(struct xs_conn *c, struct xs_req *r)
 
 int do_is_introduced(struct xs_conn *c, struct xs_req *r)
 {
-    const char *arg = onearg(r);
+    const char *arg = xs_req_onearg(r);
     if (!arg)
         return -EINVAL;
     long domid = atol(arg);

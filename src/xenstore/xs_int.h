@@ -232,6 +232,10 @@ struct xs_req {
     struct xs_tx *tx;
 };
 void xs_process(struct xs_conn *c, struct xs_req *r);
+/* NUL-terminated strings in the payload. */
+unsigned xs_req_nstrings(const struct xs_req *r);
+/* The payload when it is exactly one NUL-terminated string, else NULL. */
+const char *xs_req_onearg(const struct xs_req *r);
 void xs_reply(struct xs_conn *c, struct xs_req *r, const void *data, uint32_t len);
 int rm_tree(struct xs_view *v, const char *name);
 

@@ -34,7 +34,7 @@ static int ack(struct xs_conn *c, struct xs_req *r)
     return 0;
 }
 
-static unsigned count_strings(const struct xs_req *r)
+unsigned xs_req_nstrings(const struct xs_req *r)
 {
     unsigned n = 0;
     for (uint32_t i = 0; i < r->len; i++)
@@ -42,8 +42,7 @@ static unsigned count_strings(const struct xs_req *r)
     return n;
 }
 
-/* The payload must be exactly one NUL-terminated string. */
-static const char *onearg(const struct xs_req *r)
+const char *xs_req_onearg(const struct xs_req *r)
 {
     if (!r->len || memchr(r->p, 0, r->len) != r->p + r->len - 1)
         return NULL;
@@ -303,7 +302,7 @@ out:
 static int do_read_like(struct xs_conn *c, struct xs_req *r, bool dir)
 {
     struct xs_view v = VIEW(c, r);
-    const char *arg = onearg(r);
+    const char *arg = xs_req_onearg(r);
     char *name = arg ? canonicalize(c, arg) : NULL;
     const struct xs_node *n;
     int rc = arg && !name ? -ENOMEM : get_node(&v, name, XSP_READ, &n);
@@ -353,7 +352,7 @@ static void reply_dir_part(struct xs_conn *c, struct xs_req *r, const struct xs_
 
 static int do_directory_part(struct xs_conn *c, struct xs_req *r)
 {
-    if (count_strings(r) != 2)
+    if (xs_req_nstrings(r) != 2)
         return -EINVAL;
     struct xs_view v = VIEW(c, r);
     char *name = canonicalize(c, r->p);
@@ -375,7 +374,7 @@ static int do_directory_part(struct xs_conn *c, struct xs_req *r)
 static int do_get_perms(struct xs_conn *c, struct xs_req *r)
 {
     struct xs_view v = VIEW(c, r);
-    const char *arg = onearg(r);
+    const char *arg = xs_req_onearg(r);
     char *name = arg ? canonicalize(c, arg) : NULL;
     const struct xs_node *n;
     int rc = arg && !name ? -ENOMEM : get_node(&v, name, XSP_READ, &n);
@@ -408,7 +407,7 @@ static int write_existing(struct xs_view *v, const struct xs_node *n, const void
 
 static int do_write(struct xs_conn *c, struct xs_req *r)
 {
-    if (count_strings(r) < 1)
+    if (xs_req_nstrings(r) < 1)
         return -EINVAL;
     struct xs_view v = VIEW(c, r);
     size_t off = strlen(r->p) + 1;
@@ -434,7 +433,7 @@ static int do_write(struct xs_conn *c, struct xs_req *r)
 static int do_mkdir(struct xs_conn *c, struct xs_req *r)
 {
     struct xs_view v = VIEW(c, r);
-    const char *arg = onearg(r);
+    const char *arg = xs_req_onearg(r);
     char *name = arg ? canonicalize(c, arg) : NULL;
     const struct xs_node *n;
     int rc = arg && !name ? -ENOMEM : get_node(&v, name, XSP_WRITE, &n);
@@ -452,7 +451,7 @@ static int do_mkdir(struct xs_conn *c, struct xs_req *r)
 static int do_rm(struct xs_conn *c, struct xs_req *r)
 {
     struct xs_view v = VIEW(c, r);
-    const char *arg = onearg(r);
+    const char *arg = xs_req_onearg(r);
     char *name = arg ? canonicalize(c, arg) : NULL;
     const struct xs_node *n;
     int rc = arg && !name ? -ENOMEM : get_node(&v, name, XSP_WRITE, &n);
@@ -504,7 +503,7 @@ static int set_node_perms(struct xs_view *v, const char *name, struct xs_perm *p
 
 static int do_set_perms(struct xs_conn *c, struct xs_req *r)
 {
-    unsigned num = count_strings(r);
+    unsigned num = xs_req_nstrings(r);
     if (num < 2)
         return -EINVAL;
     num--;
@@ -585,7 +584,7 @@ static void tx_unlink(struct xs_conn *c, struct xs_tx *t)
 
 static int do_tx_end(struct xs_conn *c, struct xs_req *r)
 {
-    const char *arg = onearg(r);
+    const char *arg = xs_req_onearg(r);
     if (!arg || (strcmp(arg, "T") && strcmp(arg, "F")))
         return -EINVAL;
     if (!r->tx)
@@ -600,7 +599,7 @@ static int do_tx_end(struct xs_conn *c, struct xs_req *r)
 
 static int do_get_domain_path(struct xs_conn *c, struct xs_req *r)
 {
-    const char *arg = onearg(r);
+    const char *arg = xs_req_onearg(r);
     if (!arg)
         return -EINVAL;
     char buf[48];
@@ -620,7 +619,7 @@ static int do_reset_watches(struct xs_conn *c, struct xs_req *r)
 static int do_control(struct xs_conn *c, struct xs_req *r)
 {
     static const char help[] = "check\t\nhelp\t\nlog\ton|off\nprint\t<string>\nquota\t\n";
-    unsigned num = count_strings(r);
+    unsigned num = xs_req_nstrings(r);
     if (num < 1)
         return -EINVAL;
     const char *cmd = r->p, *arg = r->p + strlen(r->p) + 1;
