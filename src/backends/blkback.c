@@ -1,28 +1,23 @@
 /* Block back end: the Domain 0 end of xen-blkfront (contract: blkback.h). */
 #include "domus/blkback.h"
 #include "domus/util.h"
+#include "domus/xenbus_be.h"
 #include "domus/xsclient.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fs.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <xen/io/protocols.h>
-#include <xen/io/xenbus.h>
-#include <xen/io/xs_wire.h>
 
 #define SECTORS_PER_PAGE (DOMUS_PAGE_SIZE / BLKBACK_SECTOR)
 
@@ -202,116 +197,50 @@ int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *
 /* ---- the xenbus side ---- */
 
 struct blkback {
+    struct xbe xb;
     struct blkback_io io;
-    uint32_t devid;
-    char bpath[96], fpath[96];
-    char xs_path[108];
-    struct xsc xs; /* requests */
-    struct xsc xw; /* watch events only */
-    bool xs_ok;
-    int kick_fd, stop_fd;
-    pthread_t thread;
-    bool thread_started;
-    enum xenbus_state state; /* ours, as last written */
-    bool connected;
-    uint32_t port;
     blkif_back_ring_t ring;
 };
 
-static int xs_writef(struct blkback *b, const char *rel, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int xs_writef(struct blkback *b, const char *rel, const char *fmt, ...)
+static int advertise(struct xbe *x)
 {
-    char path[160], val[64];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(val, sizeof(val), fmt, ap);
-    va_end(ap);
-    snprintf(path, sizeof(path), "%s/%s", b->bpath, rel);
-    return xsc_write(&b->xs, path, val);
-}
-
-/* An unsigned number at dir/rel (front end nodes are hostile: strict
- * decimal, at most max).  -ENOENT when absent, -EINVAL when malformed. */
-static int xs_read_uint(struct blkback *b, const char *dir, const char *rel, uint64_t max,
-                        uint64_t *out)
-{
-    char path[160], *v = NULL, *end;
-    int rc;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    rc = xsc_read(&b->xs, path, &v);
-    if (rc)
-        goto out;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    rc = (!*v || *v < '0' || *v > '9' || *end || errno || x > max) ? -EINVAL : 0;
-    if (!rc)
-        *out = x;
-out:
-    free(v);
-    return rc;
-}
-
-static void set_state(struct blkback *b, enum xenbus_state s)
-{
-    if (b->state == s)
-        return;
-    b->state = s;
-    int rc = xs_writef(b, "state", "%d", (int)s);
-    if (rc)
-        dwarn("vbd %u: writing state %d: %s", b->devid, (int)s, strerror(-rc));
-}
-
-static int advertise(struct blkback *b)
-{
+    struct blkback *b = x->priv;
     uint64_t enable = 1;
     int rc;
 
-    xs_read_uint(b, b->bpath, "discard-enable", 1, &enable);
+    xbe_read_uint(x, x->bpath, "discard-enable", 1, &enable);
     b->io.discard = enable && b->io.readwrite;
-    rc = xs_writef(b, "sector-size", "%d", BLKBACK_SECTOR);
-    rc = rc ? rc : xs_writef(b, "sectors", "%" PRIu64, b->io.sectors);
-    rc = rc ? rc : xs_writef(b, "info", "%d", b->io.readwrite ? 0 : VDISK_READONLY);
-    rc = rc ? rc : xs_writef(b, "feature-flush-cache", "1");
-    rc = rc ? rc : xs_writef(b, "feature-barrier", "1");
-    rc = rc ? rc : xs_writef(b, "feature-discard", "%d", b->io.discard);
-    rc = rc ? rc : xs_writef(b, "feature-max-indirect-segments", "%d",
-                             BLKBACK_MAX_INDIRECT_SEGMENTS);
+    rc = xbe_writef(x, "sector-size", "%d", BLKBACK_SECTOR);
+    rc = rc ? rc : xbe_writef(x, "sectors", "%" PRIu64, b->io.sectors);
+    rc = rc ? rc : xbe_writef(x, "info", "%d", b->io.readwrite ? 0 : VDISK_READONLY);
+    rc = rc ? rc : xbe_writef(x, "feature-flush-cache", "1");
+    rc = rc ? rc : xbe_writef(x, "feature-barrier", "1");
+    rc = rc ? rc : xbe_writef(x, "feature-discard", "%d", b->io.discard);
+    rc = rc ? rc : xbe_writef(x, "feature-max-indirect-segments", "%d",
+                              BLKBACK_MAX_INDIRECT_SEGMENTS);
     if (!rc && b->io.discard) {
-        rc = xs_writef(b, "discard-granularity", "%llu", DOMUS_PAGE_SIZE);
-        rc = rc ? rc : xs_writef(b, "discard-alignment", "0");
-        rc = rc ? rc : xs_writef(b, "discard-secure", "0");
+        rc = xbe_writef(x, "discard-granularity", "%llu", DOMUS_PAGE_SIZE);
+        rc = rc ? rc : xbe_writef(x, "discard-alignment", "0");
+        rc = rc ? rc : xbe_writef(x, "discard-secure", "0");
     }
     return rc;
 }
 
-static void disconnect(struct blkback *b)
+static void blk_disconnect(struct xbe *x)
 {
-    if (!b->connected)
-        return;
-    evtchn_unbind_backend(b->io.d, b->port, b->kick_fd); /* -EINVAL if the guest closed it */
-    b->connected = false;
+    struct blkback *b = x->priv;
+
     memset(&b->ring, 0, sizeof(b->ring));
 }
 
-/* The front end broke the protocol: stop serving it and close. */
-static void fatal(struct blkback *b, const char *why)
-{
-    dwarn("dom%u vbd %u: %s; closing", b->io.d->domid, b->devid, why);
-    disconnect(b);
-    set_state(b, XenbusStateClosing);
-}
-
 /* The front end's protocol node, if any, must be the native ABI. */
-static int check_protocol(struct blkback *b)
+static int check_protocol(struct xbe *x)
 {
     char path[160], *v = NULL;
     int rc;
 
-    snprintf(path, sizeof(path), "%s/protocol", b->fpath);
-    rc = xsc_read(&b->xs, path, &v);
+    snprintf(path, sizeof(path), "%s/protocol", x->fpath);
+    rc = xsc_read(&x->xs, path, &v);
     if (rc == -ENOENT)
         return 0;
     if (!rc && strcmp(v, XEN_IO_PROTO_ABI_X86_64))
@@ -320,164 +249,40 @@ static int check_protocol(struct blkback *b)
     return rc;
 }
 
-static const char *connect_ring(struct blkback *b)
+static const char *blk_connect(struct xbe *x)
 {
-    uint64_t ref, port, x, gpa;
+    struct blkback *b = x->priv;
     blkif_sring_t *sring;
+    uint64_t n;
 
-    if (xs_read_uint(b, b->fpath, "ring-ref", UINT32_MAX, &ref) ||
-        xs_read_uint(b, b->fpath, "event-channel", UINT32_MAX, &port))
-        return "front end gave no valid ring-ref or event-channel";
-    if (!xs_read_uint(b, b->fpath, "ring-page-order", 64, &x) && x)
+    if (!xbe_read_uint(x, x->fpath, "ring-page-order", 64, &n) && n)
         return "multi-page rings are not offered";
-    if (!xs_read_uint(b, b->fpath, "multi-queue-num-queues", 1024, &x) && x != 1)
+    if (!xbe_read_uint(x, x->fpath, "multi-queue-num-queues", 1024, &n) && n != 1)
         return "multiple queues are not offered";
-    if (check_protocol(b))
+    if (check_protocol(x))
         return "unsupported protocol (native x86_64-abi only)";
-    if (gnttab_check(b->io.d, (grant_ref_t)ref, 0, true, &gpa) != GNTST_okay ||
-        !(sring = gmem_ptr(&b->io.d->mem, gpa, DOMUS_PAGE_SIZE)))
+    if (!(sring = xbe_map_ring(x, "ring-ref")))
         return "ring-ref is not a writable grant to Domain 0";
-    if (evtchn_bind_backend(b->io.d, (uint32_t)port, b->kick_fd) < 0)
-        return "event-channel is not a port unbound for Domain 0";
-    b->port = (uint32_t)port;
     BACK_RING_INIT(&b->ring, sring, DOMUS_PAGE_SIZE);
-    b->connected = true;
-    dinfo("dom%u vbd %u: connected (ring-ref %" PRIu64 ", port %u)", b->io.d->domid, b->devid,
-          ref, b->port);
-    return NULL;
+    return xbe_bind_port(x, "event-channel");
 }
 
-static void serve(struct blkback *b)
+static void blk_serve(struct xbe *x)
 {
+    struct blkback *b = x->priv;
     bool notify;
 
-    if (!b->connected)
-        return;
     int n = blkback_do_ring(&b->io, &b->ring, &notify);
     if (n < 0)
-        fatal(b, "front end ring indexes are corrupt");
+        xbe_fatal(x, "front end ring indexes are corrupt");
     else if (notify)
-        evtchn_notify_guest(b->io.d, b->port);
+        xbe_notify(x);
 }
 
-static void frontend_changed(struct blkback *b, uint64_t fst)
-{
-    const char *why;
-
-    switch (fst) {
-    case XenbusStateInitialising:
-        if (b->state == XenbusStateClosed)
-            set_state(b, XenbusStateInitWait);
-        break;
-    case XenbusStateInitialised:
-    case XenbusStateConnected:
-        if (b->state != XenbusStateInitWait)
-            break;
-        if ((why = connect_ring(b))) {
-            fatal(b, why);
-            break;
-        }
-        set_state(b, XenbusStateConnected);
-        serve(b);
-        break;
-    case XenbusStateClosing:
-        set_state(b, XenbusStateClosing);
-        break;
-    case XenbusStateClosed:
-        disconnect(b);
-        set_state(b, XenbusStateClosed);
-        break;
-    default: /* Unknown, gone or nonsense */
-        disconnect(b);
-        break;
-    }
-}
-
-/* Looks at both directories and moves the back end along. */
-static void reconcile(struct blkback *b)
-{
-    uint64_t x, fst = XenbusStateUnknown;
-
-    if (xs_read_uint(b, b->bpath, "state", 64, &x))
-        return; /* the toolstack has not written the backend yet */
-    if (b->state == XenbusStateInitialising) {
-        int rc = advertise(b);
-        if (rc) {
-            dwarn("vbd %u: advertising features: %s", b->devid, strerror(-rc));
-            return;
-        }
-        b->state = XenbusStateUnknown; /* force the write */
-        set_state(b, XenbusStateInitWait);
-    }
-    xs_read_uint(b, b->fpath, "state", 64, &fst);
-    frontend_changed(b, fst);
-}
-
-static int add_watch(struct blkback *b, const char *path, const char *token)
-{
-    char buf[256];
-    size_t lp = strlen(path) + 1, lt = strlen(token) + 1;
-
-    memcpy(buf, path, lp);
-    memcpy(buf + lp, token, lt);
-    return xsc_request(&b->xw, XS_WATCH, buf, lp + lt, NULL, NULL);
-}
-
-static int xs_setup(struct blkback *b)
-{
-    char path[160];
-    int rc = xsc_open(&b->xs, b->xs_path);
-
-    rc = rc ? rc : xsc_open(&b->xw, b->xs_path);
-    snprintf(path, sizeof(path), "%s/state", b->bpath);
-    rc = rc ? rc : add_watch(b, path, "back");
-    snprintf(path, sizeof(path), "%s/state", b->fpath);
-    rc = rc ? rc : add_watch(b, path, "front");
-    return rc;
-}
-
-/* Reads (and drops) one watch event; false when xenstored went away. */
-static bool drain_watch(struct blkback *b)
-{
-    struct xsd_sockmsg hdr;
-    char body[XENSTORE_PAYLOAD_MAX];
-
-    if (recv(b->xw.fd, &hdr, sizeof(hdr), MSG_WAITALL) != sizeof(hdr) ||
-        hdr.len > XENSTORE_PAYLOAD_MAX)
-        return false;
-    return !hdr.len || recv(b->xw.fd, body, hdr.len, MSG_WAITALL) == (ssize_t)hdr.len;
-}
-
-static void *blk_thread(void *arg)
-{
-    struct blkback *b = arg;
-    int rc = xs_setup(b);
-
-    b->xs_ok = !rc;
-    if (rc)
-        dwarn("vbd %u: xenstore %s: %s; the disk stays unplugged", b->devid, b->xs_path,
-              strerror(-rc));
-    else
-        reconcile(b);
-    for (;;) {
-        struct pollfd p[3] = {{b->stop_fd, POLLIN, 0}, {b->kick_fd, POLLIN, 0},
-                              {b->xs_ok ? b->xw.fd : -1, POLLIN, 0}};
-        uint64_t v;
-        if (poll(p, 3, b->connected ? 1000 : -1) < 0 && errno != EINTR)
-            break;
-        if (p[0].revents)
-            break;
-        if (p[2].revents) {
-            b->xs_ok = drain_watch(b);
-            if (b->xs_ok)
-                reconcile(b);
-        }
-        if (p[1].revents && read(b->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-            dwarn("vbd %u: kick: %s", b->devid, strerror(errno));
-        serve(b); /* also on timeout: an event may have been lost */
-    }
-    return NULL;
-}
+static const struct xbe_ops blk_ops = {
+    .advertise = advertise, .connect = blk_connect, .disconnect = blk_disconnect,
+    .serve = blk_serve,
+};
 
 static int open_image(struct blkback *b, const char *path, char *err, size_t errlen)
 {
@@ -512,28 +317,17 @@ int blkback_start(struct domain *d, const struct blkback_cfg *cfg, struct blkbac
 
     if (!b)
         return -ENOMEM;
-    *b = (struct blkback){.io = {.d = d, .fd = -1, .readwrite = cfg->readwrite},
-                          .devid = cfg->devid, .xs = {.fd = -1}, .xw = {.fd = -1},
-                          .kick_fd = -1, .stop_fd = -1, .state = XenbusStateInitialising};
-    snprintf(b->bpath, sizeof(b->bpath), "/local/domain/0/backend/vbd/%u/%u", d->domid,
-             cfg->devid);
-    snprintf(b->fpath, sizeof(b->fpath), "/local/domain/%u/device/vbd/%u", d->domid,
-             cfg->devid);
-    snprintf(b->xs_path, sizeof(b->xs_path), "%s", cfg->xs_path ? cfg->xs_path : "");
-    if ((rc = open_image(b, cfg->path, err, errlen)) < 0)
-        goto out;
-    b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    b->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (b->kick_fd < 0 || b->stop_fd < 0) {
-        rc = -errno;
-        dfmt(err, errlen, "disk %s: %s", cfg->path, strerror(errno));
+    b->io = (struct blkback_io){.d = d, .fd = -1, .readwrite = cfg->readwrite};
+    if ((rc = xbe_init(&b->xb, d, "vbd", cfg->devid, cfg->xs_path, &blk_ops, b)) < 0) {
+        dfmt(err, errlen, "disk %s: %s", cfg->path, strerror(-rc));
         goto out;
     }
-    if ((rc = -pthread_create(&b->thread, NULL, blk_thread, b)) < 0) {
+    if ((rc = open_image(b, cfg->path, err, errlen)) < 0)
+        goto out;
+    if ((rc = xbe_start(&b->xb)) < 0) {
         dfmt(err, errlen, "disk %s: thread: %s", cfg->path, strerror(-rc));
         goto out;
     }
-    b->thread_started = true;
     *out = b;
     return 0;
 out:
@@ -543,20 +337,12 @@ out:
 
 void blkback_stop(struct blkback *b)
 {
-    uint64_t one = 1;
-
     if (!b)
         return;
-    if (b->thread_started && write(b->stop_fd, &one, sizeof(one)) == sizeof(one))
-        pthread_join(b->thread, NULL);
-    disconnect(b);
+    xbe_stop(&b->xb);
     if (b->io.fd >= 0 && b->io.readwrite && fdatasync(b->io.fd) < 0 && errno != EINVAL)
-        dwarn("vbd %u: sync: %s", b->devid, strerror(errno));
-    int fds[] = {b->io.fd, b->kick_fd, b->stop_fd};
-    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-    xsc_close(&b->xs);
-    xsc_close(&b->xw);
+        dwarn("vbd %u: sync: %s", b->xb.devid, strerror(errno));
+    if (b->io.fd >= 0)
+        close(b->io.fd);
     free(b);
 }

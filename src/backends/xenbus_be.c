@@ -1,0 +1,268 @@
+/* The back-end half of a xenbus device (contract: xenbus_be.h). */
+#include "domus/xenbus_be.h"
+#include "domus/util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <xen/io/xs_wire.h>
+
+int xbe_writef(struct xbe *x, const char *rel, const char *fmt, ...)
+{
+    char path[160], val[64];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(val, sizeof(val), fmt, ap);
+    va_end(ap);
+    snprintf(path, sizeof(path), "%s/%s", x->bpath, rel);
+    return xsc_write(&x->xs, path, val);
+}
+
+int xbe_read_uint(struct xbe *x, const char *dir, const char *rel, uint64_t max, uint64_t *out)
+{
+    char path[160], *v = NULL, *end;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    rc = xsc_read(&x->xs, path, &v);
+    if (rc)
+        goto out;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    rc = (!*v || *v < '0' || *v > '9' || *end || errno || n > max) ? -EINVAL : 0;
+    if (!rc)
+        *out = n;
+out:
+    free(v);
+    return rc;
+}
+
+static void set_state(struct xbe *x, enum xenbus_state s)
+{
+    if (x->state == s)
+        return;
+    x->state = s;
+    int rc = xbe_writef(x, "state", "%d", (int)s);
+    if (rc)
+        dwarn("%s %u: writing state %d: %s", x->kind, x->devid, (int)s, strerror(-rc));
+}
+
+static void disconnect(struct xbe *x)
+{
+    if (!x->connected)
+        return;
+    evtchn_unbind_backend(x->d, x->port, x->kick_fd); /* -EINVAL if the guest closed it */
+    x->connected = false;
+    x->ops->disconnect(x);
+}
+
+void xbe_fatal(struct xbe *x, const char *why)
+{
+    dwarn("dom%u %s %u: %s; closing", x->d->domid, x->kind, x->devid, why);
+    disconnect(x);
+    set_state(x, XenbusStateClosing);
+}
+
+void xbe_notify(struct xbe *x)
+{
+    if (x->connected)
+        evtchn_notify_guest(x->d, x->port);
+}
+
+const char *xbe_bind_port(struct xbe *x, const char *rel)
+{
+    uint64_t port;
+
+    if (xbe_read_uint(x, x->fpath, rel, UINT32_MAX, &port))
+        return "front end gave no valid event-channel";
+    if (evtchn_bind_backend(x->d, (uint32_t)port, x->kick_fd) < 0)
+        return "event-channel is not a port unbound for Domain 0";
+    x->port = (uint32_t)port;
+    return NULL;
+}
+
+void *xbe_map_ring(struct xbe *x, const char *rel)
+{
+    uint64_t ref, gpa;
+
+    if (xbe_read_uint(x, x->fpath, rel, UINT32_MAX, &ref) ||
+        gnttab_check(x->d, (grant_ref_t)ref, 0, true, &gpa) != GNTST_okay)
+        return NULL;
+    return gmem_ptr(&x->d->mem, gpa, DOMUS_PAGE_SIZE);
+}
+
+static void frontend_changed(struct xbe *x, uint64_t fst)
+{
+    const char *why;
+
+    switch (fst) {
+    case XenbusStateInitialising:
+        if (x->state == XenbusStateClosed)
+            set_state(x, XenbusStateInitWait);
+        break;
+    case XenbusStateInitialised:
+    case XenbusStateConnected:
+        if (x->state != XenbusStateInitWait)
+            break;
+        if ((why = x->ops->connect(x))) {
+            if (x->port)
+                evtchn_unbind_backend(x->d, x->port, x->kick_fd);
+            x->port = 0;
+            xbe_fatal(x, why);
+            break;
+        }
+        x->connected = true;
+        dinfo("dom%u %s %u: connected (port %u)", x->d->domid, x->kind, x->devid, x->port);
+        set_state(x, XenbusStateConnected);
+        x->ops->serve(x);
+        break;
+    case XenbusStateClosing:
+        set_state(x, XenbusStateClosing);
+        break;
+    case XenbusStateClosed:
+        disconnect(x);
+        set_state(x, XenbusStateClosed);
+        break;
+    default: /* Unknown, gone or nonsense */
+        disconnect(x);
+        break;
+    }
+}
+
+/* Looks at both directories and moves the back end along. */
+static void reconcile(struct xbe *x)
+{
+    uint64_t n, fst = XenbusStateUnknown;
+
+    if (xbe_read_uint(x, x->bpath, "state", 64, &n))
+        return; /* the toolstack has not written the backend yet */
+    if (x->state == XenbusStateInitialising) {
+        int rc = x->ops->advertise(x);
+        if (rc) {
+            dwarn("%s %u: advertising features: %s", x->kind, x->devid, strerror(-rc));
+            return;
+        }
+        x->state = XenbusStateUnknown; /* force the write */
+        set_state(x, XenbusStateInitWait);
+    }
+    xbe_read_uint(x, x->fpath, "state", 64, &fst);
+    frontend_changed(x, fst);
+}
+
+static int add_watch(struct xbe *x, const char *dir, const char *token)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof(buf), "%s/state", dir);
+    size_t lt = strlen(token) + 1;
+
+    if (n < 0 || (size_t)n + 1 + lt > sizeof(buf))
+        return -ENAMETOOLONG;
+    memcpy(buf + n + 1, token, lt);
+    return xsc_request(&x->xw, XS_WATCH, buf, (size_t)n + 1 + lt, NULL, NULL);
+}
+
+static int xs_setup(struct xbe *x)
+{
+    int rc = xsc_open(&x->xs, x->xs_path);
+
+    rc = rc ? rc : xsc_open(&x->xw, x->xs_path);
+    rc = rc ? rc : add_watch(x, x->bpath, "back");
+    rc = rc ? rc : add_watch(x, x->fpath, "front");
+    return rc;
+}
+
+/* Reads (and drops) one watch event; false when xenstored went away. */
+static bool drain_watch(struct xbe *x)
+{
+    struct xsd_sockmsg hdr;
+    char body[XENSTORE_PAYLOAD_MAX];
+
+    if (recv(x->xw.fd, &hdr, sizeof(hdr), MSG_WAITALL) != sizeof(hdr) ||
+        hdr.len > XENSTORE_PAYLOAD_MAX)
+        return false;
+    return !hdr.len || recv(x->xw.fd, body, hdr.len, MSG_WAITALL) == (ssize_t)hdr.len;
+}
+
+static void *xbe_thread(void *arg)
+{
+    struct xbe *x = arg;
+    int rc = xs_setup(x);
+
+    x->xs_ok = !rc;
+    if (rc)
+        dwarn("%s %u: xenstore %s: %s; the device stays unplugged", x->kind, x->devid,
+              x->xs_path, strerror(-rc));
+    else
+        reconcile(x);
+    for (;;) {
+        struct pollfd p[4] = {{x->stop_fd, POLLIN, 0}, {x->kick_fd, POLLIN, 0},
+                              {x->xs_ok ? x->xw.fd : -1, POLLIN, 0}, {-1, 0, 0}};
+        uint64_t v;
+        if (x->connected && x->ops->poll_fd)
+            p[3].events = x->ops->poll_fd(x, &p[3].fd);
+        if (poll(p, 4, x->connected ? 1000 : -1) < 0 && errno != EINTR)
+            break;
+        if (p[0].revents)
+            break;
+        if (p[2].revents) {
+            x->xs_ok = drain_watch(x);
+            if (x->xs_ok)
+                reconcile(x);
+        }
+        if (p[1].revents && read(x->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+            dwarn("%s %u: kick: %s", x->kind, x->devid, strerror(errno));
+        if (x->connected)
+            x->ops->serve(x); /* also on timeout: an event may have been lost */
+    }
+    return NULL;
+}
+
+int xbe_init(struct xbe *x, struct domain *d, const char *kind, uint32_t devid,
+             const char *xs_path, const struct xbe_ops *ops, void *priv)
+{
+    *x = (struct xbe){.d = d, .ops = ops, .priv = priv, .kind = kind, .devid = devid,
+                      .xs = {.fd = -1}, .xw = {.fd = -1}, .kick_fd = -1, .stop_fd = -1,
+                      .state = XenbusStateInitialising};
+    snprintf(x->bpath, sizeof(x->bpath), "/local/domain/0/backend/%s/%u/%u", kind, d->domid,
+             devid);
+    snprintf(x->fpath, sizeof(x->fpath), "/local/domain/%u/device/%s/%u", d->domid, kind,
+             devid);
+    snprintf(x->xs_path, sizeof(x->xs_path), "%s", xs_path ? xs_path : "");
+    x->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    x->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return x->kick_fd < 0 || x->stop_fd < 0 ? -errno : 0;
+}
+
+int xbe_start(struct xbe *x)
+{
+    int rc = -pthread_create(&x->thread, NULL, xbe_thread, x);
+
+    x->thread_started = !rc;
+    return rc;
+}
+
+void xbe_stop(struct xbe *x)
+{
+    uint64_t one = 1;
+
+    if (x->thread_started && write(x->stop_fd, &one, sizeof(one)) == sizeof(one))
+        pthread_join(x->thread, NULL);
+    x->thread_started = false;
+    if (x->ops)
+        disconnect(x);
+    if (x->kick_fd >= 0)
+        close(x->kick_fd);
+    if (x->stop_fd >= 0)
+        close(x->stop_fd);
+    x->kick_fd = x->stop_fd = -1;
+    xsc_close(&x->xs);
+    xsc_close(&x->xw);
+}

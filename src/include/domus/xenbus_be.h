@@ -1,0 +1,102 @@
+/* The back-end half of a xenbus device, shared by blkback and netback.
+ *
+ * One xbe serves one device (kind "vbd" or "vif", number devid) of one
+ * domain, in a thread of the domain's domus-vm.  It is a Domain 0 client of
+ * xenstored: it watches its backend directory
+ * /local/domain/0/backend/<kind>/<domid>/<devid> and the front end's
+ * /local/domain/<domid>/device/<kind>/<devid>, and drives Xen's state
+ * machine on the back-end side:
+ *
+ *   toolstack's backend "state" appears -> ops->advertise, InitWait;
+ *   front end Initialised or Connected  -> ops->connect, Connected;
+ *   front end Closing -> Closing; Closed -> ops->disconnect, Closed;
+ *   front end Initialising after Closed -> InitWait again.
+ *
+ * The front end's nodes are hostile: numbers are read strictly
+ * (xbe_read_uint) and a front end that breaks the protocol is disconnected
+ * and sees Closing (xbe_fatal), never a crash.  The device's event channel
+ * is the one the front end allocated for Domain 0; guest sends on it signal
+ * kick_fd, and the thread then calls ops->serve (also once a second while
+ * connected, in case an event was lost, and whenever ops->poll_fd is
+ * readable). */
+#ifndef DOMUS_XENBUS_BE_H
+#define DOMUS_XENBUS_BE_H
+
+#include "domus/hv.h"
+#include "domus/xsclient.h"
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <xen/io/xenbus.h>
+
+struct xbe;
+
+struct xbe_ops {
+    /* Writes the back end's feature nodes (before InitWait).  0 or -errno. */
+    int (*advertise)(struct xbe *x);
+    /* Maps the front end's rings; NULL on success, or why not. */
+    const char *(*connect)(struct xbe *x);
+    /* Forgets the rings (the port is unbound by xbe). */
+    void (*disconnect)(struct xbe *x);
+    /* Does the device's work: called on kicks, timeouts and poll_fd. */
+    void (*serve)(struct xbe *x);
+    /* An extra fd for the thread to poll and its events (0: none), or NULL. */
+    short (*poll_fd)(struct xbe *x, int *fd);
+};
+
+struct xbe {
+    struct domain *d;
+    const struct xbe_ops *ops;
+    void *priv;
+    const char *kind;
+    uint32_t devid;
+    char bpath[96], fpath[96];
+    char xs_path[108];
+    struct xsc xs; /* requests */
+    struct xsc xw; /* watch events only */
+    bool xs_ok;
+    int kick_fd, stop_fd;
+    pthread_t thread;
+    bool thread_started;
+    enum xenbus_state state; /* ours, as last written */
+    bool connected;
+    uint32_t port;
+};
+
+/* Fills x for device kind/devid of d (paths, eventfds; no thread yet).
+ * 0 or -errno. */
+int xbe_init(struct xbe *x, struct domain *d, const char *kind, uint32_t devid,
+             const char *xs_path, const struct xbe_ops *ops, void *priv);
+
+/* Starts the thread (xenstore is reached from it).  0 or -errno. */
+int xbe_start(struct xbe *x);
+
+/* Stops the thread, unbinds the port, closes what xbe_init opened.  Safe
+ * on a zeroed or half-initialised xbe whose fds are -1. */
+void xbe_stop(struct xbe *x);
+
+/* Writes <bpath>/<rel> = printf(fmt, ...).  0 or -errno. */
+int xbe_writef(struct xbe *x, const char *rel, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* An unsigned decimal at <dir>/<rel>, at most max.  -ENOENT when absent,
+ * -EINVAL when malformed. */
+int xbe_read_uint(struct xbe *x, const char *dir, const char *rel, uint64_t max, uint64_t *out);
+
+/* Binds the front end's event channel (read from <fpath>/<rel>) to kick_fd.
+ * NULL, or why not. */
+const char *xbe_bind_port(struct xbe *x, const char *rel);
+
+/* A grant of the front end's named by <fpath>/<rel>, writable, to Domain
+ * 0, as a pointer to its page.  NULL when absent or not such a grant. */
+void *xbe_map_ring(struct xbe *x, const char *rel);
+
+/* The front end broke the protocol: disconnect and go Closing. */
+void xbe_fatal(struct xbe *x, const char *why);
+
+/* Raises the device's port for the guest. */
+void xbe_notify(struct xbe *x);
+
+#endif
