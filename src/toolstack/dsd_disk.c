@@ -86,73 +86,70 @@ int dsd_disk_arg(const struct xlcfg *cfg, unsigned i, char *buf, size_t len)
 
 /* ---- xenstore nodes ---- */
 
-struct nodes {
-    struct xsc *c;
-    int rc;
-    const char *dir;
-    const char *perms[2];
-};
-
-static void node(struct nodes *n, const char *rel, const char *value)
+void dsd_devdir_open(struct dsd_devdir *n, const char *dir, unsigned owner,
+                     unsigned reader)
 {
+    snprintf(n->dir, sizeof(n->dir), "%s", dir);
+    snprintf(n->perms[0], sizeof(n->perms[0]), "n%u", owner);
+    snprintf(n->perms[1], sizeof(n->perms[1]), "r%u", reader);
+    dsd_devdir_node(n, "", NULL);
+}
+
+void dsd_devdir_node(struct dsd_devdir *n, const char *rel, const char *value)
+{
+    const char *perms[2] = {n->perms[0], n->perms[1]};
     char path[256];
     int rc;
 
     snprintf(path, sizeof(path), "%s%s%s", n->dir, *rel ? "/" : "", rel);
     rc = value ? xsc_write(n->c, path, value) : xsc_mkdir(n->c, path);
-    rc = rc ? rc : xsc_set_perms(n->c, path, n->perms, 2);
+    rc = rc ? rc : xsc_set_perms(n->c, path, perms, 2);
     if (rc && !n->rc) {
         n->rc = rc;
         dwarn("xenstore: %s: %s", path, strerror(-rc));
     }
 }
 
-static void frontend_nodes(struct nodes *n, unsigned domid, const struct xldisk *dk,
-                           const char *bpath)
+static void frontend_nodes(struct dsd_devdir *n, unsigned domid, const struct xldisk *dk,
+                           const char *fpath, const char *bpath)
 {
-    char v[32], own[16], r0[] = "r0";
+    char v[32];
 
-    snprintf(own, sizeof(own), "n%u", domid);
-    n->perms[0] = own;
-    n->perms[1] = r0;
-    node(n, "", NULL);
-    node(n, "backend", bpath);
-    node(n, "backend-id", "0");
-    node(n, "state", "1");
+    dsd_devdir_open(n, fpath, domid, 0);
+    dsd_devdir_node(n, "backend", bpath);
+    dsd_devdir_node(n, "backend-id", "0");
+    dsd_devdir_node(n, "state", "1");
     snprintf(v, sizeof(v), "%u", dk->devid);
-    node(n, "virtual-device", v);
-    node(n, "device-type", dk->cdrom ? "cdrom" : "disk");
+    dsd_devdir_node(n, "virtual-device", v);
+    dsd_devdir_node(n, "device-type", dk->cdrom ? "cdrom" : "disk");
 }
 
-static void backend_nodes(struct nodes *n, unsigned domid, const struct xldisk *dk,
-                          const char *fpath)
+static void backend_nodes(struct dsd_devdir *n, unsigned domid, const struct xldisk *dk,
+                          const char *bpath, const char *fpath)
 {
-    char v[32], rd[16], n0[] = "n0";
+    char v[32];
 
-    snprintf(rd, sizeof(rd), "r%u", domid);
-    n->perms[0] = n0;
-    n->perms[1] = rd;
-    node(n, "", NULL);
-    node(n, "frontend", fpath);
+    dsd_devdir_open(n, bpath, 0, domid);
+    dsd_devdir_node(n, "frontend", fpath);
     snprintf(v, sizeof(v), "%u", domid);
-    node(n, "frontend-id", v);
-    node(n, "online", "1");
-    node(n, "removable", "0");
-    node(n, "bootable", "1");
-    node(n, "dev", dk->vdev);
-    node(n, "type", dk->backendtype);
-    node(n, "mode", dk->readwrite ? "w" : "r");
-    node(n, "params", dk->target);
-    node(n, "device-type", dk->cdrom ? "cdrom" : "disk");
-    node(n, "discard-enable", dk->discard ? "1" : "0");
-    node(n, "state", "1");
+    dsd_devdir_node(n, "frontend-id", v);
+    dsd_devdir_node(n, "online", "1");
+    dsd_devdir_node(n, "removable", "0");
+    dsd_devdir_node(n, "bootable", "1");
+    dsd_devdir_node(n, "dev", dk->vdev);
+    dsd_devdir_node(n, "type", dk->backendtype);
+    dsd_devdir_node(n, "mode", dk->readwrite ? "w" : "r");
+    dsd_devdir_node(n, "params", dk->target);
+    dsd_devdir_node(n, "device-type", dk->cdrom ? "cdrom" : "disk");
+    dsd_devdir_node(n, "discard-enable", dk->discard ? "1" : "0");
+    dsd_devdir_node(n, "state", "1");
 }
 
 int dsd_disk_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg)
 {
     struct xldisk *dk = malloc(sizeof(*dk));
     char err[256], fpath[96], bpath[96];
-    struct nodes n = {.c = c};
+    struct dsd_devdir n = {.c = c};
 
     if (!dk)
         return -ENOMEM;
@@ -162,10 +159,8 @@ int dsd_disk_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg)
             break;
         snprintf(fpath, sizeof(fpath), "/local/domain/%u/device/vbd/%u", domid, dk->devid);
         snprintf(bpath, sizeof(bpath), "/local/domain/0/backend/vbd/%u/%u", domid, dk->devid);
-        n.dir = fpath;
-        frontend_nodes(&n, domid, dk, bpath);
-        n.dir = bpath;
-        backend_nodes(&n, domid, dk, fpath);
+        frontend_nodes(&n, domid, dk, fpath, bpath);
+        backend_nodes(&n, domid, dk, bpath, fpath);
     }
     free(dk);
     return n.rc;

@@ -24,4 +24,19 @@ int dsd_disk_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg);
 /* Removes /local/domain/0/backend/vbd/<domid>. */
 void dsd_disk_nodes_rm(struct xsc *c, unsigned domid);
 
+/* One device directory in xenstore, written as libxl does (dsd_disk.c,
+ * dsd_vif.c): dsd_devdir_open makes dir, owned by domain owner and readable
+ * by reader; each dsd_devdir_node writes one node under it with the same
+ * permissions (value NULL: a directory).  The first error is kept in rc
+ * (logged); later nodes are still tried. */
+struct dsd_devdir {
+    struct xsc *c;
+    int rc;
+    char dir[96];
+    char perms[2][16];
+};
+void dsd_devdir_open(struct dsd_devdir *n, const char *dir, unsigned owner,
+                     unsigned reader);
+void dsd_devdir_node(struct dsd_devdir *n, const char *rel, const char *value);
+
 #endif
