@@ -1,0 +1,191 @@
+/* domusd: the domain's virtual network interfaces (xl.cfg `vif`, xlvif.h).
+ *
+ * At create the vif specs are parsed and checked, vif i gets devid i unless
+ * its spec names one (as xl does), missing macs are generated in Xen's
+ * 00:16:3e prefix, and each spec is rewritten in canonical form with its
+ * devid and mac: the domain keeps both across its reboots.  domus-vm gets
+ * one --vif per interface (vmproc.h); before the domain is introduced,
+ * domusd writes each interface's xenstore nodes as libxl does:
+ *   /local/domain/<N>/device/vif/<devid>/          owner N, Domain 0 reads
+ *       backend, backend-id (0), state (1), handle, mac, mtu
+ *   /local/domain/0/backend/vif/<N>/<devid>/       owner 0, N reads
+ *       frontend, frontend-id, online (1), script (if given), vifname and
+ *       ip (if given), mac, bridge, handle, type (vif), mtu, then state (1)
+ *       last: the back end in domus-vm waits for that. */
+#include "domus/domusd.h"
+#include "domus/dsd_disk.h"
+#include "domus/dsd_vif.h"
+#include "domus/util.h"
+#include "domus/xlvif.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* True when vif i's mac is also another's. */
+static bool mac_clash(const struct xlvif *v, unsigned n, unsigned i)
+{
+    for (unsigned j = 0; j < n; j++)
+        if (j != i && !memcmp(v[j].mac, v[i].mac, 6))
+            return true;
+    return false;
+}
+
+static int distinct(struct xlvif *v, unsigned i, char *err, size_t errlen)
+{
+    char mac[XLVIF_MAC_STR];
+
+    for (unsigned j = 0; j < i; j++) {
+        if (v[j].devid == v[i].devid) {
+            dfmt(err, errlen, "vif %u: devid %u is already used by vif %u", i, v[i].devid,
+                 j);
+            return -EEXIST;
+        }
+        if (!v[j].mac_generated && !v[i].mac_generated &&
+            !memcmp(v[j].mac, v[i].mac, 6)) {
+            xlvif_mac_str(v[i].mac, mac);
+            dfmt(err, errlen, "vif %u: mac %s is already used by vif %u", i, mac, j);
+            return -EEXIST;
+        }
+    }
+    return 0;
+}
+
+int dsd_vif_check(bool xenstore, struct xlcfg *cfg, char *err, size_t errlen)
+{
+    struct xlvif *v = calloc(XLCFG_MAX_VIFS, sizeof(*v));
+    unsigned n = cfg->n_vifs < XLCFG_MAX_VIFS ? cfg->n_vifs : XLCFG_MAX_VIFS;
+    int rc = 0;
+
+    if (!v)
+        return -ENOMEM;
+    if (n && !xenstore) {
+        dfmt(err, errlen, "vifs need xenstore (domusd runs without it)");
+        rc = -EOPNOTSUPP;
+    }
+    for (unsigned i = 0; !rc && i < n; i++) {
+        rc = xlvif_parse(cfg->vifs[i], i, NULL, &v[i], err, errlen);
+        if (rc)
+            break;
+        if (!v[i].devid_set)
+            v[i].devid = i;
+        v[i].devid_set = true;
+        rc = distinct(v, i, err, errlen);
+    }
+    /* A generated mac that clashes (one in 16 million) is drawn again. */
+    for (unsigned i = 0; !rc && i < n; i++) {
+        for (int tries = 0; !rc && v[i].mac_generated && mac_clash(v, n, i); tries++)
+            rc = tries < 16 ? xlvif_gen_mac(v[i].mac, NULL) : -EEXIST;
+        if (rc)
+            dfmt(err, errlen, "vif %u: cannot generate a mac: %s", i, strerror(-rc));
+    }
+    for (unsigned i = 0; !rc && i < n; i++) {
+        if (xlvif_format(&v[i], cfg->vifs[i], sizeof(cfg->vifs[i])) < 0) {
+            dfmt(err, errlen, "vif %u: spec too long in canonical form", i);
+            rc = -ENAMETOOLONG;
+        }
+    }
+    free(v);
+    return rc;
+}
+
+/* Vif i of a checked cfg (its devid and mac are in its spec). */
+static int checked_vif(const struct xlcfg *cfg, unsigned i, struct xlvif *v)
+{
+    char err[256] = "";
+    int rc = xlvif_parse(cfg->vifs[i], i, NULL, v, err, sizeof(err));
+
+    if (!rc && (v->mac_generated || !v->devid_set))
+        rc = -EINVAL; /* not through dsd_vif_check: a mac drawn here would differ */
+    if (rc)
+        dwarn("vif %u: %s", i, rc == -EINVAL && !*err ? "not checked" : err);
+    return rc;
+}
+
+int dsd_vif_arg(const struct xlcfg *cfg, unsigned i, char *buf, size_t len)
+{
+    char mac[XLVIF_MAC_STR];
+    struct xlvif v;
+    int rc = i < cfg->n_vifs && i < XLCFG_MAX_VIFS ? checked_vif(cfg, i, &v) : -EINVAL;
+
+    if (rc)
+        return rc;
+    xlvif_mac_str(v.mac, mac);
+    if ((size_t)snprintf(buf, len, "%u,%s,%s,%u", v.devid, mac, v.bridge, v.mtu) >= len)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+/* ---- xenstore nodes ---- */
+
+static void frontend_nodes(struct dsd_devdir *n, unsigned domid, const struct xlvif *v,
+                           const char *fpath, const char *bpath)
+{
+    char mac[XLVIF_MAC_STR], num[16];
+
+    xlvif_mac_str(v->mac, mac);
+    dsd_devdir_open(n, fpath, domid, 0);
+    dsd_devdir_node(n, "backend", bpath);
+    dsd_devdir_node(n, "backend-id", "0");
+    dsd_devdir_node(n, "state", "1");
+    snprintf(num, sizeof(num), "%u", v->devid);
+    dsd_devdir_node(n, "handle", num);
+    dsd_devdir_node(n, "mac", mac);
+    snprintf(num, sizeof(num), "%u", v->mtu);
+    dsd_devdir_node(n, "mtu", num);
+}
+
+static void backend_nodes(struct dsd_devdir *n, unsigned domid, const struct xlvif *v,
+                          const char *bpath, const char *fpath)
+{
+    char mac[XLVIF_MAC_STR], num[16];
+
+    xlvif_mac_str(v->mac, mac);
+    dsd_devdir_open(n, bpath, 0, domid);
+    dsd_devdir_node(n, "frontend", fpath);
+    snprintf(num, sizeof(num), "%u", domid);
+    dsd_devdir_node(n, "frontend-id", num);
+    dsd_devdir_node(n, "online", "1");
+    if (*v->script)
+        dsd_devdir_node(n, "script", v->script);
+    if (*v->vifname)
+        dsd_devdir_node(n, "vifname", v->vifname);
+    if (*v->ip)
+        dsd_devdir_node(n, "ip", v->ip);
+    dsd_devdir_node(n, "mac", mac);
+    dsd_devdir_node(n, "bridge", v->bridge);
+    snprintf(num, sizeof(num), "%u", v->devid);
+    dsd_devdir_node(n, "handle", num);
+    dsd_devdir_node(n, "type", "vif");
+    snprintf(num, sizeof(num), "%u", v->mtu);
+    dsd_devdir_node(n, "mtu", num);
+    dsd_devdir_node(n, "state", "1");
+}
+
+int dsd_vif_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg)
+{
+    struct dsd_devdir n = {.c = c};
+    char fpath[96], bpath[96];
+    struct xlvif v;
+
+    for (unsigned i = 0; !n.rc && i < cfg->n_vifs && i < XLCFG_MAX_VIFS; i++) {
+        n.rc = checked_vif(cfg, i, &v);
+        if (n.rc)
+            break;
+        snprintf(fpath, sizeof(fpath), "/local/domain/%u/device/vif/%u", domid, v.devid);
+        snprintf(bpath, sizeof(bpath), "/local/domain/0/backend/vif/%u/%u", domid,
+                 v.devid);
+        frontend_nodes(&n, domid, &v, fpath, bpath);
+        backend_nodes(&n, domid, &v, bpath, fpath);
+    }
+    return n.rc;
+}
+
+void dsd_vif_nodes_rm(struct xsc *c, unsigned domid)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/local/domain/0/backend/vif/%u", domid);
+    xsc_rm(c, path); /* -ENOENT without vifs: fine */
+}
