@@ -1,6 +1,7 @@
 /* domusd: request handlers, one per command (see toolstack.h). */
 #include "domus/domusd.h"
 #include "domus/dsd_disk.h"
+#include "domus/dsd_vif.h"
 #include "domus/util.h"
 
 #include <errno.h>
@@ -125,6 +126,8 @@ static int create_checks(struct dsd *d, struct xlcfg *cfg, const char *cwd, char
         rc = check_memory(d, cfg, err, errlen);
     if (!rc)
         rc = dsd_disk_check(d->xs.enabled, cfg, cwd, err, errlen);
+    if (!rc)
+        rc = dsd_vif_check(d->xs.enabled, cfg, err, errlen);
     return rc;
 }
 

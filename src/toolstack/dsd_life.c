@@ -27,11 +27,6 @@ static json_object *create_warnings(struct dsd *d, const struct dsd_dom *dom)
     json_object *w = json_object_new_array();
     char msg[160];
 
-    if (dom->cfg.n_vifs) {
-        snprintf(msg, sizeof(msg), "%s: vif is not supported yet: %u vif(s) ignored",
-                 dom->cfg.name, dom->cfg.n_vifs);
-        json_object_array_add(w, json_object_new_string(msg));
-    }
     if (d->xs.enabled && !dom->xs_up) {
         snprintf(msg, sizeof(msg), "%s: not introduced to xenstore (see domusd.log)",
                  dom->cfg.name);

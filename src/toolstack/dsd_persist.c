@@ -1,8 +1,9 @@
 /* domusd: surviving its own restart.
  *
  * Guests outlive the toolstack, as on Xen.  For each domain domusd keeps
- * $DOMUS_RUN_DIR/dom<N>.json (domid, generation, pid of its domus-vm, and the
- * xl.cfg text it was created from), removed with the domain.  A domusd that
+ * $DOMUS_RUN_DIR/dom<N>.json (domid, generation, pid of its domus-vm, the
+ * xl.cfg text it was created from and its vif specs as completed at create,
+ * generated macs included), removed with the domain.  A domusd that
  * starts while such a domus-vm still runs adopts it: the domain is listed and
  * can be paused, shut down, destroyed and attached to again.  An adopted
  * process is not domusd's child, so its exit status cannot be had: its end
@@ -10,6 +11,7 @@
  * on_poweroff/on_reboot/on_crash say. */
 #include "domus/domusd.h"
 #include "domus/util.h"
+#include "domus/xlvif.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,7 +31,7 @@ static int state_path(const struct dsd_dom *dom, char *buf, size_t len)
 void dsd_persist_save(const struct dsd_dom *dom)
 {
     char path[PATH_MAX], tmp[PATH_MAX + 8];
-    json_object *o;
+    json_object *o, *vifs;
     int rc;
 
     if (!dom->cfg_text || state_path(dom, path, sizeof(path)) < 0)
@@ -40,6 +42,10 @@ void dsd_persist_save(const struct dsd_dom *dom)
     json_object_object_add(o, "pid", json_object_new_int((int)dom->pid));
     json_object_object_add(o, "path", json_object_new_string(dom->cfg_path));
     json_object_object_add(o, "text", json_object_new_string(dom->cfg_text));
+    vifs = json_object_new_array();
+    for (unsigned i = 0; i < dom->cfg.n_vifs && i < XLCFG_MAX_VIFS; i++)
+        json_object_array_add(vifs, json_object_new_string(dom->cfg.vifs[i]));
+    json_object_object_add(o, "vifs", vifs);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     rc = json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PLAIN);
     if (rc < 0 || rename(tmp, path) < 0) {
@@ -114,6 +120,31 @@ static int live_vm(int domid, int pid)
     return fd;
 }
 
+/* The vif specs saved with the domain replace those of its xl.cfg text
+ * (which may lack the macs domusd generated), when they match in number
+ * and each parses. */
+static void adopt_vifs(json_object *o, struct xlcfg *cfg)
+{
+    json_object *vifs, *s;
+    char err[256];
+    struct xlvif v;
+
+    if (!json_object_object_get_ex(o, "vifs", &vifs) ||
+        !json_object_is_type(vifs, json_type_array) ||
+        json_object_array_length(vifs) != cfg->n_vifs)
+        return;
+    for (unsigned i = 0; i < cfg->n_vifs; i++) {
+        s = json_object_array_get_idx(vifs, i);
+        if (!json_object_is_type(s, json_type_string) ||
+            (size_t)json_object_get_string_len(s) >= sizeof(cfg->vifs[i]) ||
+            xlvif_parse(json_object_get_string(s), i, NULL, &v, err, sizeof(err)))
+            return;
+    }
+    for (unsigned i = 0; i < cfg->n_vifs; i++)
+        snprintf(cfg->vifs[i], sizeof(cfg->vifs[i]), "%s",
+                 json_object_get_string(json_object_array_get_idx(vifs, i)));
+}
+
 /* Rebuilds one domain from its state file; -ESRCH when its process is gone
  * (its stale sockets are then removed with it). */
 static int adopt_one(struct dsd *d, json_object *o)
@@ -128,6 +159,8 @@ static int adopt_one(struct dsd *d, json_object *o)
     if (!cfg || !path || !text || domid < 1 || domid > DSD_DOMID_MAX)
         goto out;
     rc = xlcfg_parse_string(text, path, cfg, err, sizeof(err));
+    if (!rc)
+        adopt_vifs(o, cfg);
     if (!rc)
         rc = pidfd = live_vm(domid, pid);
     if (rc == -ESRCH || rc == -EINVAL) {

@@ -1,6 +1,7 @@
 /* domusd: starting domus-vm processes (vmproc.h) and talking to them. */
 #include "domus/domusd.h"
 #include "domus/dsd_disk.h"
+#include "domus/dsd_vif.h"
 #include "domus/util.h"
 #include "domus/vmproc.h"
 
@@ -14,12 +15,13 @@
 #include <unistd.h>
 
 #define VM_READY_FD 3
-#define VM_MAX_ARGS (32 + 2 * XLCFG_MAX_DISKS + 2)
+#define VM_MAX_ARGS (32 + 2 * XLCFG_MAX_DISKS + 2 * XLCFG_MAX_VIFS + 2)
 
 struct vm_argv {
     char *argv[VM_MAX_ARGS];
     char domid[16], memory[24], maxmem[24], vcpus[16], ready[8];
     char disk[XLCFG_MAX_DISKS][PATH_MAX + 32];
+    char vif[XLCFG_MAX_VIFS][64];
     int n;
 };
 
@@ -62,11 +64,15 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
     add(a, "--ready-fd", a->ready);
     if (xenstore)
         add(a, "--xenstore", NULL);
-    if (xenstore && c->n_disks)
+    if (xenstore && (c->n_disks || c->n_vifs))
         add(a, "--xenstore-path", xs_path);
     for (unsigned i = 0; xenstore && i < c->n_disks && i < XLCFG_MAX_DISKS; i++) {
         if (dsd_disk_arg(c, i, a->disk[i], sizeof(a->disk[i])) == 0)
             add(a, "--disk", a->disk[i]);
+    }
+    for (unsigned i = 0; xenstore && i < c->n_vifs && i < XLCFG_MAX_VIFS; i++) {
+        if (dsd_vif_arg(c, i, a->vif[i], sizeof(a->vif[i])) == 0)
+            add(a, "--vif", a->vif[i]);
     }
 }
 

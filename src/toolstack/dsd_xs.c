@@ -12,6 +12,7 @@
  * RELEASEs the domain when it is gone. */
 #include "domus/domusd.h"
 #include "domus/dsd_disk.h"
+#include "domus/dsd_vif.h"
 #include "domus/util.h"
 #include "domus/xsclient.h"
 
@@ -245,11 +246,14 @@ int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom)
     write_domain_nodes(&b, dom);
     rc = b.rc ? b.rc : dsd_disk_nodes(&b.c, dom->domid, &dom->cfg);
     if (!rc)
+        rc = dsd_vif_nodes(&b.c, dom->domid, &dom->cfg);
+    if (!rc)
         rc = xsc_introduce(&b.c, dom->domid, gfn, port);
     if (rc) {
         dwarn("domain %u: xenstore introduce: %s", dom->domid, strerror(-rc));
         xsc_rm(&b.c, b.base); /* nothing half-made stays behind */
         dsd_disk_nodes_rm(&b.c, dom->domid);
+        dsd_vif_nodes_rm(&b.c, dom->domid);
     }
     xsc_close(&b.c);
     return rc;
@@ -264,6 +268,7 @@ void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom)
     xsc_release(&b.c, dom->domid); /* -ENOENT when never introduced: fine */
     xsc_rm(&b.c, b.base);
     dsd_disk_nodes_rm(&b.c, dom->domid);
+    dsd_vif_nodes_rm(&b.c, dom->domid);
     xsc_close(&b.c);
 }
 

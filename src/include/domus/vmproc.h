@@ -8,7 +8,7 @@
  *            [--cmdline STR] --memory MIB [--maxmem MIB] --vcpus N
  *            --console-log PATH --console-sock PATH --control-sock PATH
  *            [--ready-fd FD] [--xenstore] [--xenstore-path SOCK]
- *            [--disk DEVID:MODE:PATH]...
+ *            [--disk DEVID:MODE:PATH]... [--vif DEVID,MAC,BRIDGE[,MTU]]...
  *
  * Start-up: all set-up errors print one "domus-vm: error: ..." line on stderr
  * and exit with DOMUS_VM_EXIT_ERROR, leaving no file behind.  When the domain
@@ -45,11 +45,20 @@
  * set-up error).  The back end connects to xenstored at SOCK as Domain 0
  * and waits for the toolstack's /local/domain/0/backend/vbd/<domid>/<DEVID>
  * (state written last) before it advertises the disk.
+ *
+ * --vif DEVID,MAC,BRIDGE[,MTU] (at most VM_MAX_VIFS, needs --xenstore and
+ * --xenstore-path): one virtual network interface served by a netback
+ * thread: tap device vif<domid>.<DEVID> attached to BRIDGE (created when
+ * missing); DEVID is the interface's handle (0, 1, ...), MAC the guest's
+ * address (xx:xx:xx:xx:xx:xx), MTU 68..65535 (default 1500).  The back end
+ * waits for /local/domain/0/backend/vif/<domid>/<DEVID> (state written
+ * last) before it advertises the interface.
  */
 #ifndef DOMUS_VMPROC_H
 #define DOMUS_VMPROC_H
 
 #define VM_MAX_DISKS 16
+#define VM_MAX_VIFS 8
 #define DOMUS_VM_EXIT_ERROR 1
 #define DOMUS_VM_EXIT_DESTROYED 2
 #define DOMUS_VM_EXIT_SHUTDOWN_BASE 10
