@@ -26,8 +26,9 @@
 /* n segments (a private copy) as host iovecs into granted guest frames.
  * to_guest: the data goes into guest memory (a read), so the grants must be
  * writable.  Returns the byte count, or -1 on any bad segment. */
-static int64_t map_segments(const struct blkback_io *io, const struct blkif_request_segment *segs,
-                            unsigned n, bool to_guest, struct iovec *iov)
+static int64_t map_segments(const struct blkback_io *io,
+                            const struct blkif_request_segment *segs, unsigned n,
+                            bool to_guest, struct iovec *iov)
 {
     int64_t total = 0;
 
@@ -39,7 +40,8 @@ static int64_t map_segments(const struct blkback_io *io, const struct blkif_requ
         if (gnttab_check(io->d, s->gref, 0, to_guest, &gpa) != GNTST_okay)
             return -1;
         size_t len = (size_t)(s->last_sect - s->first_sect + 1) * BLKBACK_SECTOR;
-        void *p = gmem_ptr(&io->d->mem, gpa + (uint64_t)s->first_sect * BLKBACK_SECTOR, len);
+        void *p =
+            gmem_ptr(&io->d->mem, gpa + (uint64_t)s->first_sect * BLKBACK_SECTOR, len);
         if (!p)
             return -1;
         iov[i] = (struct iovec){p, len};
@@ -54,8 +56,9 @@ static bool in_image(const struct blkback_io *io, uint64_t sector, uint64_t coun
 }
 
 /* Reads or writes n segments at sector. */
-static int16_t transfer(const struct blkback_io *io, const struct blkif_request_segment *segs,
-                        unsigned n, uint64_t sector, bool write)
+static int16_t transfer(const struct blkback_io *io,
+                        const struct blkif_request_segment *segs, unsigned n,
+                        uint64_t sector, bool write)
 {
     struct iovec iov[BLKBACK_MAX_INDIRECT_SEGMENTS];
     int64_t total;
@@ -70,7 +73,8 @@ static int16_t transfer(const struct blkback_io *io, const struct blkif_request_
         return BLKIF_RSP_ERROR;
     off_t off = (off_t)(sector * BLKBACK_SECTOR);
     do {
-        got = write ? pwritev(io->fd, iov, (int)n, off) : preadv(io->fd, iov, (int)n, off);
+        got =
+            write ? pwritev(io->fd, iov, (int)n, off) : preadv(io->fd, iov, (int)n, off);
     } while (got < 0 && errno == EINTR);
     return got == total ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR;
 }
@@ -97,19 +101,22 @@ static int16_t do_indirect(const struct blkback_io *io, const blkif_request_t *r
         return BLKIF_RSP_EOPNOTSUPP;
     if (ir.nr_segments == 0 || ir.nr_segments > BLKBACK_MAX_INDIRECT_SEGMENTS)
         return BLKIF_RSP_ERROR;
-    pages = (unsigned)((ir.nr_segments + SEGS_PER_INDIRECT_PAGE - 1) / SEGS_PER_INDIRECT_PAGE);
+    pages = (unsigned)((ir.nr_segments + SEGS_PER_INDIRECT_PAGE - 1) /
+                       SEGS_PER_INDIRECT_PAGE);
     for (unsigned p = 0; p < pages; p++) {
         uint64_t gpa;
         unsigned first = p * (unsigned)SEGS_PER_INDIRECT_PAGE;
         unsigned n = ir.nr_segments - first < SEGS_PER_INDIRECT_PAGE
-                         ? ir.nr_segments - first : (unsigned)SEGS_PER_INDIRECT_PAGE;
+                         ? ir.nr_segments - first
+                         : (unsigned)SEGS_PER_INDIRECT_PAGE;
         const void *src;
         if (gnttab_check(io->d, ir.indirect_grefs[p], 0, false, &gpa) != GNTST_okay ||
             !(src = gmem_ptr(&io->d->mem, gpa, n * sizeof(segs[0]))))
             return BLKIF_RSP_ERROR;
         memcpy(&segs[first], src, n * sizeof(segs[0]));
     }
-    return transfer(io, segs, ir.nr_segments, ir.sector_number, ir.indirect_op == BLKIF_OP_WRITE);
+    return transfer(io, segs, ir.nr_segments, ir.sector_number,
+                    ir.indirect_op == BLKIF_OP_WRITE);
 }
 
 static int16_t do_flush(const struct blkback_io *io, const blkif_request_t *req)
@@ -130,10 +137,9 @@ static int16_t do_discard(const struct blkback_io *io, const blkif_request_t *re
         return BLKIF_RSP_EOPNOTSUPP;
     if (!io->readwrite || !in_image(io, dr.sector_number, dr.nr_sectors))
         return BLKIF_RSP_ERROR;
-    if (dr.nr_sectors &&
-        fallocate(io->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)(dr.sector_number * BLKBACK_SECTOR),
-                  (off_t)(dr.nr_sectors * BLKBACK_SECTOR)) < 0)
+    if (dr.nr_sectors && fallocate(io->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                   (off_t)(dr.sector_number * BLKBACK_SECTOR),
+                                   (off_t)(dr.nr_sectors * BLKBACK_SECTOR)) < 0)
         return errno == EOPNOTSUPP ? BLKIF_RSP_EOPNOTSUPP : BLKIF_RSP_ERROR;
     return BLKIF_RSP_OKAY;
 }
@@ -159,9 +165,6 @@ int16_t blkback_do_request(const struct blkback_io *io, const blkif_request_t *r
     }
 }
 
-#define xen_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
-#define xen_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
-
 int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify)
 {
     int served = 0, more;
@@ -172,17 +175,21 @@ int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *
         RING_IDX rp = __atomic_load_n(&ring->sring->req_prod, __ATOMIC_ACQUIRE);
         if (RING_REQUEST_PROD_OVERFLOW(ring, rp))
             return -EPROTO;
-        while (ring->req_cons != rp && !RING_REQUEST_CONS_OVERFLOW(ring, ring->req_cons)) {
+        while (ring->req_cons != rp &&
+               !RING_REQUEST_CONS_OVERFLOW(ring, ring->req_cons)) {
             blkif_request_t req;
             RING_COPY_REQUEST(ring, ring->req_cons, &req);
             ring->req_cons++;
             int16_t st = blkback_do_request(io, &req);
             blkif_response_t *rsp = RING_GET_RESPONSE(ring, ring->rsp_prod_pvt);
             rsp->id = req.id;
-            rsp->operation = req.operation; /* an indirect one answers as its indirect_op */
+            rsp->operation =
+                req.operation; /* an indirect one answers as its indirect_op */
             if (req.operation == BLKIF_OP_INDIRECT)
                 memcpy(&rsp->operation,
-                       (const uint8_t *)&req + offsetof(blkif_request_indirect_t, indirect_op), 1);
+                       (const uint8_t *)&req +
+                           offsetof(blkif_request_indirect_t, indirect_op),
+                       1);
             rsp->status = st;
             ring->rsp_prod_pvt++;
             served++;
@@ -216,8 +223,9 @@ static int advertise(struct xbe *x)
     rc = rc ? rc : xbe_writef(x, "feature-flush-cache", "1");
     rc = rc ? rc : xbe_writef(x, "feature-barrier", "1");
     rc = rc ? rc : xbe_writef(x, "feature-discard", "%d", b->io.discard);
-    rc = rc ? rc : xbe_writef(x, "feature-max-indirect-segments", "%d",
-                              BLKBACK_MAX_INDIRECT_SEGMENTS);
+    rc = rc ? rc
+            : xbe_writef(x, "feature-max-indirect-segments", "%d",
+                         BLKBACK_MAX_INDIRECT_SEGMENTS);
     if (!rc && b->io.discard) {
         rc = xbe_writef(x, "discard-granularity", "%llu", DOMUS_PAGE_SIZE);
         rc = rc ? rc : xbe_writef(x, "discard-alignment", "0");
@@ -280,7 +288,9 @@ static void blk_serve(struct xbe *x)
 }
 
 static const struct xbe_ops blk_ops = {
-    .advertise = advertise, .connect = blk_connect, .disconnect = blk_disconnect,
+    .advertise = advertise,
+    .connect = blk_connect,
+    .disconnect = blk_disconnect,
     .serve = blk_serve,
 };
 

@@ -26,7 +26,8 @@ int xbe_writef(struct xbe *x, const char *rel, const char *fmt, ...)
     return xsc_write(&x->xs, path, val);
 }
 
-int xbe_read_uint(struct xbe *x, const char *dir, const char *rel, uint64_t max, uint64_t *out)
+int xbe_read_uint(struct xbe *x, const char *dir, const char *rel, uint64_t max,
+                  uint64_t *out)
 {
     char path[160], *v = NULL, *end;
     int rc;
@@ -120,7 +121,8 @@ static void frontend_changed(struct xbe *x, uint64_t fst)
             break;
         }
         x->connected = true;
-        dinfo("dom%u %s %u: connected (port %u)", x->d->domid, x->kind, x->devid, x->port);
+        dinfo("dom%u %s %u: connected (port %u)", x->d->domid, x->kind, x->devid,
+              x->port);
         set_state(x, XenbusStateConnected);
         x->ops->serve(x);
         break;
@@ -203,8 +205,10 @@ static void *xbe_thread(void *arg)
     else
         reconcile(x);
     for (;;) {
-        struct pollfd p[4] = {{x->stop_fd, POLLIN, 0}, {x->kick_fd, POLLIN, 0},
-                              {x->xs_ok ? x->xw.fd : -1, POLLIN, 0}, {-1, 0, 0}};
+        struct pollfd p[4] = {{x->stop_fd, POLLIN, 0},
+                              {x->kick_fd, POLLIN, 0},
+                              {x->xs_ok ? x->xw.fd : -1, POLLIN, 0},
+                              {-1, 0, 0}};
         uint64_t v;
         if (x->connected && x->ops->poll_fd)
             p[3].events = x->ops->poll_fd(x, &p[3].fd);
@@ -228,11 +232,18 @@ static void *xbe_thread(void *arg)
 int xbe_init(struct xbe *x, struct domain *d, const char *kind, uint32_t devid,
              const char *xs_path, const struct xbe_ops *ops, void *priv)
 {
-    *x = (struct xbe){.d = d, .ops = ops, .priv = priv, .kind = kind, .devid = devid,
-                      .xs = {.fd = -1}, .xw = {.fd = -1}, .kick_fd = -1, .stop_fd = -1,
+    *x = (struct xbe){.d = d,
+                      .ops = ops,
+                      .priv = priv,
+                      .kind = kind,
+                      .devid = devid,
+                      .xs = {.fd = -1},
+                      .xw = {.fd = -1},
+                      .kick_fd = -1,
+                      .stop_fd = -1,
                       .state = XenbusStateInitialising};
-    snprintf(x->bpath, sizeof(x->bpath), "/local/domain/0/backend/%s/%u/%u", kind, d->domid,
-             devid);
+    snprintf(x->bpath, sizeof(x->bpath), "/local/domain/0/backend/%s/%u/%u", kind,
+             d->domid, devid);
     snprintf(x->fpath, sizeof(x->fpath), "/local/domain/%u/device/%s/%u", d->domid, kind,
              devid);
     snprintf(x->xs_path, sizeof(x->xs_path), "%s", xs_path ? xs_path : "");

@@ -31,6 +31,11 @@
 
 #include <xen/io/xenbus.h>
 
+/* The barriers xen/io/ring.h's macros expect of their user. */
+#define xen_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define xen_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#define xen_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
+
 struct xbe;
 
 struct xbe_ops {
@@ -83,7 +88,8 @@ int xbe_writef(struct xbe *x, const char *rel, const char *fmt, ...)
 
 /* An unsigned decimal at <dir>/<rel>, at most max.  -ENOENT when absent,
  * -EINVAL when malformed. */
-int xbe_read_uint(struct xbe *x, const char *dir, const char *rel, uint64_t max, uint64_t *out);
+int xbe_read_uint(struct xbe *x, const char *dir, const char *rel, uint64_t max,
+                  uint64_t *out);
 
 /* Binds the front end's event channel (read from <fpath>/<rel>) to kick_fd.
  * NULL, or why not. */
