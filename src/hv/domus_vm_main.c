@@ -1,5 +1,6 @@
 /* domus-vm: the process that runs one guest domain (contract: vmproc.h). */
 #include "domus/blkback.h"
+#include "domus/netback.h"
 #include "domus/builder.h"
 #include "domus/console.h"
 #include "domus/hv.h"
@@ -35,10 +36,13 @@ struct vm_args {
     const char *xs_path;
     struct blkback_cfg disks[VM_MAX_DISKS];
     unsigned n_disks;
+    struct netback_cfg vifs[VM_MAX_VIFS];
+    unsigned n_vifs;
 };
 
 static struct domain dom;
 static struct blkback *blk[VM_MAX_DISKS];
+static struct netback *vif[VM_MAX_VIFS];
 static struct store_ring *store;
 
 static void usage(void)
@@ -47,7 +51,7 @@ static void usage(void)
                     "       [--cmdline STR] --memory MIB [--maxmem MIB] --vcpus N\n"
                     "       --console-log PATH --console-sock PATH --control-sock PATH\n"
                     "       [--ready-fd FD] [--xenstore] [--xenstore-path SOCK]\n"
-                    "       [--disk DEVID:r|w:PATH]...\n");
+                    "       [--disk DEVID:r|w:PATH]... [--vif DEVID,MAC,BRIDGE[,MTU]]...\n");
 }
 
 static int parse_uint(const char *s, uint64_t max, uint64_t *out)
@@ -77,6 +81,32 @@ static int parse_disk(char *s, struct vm_args *a)
     return 0;
 }
 
+/* "DEVID,MAC,BRIDGE[,MTU]". */
+static int parse_vif(const char *s, struct vm_args *a)
+{
+    struct netback_cfg *v = &a->vifs[a->n_vifs];
+    unsigned devid, mtu = 1500, m[6];
+    char bridge[17];
+    int end = 0;
+
+    if (a->n_vifs >= VM_MAX_VIFS ||
+        sscanf(s, "%u,%x:%x:%x:%x:%x:%x,%16[^,]%n", &devid, &m[0], &m[1], &m[2], &m[3], &m[4],
+               &m[5], bridge, &end) != 8)
+        return -EINVAL;
+    if ((s[end] && sscanf(s + end, ",%u%n", &mtu, &end) != 1) || strlen(bridge) >= sizeof(v->bridge) ||
+        mtu < 68 || mtu > 65535)
+        return -EINVAL;
+    *v = (struct netback_cfg){.devid = devid, .mtu = mtu};
+    for (int i = 0; i < 6; i++) {
+        if (m[i] > 255)
+            return -EINVAL;
+        v->mac[i] = (uint8_t)m[i];
+    }
+    snprintf(v->bridge, sizeof(v->bridge), "%s", bridge);
+    a->n_vifs++;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct vm_args *a)
 {
     static const struct option opts[] = {
@@ -85,7 +115,7 @@ static int parse_args(int argc, char **argv, struct vm_args *a)
         {"maxmem", 1, 0, 'M'},       {"vcpus", 1, 0, 'v'},        {"console-log", 1, 0, 'l'},
         {"console-sock", 1, 0, 's'}, {"control-sock", 1, 0, 'C'}, {"ready-fd", 1, 0, 'R'},
         {"xenstore", 0, 0, 'X'},     {"xenstore-path", 1, 0, 'P'}, {"disk", 1, 0, 'D'},
-        {0, 0, 0, 0}};
+        {"vif", 1, 0, 'N'},          {0, 0, 0, 0}};
     uint64_t v;
     int c;
     memset(a, 0, sizeof(*a));
@@ -107,11 +137,12 @@ static int parse_args(int argc, char **argv, struct vm_args *a)
         case 'X': a->xenstore = true; break;
         case 'P': a->xs_path = optarg; break;
         case 'D': if (parse_disk(optarg, a)) return -EINVAL; break;
+        case 'N': if (parse_vif(optarg, a)) return -EINVAL; break;
         default: return -EINVAL;
         }
     }
     if (optind != argc || !a->name || !a->kernel || !a->memory_mb || !a->vcpus ||
-        (a->n_disks && (!a->xenstore || !a->xs_path)))
+        ((a->n_disks || a->n_vifs) && (!a->xenstore || !a->xs_path)))
         return -EINVAL;
     return 0;
 }
@@ -327,6 +358,11 @@ int main(int argc, char **argv)
         if (blkback_start(&dom, &a.disks[i], &blk[i], err, sizeof(err)) < 0)
             goto out;
     }
+    for (unsigned i = 0; i < a.n_vifs; i++) {
+        a.vifs[i].xs_path = a.xs_path;
+        if (netback_start(&dom, &a.vifs[i], &vif[i], err, sizeof(err)) < 0)
+            goto out;
+    }
     if (a.control_sock && (ctl_fd = unix_listen(a.control_sock, 0, "control socket", err, sizeof(err))) < 0)
         goto out;
     if (kvm_domain_start(&dom) < 0) {
@@ -343,6 +379,8 @@ out:
     kvm_domain_pause(&dom, true);
     for (unsigned i = 0; i < VM_MAX_DISKS; i++)
         blkback_stop(blk[i]);
+    for (unsigned i = 0; i < VM_MAX_VIFS; i++)
+        netback_stop(vif[i]);
     console_stop(con);
     kvm_domain_destroy(&dom);
     store_ring_stop(store);

@@ -1,0 +1,66 @@
+#!/bin/sh
+# Virtual networks: xen-netfront in guests against Domus's netback
+# (tests/guest/net.sh).  Guest A's vif lands as tap vif<domid>.0 on bridge
+# xenbr0, which Domus creates; Domain 0 takes 10.0.0.1 on the bridge; the
+# guest pings it and moves 64 MiB each way over TCP, checksummed at both
+# ends; guest B on the same bridge pings A and sends it 1 MiB.  Domain 0
+# then checks that the vifs left the bridge and xenstore.
+HERE="$(cd "$(dirname "$0")" && pwd)"
+. "$HERE/lib-toolstack.sh"
+trap 'kill $srv_pids 2>/dev/null; stop_domusd' EXIT
+MIB64=67108864
+pattern() { yes domus-net-0123456789abcdef | head -c "$1"; }
+md5() { md5sum | cut -d' ' -f1; }
+XS="$DOMUS_RUN_DIR/xenstored/socket"
+
+ip link del xenbr0 2>/dev/null
+# Domain 0's ends of the transfers: serve the pattern on 5001, take 5002.
+pattern $MIB64 | nc -l -p 5001 &
+srv_pids="$!"
+(nc -l -p 5002 | head -c $MIB64 | md5 >"$DOMUS_TMP/from-guest.md5") &
+srv_pids="$srv_pids $!"
+
+# guest NAME IP MAC PEER ROLE: creates it with one vif on xenbr0.
+guest() {
+    EXTRA_CMDLINE="domus.ip=$2 domus.mac=$3 domus.peer=$4 domus.net=$5" mkcfg "$1" net 1 \
+        'on_poweroff = "destroy"' "vif = [ 'mac=$3, bridge=xenbr0' ]"
+    check "net: domus create $1 with a vif" domus create "$DOMUS_TMP/$1.cfg"
+}
+
+bad() { # bad WHAT PATTERN VIF-LIST: create must fail with PATTERN on stderr
+    mkcfg bad net 1 "vif = [ $3 ]"
+    if domus create "$DOMUS_TMP/bad.cfg" >/dev/null 2>"$DOMUS_TMP/err"; then
+        fail "net: $1: domus create succeeded"
+        domus destroy bad >/dev/null 2>&1
+    elif grep -q -- "$2" "$DOMUS_TMP/err"; then
+        pass "net: $1 refused: '$(grep -v '^Parsing' "$DOMUS_TMP/err" | head -n 1)'"
+    else
+        fail "net: $1: message '$(head -n 2 "$DOMUS_TMP/err" | tr '\n' '|')' does not match '$2'"
+    fi
+}
+bad "malformed MAC" "mac" "'mac=00:16:3e:zz:00:01'"
+bad "unknown key" "vif 0" "'mac=00:16:3e:00:00:01, colour=blue'"
+check "net: nothing left by the refused creates" [ "$(vm_count)" = 0 ]
+
+guest neta 10.0.0.2 00:16:3e:00:00:0a 10.0.0.1 dom0
+ida="$(domus domid neta 2>/dev/null)"
+check "net: Domus created bridge xenbr0" [ -d /sys/class/net/xenbr0/bridge ]
+check "net: vif$ida.0 is a port of xenbr0" [ -e "/sys/class/net/xenbr0/brif/vif$ida.0" ]
+ip addr add 10.0.0.1/24 dev xenbr0
+check "net: guest A is waiting for guest B (64 MiB both ways done)" wait_log neta NET-WAITING 300
+sent="$(tr -d '\r' <"$(console_log neta)" | sed -n 's/^NET-SENT \([0-9a-f]*\) \(.*\)/\1 \2/p')"
+got="$(cat "$DOMUS_TMP/from-guest.md5" 2>/dev/null)"
+check "net: Domain 0 got the guest's 64 MiB intact (${sent#* })" \
+    [ -n "$got" ] && [ "$got" = "${sent%% *}" ] && [ "$got" = "$(pattern $MIB64 | md5)" ]
+
+guest netb 10.0.0.3 00:16:3e:00:00:0b 10.0.0.2 guest
+check "net: guest B finished" wait_log netb NET-DONE 120
+check "net: guest A finished" wait_log neta NET-DONE 60
+check "net: guest A powered off" wait_gone neta 60
+check "net: guest B powered off" wait_gone netb 60
+relay neta || fail "net: guest A lines (console: $(tail -n 5 "$(console_log neta)" | tr -d '\r' | tr '\n' '|'))"
+relay netb || fail "net: guest B lines (console: $(tail -n 5 "$(console_log netb)" | tr -d '\r' | tr '\n' '|'))"
+check "net: the vifs left the bridge" [ -z "$(ls /sys/class/net/xenbr0/brif)" ]
+check "net: no vif backend nodes left in xenstore" sh -c \
+    "! XENSTORED_PATH='$XS' xenstore-ls /local/domain/0/backend/vif 2>/dev/null | grep -q ."
+exit 0
