@@ -42,8 +42,11 @@ struct vm_args {
 
 static struct domain dom;
 static struct blkback *blk[VM_MAX_DISKS];
+static uint32_t blk_id[VM_MAX_DISKS]; /* devid of blk[i] */
 static struct netback *vif[VM_MAX_VIFS];
+static uint32_t vif_id[VM_MAX_VIFS]; /* devid of vif[i] */
 static struct store_ring *store;
+static const char *xs_path; /* --xenstore-path, for hot-plugged back ends */
 
 static void usage(void)
 {
@@ -65,32 +68,37 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
-/* "DEVID:r|w:PATH" (the path may hold colons). */
-static int parse_disk(char *s, struct vm_args *a)
+/* "DEVID:r|w:PATH" (the path may hold colons) into *c (path points into s). */
+static int disk_spec(char *s, struct blkback_cfg *c)
 {
     char *m = strchr(s, ':');
     uint64_t devid;
 
-    if (a->n_disks >= VM_MAX_DISKS || !m || (m[1] != 'r' && m[1] != 'w') || m[2] != ':' ||
-        !m[3])
+    if (!m || (m[1] != 'r' && m[1] != 'w') || m[2] != ':' || !m[3])
         return -EINVAL;
     *m = '\0';
     if (parse_uint(s, UINT32_MAX, &devid) || !devid)
         return -EINVAL;
-    a->disks[a->n_disks++] = (struct blkback_cfg){(uint32_t)devid, m[1] == 'w', m + 3, NULL};
+    *c = (struct blkback_cfg){(uint32_t)devid, m[1] == 'w', m + 3, NULL};
     return 0;
 }
 
-/* "DEVID,MAC,BRIDGE[,MTU]". */
-static int parse_vif(const char *s, struct vm_args *a)
+static int parse_disk(char *s, struct vm_args *a)
 {
-    struct netback_cfg *v = &a->vifs[a->n_vifs];
+    if (a->n_disks >= VM_MAX_DISKS || disk_spec(s, &a->disks[a->n_disks]))
+        return -EINVAL;
+    a->n_disks++;
+    return 0;
+}
+
+/* "DEVID,MAC,BRIDGE[,MTU]" into *v. */
+static int vif_spec(const char *s, struct netback_cfg *v)
+{
     unsigned devid, mtu = 1500, m[6];
     char bridge[17];
     int end = 0;
 
-    if (a->n_vifs >= VM_MAX_VIFS ||
-        sscanf(s, "%u,%x:%x:%x:%x:%x:%x,%16[^,]%n", &devid, &m[0], &m[1], &m[2], &m[3], &m[4],
+    if (sscanf(s, "%u,%x:%x:%x:%x:%x:%x,%16[^,]%n", &devid, &m[0], &m[1], &m[2], &m[3], &m[4],
                &m[5], bridge, &end) != 8)
         return -EINVAL;
     if ((s[end] && sscanf(s + end, ",%u%n", &mtu, &end) != 1) || strlen(bridge) >= sizeof(v->bridge) ||
@@ -103,6 +111,13 @@ static int parse_vif(const char *s, struct vm_args *a)
         v->mac[i] = (uint8_t)m[i];
     }
     snprintf(v->bridge, sizeof(v->bridge), "%s", bridge);
+    return 0;
+}
+
+static int parse_vif(const char *s, struct vm_args *a)
+{
+    if (a->n_vifs >= VM_MAX_VIFS || vif_spec(s, &a->vifs[a->n_vifs]))
+        return -EINVAL;
     a->n_vifs++;
     return 0;
 }
@@ -244,10 +259,106 @@ static void send_store_ring(int fd)
         dwarn("xs-ring: %s", strerror(errno));
 }
 
+/* ---- hot-plug (control socket) ---- */
+
+/* Slot of devid among n back ends (ids/present), or -1. */
+static int slot_of(void *const *be, const uint32_t *ids, unsigned n, uint32_t devid)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (be[i] && ids[i] == devid)
+            return (int)i;
+    return -1;
+}
+
+static int free_slot(void *const *be, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (!be[i])
+            return (int)i;
+    return -1;
+}
+
+/* "disk-attach DEVID:r|w:PATH", "disk-detach DEVID", "vif-attach
+ * DEVID,MAC,BRIDGE[,MTU]", "vif-detach DEVID": the reply line in out. */
+static void hotplug(const char *cmd, char *out, size_t len)
+{
+    char err[400] = "", arg[4096];
+    bool disk = !strncmp(cmd, "disk-", 5);
+    const char *op = cmd + 5 - !disk; /* "attach ..." / "detach ..." */
+    void *const *be = disk ? (void *const *)blk : (void *const *)vif;
+    const uint32_t *ids = disk ? blk_id : vif_id;
+    unsigned n = disk ? VM_MAX_DISKS : VM_MAX_VIFS;
+    uint64_t devid;
+    int i, rc;
+
+    if (!xs_path) {
+        snprintf(out, len, "error: the domain has no xenstore\n");
+        return;
+    }
+    if (!strncmp(op, "detach ", 7)) {
+        if (parse_uint(op + 7, UINT32_MAX, &devid) ||
+            (i = slot_of(be, ids, n, (uint32_t)devid)) < 0) {
+            snprintf(out, len, "error: no %s with devid %s\n", disk ? "disk" : "vif", op + 7);
+            return;
+        }
+        if (disk) {
+            blkback_stop(blk[i]);
+            blk[i] = NULL;
+        } else {
+            netback_stop(vif[i]);
+            vif[i] = NULL;
+        }
+        dinfo("dom%u: %s %u detached", dom.domid, disk ? "disk" : "vif", (unsigned)devid);
+        snprintf(out, len, "ok\n");
+        return;
+    }
+    struct blkback_cfg bc;
+    struct netback_cfg nc;
+    snprintf(arg, sizeof(arg), "%s", op + 7);
+    if (strncmp(op, "attach ", 7) || (disk ? disk_spec(arg, &bc) : vif_spec(arg, &nc))) {
+        snprintf(out, len, "error: usage: %s\n",
+                 disk ? "disk-attach DEVID:r|w:PATH" : "vif-attach DEVID,MAC,BRIDGE[,MTU]");
+        return;
+    }
+    devid = disk ? bc.devid : nc.devid;
+    if (slot_of(be, ids, n, (uint32_t)devid) >= 0) {
+        snprintf(out, len, "error: %s %u is already attached\n", disk ? "disk" : "vif",
+                 (unsigned)devid);
+        return;
+    }
+    if ((i = free_slot(be, n)) < 0) {
+        snprintf(out, len, "error: at most %u %s\n", n, disk ? "disks" : "vifs");
+        return;
+    }
+    if (disk) {
+        bc.xs_path = xs_path;
+        rc = blkback_start(&dom, &bc, &blk[i], err, sizeof(err));
+    } else {
+        nc.xs_path = xs_path;
+        rc = netback_start(&dom, &nc, &vif[i], err, sizeof(err));
+    }
+    if (rc < 0) {
+        if (disk)
+            blk[i] = NULL;
+        else
+            vif[i] = NULL;
+        snprintf(out, len, "error: %s\n", err[0] ? err : strerror(-rc));
+        return;
+    }
+    if (disk)
+        blk_id[i] = (uint32_t)devid;
+    else
+        vif_id[i] = (uint32_t)devid;
+    dinfo("dom%u: %s %u attached", dom.domid, disk ? "disk" : "vif", (unsigned)devid);
+    snprintf(out, len, "ok\n");
+}
+
 static void control_reply(int fd, const char *cmd)
 {
-    char out[256];
-    if (!strcmp(cmd, "pause") || !strcmp(cmd, "unpause")) {
+    char out[512];
+    if (!strncmp(cmd, "disk-", 5) || !strncmp(cmd, "vif-", 4)) {
+        hotplug(cmd, out, sizeof(out));
+    } else if (!strcmp(cmd, "pause") || !strcmp(cmd, "unpause")) {
         kvm_domain_pause(&dom, cmd[0] == 'p');
         snprintf(out, sizeof(out), "ok\n");
     } else if (!strcmp(cmd, "info")) {
@@ -275,7 +386,7 @@ static void control_serve(int listen_fd)
         return;
     struct timeval tv = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char line[128];
+    char line[4352]; /* disk-attach carries a path */
     ssize_t n = recv(fd, line, sizeof(line) - 1, 0);
     if (n > 0) {
         line[n] = 0;
@@ -353,13 +464,17 @@ int main(int argc, char **argv)
         goto out;
     if (a.xenstore && store_ring_start(&dom, &store, err, sizeof(err)) < 0)
         goto out;
+    if (a.xenstore)
+        xs_path = a.xs_path;
     for (unsigned i = 0; i < a.n_disks; i++) {
         a.disks[i].xs_path = a.xs_path;
+        blk_id[i] = a.disks[i].devid;
         if (blkback_start(&dom, &a.disks[i], &blk[i], err, sizeof(err)) < 0)
             goto out;
     }
     for (unsigned i = 0; i < a.n_vifs; i++) {
         a.vifs[i].xs_path = a.xs_path;
+        vif_id[i] = a.vifs[i].devid;
         if (netback_start(&dom, &a.vifs[i], &vif[i], err, sizeof(err)) < 0)
             goto out;
     }

@@ -64,7 +64,7 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
     add(a, "--ready-fd", a->ready);
     if (xenstore)
         add(a, "--xenstore", NULL);
-    if (xenstore && (c->n_disks || c->n_vifs))
+    if (xenstore) /* also without devices: they may be hot-plugged */
         add(a, "--xenstore-path", xs_path);
     for (unsigned i = 0; xenstore && i < c->n_disks && i < XLCFG_MAX_DISKS; i++) {
         if (dsd_disk_arg(c, i, a->disk[i], sizeof(a->disk[i])) == 0)

@@ -33,10 +33,24 @@
  *                          offset=<o>" carrying three fds (SCM_RIGHTS): the
  *                          domain's memory fd (the ring page is at offset),
  *                          kick_fd and notify_fd as xs_ring_hooks.map wants.
+ *   "disk-attach DEVID:r|w:PATH" -> "ok" or "error: ...": hot-plug: starts a
+ *                          blkback for one more disk, as --disk would (at
+ *                          most VM_MAX_DISKS; a DEVID already served is
+ *                          refused).  The toolstack writes its xenstore
+ *                          nodes afterwards, as at start-up.
+ *   "disk-detach DEVID"  -> "ok" or "error: ...": stops that disk's blkback
+ *                          (blkback_stop).  The toolstack has first asked
+ *                          the front end to close (backend state Closing)
+ *                          and removes the nodes afterwards.
+ *   "vif-attach DEVID,MAC,BRIDGE[,MTU]" / "vif-detach DEVID" -> "ok" or
+ *                          "error: ...": the same for a vif and its netback
+ *                          (at most VM_MAX_VIFS).
+ *                          The four need --xenstore-path.
  *
  * --xenstore: the domain gets a xenstore ring page and event channel
  * (HVM_PARAM_STORE_PFN/STORE_EVTCHN); without it both are 0 and the guest
- * runs without xenstore.
+ * runs without xenstore.  --xenstore-path SOCK: xenstored's socket, for the
+ * back ends (domusd passes it with every --xenstore).
  *
  * --disk DEVID:MODE:PATH (at most VM_MAX_DISKS, needs --xenstore and
  * --xenstore-path): one virtual disk served by a blkback thread
