@@ -106,7 +106,7 @@ static void frontend_changed(struct xbe *x, uint64_t fst)
 
     switch (fst) {
     case XenbusStateInitialising:
-        if (x->state == XenbusStateClosed)
+        if (x->state == XenbusStateClosed && !x->unplug)
             set_state(x, XenbusStateInitWait);
         break;
     case XenbusStateInitialised:
@@ -154,6 +154,18 @@ static void reconcile(struct xbe *x)
         }
         x->state = XenbusStateUnknown; /* force the write */
         set_state(x, XenbusStateInitWait);
+    } else if (n == XenbusStateClosing && x->state != XenbusStateClosing && !x->unplug) {
+        /* Not ours: the toolstack's detach (libxl's online 0, state Closing).
+         * The front end sees it and closes; until then we count as Closing,
+         * so that its Closed makes us write Closed.  Unconnected, we are
+         * done at once. */
+        dinfo("dom%u %s %u: detach requested", x->d->domid, x->kind, x->devid);
+        x->unplug = true;
+        x->state = XenbusStateClosing;
+        if (!x->connected) {
+            set_state(x, XenbusStateClosed);
+            return;
+        }
     }
     xbe_read_uint(x, x->fpath, "state", 64, &fst);
     frontend_changed(x, fst);

@@ -10,7 +10,10 @@
  *   toolstack's backend "state" appears -> ops->advertise, InitWait;
  *   front end Initialised or Connected  -> ops->connect, Connected;
  *   front end Closing -> Closing; Closed -> ops->disconnect, Closed;
- *   front end Initialising after Closed -> InitWait again.
+ *   front end Initialising after Closed -> InitWait again;
+ *   the toolstack writes our "state" Closing (detach, as libxl does) ->
+ *     Closing until the front end is Closed, then Closed (at once when not
+ *     connected); no InitWait again after that.
  *
  * The front end's nodes are hostile: numbers are read strictly
  * (xbe_read_uint) and a front end that breaks the protocol is disconnected
@@ -67,6 +70,7 @@ struct xbe {
     bool thread_started;
     enum xenbus_state state; /* ours, as last written */
     bool connected;
+    bool unplug; /* the toolstack asked the device to close (detach) */
     uint32_t port;
 };
 
