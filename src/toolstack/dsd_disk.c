@@ -4,17 +4,19 @@
  * accessible as asked, vdevs are distinct), targets made absolute against
  * the client's cwd, and each spec rewritten in canonical form.  domus-vm
  * gets one --disk per disk (vmproc.h); before the domain is introduced,
- * domusd writes each disk's xenstore nodes as libxl does:
- *   /local/domain/<N>/device/vbd/<devid>/          owner N, Domain 0 reads
- *       backend, backend-id, state (1), virtual-device, device-type
+ * domusd writes each disk's xenstore nodes as libxl does, back end first:
  *   /local/domain/0/backend/vbd/<N>/<devid>/       owner 0, N reads
  *       frontend, frontend-id, online, removable, bootable, dev, type,
  *       mode, params, device-type, discard-enable, then state (1) last:
- *       the back end in domus-vm waits for that. */
+ *       the back end in domus-vm waits for that;
+ *   /local/domain/<N>/device/vbd/<devid>/          owner N, Domain 0 reads
+ *       backend, backend-id, virtual-device, device-type, then state (1)
+ *       last: a running guest (hot-plug) probes the device when it appears.
+ * Hot-plug (block-attach) checks and writes one disk the same way
+ * (dsd_disk_add, dsd_disk_nodes_one). */
 #include "domus/domusd.h"
 #include "domus/dsd_disk.h"
 #include "domus/util.h"
-#include "domus/xldisk.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Checks disk i of cfg (parse, target made absolute against cwd, image
+ * accessible as asked) and rewrites its spec in canonical form. */
 static int check_one(struct xlcfg *cfg, unsigned i, const char *cwd, struct xldisk *dk,
                      char *err, size_t errlen)
 {
@@ -47,6 +51,14 @@ toolong:
     return -ENAMETOOLONG;
 }
 
+static int need_xenstore(bool xenstore, char *err, size_t errlen)
+{
+    if (xenstore)
+        return 0;
+    dfmt(err, errlen, "disks need xenstore (domusd runs without it)");
+    return -EOPNOTSUPP;
+}
+
 int dsd_disk_check(bool xenstore, struct xlcfg *cfg, const char *cwd, char *err, size_t errlen)
 {
     struct xldisk *dk = calloc(XLCFG_MAX_DISKS, sizeof(*dk));
@@ -54,10 +66,8 @@ int dsd_disk_check(bool xenstore, struct xlcfg *cfg, const char *cwd, char *err,
 
     if (!dk)
         return -ENOMEM;
-    if (cfg->n_disks && !xenstore) {
-        dfmt(err, errlen, "disks need xenstore (domusd runs without it)");
-        rc = -EOPNOTSUPP;
-    }
+    if (cfg->n_disks)
+        rc = need_xenstore(xenstore, err, errlen);
     for (unsigned i = 0; !rc && i < cfg->n_disks && i < XLCFG_MAX_DISKS; i++) {
         rc = check_one(cfg, i, cwd, &dk[i], err, errlen);
         for (unsigned j = 0; !rc && j < i; j++) {
@@ -69,6 +79,83 @@ int dsd_disk_check(bool xenstore, struct xlcfg *cfg, const char *cwd, char *err,
     }
     free(dk);
     return rc;
+}
+
+int dsd_disk_add(bool xenstore, struct xlcfg *cfg, const char *spec, const char *cwd,
+                 char *err, size_t errlen)
+{
+    struct xldisk *dk = malloc(sizeof(*dk));
+    unsigned n = cfg->n_disks;
+    int rc = dk ? need_xenstore(xenstore, err, errlen) : -ENOMEM;
+
+    if (!rc && n >= XLCFG_MAX_DISKS) {
+        dfmt(err, errlen, "the domain has %u disks already (at most %u)", n, XLCFG_MAX_DISKS);
+        rc = -ENOSPC;
+    } else if (!rc && strlen(spec) >= sizeof(cfg->disks[n])) {
+        dfmt(err, errlen, "disk %u: spec too long", n);
+        rc = -ENAMETOOLONG;
+    }
+    if (!rc) {
+        snprintf(cfg->disks[n], sizeof(cfg->disks[n]), "%s", spec);
+        rc = check_one(cfg, n, cwd, dk, err, errlen);
+    }
+    if (!rc) {
+        char other[XLDISK_VDEV_MAX];
+        int j = dsd_disk_find_devid(cfg, dk->devid, other);
+        if (j >= 0) {
+            dfmt(err, errlen, "disk %u: vdev %s is already used by disk %d (%s)", n, dk->vdev,
+                 j, other);
+            rc = -EEXIST;
+        }
+    }
+    if (!rc)
+        cfg->n_disks = n + 1;
+    else if (n < XLCFG_MAX_DISKS)
+        cfg->disks[n][0] = '\0';
+    free(dk);
+    return rc;
+}
+
+int dsd_disk_find_devid(const struct xlcfg *cfg, uint32_t devid, char vdev[XLDISK_VDEV_MAX])
+{
+    struct xldisk *dk = malloc(sizeof(*dk));
+    char err[256];
+    int found = -ENOMEM;
+
+    for (unsigned i = 0; dk && found < 0 && i < cfg->n_disks && i < XLCFG_MAX_DISKS; i++) {
+        found = -ENOENT;
+        if (!xldisk_parse(cfg->disks[i], i, dk, err, sizeof(err)) && dk->devid == devid) {
+            found = (int)i;
+            if (vdev)
+                snprintf(vdev, XLDISK_VDEV_MAX, "%s", dk->vdev);
+        }
+    }
+    if (dk && found == -ENOMEM)
+        found = -ENOENT;
+    free(dk);
+    return found;
+}
+
+int dsd_disk_find(const struct xlcfg *cfg, const char *which, uint32_t *devid)
+{
+    uint32_t id;
+    int i;
+
+    if (xldisk_devid(which, &id))
+        return -EINVAL;
+    i = dsd_disk_find_devid(cfg, id, NULL);
+    if (i >= 0 && devid)
+        *devid = id;
+    return i;
+}
+
+void dsd_disk_remove(struct xlcfg *cfg, unsigned i)
+{
+    if (i >= cfg->n_disks || i >= XLCFG_MAX_DISKS)
+        return;
+    memmove(cfg->disks[i], cfg->disks[i + 1], (cfg->n_disks - i - 1) * sizeof(cfg->disks[0]));
+    cfg->n_disks--;
+    cfg->disks[cfg->n_disks][0] = '\0';
 }
 
 int dsd_disk_arg(const struct xlcfg *cfg, unsigned i, char *buf, size_t len)
@@ -118,10 +205,10 @@ static void frontend_nodes(struct dsd_devdir *n, unsigned domid, const struct xl
     dsd_devdir_open(n, fpath, domid, 0);
     dsd_devdir_node(n, "backend", bpath);
     dsd_devdir_node(n, "backend-id", "0");
-    dsd_devdir_node(n, "state", "1");
     snprintf(v, sizeof(v), "%u", dk->devid);
     dsd_devdir_node(n, "virtual-device", v);
     dsd_devdir_node(n, "device-type", dk->cdrom ? "cdrom" : "disk");
+    dsd_devdir_node(n, "state", "1"); /* last: a running guest probes on it */
 }
 
 static void backend_nodes(struct dsd_devdir *n, unsigned domid, const struct xldisk *dk,
@@ -145,7 +232,7 @@ static void backend_nodes(struct dsd_devdir *n, unsigned domid, const struct xld
     dsd_devdir_node(n, "state", "1");
 }
 
-int dsd_disk_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg)
+int dsd_disk_nodes_one(struct xsc *c, unsigned domid, const struct xlcfg *cfg, unsigned i)
 {
     struct xldisk *dk = malloc(sizeof(*dk));
     char err[256], fpath[96], bpath[96];
@@ -153,17 +240,34 @@ int dsd_disk_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg)
 
     if (!dk)
         return -ENOMEM;
-    for (unsigned i = 0; !n.rc && i < cfg->n_disks; i++) {
-        n.rc = xldisk_parse(cfg->disks[i], i, dk, err, sizeof(err));
-        if (n.rc)
-            break;
+    n.rc = i < cfg->n_disks ? xldisk_parse(cfg->disks[i], i, dk, err, sizeof(err)) : -EINVAL;
+    if (!n.rc) {
         snprintf(fpath, sizeof(fpath), "/local/domain/%u/device/vbd/%u", domid, dk->devid);
         snprintf(bpath, sizeof(bpath), "/local/domain/0/backend/vbd/%u/%u", domid, dk->devid);
-        frontend_nodes(&n, domid, dk, fpath, bpath);
         backend_nodes(&n, domid, dk, bpath, fpath);
+        frontend_nodes(&n, domid, dk, fpath, bpath);
     }
     free(dk);
     return n.rc;
+}
+
+int dsd_disk_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg)
+{
+    int rc = 0;
+
+    for (unsigned i = 0; !rc && i < cfg->n_disks && i < XLCFG_MAX_DISKS; i++)
+        rc = dsd_disk_nodes_one(c, domid, cfg, i);
+    return rc;
+}
+
+void dsd_dev_nodes_rm(struct xsc *c, const char *kind, unsigned domid, uint32_t devid)
+{
+    char path[96];
+
+    snprintf(path, sizeof(path), "/local/domain/%u/device/%s/%u", domid, kind, devid);
+    xsc_rm(c, path);
+    snprintf(path, sizeof(path), "/local/domain/0/backend/%s/%u/%u", kind, domid, devid);
+    xsc_rm(c, path);
 }
 
 void dsd_disk_nodes_rm(struct xsc *c, unsigned domid)

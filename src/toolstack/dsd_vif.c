@@ -5,13 +5,17 @@
  * 00:16:3e prefix, and each spec is rewritten in canonical form with its
  * devid and mac: the domain keeps both across its reboots.  domus-vm gets
  * one --vif per interface (vmproc.h); before the domain is introduced,
- * domusd writes each interface's xenstore nodes as libxl does:
- *   /local/domain/<N>/device/vif/<devid>/          owner N, Domain 0 reads
- *       backend, backend-id (0), state (1), handle, mac, mtu
+ * domusd writes each interface's xenstore nodes as libxl does, back end
+ * first:
  *   /local/domain/0/backend/vif/<N>/<devid>/       owner 0, N reads
  *       frontend, frontend-id, online (1), script (if given), vifname and
  *       ip (if given), mac, bridge, handle, type (vif), mtu, then state (1)
- *       last: the back end in domus-vm waits for that. */
+ *       last: the back end in domus-vm waits for that;
+ *   /local/domain/<N>/device/vif/<devid>/          owner N, Domain 0 reads
+ *       backend, backend-id (0), handle, mac, mtu, then state (1) last: a
+ *       running guest (hot-plug) probes the device when it appears.
+ * Hot-plug (network-attach) checks and writes one vif the same way
+ * (dsd_vif_add: the next devid after the highest, as libxl; distinct mac). */
 #include "domus/domusd.h"
 #include "domus/dsd_disk.h"
 #include "domus/dsd_vif.h"
@@ -90,6 +94,118 @@ int dsd_vif_check(bool xenstore, struct xlcfg *cfg, char *err, size_t errlen)
     return rc;
 }
 
+/* A canonical spec (checked: devid and mac in it) of cfg's vif i. */
+static int parse_checked(const struct xlcfg *cfg, unsigned i, struct xlvif *v)
+{
+    char err[256];
+    int rc = xlvif_parse(cfg->vifs[i], i, NULL, v, err, sizeof(err));
+
+    return rc ? rc : v->mac_generated || !v->devid_set ? -EINVAL : 0;
+}
+
+int dsd_vif_add(bool xenstore, struct xlcfg *cfg, const char *spec, char *err,
+                size_t errlen)
+{
+    unsigned n = cfg->n_vifs;
+    struct xlvif v, o;
+    char mac[XLVIF_MAC_STR];
+    uint32_t next = 0;
+    int rc = 0;
+
+    if (!xenstore) {
+        dfmt(err, errlen, "vifs need xenstore (domusd runs without it)");
+        return -EOPNOTSUPP;
+    }
+    if (n >= XLCFG_MAX_VIFS) {
+        dfmt(err, errlen, "the domain has %u vifs already (at most %u)", n, XLCFG_MAX_VIFS);
+        return -ENOSPC;
+    }
+    rc = xlvif_parse(spec, n, NULL, &v, err, errlen);
+    if (rc)
+        return rc;
+    for (unsigned j = 0; j < n; j++) /* as libxl: the next devid after the highest */
+        if (!parse_checked(cfg, j, &o) && o.devid >= next)
+            next = o.devid + 1;
+    if (!v.devid_set)
+        v.devid = next;
+    v.devid_set = true;
+    for (int tries = 0; !rc && tries < 16; tries++) {
+        bool clash = false;
+        for (unsigned j = 0; !rc && j < n; j++) {
+            if (parse_checked(cfg, j, &o))
+                continue;
+            if (o.devid == v.devid) {
+                dfmt(err, errlen, "vif %u: devid %u is already used by vif %u", n, v.devid, j);
+                rc = -EEXIST;
+            } else if (!memcmp(o.mac, v.mac, 6)) {
+                clash = true;
+                if (!v.mac_generated) {
+                    xlvif_mac_str(v.mac, mac);
+                    dfmt(err, errlen, "vif %u: mac %s is already used by vif %u", n, mac, j);
+                    rc = -EEXIST;
+                }
+            }
+        }
+        if (rc || !clash)
+            break;
+        rc = tries < 15 ? xlvif_gen_mac(v.mac, NULL) : -EEXIST; /* a generated clash */
+        if (rc)
+            dfmt(err, errlen, "vif %u: cannot generate a mac: %s", n, strerror(-rc));
+    }
+    if (!rc && xlvif_format(&v, cfg->vifs[n], sizeof(cfg->vifs[n])) < 0) {
+        dfmt(err, errlen, "vif %u: spec too long in canonical form", n);
+        rc = -ENAMETOOLONG;
+    }
+    if (rc)
+        cfg->vifs[n][0] = '\0';
+    else
+        cfg->n_vifs = n + 1;
+    return rc;
+}
+
+int dsd_vif_find(const struct xlcfg *cfg, const char *which, uint32_t *devid)
+{
+    unsigned m[6];
+    uint8_t mac[6];
+    char *end;
+    bool by_mac = false;
+    unsigned long id = 0;
+    struct xlvif v;
+    int n = 0;
+
+    if (sscanf(which, "%2x:%2x:%2x:%2x:%2x:%2x%n", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5],
+               &n) == 6 &&
+        n == 17 && !which[n]) {
+        by_mac = true;
+        for (int k = 0; k < 6; k++)
+            mac[k] = (uint8_t)m[k];
+    } else {
+        errno = 0;
+        id = strtoul(which, &end, 10);
+        if (!*which || *which < '0' || *which > '9' || *end || errno || id > UINT32_MAX)
+            return -EINVAL;
+    }
+    for (unsigned i = 0; i < cfg->n_vifs && i < XLCFG_MAX_VIFS; i++) {
+        if (parse_checked(cfg, i, &v))
+            continue;
+        if (by_mac ? !memcmp(v.mac, mac, 6) : v.devid == id) {
+            if (devid)
+                *devid = v.devid;
+            return (int)i;
+        }
+    }
+    return -ENOENT;
+}
+
+void dsd_vif_remove(struct xlcfg *cfg, unsigned i)
+{
+    if (i >= cfg->n_vifs || i >= XLCFG_MAX_VIFS)
+        return;
+    memmove(cfg->vifs[i], cfg->vifs[i + 1], (cfg->n_vifs - i - 1) * sizeof(cfg->vifs[0]));
+    cfg->n_vifs--;
+    cfg->vifs[cfg->n_vifs][0] = '\0';
+}
+
 /* Vif i of a checked cfg (its devid and mac are in its spec). */
 static int checked_vif(const struct xlcfg *cfg, unsigned i, struct xlvif *v)
 {
@@ -128,12 +244,12 @@ static void frontend_nodes(struct dsd_devdir *n, unsigned domid, const struct xl
     dsd_devdir_open(n, fpath, domid, 0);
     dsd_devdir_node(n, "backend", bpath);
     dsd_devdir_node(n, "backend-id", "0");
-    dsd_devdir_node(n, "state", "1");
     snprintf(num, sizeof(num), "%u", v->devid);
     dsd_devdir_node(n, "handle", num);
     dsd_devdir_node(n, "mac", mac);
     snprintf(num, sizeof(num), "%u", v->mtu);
     dsd_devdir_node(n, "mtu", num);
+    dsd_devdir_node(n, "state", "1"); /* last: a running guest probes on it */
 }
 
 static void backend_nodes(struct dsd_devdir *n, unsigned domid, const struct xlvif *v,
@@ -163,23 +279,29 @@ static void backend_nodes(struct dsd_devdir *n, unsigned domid, const struct xlv
     dsd_devdir_node(n, "state", "1");
 }
 
-int dsd_vif_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg)
+int dsd_vif_nodes_one(struct xsc *c, unsigned domid, const struct xlcfg *cfg, unsigned i)
 {
     struct dsd_devdir n = {.c = c};
     char fpath[96], bpath[96];
     struct xlvif v;
 
-    for (unsigned i = 0; !n.rc && i < cfg->n_vifs && i < XLCFG_MAX_VIFS; i++) {
-        n.rc = checked_vif(cfg, i, &v);
-        if (n.rc)
-            break;
-        snprintf(fpath, sizeof(fpath), "/local/domain/%u/device/vif/%u", domid, v.devid);
-        snprintf(bpath, sizeof(bpath), "/local/domain/0/backend/vif/%u/%u", domid,
-                 v.devid);
-        frontend_nodes(&n, domid, &v, fpath, bpath);
-        backend_nodes(&n, domid, &v, bpath, fpath);
-    }
+    n.rc = i < cfg->n_vifs && i < XLCFG_MAX_VIFS ? checked_vif(cfg, i, &v) : -EINVAL;
+    if (n.rc)
+        return n.rc;
+    snprintf(fpath, sizeof(fpath), "/local/domain/%u/device/vif/%u", domid, v.devid);
+    snprintf(bpath, sizeof(bpath), "/local/domain/0/backend/vif/%u/%u", domid, v.devid);
+    backend_nodes(&n, domid, &v, bpath, fpath);
+    frontend_nodes(&n, domid, &v, fpath, bpath);
     return n.rc;
+}
+
+int dsd_vif_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg)
+{
+    int rc = 0;
+
+    for (unsigned i = 0; !rc && i < cfg->n_vifs && i < XLCFG_MAX_VIFS; i++)
+        rc = dsd_vif_nodes_one(c, domid, cfg, i);
+    return rc;
 }
 
 void dsd_vif_nodes_rm(struct xsc *c, unsigned domid)

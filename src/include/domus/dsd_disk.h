@@ -3,6 +3,7 @@
 #define DOMUS_DSD_DISK_H
 
 #include "domus/xlcfg.h"
+#include "domus/xldisk.h"
 #include "domus/xsclient.h"
 
 #include <stdbool.h>
@@ -14,12 +15,39 @@
  * 0 or -errno with the disk named in err. */
 int dsd_disk_check(bool xenstore, struct xlcfg *cfg, const char *cwd, char *err, size_t errlen);
 
+/* Hot-plug (block-attach): checks spec as dsd_disk_check checks a disk at
+ * create (relative target against cwd, image accessible, vdev not used by
+ * another of cfg's disks) and appends it to cfg in canonical form.
+ * -ENOSPC when cfg has XLCFG_MAX_DISKS disks.  0 or -errno with err; cfg
+ * unchanged on error. */
+int dsd_disk_add(bool xenstore, struct xlcfg *cfg, const char *spec, const char *cwd,
+                 char *err, size_t errlen);
+
+/* Index of cfg's disk with Xen vdev number devid (its vdev as written in
+ * vdev, if not NULL), or -ENOENT. */
+int dsd_disk_find_devid(const struct xlcfg *cfg, uint32_t devid, char vdev[XLDISK_VDEV_MAX]);
+
+/* Index of cfg's disk named by which: a vdev ("xvdb") or its number
+ * ("51728"); *devid its number.  -ENOENT when cfg has none, -EINVAL when
+ * which is no vdev. */
+int dsd_disk_find(const struct xlcfg *cfg, const char *which, uint32_t *devid);
+
+/* Drops disk i from cfg (the later ones move down). */
+void dsd_disk_remove(struct xlcfg *cfg, unsigned i);
+
 /* domus-vm's --disk argument for disk i ("DEVID:r|w:PATH"). */
 int dsd_disk_arg(const struct xlcfg *cfg, unsigned i, char *buf, size_t len);
 
 /* Writes every disk's front and back end nodes for domain domid (libxl's
  * layout and permissions).  0 or the first -errno. */
 int dsd_disk_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg);
+
+/* The same for disk i only (back end first, each state last). */
+int dsd_disk_nodes_one(struct xsc *c, unsigned domid, const struct xlcfg *cfg, unsigned i);
+
+/* Removes one device's directories: /local/domain/<domid>/device/<kind>/
+ * <devid> and /local/domain/0/backend/<kind>/<domid>/<devid>. */
+void dsd_dev_nodes_rm(struct xsc *c, const char *kind, unsigned domid, uint32_t devid);
 
 /* Removes /local/domain/0/backend/vbd/<domid>. */
 void dsd_disk_nodes_rm(struct xsc *c, unsigned domid);
