@@ -28,6 +28,18 @@ static const struct cli_cmd cmds[] = {
     {"unpause", cli_unpause, "Unpause a paused domain", "<Domain>"},
     {"domid", cli_domid, "Convert a domain name to its domain id", "<DomainName>"},
     {"domname", cli_domname, "Convert a domain id to its domain name", "<DomainId>"},
+    {"block-attach", cli_block_attach, "Create a new virtual block device",
+     "<Domain> <disk-spec-component(s)>..."},
+    {"block-detach", cli_block_detach, "Destroy a domain's virtual block device",
+     "<Domain> <DevId>\n  DevId: the vdev (xvdb) or its number (51728)"},
+    {"block-list", cli_block_list, "List virtual block devices for a domain",
+     "<Domain(s)>"},
+    {"network-attach", cli_network_attach, "Create a new network device",
+     "<Domain> [vif-spec-component(s)]...\n  e.g. mac=00:16:3e:00:00:01 bridge=xenbr0"},
+    {"network-detach", cli_network_detach, "Destroy a domain's network device",
+     "<Domain> <DevId|mac>"},
+    {"network-list", cli_network_list, "List network interfaces of a domain",
+     "<Domain(s)>"},
     {"help", cli_help, "Print this help", "[command]"},
 };
 

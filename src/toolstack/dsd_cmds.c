@@ -437,6 +437,15 @@ static void cmd_domid(const struct req *r)
     dsd_reply(r->d, r->client, o);
 }
 
+/* block-attach/-detach/-list, network-attach/-detach/-list (dsd_hotplug.c). */
+static void cmd_hotplug(const struct req *r)
+{
+    struct dsd_dom *dom = req_dom(r);
+
+    if (dom)
+        dsd_hotplug_request(r->d, r->client, dom, req_str(r, "cmd"), r->obj);
+}
+
 static void cmd_ping(const struct req *r)
 {
     dsd_reply(r->d, r->client, dsd_ok());
@@ -451,6 +460,9 @@ static const struct {
     {"reboot", cmd_reboot},   {"pause", cmd_pause},
     {"unpause", cmd_unpause}, {"console-path", cmd_console_path},
     {"domid", cmd_domid},     {"ping", cmd_ping},
+    {"block-attach", cmd_hotplug}, {"block-detach", cmd_hotplug},
+    {"block-list", cmd_hotplug},   {"network-attach", cmd_hotplug},
+    {"network-detach", cmd_hotplug}, {"network-list", cmd_hotplug},
 };
 
 void dsd_handle_request(struct dsd *d, uint64_t client, const char *line)

@@ -235,11 +235,12 @@ void dsd_check_deadlines(struct dsd *d)
         kill(x->pid, SIGKILL);
         x->deadline_ms = 0;
     }
+    dsd_hotplug_tick(d);
 }
 
 int dsd_next_timeout_ms(struct dsd *d)
 {
-    int64_t now = dsd_now_ms(), best = -1;
+    int64_t now = dsd_now_ms(), best = dsd_hotplug_timeout_ms(d);
 
     for (struct dsd_dom *x = d->doms; x; x = x->next) {
         if (!x->deadline_ms)

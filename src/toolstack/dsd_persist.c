@@ -2,8 +2,9 @@
  *
  * Guests outlive the toolstack, as on Xen.  For each domain domusd keeps
  * $DOMUS_RUN_DIR/dom<N>.json (domid, generation, pid of its domus-vm, the
- * xl.cfg text it was created from and its vif specs as completed at create,
- * generated macs included), removed with the domain.  A domusd that
+ * xl.cfg text it was created from, its vif specs as completed at create,
+ * generated macs included, and its disk specs; both lists as they are now,
+ * hot-plugged devices included), removed with the domain.  A domusd that
  * starts while such a domus-vm still runs adopts it: the domain is listed and
  * can be paused, shut down, destroyed and attached to again.  An adopted
  * process is not domusd's child, so its exit status cannot be had: its end
@@ -11,6 +12,7 @@
  * on_poweroff/on_reboot/on_crash say. */
 #include "domus/domusd.h"
 #include "domus/util.h"
+#include "domus/xldisk.h"
 #include "domus/xlvif.h"
 
 #include <dirent.h>
@@ -31,7 +33,7 @@ static int state_path(const struct dsd_dom *dom, char *buf, size_t len)
 void dsd_persist_save(const struct dsd_dom *dom)
 {
     char path[PATH_MAX], tmp[PATH_MAX + 8];
-    json_object *o, *vifs;
+    json_object *o, *vifs, *disks;
     int rc;
 
     if (!dom->cfg_text || state_path(dom, path, sizeof(path)) < 0)
@@ -46,6 +48,10 @@ void dsd_persist_save(const struct dsd_dom *dom)
     for (unsigned i = 0; i < dom->cfg.n_vifs && i < XLCFG_MAX_VIFS; i++)
         json_object_array_add(vifs, json_object_new_string(dom->cfg.vifs[i]));
     json_object_object_add(o, "vifs", vifs);
+    disks = json_object_new_array();
+    for (unsigned i = 0; i < dom->cfg.n_disks && i < XLCFG_MAX_DISKS; i++)
+        json_object_array_add(disks, json_object_new_string(dom->cfg.disks[i]));
+    json_object_object_add(o, "disks", disks);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     rc = json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PLAIN);
     if (rc < 0 || rename(tmp, path) < 0) {
@@ -120,29 +126,46 @@ static int live_vm(int domid, int pid)
     return fd;
 }
 
-/* The vif specs saved with the domain replace those of its xl.cfg text
- * (which may lack the macs domusd generated), when they match in number
- * and each parses. */
-static void adopt_vifs(json_object *o, struct xlcfg *cfg)
+/* The device specs saved with the domain (key "vifs" or "disks": n_max
+ * strings of at most 512 bytes, each accepted by ok) replace those of its
+ * xl.cfg text, which may lack the macs domusd generated and the devices
+ * hot-plugged since; all or none. */
+static void adopt_specs(json_object *o, const char *key, char (*specs)[512], unsigned *n,
+                        unsigned n_max, bool (*ok)(const char *spec, unsigned i))
 {
-    json_object *vifs, *s;
-    char err[256];
-    struct xlvif v;
+    json_object *arr, *s;
+    size_t len;
 
-    if (!json_object_object_get_ex(o, "vifs", &vifs) ||
-        !json_object_is_type(vifs, json_type_array) ||
-        json_object_array_length(vifs) != cfg->n_vifs)
+    if (!json_object_object_get_ex(o, key, &arr) || !json_object_is_type(arr, json_type_array) ||
+        (len = json_object_array_length(arr)) > n_max)
         return;
-    for (unsigned i = 0; i < cfg->n_vifs; i++) {
-        s = json_object_array_get_idx(vifs, i);
+    for (unsigned i = 0; i < len; i++) {
+        s = json_object_array_get_idx(arr, i);
         if (!json_object_is_type(s, json_type_string) ||
-            (size_t)json_object_get_string_len(s) >= sizeof(cfg->vifs[i]) ||
-            xlvif_parse(json_object_get_string(s), i, NULL, &v, err, sizeof(err)))
+            (size_t)json_object_get_string_len(s) >= sizeof(specs[i]) ||
+            !ok(json_object_get_string(s), i))
             return;
     }
-    for (unsigned i = 0; i < cfg->n_vifs; i++)
-        snprintf(cfg->vifs[i], sizeof(cfg->vifs[i]), "%s",
-                 json_object_get_string(json_object_array_get_idx(vifs, i)));
+    for (unsigned i = 0; i < len; i++)
+        snprintf(specs[i], sizeof(specs[i]), "%s",
+                 json_object_get_string(json_object_array_get_idx(arr, i)));
+    *n = (unsigned)len;
+}
+
+static bool vif_ok(const char *spec, unsigned i)
+{
+    char err[256];
+    struct xlvif v;
+    return xlvif_parse(spec, i, NULL, &v, err, sizeof(err)) == 0;
+}
+
+static bool disk_ok(const char *spec, unsigned i)
+{
+    char err[256];
+    struct xldisk *dk = malloc(sizeof(*dk));
+    bool ok = dk && xldisk_parse(spec, i, dk, err, sizeof(err)) == 0;
+    free(dk);
+    return ok;
 }
 
 /* Rebuilds one domain from its state file; -ESRCH when its process is gone
@@ -159,8 +182,10 @@ static int adopt_one(struct dsd *d, json_object *o)
     if (!cfg || !path || !text || domid < 1 || domid > DSD_DOMID_MAX)
         goto out;
     rc = xlcfg_parse_string(text, path, cfg, err, sizeof(err));
-    if (!rc)
-        adopt_vifs(o, cfg);
+    if (!rc) {
+        adopt_specs(o, "vifs", cfg->vifs, &cfg->n_vifs, XLCFG_MAX_VIFS, vif_ok);
+        adopt_specs(o, "disks", cfg->disks, &cfg->n_disks, XLCFG_MAX_DISKS, disk_ok);
+    }
     if (!rc)
         rc = pidfd = live_vm(domid, pid);
     if (rc == -ESRCH || rc == -EINVAL) {

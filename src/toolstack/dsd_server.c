@@ -150,6 +150,7 @@ int dsd_server_init(struct dsd *d)
 
 void dsd_server_fini(struct dsd *d)
 {
+    dsd_hotplug_fini(d);
     dsd_destroy_all(d);
     dsd_xs_stop(d);
     while (d->clients) {

@@ -31,6 +31,13 @@ int cli_unpause(int argc, char **argv);
 int cli_domid(int argc, char **argv);
 int cli_domname(int argc, char **argv);
 int cli_help(int argc, char **argv);
+/* Hot-plug (cli_hotplug.c). */
+int cli_block_attach(int argc, char **argv);
+int cli_block_detach(int argc, char **argv);
+int cli_block_list(int argc, char **argv);
+int cli_network_attach(int argc, char **argv);
+int cli_network_detach(int argc, char **argv);
+int cli_network_list(int argc, char **argv);
 
 /* Runs "domus <argv[1]> ..." through the subcommand table; the exit status. */
 int cli_main(int argc, char **argv);

@@ -22,6 +22,8 @@
 #define DSD_RESTART_BURST 10        /* this many restarts ...      */
 #define DSD_RESTART_WINDOW_MS 30000 /* ... within this time: give up */
 #define DSD_DOMID_MAX 0x7FEF        /* DOMID_FIRST_RESERVED - 1 */
+#define DSD_DETACH_TIMEOUT_MS 10000 /* for the guest to close a detached device */
+#define DSD_DETACH_POLL_MS 100      /* its back end's state is read this often */
 
 enum dsd_state {
     DS_BUILDING, /* domus-vm started, not ready yet */
@@ -91,6 +93,7 @@ struct dsd {
     unsigned next_domid;
     bool quit;
     struct dsd_xs xs;
+    struct dsd_detach *detaches; /* detaches waiting for the guest (dsd_hotplug.c) */
 };
 
 /* epoll keys: kind in the high 32 bits, fd in the low 32. */
@@ -158,6 +161,22 @@ int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom);
 void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom);
 /* Writes control/shutdown ("poweroff", "reboot"); -EOPNOTSUPP when off. */
 int dsd_xs_shutdown(struct dsd *d, struct dsd_dom *dom, const char *how);
+
+/* ---- hot-plug (dsd_hotplug.c) ---- */
+
+/* "block-attach" {"spec","cwd"}, "block-detach" {"dev"}, "block-list",
+ * "network-attach" {"spec"}, "network-detach" {"dev"}, "network-list" on
+ * dom (running, with xenstore).  A detach is answered later, from
+ * dsd_hotplug_tick, once the guest closed the device or after
+ * DSD_DETACH_TIMEOUT_MS (then by force, with a warning). */
+void dsd_hotplug_request(struct dsd *d, uint64_t client, struct dsd_dom *dom, const char *cmd,
+                         json_object *obj);
+/* Moves the pending detaches along (from the event loop). */
+void dsd_hotplug_tick(struct dsd *d);
+/* The loop's timeout while detaches are pending, else -1. */
+int dsd_hotplug_timeout_ms(struct dsd *d);
+/* Forgets the pending detaches (at exit). */
+void dsd_hotplug_fini(struct dsd *d);
 
 /* ---- surviving a domusd restart (dsd_persist.c) ---- */
 
