@@ -24,6 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xen/io/xs_wire.h>
+
 /* Checks disk i of cfg (parse, target made absolute against cwd, image
  * accessible as asked) and rewrites its spec in canonical form. */
 static int check_one(struct xlcfg *cfg, unsigned i, const char *cwd, struct xldisk *dk,
@@ -103,8 +105,9 @@ int dsd_disk_add(bool xenstore, struct xlcfg *cfg, const char *spec, const char 
         char other[XLDISK_VDEV_MAX];
         int j = dsd_disk_find_devid(cfg, dk->devid, other);
         if (j >= 0) {
-            dfmt(err, errlen, "disk %u: vdev %s is already used by disk %d (%s)", n, dk->vdev,
-                 j, other);
+            dfmt(err, errlen, "disk %u: vdev %s is already used by disk %d%s%s%s", n, dk->vdev,
+                 j, strcmp(other, dk->vdev) ? " (" : "", strcmp(other, dk->vdev) ? other : "",
+                 strcmp(other, dk->vdev) ? ")" : "");
             rc = -EEXIST;
         }
     }
@@ -260,14 +263,30 @@ int dsd_disk_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg)
     return rc;
 }
 
+/* Removes path/<leaf>, then path itself when nothing else is left in it (as
+ * libxl cleans up a device's parents). */
+static void rm_with_parent(struct xsc *c, char *path, size_t len, const char *leaf)
+{
+    size_t n = strlen(path), dlen = 0;
+    char *names = NULL;
+
+    snprintf(path + n, len - n, "/%s", leaf);
+    xsc_rm(c, path);
+    path[n] = '\0';
+    if (xsc_request(c, XS_DIRECTORY, path, n + 1, &names, &dlen) == 0 && dlen <= 1)
+        xsc_rm(c, path);
+    free(names);
+}
+
 void dsd_dev_nodes_rm(struct xsc *c, const char *kind, unsigned domid, uint32_t devid)
 {
-    char path[96];
+    char path[96], leaf[16];
 
-    snprintf(path, sizeof(path), "/local/domain/%u/device/%s/%u", domid, kind, devid);
-    xsc_rm(c, path);
-    snprintf(path, sizeof(path), "/local/domain/0/backend/%s/%u/%u", kind, domid, devid);
-    xsc_rm(c, path);
+    snprintf(leaf, sizeof(leaf), "%u", devid);
+    snprintf(path, sizeof(path), "/local/domain/%u/device/%s", domid, kind);
+    rm_with_parent(c, path, sizeof(path), leaf);
+    snprintf(path, sizeof(path), "/local/domain/0/backend/%s/%u", kind, domid);
+    rm_with_parent(c, path, sizeof(path), leaf);
 }
 
 void dsd_disk_nodes_rm(struct xsc *c, unsigned domid)

@@ -46,7 +46,8 @@ int dsd_disk_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg);
 int dsd_disk_nodes_one(struct xsc *c, unsigned domid, const struct xlcfg *cfg, unsigned i);
 
 /* Removes one device's directories: /local/domain/<domid>/device/<kind>/
- * <devid> and /local/domain/0/backend/<kind>/<domid>/<devid>. */
+ * <devid> and /local/domain/0/backend/<kind>/<domid>/<devid>, and each
+ * parent left empty. */
 void dsd_dev_nodes_rm(struct xsc *c, const char *kind, unsigned domid, uint32_t devid);
 
 /* Removes /local/domain/0/backend/vbd/<domid>. */
