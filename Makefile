@@ -62,7 +62,14 @@ XS_FUZZ_SRC := tests/fuzz/xenstore_fuzz.c $(wildcard src/xenstore/xs_*.c) src/hv
 $(BUILD)/fuzz/xenstore_fuzz: $(XS_FUZZ_SRC) $(wildcard src/xenstore/*.h) src/include/domus/xenstore.h
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(XS_FUZZ_SRC)
-fuzz: $(BUILD)/fuzz/xenstore_fuzz
+# ... and for blkback's and netback's request paths -> build/fuzz/backend_fuzz
+BE_FUZZ_SRC := tests/fuzz/backend_fuzz.c src/backends/blkback.c src/backends/netback.c \
+               src/backends/xenbus_be.c src/toolstack/ts_xs.c src/toolstack/ts_proto.c \
+               $(filter-out %_main.c,$(wildcard src/hv/*.c))
+$(BUILD)/fuzz/backend_fuzz: $(BE_FUZZ_SRC) $(wildcard src/include/domus/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(BE_FUZZ_SRC) $(LDLIBS)
+fuzz: $(BUILD)/fuzz/xenstore_fuzz $(BUILD)/fuzz/backend_fuzz
 
 # xenstored benchmark: a libxenstore client (libxen-dev) against domus-xenstored
 $(BUILD)/bench/xenstore: bench/xenstore.c
