@@ -72,7 +72,7 @@ int netback_csum_offsets(const uint8_t *frame, size_t len, uint16_t *start, uint
     if (l4_header(frame, len, &l4, &proto))
         return -EINVAL;
     if (proto == 6) {
-        if (len < l4 + 20)
+        if (len < l4 + 20 || (frame[l4 + 12] >> 4) < 5)
             return -EINVAL;
         end = l4 + (size_t)(frame[l4 + 12] >> 4) * 4;
         *off = 16;
@@ -116,8 +116,8 @@ static int tx_gather(netif_tx_back_ring_t *ring, RING_IDX cons, RING_IDX rp,
     more = r.flags & NETTXF_extra_info;
     while (more) {
         netif_extra_info_t e;
-        if (cons + pkt->slots == rp)
-            return -EAGAIN;
+        if (cons + pkt->slots == rp) /* the rest is still to come, unless it cannot be */
+            return pkt->slots >= RING_SIZE(ring) ? -EPROTO : -EAGAIN;
         RING_COPY_REQUEST(ring, cons + pkt->slots, &r); /* a slot holds an extra */
         memcpy(&e, &r, sizeof(e));
         pkt->slots++;
@@ -129,8 +129,8 @@ static int tx_gather(netif_tx_back_ring_t *ring, RING_IDX cons, RING_IDX rp,
     }
     more = pkt->req[0].flags & NETTXF_more_data;
     while (more) {
-        if (cons + pkt->slots == rp)
-            return -EAGAIN;
+        if (cons + pkt->slots == rp) /* the rest is still to come, unless it cannot be */
+            return pkt->slots >= RING_SIZE(ring) ? -EPROTO : -EAGAIN;
         RING_COPY_REQUEST(ring, cons + pkt->slots, &r);
         pkt->slots++;
         if (pkt->slots > RING_SIZE(ring))
@@ -260,12 +260,15 @@ int netback_do_tx(const struct netback_io *io, netif_tx_back_ring_t *ring, bool 
         RING_IDX rp = __atomic_load_n(&ring->sring->req_prod, __ATOMIC_ACQUIRE);
         if (RING_REQUEST_PROD_OVERFLOW(ring, rp))
             return -EPROTO;
-        while (ring->req_cons != rp && sent < 4096) {
+        while (ring->req_cons != rp && sent < NETBACK_TX_BATCH) {
             struct txpkt pkt;
             int rc = tx_gather(ring, ring->req_cons, rp, &pkt);
             if ((partial = rc == -EAGAIN)) {
-                /* the front end is still queueing it: an event when it adds more */
+                /* the front end is still queueing it: an event when it adds
+                 * more; if it did meanwhile, look again */
                 __atomic_store_n(&ring->sring->req_event, rp + 1, __ATOMIC_RELEASE);
+                xen_mb();
+                partial = __atomic_load_n(&ring->sring->req_prod, __ATOMIC_ACQUIRE) == rp;
                 break;
             }
             if (rc == -EPROTO)
@@ -281,8 +284,8 @@ int netback_do_tx(const struct netback_io *io, netif_tx_back_ring_t *ring, bool 
         }
         RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(ring, n);
         *notify = *notify || n;
-        if (partial || sent >= 4096)
-            break;
+        if (partial || sent >= NETBACK_TX_BATCH)
+            break; /* the caller comes back for more (a batch is a fair share) */
         RING_FINAL_CHECK_FOR_REQUESTS(ring, more);
     } while (more);
     return sent;
@@ -445,7 +448,7 @@ static int rx_pump(struct netback *nb, bool *notify)
 
     for (int i = 0; i < 256; i++) {
         bool n;
-        int rc, more;
+        int rc;
         if (!nb->pend_len) {
             ssize_t got =
                 read(nb->io.tap_fd, nb->frame, sizeof(*nb->pend_vh) + NETBACK_MAX_FRAME);
@@ -457,9 +460,13 @@ static int rx_pump(struct netback *nb, bool *notify)
                               nb->frame + sizeof(*nb->pend_vh), nb->pend_len, &n);
         *notify = *notify || n;
         if (rc == -EAGAIN) {
-            RING_FINAL_CHECK_FOR_REQUESTS(&nb->rx,
-                                          more); /* an event when it posts more */
-            if (!more || rechecked)
+            /* An event when it posts any more buffers (RING_FINAL_CHECK_FOR_
+             * REQUESTS would not ask while a few, too few, are there). */
+            RING_IDX rp = __atomic_load_n(&nb->rx.sring->req_prod, __ATOMIC_ACQUIRE);
+            __atomic_store_n(&nb->rx.sring->req_event, rp + 1, __ATOMIC_RELEASE);
+            xen_mb();
+            if (rechecked ||
+                __atomic_load_n(&nb->rx.sring->req_prod, __ATOMIC_ACQUIRE) == rp)
                 return 0;
             rechecked = true;
             continue;
@@ -477,10 +484,15 @@ static void nb_serve(struct xbe *x)
     struct netback *nb = x->priv;
     bool ntx = false, nrx = false;
 
-    if (netback_do_tx(&nb->io, &nb->tx, &ntx) < 0 || rx_pump(nb, &nrx) < 0) {
+    int sent = netback_do_tx(&nb->io, &nb->tx, &ntx);
+    uint64_t one = 1;
+
+    if (sent < 0 || rx_pump(nb, &nrx) < 0) {
         xbe_fatal(x, "front end ring indexes are corrupt");
         return;
     }
+    if (sent >= NETBACK_TX_BATCH && write(x->kick_fd, &one, sizeof(one)) < 0)
+        dwarn("%s: kick: %s", nb->ifname, strerror(errno)); /* more to send: come back */
     if (ntx || nrx)
         xbe_notify(x);
 }

@@ -47,6 +47,7 @@
 
 #define NETBACK_MAX_SLOTS XEN_NETIF_NR_SLOTS_MIN /* data slots of one packet */
 #define NETBACK_MAX_FRAME (65535 + 14 + 4)       /* a GSO frame from the tap */
+#define NETBACK_TX_BATCH 4096 /* packets netback_do_tx takes in one call at most */
 
 struct netback;
 
@@ -77,8 +78,9 @@ struct netback_io {
 
 /* Consumes every complete packet on the tx ring, writing each to tap_fd.
  * *notify is set when the front end wants an event.  Returns the number of
- * packets taken, or -EPROTO when the front end's indexes are impossible or
- * a packet chains more slots than a ring holds (the caller disconnects). */
+ * packets taken (at most NETBACK_TX_BATCH: call again when it says so), or -EPROTO when
+ * the front end's indexes are impossible or a packet chains more slots than a ring holds
+ * (the caller disconnects). */
 int netback_do_tx(const struct netback_io *io, netif_tx_back_ring_t *ring, bool *notify);
 
 /* Places one frame (vh, then len bytes of data, len <= NETBACK_MAX_FRAME)
