@@ -7,74 +7,22 @@
 #include "domus/blkback.h"
 #include "domus/dsd_disk.h"
 #include "domus/util.h"
-#include "domus/xenstore.h"
-#include "domus/xsclient.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <xen/io/xs_wire.h>
-
 #include "check.h"
+#include "xsd_harness.h"
 
 #define GT_GPA 0x100000ULL
 #define RING_GPA 0x101000ULL
 #define DATA_GPA 0x102000ULL
 
-static struct xs_daemon *xsd;
-static int stop_fd;
-static struct xsc c;
-static char sock[128], dir[] = "/tmp/test_blkxs_XXXXXX";
-
-static void *serve(void *arg)
-{
-    (void)arg;
-    xs_daemon_run(xsd, stop_fd);
-    return NULL;
-}
-
-static bool value_is(const char *path, const char *want)
-{
-    char *v = NULL;
-    bool ok = xsc_read(&c, path, &v) == 0 && v && !strcmp(v, want);
-    if (!ok)
-        printf("# %s = '%s', want '%s'\n", path, v ? v : "(none)", want);
-    free(v);
-    return ok;
-}
-
-/* Permissions of path as "n5,r0". */
-static bool perms_are(const char *path, const char *want)
-{
-    char *v = NULL, got[64] = "";
-    size_t len = 0;
-    if (xsc_request(&c, XS_GET_PERMS, path, strlen(path) + 1, &v, &len) == 0)
-        for (size_t i = 0; i < len; i += strlen(v + i) + 1)
-            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", *got ? "," : "", v + i);
-    free(v);
-    if (strcmp(got, want))
-        printf("# perms of %s: '%s', want '%s'\n", path, got, want);
-    return !strcmp(got, want);
-}
-
-static bool wait_value(const char *path, const char *want)
-{
-    for (int i = 0; i < 300; i++) {
-        char *v = NULL;
-        bool ok = xsc_read(&c, path, &v) == 0 && !strcmp(v, want);
-        free(v);
-        if (ok)
-            return true;
-        usleep(10000);
-    }
-    return value_is(path, want);
-}
-
+static char dir[] = "/tmp/test_blkxs_XXXXXX";
 static char img[160];
 
 static void test_disk_check(void)
@@ -88,20 +36,25 @@ static void test_disk_check(void)
     CHECK("disk check: disks need xenstore",
           dsd_disk_check(false, cfg, dir, err, sizeof(err)) == -EOPNOTSUPP);
     CHECK("disk check: relative target made absolute, canonical form",
-          dsd_disk_check(true, cfg, dir, err, sizeof(err)) == 0 && strstr(cfg->disks[0], dir) &&
+          dsd_disk_check(true, cfg, dir, err, sizeof(err)) == 0 &&
+              strstr(cfg->disks[0], dir) &&
               !strncmp(cfg->disks[0], "format=raw,vdev=xvdb,access=rw", 30));
     char arg[256], want[256];
     snprintf(want, sizeof(want), "51744:r:%s", img);
-    CHECK("disk arg for domus-vm", dsd_disk_arg(cfg, 1, arg, sizeof(arg)) == 0 && !strcmp(arg, want));
+    CHECK("disk arg for domus-vm",
+          dsd_disk_arg(cfg, 1, arg, sizeof(arg)) == 0 && !strcmp(arg, want));
     snprintf(cfg->disks[1], sizeof(cfg->disks[1]), "%s,raw,xvdb,ro", img);
     CHECK("disk check: the same vdev twice",
-          dsd_disk_check(true, cfg, dir, err, sizeof(err)) == -EEXIST && strstr(err, "disk 1"));
+          dsd_disk_check(true, cfg, dir, err, sizeof(err)) == -EEXIST &&
+              strstr(err, "disk 1"));
     snprintf(cfg->disks[1], sizeof(cfg->disks[1]), "%s/missing.img,raw,xvdc,ro", dir);
     CHECK("disk check: a missing image names the disk",
-          dsd_disk_check(true, cfg, dir, err, sizeof(err)) == -ENOENT && strstr(err, "disk 1: "));
+          dsd_disk_check(true, cfg, dir, err, sizeof(err)) == -ENOENT &&
+              strstr(err, "disk 1: "));
     snprintf(cfg->disks[1], sizeof(cfg->disks[1]), "%s,qcow2,xvdc,ro", img);
     CHECK("disk check: a bad spec names the disk",
-          dsd_disk_check(true, cfg, dir, err, sizeof(err)) == -EINVAL && strstr(err, "disk 1 '"));
+          dsd_disk_check(true, cfg, dir, err, sizeof(err)) == -EINVAL &&
+              strstr(err, "disk 1 '"));
     free(cfg);
 }
 
@@ -109,26 +62,30 @@ static void test_nodes(void)
 {
     struct xlcfg *cfg = calloc(1, sizeof(*cfg));
     cfg->n_disks = 1;
-    snprintf(cfg->disks[0], sizeof(cfg->disks[0]), "format=raw,vdev=xvdb,access=ro,target=%s", img);
+    snprintf(cfg->disks[0], sizeof(cfg->disks[0]),
+             "format=raw,vdev=xvdb,access=ro,target=%s", img);
     CHECK("nodes: written", dsd_disk_nodes(&c, 5, cfg) == 0);
-    const char *f = "/local/domain/5/device/vbd/51728", *b = "/local/domain/0/backend/vbd/5/51728";
+    const char *f = "/local/domain/5/device/vbd/51728",
+               *b = "/local/domain/0/backend/vbd/5/51728";
     char p[160];
 #define V(dir, rel, want) (snprintf(p, sizeof(p), "%s/%s", dir, rel), value_is(p, want))
-    CHECK("nodes: front end", V(f, "backend", b) && V(f, "backend-id", "0") && V(f, "state", "1") &&
-                                  V(f, "virtual-device", "51728") && V(f, "device-type", "disk"));
-    CHECK("nodes: back end", V(b, "frontend", f) && V(b, "frontend-id", "5") && V(b, "online", "1") &&
-                                 V(b, "state", "1") && V(b, "params", img) && V(b, "mode", "r") &&
-                                 V(b, "type", "phy") && V(b, "dev", "xvdb") &&
-                                 V(b, "removable", "0") && V(b, "bootable", "1") &&
-                                 V(b, "device-type", "disk") && V(b, "discard-enable", "1"));
+    CHECK("nodes: front end", V(f, "backend", b) && V(f, "backend-id", "0") &&
+                                  V(f, "state", "1") && V(f, "virtual-device", "51728") &&
+                                  V(f, "device-type", "disk"));
+    CHECK("nodes: back end",
+          V(b, "frontend", f) && V(b, "frontend-id", "5") && V(b, "online", "1") &&
+              V(b, "state", "1") && V(b, "params", img) && V(b, "mode", "r") &&
+              V(b, "type", "phy") && V(b, "dev", "xvdb") && V(b, "removable", "0") &&
+              V(b, "bootable", "1") && V(b, "device-type", "disk") &&
+              V(b, "discard-enable", "1"));
     CHECK("nodes: the guest owns its front end, Domain 0 reads it",
-          perms_are(f, "n5,r0") && (snprintf(p, sizeof(p), "%s/state", f), perms_are(p, "n5,r0")));
+          perms_are(f, "n5,r0") &&
+              (snprintf(p, sizeof(p), "%s/state", f), perms_are(p, "n5,r0")));
     CHECK("nodes: Domain 0 owns the back end, the guest reads it",
-          perms_are(b, "n0,r5") && (snprintf(p, sizeof(p), "%s/params", b), perms_are(p, "n0,r5")));
+          perms_are(b, "n0,r5") &&
+              (snprintf(p, sizeof(p), "%s/params", b), perms_are(p, "n0,r5")));
     dsd_disk_nodes_rm(&c, 5);
-    char *v = NULL;
-    CHECK("nodes: removed", xsc_read(&c, "/local/domain/0/backend/vbd/5", &v) == -ENOENT);
-    free(v);
+    CHECK("nodes: removed", absent("/local/domain/0/backend/vbd/5"));
     free(cfg);
 }
 
@@ -166,7 +123,8 @@ static void test_backend(void)
     struct domain *d = calloc(1, sizeof(*d));
     struct blkback *bk = NULL;
     char err[256];
-    const char *f = "/local/domain/6/device/vbd/51712", *b = "/local/domain/0/backend/vbd/6/51712";
+    const char *f = "/local/domain/6/device/vbd/51712",
+               *b = "/local/domain/0/backend/vbd/6/51712";
     char p[160];
 
     ops.route_eventfd = f_route_fd;
@@ -188,9 +146,9 @@ static void test_backend(void)
     dsd_disk_nodes(&c, 6, xc);
     free(xc);
     CHECK("backend: InitWait once the nodes exist", wait_value(p, "2"));
-    CHECK("backend: advertises the disk", V(b, "sectors", "2048") && V(b, "sector-size", "512") &&
-                                              V(b, "info", "0") && V(b, "feature-flush-cache", "1") &&
-                                              V(b, "feature-discard", "1"));
+    CHECK("backend: advertises the disk",
+          V(b, "sectors", "2048") && V(b, "sector-size", "512") && V(b, "info", "0") &&
+              V(b, "feature-flush-cache", "1") && V(b, "feature-discard", "1"));
     /* The front end: an unbound port for Domain 0, the ring granted. */
     pthread_mutex_lock(&d->lock);
     int port = evtchn_alloc(d);
@@ -229,7 +187,8 @@ static void test_backend(void)
         usleep(10000);
     blkif_response_t *rsp = RING_GET_RESPONSE(&front, 0);
     CHECK("backend: a request is answered and the guest notified",
-          s->rsp_prod == 1 && rsp->id == 77 && rsp->status == BLKIF_RSP_OKAY && delivered >= 1);
+          s->rsp_prod == 1 && rsp->id == 77 && rsp->status == BLKIF_RSP_OKAY &&
+              delivered >= 1);
     /* Impossible indexes: the back end closes. */
     __atomic_store_n(&s->req_prod, front.req_prod_pvt + 1000, __ATOMIC_RELEASE);
     if (write(d->ports[port].backend_fd, &one, sizeof(one)) != sizeof(one))
@@ -243,7 +202,8 @@ static void test_backend(void)
     snprintf(p, sizeof(p), "%s/state", f);
     xsc_write(&c, p, "1");
     snprintf(p, sizeof(p), "%s/state", b);
-    CHECK("backend: InitWait again when the front end re-initialises", wait_value(p, "2"));
+    CHECK("backend: InitWait again when the front end re-initialises",
+          wait_value(p, "2"));
     /* A hostile front end: garbage ring-ref and event channel. */
     snprintf(p, sizeof(p), "%s/ring-ref", f);
     xsc_write(&c, p, "99999999999999999999");
@@ -259,32 +219,19 @@ static void test_backend(void)
 
 int main(void)
 {
-    uint64_t one = 1;
-    pthread_t th;
-
     if (!mkdtemp(dir))
         return 1;
-    snprintf(sock, sizeof(sock), "%s/socket", dir);
     snprintf(img, sizeof(img), "%s/disk.img", dir);
     FILE *fi = fopen(img, "w");
     if (!fi || ftruncate(fileno(fi), 1 << 20) < 0)
         return 1;
     fclose(fi);
-    xsd = xs_daemon_new(NULL);
-    stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (!xsd || xs_daemon_listen(xsd, sock) < 0 || pthread_create(&th, NULL, serve, NULL) ||
-        xsc_open(&c, sock) < 0) {
-        printf("FAIL blkxs: cannot start the xenstore core\n");
+    if (xsd_start(dir, "blkxs") < 0)
         return 1;
-    }
     test_disk_check();
     test_nodes();
     test_backend();
-    xsc_close(&c);
-    if (write(stop_fd, &one, sizeof(one)) == sizeof(one))
-        pthread_join(th, NULL);
-    xs_daemon_free(xsd);
-    close(stop_fd);
+    xsd_stop();
     unlink(img);
     rmdir(dir);
     return failures ? 1 : 0;

@@ -6,51 +6,18 @@
 #include "domus/dsd_disk.h"
 #include "domus/dsd_vif.h"
 #include "domus/util.h"
-#include "domus/xenstore.h"
-#include "domus/xsclient.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "xsd_harness.h"
 
-static struct xs_daemon *xsd;
-static int stop_fd;
-static struct xsc c;
-static char sock[128], dir[] = "/tmp/test_hotplug_XXXXXX", img[160], img2[160];
+static char dir[] = "/tmp/test_hotplug_XXXXXX", img[160], img2[160];
 static char err[1024];
-
-static void *serve(void *arg)
-{
-    (void)arg;
-    xs_daemon_run(xsd, stop_fd);
-    return NULL;
-}
-
-static bool value_is(const char *path, const char *want)
-{
-    char *v = NULL;
-    bool ok = xsc_read(&c, path, &v) == 0 && v && !strcmp(v, want);
-    if (!ok)
-        printf("# %s = '%s', want '%s'\n", path, v ? v : "(none)", want);
-    free(v);
-    return ok;
-}
-
-static bool absent(const char *path)
-{
-    char *v = NULL;
-    int rc = xsc_read(&c, path, &v);
-    free(v);
-    if (rc != -ENOENT)
-        printf("# %s: rc %d, want -ENOENT\n", path, rc);
-    return rc == -ENOENT;
-}
 
 static bool refused(int rc, int want, const char *msg)
 {
@@ -225,8 +192,6 @@ static void test_nodes(void)
 
 int main(void)
 {
-    uint64_t one = 1;
-    pthread_t th;
     FILE *f;
 
     if (!mkdtemp(dir))
@@ -237,21 +202,10 @@ int main(void)
         return 1;
     test_disks();
     test_vifs();
-    snprintf(sock, sizeof(sock), "%s/socket", dir);
-    xsd = xs_daemon_new(NULL);
-    stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (!xsd || xs_daemon_listen(xsd, sock) < 0 ||
-        pthread_create(&th, NULL, serve, NULL) || xsc_open(&c, sock) < 0) {
-        printf("FAIL hotplug: cannot start the xenstore core\n");
+    if (xsd_start(dir, "hotplug") < 0)
         return 1;
-    }
     test_nodes();
-    xsc_close(&c);
-    if (write(stop_fd, &one, sizeof(one)) == sizeof(one))
-        pthread_join(th, NULL);
-    xs_daemon_free(xsd);
-    close(stop_fd);
-    unlink(sock);
+    xsd_stop();
     unlink(img);
     unlink(img2);
     rmdir(dir);

@@ -4,21 +4,16 @@
  * the xenstore core served in a thread on a temporary socket. */
 #include "domus/dsd_vif.h"
 #include "domus/util.h"
-#include "domus/xenstore.h"
 #include "domus/xlvif.h"
-#include "domus/xsclient.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <xen/io/xs_wire.h>
-
 #include "check.h"
+#include "xsd_harness.h"
 
 static struct xlvif v;
 static char err[512];
@@ -243,52 +238,7 @@ static void test_check(void)
     free(cfg);
 }
 
-static struct xs_daemon *xsd;
-static int stop_fd;
-static struct xsc c;
-static char sock[128], dir[] = "/tmp/test_xlvif_XXXXXX";
-
-static void *serve(void *arg)
-{
-    (void)arg;
-    xs_daemon_run(xsd, stop_fd);
-    return NULL;
-}
-
-static bool value_is(const char *path, const char *want)
-{
-    char *val = NULL;
-    bool good = xsc_read(&c, path, &val) == 0 && val && !strcmp(val, want);
-    if (!good)
-        printf("# %s = '%s', want '%s'\n", path, val ? val : "(none)", want);
-    free(val);
-    return good;
-}
-
-static bool absent(const char *path)
-{
-    char *val = NULL;
-    int rc = xsc_read(&c, path, &val);
-    free(val);
-    if (rc != -ENOENT)
-        printf("# %s exists\n", path);
-    return rc == -ENOENT;
-}
-
-/* Permissions of path as "n5,r0". */
-static bool perms_are(const char *path, const char *want)
-{
-    char *val = NULL, got[64] = "";
-    size_t len = 0;
-    if (xsc_request(&c, XS_GET_PERMS, path, strlen(path) + 1, &val, &len) == 0)
-        for (size_t i = 0; i < len; i += strlen(val + i) + 1)
-            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s",
-                     *got ? "," : "", val + i);
-    free(val);
-    if (strcmp(got, want))
-        printf("# perms of %s: '%s', want '%s'\n", path, got, want);
-    return !strcmp(got, want);
-}
+static char dir[] = "/tmp/test_xlvif_XXXXXX";
 
 static void test_nodes(void)
 {
@@ -340,30 +290,16 @@ static void test_nodes(void)
 
 int main(void)
 {
-    uint64_t one = 1;
-    pthread_t th;
-
     test_good();
     test_hostile();
     test_mac_and_format();
     test_check();
     if (!mkdtemp(dir))
         return 1;
-    snprintf(sock, sizeof(sock), "%s/socket", dir);
-    xsd = xs_daemon_new(NULL);
-    stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (!xsd || xs_daemon_listen(xsd, sock) < 0 ||
-        pthread_create(&th, NULL, serve, NULL) || xsc_open(&c, sock) < 0) {
-        printf("FAIL xlvif: cannot start the xenstore core\n");
+    if (xsd_start(dir, "xlvif") < 0)
         return 1;
-    }
     test_nodes();
-    xsc_close(&c);
-    if (write(stop_fd, &one, sizeof(one)) == sizeof(one))
-        pthread_join(th, NULL);
-    xs_daemon_free(xsd);
-    close(stop_fd);
-    unlink(sock);
+    xsd_stop();
     rmdir(dir);
     return failures ? 1 : 0;
 }
