@@ -5,26 +5,12 @@
 # (default 60) seconds.  Prints PASS/FAIL lines; exits 1 if the fuzzer
 # finds a crash or a sanitizer report.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
+# shellcheck source=tests/fuzz/lib-fuzz.sh
+. tests/fuzz/lib-fuzz.sh
 SECS=${BE_FUZZ_SECONDS:-60}
-FUZZ=build/fuzz/backend_fuzz
-CORPUS=build/fuzz/corpus-backend
 
-if ! command -v clang >/dev/null; then
-    echo "FAIL backend-fuzz: clang not installed"
-    exit 1
-fi
-mkdir -p build/fuzz
-if ! make -s "$FUZZ" >build/fuzz/backend-build.log 2>&1; then
-    echo "FAIL backend-fuzz: build (see build/fuzz/backend-build.log)"
-    exit 1
-fi
-echo "PASS backend-fuzz: built $FUZZ"
-
-mkdir -p "$CORPUS"
-python3 - "$CORPUS" <<'EOF'
-import os, struct, sys
-out = sys.argv[1]
+fuzz_main backend "$SECS" <<'EOF'
 def rec(op, data=b""):
     return bytes([op]) + struct.pack("<H", len(data)) + data
 def grants(*g):  # (ref, flags, frame): flags 0 = writable, to Domain 0
@@ -89,21 +75,4 @@ seeds = {
                   + rec(5, bytes([2]) + struct.pack("<I", 0xffffffff)) + rec(RX)
                   + rec(9, b"\7") + rec(5, bytes([3]) + struct.pack("<I", 5)) + RUN_BLK,
 }
-for name, data in seeds.items():
-    with open(os.path.join(out, name), "wb") as f:
-        f.write(data)
 EOF
-
-log=build/fuzz/backend-fuzz.log
-"$FUZZ" -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 \
-    -artifact_prefix=build/fuzz/ "$CORPUS" >"$log" 2>&1
-rc=$?
-runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
-cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
-if [ $rc = 0 ]; then
-    echo "PASS backend-fuzz: ${SECS}s, ${runs:-?} inputs, ${cov:-cov ?}, no crash"
-else
-    echo "FAIL backend-fuzz: exit $rc (artifact in build/fuzz/, log $log)"
-    grep -A20 'ERROR' "$log" | head -30
-fi
-exit $([ $rc = 0 ] && echo 0 || echo 1)

@@ -1,28 +1,15 @@
 #!/bin/bash
 # Bounded libFuzzer run over xenstored's message parsing and handling
-# (tests/fuzz/xenstore_fuzz.c): builds it with `make fuzz`, seeds a corpus
+# (tests/fuzz/xenstore_fuzz.c): builds build/fuzz/xenstore_fuzz, seeds a corpus
 # with valid request sequences, runs XS_FUZZ_SECONDS (default 30) seconds.
 # Prints PASS/FAIL lines; exits 1 if the fuzzer finds a crash.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
+# shellcheck source=tests/fuzz/lib-fuzz.sh
+. tests/fuzz/lib-fuzz.sh
 SECS=${XS_FUZZ_SECONDS:-30}
-FUZZ=build/fuzz/xenstore_fuzz
-CORPUS=build/fuzz/corpus-xenstore
 
-if ! command -v clang >/dev/null; then
-    echo "FAIL xenstore-fuzz: clang not installed"
-    exit 1
-fi
-if ! make -s fuzz >build/fuzz-build.log 2>&1; then
-    echo "FAIL xenstore-fuzz: build (see build/fuzz-build.log)"
-    exit 1
-fi
-echo "PASS xenstore-fuzz: built $FUZZ"
-
-mkdir -p "$CORPUS"
-python3 - "$CORPUS" <<'EOF'
-import os, struct, sys
-out = sys.argv[1]
+fuzz_main xenstore "$SECS" <<'EOF'
 def msg(t, *a, tx=0, raw=None):
     p = raw if raw is not None else b"".join(x.encode() + b"\0" for x in a)
     return struct.pack("<IIII", t, 1, tx, len(p)) + p
@@ -41,21 +28,4 @@ seeds = {
     "ring-index": rec(5, b"\x01" + struct.pack("<I", 5000)) + rec(5, b"\x05\0\0\0\0"),
     "dirpart": rec(0, msg(22, "/", "0") + msg(0, "print", "x")),
 }
-for name, data in seeds.items():
-    with open(os.path.join(out, name), "wb") as f:
-        f.write(data)
 EOF
-
-log=build/fuzz/xenstore-fuzz.log
-"$FUZZ" -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 \
-    -artifact_prefix=build/fuzz/ "$CORPUS" >"$log" 2>&1
-rc=$?
-runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
-cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
-if [ $rc = 0 ]; then
-    echo "PASS xenstore-fuzz: ${SECS}s, ${runs:-?} inputs, ${cov:-cov ?}, no crash"
-else
-    echo "FAIL xenstore-fuzz: exit $rc (artifact in build/fuzz/, log $log)"
-    grep -A20 'ERROR' "$log" | head -30
-fi
-exit $([ $rc = 0 ] && echo 0 || echo 1)
