@@ -5,7 +5,8 @@
  * One domain (7) whose memory holds a grant table frame, a blkif ring, a
  * netif tx ring, a netif rx ring and NDATA data pages, all zeroed for each
  * input; a memfd image for blkback; a non-blocking socketpair end as the
- * tap (drained after each transmit).  The input is a list of records:
+ * tap (drained after each transmit).  The input is a list of records
+ * (fuzz_util.h):
  *   byte 0: op;  bytes 1-2: length n (little endian, capped by what is
  *   left);  n bytes: the payload
  * ops (op % 11):
@@ -44,6 +45,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -258,15 +261,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     reset_rings(7);
     bio.readwrite = bio.discard = true;
 
-    size_t off = 0;
-    while (off + 3 <= size) {
-        uint8_t op = data[off];
-        size_t n = data[off + 1] | (size_t)data[off + 2] << 8;
-        off += 3;
-        if (n > size - off)
-            n = size - off;
-        const uint8_t *p = data + off;
-        off += n;
+    uint8_t op;
+    const uint8_t *p;
+    size_t n;
+    for (size_t off = 0; fuzz_record(data, size, &off, &op, &p, &n);) {
         switch (op % 11) {
         case 0:
             set_grants(p, n);

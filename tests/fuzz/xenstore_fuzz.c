@@ -2,7 +2,7 @@
  *
  * A fresh daemon per input, with three memory connections (domids 0, 5, 6:
  * privileged and not), and one ring domain (7) whose page the input also
- * writes, indexes included.  The input is a list of records:
+ * writes, indexes included.  The input is a list of records (fuzz_util.h):
  *   byte 0: op (low 3 bits) and connection
  *   byte 1-2: length n (little endian, capped by what is left)
  *   n bytes: the data
@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xen/io/xs_wire.h>
+
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -100,15 +102,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(msg + sizeof(hm), intro, sizeof(intro) - 1);
     xs_conn_input(c[0], msg, sizeof(hm) + sizeof(intro) - 1);
 
-    size_t off = 0;
-    while (off + 3 <= size) {
-        uint8_t op = data[off];
-        size_t n = data[off + 1] | (size_t)data[off + 2] << 8;
-        off += 3;
-        if (n > size - off)
-            n = size - off;
-        const uint8_t *p = data + off;
-        off += n;
+    uint8_t op;
+    const uint8_t *p;
+    size_t n;
+    for (size_t off = 0; fuzz_record(data, size, &off, &op, &p, &n);) {
         switch (op & 7) {
         case 0:
         case 1:
