@@ -76,6 +76,30 @@ json_object *cli_dom_req(const char *cmd, const char *dom)
     return o;
 }
 
+const char *cli_jstr(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+}
+
+long long cli_jnum(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : -1;
+}
+
+void cli_print_warnings(json_object *reply)
+{
+    json_object *w;
+
+    if (!json_object_object_get_ex(reply, "warnings", &w) ||
+        !json_object_is_type(w, json_type_array))
+        return;
+    for (size_t i = 0; i < json_object_array_length(w); i++)
+        fprintf(stderr, "warning: %s\n",
+                json_object_get_string(json_object_array_get_idx(w, i)));
+}
+
 static int parse_reply(const char *line, json_object **reply)
 {
     json_object *o = json_tokener_parse(line), *ok, *err;

@@ -15,18 +15,6 @@
 #define WAIT_POLL_US 200000
 #define CFG_MAX (1 << 20)
 
-static const char *jstr(json_object *o, const char *key)
-{
-    json_object *v;
-    return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
-}
-
-static int64_t jint(json_object *o, const char *key)
-{
-    json_object *v;
-    return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : -1;
-}
-
 /* getopt over argv (argv[0] is the subcommand) for flags "c" or "w"; returns
  * the flag count seen in *flag, or -1 on a usage error. */
 static int one_flag(int argc, char **argv, char flag, bool *seen)
@@ -43,12 +31,6 @@ static int one_flag(int argc, char **argv, char flag, bool *seen)
         *seen = true;
     }
     return optind;
-}
-
-static int usage_error(const char *cmd)
-{
-    cli_usage(cmd);
-    return CLI_EXIT_USAGE;
 }
 
 /* ---- create ---- */
@@ -84,7 +66,7 @@ static int console_of(const char *dom)
 
     if (rc)
         return rc;
-    rc = cli_console_attach(jstr(reply, "path"));
+    rc = cli_console_attach(cli_jstr(reply, "path"));
     json_object_put(reply);
     return rc;
 }
@@ -192,18 +174,6 @@ static int dry_run(const char *file, const char *text, size_t len)
     return 0;
 }
 
-static void print_warnings(json_object *reply)
-{
-    json_object *w;
-
-    if (!json_object_object_get_ex(reply, "warnings", &w) ||
-        !json_object_is_type(w, json_type_array))
-        return;
-    for (size_t i = 0; i < json_object_array_length(w); i++)
-        fprintf(stderr, "warning: %s\n",
-                json_object_get_string(json_object_array_get_idx(w, i)));
-}
-
 static int create_request(const struct create_opts *o, const char *text, size_t len)
 {
     char cwd[PATH_MAX], name[128];
@@ -218,8 +188,8 @@ static int create_request(const struct create_opts *o, const char *text, size_t 
     rc = cli_request(req, &reply);
     if (rc)
         return rc;
-    snprintf(name, sizeof(name), "%s", jstr(reply, "name"));
-    print_warnings(reply);
+    snprintf(name, sizeof(name), "%s", cli_jstr(reply, "name"));
+    cli_print_warnings(reply);
     json_object_put(reply);
     return o->attach ? console_of(name) : 0;
 }
@@ -232,7 +202,7 @@ int cli_create(int argc, char **argv)
     int rc;
 
     if (create_args(argc, argv, &o) < 0)
-        return usage_error("create");
+        return cli_usage_error("create");
     if (read_cfg(o.file, &text, &len) || append_vars(&text, &len, &o)) {
         free(text);
         return 1;
@@ -251,9 +221,9 @@ static bool wanted(json_object *row, int argc, char **argv)
 
     if (argc == 0)
         return true;
-    snprintf(id, sizeof(id), "%lld", (long long)jint(row, "domid"));
+    snprintf(id, sizeof(id), "%lld", cli_jnum(row, "domid"));
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], jstr(row, "name")) || !strcmp(argv[i], id))
+        if (!strcmp(argv[i], cli_jstr(row, "name")) || !strcmp(argv[i], id))
             return true;
     }
     return false;
@@ -265,9 +235,9 @@ static void print_row(json_object *row)
     double secs =
         json_object_object_get_ex(row, "cpu_time", &t) ? json_object_get_double(t) : 0;
 
-    printf("%-40s %5d %5lu %5d     %-6.6s  %8.1f\n", jstr(row, "name"),
-           (int)jint(row, "domid"), (unsigned long)jint(row, "mem_mib"),
-           (int)jint(row, "vcpus"), jstr(row, "state"), secs);
+    printf("%-40s %5d %5lu %5d     %-6.6s  %8.1f\n", cli_jstr(row, "name"),
+           (int)cli_jnum(row, "domid"), (unsigned long)cli_jnum(row, "mem_mib"),
+           (int)cli_jnum(row, "vcpus"), cli_jstr(row, "state"), secs);
 }
 
 /* Every name asked for must exist, as in xl. */
@@ -293,7 +263,7 @@ int cli_list(int argc, char **argv)
     int rc;
 
     if (argc > 1 && argv[1][0] == '-' && argv[1][1])
-        return json_object_put(req), usage_error("list");
+        return json_object_put(req), cli_usage_error("list");
     json_object_object_add(req, "cmd", json_object_new_string("list"));
     rc = cli_request(req, &reply);
     if (rc)
@@ -326,7 +296,7 @@ static int simple(const char *cmd, int argc, char **argv)
     int rc;
 
     if (argc != 2 || argv[1][0] == '-')
-        return usage_error(cmd);
+        return cli_usage_error(cmd);
     rc = cli_request(cli_dom_req(cmd, argv[1]), &reply);
     json_object_put(reply);
     return rc;
@@ -350,7 +320,7 @@ int cli_unpause(int argc, char **argv)
 int cli_console(int argc, char **argv)
 {
     if (argc != 2 || argv[1][0] == '-')
-        return usage_error("console");
+        return cli_usage_error("console");
     return console_of(argv[1]);
 }
 
@@ -370,9 +340,9 @@ static int dom_status(const char *dom, int64_t *domid, int64_t *gen, char *statu
     close(null);
     if (rc)
         return -ENOENT;
-    *domid = jint(reply, "domid");
-    *gen = jint(reply, "gen");
-    snprintf(status, len, "%s", jstr(reply, "status"));
+    *domid = cli_jnum(reply, "domid");
+    *gen = cli_jnum(reply, "gen");
+    snprintf(status, len, "%s", cli_jstr(reply, "status"));
     json_object_put(reply);
     return 0;
 }
@@ -408,7 +378,7 @@ static int shutdown_like(const char *cmd, int argc, char **argv)
     int i = one_flag(argc, argv, 'w', &wait), rc;
 
     if (i < 0 || i != argc - 1)
-        return usage_error(cmd);
+        return cli_usage_error(cmd);
     if (wait && dom_status(argv[i], &domid, &gen, status, sizeof(status)) < 0)
         return simple(cmd, 2,
                       (char *[]){(char *)cmd, argv[i], NULL}); /* prints the error */
@@ -435,11 +405,11 @@ static int lookup(const char *cmd, const char *field, int argc, char **argv)
     int rc;
 
     if (argc != 2 || argv[1][0] == '-')
-        return usage_error(cmd);
+        return cli_usage_error(cmd);
     rc = cli_request(cli_dom_req("domid", argv[1]), &reply);
     if (rc)
         return rc;
-    printf("%s\n", jstr(reply, field));
+    printf("%s\n", cli_jstr(reply, field));
     json_object_put(reply);
     return 0;
 }

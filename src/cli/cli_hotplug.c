@@ -9,36 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int usage_error(const char *cmd)
-{
-    cli_usage(cmd);
-    return CLI_EXIT_USAGE;
-}
-
-static long long jnum(json_object *o, const char *key)
-{
-    json_object *v;
-    return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : -1;
-}
-
-static const char *jstr(json_object *o, const char *key)
-{
-    json_object *v;
-    return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
-}
-
-static void print_warnings(json_object *reply)
-{
-    json_object *w;
-
-    if (!json_object_object_get_ex(reply, "warnings", &w) ||
-        !json_object_is_type(w, json_type_array))
-        return;
-    for (size_t i = 0; i < json_object_array_length(w); i++)
-        fprintf(stderr, "warning: %s\n",
-                json_object_get_string(json_object_array_get_idx(w, i)));
-}
-
 /* DOM SPEC...: the spec components joined with ',' (as xl takes them). */
 static int attach(const char *cmd, int argc, char **argv, bool with_cwd)
 {
@@ -48,7 +18,7 @@ static int attach(const char *cmd, int argc, char **argv, bool with_cwd)
     int rc;
 
     if (argc < 2 + with_cwd || argv[1][0] == '-')
-        return usage_error(cmd);
+        return cli_usage_error(cmd);
     for (int i = 2; i < argc; i++)
         len += strlen(argv[i]) + 1;
     spec = calloc(1, len);
@@ -75,12 +45,12 @@ static int detach(const char *cmd, int argc, char **argv)
     int rc;
 
     if (argc != 3 || argv[1][0] == '-')
-        return usage_error(cmd);
+        return cli_usage_error(cmd);
     req = cli_dom_req(cmd, argv[1]);
     json_object_object_add(req, "dev", json_object_new_string(argv[2]));
     rc = cli_request(req, &reply);
     if (!rc)
-        print_warnings(reply);
+        cli_print_warnings(reply);
     json_object_put(reply);
     return rc;
 }
@@ -92,7 +62,7 @@ static int list(const char *cmd, int argc, char **argv, bool disk)
     int ret = 0;
 
     if (argc < 2 || argv[1][0] == '-')
-        return usage_error(cmd);
+        return cli_usage_error(cmd);
     if (disk)
         printf("%-5s %-3s %-6s %-5s %-6s %-8s %-30s\n", "Vdev", "BE", "handle", "state",
                "evt-ch", "ring-ref", "BE-path");
@@ -111,14 +81,15 @@ static int list(const char *cmd, int argc, char **argv, bool disk)
             json_object *o = json_object_array_get_idx(devs, j);
             if (disk)
                 printf("%-5lld %-3lld %-6lld %-5lld %-6lld %-8lld %-30s\n",
-                       jnum(o, "devid"), jnum(o, "be"), jnum(o, "handle"),
-                       jnum(o, "state"), jnum(o, "evtch"), jnum(o, "ring_ref"),
-                       jstr(o, "be_path"));
+                       cli_jnum(o, "devid"), cli_jnum(o, "be"), cli_jnum(o, "handle"),
+                       cli_jnum(o, "state"), cli_jnum(o, "evtch"),
+                       cli_jnum(o, "ring_ref"), cli_jstr(o, "be_path"));
             else
                 printf("%-3lld %-2lld %-17s %6lld %5lld %6lld %5lld/%-11lld %-30s\n",
-                       jnum(o, "devid"), jnum(o, "be"), jstr(o, "mac"), jnum(o, "handle"),
-                       jnum(o, "state"), jnum(o, "evtch"), jnum(o, "tx_ring_ref"),
-                       jnum(o, "rx_ring_ref"), jstr(o, "be_path"));
+                       cli_jnum(o, "devid"), cli_jnum(o, "be"), cli_jstr(o, "mac"),
+                       cli_jnum(o, "handle"), cli_jnum(o, "state"), cli_jnum(o, "evtch"),
+                       cli_jnum(o, "tx_ring_ref"), cli_jnum(o, "rx_ring_ref"),
+                       cli_jstr(o, "be_path"));
         }
         json_object_put(reply);
     }

@@ -60,6 +60,12 @@ void cli_usage(const char *name)
         fprintf(stderr, "Usage: domus %s %s\n\n%s.\n", c->name, c->usage, c->help);
 }
 
+int cli_usage_error(const char *cmd)
+{
+    cli_usage(cmd);
+    return CLI_EXIT_USAGE;
+}
+
 static void help_all(FILE *f)
 {
     fprintf(f, "Usage: domus [--version] <subcommand> [args]\n\n"

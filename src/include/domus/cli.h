@@ -17,6 +17,14 @@ int cli_request(json_object *req, json_object **reply);
 /* {"cmd":cmd,"dom":dom} */
 json_object *cli_dom_req(const char *cmd, const char *dom);
 
+/* Members of a reply object: key's string ("" when absent), key's number
+ * (-1 when absent). */
+const char *cli_jstr(json_object *o, const char *key);
+long long cli_jnum(json_object *o, const char *key);
+
+/* Prints each of reply's "warnings" to stderr as "warning: ...". */
+void cli_print_warnings(json_object *reply);
+
 /* Attaches to the console socket path (see console in cli_console.c). */
 int cli_console_attach(const char *path);
 
@@ -44,5 +52,8 @@ int cli_main(int argc, char **argv);
 
 /* Prints the usage line of a subcommand (from the table in domus_main.c). */
 void cli_usage(const char *cmd);
+
+/* cli_usage, then CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd);
 
 #endif
