@@ -61,7 +61,8 @@ static int need_xenstore(bool xenstore, char *err, size_t errlen)
     return -EOPNOTSUPP;
 }
 
-int dsd_disk_check(bool xenstore, struct xlcfg *cfg, const char *cwd, char *err, size_t errlen)
+int dsd_disk_check(bool xenstore, struct xlcfg *cfg, const char *cwd, char *err,
+                   size_t errlen)
 {
     struct xldisk *dk = calloc(XLCFG_MAX_DISKS, sizeof(*dk));
     int rc = 0;
@@ -74,7 +75,8 @@ int dsd_disk_check(bool xenstore, struct xlcfg *cfg, const char *cwd, char *err,
         rc = check_one(cfg, i, cwd, &dk[i], err, errlen);
         for (unsigned j = 0; !rc && j < i; j++) {
             if (dk[j].devid == dk[i].devid) {
-                dfmt(err, errlen, "disk %u: vdev %s is already used by disk %u", i, dk[i].vdev, j);
+                dfmt(err, errlen, "disk %u: vdev %s is already used by disk %u", i,
+                     dk[i].vdev, j);
                 rc = -EEXIST;
             }
         }
@@ -91,7 +93,8 @@ int dsd_disk_add(bool xenstore, struct xlcfg *cfg, const char *spec, const char 
     int rc = dk ? need_xenstore(xenstore, err, errlen) : -ENOMEM;
 
     if (!rc && n >= XLCFG_MAX_DISKS) {
-        dfmt(err, errlen, "the domain has %u disks already (at most %u)", n, XLCFG_MAX_DISKS);
+        dfmt(err, errlen, "the domain has %u disks already (at most %u)", n,
+             XLCFG_MAX_DISKS);
         rc = -ENOSPC;
     } else if (!rc && strlen(spec) >= sizeof(cfg->disks[n])) {
         dfmt(err, errlen, "disk %u: spec too long", n);
@@ -105,8 +108,9 @@ int dsd_disk_add(bool xenstore, struct xlcfg *cfg, const char *spec, const char 
         char other[XLDISK_VDEV_MAX];
         int j = dsd_disk_find_devid(cfg, dk->devid, other);
         if (j >= 0) {
-            dfmt(err, errlen, "disk %u: vdev %s is already used by disk %d%s%s%s", n, dk->vdev,
-                 j, strcmp(other, dk->vdev) ? " (" : "", strcmp(other, dk->vdev) ? other : "",
+            dfmt(err, errlen, "disk %u: vdev %s is already used by disk %d%s%s%s", n,
+                 dk->vdev, j, strcmp(other, dk->vdev) ? " (" : "",
+                 strcmp(other, dk->vdev) ? other : "",
                  strcmp(other, dk->vdev) ? ")" : "");
             rc = -EEXIST;
         }
@@ -119,13 +123,15 @@ int dsd_disk_add(bool xenstore, struct xlcfg *cfg, const char *spec, const char 
     return rc;
 }
 
-int dsd_disk_find_devid(const struct xlcfg *cfg, uint32_t devid, char vdev[XLDISK_VDEV_MAX])
+int dsd_disk_find_devid(const struct xlcfg *cfg, uint32_t devid,
+                        char vdev[XLDISK_VDEV_MAX])
 {
     struct xldisk *dk = malloc(sizeof(*dk));
     char err[256];
     int found = -ENOMEM;
 
-    for (unsigned i = 0; dk && found < 0 && i < cfg->n_disks && i < XLCFG_MAX_DISKS; i++) {
+    for (unsigned i = 0; dk && found < 0 && i < cfg->n_disks && i < XLCFG_MAX_DISKS;
+         i++) {
         found = -ENOENT;
         if (!xldisk_parse(cfg->disks[i], i, dk, err, sizeof(err)) && dk->devid == devid) {
             found = (int)i;
@@ -156,7 +162,8 @@ void dsd_disk_remove(struct xlcfg *cfg, unsigned i)
 {
     if (i >= cfg->n_disks || i >= XLCFG_MAX_DISKS)
         return;
-    memmove(cfg->disks[i], cfg->disks[i + 1], (cfg->n_disks - i - 1) * sizeof(cfg->disks[0]));
+    memmove(cfg->disks[i], cfg->disks[i + 1],
+            (cfg->n_disks - i - 1) * sizeof(cfg->disks[0]));
     cfg->n_disks--;
     cfg->disks[cfg->n_disks][0] = '\0';
 }
@@ -167,8 +174,8 @@ int dsd_disk_arg(const struct xlcfg *cfg, unsigned i, char *buf, size_t len)
     struct xldisk *dk = malloc(sizeof(*dk));
     int rc = dk ? xldisk_parse(cfg->disks[i], i, dk, err, sizeof(err)) : -ENOMEM;
 
-    if (!rc && (size_t)snprintf(buf, len, "%u:%c:%s", dk->devid, dk->readwrite ? 'w' : 'r',
-                                dk->target) >= len)
+    if (!rc && (size_t)snprintf(buf, len, "%u:%c:%s", dk->devid,
+                                dk->readwrite ? 'w' : 'r', dk->target) >= len)
         rc = -ENAMETOOLONG;
     free(dk);
     return rc;
@@ -243,10 +250,13 @@ int dsd_disk_nodes_one(struct xsc *c, unsigned domid, const struct xlcfg *cfg, u
 
     if (!dk)
         return -ENOMEM;
-    n.rc = i < cfg->n_disks ? xldisk_parse(cfg->disks[i], i, dk, err, sizeof(err)) : -EINVAL;
+    n.rc =
+        i < cfg->n_disks ? xldisk_parse(cfg->disks[i], i, dk, err, sizeof(err)) : -EINVAL;
     if (!n.rc) {
-        snprintf(fpath, sizeof(fpath), "/local/domain/%u/device/vbd/%u", domid, dk->devid);
-        snprintf(bpath, sizeof(bpath), "/local/domain/0/backend/vbd/%u/%u", domid, dk->devid);
+        snprintf(fpath, sizeof(fpath), "/local/domain/%u/device/vbd/%u", domid,
+                 dk->devid);
+        snprintf(bpath, sizeof(bpath), "/local/domain/0/backend/vbd/%u/%u", domid,
+                 dk->devid);
         backend_nodes(&n, domid, dk, bpath, fpath);
         frontend_nodes(&n, domid, dk, fpath, bpath);
     }

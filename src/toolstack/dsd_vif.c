@@ -117,7 +117,8 @@ int dsd_vif_add(bool xenstore, struct xlcfg *cfg, const char *spec, char *err,
         return -EOPNOTSUPP;
     }
     if (n >= XLCFG_MAX_VIFS) {
-        dfmt(err, errlen, "the domain has %u vifs already (at most %u)", n, XLCFG_MAX_VIFS);
+        dfmt(err, errlen, "the domain has %u vifs already (at most %u)", n,
+             XLCFG_MAX_VIFS);
         return -ENOSPC;
     }
     rc = xlvif_parse(spec, n, NULL, &v, err, errlen);
@@ -135,13 +136,15 @@ int dsd_vif_add(bool xenstore, struct xlcfg *cfg, const char *spec, char *err,
             if (parse_checked(cfg, j, &o))
                 continue;
             if (o.devid == v.devid) {
-                dfmt(err, errlen, "vif %u: devid %u is already used by vif %u", n, v.devid, j);
+                dfmt(err, errlen, "vif %u: devid %u is already used by vif %u", n,
+                     v.devid, j);
                 rc = -EEXIST;
             } else if (!memcmp(o.mac, v.mac, 6)) {
                 clash = true;
                 if (!v.mac_generated) {
                     xlvif_mac_str(v.mac, mac);
-                    dfmt(err, errlen, "vif %u: mac %s is already used by vif %u", n, mac, j);
+                    dfmt(err, errlen, "vif %u: mac %s is already used by vif %u", n, mac,
+                         j);
                     rc = -EEXIST;
                 }
             }
@@ -173,8 +176,8 @@ int dsd_vif_find(const struct xlcfg *cfg, const char *which, uint32_t *devid)
     struct xlvif v;
     int n = 0;
 
-    if (sscanf(which, "%2x:%2x:%2x:%2x:%2x:%2x%n", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5],
-               &n) == 6 &&
+    if (sscanf(which, "%2x:%2x:%2x:%2x:%2x:%2x%n", &m[0], &m[1], &m[2], &m[3], &m[4],
+               &m[5], &n) == 6 &&
         n == 17 && !which[n]) {
         by_mac = true;
         for (int k = 0; k < 6; k++)

@@ -48,7 +48,8 @@ static int parse_letters(const char *s, unsigned long max_disk, unsigned long ma
     *part = 0;
     if (!*p)
         return 0;
-    return parse_dec(p, max_part, part) || !*part ? -EINVAL : 0; /* "xvda0" is not a name */
+    return parse_dec(p, max_part, part) || !*part ? -EINVAL
+                                                  : 0; /* "xvda0" is not a name */
 }
 
 static uint32_t xvd_number(unsigned long disk, unsigned long part)
@@ -155,10 +156,12 @@ static int strip_prefix(struct dparse *p)
 {
     static const struct {
         const char *prefix, *format, *backend;
-    } pre[] = {{"tap:aio:", "raw", "tap"}, {"tap2:aio:", "raw", "tap"}, {"tap:", NULL, "tap"},
-               {"tap2:", NULL, "tap"},    {"aio:", "raw", NULL},        {"raw:", "raw", NULL},
-               {"file:", "raw", NULL},    {"phy:", "raw", "phy"},       {"qcow:", "qcow", NULL},
-               {"qcow2:", "qcow2", NULL}, {"vhd:", "vhd", NULL},        {"qdisk:", NULL, "qdisk"}};
+    } pre[] = {{"tap:aio:", "raw", "tap"}, {"tap2:aio:", "raw", "tap"},
+               {"tap:", NULL, "tap"},      {"tap2:", NULL, "tap"},
+               {"aio:", "raw", NULL},      {"raw:", "raw", NULL},
+               {"file:", "raw", NULL},     {"phy:", "raw", "phy"},
+               {"qcow:", "qcow", NULL},    {"qcow2:", "qcow2", NULL},
+               {"vhd:", "vhd", NULL},      {"qdisk:", NULL, "qdisk"}};
     char *t = p->val[P_TARGET];
 
     for (size_t i = 0; i < ARRAY_SIZE(pre); i++) {
@@ -208,7 +211,8 @@ static int flag(struct dparse *p, const char *w, bool *done)
     return 0;
 }
 
-static int keyval(struct dparse *p, const char *key, size_t klen, const char *v, size_t vlen)
+static int keyval(struct dparse *p, const char *key, size_t klen, const char *v,
+                  size_t vlen)
 {
     char val[64];
 
@@ -221,14 +225,18 @@ static int keyval(struct dparse *p, const char *key, size_t klen, const char *v,
     val[vlen] = '\0';
     if (klen == 7 && !strncmp(key, "devtype", 7)) {
         if (p->devtype_set || (strcmp(val, "disk") && strcmp(val, "cdrom")))
-            return fail(p, "devtype must be given once, as disk or cdrom (not '%s')", val);
+            return fail(p, "devtype must be given once, as disk or cdrom (not '%s')",
+                        val);
         p->d->cdrom = !strcmp(val, "cdrom");
         p->devtype_set = true;
         return 0;
     }
     if (klen == 11 && !strncmp(key, "backendtype", 11)) {
-        if (p->backendtype_set || (strcmp(val, "phy") && strcmp(val, "qdisk") && strcmp(val, "tap")))
-            return fail(p, "backendtype must be given once, as phy, qdisk or tap (not '%s')", val);
+        if (p->backendtype_set ||
+            (strcmp(val, "phy") && strcmp(val, "qdisk") && strcmp(val, "tap")))
+            return fail(p,
+                        "backendtype must be given once, as phy, qdisk or tap (not '%s')",
+                        val);
         memcpy(p->d->backendtype, val, strlen(val) + 1); /* one of three short names */
         p->backendtype_set = true;
         return 0;
@@ -312,14 +320,16 @@ static int finish(struct dparse *p)
     if (rc)
         return rc;
     if (*fmt && strcmp(fmt, "raw"))
-        return fail(p, strcmp(fmt, "qcow") && strcmp(fmt, "qcow2") && strcmp(fmt, "vhd") &&
-                               strcmp(fmt, "qed")
-                           ? "unknown format '%.32s'"
-                           : "format '%s' is not supported (raw only)",
+        return fail(p,
+                    strcmp(fmt, "qcow") && strcmp(fmt, "qcow2") && strcmp(fmt, "vhd") &&
+                            strcmp(fmt, "qed")
+                        ? "unknown format '%.32s'"
+                        : "format '%s' is not supported (raw only)",
                     fmt);
     if (!*p->val[P_VDEV])
         return fail(p, "%s", "no vdev given");
-    if (strlen(p->val[P_VDEV]) >= sizeof(d->vdev) || xldisk_devid(p->val[P_VDEV], &d->devid))
+    if (strlen(p->val[P_VDEV]) >= sizeof(d->vdev) ||
+        xldisk_devid(p->val[P_VDEV], &d->devid))
         return fail(p, "invalid vdev '%.32s'", p->val[P_VDEV]);
     memcpy(d->vdev, p->val[P_VDEV], strlen(p->val[P_VDEV]) + 1); /* length checked */
     if (!strcmp(acc, "ro") || !strcmp(acc, "r"))
@@ -358,9 +368,10 @@ int xldisk_parse(const char *spec, unsigned n, struct xldisk *d, char *err, size
 
 int xldisk_format(const struct xldisk *d, char *buf, size_t len)
 {
-    int n = snprintf(buf, len, "format=raw,vdev=%s,access=%s,devtype=%s,backendtype=%s%s%s,target=%s",
-                     d->vdev, d->readwrite ? "rw" : "ro", d->cdrom ? "cdrom" : "disk",
-                     d->backendtype, d->discard ? "" : ",no-discard",
-                     d->direct_io_safe ? ",direct-io-safe" : "", d->target);
+    int n = snprintf(
+        buf, len, "format=raw,vdev=%s,access=%s,devtype=%s,backendtype=%s%s%s,target=%s",
+        d->vdev, d->readwrite ? "rw" : "ro", d->cdrom ? "cdrom" : "disk", d->backendtype,
+        d->discard ? "" : ",no-discard", d->direct_io_safe ? ",direct-io-safe" : "",
+        d->target);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
