@@ -1,6 +1,7 @@
 /* xl disk specifications (contract: xldisk.h). */
 #include "domus/xldisk.h"
 #include "domus/util.h"
+#include "domus/xlspec.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,25 +10,6 @@
 #include <string.h>
 
 /* ---- vdev names ---- */
-
-/* Decimal without sign or leading zero, at most max; NULL end means the
- * whole string.  0 or -EINVAL. */
-static int parse_dec(const char *s, unsigned long max, unsigned long *out)
-{
-    unsigned long v = 0;
-
-    if (!isdigit((unsigned char)*s) || (s[0] == '0' && s[1]))
-        return -EINVAL;
-    for (; *s; s++) {
-        if (!isdigit((unsigned char)*s))
-            return -EINVAL;
-        v = v * 10 + (unsigned long)(*s - '0');
-        if (v > max)
-            return -EINVAL;
-    }
-    *out = v;
-    return 0;
-}
 
 /* "<prefix>[a-z]+[partition]": disk number (bijective base 26: a = 0,
  * z = 25, aa = 26) and partition (0 when absent). */
@@ -48,8 +30,8 @@ static int parse_letters(const char *s, unsigned long max_disk, unsigned long ma
     *part = 0;
     if (!*p)
         return 0;
-    return parse_dec(p, max_part, part) || !*part ? -EINVAL
-                                                  : 0; /* "xvda0" is not a name */
+    return xlspec_dec(p, max_part, part) || !*part ? -EINVAL
+                                                   : 0; /* "xvda0" is not a name */
 }
 
 static uint32_t xvd_number(unsigned long disk, unsigned long part)
@@ -71,7 +53,7 @@ static int parse_dp(const char *s, uint32_t *devid)
         return -EINVAL;
     memcpy(num, s, n);
     num[n] = '\0';
-    if (parse_dec(num, (1UL << 20) - 1, &disk) || (p && parse_dec(p + 1, 255, &part)))
+    if (xlspec_dec(num, (1UL << 20) - 1, &disk) || (p && xlspec_dec(p + 1, 255, &part)))
         return -EINVAL;
     *devid = xvd_number(disk, part);
     return 0;
@@ -84,7 +66,7 @@ int xldisk_devid(const char *vdev, uint32_t *devid)
     if (!vdev || !*vdev)
         return -EINVAL;
     if (isdigit((unsigned char)vdev[0])) {
-        if (parse_dec(vdev, (1UL << 31) - 1, &v) || v == 0)
+        if (xlspec_dec(vdev, (1UL << 31) - 1, &v) || v == 0)
             return -EINVAL;
         *devid = (uint32_t)v;
         return 0;
@@ -118,10 +100,7 @@ enum { P_TARGET, P_FORMAT, P_VDEV, P_ACCESS, P_N };
 static const char *const pos_names[P_N] = {"target", "format", "vdev", "access"};
 
 struct dparse {
-    const char *spec;
-    unsigned n;
-    char *err;
-    size_t errlen;
+    struct xlspec s;
     char val[P_N][XLDISK_TARGET_MAX]; /* the positional parameters as given */
     bool set[P_N];
     bool deprecated; /* target had a "raw:"-style prefix: vdev, access follow */
@@ -131,11 +110,7 @@ struct dparse {
 
 static int fail(struct dparse *p, const char *fmt, const char *arg)
 {
-    char why[256];
-
-    snprintf(why, sizeof(why), fmt, arg);
-    dfmt(p->err, p->errlen, "disk %u '%.200s': %s", p->n, p->spec, why);
-    return -EINVAL;
+    return xlspec_fail(&p->s, fmt, arg);
 }
 
 static int set_param(struct dparse *p, int i, const char *v, size_t len)
@@ -250,22 +225,15 @@ static int keyval(struct dparse *p, const char *key, size_t klen, const char *v,
     return fail(p, "unknown or unsupported parameter '%s'", val);
 }
 
-static void trim(const char **s, size_t *len)
+/* One item of the spec (xlspec_split). */
+static int one_item(void *ctx, const char *s, size_t len)
 {
-    while (*len && isspace((unsigned char)**s))
-        (*s)++, (*len)--;
-    while (*len && isspace((unsigned char)(*s)[*len - 1]))
-        (*len)--;
-}
-
-static int one_item(struct dparse *p, const char *s, size_t len)
-{
+    struct dparse *p = ctx;
     char word[32];
     const char *eq;
     bool done;
     int rc;
 
-    trim(&s, &len);
     eq = memchr(s, '=', len);
     if (eq)
         return keyval(p, s, (size_t)(eq - s), eq + 1, len - (size_t)(eq - s) - 1);
@@ -276,25 +244,6 @@ static int one_item(struct dparse *p, const char *s, size_t len)
             return rc;
     }
     return positional(p, s, len);
-}
-
-static int split(struct dparse *p)
-{
-    const char *s = p->spec;
-
-    for (;;) {
-        const char *t = s;
-        while (isspace((unsigned char)*t))
-            t++;
-        if (!strncmp(t, "target=", 7)) /* last: takes the rest, commas included */
-            return set_param(p, P_TARGET, t + 7, strlen(t + 7));
-        const char *comma = strchr(s, ',');
-        size_t len = comma ? (size_t)(comma - s) : strlen(s);
-        int rc = one_item(p, s, len);
-        if (rc || !comma)
-            return rc;
-        s = comma + 1;
-    }
 }
 
 /* The deprecated "<vdev>:cdrom" / "<vdev>:disk". */
@@ -358,8 +307,9 @@ int xldisk_parse(const char *spec, unsigned n, struct xldisk *d, char *err, size
     memset(d, 0, sizeof(*d));
     d->discard = true;
     snprintf(d->backendtype, sizeof(d->backendtype), "phy");
-    *p = (struct dparse){.spec = spec, .n = n, .err = err, .errlen = errlen, .d = d};
-    rc = spec ? split(p) : -EINVAL;
+    *p = (struct dparse){.s = {"disk", spec, n, err, errlen}, .d = d};
+    /* target= is last and takes the rest, commas included */
+    rc = spec ? xlspec_split(spec, "target=", one_item, p) : -EINVAL;
     if (!rc)
         rc = finish(p);
     free(p);

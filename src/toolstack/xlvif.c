@@ -1,6 +1,7 @@
 /* xl network interface specs (contract: xlvif.h). */
 #include "domus/xlvif.h"
 #include "domus/util.h"
+#include "domus/xlspec.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -10,10 +11,7 @@
 #include <sys/random.h>
 
 struct vparse {
-    const char *spec;
-    unsigned n;
-    char *err;
-    size_t errlen;
+    struct xlspec s;
     unsigned seen; /* bit per key: each at most once */
     bool mac_set;
     struct xlvif *v;
@@ -21,11 +19,7 @@ struct vparse {
 
 static int fail(struct vparse *p, const char *fmt, const char *arg)
 {
-    char why[256];
-
-    snprintf(why, sizeof(why), fmt, arg);
-    dfmt(p->err, p->errlen, "vif %u '%.200s': %s", p->n, p->spec, why);
-    return -EINVAL;
+    return xlspec_fail(&p->s, fmt, arg);
 }
 
 /* ---- values ---- */
@@ -47,25 +41,6 @@ static bool parse_mac(const char *s, uint8_t mac[6])
         mac[i] = (uint8_t)(hi << 4 | lo);
     }
     return true;
-}
-
-/* Decimal without sign or leading zero, min..max. */
-static bool parse_num(const char *s, unsigned long min, unsigned long max,
-                      unsigned long *out)
-{
-    unsigned long v = 0;
-
-    if (!*s || (s[0] == '0' && s[1]))
-        return false;
-    for (; *s; s++) {
-        if (!isdigit((unsigned char)*s))
-            return false;
-        v = v * 10 + (unsigned long)(*s - '0');
-        if (v > max)
-            return false;
-    }
-    *out = v;
-    return v >= min;
 }
 
 bool xlvif_ifname_ok(const char *name)
@@ -187,7 +162,7 @@ static int set_key(struct vparse *p, int k, const char *val)
             return fail(p, "rate '%.32s' is not N[KMG]{b,B}/s[@N{s,ms,us}]", val);
         return 0;
     case K_MTU:
-        if (!parse_num(val, XLVIF_MTU_MIN, XLVIF_MTU_MAX, &num))
+        if (xlspec_dec(val, XLVIF_MTU_MAX, &num) || num < XLVIF_MTU_MIN)
             return fail(p, "mtu '%.32s' must be a number from 68 to 65535", val);
         v->mtu = (unsigned)num;
         return 0;
@@ -196,7 +171,7 @@ static int set_key(struct vparse *p, int k, const char *val)
             return fail(p, "backend '%.32s': only Domain-0 serves interfaces", val);
         return 0;
     default: /* K_DEVID */
-        if (!parse_num(val, 0, XLVIF_DEVID_MAX, &num))
+        if (xlspec_dec(val, XLVIF_DEVID_MAX, &num))
             return fail(p, "devid '%.32s' must be a number from 0 to 65535", val);
         v->devid = (uint32_t)num;
         v->devid_set = true;
@@ -204,16 +179,14 @@ static int set_key(struct vparse *p, int k, const char *val)
     }
 }
 
-static int one_item(struct vparse *p, const char *s, size_t len)
+/* One item of the spec (xlspec_split). */
+static int one_item(void *ctx, const char *s, size_t len)
 {
+    struct vparse *p = ctx;
     char item[XLVIF_SPEC_MAX];
     const char *eq;
     size_t klen;
 
-    while (len && isspace((unsigned char)*s))
-        s++, len--;
-    while (len && isspace((unsigned char)s[len - 1]))
-        len--;
     memcpy(item, s, len); /* len < strlen(spec) < XLVIF_SPEC_MAX */
     item[len] = '\0';
     eq = strchr(item, '=');
@@ -236,7 +209,7 @@ static int one_item(struct vparse *p, const char *s, size_t len)
 
 static int split(struct vparse *p)
 {
-    const char *s = p->spec;
+    const char *s = p->s.spec;
 
     if (strlen(s) >= XLVIF_SPEC_MAX)
         return fail(p, "%s", "spec too long");
@@ -245,14 +218,7 @@ static int split(struct vparse *p)
             return fail(p, "%s", "control character in spec");
     if (!s[strspn(s, " \t")])
         return 0; /* blank: all defaults */
-    for (;;) {
-        const char *comma = strchr(s, ',');
-        size_t len = comma ? (size_t)(comma - s) : strlen(s);
-        int rc = one_item(p, s, len);
-        if (rc || !comma)
-            return rc;
-        s = comma + 1;
-    }
+    return xlspec_split(s, NULL, one_item, p);
 }
 
 int xlvif_gen_mac(uint8_t mac[6], const uint32_t *seed)
@@ -287,8 +253,7 @@ void xlvif_mac_str(const uint8_t mac[6], char buf[XLVIF_MAC_STR])
 int xlvif_parse(const char *spec, unsigned n, const uint32_t *seed, struct xlvif *v,
                 char *err, size_t errlen)
 {
-    struct vparse p = {
-        .spec = spec ? spec : "", .n = n, .err = err, .errlen = errlen, .v = v};
+    struct vparse p = {.s = {"vif", spec ? spec : "", n, err, errlen}, .v = v};
     int rc;
 
     memset(v, 0, sizeof(*v));
