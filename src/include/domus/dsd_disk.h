@@ -13,7 +13,8 @@
  * checks each image can be opened as its access asks and that vdevs are
  * distinct, and rewrites the specs in canonical form.  Disks need xenstore.
  * 0 or -errno with the disk named in err. */
-int dsd_disk_check(bool xenstore, struct xlcfg *cfg, const char *cwd, char *err, size_t errlen);
+int dsd_disk_check(bool xenstore, struct xlcfg *cfg, const char *cwd, char *err,
+                   size_t errlen);
 
 /* Hot-plug (block-attach): checks spec as dsd_disk_check checks a disk at
  * create (relative target against cwd, image accessible, vdev not used by
@@ -25,7 +26,8 @@ int dsd_disk_add(bool xenstore, struct xlcfg *cfg, const char *spec, const char 
 
 /* Index of cfg's disk with Xen vdev number devid (its vdev as written in
  * vdev, if not NULL), or -ENOENT. */
-int dsd_disk_find_devid(const struct xlcfg *cfg, uint32_t devid, char vdev[XLDISK_VDEV_MAX]);
+int dsd_disk_find_devid(const struct xlcfg *cfg, uint32_t devid,
+                        char vdev[XLDISK_VDEV_MAX]);
 
 /* Index of cfg's disk named by which: a vdev ("xvdb") or its number
  * ("51728"); *devid its number.  -ENOENT when cfg has none, -EINVAL when
@@ -43,7 +45,8 @@ int dsd_disk_arg(const struct xlcfg *cfg, unsigned i, char *buf, size_t len);
 int dsd_disk_nodes(struct xsc *c, unsigned domid, const struct xlcfg *cfg);
 
 /* The same for disk i only (back end first, each state last). */
-int dsd_disk_nodes_one(struct xsc *c, unsigned domid, const struct xlcfg *cfg, unsigned i);
+int dsd_disk_nodes_one(struct xsc *c, unsigned domid, const struct xlcfg *cfg,
+                       unsigned i);
 
 /* Removes one device's directories: /local/domain/<domid>/device/<kind>/
  * <devid> and /local/domain/0/backend/<kind>/<domid>/<devid>, and each
