@@ -158,14 +158,18 @@ int dsd_disk_find(const struct xlcfg *cfg, const char *which, uint32_t *devid)
     return i;
 }
 
+void dsd_spec_remove(char (*specs)[512], unsigned *n, unsigned max, unsigned i)
+{
+    if (i >= *n || i >= max)
+        return;
+    memmove(specs[i], specs[i + 1], (*n - i - 1) * sizeof(specs[0]));
+    (*n)--;
+    specs[*n][0] = '\0';
+}
+
 void dsd_disk_remove(struct xlcfg *cfg, unsigned i)
 {
-    if (i >= cfg->n_disks || i >= XLCFG_MAX_DISKS)
-        return;
-    memmove(cfg->disks[i], cfg->disks[i + 1],
-            (cfg->n_disks - i - 1) * sizeof(cfg->disks[0]));
-    cfg->n_disks--;
-    cfg->disks[cfg->n_disks][0] = '\0';
+    dsd_spec_remove(cfg->disks, &cfg->n_disks, XLCFG_MAX_DISKS, i);
 }
 
 int dsd_disk_arg(const struct xlcfg *cfg, unsigned i, char *buf, size_t len)
@@ -182,6 +186,15 @@ int dsd_disk_arg(const struct xlcfg *cfg, unsigned i, char *buf, size_t len)
 }
 
 /* ---- xenstore nodes ---- */
+
+void dsd_dev_paths(const char *kind, unsigned domid, uint32_t devid,
+                   char fpath[DSD_DEV_PATH_MAX], char bpath[DSD_DEV_PATH_MAX])
+{
+    snprintf(fpath, DSD_DEV_PATH_MAX, "/local/domain/%u/device/%s/%u", domid, kind,
+             devid);
+    snprintf(bpath, DSD_DEV_PATH_MAX, "/local/domain/0/backend/%s/%u/%u", kind, domid,
+             devid);
+}
 
 void dsd_devdir_open(struct dsd_devdir *n, const char *dir, unsigned owner,
                      unsigned reader)
@@ -245,7 +258,7 @@ static void backend_nodes(struct dsd_devdir *n, unsigned domid, const struct xld
 int dsd_disk_nodes_one(struct xsc *c, unsigned domid, const struct xlcfg *cfg, unsigned i)
 {
     struct xldisk *dk = malloc(sizeof(*dk));
-    char err[256], fpath[96], bpath[96];
+    char err[256], fpath[DSD_DEV_PATH_MAX], bpath[DSD_DEV_PATH_MAX];
     struct dsd_devdir n = {.c = c};
 
     if (!dk)
@@ -253,10 +266,7 @@ int dsd_disk_nodes_one(struct xsc *c, unsigned domid, const struct xlcfg *cfg, u
     n.rc =
         i < cfg->n_disks ? xldisk_parse(cfg->disks[i], i, dk, err, sizeof(err)) : -EINVAL;
     if (!n.rc) {
-        snprintf(fpath, sizeof(fpath), "/local/domain/%u/device/vbd/%u", domid,
-                 dk->devid);
-        snprintf(bpath, sizeof(bpath), "/local/domain/0/backend/vbd/%u/%u", domid,
-                 dk->devid);
+        dsd_dev_paths("vbd", domid, dk->devid, fpath, bpath);
         backend_nodes(&n, domid, dk, bpath, fpath);
         frontend_nodes(&n, domid, dk, fpath, bpath);
     }

@@ -202,11 +202,7 @@ int dsd_vif_find(const struct xlcfg *cfg, const char *which, uint32_t *devid)
 
 void dsd_vif_remove(struct xlcfg *cfg, unsigned i)
 {
-    if (i >= cfg->n_vifs || i >= XLCFG_MAX_VIFS)
-        return;
-    memmove(cfg->vifs[i], cfg->vifs[i + 1], (cfg->n_vifs - i - 1) * sizeof(cfg->vifs[0]));
-    cfg->n_vifs--;
-    cfg->vifs[cfg->n_vifs][0] = '\0';
+    dsd_spec_remove(cfg->vifs, &cfg->n_vifs, XLCFG_MAX_VIFS, i);
 }
 
 /* Vif i of a checked cfg (its devid and mac are in its spec). */
@@ -285,14 +281,13 @@ static void backend_nodes(struct dsd_devdir *n, unsigned domid, const struct xlv
 int dsd_vif_nodes_one(struct xsc *c, unsigned domid, const struct xlcfg *cfg, unsigned i)
 {
     struct dsd_devdir n = {.c = c};
-    char fpath[96], bpath[96];
+    char fpath[DSD_DEV_PATH_MAX], bpath[DSD_DEV_PATH_MAX];
     struct xlvif v;
 
     n.rc = i < cfg->n_vifs && i < XLCFG_MAX_VIFS ? checked_vif(cfg, i, &v) : -EINVAL;
     if (n.rc)
         return n.rc;
-    snprintf(fpath, sizeof(fpath), "/local/domain/%u/device/vif/%u", domid, v.devid);
-    snprintf(bpath, sizeof(bpath), "/local/domain/0/backend/vif/%u/%u", domid, v.devid);
+    dsd_dev_paths("vif", domid, v.devid, fpath, bpath);
     backend_nodes(&n, domid, &v, bpath, fpath);
     frontend_nodes(&n, domid, &v, fpath, bpath);
     return n.rc;

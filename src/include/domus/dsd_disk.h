@@ -56,6 +56,20 @@ void dsd_dev_nodes_rm(struct xsc *c, const char *kind, unsigned domid, uint32_t 
 /* Removes /local/domain/0/backend/vbd/<domid>. */
 void dsd_disk_nodes_rm(struct xsc *c, unsigned domid);
 
+/* ---- shared with dsd_vif.c ---- */
+
+#define DSD_DEV_PATH_MAX 96
+
+/* A device's front- and back-end directories in xenstore:
+ * /local/domain/<domid>/device/<kind>/<devid> in fpath and
+ * /local/domain/0/backend/<kind>/<domid>/<devid> in bpath. */
+void dsd_dev_paths(const char *kind, unsigned domid, uint32_t devid,
+                   char fpath[DSD_DEV_PATH_MAX], char bpath[DSD_DEV_PATH_MAX]);
+
+/* Drops spec i from a list of *n specs (cfg->disks or cfg->vifs, max long):
+ * the later ones move down. */
+void dsd_spec_remove(char (*specs)[512], unsigned *n, unsigned max, unsigned i);
+
 /* One device directory in xenstore, written as libxl does (dsd_disk.c,
  * dsd_vif.c): dsd_devdir_open makes dir, owned by domain owner and readable
  * by reader; each dsd_devdir_node writes one node under it with the same
@@ -64,7 +78,7 @@ void dsd_disk_nodes_rm(struct xsc *c, unsigned domid);
 struct dsd_devdir {
     struct xsc *c;
     int rc;
-    char dir[96];
+    char dir[DSD_DEV_PATH_MAX];
     char perms[2][16];
 };
 void dsd_devdir_open(struct dsd_devdir *n, const char *dir, unsigned owner,
