@@ -7,7 +7,8 @@
 #  2. Debian's cloud kernel (the guest kernel and the test host's kernel),
 #     fetched with `apt-get download` and extracted into the cache,
 #  3. kvm modules with CONFIG_KVM_XEN for that kernel (scripts/build-kvm-xen.sh),
-#  4. the guest initramfs (busybox, tests/guest/*, xenstore-utils),
+#  4. the guest initramfs (busybox, tests/guest/*, xenstore-utils, the front-end
+#     modules, tests/guest/*.c built static),
 #  5. ${DOMUS_CACHE}/env.sh, for tests to source.
 #
 # Everything lands in ${DOMUS_CACHE:-$HOME/.cache/domus}, outside the work
@@ -134,10 +135,13 @@ grep -q '^CONFIG_XEN_PVH=y' "$KDIR/config" || die "$KPKG is not built with CONFI
 KVM_MODULES="$("$HERE/build-kvm-xen.sh" --kver "$KVER")" || die "building the KVM_XEN modules failed"
 
 # --- 4. guest initramfs --------------------------------------------------------
-GUEST_MODULES="xen-blkfront xen-netfront"
+# Xen's front ends, and virtio's for the same initramfs under QEMU (bench/io).
+GUEST_MODULES="xen-blkfront xen-netfront virtio_pci virtio_blk virtio_net"
 guest_inputs=("$ROOT"/tests/guest/* "$HERE/setup.sh" "$HERE/lib.sh" "$KVER" "$(cat "$KDIR/.stamp")"
     "busybox=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || sha256sum </bin/busybox)"
-    "xenstore-utils=$(dpkg-query -W -f='${Version}' xenstore-utils 2>/dev/null || echo none)")
+    "xenstore-utils=$(dpkg-query -W -f='${Version}' xenstore-utils 2>/dev/null || echo none)"
+    "gcc=$(gcc -dumpfullversion 2>/dev/null || echo none)"
+    "libc=$(dpkg-query -W -f='${Version}' libc6-dev 2>/dev/null || echo none)")
 GHASH="$(inputs_hash "${guest_inputs[@]}")"
 GUEST_INITRD="$DOMUS_CACHE/initrd/guest-$KVER-$GHASH.cpio"
 if [ ! -f "$GUEST_INITRD" ]; then
@@ -153,7 +157,13 @@ if [ ! -f "$GUEST_INITRD" ]; then
     for f in "$ROOT"/tests/guest/*.sh; do
         [ -e "$f" ] && install -m 0755 "$f" "$groot/tests/"
     done
-    # Xen front ends built as modules in Debian's kernel, for block/net tests.
+    # Static C helpers (gcc, glibc's libc.a) in /usr/bin, for iobench.sh:
+    # iorand (random-read IOPS), tcpstream (a bulk TCP transfer).
+    for f in "$ROOT"/tests/guest/*.c; do
+        gcc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$groot/usr/bin/$(basename "$f" .c)" "$f" ||
+            die "cannot build $f (gcc, libc6-dev)"
+    done
+    # Front ends built as modules in Debian's kernel, for block/net tests.
     for rel in $(mod_closure "$KDIR" "$KVER" $GUEST_MODULES); do
         mkdir -p "$groot/lib/modules/$KVER/$(dirname "$rel")"
         cp "$KDIR/lib/modules/$KVER/$rel" "$groot/lib/modules/$KVER/$rel"
