@@ -223,12 +223,15 @@ build_base() {
     cp "$DOMUS_GUEST_INITRD" "$r/domus/guest/initrd.cpio"
     cp -r "$ROOT/tests/guest" "$r/domus/tests/guest"
     if [ "$WITH_QEMU" = 1 ]; then
-        # In /usr/bin: QEMU finds its firmware relative to its own location.
+        # In /usr/bin: QEMU finds its firmware relative to its own location,
+        # where we put what Debian's build finds along its firmware path.
         copy_with_libs "$r" "$(command -v qemu-system-x86_64)" /usr/bin/qemu-system-x86_64
         mkdir -p "$r/usr/share/qemu"
         for f in bios-microvm.bin qboot.rom linuxboot.bin linuxboot_dma.bin kvmvapic.bin bios-256k.bin \
             pvh.bin multiboot.bin multiboot_dma.bin efi-virtio.rom vgabios-stdvga.bin; do
-            [ -e "/usr/share/qemu/$f" ] && cp -L "/usr/share/qemu/$f" "$r/usr/share/qemu/"
+            for d in /usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu; do
+                [ -e "$d/$f" ] && { cp -L "$d/$f" "$r/usr/share/qemu/"; break; }
+            done
         done
     fi
     cpio_from "$r" "$BASE"
