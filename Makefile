@@ -77,7 +77,14 @@ $(BUILD)/bench/xenstore: bench/xenstore.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< -lxenstore
 bench-xenstore: $(BUILD)/bin/domus-xenstored $(BUILD)/bench/xenstore
 	bench/xenstore.sh
-.PHONY: fuzz bench-xenstore
+# Domus beside QEMU in the same test host: boot time and memory, disk and network I/O.
+bench-boot: setup
+	$(MAKE) all
+	bench/boot
+bench-io: setup
+	$(MAKE) all
+	bench/io
+.PHONY: fuzz bench-xenstore bench-boot bench-io
 
 # One-time machine set-up (packages, guest kernel, KVM_XEN modules, initramfs).
 setup:
@@ -98,6 +105,7 @@ demo: setup
 	$(MAKE) all
 	tests/demo.sh
 
+# Every benchmark (bench/run.sh: bench/boot, bench/io, bench/xenstore.sh).
 bench: setup
 	$(MAKE) all
 	bench/run.sh
