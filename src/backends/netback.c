@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/if_bridge.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
@@ -372,6 +373,7 @@ struct netback {
     struct virtio_net_hdr *pend_vh; /* a frame read from the tap, waiting for buffers */
     uint8_t *frame;                 /* its buffer: header then data */
     size_t pend_len;                /* its data length; 0: none waiting */
+    uint64_t rx_frames, rx_bytes, rx_waits, tx_pkts; /* for the log line at stop */
 };
 
 static int nb_advertise(struct xbe *x)
@@ -460,6 +462,7 @@ static int rx_pump(struct netback *nb, bool *notify)
                               nb->frame + sizeof(*nb->pend_vh), nb->pend_len, &n);
         *notify = *notify || n;
         if (rc == -EAGAIN) {
+            nb->rx_waits += !rechecked;
             /* An event when it posts any more buffers (RING_FINAL_CHECK_FOR_
              * REQUESTS would not ask while a few, too few, are there). */
             RING_IDX rp = __atomic_load_n(&nb->rx.sring->req_prod, __ATOMIC_ACQUIRE);
@@ -473,6 +476,8 @@ static int rx_pump(struct netback *nb, bool *notify)
         }
         if (rc < 0 && rc != -EINVAL)
             return rc;
+        nb->rx_frames += rc == 0;
+        nb->rx_bytes += rc == 0 ? nb->pend_len : 0;
         nb->pend_len = 0;
         rechecked = false;
     }
@@ -487,6 +492,7 @@ static void nb_serve(struct xbe *x)
     int sent = netback_do_tx(&nb->io, &nb->tx, &ntx);
     uint64_t one = 1;
 
+    nb->tx_pkts += sent > 0 ? (uint64_t)sent : 0;
     if (sent < 0 || rx_pump(nb, &nrx) < 0) {
         xbe_fatal(x, "front end ring indexes are corrupt");
         return;
@@ -637,6 +643,12 @@ void netback_stop(struct netback *nb)
     if (!nb)
         return;
     xbe_stop(&nb->xb);
+    if (nb->xb.kicks || nb->rx_frames)
+        dinfo("%s: to the guest %" PRIu64 " frames (%" PRIu64 " bytes, %" PRIu64
+              " waits for buffers), from it %" PRIu64 " packets; %" PRIu64
+              " events, %" PRIu64 " idle seconds",
+              nb->ifname, nb->rx_frames, nb->rx_bytes, nb->rx_waits, nb->tx_pkts,
+              nb->xb.kicks, nb->xb.timeouts);
     if (nb->io.tap_fd >= 0)
         close(nb->io.tap_fd);
     free(nb->frame);

@@ -224,8 +224,11 @@ static void *xbe_thread(void *arg)
         uint64_t v;
         if (x->connected && x->ops->poll_fd)
             p[3].events = x->ops->poll_fd(x, &p[3].fd);
-        if (poll(p, 4, x->connected ? 1000 : -1) < 0 && errno != EINTR)
+        int n = poll(p, 4, x->connected ? 1000 : -1);
+        if (n < 0 && errno != EINTR)
             break;
+        x->timeouts += n == 0;
+        x->kicks += (p[1].revents & POLLIN) != 0;
         if (p[0].revents)
             break;
         if (p[2].revents) {

@@ -72,6 +72,7 @@ struct xbe {
     bool connected;
     bool unplug; /* the toolstack asked the device to close (detach) */
     uint32_t port;
+    uint64_t kicks, timeouts; /* events from the guest; 1 s waits that ended with none */
 };
 
 /* Fills x for device kind/devid of d (paths, eventfds; no thread yet).
