@@ -1,17 +1,20 @@
-/* tcpstream: one bulk TCP transfer of zeros, for tests/guest/iobench.sh and
- * bench/io (busybox nc moves about 1 KiB per read and write: it, not the
- * network, would be measured).
+/* tcpstream: one bulk TCP transfer of a known pattern, for
+ * tests/guest/iobench.sh, bench/io and the network scenarios (busybox nc
+ * moves about 1 KiB per read and write: it, not the network, would be
+ * measured).  The pattern's 8-byte word i holds a hash of i, so a byte lost,
+ * doubled or misplaced anywhere shows; both ends print an FNV-1a sum of the
+ * stream's words (sum=HEX) for comparing.
  *
  *   tcpstream send ADDR PORT MIB [TIMEOUT]   connects to IPv4 ADDR (retrying
  *       while refused, up to TIMEOUT s, default 60), writes MIB MiB,
  *       half-closes, waits for the receiver to close; prints mbs=N seconds=S
- *       (its own clock, from the connection to the receiver's close)
+ *       sum=HEX (its own clock, from the connection to the receiver's close)
  *   tcpstream recv PORT MIB [TIMEOUT]        takes one connection on PORT
  *       (IPv4, any address) and reads to its end; prints mbs=N bytes=N
- *       seconds=S, timed on its own clock from the end of the first MiB
- *       (connection set-up and slow start left out) to the end of the stream;
- *       fails unless exactly MIB MiB (MIB >= 2) arrived.  TIMEOUT (default
- *       600) bounds the whole wait.
+ *       seconds=S sum=HEX, timed on its own clock from the end of the first
+ *       MiB (connection set-up and slow start left out) to the end of the
+ *       stream; fails unless exactly MIB MiB (MIB >= 2) of the pattern
+ *       arrived.  TIMEOUT (default 600) bounds the whole wait.
  *   tcpstream clock PORT [TIMEOUT]           serves its clock: each
  *       connection on PORT gets CLOCK_MONOTONIC in seconds ("%.6f\n") and is
  *       closed; for TIMEOUT s (default 3600)
@@ -34,6 +37,54 @@
 #define CHUNK (256 * 1024)
 
 static char buf[CHUNK];
+
+static char want[CHUNK + 16];
+
+/* Word i of the pattern. */
+static uint64_t pattern_word(uint64_t i)
+{
+    uint64_t w = i * 0x9e3779b97f4a7c15ULL;
+    return w ^ (w >> 29);
+}
+
+/* The pattern's bytes [off, off + n) into p (n <= CHUNK). */
+static void pattern_fill(char *p, uint64_t off, size_t n)
+{
+    uint64_t first = off >> 3, words = ((off & 7) + n + 7) >> 3;
+    for (uint64_t i = 0; i < words; i++) {
+        uint64_t w = pattern_word(first + i);
+        memcpy(want + i * 8, &w, 8);
+    }
+    memcpy(p, want + (off & 7), n);
+}
+
+/* FNV-1a over the stream's 8-byte words (a partial word waits in carry). */
+struct sum {
+    uint64_t h, carry;
+    unsigned have;
+};
+
+static void sum_add(struct sum *s, const char *p, size_t n)
+{
+    while (n) {
+        if (s->have == 0 && n >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            s->h = (s->h ^ w) * 0x100000001b3ULL;
+            p += 8;
+            n -= 8;
+            continue;
+        }
+        s->carry |= (uint64_t)(uint8_t)*p++ << (8 * s->have++);
+        n--;
+        if (s->have == 8) {
+            s->h = (s->h ^ s->carry) * 0x100000001b3ULL;
+            s->carry = 0;
+            s->have = 0;
+        }
+    }
+}
+#define SUM_INIT {0xcbf29ce484222325ULL, 0, 0}
 
 static double now(void)
 {
@@ -98,22 +149,30 @@ static int do_send(const char *host, const char *port, uint64_t mib, unsigned ti
         usleep(200000);
     }
     double t0 = now();
-    uint64_t left = mib * MIB;
+    uint64_t left = mib * MIB, off = 0;
+    struct sum sum = SUM_INIT;
     while (left > 0) {
         size_t n = left < CHUNK ? (size_t)left : CHUNK;
-        ssize_t w = write(fd, buf, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return die("write");
-        left -= (uint64_t)w;
+        pattern_fill(buf, off, n);
+        for (size_t done = 0; done < n;) {
+            ssize_t w = write(fd, buf + done, n - done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return die("write");
+            done += (size_t)w;
+        }
+        sum_add(&sum, buf, n);
+        off += n;
+        left -= n;
     }
     if (shutdown(fd, SHUT_WR) < 0)
         return die("shutdown");
     while (read(fd, buf, sizeof buf) > 0) /* until the receiver closes */
         ;
     double d = now() - t0;
-    printf("mbs=%.1f seconds=%.3f\n", (double)(mib * MIB) / 1e6 / d, d);
+    printf("mbs=%.1f seconds=%.3f sum=%016llx\n", (double)(mib * MIB) / 1e6 / d, d,
+           (unsigned long long)sum.h);
     return 0;
 }
 
@@ -127,7 +186,11 @@ static int do_recv(const char *port, uint64_t mib, unsigned timeout)
     if (fd < 0)
         return die("accept");
     close(s);
-    uint64_t got = 0, mark = 0;
+    uint64_t got = 0, mark = 0, bad = 0;
+    struct sum sum = SUM_INIT;
+    char *exp = malloc(CHUNK);
+    if (!exp)
+        return die("malloc");
     double t0 = 0;
     for (;;) {
         ssize_t r = read(fd, buf, sizeof buf);
@@ -137,6 +200,9 @@ static int do_recv(const char *port, uint64_t mib, unsigned timeout)
             return die("read");
         if (r == 0)
             break;
+        pattern_fill(exp, got, (size_t)r);
+        bad += memcmp(exp, buf, (size_t)r) != 0;
+        sum_add(&sum, buf, (size_t)r);
         got += (uint64_t)r;
         if (!mark && got >= MIB) {
             t0 = now();
@@ -145,13 +211,14 @@ static int do_recv(const char *port, uint64_t mib, unsigned timeout)
     }
     double d = now() - t0;
     close(fd);
-    if (got != mib * MIB || !mark || got == mark) {
-        fprintf(stderr, "tcpstream: got %llu bytes, not %llu\n", (unsigned long long)got,
+    if (got != mib * MIB || !mark || got == mark || bad) {
+        fprintf(stderr, "tcpstream: got %llu bytes, %llu reads of them not the pattern; want %llu\n",
+                (unsigned long long)got, (unsigned long long)bad,
                 (unsigned long long)(mib * MIB));
         return 1;
     }
-    printf("mbs=%.1f bytes=%llu seconds=%.3f\n", (double)(got - mark) / 1e6 / d,
-           (unsigned long long)got, d);
+    printf("mbs=%.1f bytes=%llu seconds=%.3f sum=%016llx\n", (double)(got - mark) / 1e6 / d,
+           (unsigned long long)got, d, (unsigned long long)sum.h);
     return 0;
 }
 
