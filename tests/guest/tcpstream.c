@@ -84,7 +84,10 @@ static void sum_add(struct sum *s, const char *p, size_t n)
         }
     }
 }
-#define SUM_INIT {0xcbf29ce484222325ULL, 0, 0}
+#define SUM_INIT                                                                         \
+    {                                                                                    \
+        0xcbf29ce484222325ULL, 0, 0                                                      \
+    }
 
 static double now(void)
 {
@@ -212,13 +215,16 @@ static int do_recv(const char *port, uint64_t mib, unsigned timeout)
     double d = now() - t0;
     close(fd);
     if (got != mib * MIB || !mark || got == mark || bad) {
-        fprintf(stderr, "tcpstream: got %llu bytes, %llu reads of them not the pattern; want %llu\n",
-                (unsigned long long)got, (unsigned long long)bad,
-                (unsigned long long)(mib * MIB));
+        fprintf(
+            stderr,
+            "tcpstream: got %llu bytes, %llu reads of them not the pattern; want %llu\n",
+            (unsigned long long)got, (unsigned long long)bad,
+            (unsigned long long)(mib * MIB));
         return 1;
     }
-    printf("mbs=%.1f bytes=%llu seconds=%.3f sum=%016llx\n", (double)(got - mark) / 1e6 / d,
-           (unsigned long long)got, d, (unsigned long long)sum.h);
+    printf("mbs=%.1f bytes=%llu seconds=%.3f sum=%016llx\n",
+           (double)(got - mark) / 1e6 / d, (unsigned long long)got, d,
+           (unsigned long long)sum.h);
     return 0;
 }
 
