@@ -14,14 +14,31 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include <xen/io/protocols.h>
 
 #define SECTORS_PER_PAGE (DOMUS_PAGE_SIZE / BLKBACK_SECTOR)
 
 /* ---- requests ---- */
+
+/* The I/O one checked request still needs: a transfer of iov[first..niov)
+ * at off (left bytes), then an fdatasync when flush.  Nothing to transfer
+ * (niov == first) and flush: a bare flush. */
+struct blk_op {
+    bool write, flush;
+    unsigned first, niov;
+    uint64_t off, left;
+    struct iovec iov[BLKBACK_MAX_INDIRECT_SEGMENTS];
+};
+
+/* prepare()'s answer when the request needs the I/O in its blk_op (the
+ * BLKIF_RSP_* statuses are all <= 0). */
+#define BLK_PENDING 1
 
 /* n segments (a private copy) as host iovecs into granted guest frames.
  * to_guest: the data goes into guest memory (a read), so the grants must be
@@ -55,42 +72,41 @@ static bool in_image(const struct blkback_io *io, uint64_t sector, uint64_t coun
     return sector <= io->sectors && count <= io->sectors - sector;
 }
 
-/* Reads or writes n segments at sector. */
-static int16_t transfer(const struct blkback_io *io,
-                        const struct blkif_request_segment *segs, unsigned n,
-                        uint64_t sector, bool write)
+/* Checks a read or write of n segments at sector into op. */
+static int transfer(const struct blkback_io *io, const struct blkif_request_segment *segs,
+                    unsigned n, uint64_t sector, bool write, struct blk_op *op)
 {
-    struct iovec iov[BLKBACK_MAX_INDIRECT_SEGMENTS];
     int64_t total;
-    ssize_t got;
 
     if (write && !io->readwrite)
         return BLKIF_RSP_ERROR;
     if (n == 0 || n > BLKBACK_MAX_INDIRECT_SEGMENTS)
         return BLKIF_RSP_ERROR;
-    total = map_segments(io, segs, n, !write, iov);
+    total = map_segments(io, segs, n, !write, op->iov);
     if (total < 0 || !in_image(io, sector, (uint64_t)total / BLKBACK_SECTOR))
         return BLKIF_RSP_ERROR;
-    off_t off = (off_t)(sector * BLKBACK_SECTOR);
-    do {
-        got =
-            write ? pwritev(io->fd, iov, (int)n, off) : preadv(io->fd, iov, (int)n, off);
-    } while (got < 0 && errno == EINTR);
-    return got == total ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR;
+    op->write = write;
+    op->first = 0;
+    op->niov = n;
+    op->off = sector * BLKBACK_SECTOR;
+    op->left = (uint64_t)total;
+    return BLK_PENDING;
 }
 
-static int16_t do_rw(const struct blkback_io *io, const blkif_request_t *req, bool write)
+static int do_rw(const struct blkback_io *io, const blkif_request_t *req, bool write,
+                 struct blk_op *op)
 {
     if (req->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST)
         return BLKIF_RSP_ERROR;
-    return transfer(io, req->seg, req->nr_segments, req->sector_number, write);
+    return transfer(io, req->seg, req->nr_segments, req->sector_number, write, op);
 }
 
 #define SEGS_PER_INDIRECT_PAGE (DOMUS_PAGE_SIZE / sizeof(struct blkif_request_segment))
 
 /* BLKIF_OP_INDIRECT: the segments live in granted pages (read-only grants
  * are fine); they are copied out once, then checked like direct ones. */
-static int16_t do_indirect(const struct blkback_io *io, const blkif_request_t *req)
+static int do_indirect(const struct blkback_io *io, const blkif_request_t *req,
+                       struct blk_op *op)
 {
     struct blkif_request_segment segs[BLKBACK_MAX_INDIRECT_SEGMENTS];
     blkif_request_indirect_t ir;
@@ -116,19 +132,27 @@ static int16_t do_indirect(const struct blkback_io *io, const blkif_request_t *r
         memcpy(&segs[first], src, n * sizeof(segs[0]));
     }
     return transfer(io, segs, ir.nr_segments, ir.sector_number,
-                    ir.indirect_op == BLKIF_OP_WRITE);
+                    ir.indirect_op == BLKIF_OP_WRITE, op);
 }
 
-static int16_t do_flush(const struct blkback_io *io, const blkif_request_t *req)
+/* FLUSH_DISKCACHE / WRITE_BARRIER: its data (if any) written, then
+ * fdatasync. */
+static int do_flush(const struct blkback_io *io, const blkif_request_t *req,
+                    struct blk_op *op)
 {
-    int16_t st = req->nr_segments ? do_rw(io, req, true) : BLKIF_RSP_OKAY;
-
-    if (st == BLKIF_RSP_OKAY && fdatasync(io->fd) < 0)
-        st = errno == EINVAL ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR; /* nothing to sync */
-    return st;
+    if (req->nr_segments) {
+        int st = do_rw(io, req, true, op);
+        if (st != BLK_PENDING)
+            return st;
+    } else {
+        *op = (struct blk_op){.write = true};
+    }
+    op->flush = true;
+    return BLK_PENDING;
 }
 
-static int16_t do_discard(const struct blkback_io *io, const blkif_request_t *req)
+/* Done at once (synchronously, also with io_uring). */
+static int do_discard(const struct blkback_io *io, const blkif_request_t *req)
 {
     blkif_request_discard_t dr;
 
@@ -144,28 +168,86 @@ static int16_t do_discard(const struct blkback_io *io, const blkif_request_t *re
     return BLKIF_RSP_OKAY;
 }
 
-int16_t blkback_do_request(const struct blkback_io *io, const blkif_request_t *req)
+/* Checks one request: its final BLKIF_RSP_* status, or BLK_PENDING with
+ * the I/O still to do in op. */
+static int prepare(const struct blkback_io *io, const blkif_request_t *req,
+                   struct blk_op *op)
 {
+    op->flush = false;
     switch (req->operation) {
     case BLKIF_OP_READ:
-        return do_rw(io, req, false);
+        return do_rw(io, req, false, op);
     case BLKIF_OP_WRITE:
-        return do_rw(io, req, true);
+        return do_rw(io, req, true, op);
     case BLKIF_OP_WRITE_BARRIER:
     case BLKIF_OP_FLUSH_DISKCACHE:
         if (!io->readwrite && req->nr_segments)
             return BLKIF_RSP_ERROR;
-        return do_flush(io, req);
+        return do_flush(io, req, op);
     case BLKIF_OP_DISCARD:
         return do_discard(io, req);
     case BLKIF_OP_INDIRECT:
-        return do_indirect(io, req);
+        return do_indirect(io, req, op);
     default:
         return BLKIF_RSP_EOPNOTSUPP;
     }
 }
 
-int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify)
+/* fdatasync's result as a status (EINVAL: nothing to sync). */
+static int16_t sync_status(int err)
+{
+    return !err || err == EINVAL ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR;
+}
+
+/* Does op's I/O in this thread. */
+static int16_t run_sync(const struct blkback_io *io, struct blk_op *op)
+{
+    if (op->niov) {
+        ssize_t got;
+        do {
+            got = op->write ? pwritev(io->fd, op->iov, (int)op->niov, (off_t)op->off)
+                            : preadv(io->fd, op->iov, (int)op->niov, (off_t)op->off);
+        } while (got < 0 && errno == EINTR);
+        if (got < 0 || (uint64_t)got != op->left)
+            return BLKIF_RSP_ERROR;
+    }
+    if (op->flush)
+        return sync_status(fdatasync(io->fd) < 0 ? errno : 0);
+    return BLKIF_RSP_OKAY;
+}
+
+int16_t blkback_do_request(const struct blkback_io *io, const blkif_request_t *req)
+{
+    struct blk_op op;
+    int st = prepare(io, req, &op);
+
+    return st == BLK_PENDING ? run_sync(io, &op) : (int16_t)st;
+}
+
+/* The operation a response to req carries: an indirect one answers as its
+ * indirect_op. */
+static uint8_t rsp_operation(const blkif_request_t *req)
+{
+    uint8_t op = req->operation;
+
+    if (op == BLKIF_OP_INDIRECT)
+        memcpy(&op,
+               (const uint8_t *)req + offsetof(blkif_request_indirect_t, indirect_op), 1);
+    return op;
+}
+
+static void answer(blkif_back_ring_t *ring, uint64_t id, uint8_t op, int16_t st)
+{
+    blkif_response_t *rsp = RING_GET_RESPONSE(ring, ring->rsp_prod_pvt);
+
+    rsp->id = id;
+    rsp->operation = op;
+    rsp->status = st;
+    ring->rsp_prod_pvt++;
+}
+
+static int do_ring_sync(const struct blkback_io *io, blkif_back_ring_t *ring,
+                        bool *notify)
 {
     int served = 0, more;
     bool n;
@@ -180,18 +262,7 @@ int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *
             blkif_request_t req;
             RING_COPY_REQUEST(ring, ring->req_cons, &req);
             ring->req_cons++;
-            int16_t st = blkback_do_request(io, &req);
-            blkif_response_t *rsp = RING_GET_RESPONSE(ring, ring->rsp_prod_pvt);
-            rsp->id = req.id;
-            rsp->operation =
-                req.operation; /* an indirect one answers as its indirect_op */
-            if (req.operation == BLKIF_OP_INDIRECT)
-                memcpy(&rsp->operation,
-                       (const uint8_t *)&req +
-                           offsetof(blkif_request_indirect_t, indirect_op),
-                       1);
-            rsp->status = st;
-            ring->rsp_prod_pvt++;
+            answer(ring, req.id, rsp_operation(&req), blkback_do_request(io, &req));
             served++;
         }
         RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(ring, n);
@@ -199,6 +270,264 @@ int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *
         RING_FINAL_CHECK_FOR_REQUESTS(ring, more);
     } while (more);
     return served;
+}
+
+/* ---- asynchronous I/O on io_uring ---- */
+
+/* A request in flight: user_data of its SQE is its index. */
+struct blk_slot {
+    uint64_t id;
+    uint8_t operation; /* of the response */
+    struct blk_op op;
+};
+
+struct blkback_aio {
+    struct io_uring ring;
+    int efd;        /* signalled on each completion */
+    unsigned depth; /* slots */
+    unsigned nfree; /* free slots, listed in free_list[0..nfree) */
+    unsigned *free_list;
+    struct blk_slot *slots;
+    uint64_t resubmits; /* short transfers continued */
+};
+
+int blkback_aio_init(struct blkback_io *io, unsigned depth)
+{
+    struct blkback_aio *a = calloc(1, sizeof(*a));
+    struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE, .cq_entries = 2 * depth};
+    int rc;
+
+    if (!a || !depth)
+        return free(a), -EINVAL;
+    a->efd = -1;
+    a->depth = depth;
+    a->slots = calloc(depth, sizeof(*a->slots));
+    a->free_list = calloc(depth, sizeof(*a->free_list));
+    if (!a->slots || !a->free_list) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if ((rc = io_uring_queue_init_params(depth < 128 ? depth : 128, &a->ring, &p)) < 0)
+        goto fail;
+    a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (a->efd < 0 || (rc = io_uring_register_eventfd(&a->ring, a->efd)) < 0) {
+        rc = a->efd < 0 ? -errno : rc;
+        io_uring_queue_exit(&a->ring);
+        goto fail;
+    }
+    for (unsigned i = 0; i < depth; i++)
+        a->free_list[i] = depth - 1 - i;
+    a->nfree = depth;
+    io->aio = a;
+    return 0;
+fail:
+    if (a->efd >= 0)
+        close(a->efd);
+    free(a->slots);
+    free(a->free_list);
+    free(a);
+    return rc;
+}
+
+void blkback_aio_fini(struct blkback_io *io)
+{
+    struct blkback_aio *a = io->aio;
+
+    if (!a)
+        return;
+    io_uring_queue_exit(&a->ring);
+    close(a->efd);
+    free(a->slots);
+    free(a->free_list);
+    free(a);
+    io->aio = NULL;
+}
+
+int blkback_aio_fd(const struct blkback_io *io)
+{
+    return io->aio ? io->aio->efd : -1;
+}
+
+unsigned blkback_in_flight(const struct blkback_io *io)
+{
+    return io->aio ? io->aio->depth - io->aio->nfree : 0;
+}
+
+/* Queues slot s's next step: the rest of its transfer, or its fdatasync
+ * (drained: after every earlier SQE).  false when no SQE can be had. */
+static bool queue(const struct blkback_io *io, unsigned s, bool drain)
+{
+    struct blkback_aio *a = io->aio;
+    struct blk_op *op = &a->slots[s].op;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
+
+    if (!sqe) {
+        io_uring_submit(&a->ring);
+        if (!(sqe = io_uring_get_sqe(&a->ring)))
+            return false;
+    }
+    if (op->first < op->niov) {
+        struct iovec *iov = &op->iov[op->first];
+        unsigned n = op->niov - op->first;
+        if (op->write)
+            io_uring_prep_writev(sqe, io->fd, iov, n, op->off);
+        else
+            io_uring_prep_readv(sqe, io->fd, iov, n, op->off);
+    } else {
+        io_uring_prep_fsync(sqe, io->fd, IORING_FSYNC_DATASYNC);
+        drain = true;
+    }
+    if (drain)
+        io_uring_sqe_set_flags(sqe, IOSQE_IO_DRAIN);
+    io_uring_sqe_set_data64(sqe, s);
+    return true;
+}
+
+static void release(struct blkback_aio *a, unsigned s)
+{
+    a->free_list[a->nfree++] = s;
+}
+
+/* Moves op's transfer on by done bytes (less than op->left). */
+static void advance(struct blk_op *op, uint64_t done)
+{
+    op->off += done;
+    op->left -= done;
+    while (done && done >= op->iov[op->first].iov_len)
+        done -= op->iov[op->first++].iov_len;
+    op->iov[op->first].iov_base = (uint8_t *)op->iov[op->first].iov_base + done;
+    op->iov[op->first].iov_len -= done;
+}
+
+/* One completion (res as the syscall would return it, -errno) of slot s:
+ * its next step queued, or its response. */
+static void complete(const struct blkback_io *io, blkif_back_ring_t *ring, unsigned s,
+                     int res)
+{
+    struct blkback_aio *a = io->aio;
+    struct blk_slot *sl = &a->slots[s];
+    struct blk_op *op = &sl->op;
+    int16_t st = BLKIF_RSP_OKAY;
+
+    if (op->first < op->niov) { /* a transfer */
+        if (res == -EINTR || res == -EAGAIN) {
+            res = 0; /* again */
+        } else if (res <= 0) {
+            st = BLKIF_RSP_ERROR; /* an error, or the end of the image */
+            goto out;
+        } else if ((uint64_t)res >= op->left) {
+            op->first = op->niov;
+            op->left = 0;
+            if (!op->flush)
+                goto out;
+        } else {
+            a->resubmits++;
+            advance(op, (uint64_t)res);
+        }
+        if (queue(io, s, false))
+            return;
+        st = BLKIF_RSP_ERROR;
+    } else { /* the fdatasync */
+        st = sync_status(-res);
+    }
+out:
+    answer(ring, sl->id, sl->operation, st);
+    release(a, s);
+}
+
+/* Answers every completion there is; their number. */
+static unsigned reap(const struct blkback_io *io, blkif_back_ring_t *ring)
+{
+    struct blkback_aio *a = io->aio;
+    struct io_uring_cqe *cqe;
+    unsigned n = 0;
+
+    while (io_uring_peek_cqe(&a->ring, &cqe) == 0) {
+        uint64_t s = io_uring_cqe_get_data64(cqe);
+        int res = cqe->res;
+        io_uring_cqe_seen(&a->ring, cqe);
+        if (s < a->depth)
+            complete(io, ring, (unsigned)s, res);
+        n++;
+    }
+    return n;
+}
+
+/* Takes requests off the ring while there are free slots: checked ones
+ * are queued, the others answered. */
+static int take(const struct blkback_io *io, blkif_back_ring_t *ring, RING_IDX rp)
+{
+    struct blkback_aio *a = io->aio;
+    int taken = 0;
+
+    while (ring->req_cons != rp && !RING_REQUEST_CONS_OVERFLOW(ring, ring->req_cons) &&
+           a->nfree) {
+        blkif_request_t req;
+        RING_COPY_REQUEST(ring, ring->req_cons, &req);
+        ring->req_cons++;
+        taken++;
+        unsigned s = a->free_list[--a->nfree];
+        struct blk_slot *sl = &a->slots[s];
+        sl->id = req.id;
+        sl->operation = rsp_operation(&req);
+        int st = prepare(io, &req, &sl->op);
+        if (st == BLK_PENDING && !queue(io, s, sl->op.flush))
+            st = BLKIF_RSP_ERROR;
+        if (st != BLK_PENDING) {
+            answer(ring, sl->id, sl->operation, (int16_t)st);
+            release(a, s);
+        }
+    }
+    return taken;
+}
+
+static int do_ring_aio(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify)
+{
+    struct blkback_aio *a = io->aio;
+    int taken = 0, more = 0;
+    bool n;
+
+    *notify = false;
+    do {
+        reap(io, ring);
+        RING_IDX rp = __atomic_load_n(&ring->sring->req_prod, __ATOMIC_ACQUIRE);
+        if (RING_REQUEST_PROD_OVERFLOW(ring, rp))
+            return -EPROTO;
+        taken += take(io, ring, rp);
+        io_uring_submit(&a->ring);
+        reap(io, ring); /* those done at once (cached reads) */
+        RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(ring, n);
+        *notify = *notify || n;
+        /* With every slot busy, completions bring us back (poll_fd). */
+        if (a->nfree)
+            RING_FINAL_CHECK_FOR_REQUESTS(ring, more);
+    } while (more && a->nfree);
+    return taken;
+}
+
+int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify)
+{
+    return io->aio ? do_ring_aio(io, ring, notify) : do_ring_sync(io, ring, notify);
+}
+
+void blkback_drain(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify)
+{
+    struct blkback_aio *a = io->aio;
+    bool n;
+
+    *notify = false;
+    if (!a || a->nfree == a->depth)
+        return; /* nothing in flight (ring may be unset) */
+    while (a->nfree < a->depth) {
+        int rc = io_uring_submit_and_wait(&a->ring, 1);
+        if (rc < 0 && rc != -EINTR) {
+            dwarn("blkback: waiting for I/O: %s", strerror(-rc));
+            break;
+        }
+        reap(io, ring);
+    }
+    RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(ring, n);
+    *notify = n;
 }
 
 /* ---- the xenbus side ---- */
@@ -237,7 +566,9 @@ static int advertise(struct xbe *x)
 static void blk_disconnect(struct xbe *x)
 {
     struct blkback *b = x->priv;
+    bool notify;
 
+    blkback_drain(&b->io, &b->ring, &notify); /* the port is gone: no event */
     memset(&b->ring, 0, sizeof(b->ring));
 }
 
@@ -279,7 +610,10 @@ static void blk_serve(struct xbe *x)
 {
     struct blkback *b = x->priv;
     bool notify;
+    uint64_t v;
 
+    if (b->io.aio && read(blkback_aio_fd(&b->io), &v, sizeof(v)) < 0 && errno != EAGAIN)
+        dwarn("vbd %u: completions: %s", x->devid, strerror(errno));
     int n = blkback_do_ring(&b->io, &b->ring, &notify);
     if (n < 0)
         xbe_fatal(x, "front end ring indexes are corrupt");
@@ -287,11 +621,21 @@ static void blk_serve(struct xbe *x)
         xbe_notify(x);
 }
 
+/* io_uring's completions wake the thread. */
+static short blk_poll_fd(struct xbe *x, int *fd)
+{
+    struct blkback *b = x->priv;
+
+    *fd = blkback_aio_fd(&b->io);
+    return *fd >= 0 ? POLLIN : 0;
+}
+
 static const struct xbe_ops blk_ops = {
     .advertise = advertise,
     .connect = blk_connect,
     .disconnect = blk_disconnect,
     .serve = blk_serve,
+    .poll_fd = blk_poll_fd,
 };
 
 static int open_image(struct blkback *b, const char *path, char *err, size_t errlen)
@@ -334,6 +678,9 @@ int blkback_start(struct domain *d, const struct blkback_cfg *cfg, struct blkbac
     }
     if ((rc = open_image(b, cfg->path, err, errlen)) < 0)
         goto out;
+    if ((rc = blkback_aio_init(&b->io, BLKBACK_MAX_IN_FLIGHT)) < 0)
+        dinfo("vbd %u: io_uring unavailable (%s): synchronous I/O", cfg->devid,
+              strerror(-rc));
     if ((rc = xbe_start(&b->xb)) < 0) {
         dfmt(err, errlen, "disk %s: thread: %s", cfg->path, strerror(-rc));
         goto out;
@@ -349,7 +696,8 @@ void blkback_stop(struct blkback *b)
 {
     if (!b)
         return;
-    xbe_stop(&b->xb);
+    xbe_stop(&b->xb); /* waits for the I/O in flight (disconnect) */
+    blkback_aio_fini(&b->io);
     if (b->io.fd >= 0 && b->io.readwrite && fdatasync(b->io.fd) < 0 && errno != EINVAL)
         dwarn("vbd %u: sync: %s", b->xb.devid, strerror(errno));
     if (b->io.fd >= 0)

@@ -26,8 +26,11 @@
  *      virtio_net_hdr, a 17-bit length, then the data (patterned when short)
  *   9  rings re-initialised (selector byte: bit per ring);  10 blkback's
  *      io flags (bit 0 readwrite, bit 1 discard)
+ * blkback runs on io_uring with BLK_SLOTS slots (synchronously where
+ * io_uring is unavailable), so its answers may come in a later run.
  * A back end answering -EPROTO gets its ring re-initialised, as a
- * disconnect and reconnect would.  At the end every back end runs once.
+ * disconnect and reconnect would (blkback's I/O drained first).  At the
+ * end every back end runs once and blkback's I/O is drained.
  *
  * Build: make build/fuzz/backend_fuzz   (also `make fuzz`)
  * Run:   build/fuzz/backend_fuzz -max_total_time=60 build/fuzz/corpus-backend
@@ -60,6 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define RAM (32ULL << 20) /* GMEM_MIN_RAM */
 #define LAST_GPA (RAM - PG)
 #define IMG_SECTORS 256
+#define BLK_SLOTS 8 /* blkback's io_uring slots: fewer than the ring's 32 */
 
 static struct domain *dom;
 static struct blkback_io bio;
@@ -100,6 +104,8 @@ static int init_once(void)
                               .discard = true};
     if (bio.fd < 0 || ftruncate(bio.fd, IMG_SECTORS * 512) < 0)
         return -1;
+    if (blkback_aio_init(&bio, BLK_SLOTS) < 0) /* else the synchronous path */
+        bio.aio = NULL;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0 ||
         fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0)
         return -1;
@@ -114,6 +120,8 @@ static int init_once(void)
 static void reset_rings(unsigned which)
 {
     if (which & 1) {
+        bool notify;
+        blkback_drain(&bio, &bb, &notify); /* as a disconnect does */
         SHARED_RING_INIT(bs);
         FRONT_RING_INIT(&bf, bs, PG);
         BACK_RING_INIT(&bb, bs, PG);
@@ -305,5 +313,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run_blk();
     run_tx();
     run_rx(NULL, 0);
+    bool notify;
+    blkback_drain(&bio, &bb, &notify); /* nothing in flight into the next input */
     return 0;
 }

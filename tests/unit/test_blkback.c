@@ -259,6 +259,127 @@ static void test_ring(void)
     CHECK("ring: no new requests, nothing served", blkback_do_ring(&io, &back, &notify) == 0);
 }
 
+/* The same ring served on io_uring: answers come by completion, drained. */
+static void test_ring_aio(void)
+{
+    blkif_sring_t *s = gmem_ptr(&dom->mem, RING_GPA, 4096);
+    blkif_front_ring_t front;
+    blkif_back_ring_t back;
+    bool notify, dn;
+
+    if (blkback_aio_init(&io, 4) < 0) {
+        printf("# io_uring unavailable: asynchronous ring not tested\n");
+        return;
+    }
+    CHECK("aio: an eventfd for completions", blkback_aio_fd(&io) >= 0);
+    SHARED_RING_INIT(s);
+    FRONT_RING_INIT(&front, s, 4096);
+    BACK_RING_INIT(&back, s, 4096);
+    for (unsigned i = 0; i < 3; i++) {
+        blkif_request_t *r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
+        *r = i == 1 ? irq(BLKIF_OP_READ, 8, 1) : rq(BLKIF_OP_READ, i * 8, 1);
+        r->id = 100 + i;
+    }
+    s->req_prod = front.req_prod_pvt;
+    int n = blkback_do_ring(&io, &back, &notify);
+    blkback_drain(&io, &back, &dn);
+    unsigned seen = 0;
+    for (RING_IDX i = 0; i < 3; i++) {
+        blkif_response_t *x = RING_GET_RESPONSE(&front, i);
+        if (x->id >= 100 && x->id < 103 && x->status == BLKIF_RSP_OKAY &&
+            x->operation == BLKIF_OP_READ)
+            seen |= 1u << (x->id - 100);
+    }
+    CHECK("aio: three requests taken, each answered once",
+          n == 3 && s->rsp_prod == 3 && seen == 7 && (notify || dn) &&
+              blkback_in_flight(&io) == 0);
+    /* 24 reads through 4 slots: never more than 4 in flight. */
+    for (unsigned i = 0; i < 24; i++) {
+        blkif_request_t *r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
+        *r = rq(BLKIF_OP_READ, (i % 8) * 8, 2);
+        r->id = 1000 + i;
+    }
+    s->req_prod = front.req_prod_pvt;
+    unsigned max_in_flight = 0, rounds = 0;
+    while (back.rsp_prod_pvt != front.req_prod_pvt && rounds++ < 100) {
+        if (blkback_do_ring(&io, &back, &notify) < 0)
+            break;
+        if (blkback_in_flight(&io) > max_in_flight)
+            max_in_flight = blkback_in_flight(&io);
+        blkback_drain(&io, &back, &dn);
+    }
+    uint32_t ids = 0;
+    for (RING_IDX i = 3; i != front.req_prod_pvt; i++) {
+        blkif_response_t *x = RING_GET_RESPONSE(&front, i);
+        if (x->id >= 1000 && x->id < 1024 && x->status == BLKIF_RSP_OKAY)
+            ids |= 1u << (x->id - 1000);
+    }
+    CHECK("aio: 24 reads through 4 slots all answered", ids == 0xffffff);
+    CHECK("aio: in flight bounded by the slots", max_in_flight <= 4);
+    /* Write, flush with data, bare flush, then read it back. */
+    memset(page(4), 'W', 4096);
+    memset(page(5), 'F', 4096);
+    memset(page(6), 0, 4096);
+    blkif_request_t rs[4] = {rq(BLKIF_OP_WRITE, 64, 1), rq(BLKIF_OP_FLUSH_DISKCACHE, 72, 1),
+                             rq(BLKIF_OP_WRITE_BARRIER, 0, 0), rq(BLKIF_OP_READ, 64, 2)};
+    rs[0].seg[0].gref = 4, rs[1].seg[0].gref = 5;
+    rs[3].seg[0].gref = 6, rs[3].seg[1].gref = 7;
+    for (unsigned i = 0; i < 4; i++) {
+        rs[i].id = 2000 + i;
+        *RING_GET_REQUEST(&front, front.req_prod_pvt++) = rs[i];
+    }
+    s->req_prod = front.req_prod_pvt;
+    blkback_do_ring(&io, &back, &notify);
+    blkback_drain(&io, &back, &dn);
+    unsigned ok = 0;
+    for (RING_IDX i = front.req_prod_pvt - 4; i != front.req_prod_pvt; i++) {
+        blkif_response_t *x = RING_GET_RESPONSE(&front, i);
+        ok += x->status == BLKIF_RSP_OKAY && x->id >= 2000 && x->id < 2004 &&
+              x->operation == rs[x->id - 2000].operation;
+    }
+    uint8_t buf[8192];
+    CHECK("aio: write, flush with data, barrier, read: all answered",
+          ok == 4 && back.rsp_prod_pvt == front.req_prod_pvt);
+    CHECK("aio: the data is in the image",
+          pread(io.fd, buf, 8192, 64 * 512) == 8192 && buf[0] == 'W' && buf[4096] == 'F');
+    /* A read past the end of the file (the image shrank under us). */
+    io.sectors = IMG_SECTORS + 16;
+    blkif_request_t *r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
+    *r = rq(BLKIF_OP_READ, IMG_SECTORS - 4, 1);
+    r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
+    *r = rq(BLKIF_OP_READ, IMG_SECTORS + 8, 1);
+    s->req_prod = front.req_prod_pvt;
+    blkback_do_ring(&io, &back, &notify);
+    blkback_drain(&io, &back, &dn);
+    CHECK("aio: short reads at the end of the file are errors",
+          back.rsp_prod_pvt == front.req_prod_pvt &&
+              RING_GET_RESPONSE(&front, front.req_prod_pvt - 1)->status == BLKIF_RSP_ERROR &&
+              RING_GET_RESPONSE(&front, front.req_prod_pvt - 2)->status == BLKIF_RSP_ERROR);
+    io.sectors = IMG_SECTORS;
+    /* A whole ring of garbage. */
+    srand(7);
+    for (unsigned i = 0; i < RING_SIZE(&front); i++) {
+        uint8_t *p = (uint8_t *)RING_GET_REQUEST(&front, front.req_prod_pvt++);
+        for (size_t k = 0; k < sizeof(blkif_request_t); k++)
+            p[k] = (uint8_t)rand();
+    }
+    s->req_prod = front.req_prod_pvt;
+    rounds = 0;
+    while (back.rsp_prod_pvt != front.req_prod_pvt && rounds++ < 100) {
+        if (blkback_do_ring(&io, &back, &notify) < 0)
+            break;
+        blkback_drain(&io, &back, &dn);
+    }
+    CHECK("aio: a full ring of garbage is answered", back.rsp_prod_pvt == front.req_prod_pvt);
+    s->req_prod = back.req_cons + RING_SIZE(&back) + 1;
+    CHECK("aio: producer more than a ring ahead is -EPROTO",
+          blkback_do_ring(&io, &back, &notify) == -EPROTO);
+    blkback_drain(&io, &back, &dn);
+    CHECK("aio: nothing in flight after the drain", blkback_in_flight(&io) == 0);
+    blkback_aio_fini(&io);
+    CHECK("aio: finished", io.aio == NULL && blkback_aio_fd(&io) == -1);
+}
+
 int main(void)
 {
     setup();
@@ -267,6 +388,7 @@ int main(void)
     test_indirect();
     test_flush_discard_ro();
     test_ring();
+    test_ring_aio();
     close(io.fd);
     gmem_destroy(&dom->mem);
     free(dom);

@@ -37,6 +37,7 @@
 #define BLKBACK_MAX_INDIRECT_SEGMENTS 256 /* feature-max-indirect-segments */
 
 struct blkback;
+struct blkback_aio; /* io_uring state (blkback.c) */
 
 struct blkback_cfg {
     uint32_t devid;      /* Xen vdev number (xldisk_devid) */
@@ -63,16 +64,44 @@ struct blkback_io {
     uint64_t sectors;  /* its size in BLKBACK_SECTOR units */
     bool readwrite;
     bool discard;      /* DISCARD offered */
+    struct blkback_aio *aio; /* NULL: requests served synchronously */
 };
 
 /* Serves one request (a private copy of the ring slot); returns the
  * BLKIF_RSP_* status for its response. */
 int16_t blkback_do_request(const struct blkback_io *io, const blkif_request_t *req);
 
-/* Consumes every request on ring, answering each.  *notify is set when the
- * front end wants an event.  Returns the number of requests served, or
- * -EPROTO when the front end's indexes are impossible (the caller
- * disconnects it). */
+/* Consumes the requests on ring.  Synchronously (io->aio NULL) each is
+ * served and answered in turn.  With io_uring, checked reads, writes and
+ * flushes are submitted (at most the slots of io->aio in flight; the rest
+ * wait on the ring until completions free slots) and answered, in the
+ * order they complete, by this or a later call; the others are answered at
+ * once.  Completions already there are answered first.  *notify is set
+ * when the front end wants an event.  Returns the number of requests taken
+ * off the ring, or -EPROTO when the front end's indexes are impossible
+ * (the caller disconnects it, after blkback_drain). */
 int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify);
+
+/* In-flight slots of blkback's io_uring: as many as the largest ring has
+ * requests. */
+#define BLKBACK_MAX_IN_FLIGHT __CONST_RING_SIZE(blkif, DOMUS_PAGE_SIZE)
+
+/* Sets up io->aio with depth slots (requests in flight), its completions
+ * signalling an eventfd.  0, or -errno (io_uring unavailable: io->aio
+ * stays NULL). */
+int blkback_aio_init(struct blkback_io *io, unsigned depth);
+
+/* Frees io->aio (nothing may be in flight); NULL is fine. */
+void blkback_aio_fini(struct blkback_io *io);
+
+/* The eventfd readable when completions wait, or -1 without io_uring. */
+int blkback_aio_fd(const struct blkback_io *io);
+
+/* Requests submitted and not yet answered. */
+unsigned blkback_in_flight(const struct blkback_io *io);
+
+/* Waits for every request in flight and answers it on ring (*notify as
+ * for blkback_do_ring).  Done before a ring goes away. */
+void blkback_drain(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify);
 
 #endif
