@@ -50,11 +50,12 @@ static const char *xs_path; /* --xenstore-path, for hot-plugged back ends */
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: domus-vm --domid N --name NAME --kernel PATH [--ramdisk PATH]\n"
-                    "       [--cmdline STR] --memory MIB [--maxmem MIB] --vcpus N\n"
-                    "       --console-log PATH --console-sock PATH --control-sock PATH\n"
-                    "       [--ready-fd FD] [--xenstore] [--xenstore-path SOCK]\n"
-                    "       [--disk DEVID:r|w:PATH]... [--vif DEVID,MAC,BRIDGE[,MTU]]...\n");
+    fprintf(stderr,
+            "usage: domus-vm --domid N --name NAME --kernel PATH [--ramdisk PATH]\n"
+            "       [--cmdline STR] --memory MIB [--maxmem MIB] --vcpus N\n"
+            "       --console-log PATH --console-sock PATH --control-sock PATH\n"
+            "       [--ready-fd FD] [--xenstore] [--xenstore-path SOCK]\n"
+            "       [--disk DEVID:r|w:PATH]... [--vif DEVID,MAC,BRIDGE[,MTU]]...\n");
 }
 
 static int parse_uint(const char *s, uint64_t max, uint64_t *out)
@@ -91,26 +92,25 @@ static int parse_disk(char *s, struct vm_args *a)
     return 0;
 }
 
-/* "DEVID,MAC,BRIDGE[,MTU]" into *v. */
+/* "DEVID,MAC,BRIDGE[,MTU]" into *v (BRIDGE: an interface name, < 16). */
 static int vif_spec(const char *s, struct netback_cfg *v)
 {
     unsigned devid, mtu = 1500, m[6];
-    char bridge[17];
-    int end = 0;
+    int end = 0, end2 = 0;
 
-    if (sscanf(s, "%u,%x:%x:%x:%x:%x:%x,%16[^,]%n", &devid, &m[0], &m[1], &m[2], &m[3], &m[4],
-               &m[5], bridge, &end) != 8)
-        return -EINVAL;
-    if ((s[end] && sscanf(s + end, ",%u%n", &mtu, &end) != 1) || strlen(bridge) >= sizeof(v->bridge) ||
+    *v = (struct netback_cfg){0};
+    if (sscanf(s, "%u,%x:%x:%x:%x:%x:%x,%15[^,]%n", &devid, &m[0], &m[1], &m[2], &m[3],
+               &m[4], &m[5], v->bridge, &end) != 8 ||
+        (s[end] == ',' && sscanf(s + end, ",%u%n", &mtu, &end2) != 1) || s[end + end2] ||
         mtu < 68 || mtu > 65535)
         return -EINVAL;
-    *v = (struct netback_cfg){.devid = devid, .mtu = mtu};
+    v->devid = devid;
+    v->mtu = mtu;
     for (int i = 0; i < 6; i++) {
         if (m[i] > 255)
             return -EINVAL;
         v->mac[i] = (uint8_t)m[i];
     }
-    snprintf(v->bridge, sizeof(v->bridge), "%s", bridge);
     return 0;
 }
 
@@ -124,36 +124,89 @@ static int parse_vif(const char *s, struct vm_args *a)
 
 static int parse_args(int argc, char **argv, struct vm_args *a)
 {
-    static const struct option opts[] = {
-        {"domid", 1, 0, 'd'},        {"name", 1, 0, 'n'},         {"kernel", 1, 0, 'k'},
-        {"ramdisk", 1, 0, 'r'},      {"cmdline", 1, 0, 'c'},      {"memory", 1, 0, 'm'},
-        {"maxmem", 1, 0, 'M'},       {"vcpus", 1, 0, 'v'},        {"console-log", 1, 0, 'l'},
-        {"console-sock", 1, 0, 's'}, {"control-sock", 1, 0, 'C'}, {"ready-fd", 1, 0, 'R'},
-        {"xenstore", 0, 0, 'X'},     {"xenstore-path", 1, 0, 'P'}, {"disk", 1, 0, 'D'},
-        {"vif", 1, 0, 'N'},          {0, 0, 0, 0}};
+    static const struct option opts[] = {{"domid", 1, 0, 'd'},
+                                         {"name", 1, 0, 'n'},
+                                         {"kernel", 1, 0, 'k'},
+                                         {"ramdisk", 1, 0, 'r'},
+                                         {"cmdline", 1, 0, 'c'},
+                                         {"memory", 1, 0, 'm'},
+                                         {"maxmem", 1, 0, 'M'},
+                                         {"vcpus", 1, 0, 'v'},
+                                         {"console-log", 1, 0, 'l'},
+                                         {"console-sock", 1, 0, 's'},
+                                         {"control-sock", 1, 0, 'C'},
+                                         {"ready-fd", 1, 0, 'R'},
+                                         {"xenstore", 0, 0, 'X'},
+                                         {"xenstore-path", 1, 0, 'P'},
+                                         {"disk", 1, 0, 'D'},
+                                         {"vif", 1, 0, 'N'},
+                                         {0, 0, 0, 0}};
     uint64_t v;
     int c;
     memset(a, 0, sizeof(*a));
     a->ready_fd = -1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': if (parse_uint(optarg, 0x7fef, &v)) return -EINVAL; a->domid = (unsigned)v; break;
-        case 'n': a->name = optarg; break;
-        case 'k': a->kernel = optarg; break;
-        case 'r': a->ramdisk = optarg; break;
-        case 'c': a->cmdline = optarg; break;
-        case 'm': if (parse_uint(optarg, 1ULL << 24, &a->memory_mb)) return -EINVAL; break;
-        case 'M': if (parse_uint(optarg, 1ULL << 24, &a->maxmem_mb)) return -EINVAL; break;
-        case 'v': if (parse_uint(optarg, HV_MAX_VCPUS, &v) || !v) return -EINVAL; a->vcpus = (unsigned)v; break;
-        case 'l': a->console_log = optarg; break;
-        case 's': a->console_sock = optarg; break;
-        case 'C': a->control_sock = optarg; break;
-        case 'R': if (parse_uint(optarg, 1 << 20, &v)) return -EINVAL; a->ready_fd = (int)v; break;
-        case 'X': a->xenstore = true; break;
-        case 'P': a->xs_path = optarg; break;
-        case 'D': if (parse_disk(optarg, a)) return -EINVAL; break;
-        case 'N': if (parse_vif(optarg, a)) return -EINVAL; break;
-        default: return -EINVAL;
+        case 'd':
+            if (parse_uint(optarg, 0x7fef, &v))
+                return -EINVAL;
+            a->domid = (unsigned)v;
+            break;
+        case 'n':
+            a->name = optarg;
+            break;
+        case 'k':
+            a->kernel = optarg;
+            break;
+        case 'r':
+            a->ramdisk = optarg;
+            break;
+        case 'c':
+            a->cmdline = optarg;
+            break;
+        case 'm':
+            if (parse_uint(optarg, 1ULL << 24, &a->memory_mb))
+                return -EINVAL;
+            break;
+        case 'M':
+            if (parse_uint(optarg, 1ULL << 24, &a->maxmem_mb))
+                return -EINVAL;
+            break;
+        case 'v':
+            if (parse_uint(optarg, HV_MAX_VCPUS, &v) || !v)
+                return -EINVAL;
+            a->vcpus = (unsigned)v;
+            break;
+        case 'l':
+            a->console_log = optarg;
+            break;
+        case 's':
+            a->console_sock = optarg;
+            break;
+        case 'C':
+            a->control_sock = optarg;
+            break;
+        case 'R':
+            if (parse_uint(optarg, 1 << 20, &v))
+                return -EINVAL;
+            a->ready_fd = (int)v;
+            break;
+        case 'X':
+            a->xenstore = true;
+            break;
+        case 'P':
+            a->xs_path = optarg;
+            break;
+        case 'D':
+            if (parse_disk(optarg, a))
+                return -EINVAL;
+            break;
+        case 'N':
+            if (parse_vif(optarg, a))
+                return -EINVAL;
+            break;
+        default:
+            return -EINVAL;
         }
     }
     if (optind != argc || !a->name || !a->kernel || !a->memory_mb || !a->vcpus ||
@@ -192,8 +245,9 @@ static void record_memmap(struct domain *d, uint64_t start_info_gpa)
     struct hvm_start_info *si = gmem_ptr(&d->mem, start_info_gpa, sizeof(*si));
     if (!si)
         return;
-    unsigned n = si->memmap_entries < ARRAY_SIZE(d->memmap) ? si->memmap_entries
-                                                             : (unsigned)ARRAY_SIZE(d->memmap);
+    unsigned n = si->memmap_entries < ARRAY_SIZE(d->memmap)
+                     ? si->memmap_entries
+                     : (unsigned)ARRAY_SIZE(d->memmap);
     struct hvm_memmap_table_entry *e =
         gmem_ptr(&d->mem, si->memmap_paddr, n * sizeof(*e) + !n);
     for (unsigned i = 0; e && i < n; i++) {
@@ -244,11 +298,13 @@ static void send_store_ring(int fd)
         return;
     }
     store_ring_info(store, &fds[0], &offset, &gfn, &port, &fds[1], &fds[2]);
-    snprintf(line, sizeof(line), "ok gfn=%llu port=%u offset=%llu\n", (unsigned long long)gfn,
-             port, (unsigned long long)offset);
+    snprintf(line, sizeof(line), "ok gfn=%llu port=%u offset=%llu\n",
+             (unsigned long long)gfn, port, (unsigned long long)offset);
     char cbuf[CMSG_SPACE(sizeof(fds))];
     struct iovec iov = {line, strlen(line)};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = cbuf,
                         .msg_controllen = sizeof(cbuf)};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
@@ -298,7 +354,8 @@ static void hotplug(const char *cmd, char *out, size_t len)
     if (!strncmp(op, "detach ", 7)) {
         if (parse_uint(op + 7, UINT32_MAX, &devid) ||
             (i = slot_of(be, ids, n, (uint32_t)devid)) < 0) {
-            snprintf(out, len, "error: no %s with devid %s\n", disk ? "disk" : "vif", op + 7);
+            snprintf(out, len, "error: no %s with devid %s\n", disk ? "disk" : "vif",
+                     op + 7);
             return;
         }
         if (disk) {
@@ -317,7 +374,8 @@ static void hotplug(const char *cmd, char *out, size_t len)
     snprintf(arg, sizeof(arg), "%s", op + 7);
     if (strncmp(op, "attach ", 7) || (disk ? disk_spec(arg, &bc) : vif_spec(arg, &nc))) {
         snprintf(out, len, "error: usage: %s\n",
-                 disk ? "disk-attach DEVID:r|w:PATH" : "vif-attach DEVID,MAC,BRIDGE[,MTU]");
+                 disk ? "disk-attach DEVID:r|w:PATH"
+                      : "vif-attach DEVID,MAC,BRIDGE[,MTU]");
         return;
     }
     devid = disk ? bc.devid : nc.devid;
@@ -478,7 +536,8 @@ int main(int argc, char **argv)
         if (netback_start(&dom, &a.vifs[i], &vif[i], err, sizeof(err)) < 0)
             goto out;
     }
-    if (a.control_sock && (ctl_fd = unix_listen(a.control_sock, 0, "control socket", err, sizeof(err))) < 0)
+    if (a.control_sock &&
+        (ctl_fd = unix_listen(a.control_sock, 0, "control socket", err, sizeof(err))) < 0)
         goto out;
     if (kvm_domain_start(&dom) < 0) {
         dfmt(err, sizeof(err), "cannot start vCPU threads");
