@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
@@ -530,12 +531,54 @@ void blkback_drain(const struct blkback_io *io, blkif_back_ring_t *ring, bool *n
     *notify = n;
 }
 
+/* ---- multi-page rings ---- */
+
+void *blkback_map_ring(struct domain *d, const grant_ref_t *refs, unsigned n,
+                       unsigned *bad)
+{
+    size_t len = (size_t)n * DOMUS_PAGE_SIZE;
+    uint8_t *base;
+
+    *bad = n;
+    if (n == 0 || n > BLKBACK_MAX_RING_PAGES)
+        return NULL;
+    base = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t gpa;
+        int64_t off;
+        if (gnttab_check(d, refs[i], 0, true, &gpa) != GNTST_okay ||
+            !gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE) ||
+            (off = gmem_fd_offset(&d->mem, gpa)) < 0) {
+            *bad = i;
+            goto fail;
+        }
+        if (mmap(base + i * DOMUS_PAGE_SIZE, DOMUS_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_FIXED, d->mem.fd, (off_t)off) == MAP_FAILED)
+            goto fail;
+    }
+    return base;
+fail:
+    munmap(base, len);
+    return NULL;
+}
+
+void blkback_unmap_ring(void *ring, unsigned n)
+{
+    if (ring)
+        munmap(ring, (size_t)n * DOMUS_PAGE_SIZE);
+}
+
 /* ---- the xenbus side ---- */
 
 struct blkback {
     struct xbe xb;
     struct blkback_io io;
     blkif_back_ring_t ring;
+    void *ring_map; /* its pages (ring_pages), mapped contiguously */
+    unsigned ring_pages;
+    char why[96]; /* blk_connect's refusal */
 };
 
 static int advertise(struct xbe *x)
@@ -555,6 +598,7 @@ static int advertise(struct xbe *x)
     rc = rc ? rc
             : xbe_writef(x, "feature-max-indirect-segments", "%d",
                          BLKBACK_MAX_INDIRECT_SEGMENTS);
+    rc = rc ? rc : xbe_writef(x, "max-ring-page-order", "%d", BLKBACK_MAX_RING_ORDER);
     if (!rc && b->io.discard) {
         rc = xbe_writef(x, "discard-granularity", "%llu", DOMUS_PAGE_SIZE);
         rc = rc ? rc : xbe_writef(x, "discard-alignment", "0");
@@ -570,6 +614,8 @@ static void blk_disconnect(struct xbe *x)
 
     blkback_drain(&b->io, &b->ring, &notify); /* the port is gone: no event */
     memset(&b->ring, 0, sizeof(b->ring));
+    blkback_unmap_ring(b->ring_map, b->ring_pages);
+    b->ring_map = NULL;
 }
 
 /* The front end's protocol node, if any, must be the native ABI. */
@@ -588,22 +634,77 @@ static int check_protocol(struct xbe *x)
     return rc;
 }
 
+/* The front end's ring pages: "ring-ref", or with ring-page-order N the
+ * grants ring-ref0..ring-ref(2^N - 1), mapped contiguously. */
+static const char *map_rings(struct xbe *x)
+{
+    struct blkback *b = x->priv;
+    grant_ref_t refs[BLKBACK_MAX_RING_PAGES];
+    uint64_t order = 0, ref;
+    unsigned n = 1, bad;
+    int rc = xbe_read_uint(x, x->fpath, "ring-page-order", UINT32_MAX, &order);
+
+    if (rc == -EINVAL)
+        return "ring-page-order is not a number";
+    if (!rc && order > BLKBACK_MAX_RING_ORDER) {
+        snprintf(b->why, sizeof(b->why), "ring-page-order %" PRIu64 " is beyond %d",
+                 order, BLKBACK_MAX_RING_ORDER);
+        return b->why;
+    }
+    if (rc) { /* absent: one page, "ring-ref" */
+        if (xbe_read_uint(x, x->fpath, "ring-ref", UINT32_MAX, &ref))
+            return "ring-ref is not a writable grant to Domain 0";
+        refs[0] = (grant_ref_t)ref;
+    } else {
+        n = 1u << order;
+        for (unsigned i = 0; i < n; i++) {
+            char rel[24];
+            snprintf(rel, sizeof(rel), "ring-ref%u", i);
+            if (xbe_read_uint(x, x->fpath, rel, UINT32_MAX, &ref)) {
+                snprintf(b->why, sizeof(b->why), "%s is missing or not a number", rel);
+                return b->why;
+            }
+            refs[i] = (grant_ref_t)ref;
+        }
+    }
+    if (!(b->ring_map = blkback_map_ring(x->d, refs, n, &bad))) {
+        if (bad >= n)
+            snprintf(b->why, sizeof(b->why), "mapping %u ring pages: %s", n,
+                     strerror(errno));
+        else if (rc)
+            snprintf(b->why, sizeof(b->why),
+                     "ring-ref is not a writable grant to Domain 0");
+        else
+            snprintf(b->why, sizeof(b->why),
+                     "ring-ref%u is not a writable grant to Domain 0", bad);
+        return b->why;
+    }
+    b->ring_pages = n;
+    BACK_RING_INIT(&b->ring, (blkif_sring_t *)b->ring_map, n * DOMUS_PAGE_SIZE);
+    return NULL;
+}
+
 static const char *blk_connect(struct xbe *x)
 {
     struct blkback *b = x->priv;
-    blkif_sring_t *sring;
+    const char *why;
     uint64_t n;
 
-    if (!xbe_read_uint(x, x->fpath, "ring-page-order", 64, &n) && n)
-        return "multi-page rings are not offered";
     if (!xbe_read_uint(x, x->fpath, "multi-queue-num-queues", 1024, &n) && n != 1)
         return "multiple queues are not offered";
     if (check_protocol(x))
         return "unsupported protocol (native x86_64-abi only)";
-    if (!(sring = xbe_map_ring(x, "ring-ref")))
-        return "ring-ref is not a writable grant to Domain 0";
-    BACK_RING_INIT(&b->ring, sring, DOMUS_PAGE_SIZE);
-    return xbe_bind_port(x, "event-channel");
+    if ((why = map_rings(x)))
+        return why;
+    if ((why = xbe_bind_port(x, "event-channel"))) {
+        memset(&b->ring, 0, sizeof(b->ring));
+        blkback_unmap_ring(b->ring_map, b->ring_pages);
+        b->ring_map = NULL;
+        return why;
+    }
+    dinfo("dom%u vbd %u: ring of %u page(s), %u requests, %s I/O", x->d->domid, x->devid,
+          b->ring_pages, RING_SIZE(&b->ring), b->io.aio ? "io_uring" : "synchronous");
+    return NULL;
 }
 
 static void blk_serve(struct xbe *x)

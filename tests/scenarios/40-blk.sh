@@ -3,7 +3,9 @@
 # (tests/guest/blk.sh).  Boot 1 writes a pattern to xvdb (a 16 MiB raw
 # image), discards a range, and checks that xvdc (access=ro) refuses
 # writes; Domain 0 then checks the image; a second domain reads the pattern
-# back, marks the disk and reboots; restarted, it sees the mark.
+# back, marks the disk and reboots; restarted, it sees the mark.  The
+# first guest asks for 16-page rings (xen_blkfront.max_ring_page_order=4),
+# the second keeps blkfront's default single page.
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib-toolstack.sh"
 trap stop_domusd EXIT
@@ -14,8 +16,8 @@ rosum="$(md5sum <"$RO" | cut -d' ' -f1)"
 want="$(yes domus-blk-0123456789abcdef | head -c 4194304 | md5sum | cut -d' ' -f1)"
 zero="$(dd if=/dev/zero bs=1048576 count=1 2>/dev/null | md5sum | cut -d' ' -f1)"
 
-boot() { # boot NAME MODE [BOOTS]: BOOTS incarnations (reboots restart it)
-    EXTRA_CMDLINE="domus.blk=$2 domus.rosum=$rosum" mkcfg "$1" blk 1 'on_poweroff = "destroy"' \
+boot() { # boot NAME MODE [BOOTS [CMDLINE]]: BOOTS incarnations (reboots restart it)
+    EXTRA_CMDLINE="domus.blk=$2 domus.rosum=$rosum${4:+ $4}" mkcfg "$1" blk 1 'on_poweroff = "destroy"' \
         'on_reboot = "restart"' \
         "disk = [ '$IMG,raw,xvdb,rw', 'format=raw, vdev=xvdc, access=ro, target=$RO' ]"
     if ! domus create "$DOMUS_TMP/$1.cfg"; then
@@ -46,13 +48,19 @@ baddisk "bad vdev" "disk 0 '.*': invalid vdev 'vda'" "'$IMG,raw,vda'"
 baddisk "vdev used twice" "disk 1: vdev xvdb is already used by disk 0" "'$IMG,raw,xvdb', '$RO,,xvdb,ro'"
 check "blk: nothing left by the refused creates" [ "$(vm_count)" = 0 ]
 
-boot blkw write
+# ring_is NAME PAGES: the guest's disks connected with PAGES-page rings.
+ring_is() {
+    [ "$(grep -c "vbd \(51728\|51744\): ring of $2 page(s), .* io_uring I/O" "$DOMUS_LOG_DIR/domus-vm-$1.log")" -ge 2 ]
+}
+boot blkw write 1 xen_blkfront.max_ring_page_order=4
+check "blk write: both disks on 16-page rings, io_uring I/O" ring_is blkw 16
 got="$(head -c 4194304 "$IMG" | md5sum | cut -d' ' -f1)"
 check "blk: Domain 0 finds the guest's pattern in the image" [ "$got" = "$want" ]
 got="$(dd if="$IMG" bs=1048576 skip=8 count=1 2>/dev/null | md5sum | cut -d' ' -f1)"
 check "blk: the discarded MiB is zeros in the image" [ "$got" = "$zero" ]
 check "blk: the read-only image is unchanged" [ "$(md5sum <"$RO" | cut -d' ' -f1)" = "$rosum" ]
 boot blkr read 2
+check "blk read: both disks on single-page rings, io_uring I/O" ring_is blkr 1
 check "blk: Domain 0 finds the mark the guest wrote before its reboot" \
     [ "$(dd if="$IMG" bs=512 skip=30720 count=1 2>/dev/null | head -c 8)" = REBOOTED ]
 check "blk: no backend nodes left in xenstore" sh -c \

@@ -380,6 +380,83 @@ static void test_ring_aio(void)
     CHECK("aio: finished", io.aio == NULL && blkback_aio_fd(&io) == -1);
 }
 
+#define RING16_GPA 0x200000ULL /* 16 ring pages, grants 40..55 */
+
+static void test_multipage_ring(void)
+{
+    grant_ref_t refs[17];
+    unsigned bad;
+
+    for (unsigned i = 0; i < 16; i++) {
+        grant(40 + i, RING16_GPA + i * 4096ULL, 0, false);
+        refs[i] = 40 + i;
+    }
+    uint8_t *m = blkback_map_ring(dom, refs, 4, &bad);
+    uint8_t *g = gmem_ptr(&dom->mem, RING16_GPA, 4 * 4096);
+    CHECK("map ring: 4 pages mapped", m != NULL);
+    if (m) {
+        m[0] = 1, m[4095] = 2, m[4096] = 3, m[4 * 4096 - 1] = 4;
+        g[8192] = 5;
+        CHECK("map ring: the mapping is the guest's pages, in order",
+              g[0] == 1 && g[4095] == 2 && g[4096] == 3 && g[4 * 4096 - 1] == 4 &&
+                  m[8192] == 5);
+        blkback_unmap_ring(m, 4);
+    }
+    refs[2] = 20;
+    CHECK("map ring: a read-only grant is refused, and named",
+          !blkback_map_ring(dom, refs, 4, &bad) && bad == 2);
+    refs[2] = 21;
+    CHECK("map ring: a grant to another domain is refused",
+          !blkback_map_ring(dom, refs, 4, &bad) && bad == 2);
+    refs[3] = 22, refs[2] = 42;
+    CHECK("map ring: a frame outside RAM is refused",
+          !blkback_map_ring(dom, refs, 4, &bad) && bad == 3);
+    refs[3] = 0xffffffffu;
+    CHECK("map ring: a grant ref beyond the table is refused",
+          !blkback_map_ring(dom, refs, 4, &bad) && bad == 3);
+    refs[3] = 43;
+    refs[16] = 44;
+    CHECK("map ring: 17 pages are refused", !blkback_map_ring(dom, refs, 17, &bad));
+    CHECK("map ring: 0 pages are refused", !blkback_map_ring(dom, refs, 0, &bad));
+
+    /* A 16-page ring (512 requests) served through the mapping, on
+     * io_uring when there is one. */
+    m = blkback_map_ring(dom, refs, 16, &bad);
+    CHECK("map ring: 16 pages mapped", m != NULL);
+    if (!m)
+        return;
+    blkback_aio_init(&io, BLKBACK_MAX_IN_FLIGHT);
+    blkif_sring_t *s = gmem_ptr(&dom->mem, RING16_GPA, 16 * 4096);
+    blkif_front_ring_t front;
+    blkif_back_ring_t back;
+    bool notify, dn;
+    SHARED_RING_INIT(s);
+    FRONT_RING_INIT(&front, s, 16 * 4096);
+    BACK_RING_INIT(&back, (blkif_sring_t *)m, 16 * 4096);
+    for (unsigned i = 0; i < RING_SIZE(&front); i++) {
+        blkif_request_t *r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
+        *r = rq(BLKIF_OP_READ, (i % 64) * 8, 1);
+        r->seg[0].gref = 1 + i % 14;
+        r->id = 5000 + i;
+    }
+    s->req_prod = front.req_prod_pvt;
+    int n = blkback_do_ring(&io, &back, &notify);
+    blkback_drain(&io, &back, &dn);
+    unsigned ok = 0;
+    for (RING_IDX i = 0; i < RING_SIZE(&front); i++) {
+        blkif_response_t *x = RING_GET_RESPONSE(&front, i);
+        ok += x->status == BLKIF_RSP_OKAY && x->id >= 5000 && x->id < 5512;
+    }
+    CHECK("16-page ring: 512 requests", RING_SIZE(&back) == 512 && n == 512);
+    CHECK("16-page ring: all answered in the guest's pages", s->rsp_prod == 512 && ok == 512);
+    s->req_prod = back.req_cons + 513;
+    CHECK("16-page ring: producer more than a ring ahead is -EPROTO",
+          blkback_do_ring(&io, &back, &notify) == -EPROTO);
+    blkback_drain(&io, &back, &dn);
+    blkback_aio_fini(&io);
+    blkback_unmap_ring(m, 16);
+}
+
 int main(void)
 {
     setup();
@@ -389,6 +466,7 @@ int main(void)
     test_flush_discard_ro();
     test_ring();
     test_ring_aio();
+    test_multipage_ring();
     close(io.fd);
     gmem_destroy(&dom->mem);
     free(dom);

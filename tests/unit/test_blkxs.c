@@ -21,6 +21,7 @@
 #define GT_GPA 0x100000ULL
 #define RING_GPA 0x101000ULL
 #define DATA_GPA 0x102000ULL
+#define RING4_GPA 0x200000ULL
 
 static char dir[] = "/tmp/test_blkxs_XXXXXX";
 static char img[160];
@@ -148,7 +149,8 @@ static void test_backend(void)
     CHECK("backend: InitWait once the nodes exist", wait_value(p, "2"));
     CHECK("backend: advertises the disk",
           V(b, "sectors", "2048") && V(b, "sector-size", "512") && V(b, "info", "0") &&
-              V(b, "feature-flush-cache", "1") && V(b, "feature-discard", "1"));
+              V(b, "feature-flush-cache", "1") && V(b, "feature-discard", "1") &&
+              V(b, "max-ring-page-order", "4"));
     /* The front end: an unbound port for Domain 0, the ring granted. */
     pthread_mutex_lock(&d->lock);
     int port = evtchn_alloc(d);
@@ -211,6 +213,53 @@ static void test_backend(void)
     xsc_write(&c, p, "3");
     snprintf(p, sizeof(p), "%s/state", b);
     CHECK("backend: a bad ring-ref makes it Closing", wait_value(p, "5"));
+    /* ring-page-order beyond 4, then a 4-page ring with one bad grant, then
+     * a good one: each time Closed and InitWait again first. */
+    const char *orders[3] = {"5", "2", "2"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(p, sizeof(p), "%s/state", f);
+        xsc_write(&c, p, "6");
+        snprintf(p, sizeof(p), "%s/state", b);
+        wait_value(p, "6");
+        snprintf(p, sizeof(p), "%s/state", f);
+        xsc_write(&c, p, "1");
+        snprintf(p, sizeof(p), "%s/state", b);
+        wait_value(p, "2");
+        snprintf(p, sizeof(p), "%s/ring-page-order", f);
+        xsc_write(&c, p, orders[k]);
+        for (unsigned i = 0; i < 4; i++) {
+            grant(d, 20 + i, RING4_GPA + i * 4096ULL);
+            snprintf(p, sizeof(p), "%s/ring-ref%u", f, i);
+            snprintf(num, sizeof(num), "%u", k == 1 && i == 2 ? 9999 : 20 + i);
+            xsc_write(&c, p, num);
+        }
+        s = gmem_ptr(&d->mem, RING4_GPA, 4 * 4096);
+        SHARED_RING_INIT(s);
+        FRONT_RING_INIT(&front, s, 4 * 4096);
+        snprintf(p, sizeof(p), "%s/state", f);
+        xsc_write(&c, p, "3");
+        snprintf(p, sizeof(p), "%s/state", b);
+        if (k == 0)
+            CHECK("backend: ring-page-order 5 makes it Closing", wait_value(p, "5"));
+        else if (k == 1)
+            CHECK("backend: a bad ring-ref2 makes it Closing", wait_value(p, "5"));
+        else
+            CHECK("backend: Connected with a 4-page ring", wait_value(p, "4"));
+    }
+    for (unsigned i = 0; i < 100; i++) {
+        r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
+        *r = (blkif_request_t){.operation = BLKIF_OP_READ, .nr_segments = 1, .id = 300 + i};
+        r->seg[0] = (struct blkif_request_segment){9, 0, 7};
+    }
+    __atomic_store_n(&s->req_prod, front.req_prod_pvt, __ATOMIC_RELEASE);
+    if (write(d->ports[port].backend_fd, &one, sizeof(one)) != sizeof(one))
+        printf("# kick failed\n");
+    for (int i = 0; i < 300 && __atomic_load_n(&s->rsp_prod, __ATOMIC_ACQUIRE) != 100; i++)
+        usleep(10000);
+    unsigned ok = 0;
+    for (RING_IDX i = 0; i < 100; i++)
+        ok += RING_GET_RESPONSE(&front, i)->status == BLKIF_RSP_OKAY;
+    CHECK("backend: 100 requests answered on the 4-page ring", s->rsp_prod == 100 && ok == 100);
     blkback_stop(bk);
     CHECK("backend: stopped", 1);
     gmem_destroy(&d->mem);

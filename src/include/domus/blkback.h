@@ -35,6 +35,8 @@
 
 #define BLKBACK_SECTOR 512
 #define BLKBACK_MAX_INDIRECT_SEGMENTS 256 /* feature-max-indirect-segments */
+#define BLKBACK_MAX_RING_ORDER 4          /* max-ring-page-order */
+#define BLKBACK_MAX_RING_PAGES (1u << BLKBACK_MAX_RING_ORDER)
 
 struct blkback;
 struct blkback_aio; /* io_uring state (blkback.c) */
@@ -83,8 +85,8 @@ int16_t blkback_do_request(const struct blkback_io *io, const blkif_request_t *r
 int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify);
 
 /* In-flight slots of blkback's io_uring: as many as the largest ring has
- * requests. */
-#define BLKBACK_MAX_IN_FLIGHT __CONST_RING_SIZE(blkif, DOMUS_PAGE_SIZE)
+ * requests (512). */
+#define BLKBACK_MAX_IN_FLIGHT __CONST_RING_SIZE(blkif, BLKBACK_MAX_RING_PAGES * DOMUS_PAGE_SIZE)
 
 /* Sets up io->aio with depth slots (requests in flight), its completions
  * signalling an eventfd.  0, or -errno (io_uring unavailable: io->aio
@@ -103,5 +105,16 @@ unsigned blkback_in_flight(const struct blkback_io *io);
 /* Waits for every request in flight and answers it on ring (*notify as
  * for blkback_do_ring).  Done before a ring goes away. */
 void blkback_drain(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify);
+
+/* Maps the n (at most BLKBACK_MAX_RING_PAGES) ring pages the front end
+ * granted in refs, each checked to be a writable grant to Domain 0 of a
+ * page of d's RAM, contiguously (memfd pages placed in reserved address
+ * space).  NULL on failure, *bad the index of the first bad grant (n when
+ * it was the mapping itself). */
+void *blkback_map_ring(struct domain *d, const grant_ref_t *refs, unsigned n,
+                       unsigned *bad);
+
+/* Unmaps what blkback_map_ring returned (n pages); NULL is fine. */
+void blkback_unmap_ring(void *ring, unsigned n);
 
 #endif
