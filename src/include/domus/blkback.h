@@ -2,26 +2,37 @@
  *
  * One blkback serves one disk of one domain, in a thread of the domain's
  * domus-vm.  It touches guest memory only through gnttab_check() on grants
- * the guest gave to Domain 0 (the ring page and each data segment).  It is
+ * the guest gave to Domain 0 (the ring pages and each data segment).  It is
  * a Domain 0 client of xenstored: it waits for the toolstack's backend
  * directory /local/domain/0/backend/vbd/<domid>/<devid>, writes sectors,
  * sector-size, info, feature-flush-cache, feature-barrier, feature-discard
- * (when discard-enable is not 0) and goes InitWait; when the front end
- * (/local/domain/<domid>/device/vbd/<devid>) is Initialised or Connected it
- * reads ring-ref, event-channel and protocol (native x86_64-abi only), maps
- * the ring, binds the event channel (evtchn_bind_backend) and goes
- * Connected.  Front end Closing -> Closing; Closed -> disconnect, Closed;
- * Initialising after Closed -> InitWait again.
+ * (when discard-enable is not 0), feature-max-indirect-segments,
+ * max-ring-page-order (BLKBACK_MAX_RING_ORDER) and goes InitWait; when the
+ * front end (/local/domain/<domid>/device/vbd/<devid>) is Initialised or
+ * Connected it reads ring-ref (or, with ring-page-order N, ring-ref0 ..
+ * ring-ref(2^N - 1)), event-channel and protocol (native x86_64-abi only),
+ * maps the ring pages contiguously, binds the event channel
+ * (evtchn_bind_backend) and goes Connected; an order beyond the maximum, a
+ * ring page that is not a writable grant to Domain 0 or more than one
+ * queue close the front end.  Front end Closing -> Closing; Closed ->
+ * disconnect (after the I/O in flight completes; the ring is unmapped),
+ * Closed; Initialising after Closed -> InitWait again.
  *
  * Requests: READ, WRITE (grants of at most BLKIF_MAX_SEGMENTS_PER_REQUEST
  * segments, each first_sect <= last_sect <= 7, the whole range inside the
  * image), INDIRECT READ/WRITE (at most BLKBACK_MAX_INDIRECT_SEGMENTS
  * segments in granted pages, copied out once), FLUSH_DISKCACHE and
- * WRITE_BARRIER (fdatasync), DISCARD (hole punched) when offered; anything
- * else gets BLKIF_RSP_EOPNOTSUPP.  A
- * read-only disk (mode "r", VDISK_READONLY) answers writes and discards
- * with BLKIF_RSP_ERROR.  Ring indexes are hostile: a producer more than a
- * ring ahead disconnects the front end (state Closing), never a crash. */
+ * WRITE_BARRIER (their data written, then fdatasync after every request
+ * before them), DISCARD (hole punched, synchronously) when offered;
+ * anything else gets BLKIF_RSP_EOPNOTSUPP.  A read-only disk (mode "r",
+ * VDISK_READONLY) answers writes and discards with BLKIF_RSP_ERROR.
+ * Checked requests run asynchronously on io_uring, as many in flight as
+ * the ring holds, and are answered as they complete (out of order, by id,
+ * as blkif allows); a short transfer is continued, a failed one answered
+ * BLKIF_RSP_ERROR.  Where io_uring is unavailable (old kernel, seccomp)
+ * they are served one at a time with preadv/pwritev, as logged at start.
+ * Ring indexes are hostile: a producer more than a ring ahead disconnects
+ * the front end (state Closing), never a crash. */
 #ifndef DOMUS_BLKBACK_H
 #define DOMUS_BLKBACK_H
 
@@ -62,15 +73,16 @@ void blkback_stop(struct blkback *b);
 
 struct blkback_io {
     struct domain *d;
-    int fd;            /* the image */
-    uint64_t sectors;  /* its size in BLKBACK_SECTOR units */
+    int fd;           /* the image */
+    uint64_t sectors; /* its size in BLKBACK_SECTOR units */
     bool readwrite;
-    bool discard;      /* DISCARD offered */
+    bool discard;            /* DISCARD offered */
     struct blkback_aio *aio; /* NULL: requests served synchronously */
 };
 
-/* Serves one request (a private copy of the ring slot); returns the
- * BLKIF_RSP_* status for its response. */
+/* Serves one request (a private copy of the ring slot) synchronously,
+ * whatever io->aio: the checks of the ring path, then preadv/pwritev and
+ * fdatasync.  Returns the BLKIF_RSP_* status for its response. */
 int16_t blkback_do_request(const struct blkback_io *io, const blkif_request_t *req);
 
 /* Consumes the requests on ring.  Synchronously (io->aio NULL) each is
@@ -86,7 +98,8 @@ int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *
 
 /* In-flight slots of blkback's io_uring: as many as the largest ring has
  * requests (512). */
-#define BLKBACK_MAX_IN_FLIGHT __CONST_RING_SIZE(blkif, BLKBACK_MAX_RING_PAGES * DOMUS_PAGE_SIZE)
+#define BLKBACK_MAX_IN_FLIGHT                                                            \
+    __CONST_RING_SIZE(blkif, (BLKBACK_MAX_RING_PAGES * DOMUS_PAGE_SIZE))
 
 /* Sets up io->aio with depth slots (requests in flight), its completions
  * signalling an eventfd.  0, or -errno (io_uring unavailable: io->aio
