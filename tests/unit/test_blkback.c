@@ -30,7 +30,10 @@ static void grant(grant_ref_t ref, uint64_t gpa, domid_t to, bool ro)
     e->flags = GTF_permit_access | (ro ? GTF_readonly : 0);
 }
 
-static uint8_t *page(unsigned i) { return gmem_ptr(&dom->mem, DATA_GPA + i * 4096ULL, 4096); }
+static uint8_t *page(unsigned i)
+{
+    return gmem_ptr(&dom->mem, DATA_GPA + i * 4096ULL, 4096);
+}
 
 static void setup(void)
 {
@@ -40,22 +43,28 @@ static void setup(void)
         abort();
     for (unsigned i = 1; i <= 16; i++)
         grant(i, DATA_GPA + i * 4096ULL, 0, false);
-    grant(20, DATA_GPA + 20 * 4096ULL, 0, true); /* read-only grant */
+    grant(20, DATA_GPA + 20 * 4096ULL, 0, true);  /* read-only grant */
     grant(21, DATA_GPA + 21 * 4096ULL, 3, false); /* granted to domain 3 */
     grant(22, 0xF0000000ULL, 0, false);           /* a frame outside RAM */
     grant(30, RING_GPA, 0, false);
-    io = (struct blkback_io){.d = dom, .fd = memfd_create("img", 0), .sectors = IMG_SECTORS,
-                             .readwrite = true, .discard = true};
+    io = (struct blkback_io){.d = dom,
+                             .fd = memfd_create("img", 0),
+                             .sectors = IMG_SECTORS,
+                             .readwrite = true,
+                             .discard = true};
     if (io.fd < 0 || ftruncate(io.fd, IMG_SECTORS * 512) < 0)
         abort();
 }
 
 static blkif_request_t rq(uint8_t op, uint64_t sector, unsigned nseg)
 {
-    blkif_request_t r = {.operation = op, .nr_segments = (uint8_t)nseg, .id = 0x1234,
+    blkif_request_t r = {.operation = op,
+                         .nr_segments = (uint8_t)nseg,
+                         .id = 0x1234,
                          .sector_number = sector};
     for (unsigned i = 0; i < nseg && i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++)
-        r.seg[i] = (struct blkif_request_segment){.gref = i + 1, .first_sect = 0, .last_sect = 7};
+        r.seg[i] = (struct blkif_request_segment){
+            .gref = i + 1, .first_sect = 0, .last_sect = 7};
     return r;
 }
 
@@ -66,8 +75,9 @@ static void test_rw(void)
     blkif_request_t r = rq(BLKIF_OP_WRITE, 8, 2);
     uint8_t buf[8192];
     CHECK("write of two segments", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY &&
-                                       pread(io.fd, buf, 8192, 4096) == 8192 && buf[0] == 'A' &&
-                                       buf[4095] == 'A' && buf[4096] == 'B' && buf[8191] == 'B');
+                                       pread(io.fd, buf, 8192, 4096) == 8192 &&
+                                       buf[0] == 'A' && buf[4095] == 'A' &&
+                                       buf[4096] == 'B' && buf[8191] == 'B');
     memset(page(3), 0, 4096);
     r = rq(BLKIF_OP_READ, 9, 1);
     r.seg[0] = (struct blkif_request_segment){.gref = 3, .first_sect = 2, .last_sect = 3};
@@ -77,11 +87,13 @@ static void test_rw(void)
     r = rq(BLKIF_OP_WRITE, IMG_SECTORS - 8, 1);
     CHECK("write of the last page", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
     r = rq(BLKIF_OP_READ, IMG_SECTORS - 7, 1);
-    CHECK("read past the end is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("read past the end is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r = rq(BLKIF_OP_WRITE, UINT64_MAX - 3, 1);
     CHECK("sector near 2^64 is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r = rq(BLKIF_OP_READ, (UINT64_MAX / 512) + 1, 1);
-    CHECK("sector whose byte offset overflows is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("sector whose byte offset overflows is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
 }
 
 static void test_hostile_segments(void)
@@ -96,38 +108,50 @@ static void test_hostile_segments(void)
     CHECK("255 segments are an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r = rq(BLKIF_OP_READ, 0, 1);
     r.seg[0].first_sect = 5, r.seg[0].last_sect = 4;
-    CHECK("first_sect > last_sect is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("first_sect > last_sect is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r.seg[0].first_sect = 0, r.seg[0].last_sect = 8;
     CHECK("last_sect 8 is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r.seg[0].first_sect = 255, r.seg[0].last_sect = 255;
-    CHECK("sector 255 of a page is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("sector 255 of a page is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r = rq(BLKIF_OP_READ, 0, 1);
     r.seg[0].gref = 20;
-    CHECK("read into a read-only grant is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("read into a read-only grant is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r.operation = BLKIF_OP_WRITE;
-    CHECK("write from a read-only grant is fine", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
+    CHECK("write from a read-only grant is fine",
+          blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
     r.seg[0].gref = 21;
-    CHECK("a grant to another domain is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("a grant to another domain is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r.seg[0].gref = 22;
-    CHECK("a grant of a frame outside RAM is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("a grant of a frame outside RAM is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r.seg[0].gref = 25;
     CHECK("an unused grant is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r.seg[0].gref = 0xffffffffu;
-    CHECK("a grant ref beyond the table is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("a grant ref beyond the table is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r.operation = 200;
-    CHECK("unknown operation is EOPNOTSUPP", blkback_do_request(&io, &r) == BLKIF_RSP_EOPNOTSUPP);
+    CHECK("unknown operation is EOPNOTSUPP",
+          blkback_do_request(&io, &r) == BLKIF_RSP_EOPNOTSUPP);
 }
 
 /* An indirect request whose segment list is in page 15 (grant 15). */
 static blkif_request_t irq(uint8_t op, uint64_t sector, unsigned nseg)
 {
     blkif_request_t r;
-    blkif_request_indirect_t ir = {.operation = BLKIF_OP_INDIRECT, .indirect_op = op,
-                                   .nr_segments = (uint16_t)nseg, .id = 0x77,
-                                   .sector_number = sector, .indirect_grefs = {15}};
+    blkif_request_indirect_t ir = {.operation = BLKIF_OP_INDIRECT,
+                                   .indirect_op = op,
+                                   .nr_segments = (uint16_t)nseg,
+                                   .id = 0x77,
+                                   .sector_number = sector,
+                                   .indirect_grefs = {15}};
     struct blkif_request_segment *segs = (void *)page(15);
     for (unsigned i = 0; i < 512; i++)
-        segs[i] = (struct blkif_request_segment){.gref = 1 + i % 14, .first_sect = 0, .last_sect = 7};
+        segs[i] = (struct blkif_request_segment){
+            .gref = 1 + i % 14, .first_sect = 0, .last_sect = 7};
     memcpy(&r, &ir, sizeof(ir));
     return r;
 }
@@ -144,31 +168,41 @@ static void test_indirect(void)
     memset(page(3), 0, 4096);
     r = irq(BLKIF_OP_READ, 16 + 2 * 8, 1);
     ((struct blkif_request_segment *)page(15))[0].gref = 3;
-    CHECK("indirect read", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY && page(3)[0] == 'a' + 3);
+    CHECK("indirect read",
+          blkback_do_request(&io, &r) == BLKIF_RSP_OKAY && page(3)[0] == 'a' + 3);
     r = irq(BLKIF_OP_READ, 0, 256);
     CHECK("indirect with 256 segments", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
     r = irq(BLKIF_OP_READ, 0, 257);
-    CHECK("indirect with 257 segments is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("indirect with 257 segments is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r = irq(BLKIF_OP_READ, 0, 0);
-    CHECK("indirect with no segments is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("indirect with no segments is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r = irq(BLKIF_OP_READ, 0, 65535);
-    CHECK("indirect with 65535 segments is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("indirect with 65535 segments is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r = irq(BLKIF_OP_DISCARD, 0, 1);
-    CHECK("indirect discard is EOPNOTSUPP", blkback_do_request(&io, &r) == BLKIF_RSP_EOPNOTSUPP);
+    CHECK("indirect discard is EOPNOTSUPP",
+          blkback_do_request(&io, &r) == BLKIF_RSP_EOPNOTSUPP);
     r = irq(BLKIF_OP_READ, 0, 2);
     ((blkif_request_indirect_t *)&r)->indirect_grefs[0] = 25;
-    CHECK("indirect page not granted is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("indirect page not granted is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     ((blkif_request_indirect_t *)&r)->indirect_grefs[0] = 20; /* read-only grant: fine */
     memcpy(page(20), page(15), 16);
-    CHECK("indirect page may be a read-only grant", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
+    CHECK("indirect page may be a read-only grant",
+          blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
     r = irq(BLKIF_OP_READ, 0, 2);
     ((struct blkif_request_segment *)page(15))[1].last_sect = 9;
-    CHECK("indirect segment with last_sect 9 is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("indirect segment with last_sect 9 is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r = irq(BLKIF_OP_WRITE, IMG_SECTORS - 8, 2);
-    CHECK("indirect write past the end is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("indirect write past the end is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     io.readwrite = false;
     r = irq(BLKIF_OP_WRITE, 0, 1);
-    CHECK("read-only disk: indirect write is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("read-only disk: indirect write is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     io.readwrite = true;
 }
 
@@ -178,8 +212,8 @@ static void test_flush_discard_ro(void)
     CHECK("flush", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
     r.operation = BLKIF_OP_WRITE_BARRIER;
     CHECK("barrier without data", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
-    blkif_request_discard_t dr = {.operation = BLKIF_OP_DISCARD, .id = 9, .sector_number = 8,
-                                  .nr_sectors = 8};
+    blkif_request_discard_t dr = {
+        .operation = BLKIF_OP_DISCARD, .id = 9, .sector_number = 8, .nr_sectors = 8};
     memcpy(&r, &dr, sizeof(dr));
     uint8_t buf[4096], zero[4096] = {0};
     CHECK("discard punches a hole", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY &&
@@ -187,21 +221,27 @@ static void test_flush_discard_ro(void)
                                         !memcmp(buf, zero, 4096));
     dr.nr_sectors = IMG_SECTORS;
     memcpy(&r, &dr, sizeof(dr));
-    CHECK("discard past the end is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("discard past the end is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     dr.sector_number = 1, dr.nr_sectors = UINT64_MAX;
     memcpy(&r, &dr, sizeof(dr));
-    CHECK("discard of 2^64 sectors is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("discard of 2^64 sectors is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     io.discard = false;
-    CHECK("discard when not offered is EOPNOTSUPP", blkback_do_request(&io, &r) == BLKIF_RSP_EOPNOTSUPP);
+    CHECK("discard when not offered is EOPNOTSUPP",
+          blkback_do_request(&io, &r) == BLKIF_RSP_EOPNOTSUPP);
     io.discard = true;
     io.readwrite = false;
     r = rq(BLKIF_OP_WRITE, 0, 1);
-    CHECK("read-only disk: write is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("read-only disk: write is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r.operation = BLKIF_OP_WRITE_BARRIER;
-    CHECK("read-only disk: barrier with data is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("read-only disk: barrier with data is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     dr.sector_number = 0, dr.nr_sectors = 8;
     memcpy(&r, &dr, sizeof(dr));
-    CHECK("read-only disk: discard is an error", blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
+    CHECK("read-only disk: discard is an error",
+          blkback_do_request(&io, &r) == BLKIF_RSP_ERROR);
     r = rq(BLKIF_OP_READ, 0, 1);
     CHECK("read-only disk: read is fine", blkback_do_request(&io, &r) == BLKIF_RSP_OKAY);
     io.readwrite = true;
@@ -242,21 +282,26 @@ static void test_ring(void)
     s->req_prod = front.req_prod_pvt;
     n = blkback_do_ring(&io, &back, &notify);
     unsigned bad_op = 0;
-    for (RING_IDX i = front.req_prod_pvt - RING_SIZE(&front); i != front.req_prod_pvt; i++) {
+    for (RING_IDX i = front.req_prod_pvt - RING_SIZE(&front); i != front.req_prod_pvt;
+         i++) {
         blkif_response_t *x = RING_GET_RESPONSE(&front, i);
         bad_op += x->status == BLKIF_RSP_OKAY && x->operation > BLKIF_OP_DISCARD;
     }
     CHECK("ring: garbage answers carry plausible operations", bad_op == 0);
-    CHECK("ring: a full ring of garbage is answered", n == (int)RING_SIZE(&front) &&
-                                                        back.rsp_prod_pvt == front.req_prod_pvt);
+    CHECK("ring: a full ring of garbage is answered",
+          n == (int)RING_SIZE(&front) && back.rsp_prod_pvt == front.req_prod_pvt);
     s->req_prod = back.req_cons + RING_SIZE(&back) + 1;
-    CHECK("ring: producer more than a ring ahead is -EPROTO", blkback_do_ring(&io, &back, &notify) == -EPROTO);
+    CHECK("ring: producer more than a ring ahead is -EPROTO",
+          blkback_do_ring(&io, &back, &notify) == -EPROTO);
     s->req_prod = back.req_cons - 1;
-    CHECK("ring: producer behind the consumer is -EPROTO", blkback_do_ring(&io, &back, &notify) == -EPROTO);
+    CHECK("ring: producer behind the consumer is -EPROTO",
+          blkback_do_ring(&io, &back, &notify) == -EPROTO);
     s->req_prod = back.req_cons + 0x80000000u;
-    CHECK("ring: producer far away is -EPROTO", blkback_do_ring(&io, &back, &notify) == -EPROTO);
+    CHECK("ring: producer far away is -EPROTO",
+          blkback_do_ring(&io, &back, &notify) == -EPROTO);
     s->req_prod = back.req_cons;
-    CHECK("ring: no new requests, nothing served", blkback_do_ring(&io, &back, &notify) == 0);
+    CHECK("ring: no new requests, nothing served",
+          blkback_do_ring(&io, &back, &notify) == 0);
 }
 
 /* The same ring served on io_uring: answers come by completion, drained. */
@@ -320,7 +365,8 @@ static void test_ring_aio(void)
     memset(page(4), 'W', 4096);
     memset(page(5), 'F', 4096);
     memset(page(6), 0, 4096);
-    blkif_request_t rs[4] = {rq(BLKIF_OP_WRITE, 64, 1), rq(BLKIF_OP_FLUSH_DISKCACHE, 72, 1),
+    blkif_request_t rs[4] = {rq(BLKIF_OP_WRITE, 64, 1),
+                             rq(BLKIF_OP_FLUSH_DISKCACHE, 72, 1),
                              rq(BLKIF_OP_WRITE_BARRIER, 0, 0), rq(BLKIF_OP_READ, 64, 2)};
     rs[0].seg[0].gref = 4, rs[1].seg[0].gref = 5;
     rs[3].seg[0].gref = 6, rs[3].seg[1].gref = 7;
@@ -353,8 +399,10 @@ static void test_ring_aio(void)
     blkback_drain(&io, &back, &dn);
     CHECK("aio: short reads at the end of the file are errors",
           back.rsp_prod_pvt == front.req_prod_pvt &&
-              RING_GET_RESPONSE(&front, front.req_prod_pvt - 1)->status == BLKIF_RSP_ERROR &&
-              RING_GET_RESPONSE(&front, front.req_prod_pvt - 2)->status == BLKIF_RSP_ERROR);
+              RING_GET_RESPONSE(&front, front.req_prod_pvt - 1)->status ==
+                  BLKIF_RSP_ERROR &&
+              RING_GET_RESPONSE(&front, front.req_prod_pvt - 2)->status ==
+                  BLKIF_RSP_ERROR);
     io.sectors = IMG_SECTORS;
     /* A whole ring of garbage. */
     srand(7);
@@ -370,7 +418,8 @@ static void test_ring_aio(void)
             break;
         blkback_drain(&io, &back, &dn);
     }
-    CHECK("aio: a full ring of garbage is answered", back.rsp_prod_pvt == front.req_prod_pvt);
+    CHECK("aio: a full ring of garbage is answered",
+          back.rsp_prod_pvt == front.req_prod_pvt);
     s->req_prod = back.req_cons + RING_SIZE(&back) + 1;
     CHECK("aio: producer more than a ring ahead is -EPROTO",
           blkback_do_ring(&io, &back, &notify) == -EPROTO);
@@ -448,7 +497,8 @@ static void test_multipage_ring(void)
         ok += x->status == BLKIF_RSP_OKAY && x->id >= 5000 && x->id < 5512;
     }
     CHECK("16-page ring: 512 requests", RING_SIZE(&back) == 512 && n == 512);
-    CHECK("16-page ring: all answered in the guest's pages", s->rsp_prod == 512 && ok == 512);
+    CHECK("16-page ring: all answered in the guest's pages",
+          s->rsp_prod == 512 && ok == 512);
     s->req_prod = back.req_cons + 513;
     CHECK("16-page ring: producer more than a ring ahead is -EPROTO",
           blkback_do_ring(&io, &back, &notify) == -EPROTO);

@@ -248,18 +248,21 @@ static void test_backend(void)
     }
     for (unsigned i = 0; i < 100; i++) {
         r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
-        *r = (blkif_request_t){.operation = BLKIF_OP_READ, .nr_segments = 1, .id = 300 + i};
+        *r = (blkif_request_t){
+            .operation = BLKIF_OP_READ, .nr_segments = 1, .id = 300 + i};
         r->seg[0] = (struct blkif_request_segment){9, 0, 7};
     }
     __atomic_store_n(&s->req_prod, front.req_prod_pvt, __ATOMIC_RELEASE);
     if (write(d->ports[port].backend_fd, &one, sizeof(one)) != sizeof(one))
         printf("# kick failed\n");
-    for (int i = 0; i < 300 && __atomic_load_n(&s->rsp_prod, __ATOMIC_ACQUIRE) != 100; i++)
+    for (int i = 0; i < 300 && __atomic_load_n(&s->rsp_prod, __ATOMIC_ACQUIRE) != 100;
+         i++)
         usleep(10000);
     unsigned ok = 0;
     for (RING_IDX i = 0; i < 100; i++)
         ok += RING_GET_RESPONSE(&front, i)->status == BLKIF_RSP_OKAY;
-    CHECK("backend: 100 requests answered on the 4-page ring", s->rsp_prod == 100 && ok == 100);
+    CHECK("backend: 100 requests answered on the 4-page ring",
+          s->rsp_prod == 100 && ok == 100);
     blkback_stop(bk);
     CHECK("backend: stopped", 1);
     gmem_destroy(&d->mem);
