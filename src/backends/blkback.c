@@ -256,7 +256,7 @@ static int do_ring_sync(const struct blkback_io *io, blkif_back_ring_t *ring,
     *notify = false;
     do {
         RING_IDX rp = __atomic_load_n(&ring->sring->req_prod, __ATOMIC_ACQUIRE);
-        if (RING_REQUEST_PROD_OVERFLOW(ring, rp))
+        if (XBE_REQ_PROD_BAD(ring, rp))
             return -EPROTO;
         while (ring->req_cons != rp &&
                !RING_REQUEST_CONS_OVERFLOW(ring, ring->req_cons)) {
@@ -492,7 +492,7 @@ static int do_ring_aio(const struct blkback_io *io, blkif_back_ring_t *ring, boo
     do {
         reap(io, ring);
         RING_IDX rp = __atomic_load_n(&ring->sring->req_prod, __ATOMIC_ACQUIRE);
-        if (RING_REQUEST_PROD_OVERFLOW(ring, rp))
+        if (XBE_REQ_PROD_BAD(ring, rp))
             return -EPROTO;
         taken += take(io, ring, rp);
         io_uring_submit(&a->ring);

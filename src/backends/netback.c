@@ -259,7 +259,7 @@ int netback_do_tx(const struct netback_io *io, netif_tx_back_ring_t *ring, bool 
     *notify = false;
     do {
         RING_IDX rp = __atomic_load_n(&ring->sring->req_prod, __ATOMIC_ACQUIRE);
-        if (RING_REQUEST_PROD_OVERFLOW(ring, rp))
+        if (XBE_REQ_PROD_BAD(ring, rp))
             return -EPROTO;
         while (ring->req_cons != rp && sent < NETBACK_TX_BATCH) {
             struct txpkt pkt;
@@ -341,7 +341,7 @@ int netback_rx_frame(const struct netback_io *io, netif_rx_back_ring_t *ring,
             : (vh->flags & VIRTIO_NET_HDR_F_DATA_VALID ? NETRXF_data_validated : 0);
 
     *notify = false;
-    if (len > NETBACK_MAX_FRAME || RING_REQUEST_PROD_OVERFLOW(ring, rp))
+    if (len > NETBACK_MAX_FRAME || XBE_REQ_PROD_BAD(ring, rp))
         return len > NETBACK_MAX_FRAME ? -EINVAL : -EPROTO;
     if (rp - ring->req_cons < chunks + gso)
         return -EAGAIN;

@@ -37,7 +37,7 @@ fuzz_main() {
         return 1
     fi
 
-    "$fuzz" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 \
+    "$fuzz" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 \
         -artifact_prefix=build/fuzz/ "$corpus" >"$log" 2>&1
     local rc=$? runs cov
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')

@@ -39,6 +39,13 @@
 #define xen_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 #define xen_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
 
+/* The front end's request producer index prod is impossible: more than a
+ * ring ahead of the responses, or behind the requests already taken (which
+ * a consumer loop "until req_cons == prod" would chase for 2^32 slots). */
+#define XBE_REQ_PROD_BAD(r, prod)                                                        \
+    (RING_REQUEST_PROD_OVERFLOW(r, prod) ||                                              \
+     (RING_IDX)((prod) - (r)->req_cons) > RING_SIZE(r))
+
 struct xbe;
 
 struct xbe_ops {
