@@ -81,7 +81,7 @@ two_guests() {
     if wait_log idle1 '^BOOTED' "$BOOT" && wait_log idle2 '^BOOTED' "$BOOT"; then
         pass "two guests: both booted"
     else
-        fail "two guests: not both booted"
+        fail "two guests: not both booted (idle1: $(tail -n 3 "$(console_log idle1)" | tr -d '\r' | tr '\n' '|'); idle2: $(tail -n 3 "$(console_log idle2)" | tr -d '\r' | tr '\n' '|'))"
     fi
     pause_unpause idle1
     shutdown_request idle2
