@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "gnt_test.h"
 #include "xsd_harness.h"
 
 #define GT_GPA 0x100000ULL
@@ -113,10 +114,7 @@ static int f_deliver(struct domain *d, uint32_t port, uint32_t vcpu)
 
 static void grant(struct domain *d, grant_ref_t ref, uint64_t gpa)
 {
-    grant_entry_v1_t *e = gmem_ptr(&d->mem, GT_GPA + ref * sizeof(*e), sizeof(*e));
-    e->domid = 0;
-    e->frame = (uint32_t)(gpa >> 12);
-    e->flags = GTF_permit_access;
+    test_grant(d, GT_GPA, ref, gpa, 0, false);
 }
 
 static void test_backend(void)

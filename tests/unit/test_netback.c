@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "gnt_test.h"
 
 #define GT_GPA 0x100000ULL   /* grant table frame */
 #define TXR_GPA 0x101000ULL  /* tx shared ring */
@@ -45,10 +46,7 @@ static netif_rx_back_ring_t rxb;
 
 static void grant(grant_ref_t ref, uint64_t gpa, domid_t to, bool ro)
 {
-    grant_entry_v1_t *e = gmem_ptr(&dom->mem, GT_GPA + ref * sizeof(*e), sizeof(*e));
-    e->domid = to;
-    e->frame = (uint32_t)(gpa >> 12);
-    e->flags = GTF_permit_access | (ro ? GTF_readonly : 0);
+    test_grant(dom, GT_GPA, ref, gpa, to, ro);
 }
 
 static uint8_t *page(unsigned i)
