@@ -32,6 +32,21 @@ mkcfg() {
     } >"$DOMUS_TMP/$_n.cfg"
 }
 
+# refused LABEL WHAT PATTERN TEST CFG-LINE: creating a guest of TEST with
+# CFG-LINE must fail with PATTERN on stderr (what it leaves behind, the
+# caller checks once for all).
+refused() {
+    mkcfg bad "$4" 1 "$5"
+    if domus create "$DOMUS_TMP/bad.cfg" >/dev/null 2>"$DOMUS_TMP/err"; then
+        fail "$1: $2: domus create succeeded"
+        domus destroy bad >/dev/null 2>&1
+    elif grep -q -- "$3" "$DOMUS_TMP/err"; then
+        pass "$1: $2 refused: '$(grep -v '^Parsing' "$DOMUS_TMP/err" | head -n 1)'"
+    else
+        fail "$1: $2: message '$(head -n 2 "$DOMUS_TMP/err" | tr '\n' '|')' does not match '$3'"
+    fi
+}
+
 console_log() { echo "$DOMUS_LOG_DIR/$1.log"; }
 
 # count_in_log NAME PATTERN: lines of NAME's console log matching PATTERN.
