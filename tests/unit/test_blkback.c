@@ -246,6 +246,22 @@ static void test_flush_discard_ro(void)
     io.readwrite = true;
 }
 
+/* A fresh ring on s holding three reads (ids 100..102; the middle one
+ * indirect), pushed by the front end. */
+static void three_reads(blkif_sring_t *s, blkif_front_ring_t *front,
+                        blkif_back_ring_t *back)
+{
+    SHARED_RING_INIT(s);
+    FRONT_RING_INIT(front, s, 4096);
+    BACK_RING_INIT(back, s, 4096);
+    for (unsigned i = 0; i < 3; i++) {
+        blkif_request_t *r = RING_GET_REQUEST(front, front->req_prod_pvt++);
+        *r = i == 1 ? irq(BLKIF_OP_READ, 8, 1) : rq(BLKIF_OP_READ, i * 8, 1);
+        r->id = 100 + i;
+    }
+    s->req_prod = front->req_prod_pvt;
+}
+
 static void test_ring(void)
 {
     blkif_sring_t *s = gmem_ptr(&dom->mem, RING_GPA, 4096);
@@ -253,15 +269,7 @@ static void test_ring(void)
     blkif_back_ring_t back;
     bool notify;
 
-    SHARED_RING_INIT(s);
-    FRONT_RING_INIT(&front, s, 4096);
-    BACK_RING_INIT(&back, s, 4096);
-    for (unsigned i = 0; i < 3; i++) {
-        blkif_request_t *r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
-        *r = i == 1 ? irq(BLKIF_OP_READ, 8, 1) : rq(BLKIF_OP_READ, i * 8, 1);
-        r->id = 100 + i;
-    }
-    s->req_prod = front.req_prod_pvt;
+    three_reads(s, &front, &back);
     int n = blkback_do_ring(&io, &back, &notify);
     blkif_response_t *rsp = RING_GET_RESPONSE(&front, 2);
     CHECK("ring: three requests served and answered in order",
@@ -316,15 +324,7 @@ static void test_ring_aio(void)
         return;
     }
     CHECK("aio: an eventfd for completions", blkback_aio_fd(&io) >= 0);
-    SHARED_RING_INIT(s);
-    FRONT_RING_INIT(&front, s, 4096);
-    BACK_RING_INIT(&back, s, 4096);
-    for (unsigned i = 0; i < 3; i++) {
-        blkif_request_t *r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
-        *r = i == 1 ? irq(BLKIF_OP_READ, 8, 1) : rq(BLKIF_OP_READ, i * 8, 1);
-        r->id = 100 + i;
-    }
-    s->req_prod = front.req_prod_pvt;
+    three_reads(s, &front, &back);
     int n = blkback_do_ring(&io, &back, &notify);
     blkback_drain(&io, &back, &dn);
     unsigned seen = 0;
