@@ -6,7 +6,7 @@ CLANG   ?= clang
 OPT     ?= -O2
 CPPFLAGS := -Isrc/include -D_GNU_SOURCE -D__XEN_INTERFACE_VERSION__=0x00040e00
 CFLAGS  := -std=gnu11 -Wall -Wextra -Werror $(OPT) -g -MMD -MP -pthread
-LDLIBS  := -ljson-c -lz -llzma -lzstd -luring -pthread
+LDLIBS  := -ljson-c -lz -llzma -lzstd -llz4 -luring -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # Every .c under src/ except *_main.c goes into the library.

@@ -35,7 +35,7 @@ SUDO=""
 progress() { echo "setup: $*" >&2; } # only for steps that do real work
 
 PACKAGES="build-essential clang llvm qemu-system-x86 busybox-static cpio kmod libxen-dev
-zlib1g-dev liblzma-dev libzstd-dev libjson-c-dev liburing-dev linux-source-6.1
+zlib1g-dev liblzma-dev libzstd-dev liblz4-dev lz4 libjson-c-dev liburing-dev linux-source-6.1
 xenstore-utils bc flex bison libelf-dev libssl-dev iproute2"
 
 is_installed() {

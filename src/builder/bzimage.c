@@ -117,7 +117,7 @@ static int bz_decompress(const uint8_t *p, size_t plen, uint8_t **out, size_t *o
         return builder_fail(err, errlen, -EINVAL,
                             "kernel: bzImage records an implausible decompressed size %u",
                             olen);
-    buf = malloc(olen);
+    buf = builder_buf_alloc(olen);
     if (!buf)
         return builder_fail(err, errlen, -ENOMEM, "kernel: out of memory for %u bytes",
                             olen);
@@ -133,7 +133,7 @@ static int bz_decompress(const uint8_t *p, size_t plen, uint8_t **out, size_t *o
     *out_len = olen;
     buf = NULL;
 out:
-    free(buf);
+    builder_buf_free(buf, olen);
     return rc;
 }
 

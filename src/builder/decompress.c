@@ -1,11 +1,12 @@
 /* Decompressors for bzImage payloads: gzip (zlib), xz (liblzma), zstd
- * (libzstd) and LZ4's legacy frame (decoded here: the block format is small
- * and liblz4 is not a build dependency).  Every decoder writes exactly into
- * the caller's buffer and fails on any output size other than expected. */
+ * (libzstd) and LZ4's legacy frame (the frame read here, its blocks by
+ * liblz4).  Every decoder writes exactly into the caller's buffer and fails
+ * on any output size other than expected. */
 #include "builder_int.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <lz4.h>
 #include <lzma.h>
 #include <string.h>
 #include <zlib.h>
@@ -117,72 +118,19 @@ out:
 
 #define LZ4_LEGACY_MAGIC 0x184C2102u
 #define LZ4_LEGACY_BLOCK (8u << 20) /* uncompressed size of a legacy block */
-#define LZ4_MIN_MATCH 4
 
-/* Adds LZ4's 255-continued length bytes at in[*ip] to *v. */
-static int lz4_extlen(const uint8_t *in, size_t len, size_t *ip, size_t *v)
-{
-    uint8_t b;
-    do {
-        if (*ip >= len)
-            return -EINVAL;
-        b = in[(*ip)++];
-        *v += b;
-    } while (b == 255);
-    return 0;
-}
-
-/* Copies a match of mlen bytes from off bytes back; may overlap its source. */
-static void lz4_copy_match(uint8_t *dst, size_t off, size_t mlen)
-{
-    const uint8_t *src = dst - off;
-    while (mlen) {
-        size_t n = (size_t)(dst - src) < mlen ? (size_t)(dst - src) : mlen;
-        memcpy(dst, src, n); /* [src, dst) repeats with period off */
-        dst += n;
-        mlen -= n;
-    }
-}
-
-/* Decodes one independent LZ4 block into out[0, cap); *produced = its size. */
+/* liblz4 decodes the blocks (its frame API does not read the legacy frame):
+ * LZ4_decompress_safe never reads or writes outside the buffers given. */
 static int lz4_block(const uint8_t *in, size_t len, uint8_t *out, size_t cap,
                      size_t *produced)
 {
-    size_t ip = 0, op = 0;
-
-    for (;;) {
-        size_t lit, off, mlen;
-        uint8_t token;
-
-        if (ip >= len)
-            return -EINVAL;
-        token = in[ip++];
-        lit = token >> 4;
-        if (lit == 15 && lz4_extlen(in, len, &ip, &lit))
-            return -EINVAL;
-        if (lit > len - ip || lit > cap - op)
-            return -EINVAL;
-        memcpy(out + op, in + ip, lit);
-        ip += lit;
-        op += lit;
-        if (ip == len)
-            break; /* the last sequence has literals only */
-        if (len - ip < 2)
-            return -EINVAL;
-        off = builder_le16(in + ip);
-        ip += 2;
-        if (off == 0 || off > op)
-            return -EINVAL;
-        mlen = token & 15;
-        if (mlen == 15 && lz4_extlen(in, len, &ip, &mlen))
-            return -EINVAL;
-        mlen += LZ4_MIN_MATCH;
-        if (mlen > cap - op)
-            return -EINVAL;
-        lz4_copy_match(out + op, off, mlen);
-        op += mlen;
-    }
-    *produced = op;
+    int n;
+    if (len > INT_MAX || cap > INT_MAX)
+        return -EINVAL;
+    n = LZ4_decompress_safe((const char *)in, (char *)out, (int)len, (int)cap);
+    if (n < 0)
+        return -EINVAL;
+    *produced = (size_t)n;
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xen/arch-x86/hvm/start_info.h>
@@ -95,6 +96,28 @@ out:
     return rc;
 }
 
+#define BUF_MMAP_MIN (1u << 20)
+
+void *builder_buf_alloc(size_t len)
+{
+    if (len < BUF_MMAP_MIN)
+        return malloc(len);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    madvise(p, len, MADV_HUGEPAGE);
+    madvise(p, len, MADV_POPULATE_WRITE); /* best effort: Linux >= 5.14 */
+    return p;
+}
+
+void builder_buf_free(void *p, size_t len)
+{
+    if (len < BUF_MMAP_MIN)
+        free(p);
+    else if (p)
+        munmap(p, len);
+}
+
 /* Reads exactly len bytes from fd at offset 0 into dst. */
 static int read_all(int fd, uint8_t *dst, uint64_t len)
 {
@@ -129,7 +152,7 @@ static int read_kernel(const char *path, uint8_t **buf, size_t *len, char *err,
                           path, (unsigned long long)size);
         goto out;
     }
-    *buf = malloc(size);
+    *buf = builder_buf_alloc(size);
     if (!*buf) {
         rc = builder_fail(err, errlen, -ENOMEM, "kernel %s: out of memory", path);
         goto out;
@@ -137,7 +160,7 @@ static int read_kernel(const char *path, uint8_t **buf, size_t *len, char *err,
     rc = read_all(fd, *buf, size);
     if (rc) {
         builder_fail(err, errlen, rc, "kernel %s: read: %s", path, strerror(-rc));
-        free(*buf);
+        builder_buf_free(*buf, size);
         *buf = NULL;
         goto out;
     }
@@ -163,8 +186,8 @@ static int load_kernel(struct gmem *m, const char *path, uint64_t *entry, uint64
     rc = builder_load_elf(m, elf, elf_len, entry, end, err, errlen);
 out:
     if (owned)
-        free(elf);
-    free(file);
+        builder_buf_free(elf, elf_len);
+    builder_buf_free(file, len);
     return rc;
 }
 
@@ -206,6 +229,7 @@ static int load_ramdisk(struct gmem *m, const char *path, uint64_t kernel_end,
                           (unsigned long long)top);
         goto out;
     }
+    gmem_prefault(m, *gpa, *size);
     rc = read_all(fd, dst, *size);
     if (rc)
         builder_fail(err, errlen, rc, "ramdisk %s: read: %s", path, strerror(-rc));

@@ -52,6 +52,14 @@ void gmem_destroy(struct gmem *m)
     m->fd = -1;
 }
 
+void gmem_prefault(const struct gmem *m, uint64_t gpa, uint64_t len)
+{
+    uint64_t start = gpa & ~(uint64_t)(DOMUS_PAGE_SIZE - 1);
+    uint8_t *p = len ? gmem_ptr(m, start, len + (gpa - start)) : NULL;
+    if (p)
+        madvise(p, len + (gpa - start), MADV_POPULATE_WRITE);
+}
+
 /* Is [gpa, gpa+len) inside [base, base+size)?  len > 0, no overflow. */
 static int in_region(uint64_t gpa, uint64_t len, uint64_t base, uint64_t size)
 {
@@ -78,7 +86,8 @@ void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len)
     for (unsigned i = 0; i < GMEM_EXTRA_PAGES; i++) {
         uint64_t base = __atomic_load_n(&m->extra[i].gpa, __ATOMIC_ACQUIRE);
         if (base && in_region(gpa, len, base, DOMUS_PAGE_SIZE))
-            return m->host + m->ram_size + SPECIAL_SIZE + i * DOMUS_PAGE_SIZE + (gpa - base);
+            return m->host + m->ram_size + SPECIAL_SIZE + i * DOMUS_PAGE_SIZE +
+                   (gpa - base);
     }
     return NULL;
 }

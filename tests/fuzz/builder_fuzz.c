@@ -35,6 +35,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (builder_kernel_to_elf(data, size, &elf, &elf_len, &owned, err, sizeof(err)) == 0)
         builder_load_elf(&m, elf, elf_len, &entry, &end, err, sizeof(err));
     if (owned)
-        free(elf);
+        builder_buf_free(elf, elf_len);
     return 0;
 }

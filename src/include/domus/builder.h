@@ -53,13 +53,15 @@ struct build_result {
  * "ramdisk PATH (N bytes) does not fit in guest memory ..." (-ENOMEM).
  * bzImage payloads may be gzip, xz, zstd or lz4 (legacy frame, as Debian's
  * kernels use); bzip2, lzma and lzo are rejected with a message. */
-int builder_build_pvh(struct gmem *m, const struct build_args *a, struct build_result *out,
-                      char *err, size_t errlen);
+int builder_build_pvh(struct gmem *m, const struct build_args *a,
+                      struct build_result *out, char *err, size_t errlen);
 
 /* Lower-level pieces, exposed for unit tests. */
 
 /* Decompresses/loads the kernel image in buf.  On success *elf points to an
- * ELF image (malloc'd when decompressed, *elf_owned = 1) and *elf_len its size. */
+ * ELF image (allocated when decompressed, *elf_owned = 1: free it with
+ * builder_buf_free(*elf, *elf_len)) and *elf_len its size. */
+void builder_buf_free(void *p, size_t len);
 int builder_kernel_to_elf(const uint8_t *buf, size_t len, uint8_t **elf, size_t *elf_len,
                           int *elf_owned, char *err, size_t errlen);
 

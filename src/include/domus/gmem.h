@@ -23,7 +23,7 @@
 
 /* Special page indexes (gpa = GMEM_SPECIAL_BASE + idx * 4096). */
 enum gmem_special {
-    GMEM_SPECIAL_CONSOLE = 0, /* struct xencons_interface */
+    GMEM_SPECIAL_CONSOLE = 0,  /* struct xencons_interface */
     GMEM_SPECIAL_XENSTORE = 1, /* struct xenstore_domain_interface */
 };
 
@@ -32,8 +32,8 @@ struct gmem_extra {
 };
 
 struct gmem {
-    int fd;          /* memfd: RAM, the special pages, then the extra pages */
-    uint8_t *host;   /* mapping of the whole memfd */
+    int fd;        /* memfd: RAM, the special pages, then the extra pages */
+    uint8_t *host; /* mapping of the whole memfd */
     uint64_t ram_size;
     uint64_t low_end;   /* gpa where low RAM ends */
     uint64_t high_size; /* bytes of RAM at GMEM_HIGH_BASE */
@@ -60,6 +60,11 @@ int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len);
 /* Places extra page idx at guest-physical gpa (page-aligned, outside RAM
  * and the special pages); returns its host address, or NULL. */
 void *gmem_place_extra(struct gmem *m, unsigned idx, uint64_t gpa);
+
+/* Allocates the pages behind [gpa, gpa+len) now, in one call rather than a
+ * fault each (the builder filling guest memory).  Best effort: nothing
+ * happens where the host cannot (before Linux 5.14) or gpa is not RAM. */
+void gmem_prefault(const struct gmem *m, uint64_t gpa, uint64_t len);
 
 /* Offset in the memfd of a gpa that gmem_ptr accepts, or -1. */
 int64_t gmem_fd_offset(const struct gmem *m, uint64_t gpa);
