@@ -277,9 +277,10 @@ static const struct hv_ops kvm_ops = {
 
 static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *host)
 {
-    struct kvm_userspace_memory_region r = {
-        .slot = slot, .guest_phys_addr = gpa, .memory_size = size,
-        .userspace_addr = (uint64_t)(uintptr_t)host};
+    struct kvm_userspace_memory_region r = {.slot = slot,
+                                            .guest_phys_addr = gpa,
+                                            .memory_size = size,
+                                            .userspace_addr = (uint64_t)(uintptr_t)host};
     return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
 
@@ -298,8 +299,8 @@ static int map_memory(struct domain *d)
 
 static int xen_config(struct domain *d, int caps, char *err, size_t errlen)
 {
-    struct kvm_xen_hvm_config cfg = {
-        .flags = KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL, .msr = XEN_HYPERCALL_MSR};
+    struct kvm_xen_hvm_config cfg = {.flags = KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL,
+                                     .msr = XEN_HYPERCALL_MSR};
     int need = KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL | KVM_XEN_HVM_CONFIG_SHARED_INFO |
                KVM_XEN_HVM_CONFIG_EVTCHN_SEND;
     if ((caps & need) != need) {
@@ -345,7 +346,8 @@ static int vcpu_create(struct domain *d, struct vcpu *v, const struct kvm_cpuid2
 {
     struct kvm_priv *p = priv(d);
     int rc = 0;
-    struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (sup->nent + 8) * sizeof(c->entries[0]));
+    struct kvm_cpuid2 *c =
+        calloc(1, sizeof(*c) + (sup->nent + 8) * sizeof(c->entries[0]));
     if (!c)
         return -ENOMEM;
     v->fd = ioctl(p->vm_fd, KVM_CREATE_VCPU, v->id);
@@ -364,7 +366,8 @@ static int vcpu_create(struct domain *d, struct vcpu *v, const struct kvm_cpuid2
     cpuid_build(sup, c, v->id, d->nr_vcpus, d->domid, cpuid_host_xcr0_limit());
     struct kvm_xen_vcpu_attr id = {.type = KVM_XEN_VCPU_ATTR_TYPE_VCPU_ID};
     id.u.vcpu_id = v->id;
-    if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0 || ioctl(v->fd, KVM_XEN_VCPU_SET_ATTR, &id) < 0)
+    if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0 ||
+        ioctl(v->fd, KVM_XEN_VCPU_SET_ATTR, &id) < 0)
         rc = -errno;
 out:
     free(c);
@@ -439,14 +442,21 @@ int kvm_boot_vcpu_setup(struct domain *d, uint64_t entry, uint64_t start_info)
     struct kvm_sregs s;
     if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
         return -errno;
-    struct kvm_segment code = {.base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 0xb,
-                               .present = 1, .db = 1, .s = 1, .g = 1};
+    struct kvm_segment code = {.base = 0,
+                               .limit = 0xffffffff,
+                               .selector = 0x10,
+                               .type = 0xb,
+                               .present = 1,
+                               .db = 1,
+                               .s = 1,
+                               .g = 1};
     struct kvm_segment data = code;
     data.selector = 0x18;
     data.type = 0x3;
     s.cs = code;
     s.ds = s.es = s.fs = s.gs = s.ss = data;
-    s.tr = (struct kvm_segment){.selector = 0x20, .limit = 0x67, .type = 0xb, .present = 1};
+    s.tr =
+        (struct kvm_segment){.selector = 0x20, .limit = 0x67, .type = 0xb, .present = 1};
     s.cr0 = 0x11; /* PE | ET */
     s.cr4 = 0;
     s.efer = 0;
@@ -476,7 +486,8 @@ static void handle_acpi_write(struct domain *d, uint16_t port, uint8_t val)
         ((val >> 2) & 7) == ACPI_S5_SLP_TYP) {
         dinfo("dom%u: ACPI power off", d->domid);
         domain_shutdown(d, SHUTDOWN_poweroff);
-    } else if ((port == ACPI_RESET_PORT && (val & 0x04)) || (port == 0x64 && val == 0xfe)) {
+    } else if ((port == ACPI_RESET_PORT && (val & 0x04)) ||
+               (port == 0x64 && val == 0xfe)) {
         dinfo("dom%u: reset requested (port %#x)", d->domid, port);
         domain_shutdown(d, SHUTDOWN_reboot);
     }
@@ -495,8 +506,54 @@ static void handle_io(struct vcpu *v, struct kvm_run *run)
     }
 }
 
+/* Counts one exit in v's stats: hypercalls by number, port I/O by port. */
+static void count_exit(struct vcpu_stats *st, const struct kvm_run *run)
+{
+    st->runs++;
+    if (run->exit_reason == KVM_EXIT_XEN && run->xen.type == KVM_EXIT_XEN_HCALL)
+        st->hcall[run->xen.u.hcall.input < VCPU_STATS_HCALLS ? run->xen.u.hcall.input
+                                                             : VCPU_STATS_HCALLS - 1]++;
+    else if (run->exit_reason == KVM_EXIT_MMIO)
+        st->mmio++;
+    else if (run->exit_reason == KVM_EXIT_INTR)
+        st->intr++;
+    else if (run->exit_reason != KVM_EXIT_IO)
+        st->other++;
+    if (run->exit_reason != KVM_EXIT_IO)
+        return;
+    st->io++;
+    for (unsigned i = 0; i < VCPU_STATS_PORTS; i++)
+        if (st->port[i] == run->io.port || !st->port_n[i]) {
+            st->port[i] = run->io.port;
+            st->port_n[i]++;
+            return;
+        }
+}
+
+/* One line: the exits of a vCPU's life, the busiest kinds first. */
+static void log_exits(const struct vcpu *v)
+{
+    const struct vcpu_stats *st = &v->stats;
+    char line[512];
+    size_t n = 0;
+    for (unsigned i = 0; i < VCPU_STATS_HCALLS && n < sizeof(line); i++)
+        if (st->hcall[i])
+            n += (size_t)snprintf(line + n, sizeof(line) - n, " hc%u:%llu", i,
+                                  (unsigned long long)st->hcall[i]);
+    for (unsigned i = 0; i < VCPU_STATS_PORTS && n < sizeof(line); i++)
+        if (st->port_n[i])
+            n += (size_t)snprintf(line + n, sizeof(line) - n, " io%#x:%llu", st->port[i],
+                                  (unsigned long long)st->port_n[i]);
+    dlog_debug("dom%u vcpu%u: %llu exits (io %llu, mmio %llu, intr %llu, other %llu):%s",
+               v->d->domid, v->id, (unsigned long long)st->runs,
+               (unsigned long long)st->io, (unsigned long long)st->mmio,
+               (unsigned long long)st->intr, (unsigned long long)st->other,
+               n ? line : "");
+}
+
 static void handle_exit(struct vcpu *v, struct kvm_run *run)
 {
+    count_exit(&v->stats, run);
     switch (run->exit_reason) {
     case KVM_EXIT_XEN:
         if (run->xen.type == KVM_EXIT_XEN_HCALL) {
@@ -562,6 +619,7 @@ static void *vcpu_thread(void *arg)
         handle_exit(v, run);
     }
     vcpu_run_pending_call(v);
+    log_exits(v);
     return NULL;
 }
 

@@ -44,7 +44,7 @@ struct evtchn {
     domid_t remote_dom;   /* UNBOUND: who may bind; INTERDOMAIN: the peer */
     uint32_t remote_port; /* INTERDOMAIN */
     uint32_t virq;        /* VIRQ */
-    int backend_fd;       /* eventfd signalled when the guest sends (Dom0 back end), or -1 */
+    int backend_fd; /* eventfd signalled when the guest sends (Dom0 back end), or -1 */
 };
 
 /* Side effects of hypercalls on the outside world.  The KVM implementation
@@ -70,11 +70,20 @@ struct hv_ops {
     int (*translate)(struct vcpu *v, uint64_t gva, uint64_t *gpa);
 };
 
+/* What made a vCPU leave KVM_RUN for us: counted by its own thread only. */
+#define VCPU_STATS_HCALLS 48
+#define VCPU_STATS_PORTS 6
+struct vcpu_stats {
+    uint64_t runs, hcall[VCPU_STATS_HCALLS], io, mmio, intr, other;
+    uint16_t port[VCPU_STATS_PORTS];
+    uint64_t port_n[VCPU_STATS_PORTS];
+};
+
 struct vcpu {
     struct domain *d;
     uint32_t id;
-    int fd;               /* KVM vCPU fd, -1 in unit tests */
-    void *run;            /* struct kvm_run mapping */
+    int fd;    /* KVM vCPU fd, -1 in unit tests */
+    void *run; /* struct kvm_run mapping */
     size_t run_size;
     pthread_t thread;
     uint64_t vcpu_info_gpa; /* 0 until registered */
@@ -92,6 +101,7 @@ struct vcpu {
     int call_rc;
     bool call_done;
     bool thread_started;
+    struct vcpu_stats stats; /* this vCPU's exits, logged when it stops */
 };
 
 struct domain {
@@ -104,7 +114,7 @@ struct domain {
     unsigned nr_vcpus;
     struct vcpu vcpus[HV_MAX_VCPUS];
 
-    pthread_mutex_t lock; /* event channels, grant table, params */
+    pthread_mutex_t lock;     /* event channels, grant table, params */
     uint64_t shared_info_gpa; /* 0 until mapped */
     struct evtchn ports[HV_NR_PORTS];
     uint64_t hvm_params[HVM_NR_PARAMS];
@@ -114,7 +124,10 @@ struct domain {
     unsigned gnt_version;
 
     /* The memory map the builder gave the guest (for XENMEM_memory_map). */
-    struct { uint64_t addr, size; uint32_t type; } memmap[16];
+    struct {
+        uint64_t addr, size;
+        uint32_t type;
+    } memmap[16];
     unsigned memmap_n;
 
     /* Guest console output sink for CONSOLEIO_write (may be NULL). */
