@@ -20,8 +20,8 @@ struct console_be {
     struct domain *d;
     struct xencons_interface *ring;
     uint32_t port;
-    int kick_fd;  /* guest -> back end (KVM signals it on EVTCHNOP_send) */
-    int stop_fd;  /* eventfd: stop the thread */
+    int kick_fd; /* guest -> back end (KVM signals it on EVTCHNOP_send) */
+    int stop_fd; /* eventfd: stop the thread */
     int log_fd;
     int listen_fd;
     int epoll_fd;
@@ -40,7 +40,8 @@ static void emit(struct console_be *c, const char *buf, size_t len)
     for (int i = 0; i < MAX_CLIENTS; i++) {
         if (c->clients[i] < 0)
             continue;
-        if (send(c->clients[i], buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN) {
+        if (send(c->clients[i], buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
+            errno != EAGAIN) {
             close(c->clients[i]);
             c->clients[i] = -1;
         }
@@ -188,7 +189,8 @@ static int console_open(struct console_be *c, const char *log_path, const char *
         }
     }
     if (sock_path) {
-        c->listen_fd = unix_listen(sock_path, SOCK_NONBLOCK, "console socket", err, errlen);
+        c->listen_fd =
+            unix_listen(sock_path, SOCK_NONBLOCK, "console socket", err, errlen);
         if (c->listen_fd < 0)
             return c->listen_fd;
         snprintf(c->sock_path, sizeof(c->sock_path), "%s", sock_path);

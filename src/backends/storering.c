@@ -24,7 +24,8 @@ struct store_ring {
 static void *notify_thread(void *arg)
 {
     struct store_ring *r = arg;
-    struct pollfd p[2] = {{.fd = r->notify_fd, .events = POLLIN}, {.fd = r->stop_fd, .events = POLLIN}};
+    struct pollfd p[2] = {{.fd = r->notify_fd, .events = POLLIN},
+                          {.fd = r->stop_fd, .events = POLLIN}};
     for (;;) {
         if (poll(p, 2, -1) < 0 && errno != EINTR)
             return NULL;
@@ -77,8 +78,8 @@ out:
     return rc;
 }
 
-void store_ring_info(const struct store_ring *r, int *mem_fd, uint64_t *offset, uint64_t *gfn,
-                     uint32_t *port, int *kick_fd, int *notify_fd)
+void store_ring_info(const struct store_ring *r, int *mem_fd, uint64_t *offset,
+                     uint64_t *gfn, uint32_t *port, int *kick_fd, int *notify_fd)
 {
     *mem_fd = r->d->mem.fd;
     *offset = (uint64_t)gmem_fd_offset(&r->d->mem, r->gpa);
