@@ -6,7 +6,7 @@ CLANG   ?= clang
 OPT     ?= -O2
 CPPFLAGS := -Isrc/include -D_GNU_SOURCE -D__XEN_INTERFACE_VERSION__=0x00040e00
 CFLAGS  := -std=gnu11 -Wall -Wextra -Werror $(OPT) -g -MMD -MP -pthread
-LDLIBS  := -ljson-c -lz -llzma -lzstd -llz4 -luring -pthread
+LDLIBS  := -ljson-c -lz -llzma -lzstd -llz4 -luring -lseccomp -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # Every .c under src/ except *_main.c goes into the library.
@@ -64,8 +64,8 @@ $(BUILD)/fuzz/xenstore_fuzz: $(XS_FUZZ_SRC) $(wildcard src/xenstore/*.h) src/inc
 	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(XS_FUZZ_SRC)
 # ... and for blkback's and netback's request paths -> build/fuzz/backend_fuzz
 BE_FUZZ_SRC := tests/fuzz/backend_fuzz.c src/backends/blkback.c src/backends/netback.c \
-               src/backends/xenbus_be.c src/toolstack/ts_xs.c src/toolstack/ts_proto.c \
-               $(filter-out %_main.c,$(wildcard src/hv/*.c))
+               src/backends/xenbus_be.c src/backends/sandbox.c src/toolstack/ts_xs.c \
+               src/toolstack/ts_proto.c $(filter-out %_main.c,$(wildcard src/hv/*.c))
 $(BUILD)/fuzz/backend_fuzz: $(BE_FUZZ_SRC) $(wildcard src/include/domus/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(BE_FUZZ_SRC) $(LDLIBS)
