@@ -1,5 +1,6 @@
 /* Block back end: the Domain 0 end of xen-blkfront (contract: blkback.h). */
 #include "domus/blkback.h"
+#include "domus/sandbox.h"
 #include "domus/util.h"
 #include "domus/xenbus_be.h"
 #include "domus/xsclient.h"
@@ -290,6 +291,7 @@ struct blkback_aio {
     unsigned *free_list;
     struct blk_slot *slots;
     uint64_t resubmits; /* short transfers continued */
+    bool submit_failed; /* io_uring_enter failed (said once in the log) */
 };
 
 int blkback_aio_init(struct blkback_io *io, unsigned depth)
@@ -482,6 +484,17 @@ static int take(const struct blkback_io *io, blkif_back_ring_t *ring, RING_IDX r
     return taken;
 }
 
+/* Hands the queued SQEs to the kernel. */
+static void submit(struct blkback_aio *a)
+{
+    int rc = io_uring_submit(&a->ring);
+    bool failed = rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY; /* for good */
+
+    if (failed && !a->submit_failed)
+        dwarn("blkback: submitting I/O: %s", strerror(-rc));
+    a->submit_failed = a->submit_failed || failed;
+}
+
 static int do_ring_aio(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify)
 {
     struct blkback_aio *a = io->aio;
@@ -495,7 +508,7 @@ static int do_ring_aio(const struct blkback_io *io, blkif_back_ring_t *ring, boo
         if (XBE_REQ_PROD_BAD(ring, rp))
             return -EPROTO;
         taken += take(io, ring, rp);
-        io_uring_submit(&a->ring);
+        submit(a);
         reap(io, ring); /* those done at once (cached reads) */
         RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(ring, n);
         *notify = *notify || n;
@@ -737,6 +750,7 @@ static const struct xbe_ops blk_ops = {
     .disconnect = blk_disconnect,
     .serve = blk_serve,
     .poll_fd = blk_poll_fd,
+    .sandbox = SANDBOX_DISK,
 };
 
 static int open_image(struct blkback *b, const char *path, char *err, size_t errlen)

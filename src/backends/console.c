@@ -1,5 +1,6 @@
 /* PV console back end: the Domain 0 end of the guest's hvc0. */
 #include "domus/console.h"
+#include "domus/sandbox.h"
 #include "domus/util.h"
 
 #include <errno.h>
@@ -29,6 +30,7 @@ struct console_be {
     char sock_path[108];
     pthread_t thread;
     bool thread_started;
+    bool notify_failed;       /* said once in the log */
     pthread_mutex_t out_lock; /* serialises output from ring and hypercall */
 };
 
@@ -58,9 +60,19 @@ static void hcall_write(struct domain *d, const char *buf, size_t len)
         emit(hcall_console, buf, len);
 }
 
+/* Raises the console's port for the guest. */
+static void notify(struct console_be *c)
+{
+    int rc = evtchn_notify_guest(c->d, c->port);
+
+    if (rc < 0 && !c->notify_failed)
+        dwarn("dom%u console: raising port %u: %s", c->d->domid, c->port, strerror(-rc));
+    c->notify_failed = c->notify_failed || rc < 0;
+}
+
 /* Consumes guest output from the ring.  Indexes are guest-controlled: a
  * producer more than a ring ahead is treated as corrupt and skipped. */
-static void drain_output(struct console_be *c, bool notify)
+static void drain_output(struct console_be *c, bool kick)
 {
     struct xencons_interface *r = c->ring;
     char buf[sizeof(r->out)];
@@ -77,8 +89,8 @@ static void drain_output(struct console_be *c, bool notify)
         buf[i] = r->out[MASK_XENCONS_IDX(cons + i, r->out)];
     __atomic_store_n(&r->out_cons, prod, __ATOMIC_RELEASE);
     emit(c, buf, n);
-    if (notify)
-        evtchn_notify_guest(c->d, c->port);
+    if (kick)
+        notify(c);
 }
 
 /* Copies client input into the guest's input ring as space allows. */
@@ -91,27 +103,32 @@ static void feed_input(struct console_be *c, const char *buf, size_t len)
     while (i < len && (XENCONS_RING_IDX)(prod - cons) < sizeof(r->in))
         r->in[MASK_XENCONS_IDX(prod++, r->in)] = buf[i++];
     __atomic_store_n(&r->in_prod, prod, __ATOMIC_RELEASE);
-    evtchn_notify_guest(c->d, c->port);
+    notify(c);
 }
 
-static void epoll_add(struct console_be *c, int fd)
+static int epoll_add(struct console_be *c, int fd)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-    epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+    return epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
 static void accept_client(struct console_be *c)
 {
-    int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0)
+    int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), i, rc;
+
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != ECONNABORTED)
+            dwarn("dom%u console: accept: %s", c->d->domid, strerror(errno));
         return;
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        if (c->clients[i] < 0) {
-            c->clients[i] = fd;
-            epoll_add(c, fd);
-            return;
-        }
     }
+    for (i = 0; i < MAX_CLIENTS && c->clients[i] >= 0; i++)
+        ;
+    rc = i < MAX_CLIENTS ? epoll_add(c, fd) : -EUSERS;
+    if (!rc) {
+        c->clients[i] = fd;
+        return;
+    }
+    dwarn("dom%u console: client refused: %s", c->d->domid, strerror(-rc));
     close(fd);
 }
 
@@ -137,9 +154,17 @@ static void client_input(struct console_be *c, int fd)
 static void *console_thread(void *arg)
 {
     struct console_be *c = arg;
+    char who[32];
+
+    snprintf(who, sizeof(who), "dom%u console", c->d->domid);
+    sandbox_thread(who, SANDBOX_EVTCHN | SANDBOX_CLIENTS);
     for (;;) {
         struct epoll_event evs[8];
         int n = epoll_wait(c->epoll_fd, evs, 8, 100);
+        if (n < 0 && errno != EINTR) {
+            dwarn("%s: epoll_wait: %s; the console thread ends", who, strerror(errno));
+            return NULL;
+        }
         drain_output(c, true); /* also on timeout: a guest may not kick */
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;

@@ -1,5 +1,6 @@
 /* Network back end: the Domain 0 end of xen-netfront (contract: netback.h). */
 #include "domus/netback.h"
+#include "domus/sandbox.h"
 #include "domus/util.h"
 #include "domus/xenbus_be.h"
 
@@ -517,6 +518,7 @@ static const struct xbe_ops nb_ops = {
     .disconnect = nb_disconnect,
     .serve = nb_serve,
     .poll_fd = nb_poll_fd,
+    .sandbox = SANDBOX_TAP,
 };
 
 /* ---- the tap and the bridge ---- */

@@ -1,5 +1,6 @@
 /* Hypervisor side of the xenstore ring (contract: storering.h). */
 #include "domus/storering.h"
+#include "domus/sandbox.h"
 #include "domus/util.h"
 
 #include <errno.h>
@@ -26,14 +27,25 @@ static void *notify_thread(void *arg)
     struct store_ring *r = arg;
     struct pollfd p[2] = {{.fd = r->notify_fd, .events = POLLIN},
                           {.fd = r->stop_fd, .events = POLLIN}};
+    bool failed = false; /* raising the port: said once */
+    char who[40];
+
+    snprintf(who, sizeof(who), "dom%u xenstore ring", r->d->domid);
+    sandbox_thread(who, SANDBOX_EVTCHN);
     for (;;) {
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
+        if (poll(p, 2, -1) < 0 && errno != EINTR) {
+            dwarn("%s: poll: %s; the notify thread ends", who, strerror(errno));
             return NULL;
+        }
         if (p[1].revents)
             return NULL;
         uint64_t v;
+        int rc = 0;
         if (p[0].revents && read(r->notify_fd, &v, sizeof(v)) == sizeof(v))
-            evtchn_notify_guest(r->d, r->port);
+            rc = evtchn_notify_guest(r->d, r->port);
+        if (rc < 0 && !failed)
+            dwarn("%s: raising port %u: %s", who, r->port, strerror(-rc));
+        failed = failed || rc < 0;
     }
 }
 

@@ -1,5 +1,6 @@
 /* The back-end half of a xenbus device (contract: xenbus_be.h). */
 #include "domus/xenbus_be.h"
+#include "domus/sandbox.h"
 #include "domus/util.h"
 
 #include <errno.h>
@@ -74,18 +75,28 @@ void xbe_fatal(struct xbe *x, const char *why)
 
 void xbe_notify(struct xbe *x)
 {
-    if (x->connected)
-        evtchn_notify_guest(x->d, x->port);
+    int rc = x->connected ? evtchn_notify_guest(x->d, x->port) : 0;
+
+    if (rc < 0 && !x->notify_failed)
+        dwarn("dom%u %s %u: raising port %u: %s", x->d->domid, x->kind, x->devid, x->port,
+              strerror(-rc));
+    x->notify_failed = x->notify_failed || rc < 0;
 }
 
 const char *xbe_bind_port(struct xbe *x, const char *rel)
 {
     uint64_t port;
+    int rc;
 
     if (xbe_read_uint(x, x->fpath, rel, UINT32_MAX, &port))
         return "front end gave no valid event-channel";
-    if (evtchn_bind_backend(x->d, (uint32_t)port, x->kick_fd) < 0)
+    if ((rc = evtchn_bind_backend(x->d, (uint32_t)port, x->kick_fd)) == -EINVAL)
         return "event-channel is not a port unbound for Domain 0";
+    if (rc < 0) {
+        dwarn("dom%u %s %u: binding port %" PRIu64 ": %s", x->d->domid, x->kind, x->devid,
+              port, strerror(-rc));
+        return "event-channel could not be bound";
+    }
     x->port = (uint32_t)port;
     return NULL;
 }
@@ -199,10 +210,27 @@ static bool drain_watch(struct xbe *x)
     struct xsd_sockmsg hdr;
     char body[XENSTORE_PAYLOAD_MAX];
 
-    if (recv(x->xw.fd, &hdr, sizeof(hdr), MSG_WAITALL) != sizeof(hdr) ||
-        hdr.len > XENSTORE_PAYLOAD_MAX)
-        return false;
-    return !hdr.len || recv(x->xw.fd, body, hdr.len, MSG_WAITALL) == (ssize_t)hdr.len;
+    errno = 0;
+    bool ok =
+        recv(x->xw.fd, &hdr, sizeof(hdr), MSG_WAITALL) == sizeof(hdr) &&
+        hdr.len <= XENSTORE_PAYLOAD_MAX &&
+        (!hdr.len || recv(x->xw.fd, body, hdr.len, MSG_WAITALL) == (ssize_t)hdr.len);
+
+    if (!ok)
+        dwarn("dom%u %s %u: xenstore watch lost: %s", x->d->domid, x->kind, x->devid,
+              errno ? strerror(errno) : "closed or malformed");
+    return ok;
+}
+
+/* From here on: xenstore on the sockets xs_setup opened, the device's
+ * ports, and what the back end's ops need. */
+static void sandbox(struct xbe *x)
+{
+    char who[64];
+
+    snprintf(who, sizeof(who), "dom%u %s %u", x->d->domid, x->kind, x->devid);
+    sandbox_thread(who,
+                   SANDBOX_XENSTORE | SANDBOX_EVTCHN | SANDBOX_BIND | x->ops->sandbox);
 }
 
 static void *xbe_thread(void *arg)
@@ -211,6 +239,7 @@ static void *xbe_thread(void *arg)
     int rc = xs_setup(x);
 
     x->xs_ok = !rc;
+    sandbox(x);
     if (rc)
         dwarn("%s %u: xenstore %s: %s; the device stays unplugged", x->kind, x->devid,
               x->xs_path, strerror(-rc));
@@ -225,8 +254,11 @@ static void *xbe_thread(void *arg)
         if (x->connected && x->ops->poll_fd)
             p[3].events = x->ops->poll_fd(x, &p[3].fd);
         int n = poll(p, 4, x->connected ? 1000 : -1);
-        if (n < 0 && errno != EINTR)
+        if (n < 0 && errno != EINTR) {
+            dwarn("dom%u %s %u: poll: %s; the back end stops", x->d->domid, x->kind,
+                  x->devid, strerror(errno));
             break;
+        }
         x->timeouts += n == 0;
         x->kicks += (p[1].revents & POLLIN) != 0;
         if (p[0].revents)

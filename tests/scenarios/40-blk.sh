@@ -44,6 +44,8 @@ ring_is() {
 }
 boot blkw write 1 xen_blkfront.max_ring_page_order=4
 check "blk write: both disks on 16-page rings, io_uring I/O" ring_is blkw 16
+check "blk write: console, xenstore ring and both disks in seccomp sandboxes, nothing refused" \
+    sandboxed blkw 4
 got="$(head -c 4194304 "$IMG" | md5sum | cut -d' ' -f1)"
 check "blk: Domain 0 finds the guest's pattern in the image" [ "$got" = "$want" ]
 got="$(dd if="$IMG" bs=1048576 skip=8 count=1 2>/dev/null | md5sum | cut -d' ' -f1)"

@@ -57,6 +57,7 @@ check "hotplug: network-list shows vif 0 connected with $MAC ($row)" sh -c \
     "echo '$row' | awk '{ exit !(\$3 == \"$MAC\" && \$5 == 4 && \$6 > 0 && \$8 == \"/local/domain/0/backend/vif/$domid/0\") }'"
 check "hotplug: tap vif$domid.0 is on xenbr0" [ -e "/sys/class/net/xenbr0/brif/vif$domid.0" ]
 check "hotplug: the state file keeps the vif" grep -q "$MAC" "$state_file"
+check "hotplug: the attached disk and vif in seccomp sandboxes, nothing refused" sandboxed hp 4
 
 # -- what is refused
 refused "a missing image" "missing.img: No such file" domus block-attach hp "$DOMUS_TMP/missing.img,raw,xvdc"

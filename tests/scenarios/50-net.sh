@@ -63,6 +63,10 @@ check "net: guest A powered off" wait_gone neta 60
 check "net: guest B powered off" wait_gone netb 60
 relay neta || fail "net: guest A lines (console: $(tail -n 5 "$(console_log neta)" | tr -d '\r' | tr '\n' '|'))"
 relay netb || fail "net: guest B lines (console: $(tail -n 5 "$(console_log netb)" | tr -d '\r' | tr '\n' '|'))"
+check "net: guest A's console, xenstore ring and vif in seccomp sandboxes, nothing refused" \
+    sandboxed neta 3
+check "net: guest B's console, xenstore ring and vif in seccomp sandboxes, nothing refused" \
+    sandboxed netb 3
 check "net: the vifs left the bridge" [ -z "$(ls /sys/class/net/xenbr0/brif)" ]
 check "net: no vif backend nodes left in xenstore" sh -c \
     "! XENSTORED_PATH='$XS' xenstore-ls /local/domain/0/backend/vif 2>/dev/null | grep -q ."

@@ -128,6 +128,15 @@ run_leftovers() {
         grep -v '^xenstored\(\.pid\)\?$'
 }
 
+# sandboxed NAME N: NAME's domus-vm log says N or more back-end threads
+# sandboxed themselves (sandbox.h), none failed to, and no call was refused
+# ("Operation not permitted": the filter's EPERM).
+sandboxed() {
+    _l="$DOMUS_LOG_DIR/domus-vm-$1.log"
+    [ "$(grep -c ': sandboxed (seccomp' "$_l")" -ge "$2" ] &&
+        ! grep -q 'not sandboxed\|Operation not permitted' "$_l"
+}
+
 # sanitizer_reports: FAIL for each daemon log with an ASan/UBSan report (the
 # daemons' stderr goes to $DOMUS_LOG_DIR, which the runner does not see).
 sanitizer_reports() {

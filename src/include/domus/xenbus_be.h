@@ -21,7 +21,12 @@
  * is the one the front end allocated for Domain 0; guest sends on it signal
  * kick_fd, and the thread then calls ops->serve (also once a second while
  * connected, in case an event was lost, and whenever ops->poll_fd is
- * readable). */
+ * readable).
+ *
+ * The thread connects to xenstored, then sandboxes itself (sandbox.h):
+ * xenstore, raising and binding ports, and ops->sandbox; everything else
+ * the back end needs (image, tap, io_uring ring) is opened before
+ * xbe_start. */
 #ifndef DOMUS_XENBUS_BE_H
 #define DOMUS_XENBUS_BE_H
 
@@ -59,6 +64,9 @@ struct xbe_ops {
     void (*serve)(struct xbe *x);
     /* An extra fd for the thread to poll and its events (0: none), or NULL. */
     short (*poll_fd)(struct xbe *x, int *fd);
+    /* What the ops do in the thread beyond xenstore and event channels:
+     * SANDBOX_* (sandbox.h), e.g. SANDBOX_DISK. */
+    unsigned sandbox;
 };
 
 struct xbe {
@@ -80,6 +88,7 @@ struct xbe {
     bool unplug; /* the toolstack asked the device to close (detach) */
     uint32_t port;
     uint64_t kicks, timeouts; /* events from the guest; 1 s waits that ended with none */
+    bool notify_failed;       /* raising the port failed (said once in the log) */
 };
 
 /* Fills x for device kind/devid of d (paths, eventfds; no thread yet).
