@@ -294,6 +294,11 @@ struct blkback_aio {
     bool submit_failed; /* io_uring_enter failed (said once in the log) */
 };
 
+/* All the ring may do (queue()): the thread's seccomp filter does not see
+ * it. */
+static const unsigned char ring_ops[] = {IORING_OP_READV, IORING_OP_WRITEV,
+                                         IORING_OP_FSYNC};
+
 int blkback_aio_init(struct blkback_io *io, unsigned depth)
 {
     struct blkback_aio *a = calloc(1, sizeof(*a));
@@ -310,14 +315,13 @@ int blkback_aio_init(struct blkback_io *io, unsigned depth)
         rc = -ENOMEM;
         goto fail;
     }
-    if ((rc = io_uring_queue_init_params(depth < 128 ? depth : 128, &a->ring, &p)) < 0)
-        goto fail;
-    a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (a->efd < 0 || (rc = io_uring_register_eventfd(&a->ring, a->efd)) < 0) {
-        rc = a->efd < 0 ? -errno : rc;
-        io_uring_queue_exit(&a->ring);
+    if ((a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        rc = -errno;
         goto fail;
     }
+    if ((rc = sandbox_uring(depth < 128 ? depth : 128, &a->ring, &p, ring_ops,
+                            sizeof(ring_ops), IOSQE_IO_DRAIN, a->efd)) < 0)
+        goto fail;
     for (unsigned i = 0; i < depth; i++)
         a->free_list[i] = depth - 1 - i;
     a->nfree = depth;

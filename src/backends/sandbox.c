@@ -6,12 +6,14 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <liburing.h>
 #include <seccomp.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -183,5 +185,39 @@ out:
         dwarn("%s: not sandboxed: seccomp: %s", who, strerror(-rc));
     else
         dinfo("%s: sandboxed (seccomp: %s)", who, what);
+    return rc;
+}
+
+/* Debian 12's liburing 2.3 declares io_uring_register_restrictions and
+ * io_uring_enable_rings but does not export them. */
+static int uring_register(struct io_uring *ring, unsigned op, void *arg, unsigned n)
+{
+    return syscall(SYS_io_uring_register, ring->ring_fd, op, arg, n) < 0 ? -errno : 0;
+}
+
+int sandbox_uring(unsigned entries, struct io_uring *ring, struct io_uring_params *p,
+                  const unsigned char *ops, unsigned nops, unsigned char sqe_flags,
+                  int efd)
+{
+    struct io_uring_restriction res[SANDBOX_URING_MAX_OPS + 1];
+    int rc;
+
+    if (nops > SANDBOX_URING_MAX_OPS)
+        return -EINVAL;
+    memset(res, 0, sizeof(res));
+    for (unsigned i = 0; i < nops; i++) {
+        res[i].opcode = IORING_RESTRICTION_SQE_OP;
+        res[i].sqe_op = ops[i];
+    }
+    res[nops].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+    res[nops].sqe_flags = sqe_flags;
+    p->flags |= IORING_SETUP_R_DISABLED;
+    if ((rc = io_uring_queue_init_params(entries, ring, p)) < 0)
+        return rc;
+    rc = efd >= 0 ? io_uring_register_eventfd(ring, efd) : 0;
+    rc = rc ? rc : uring_register(ring, IORING_REGISTER_RESTRICTIONS, res, nops + 1);
+    rc = rc ? rc : uring_register(ring, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    if (rc)
+        io_uring_queue_exit(ring);
     return rc;
 }

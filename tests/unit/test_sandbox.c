@@ -1,8 +1,9 @@
 /* sandbox_thread (sandbox.h): a thread restricts itself and no other; what
  * its needs name passes (an ioctl on an eventfd reaching the kernel says
  * ENOTTY), the rest fails with EPERM; the dangerous calls fail under every
- * need; DOMUS_NO_SANDBOX=1 leaves it free; a sanitizer report from a
- * sandboxed thread is still whole (run in a child: --use-after-free). */
+ * need; DOMUS_NO_SANDBOX=1 leaves it free; sandbox_uring's ring runs only
+ * the operations named; a sanitizer report from a sandboxed thread is still
+ * whole (run in a child: --use-after-free). */
 #include "domus/sandbox.h"
 #include "domus/util.h"
 
@@ -10,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <liburing.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -294,6 +296,57 @@ static void test_clients(void)
           j.err[0] == EAGAIN && !j.err[1] && !j.err[2] && !j.err[3]);
 }
 
+/* ---- a restricted io_uring ---- */
+
+/* One SQE's result: op at the file (or an opening of it), with flags. */
+static int uring_one(struct io_uring *r, int fd, unsigned char op, unsigned char flags)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+    struct io_uring_cqe *cqe;
+    static char buf[64];
+    struct iovec iov = {buf, sizeof(buf)};
+    int res;
+
+    if (op == IORING_OP_READV)
+        io_uring_prep_readv(sqe, fd, &iov, 1, 0);
+    else if (op == IORING_OP_OPENAT)
+        io_uring_prep_openat(sqe, AT_FDCWD, file, O_RDWR, 0);
+    else
+        io_uring_prep_nop(sqe);
+    io_uring_sqe_set_flags(sqe, flags);
+    if (io_uring_submit_and_wait(r, 1) < 0 || io_uring_peek_cqe(r, &cqe) < 0)
+        return -EIO;
+    res = cqe->res;
+    io_uring_cqe_seen(r, cqe);
+    if (op == IORING_OP_OPENAT && res >= 0)
+        close(res);
+    return res;
+}
+
+static void test_uring(void)
+{
+    static const unsigned char ops[] = {IORING_OP_READV};
+    struct io_uring_params p = {0};
+    struct io_uring r;
+    int fd = open(file, O_RDONLY), efd = eventfd(0, 0);
+
+    CHECK("io_uring: a ring restricted to readv and IOSQE_IO_DRAIN",
+          sandbox_uring(4, &r, &p, ops, 1, IOSQE_IO_DRAIN, efd) == 0);
+    CHECK("io_uring: readv passes, also drained",
+          uring_one(&r, fd, IORING_OP_READV, 0) == 64 &&
+              uring_one(&r, fd, IORING_OP_READV, IOSQE_IO_DRAIN) == 64);
+    CHECK("io_uring: openat and nop are refused (EACCES)",
+          uring_one(&r, fd, IORING_OP_OPENAT, 0) == -EACCES &&
+              uring_one(&r, fd, IORING_OP_NOP, 0) == -EACCES);
+    CHECK("io_uring: readv with IOSQE_ASYNC is refused",
+          uring_one(&r, fd, IORING_OP_READV, IOSQE_ASYNC) == -EACCES);
+    CHECK("io_uring: no more registrations",
+          io_uring_register_eventfd(&r, efd) == -EACCES);
+    io_uring_queue_exit(&r);
+    close(fd);
+    close(efd);
+}
+
 /* ---- only the thread ---- */
 
 static void unlink_file(struct job *j)
@@ -380,6 +433,7 @@ int main(int argc, char **argv)
     test_needs();
     test_disk();
     test_clients();
+    test_uring();
     test_only_the_thread();
     test_report(argv[0]);
     unlink(file);

@@ -102,8 +102,10 @@ int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *
     __CONST_RING_SIZE(blkif, (BLKBACK_MAX_RING_PAGES * DOMUS_PAGE_SIZE))
 
 /* Sets up io->aio with depth slots (requests in flight), its completions
- * signalling an eventfd.  0, or -errno (io_uring unavailable: io->aio
- * stays NULL). */
+ * signalling an eventfd, its ring restricted to readv, writev and fsync
+ * (sandbox_uring: the thread's seccomp filter does not see the ring's
+ * operations).  0, or -errno (io_uring unavailable, or too old for
+ * restrictions, Linux < 5.10: io->aio stays NULL). */
 int blkback_aio_init(struct blkback_io *io, unsigned depth);
 
 /* Frees io->aio (nothing may be in flight); NULL is fine. */

@@ -43,4 +43,20 @@
  * (the thread then runs unrestricted, with a warning in the log). */
 int sandbox_thread(const char *who, unsigned needs);
 
+/* io_uring's operations are not system calls: seccomp does not see them,
+ * and a thread allowed io_uring_enter could open, connect or send through
+ * its ring.  So a back end's ring is restricted as it is set up: it runs
+ * only the SQE opcodes ops[0..nops) (IORING_OP_*, at most
+ * SANDBOX_URING_MAX_OPS) with no SQE flags but sqe_flags (IOSQE_*), and
+ * takes no more registrations once efd (-1: none) is registered for its
+ * completions.  Like io_uring_queue_init_params (p->flags gets
+ * IORING_SETUP_R_DISABLED until the ring is ready).  0 or -errno, nothing
+ * left behind. */
+#define SANDBOX_URING_MAX_OPS 8
+struct io_uring;
+struct io_uring_params;
+int sandbox_uring(unsigned entries, struct io_uring *ring, struct io_uring_params *p,
+                  const unsigned char *ops, unsigned nops, unsigned char sqe_flags,
+                  int efd);
+
 #endif
