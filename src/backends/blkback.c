@@ -595,7 +595,8 @@ struct blkback {
     blkif_back_ring_t ring;
     void *ring_map; /* its pages (ring_pages), mapped contiguously */
     unsigned ring_pages;
-    char why[96]; /* blk_connect's refusal */
+    char why[96];    /* blk_connect's refusal */
+    bool persistent; /* the front end keeps its grants (feature-persistent) */
 };
 
 static int advertise(struct xbe *x)
@@ -616,6 +617,7 @@ static int advertise(struct xbe *x)
             : xbe_writef(x, "feature-max-indirect-segments", "%d",
                          BLKBACK_MAX_INDIRECT_SEGMENTS);
     rc = rc ? rc : xbe_writef(x, "max-ring-page-order", "%d", BLKBACK_MAX_RING_ORDER);
+    rc = rc ? rc : xbe_writef(x, "feature-persistent", "1");
     if (!rc && b->io.discard) {
         rc = xbe_writef(x, "discard-granularity", "%llu", DOMUS_PAGE_SIZE);
         rc = rc ? rc : xbe_writef(x, "discard-alignment", "0");
@@ -711,6 +713,7 @@ static const char *blk_connect(struct xbe *x)
         return "multiple queues are not offered";
     if (check_protocol(x))
         return "unsupported protocol (native x86_64-abi only)";
+    b->persistent = !xbe_read_uint(x, x->fpath, "feature-persistent", 1, &n) && n == 1;
     if ((why = map_rings(x)))
         return why;
     if ((why = xbe_bind_port(x, "event-channel"))) {
@@ -719,8 +722,9 @@ static const char *blk_connect(struct xbe *x)
         b->ring_map = NULL;
         return why;
     }
-    dinfo("dom%u vbd %u: ring of %u page(s), %u requests, %s I/O", x->d->domid, x->devid,
-          b->ring_pages, RING_SIZE(&b->ring), b->io.aio ? "io_uring" : "synchronous");
+    dinfo("dom%u vbd %u: ring of %u page(s), %u requests, %s I/O, persistent grants %s",
+          x->d->domid, x->devid, b->ring_pages, RING_SIZE(&b->ring),
+          b->io.aio ? "io_uring" : "synchronous", b->persistent ? "on" : "off");
     return NULL;
 }
 

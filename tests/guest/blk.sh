@@ -44,6 +44,9 @@ fi
 check "blk: xvdb is writable (ro=$(cat /sys/block/xvdb/ro 2>&1))" [ "$(cat /sys/block/xvdb/ro)" = 0 ]
 segs="$(cat /sys/block/xvdb/queue/max_segments 2>/dev/null)"
 check "blk: indirect descriptors in use (max_segments=$segs)" [ "${segs:-0}" -gt 11 ]
+feat="$(dmesg | grep 'blkfront: xvdb:' | tail -n 1)"
+check "blk: persistent grants in use ($feat)" \
+    sh -c 'dmesg | grep "blkfront: xvdb:" | tail -n 1 | grep -q "persistent grants: enabled"'
 pattern >/tmp/pat
 # Speeds from /proc/uptime (centiseconds) around the dd of 4 MiB.
 now() { cut -d' ' -f1 /proc/uptime; }

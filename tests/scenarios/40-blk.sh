@@ -44,6 +44,8 @@ ring_is() {
 }
 boot blkw write 1 xen_blkfront.max_ring_page_order=4
 check "blk write: both disks on 16-page rings, io_uring I/O" ring_is blkw 16
+check "blk write: both disks with persistent grants" \
+    [ "$(grep -c 'vbd \(51728\|51744\): .*persistent grants on' "$DOMUS_LOG_DIR/domus-vm-blkw.log")" -ge 2 ]
 check "blk write: console, xenstore ring and both disks in seccomp sandboxes, nothing refused" \
     sandboxed blkw 4
 got="$(head -c 4194304 "$IMG" | md5sum | cut -d' ' -f1)"

@@ -7,11 +7,12 @@
  * directory /local/domain/0/backend/vbd/<domid>/<devid>, writes sectors,
  * sector-size, info, feature-flush-cache, feature-barrier, feature-discard
  * (when discard-enable is not 0), feature-max-indirect-segments,
- * max-ring-page-order (BLKBACK_MAX_RING_ORDER) and goes InitWait; when the
+ * max-ring-page-order (BLKBACK_MAX_RING_ORDER), feature-persistent and goes
+ * InitWait; when the
  * front end (/local/domain/<domid>/device/vbd/<devid>) is Initialised or
  * Connected it reads ring-ref (or, with ring-page-order N, ring-ref0 ..
- * ring-ref(2^N - 1)), event-channel and protocol (native x86_64-abi only),
- * maps the ring pages contiguously, binds the event channel
+ * ring-ref(2^N - 1)), event-channel, protocol (native x86_64-abi only) and
+ * feature-persistent, maps the ring pages contiguously, binds the event channel
  * (evtchn_bind_backend) and goes Connected; an order beyond the maximum, a
  * ring page that is not a writable grant to Domain 0 or more than one
  * queue close the front end.  Front end Closing -> Closing; Closed ->
@@ -31,6 +32,11 @@
  * as blkif allows); a short transfer is continued, a failed one answered
  * BLKIF_RSP_ERROR.  Where io_uring is unavailable (old kernel, seccomp)
  * they are served one at a time with preadv/pwritev, as logged at start.
+ * Persistent grants: a front end that says feature-persistent keeps its
+ * grants for the connection's life and reuses them for its data; Domain 0
+ * reaches granted frames through its own mapping of guest memory, so
+ * keeping a grant "mapped" costs it nothing, and every use is still checked
+ * against the grant table as any other grant is.
  * Ring indexes are hostile: a producer more than a ring ahead disconnects
  * the front end (state Closing), never a crash. */
 #ifndef DOMUS_BLKBACK_H
