@@ -722,9 +722,10 @@ static const char *blk_connect(struct xbe *x)
         b->ring_map = NULL;
         return why;
     }
-    dinfo("dom%u vbd %u: ring of %u page(s), %u requests, %s I/O, persistent grants %s",
+    dinfo("dom%u vbd %u: ring of %u page(s), %u requests, %s%s I/O, persistent grants %s",
           x->d->domid, x->devid, b->ring_pages, RING_SIZE(&b->ring),
-          b->io.aio ? "io_uring" : "synchronous", b->persistent ? "on" : "off");
+          b->io.aio ? "io_uring" : "synchronous", b->io.direct ? " direct" : "",
+          b->persistent ? "on" : "off");
     return NULL;
 }
 
@@ -761,6 +762,22 @@ static const struct xbe_ops blk_ops = {
     .sandbox = SANDBOX_DISK,
 };
 
+/* A block device with 512-byte logical sectors: reopened O_DIRECT (its
+ * requests are all sector-aligned); anything else keeps the page cache. */
+static void try_direct(struct blkback *b, const char *path)
+{
+    int ssz = 0, fd;
+
+    if (ioctl(b->io.fd, BLKSSZGET, &ssz) < 0 || ssz != BLKBACK_SECTOR)
+        return;
+    fd = open(path, (b->io.readwrite ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_DIRECT);
+    if (fd < 0)
+        return;
+    close(b->io.fd);
+    b->io.fd = fd;
+    b->io.direct = true;
+}
+
 static int open_image(struct blkback *b, const char *path, char *err, size_t errlen)
 {
     struct stat st;
@@ -776,6 +793,7 @@ static int open_image(struct blkback *b, const char *path, char *err, size_t err
             dfmt(err, errlen, "disk %s: size: %s", path, strerror(errno));
             return -errno;
         }
+        try_direct(b, path);
     } else if (S_ISREG(st.st_mode)) {
         size = (uint64_t)st.st_size;
     } else {

@@ -34,5 +34,11 @@ echo HP-NET
 check "hotplug: xvdb went away" wait_for 120 ! -e /sys/block/xvdb
 check "hotplug: eth0 went away" wait_for 120 ! -e /sys/class/net/eth0
 echo HP-GONE
+
+# Domain 0 attaches xvdb once more (read-only, the same first MiB).
+check "hotplug: xvdb appeared again" wait_for 120 -b /dev/xvdb
+got="$(head -c 1048576 /dev/xvdb 2>/dev/null | md5sum | cut -d' ' -f1)"
+check "hotplug: the second xvdb holds the pattern" [ "$got" = "$want" ]
+echo HP-DISK2
 # Domain 0 shuts us down (xenstore control/shutdown reaches /init).
 sleep 600

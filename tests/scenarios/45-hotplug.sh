@@ -94,7 +94,19 @@ check "hotplug: the state file dropped both" sh -c \
 check "hotplug: detaching xvdb again is refused" sh -c "! domus block-detach hp xvdb 2>/dev/null"
 
 # -- attach again, then the domain goes with its devices
-check "hotplug: block-attach again after the detach" domus block-attach hp "$IMG,raw,xvdb,ro"
+# ... in the test host a block device this time (brd's RAM disk holding the
+# same bytes), which blkback opens O_DIRECT.
+if [ "${DOMUS_TESTHOST:-}" = 1 ] && modprobe brd rd_nr=1 rd_size=8192 2>/dev/null && [ -b /dev/ram0 ]; then
+    dd if="$IMG" of=/dev/ram0 bs=1048576 2>/dev/null
+    DISK2=/dev/ram0
+else
+    echo "hotplug: no RAM disk (not in the test host, or no brd); the file again"
+    DISK2="$IMG"
+fi
+check "hotplug: block-attach $DISK2 again after the detach" domus block-attach hp "$DISK2,raw,xvdb,ro"
+check "hotplug: the guest read the pattern from it" wait_log hp HP-DISK2 120
+[ "$DISK2" = "$IMG" ] || check "hotplug: blkback serves /dev/ram0 with direct I/O" \
+    grep -q 'vbd 51728: ring of .* io_uring direct I/O' "$DOMUS_LOG_DIR/domus-vm-hp.log"
 check "hotplug: domus shutdown" domus shutdown hp
 check "hotplug: the guest powered off" wait_gone hp 120
 relay hp || fail "hotplug: guest lines (console: $(tail -n 5 "$(console_log hp)" | tr -d '\r' | tr '\n' '|'))"

@@ -11,6 +11,9 @@
 #                       with kvm-xen-probe and, with --with-qemu, QEMU)
 #   DOMUS_TMP           a writable directory
 #   DOMUS_GUEST_TESTS   the repo's tests/guest scripts
+#   DOMUS_TESTHOST      1 inside the (disposable) test host: a scenario may
+#                       load modules there (brd's RAM disks) it would not
+#                       load on a developer's own machine
 #
 # Where /proc/cpuinfo has neither vmx nor svm (the development machines), the
 # scenario runs inside the *test host*: QEMU's TCG emulator with an emulated
@@ -166,7 +169,7 @@ else modprobe kvm_intel || echo "FAIL testhost: modprobe kvm_intel"; fi
 for m in tun bridge; do modprobe "$m" || echo "FAIL testhost: modprobe $m"; done
 export DOMUS_GUEST_KERNEL=/domus/guest/vmlinuz DOMUS_GUEST_INITRD=/domus/guest/initrd.cpio
 export DOMUS_BIN=/domus/bin DOMUS_TMP=/tmp/domus DOMUS_GUEST_TESTS=/domus/tests/guest
-export HOME=/root
+export HOME=/root DOMUS_TESTHOST=1
 cd /tmp/domus
 if [ -f /domus/scenario.path ]; then
     echo "DOMUS-SCENARIO-START uptime=$(cut -d' ' -f1 /proc/uptime)"
@@ -203,7 +206,7 @@ build_base() {
     echo 'root:x:0:' >"$r/etc/group"
     write_testhost_init "$r/init"
     # Modules: ours for kvm, Debian's for the rest.
-    mods="$(mod_closure "$DOMUS_KERNEL_MODULES_ROOT" "$DOMUS_KVER" irqbypass tun bridge stp llc)"
+    mods="$(mod_closure "$DOMUS_KERNEL_MODULES_ROOT" "$DOMUS_KVER" irqbypass tun bridge stp llc brd)"
     local mroot="$r/lib/modules/$DOMUS_KVER"
     for rel in $mods; do
         mkdir -p "$mroot/$(dirname "$rel")"

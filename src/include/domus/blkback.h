@@ -32,6 +32,10 @@
  * as blkif allows); a short transfer is continued, a failed one answered
  * BLKIF_RSP_ERROR.  Where io_uring is unavailable (old kernel, seccomp)
  * they are served one at a time with preadv/pwritev, as logged at start.
+ * A block device with 512-byte logical sectors is opened O_DIRECT, as
+ * Linux's blkback submits its bios: guest data goes to the device without
+ * a copy in Domain 0's page cache (every segment is sector-aligned).  A
+ * file, or another sector size, is used through the page cache.
  * Persistent grants: a front end that says feature-persistent keeps its
  * grants for the connection's life and reuses them for its data; Domain 0
  * reaches granted frames through its own mapping of guest memory, so
@@ -82,6 +86,7 @@ struct blkback_io {
     int fd;           /* the image */
     uint64_t sectors; /* its size in BLKBACK_SECTOR units */
     bool readwrite;
+    bool direct;             /* the image is open O_DIRECT (a block device) */
     bool discard;            /* DISCARD offered */
     struct blkback_aio *aio; /* NULL: requests served synchronously */
 };
