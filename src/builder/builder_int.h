@@ -14,11 +14,13 @@
 #define BUILDER_LOAD_MIN 0x100000ULL
 
 /* A scratch buffer (the kernel file, the decompressed ELF).  A large one is
- * mapped with its pages populated up front (huge pages where the host gives
- * them): a fault per 4 KiB page is what filling it would otherwise cost, and
- * in the nested test host that is most of the builder's time.  Small ones
- * (unit tests, fuzzing) come from malloc, where ASan sees overruns.  NULL
- * when out of memory; freed with builder_buf_free(p, len) (domus/builder.h). */
+ * mapped with its pages populated in one call (MADV_POPULATE_WRITE): a
+ * fault per 4 KiB page is what filling it would otherwise cost, much of the
+ * builder's time in a nested test host.  (Huge pages were tried: direct
+ * compaction made later builds in one test host slower, not faster.)  Small
+ * ones (unit tests, fuzzing) come from malloc, where ASan sees overruns.
+ * NULL when out of memory; freed with builder_buf_free(p, len)
+ * (domus/builder.h). */
 void *builder_buf_alloc(size_t len);
 
 /* Formats a reason into err (always NUL-terminated) and returns rc. */

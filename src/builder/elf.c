@@ -215,8 +215,7 @@ static int copy_loads(struct gmem *m, const struct elf_img *e)
         dst = gmem_ptr(m, ph.p_paddr, ph.p_memsz);
         if (!dst)
             return -EFAULT; /* checked before; cannot happen */
-        gmem_prefault(m, ph.p_paddr, ph.p_memsz);
-        if (ph.p_filesz && gmem_write(m, ph.p_paddr, e->buf + ph.p_offset, ph.p_filesz))
+        if (ph.p_filesz && gmem_store(m, ph.p_paddr, e->buf + ph.p_offset, ph.p_filesz))
             return -EFAULT;
         memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
     }

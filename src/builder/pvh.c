@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xen/arch-x86/hvm/start_info.h>
 
@@ -105,7 +106,6 @@ void *builder_buf_alloc(size_t len)
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
-    madvise(p, len, MADV_HUGEPAGE);
     madvise(p, len, MADV_POPULATE_WRITE); /* best effort: Linux >= 5.14 */
     return p;
 }
@@ -170,20 +170,33 @@ out:
     return rc;
 }
 
+/* Monotonic seconds, for the debug timings of the builder's steps. */
+static double secs(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 static int load_kernel(struct gmem *m, const char *path, uint64_t *entry, uint64_t *end,
                        char *err, size_t errlen)
 {
     uint8_t *file = NULL, *elf = NULL;
     size_t len = 0, elf_len = 0;
     int owned = 0, rc;
+    double t0 = secs(), t1 = 0, t2 = 0;
 
     rc = read_kernel(path, &file, &len, err, errlen);
     if (rc)
         goto out;
+    t1 = secs();
     rc = builder_kernel_to_elf(file, len, &elf, &elf_len, &owned, err, errlen);
     if (rc)
         goto out;
+    t2 = secs();
     rc = builder_load_elf(m, elf, elf_len, entry, end, err, errlen);
+    dlog_debug("builder: kernel read %.3f s, decompressed %.3f s, loaded %.3f s", t1 - t0,
+               t2 - t1, secs() - t2);
 out:
     if (owned)
         builder_buf_free(elf, elf_len);
@@ -229,8 +242,7 @@ static int load_ramdisk(struct gmem *m, const char *path, uint64_t kernel_end,
                           (unsigned long long)top);
         goto out;
     }
-    gmem_prefault(m, *gpa, *size);
-    rc = read_all(fd, dst, *size);
+    rc = gmem_store_file(m, *gpa, fd, *size) == 0 ? 0 : read_all(fd, dst, *size);
     if (rc)
         builder_fail(err, errlen, rc, "ramdisk %s: read: %s", path, strerror(-rc));
 out:

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #define SPECIAL_SIZE (GMEM_SPECIAL_PAGES * DOMUS_PAGE_SIZE)
@@ -52,12 +53,51 @@ void gmem_destroy(struct gmem *m)
     m->fd = -1;
 }
 
-void gmem_prefault(const struct gmem *m, uint64_t gpa, uint64_t len)
+/* Where [gpa, gpa+len) lies in the memfd, or -1 when gmem_ptr refuses it. */
+static int64_t fd_range(const struct gmem *m, uint64_t gpa, uint64_t len)
 {
-    uint64_t start = gpa & ~(uint64_t)(DOMUS_PAGE_SIZE - 1);
-    uint8_t *p = len ? gmem_ptr(m, start, len + (gpa - start)) : NULL;
-    if (p)
-        madvise(p, len + (gpa - start), MADV_POPULATE_WRITE);
+    uint8_t *p = gmem_ptr(m, gpa, len);
+    return p ? (int64_t)(p - m->host) : -1;
+}
+
+int gmem_store(const struct gmem *m, uint64_t gpa, const void *src, size_t len)
+{
+    int64_t off = fd_range(m, gpa, len);
+    const uint8_t *p = src;
+
+    if (off < 0)
+        return -EFAULT;
+    while (len) {
+        ssize_t n = pwrite(m->fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        p += n;
+        off += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int gmem_store_file(const struct gmem *m, uint64_t gpa, int fd, size_t len)
+{
+    int64_t off = fd_range(m, gpa, len);
+    off_t in = 0;
+
+    if (off < 0)
+        return -EFAULT;
+    if (lseek(m->fd, (off_t)off, SEEK_SET) < 0)
+        return -errno;
+    while (len) {
+        ssize_t n = sendfile(m->fd, fd, &in, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 /* Is [gpa, gpa+len) inside [base, base+size)?  len > 0, no overflow. */

@@ -61,10 +61,15 @@ int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len);
  * and the special pages); returns its host address, or NULL. */
 void *gmem_place_extra(struct gmem *m, unsigned idx, uint64_t gpa);
 
-/* Allocates the pages behind [gpa, gpa+len) now, in one call rather than a
- * fault each (the builder filling guest memory).  Best effort: nothing
- * happens where the host cannot (before Linux 5.14) or gpa is not RAM. */
-void gmem_prefault(const struct gmem *m, uint64_t gpa, uint64_t len);
+/* Fill [gpa, gpa+len) through the memfd rather than the mapping: the
+ * kernel allocates each page as it writes it, where a store through the
+ * mapping costs a fault and a page cleared only to be overwritten (most of
+ * the builder's time in a nested test host).  gmem_store copies src;
+ * gmem_store_file the first len bytes of fd (sendfile).  0, -EFAULT when
+ * gmem_ptr refuses the range, or -errno (gmem_store_file: the caller may
+ * fall back to reading the file). */
+int gmem_store(const struct gmem *m, uint64_t gpa, const void *src, size_t len);
+int gmem_store_file(const struct gmem *m, uint64_t gpa, int fd, size_t len);
 
 /* Offset in the memfd of a gpa that gmem_ptr accepts, or -1. */
 int64_t gmem_fd_offset(const struct gmem *m, uint64_t gpa);
