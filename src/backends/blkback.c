@@ -596,8 +596,9 @@ struct blkback {
     blkif_back_ring_t ring;
     void *ring_map; /* its pages (ring_pages), mapped contiguously */
     unsigned ring_pages;
-    char why[96];    /* blk_connect's refusal */
-    bool persistent; /* the front end keeps its grants (feature-persistent) */
+    char why[96];          /* blk_connect's refusal */
+    bool offer_persistent; /* DOMUS_BLK_PERSISTENT=1: feature-persistent offered */
+    bool persistent;       /* the front end keeps its grants (feature-persistent) */
     /* This connection's work, logged at disconnect: serve calls, requests
      * taken, nanoseconds spent serving, events sent to the guest. */
     uint64_t serves, requests, busy_ns, events;
@@ -628,7 +629,8 @@ static int advertise(struct xbe *x)
             : xbe_writef(x, "feature-max-indirect-segments", "%d",
                          BLKBACK_MAX_INDIRECT_SEGMENTS);
     rc = rc ? rc : xbe_writef(x, "max-ring-page-order", "%d", BLKBACK_MAX_RING_ORDER);
-    rc = rc ? rc : xbe_writef(x, "feature-persistent", "1");
+    if (b->offer_persistent)
+        rc = rc ? rc : xbe_writef(x, "feature-persistent", "1");
     if (!rc && b->io.discard) {
         rc = xbe_writef(x, "discard-granularity", "%llu", DOMUS_PAGE_SIZE);
         rc = rc ? rc : xbe_writef(x, "discard-alignment", "0");
@@ -730,7 +732,8 @@ static const char *blk_connect(struct xbe *x)
         return "multiple queues are not offered";
     if (check_protocol(x))
         return "unsupported protocol (native x86_64-abi only)";
-    b->persistent = !xbe_read_uint(x, x->fpath, "feature-persistent", 1, &n) && n == 1;
+    b->persistent = b->offer_persistent &&
+                    !xbe_read_uint(x, x->fpath, "feature-persistent", 1, &n) && n == 1;
     if ((why = map_rings(x)))
         return why;
     if ((why = xbe_bind_port(x, "event-channel"))) {
@@ -834,6 +837,8 @@ int blkback_start(struct domain *d, const struct blkback_cfg *cfg, struct blkbac
     if (!b)
         return -ENOMEM;
     b->io = (struct blkback_io){.d = d, .fd = -1, .readwrite = cfg->readwrite};
+    b->offer_persistent =
+        getenv("DOMUS_BLK_PERSISTENT") && !strcmp(getenv("DOMUS_BLK_PERSISTENT"), "1");
     if ((rc = xbe_init(&b->xb, d, "vbd", cfg->devid, cfg->xs_path, &blk_ops, b)) < 0) {
         dfmt(err, errlen, "disk %s: %s", cfg->path, strerror(-rc));
         goto out;

@@ -5,9 +5,13 @@
 # writes; Domain 0 then checks the image; a second domain reads the pattern
 # back, marks the disk and reboots; restarted, it sees the mark.  The
 # first guest asks for 16-page rings (xen_blkfront.max_ring_page_order=4),
-# the second keeps blkfront's default single page.
+# the second keeps blkfront's default single page.  Persistent grants are
+# offered here (DOMUS_BLK_PERSISTENT=1, in domusd's and so domus-vm's
+# environment): the first guest takes them, the second declines
+# (xen_blkfront.feature_persistent=0).
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib-toolstack.sh"
+export DOMUS_BLK_PERSISTENT=1
 trap stop_domusd EXIT
 IMG="$DOMUS_TMP/disk.img" RO="$DOMUS_TMP/ro.img"
 dd if=/dev/zero of="$IMG" bs=1048576 count=16 2>/dev/null
@@ -53,8 +57,10 @@ check "blk: Domain 0 finds the guest's pattern in the image" [ "$got" = "$want" 
 got="$(dd if="$IMG" bs=1048576 skip=8 count=1 2>/dev/null | md5sum | cut -d' ' -f1)"
 check "blk: the discarded MiB is zeros in the image" [ "$got" = "$zero" ]
 check "blk: the read-only image is unchanged" [ "$(md5sum <"$RO" | cut -d' ' -f1)" = "$rosum" ]
-boot blkr read 2
+boot blkr read 2 xen_blkfront.feature_persistent=0
 check "blk read: both disks on single-page rings, io_uring I/O" ring_is blkr 1
+check "blk read: persistent grants offered, declined by the guest" \
+    [ "$(grep -c 'vbd \(51728\|51744\): .*persistent grants off' "$DOMUS_LOG_DIR/domus-vm-blkr.log")" -ge 2 ]
 check "blk: Domain 0 finds the mark the guest wrote before its reboot" \
     [ "$(dd if="$IMG" bs=512 skip=30720 count=1 2>/dev/null | head -c 8)" = REBOOTED ]
 check "blk: no backend nodes left in xenstore" sh -c \

@@ -105,6 +105,8 @@ else
 fi
 check "hotplug: block-attach $DISK2 again after the detach" domus block-attach hp "$DISK2,raw,xvdb,ro"
 check "hotplug: the guest read the pattern from it" wait_log hp HP-DISK2 120
+check "hotplug: no persistent grants offered by default" \
+    sh -c "! grep -q 'persistent grants on' '$DOMUS_LOG_DIR/domus-vm-hp.log'"
 [ "$DISK2" = "$IMG" ] || check "hotplug: blkback serves /dev/ram0 with direct I/O" \
     grep -q 'vbd 51728: ring of .* io_uring direct I/O' "$DOMUS_LOG_DIR/domus-vm-hp.log"
 check "hotplug: domus shutdown" domus shutdown hp
