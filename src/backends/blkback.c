@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -604,13 +603,6 @@ struct blkback {
     uint64_t serves, requests, busy_ns, events;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 static int advertise(struct xbe *x)
 {
     struct blkback *b = x->priv;
@@ -752,7 +744,7 @@ static const char *blk_connect(struct xbe *x)
 static void blk_serve(struct xbe *x)
 {
     struct blkback *b = x->priv;
-    uint64_t v, t0 = now_ns();
+    uint64_t v, t0 = dnow_ns();
     bool notify;
 
     if (b->io.aio && read(blkback_aio_fd(&b->io), &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -765,7 +757,7 @@ static void blk_serve(struct xbe *x)
     b->serves++;
     b->requests += n > 0 ? (uint64_t)n : 0;
     b->events += n >= 0 && notify;
-    b->busy_ns += now_ns() - t0;
+    b->busy_ns += dnow_ns() - t0;
 }
 
 /* io_uring's completions wake the thread. */
@@ -837,8 +829,7 @@ int blkback_start(struct domain *d, const struct blkback_cfg *cfg, struct blkbac
     if (!b)
         return -ENOMEM;
     b->io = (struct blkback_io){.d = d, .fd = -1, .readwrite = cfg->readwrite};
-    b->offer_persistent =
-        getenv("DOMUS_BLK_PERSISTENT") && !strcmp(getenv("DOMUS_BLK_PERSISTENT"), "1");
+    b->offer_persistent = denv_is_1("DOMUS_BLK_PERSISTENT");
     if ((rc = xbe_init(&b->xb, d, "vbd", cfg->devid, cfg->xs_path, &blk_ops, b)) < 0) {
         dfmt(err, errlen, "disk %s: %s", cfg->path, strerror(-rc));
         goto out;

@@ -152,9 +152,7 @@ static int add_rules(scmp_filter_ctx ctx, unsigned needs, char *what, size_t len
 
 static bool disabled(void)
 {
-    const char *v = getenv("DOMUS_NO_SANDBOX");
-
-    return v && !strcmp(v, "1");
+    return denv_is_1("DOMUS_NO_SANDBOX");
 }
 
 int sandbox_thread(const char *who, unsigned needs)

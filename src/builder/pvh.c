@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <xen/arch-x86/hvm/start_info.h>
 
@@ -173,9 +172,7 @@ out:
 /* Monotonic seconds, for the debug timings of the builder's steps. */
 static double secs(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+    return (double)dnow_ns() / 1e9;
 }
 
 static int load_kernel(struct gmem *m, const char *path, uint64_t *entry, uint64_t *end,

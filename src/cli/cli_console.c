@@ -7,13 +7,13 @@
  * died) ends it at once. */
 #include "domus/cli.h"
 #include "domus/toolstack.h"
+#include "domus/util.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #define DETACH_CHAR 0x1d /* Ctrl-] */
@@ -26,13 +26,6 @@ struct con {
     bool stdin_eof;
     long long eof_at, last_out; /* ms */
 };
-
-static long long ms_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int write_full(int fd, const char *buf, size_t n)
 {
@@ -59,7 +52,7 @@ static int from_stdin(struct con *c)
         return 1;
     if (n <= 0) {
         c->stdin_eof = true;
-        c->eof_at = ms_now();
+        c->eof_at = dnow_ms();
         return 1;
     }
     if (c->tty && (det = memchr(buf, DETACH_CHAR, (size_t)n))) {
@@ -79,13 +72,13 @@ static int from_guest(struct con *c)
         return 1;
     if (n <= 0)
         return 0;
-    c->last_out = ms_now();
+    c->last_out = dnow_ms();
     return write_full(1, buf, (size_t)n) < 0 ? 0 : 1;
 }
 
 static int drain_timeout(const struct con *c)
 {
-    long long now = ms_now();
+    long long now = dnow_ms();
     long long quiet_end =
         (c->last_out > c->eof_at ? c->last_out : c->eof_at) + DRAIN_QUIET_MS;
     long long hard_end = c->eof_at + DRAIN_MAX_MS;

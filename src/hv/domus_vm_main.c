@@ -19,7 +19,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <xen/arch-x86/hvm/start_info.h>
@@ -218,12 +217,11 @@ static int parse_args(int argc, char **argv, struct vm_args *a)
 /* Seconds since the process started, for debug timings. */
 static double elapsed(void)
 {
-    static struct timespec t0;
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    if (!t0.tv_sec)
+    static uint64_t t0;
+    uint64_t t = dnow_ns();
+    if (!t0)
         t0 = t;
-    return (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+    return (double)(t - t0) / 1e9;
 }
 
 /* Host memory check: refuse what the host cannot back. */

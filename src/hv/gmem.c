@@ -108,9 +108,7 @@ static int in_region(uint64_t gpa, uint64_t len, uint64_t base, uint64_t size)
 
 int64_t gmem_fd_offset(const struct gmem *m, uint64_t gpa)
 {
-    if (gmem_ptr(m, gpa, 1) == NULL)
-        return -1;
-    return (int64_t)((uint8_t *)gmem_ptr(m, gpa, 1) - m->host);
+    return fd_range(m, gpa, 1);
 }
 
 void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len)

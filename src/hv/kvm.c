@@ -156,10 +156,9 @@ static int k_set_vcpu_time_info(struct vcpu *v, uint64_t gpa)
  * vcpu_is_preempted() read.  DOMUS_KVM_RUNSTATE=1 asks for KVM's. */
 static int k_set_runstate(struct vcpu *v, uint64_t gpa)
 {
-    const char *kvm = getenv("DOMUS_KVM_RUNSTATE");
     struct vcpu_runstate_info *r;
 
-    if (kvm && !strcmp(kvm, "1"))
+    if (denv_is_1("DOMUS_KVM_RUNSTATE"))
         return k_vcpu_gpa(v, KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR, gpa);
     if (!(r = gmem_ptr(&v->d->mem, gpa, sizeof(*r))))
         return -EFAULT;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *prog = "domus";
@@ -28,6 +29,24 @@ void dlog(const char *level, const char *fmt, ...)
     va_start(ap, fmt);
     vlog(level, fmt, ap);
     va_end(ap);
+}
+
+uint64_t dnow_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+int64_t dnow_ms(void)
+{
+    return (int64_t)(dnow_ns() / 1000000u);
+}
+
+bool denv_is_1(const char *name)
+{
+    const char *v = getenv(name);
+    return v && !strcmp(v, "1");
 }
 
 void dlog_debug(const char *fmt, ...)

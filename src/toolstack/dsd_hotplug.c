@@ -263,7 +263,7 @@ static void detach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_obj
                              .disk = disk,
                              .devid = devid,
                              .client = client,
-                             .deadline_ms = dsd_now_ms() + DSD_DETACH_TIMEOUT_MS};
+                             .deadline_ms = dnow_ms() + DSD_DETACH_TIMEOUT_MS};
     snprintf(x->name, sizeof(x->name), "%s", dom->cfg.name);
     if (disk)
         snprintf(x->what, sizeof(x->what), "disk %s", vdev);
@@ -291,7 +291,7 @@ static void detach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_obj
 
 void dsd_hotplug_tick(struct dsd *d)
 {
-    int64_t now = dsd_now_ms();
+    int64_t now = dnow_ms();
     struct xsc c;
     bool xs = false;
 

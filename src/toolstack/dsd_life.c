@@ -10,16 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <xen/sched.h>
-
-int64_t dsd_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* What the domain was given less of than its config asks for. */
 static json_object *create_warnings(struct dsd *d, const struct dsd_dom *dom)
@@ -68,7 +60,7 @@ void dsd_kill_domain(struct dsd *d, struct dsd_dom *dom)
         dom->state = DS_DYING;
     if (dom->pid > 0 && kill(dom->pid, SIGTERM) < 0 && errno != ESRCH)
         dwarn("domain %u: kill: %s", dom->domid, strerror(errno));
-    dom->deadline_ms = dsd_now_ms() + DSD_KILL_TIMEOUT_MS;
+    dom->deadline_ms = dnow_ms() + DSD_KILL_TIMEOUT_MS;
 }
 
 static void describe_status(int status, char *buf, size_t len)
@@ -129,7 +121,7 @@ static enum xlcfg_action action_for(const struct xlcfg *c, int reason)
 /* True when the domain restarted DSD_RESTART_BURST times within the window. */
 static bool restart_loop(struct dsd_dom *dom)
 {
-    int64_t now = dsd_now_ms();
+    int64_t now = dnow_ms();
     unsigned slot = dom->n_restarts % DSD_RESTART_BURST;
     bool loop = dom->n_restarts >= DSD_RESTART_BURST &&
                 now - dom->restarts[slot] < DSD_RESTART_WINDOW_MS;
@@ -224,7 +216,7 @@ void dsd_reap_children(struct dsd *d)
 
 void dsd_check_deadlines(struct dsd *d)
 {
-    int64_t now = dsd_now_ms();
+    int64_t now = dnow_ms();
 
     for (struct dsd_dom *x = d->doms; x; x = x->next) {
         if (!x->deadline_ms || now < x->deadline_ms || x->pid <= 0)
@@ -240,7 +232,7 @@ void dsd_check_deadlines(struct dsd *d)
 
 int dsd_next_timeout_ms(struct dsd *d)
 {
-    int64_t now = dsd_now_ms(), best = dsd_hotplug_timeout_ms(d);
+    int64_t now = dnow_ms(), best = dsd_hotplug_timeout_ms(d);
 
     for (struct dsd_dom *x = d->doms; x; x = x->next) {
         if (!x->deadline_ms)
@@ -276,13 +268,13 @@ static void reap_adopted(struct dsd *d)
 
 void dsd_destroy_all(struct dsd *d)
 {
-    int64_t end = dsd_now_ms() + DSD_KILL_TIMEOUT_MS;
+    int64_t end = dnow_ms() + DSD_KILL_TIMEOUT_MS;
 
     for (struct dsd_dom *x = d->doms; x; x = x->next) {
         if (x->pid > 0)
             dsd_kill_domain(d, x);
     }
-    while (dsd_committed_mib(d) && dsd_now_ms() < end) {
+    while (dsd_committed_mib(d) && dnow_ms() < end) {
         usleep(20000);
         dsd_reap_children(d);
         reap_adopted(d);

@@ -152,7 +152,7 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
     dom->errline[0] = '\0';
     dom->errpart_len = 0;
     dom->timed_out = false;
-    dom->deadline_ms = dsd_now_ms() + DSD_BUILD_TIMEOUT_MS;
+    dom->deadline_ms = dnow_ms() + DSD_BUILD_TIMEOUT_MS;
     dom->gen++;
     /* The process is reaped through SIGCHLD whatever happens to the watches. */
     if (dsd_watch(d, EV_READY, dom->ready_fd) < 0 ||

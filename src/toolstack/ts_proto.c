@@ -12,7 +12,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char *env_or(const char *name, const char *def)
@@ -150,17 +149,10 @@ int ts_unix_connect(const char *path, int *out)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads byte by byte so nothing after the line is consumed. */
 int ts_read_line(int fd, char **line, size_t max, int timeout_ms)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : dnow_ms() + timeout_ms;
     size_t cap = 256, len = 0;
     char *buf = malloc(cap);
     int rc;
@@ -168,7 +160,7 @@ int ts_read_line(int fd, char **line, size_t max, int timeout_ms)
     if (!buf)
         return -ENOMEM;
     for (;;) {
-        int left = deadline < 0 ? -1 : (int)(deadline - now_ms());
+        int left = deadline < 0 ? -1 : (int)(deadline - dnow_ms());
         char c;
         ssize_t r;
 

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 #include <xen/io/xs_wire.h>
 
@@ -47,13 +46,6 @@ void xsc_close(struct xsc *c)
     c->fd = -1;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads exactly len bytes before the deadline. */
 static int read_full(int fd, void *buf, size_t len, int64_t deadline)
 {
@@ -61,7 +53,7 @@ static int read_full(int fd, void *buf, size_t len, int64_t deadline)
 
     while (len) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
-        int left = (int)(deadline - now_ms());
+        int left = (int)(deadline - dnow_ms());
         ssize_t n;
 
         if (left <= 0)
@@ -121,7 +113,7 @@ int xsc_request(struct xsc *c, uint32_t type, const void *payload, size_t len,
                 char **reply, size_t *reply_len)
 {
     struct xsd_sockmsg hdr = {.type = type, .req_id = ++c->req_id, .len = (uint32_t)len};
-    int64_t deadline = now_ms() + XSC_TIMEOUT_MS;
+    int64_t deadline = dnow_ms() + XSC_TIMEOUT_MS;
     char *body = NULL;
     int rc;
 

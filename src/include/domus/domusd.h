@@ -100,7 +100,6 @@ struct dsd {
 enum dsd_ev { EV_LISTEN = 1, EV_SIGNAL, EV_CLIENT, EV_READY, EV_STDERR, EV_PIDFD };
 #define DSD_KEY(kind, fd) (((uint64_t)(kind) << 32) | (uint32_t)(fd))
 
-int64_t dsd_now_ms(void);
 int dsd_watch(struct dsd *d, enum dsd_ev kind, int fd);
 void dsd_unwatch_close(struct dsd *d, int *fd);
 

@@ -6,6 +6,7 @@
 #ifndef DOMUS_UTIL_H
 #define DOMUS_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,8 +24,16 @@ void dlog_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define dwarn(...) dlog("warning", __VA_ARGS__)
 #define derr(...) dlog("error", __VA_ARGS__)
 
+/* CLOCK_MONOTONIC in nanoseconds and in milliseconds. */
+uint64_t dnow_ns(void);
+int64_t dnow_ms(void);
+
+/* Is the environment variable name set to exactly "1"? */
+bool denv_is_1(const char *name);
+
 /* Formats into buf (always NUL-terminated); for `char *err, size_t errlen` pairs. */
-void dfmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void dfmt(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Listens on a Unix stream socket at path (a stale file there is replaced);
  * flags are extra socket() type flags (SOCK_NONBLOCK).  Returns the fd, or
