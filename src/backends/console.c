@@ -31,6 +31,7 @@ struct console_be {
     pthread_t thread;
     bool thread_started;
     bool notify_failed;       /* said once in the log */
+    char who[32];             /* "dom<domid> console", for the log */
     pthread_mutex_t out_lock; /* serialises output from ring and hypercall */
 };
 
@@ -63,11 +64,7 @@ static void hcall_write(struct domain *d, const char *buf, size_t len)
 /* Raises the console's port for the guest. */
 static void notify(struct console_be *c)
 {
-    int rc = evtchn_notify_guest(c->d, c->port);
-
-    if (rc < 0 && !c->notify_failed)
-        dwarn("dom%u console: raising port %u: %s", c->d->domid, c->port, strerror(-rc));
-    c->notify_failed = c->notify_failed || rc < 0;
+    evtchn_notify_logged(c->d, c->port, c->who, &c->notify_failed);
 }
 
 /* Consumes guest output from the ring.  Indexes are guest-controlled: a
@@ -154,15 +151,13 @@ static void client_input(struct console_be *c, int fd)
 static void *console_thread(void *arg)
 {
     struct console_be *c = arg;
-    char who[32];
 
-    snprintf(who, sizeof(who), "dom%u console", c->d->domid);
-    sandbox_thread(who, SANDBOX_EVTCHN | SANDBOX_CLIENTS);
+    sandbox_thread(c->who, SANDBOX_EVTCHN | SANDBOX_CLIENTS);
     for (;;) {
         struct epoll_event evs[8];
         int n = epoll_wait(c->epoll_fd, evs, 8, 100);
         if (n < 0 && errno != EINTR) {
-            dwarn("%s: epoll_wait: %s; the console thread ends", who, strerror(errno));
+            dwarn("%s: epoll_wait: %s; the console thread ends", c->who, strerror(errno));
             return NULL;
         }
         drain_output(c, true); /* also on timeout: a guest may not kick */
@@ -189,6 +184,7 @@ static struct console_be *console_alloc(struct domain *d)
     if (!c)
         return NULL;
     c->d = d;
+    snprintf(c->who, sizeof(c->who), "dom%u console", d->domid);
     c->kick_fd = c->stop_fd = c->log_fd = c->listen_fd = c->epoll_fd = -1;
     for (int i = 0; i < MAX_CLIENTS; i++)
         c->clients[i] = -1;

@@ -40,12 +40,8 @@ static void *notify_thread(void *arg)
         if (p[1].revents)
             return NULL;
         uint64_t v;
-        int rc = 0;
         if (p[0].revents && read(r->notify_fd, &v, sizeof(v)) == sizeof(v))
-            rc = evtchn_notify_guest(r->d, r->port);
-        if (rc < 0 && !failed)
-            dwarn("%s: raising port %u: %s", who, r->port, strerror(-rc));
-        failed = failed || rc < 0;
+            evtchn_notify_logged(r->d, r->port, who, &failed);
     }
 }
 

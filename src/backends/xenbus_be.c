@@ -75,12 +75,8 @@ void xbe_fatal(struct xbe *x, const char *why)
 
 void xbe_notify(struct xbe *x)
 {
-    int rc = x->connected ? evtchn_notify_guest(x->d, x->port) : 0;
-
-    if (rc < 0 && !x->notify_failed)
-        dwarn("dom%u %s %u: raising port %u: %s", x->d->domid, x->kind, x->devid, x->port,
-              strerror(-rc));
-    x->notify_failed = x->notify_failed || rc < 0;
+    if (x->connected)
+        evtchn_notify_logged(x->d, x->port, x->who, &x->notify_failed);
 }
 
 const char *xbe_bind_port(struct xbe *x, const char *rel)
@@ -226,10 +222,7 @@ static bool drain_watch(struct xbe *x)
  * ports, and what the back end's ops need. */
 static void sandbox(struct xbe *x)
 {
-    char who[64];
-
-    snprintf(who, sizeof(who), "dom%u %s %u", x->d->domid, x->kind, x->devid);
-    sandbox_thread(who,
+    sandbox_thread(x->who,
                    SANDBOX_XENSTORE | SANDBOX_EVTCHN | SANDBOX_BIND | x->ops->sandbox);
 }
 
@@ -294,6 +287,7 @@ int xbe_init(struct xbe *x, struct domain *d, const char *kind, uint32_t devid,
     snprintf(x->fpath, sizeof(x->fpath), "/local/domain/%u/device/%s/%u", d->domid, kind,
              devid);
     snprintf(x->xs_path, sizeof(x->xs_path), "%s", xs_path ? xs_path : "");
+    snprintf(x->who, sizeof(x->who), "dom%u %s %u", d->domid, kind, devid);
     x->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     x->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     return x->kick_fd < 0 || x->stop_fd < 0 ? -errno : 0;

@@ -369,3 +369,12 @@ int evtchn_notify_guest(struct domain *d, uint32_t port)
     pthread_mutex_unlock(&d->lock);
     return rc;
 }
+
+void evtchn_notify_logged(struct domain *d, uint32_t port, const char *who, bool *said)
+{
+    int rc = evtchn_notify_guest(d, port);
+
+    if (rc < 0 && !*said)
+        dwarn("%s: raising port %u: %s", who, port, strerror(-rc));
+    *said = *said || rc < 0;
+}

@@ -183,6 +183,9 @@ int evtchn_unbind_backend(struct domain *d, uint32_t port, int fd);
 
 /* Raises port for the guest as if its remote end had sent; 0 or -errno. */
 int evtchn_notify_guest(struct domain *d, uint32_t port);
+/* The same for a back end's thread: only the first failure is logged
+ * ("WHO: raising port P: reason"); *said remembers that it was. */
+void evtchn_notify_logged(struct domain *d, uint32_t port, const char *who, bool *said);
 
 /* Pure operations on the port table (lock held by caller), for unit tests. */
 int evtchn_alloc(struct domain *d);

@@ -89,6 +89,7 @@ struct xbe {
     uint32_t port;
     uint64_t kicks, timeouts; /* events from the guest; 1 s waits that ended with none */
     bool notify_failed;       /* raising the port failed (said once in the log) */
+    char who[64];             /* "dom<domid> <kind> <devid>", for the log */
 };
 
 /* Fills x for device kind/devid of d (paths, eventfds; no thread yet).
