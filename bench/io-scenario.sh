@@ -160,7 +160,7 @@ note "ceiling: TCP is Domain 0 to itself over loopback (the same tcpstream at bo
 # ---- a guest: sinks, then wait for its results ----------------------------------
 # guest_results WHO CONSOLE-LOG: its IOBENCH lines recorded, its other lines shown.
 guest_results() {
-    tr -d '\r' <"$2" | grep -E '^(IOBENCH|FAIL)' | sed "s/^/io: $1: /"
+    tr -d '\r' <"$2" | grep -E '^(IOBENCH |IOBENCH-SAMPLE irqs|FAIL)' | sed "s/^/io: $1: /"
     for m in seq_write_mbs seq_read_mbs rand_read_iops clock_rate; do
         v="$(tr -d '\r' <"$2" | sed -n "s/^IOBENCH $m \([0-9.]*\)$/\1/p" | tail -n 1)"
         [ -n "$v" ] && record "$1" "$m" "$v"
@@ -202,6 +202,10 @@ CFG
         _i=0
         while domus list 2>/dev/null | grep -q '^io ' && [ $_i -lt 60 ]; do sleep 1; _i=$((_i + 1)); done
         domus destroy io >/dev/null 2>&1
+        # the back ends' own counters (logged as they disconnect)
+        grep -E 'vbd [0-9]+: [0-9]+ requests|: to the guest ' "$DOMUS_LOG_DIR/domus-vm-io.log" 2>/dev/null |
+            sed 's/^/io: domus back end: /'
+        : >"$DOMUS_LOG_DIR/domus-vm-io.log" 2>/dev/null
     else
         echo "io: domus create failed"
     fi

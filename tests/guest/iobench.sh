@@ -59,12 +59,25 @@ echo "IOBENCH-INFO $dev $size MiB, max_segments $(cat "/sys/block/$dev/queue/max
 g0="$(gnow)" d0="$(dnow)"
 [ -n "$d0" ] || { fail "iobench: no clock from $peer:$port"; done_; }
 
+# irqs: "NAME COUNT" per interrupt source (counts summed over the vCPUs).
+irqs() {
+    awk 'NR > 1 { n = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i;
+        name = $NF; sub(":", "", $1); print $1 "/" name, n }' /proc/interrupts
+}
+# irq_delta NAME BEFORE-FILE: the sources that fired since BEFORE-FILE, as
+# an IOBENCH-SAMPLE line (how many interrupts a test cost the guest).
+irq_delta() {
+    irqs | awk -v n="$1" 'NR == FNR { b[$1] = $2; next } $2 > b[$1] { s = s " " $1 "=" $2 - b[$1] }
+        END { print "IOBENCH-SAMPLE irqs " n ":" s }' "$2" -
+}
+
 # series NAME CMD...: CMD timed RUNS times (MB/s of MIB MiB on the guest's
 # clock, one per line in /tmp/NAME).
 series() {
     _n="$1"
     shift
     : >"/tmp/$_n"
+    irqs >/tmp/irqs.before
     _k=0
     while [ $_k -lt "$runs" ]; do
         _t0="$(gnow)"
@@ -74,12 +87,15 @@ series() {
             printf "%.2f\n", m * 1.048576 / d }' >>"/tmp/$_n"
         _k=$((_k + 1))
     done
+    irq_delta "$_n" /tmp/irqs.before
 }
 wr() { dd if=/dev/zero of="/dev/$dev" bs=1048576 count="$mib" oflag=direct 2>/dev/null; }
 rd() { dd if="/dev/$dev" of=/dev/null bs=1048576 count="$mib" iflag=direct 2>/dev/null; }
 series seq_write_mbs wr
 series seq_read_mbs rd
+irqs >/tmp/irqs.before
 out="$(iorand -t "$secs" "/dev/$dev")" || fail "iobench: iorand on /dev/$dev"
+irq_delta rand_read_iops /tmp/irqs.before
 echo "IOBENCH-SAMPLE rand_read_iops iorand: $out"
 echo "$out" | sed -n 's/^iops=\([0-9.]*\) .*/\1/p' >/tmp/rand_read_iops
 
@@ -99,6 +115,7 @@ for n in seq_write_mbs seq_read_mbs rand_read_iops; do
 done
 
 # TCP to Domain 0, which times it (tcpstream recv); our view in SAMPLE lines.
+irqs >/tmp/irqs.before
 _k=1
 while [ $_k -le "$runs" ]; do
     out="$(tcpstream send "$peer" $((tport + _k)) "$tcpmib" 60)" ||
@@ -106,4 +123,5 @@ while [ $_k -le "$runs" ]; do
     echo "IOBENCH-SAMPLE tcp_tx $_k guest clock: $out"
     _k=$((_k + 1))
 done
+irq_delta tcp_tx /tmp/irqs.before
 done_
