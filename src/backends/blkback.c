@@ -292,6 +292,7 @@ struct blkback_aio {
     struct blk_slot *slots;
     uint64_t resubmits; /* short transfers continued */
     bool submit_failed; /* io_uring_enter failed (said once in the log) */
+    bool efd_failed;    /* reading efd failed (said once) */
 };
 
 /* All the ring may do (queue()): the thread's seccomp filter does not see
@@ -499,10 +500,23 @@ static void submit(struct blkback_aio *a)
     a->submit_failed = a->submit_failed || failed;
 }
 
+/* Clears the completions' eventfd; true when completions came meanwhile
+ * (they would not wake the thread again). */
+static bool rearm_completions(struct blkback_aio *a)
+{
+    uint64_t v;
+
+    if (read(a->efd, &v, sizeof(v)) < 0 && errno != EAGAIN && !a->efd_failed) {
+        dwarn("blkback: completions: %s", strerror(errno));
+        a->efd_failed = true;
+    }
+    return io_uring_cq_ready(&a->ring) != 0;
+}
+
 static int do_ring_aio(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify)
 {
     struct blkback_aio *a = io->aio;
-    int taken = 0, more = 0;
+    int taken = 0, more;
     bool n;
 
     *notify = false;
@@ -513,13 +527,18 @@ static int do_ring_aio(const struct blkback_io *io, blkif_back_ring_t *ring, boo
             return -EPROTO;
         taken += take(io, ring, rp);
         submit(a);
-        reap(io, ring); /* those done at once (cached reads) */
+        reap(io, ring); /* those done at once (cached reads, RAM disks) */
         RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(ring, n);
         *notify = *notify || n;
         /* With every slot busy, completions bring us back (poll_fd). */
+        more = 0;
         if (a->nfree)
             RING_FINAL_CHECK_FOR_REQUESTS(ring, more);
-    } while (more && a->nfree);
+        /* Completions reaped above signalled the eventfd too: cleared
+         * here, not at the next wake-up, which would find nothing to do. */
+        if (!more)
+            more = rearm_completions(a);
+    } while (more);
     return taken;
 }
 
@@ -639,9 +658,10 @@ static void blk_disconnect(struct xbe *x)
     blkback_drain(&b->io, &b->ring, &notify); /* the port is gone: no event */
     if (b->serves)
         dinfo("dom%u vbd %u: %" PRIu64 " requests in %" PRIu64
-              " wake-ups, %.3f s busy, %" PRIu64 " events to the guest",
+              " wake-ups, %.3f s busy, %" PRIu64 " events to the guest (%" PRIu64
+              " sent again)",
               x->d->domid, x->devid, b->requests, b->serves, (double)b->busy_ns / 1e9,
-              b->events);
+              b->events, x->resent);
     b->serves = b->requests = b->busy_ns = b->events = 0;
     memset(&b->ring, 0, sizeof(b->ring));
     blkback_unmap_ring(b->ring_map, b->ring_pages);
@@ -744,11 +764,8 @@ static const char *blk_connect(struct xbe *x)
 static void blk_serve(struct xbe *x)
 {
     struct blkback *b = x->priv;
-    uint64_t v, t0 = dnow_ns();
+    uint64_t t0 = dnow_ns();
     bool notify;
-
-    if (b->io.aio && read(blkback_aio_fd(&b->io), &v, sizeof(v)) < 0 && errno != EAGAIN)
-        dwarn("vbd %u: completions: %s", x->devid, strerror(errno));
     int n = blkback_do_ring(&b->io, &b->ring, &notify);
     if (n < 0)
         xbe_fatal(x, "front end ring indexes are corrupt");
@@ -769,12 +786,20 @@ static short blk_poll_fd(struct xbe *x, int *fd)
     return *fd >= 0 ? POLLIN : 0;
 }
 
+static bool blk_unseen(struct xbe *x)
+{
+    struct blkback *b = x->priv;
+
+    return b->ring.sring && XBE_RSP_UNSEEN(&b->ring);
+}
+
 static const struct xbe_ops blk_ops = {
     .advertise = advertise,
     .connect = blk_connect,
     .disconnect = blk_disconnect,
     .serve = blk_serve,
     .poll_fd = blk_poll_fd,
+    .unseen = blk_unseen,
     .sandbox = SANDBOX_DISK,
 };
 

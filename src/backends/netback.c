@@ -512,12 +512,20 @@ static short nb_poll_fd(struct xbe *x, int *fd)
     return nb->pend_len ? 0 : POLLIN;
 }
 
+static bool nb_unseen(struct xbe *x)
+{
+    struct netback *nb = x->priv;
+
+    return nb->tx.sring && (XBE_RSP_UNSEEN(&nb->tx) || XBE_RSP_UNSEEN(&nb->rx));
+}
+
 static const struct xbe_ops nb_ops = {
     .advertise = nb_advertise,
     .connect = nb_connect,
     .disconnect = nb_disconnect,
     .serve = nb_serve,
     .poll_fd = nb_poll_fd,
+    .unseen = nb_unseen,
     .sandbox = SANDBOX_TAP,
 };
 
@@ -648,9 +656,9 @@ void netback_stop(struct netback *nb)
     if (nb->xb.kicks || nb->rx_frames)
         dinfo("%s: to the guest %" PRIu64 " frames (%" PRIu64 " bytes, %" PRIu64
               " waits for buffers), from it %" PRIu64 " packets; %" PRIu64
-              " events, %" PRIu64 " idle seconds",
+              " events, %" PRIu64 " idle seconds, %" PRIu64 " events sent again",
               nb->ifname, nb->rx_frames, nb->rx_bytes, nb->rx_waits, nb->tx_pkts,
-              nb->xb.kicks, nb->xb.timeouts);
+              nb->xb.kicks, nb->xb.timeouts, nb->xb.resent);
     if (nb->io.tap_fd >= 0)
         close(nb->io.tap_fd);
     free(nb->frame);

@@ -226,6 +226,18 @@ static void sandbox(struct xbe *x)
                    SANDBOX_XENSTORE | SANDBOX_EVTCHN | SANDBOX_BIND | x->ops->sandbox);
 }
 
+/* A quiet second, and the front end still has not come for responses
+ * pushed before it: its event may have been lost on the way; sent again
+ * (to a front end that was merely slow, one spurious event). */
+static void resend(struct xbe *x)
+{
+    if (!x->resent)
+        dwarn("%s: responses unseen by the front end for a second; event sent again",
+              x->who);
+    x->resent++;
+    xbe_notify(x);
+}
+
 static void *xbe_thread(void *arg)
 {
     struct xbe *x = arg;
@@ -265,6 +277,8 @@ static void *xbe_thread(void *arg)
             dwarn("%s %u: kick: %s", x->kind, x->devid, strerror(errno));
         if (x->connected)
             x->ops->serve(x); /* also on timeout: an event may have been lost */
+        if (n == 0 && x->connected && x->ops->unseen && x->ops->unseen(x))
+            resend(x);
     }
     return NULL;
 }

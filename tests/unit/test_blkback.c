@@ -7,6 +7,7 @@
 #include "domus/util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,6 +338,28 @@ static void test_ring_aio(void)
     CHECK("aio: three requests taken, each answered once",
           n == 3 && s->rsp_prod == 3 && seen == 7 && (notify || dn) &&
               blkback_in_flight(&io) == 0);
+    CHECK("aio: answers unseen until the front end asks again", XBE_RSP_UNSEEN(&back));
+    int more;
+    front.rsp_cons = s->rsp_prod;
+    RING_FINAL_CHECK_FOR_RESPONSES(&front, more);
+    CHECK("aio: answers seen once it does", !more && !XBE_RSP_UNSEEN(&back));
+    /* Served without the drain: once nothing is in flight, the completions'
+     * eventfd is quiet (no wake-up that would find nothing to do). */
+    for (unsigned i = 0; i < 3; i++) {
+        blkif_request_t *r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
+        *r = rq(BLKIF_OP_READ, i * 8, 2);
+        r->id = 500 + i;
+    }
+    s->req_prod = front.req_prod_pvt;
+    struct pollfd pe = {blkback_aio_fd(&io), POLLIN, 0};
+    for (unsigned i = 0; i < 50; i++) {
+        if (blkback_do_ring(&io, &back, &notify) < 0 || blkback_in_flight(&io) == 0)
+            break;
+        poll(&pe, 1, 100);
+    }
+    CHECK("aio: all answered, the eventfd left quiet",
+          back.rsp_prod_pvt == front.req_prod_pvt && blkback_in_flight(&io) == 0 &&
+              poll(&pe, 1, 0) == 0);
     /* 24 reads through 4 slots: never more than 4 in flight. */
     for (unsigned i = 0; i < 24; i++) {
         blkif_request_t *r = RING_GET_REQUEST(&front, front.req_prod_pvt++);

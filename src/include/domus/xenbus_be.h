@@ -51,6 +51,13 @@
     (RING_REQUEST_PROD_OVERFLOW(r, prod) ||                                              \
      (RING_IDX)((prod) - (r)->req_cons) > RING_SIZE(r))
 
+/* Responses the front end has not come back for: it has not asked again
+ * (rsp_event) since they were pushed, so it is still consuming them, or it
+ * never had the event.  Read from the shared ring: only a hint. */
+#define XBE_RSP_UNSEEN(r)                                                                \
+    ((int32_t)(__atomic_load_n(&(r)->sring->rsp_prod, __ATOMIC_ACQUIRE) -                \
+               __atomic_load_n(&(r)->sring->rsp_event, __ATOMIC_ACQUIRE)) >= 0)
+
 struct xbe;
 
 struct xbe_ops {
@@ -64,6 +71,9 @@ struct xbe_ops {
     void (*serve)(struct xbe *x);
     /* An extra fd for the thread to poll and its events (0: none), or NULL. */
     short (*poll_fd)(struct xbe *x, int *fd);
+    /* Responses are waiting for the front end (XBE_RSP_UNSEEN on a ring),
+     * or NULL.  After a second with no events, the event is sent again. */
+    bool (*unseen)(struct xbe *x);
     /* What the ops do in the thread beyond xenstore and event channels:
      * SANDBOX_* (sandbox.h), e.g. SANDBOX_DISK. */
     unsigned sandbox;
@@ -89,6 +99,7 @@ struct xbe {
     uint32_t port;
     uint64_t kicks, timeouts; /* events from the guest; 1 s waits that ended with none */
     bool notify_failed;       /* raising the port failed (said once in the log) */
+    uint64_t resent;          /* events sent again for responses left unseen */
     char who[64];             /* "dom<domid> <kind> <devid>", for the log */
 };
 
