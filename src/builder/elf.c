@@ -189,7 +189,8 @@ static int check_loads(const struct gmem *m, const struct elf_img *e, uint64_t e
         if (rc)
             return rc;
         nload++;
-        if (ph.p_paddr + ph.p_memsz > *end)
+        /* An empty segment loads nothing (its paddr is unchecked): not the end. */
+        if (ph.p_memsz && ph.p_paddr + ph.p_memsz > *end)
             *end = ph.p_paddr + ph.p_memsz;
         if (entry >= ph.p_paddr && entry - ph.p_paddr < ph.p_memsz)
             entry_ok = 1;

@@ -583,6 +583,42 @@ static void test_bad_elf_segments(struct gmem *m)
                   "does not fit");
 }
 
+/* The synthetic ELF with a third program header: an empty PT_LOAD at paddr. */
+#define SYN_PH2 (SYN_PH1 + sizeof(Elf64_Phdr))
+static void make_elf_empty_load(uint8_t *b, uint64_t paddr)
+{
+    Elf64_Phdr ph = {.p_type = PT_LOAD, .p_paddr = paddr, .p_align = 0x1000};
+    Elf64_Ehdr eh;
+
+    make_elf(b);
+    memcpy(&eh, b, sizeof(eh));
+    eh.e_phnum = 3;
+    memcpy(b, &eh, sizeof(eh));
+    set_phdr(b, SYN_PH2, &ph);
+}
+
+/* An empty segment loads nothing, wherever it says: it is no part of the
+ * kernel's end (where the ramdisk may start). */
+static void test_empty_segments(struct gmem *m)
+{
+    static const uint64_t where[] = {64 * MIB, 0xFFFFFFFFFFFFF800ULL, 0};
+    uint8_t elf[SYN_LEN];
+    uint64_t entry, end;
+    int all = 1;
+
+    for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+        make_elf_empty_load(elf, where[i]);
+        end = 0;
+        all &=
+            builder_load_elf(m, elf, sizeof(elf), &entry, &end, err, sizeof(err)) == 0 &&
+            end == SYN_PADDR + SYN_MEMSZ;
+        if (end != SYN_PADDR + SYN_MEMSZ)
+            fprintf(stderr, "  empty segment at %#llx: kernel end %#llx\n",
+                    (unsigned long long)where[i], (unsigned long long)end);
+    }
+    CHECK("elf_empty_segment_not_in_kernel_end", all);
+}
+
 static void set_note_word(uint8_t *elf, size_t off, uint32_t v)
 {
     put32(elf + off, v);
@@ -800,6 +836,18 @@ static void test_build_errors(void)
         a.ramdisk = bigrd;
         expect_build_error("build_ramdisk_too_big", &a, 32 * MIB, 0, "does not fit");
     }
+    /* 30 MiB fit in a 32 MiB guest only over the kernel at 2 MiB; an empty
+     * segment whose end wraps must not let the ramdisk go there. */
+    make_elf_empty_load(elf, 0xFFFFFFFFFFFFF800ULL);
+    a.kernel = write_tmp("k-empty-wraps", elf, sizeof(elf));
+    f = fopen(bigrd, "w");
+    fclose(f);
+    if (truncate(bigrd, 30 * MIB) == 0) {
+        a.ramdisk = bigrd;
+        expect_build_error("build_ramdisk_never_over_kernel", &a, 32 * MIB, -ENOMEM,
+                           "does not fit");
+    }
+    a.kernel = kern;
     a.ramdisk = NULL;
     memset(longcl, 'x', BUILDER_CMDLINE_MAX);
     longcl[BUILDER_CMDLINE_MAX] = 0;
@@ -1135,6 +1183,7 @@ int main(void)
         test_bad_elf_headers(&m);
         test_bad_elf_segments(&m);
         test_bad_elf_notes(&m);
+        test_empty_segments(&m);
         test_elf_mutations(&m);
         gmem_destroy(&m);
     }

@@ -70,7 +70,7 @@ int builder_kernel_to_elf(const uint8_t *buf, size_t len, uint8_t **elf, size_t 
  * must lie in low RAM at or above 1 MiB (below it are start_info, the command
  * line and ACPI); the entry must be a 32-bit address inside a segment.  Nothing
  * is written unless every check passes.  *kernel_end: end of the highest
- * segment (p_paddr + p_memsz). */
+ * segment that is not empty (p_paddr + p_memsz). */
 int builder_load_elf(struct gmem *m, const uint8_t *elf, size_t len, uint64_t *entry,
                      uint64_t *kernel_end, char *err, size_t errlen);
 
