@@ -62,14 +62,22 @@ XS_FUZZ_SRC := tests/fuzz/xenstore_fuzz.c $(wildcard src/xenstore/xs_*.c) src/hv
 $(BUILD)/fuzz/xenstore_fuzz: $(XS_FUZZ_SRC) $(wildcard src/xenstore/*.h) src/include/domus/xenstore.h
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(XS_FUZZ_SRC)
-# ... and for blkback's and netback's request paths -> build/fuzz/backend_fuzz
+# ... for blkback's and netback's request paths -> build/fuzz/backend_fuzz
 BE_FUZZ_SRC := tests/fuzz/backend_fuzz.c src/backends/blkback.c src/backends/netback.c \
                src/backends/xenbus_be.c src/backends/sandbox.c src/toolstack/ts_xs.c \
                src/toolstack/ts_proto.c $(filter-out %_main.c,$(wildcard src/hv/*.c))
 $(BUILD)/fuzz/backend_fuzz: $(BE_FUZZ_SRC) $(wildcard src/include/domus/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(BE_FUZZ_SRC) $(LDLIBS)
-fuzz: $(BUILD)/fuzz/xenstore_fuzz $(BUILD)/fuzz/backend_fuzz
+# ... and for the domain builder's kernel images (bzImage, decompressors, ELF loader)
+#     -> build/fuzz/builder_fuzz
+BUILDER_FUZZ_SRC := tests/fuzz/builder_fuzz.c $(wildcard src/builder/*.c) src/hv/gmem.c \
+                    src/hv/util.c
+$(BUILD)/fuzz/builder_fuzz: $(BUILDER_FUZZ_SRC) $(wildcard src/builder/*.h) \
+                            $(addprefix src/include/domus/,builder.h gmem.h util.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(BUILDER_FUZZ_SRC) -lz -llzma -lzstd -llz4
+fuzz: $(BUILD)/fuzz/xenstore_fuzz $(BUILD)/fuzz/backend_fuzz $(BUILD)/fuzz/builder_fuzz
 
 # xenstored benchmark: a libxenstore client (libxen-dev) against domus-xenstored
 $(BUILD)/bench/xenstore: bench/xenstore.c

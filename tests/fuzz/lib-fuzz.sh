@@ -3,15 +3,16 @@
 # of tests/proto so that tests/check.sh does not run it as a test), from the
 # top of the tree.
 #
-# fuzz_main NAME SECONDS <<'EOF' ... EOF
+# fuzz_main NAME SECONDS [MAX_LEN] <<'EOF' ... EOF
 #   builds build/fuzz/NAME_fuzz (clang, `make`), seeds build/fuzz/corpus-NAME
 #   with the Python on stdin (it fills a dict `seeds` of file name -> bytes;
 #   os, struct and sys are imported), runs the fuzzer SECONDS seconds over it
-#   and prints PASS/FAIL lines labelled NAME-fuzz.  Returns 1 on a failed
-#   build or seeding, a crash or a sanitizer report (artifact in build/fuzz/).
+#   on inputs of at most MAX_LEN bytes (default 16384) and prints PASS/FAIL
+#   lines labelled NAME-fuzz.  Returns 1 on a failed build or seeding, a
+#   crash or a sanitizer report (artifact in build/fuzz/).
 
 fuzz_main() {
-    local name=$1 secs=$2
+    local name=$1 secs=$2 max_len=${3:-16384}
     local label=$name-fuzz fuzz=build/fuzz/${name}_fuzz corpus=build/fuzz/corpus-$name
     local blog=build/fuzz/$name-build.log log=build/fuzz/$name-fuzz.log
 
@@ -37,7 +38,7 @@ fuzz_main() {
         return 1
     fi
 
-    "$fuzz" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 \
+    "$fuzz" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" -print_final_stats=1 \
         -artifact_prefix=build/fuzz/ "$corpus" >"$log" 2>&1
     local rc=$? runs cov
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
