@@ -23,12 +23,13 @@
 # PORT) before and after their disk tests to put their timings on it
 # (clock_rate: Domain 0's seconds per guest second).  Domus and QEMU boot
 # twice each, D Q Q D (the test host's speed drifts over a run), each boot
-# making BENCH_RUNS passes; prints the median of the two boots' medians,
-# ratios Domus/QEMU and Domus/ceiling beside the targets
+# making BENCH_RUNS passes (BENCH_BOOTS boots each: D Q Q D D Q ...); prints
+# the median of the boots' medians,
+# ratios Domus/QEMU, Domus/ceiling and QEMU/ceiling beside the targets
 # (>= 1.0x QEMU, >= 0.8x the ceiling) as information, not as PASS/FAIL; one
 # PASS line when every measurement was taken, FAIL lines for those missing.
 : "${DOMUS_TMP:?}" "${DOMUS_GUEST_KERNEL:?}" "${DOMUS_GUEST_INITRD:?}"
-RUNS=${BENCH_RUNS:-3} MIB=${BENCH_MIB:-64} SECS=${BENCH_SECS:-5} TCPMIB=${BENCH_TCPMIB:-64}
+BOOTS=${BENCH_BOOTS:-2} RUNS=${BENCH_RUNS:-3} MIB=${BENCH_MIB:-64} SECS=${BENCH_SECS:-5} TCPMIB=${BENCH_TCPMIB:-64}
 MEM=256 PORT=5100 DOM0=10.0.0.1
 DOMUS_RUN_DIR="$DOMUS_TMP/run" DOMUS_LOG_DIR="$DOMUS_TMP/log"
 export DOMUS_RUN_DIR DOMUS_LOG_DIR
@@ -160,7 +161,7 @@ note "ceiling: TCP is Domain 0 to itself over loopback (the same tcpstream at bo
 # ---- a guest: sinks, then wait for its results ----------------------------------
 # guest_results WHO CONSOLE-LOG: its IOBENCH lines recorded, its other lines shown.
 guest_results() {
-    tr -d '\r' <"$2" | grep -E '^(IOBENCH |IOBENCH-SAMPLE irqs|FAIL)' | sed "s/^/io: $1: /"
+    tr -d '\r' <"$2" | grep -E '^(IOBENCH |IOBENCH-INFO|IOBENCH-SAMPLE irqs|FAIL)' | sed "s/^/io: $1: /"
     for m in seq_write_mbs seq_read_mbs rand_read_iops clock_rate; do
         v="$(tr -d '\r' <"$2" | sed -n "s/^IOBENCH $m \([0-9.]*\)$/\1/p" | tail -n 1)"
         [ -n "$v" ] && record "$1" "$m" "$v"
@@ -261,26 +262,28 @@ qemu_round() {
 
 # Domus, QEMU, QEMU, Domus: a nested test host's speed drifts over a run (it
 # tends to slow down), and neither side should have all the early boots.
-domus_round
-qemu_round
-qemu_round
-domus_round
+_b=1
+while [ $_b -le "$BOOTS" ]; do
+    if [ $((_b % 2)) = 1 ]; then domus_round; qemu_round; else qemu_round; domus_round; fi
+    _b=$((_b + 1))
+done
 
 # ---- the table ----------------------------------------------------------------
 missing=""
 echo
-echo "bench io: Domus PV back ends vs QEMU virtio vs Domain 0 (Domus and QEMU: two boots each, D Q Q D, of $RUNS passes; medians; $MIB MiB image, bs=1M; 4 KiB random reads at QD1 for $SECS s; TCP $TCPMIB MiB guest->Domain 0)"
-printf '%-26s %10s %10s %10s %11s %14s\n' metric ceiling domus qemu domus/qemu domus/ceiling
+echo "bench io: Domus PV back ends vs QEMU virtio vs Domain 0 (Domus and QEMU: $BOOTS boots each, D Q Q D ..., of $RUNS passes; medians; $MIB MiB image, bs=1M; 4 KiB random reads at QD1 for $SECS s; TCP $TCPMIB MiB guest->Domain 0)"
+printf '%-26s %10s %10s %10s %11s %14s %13s\n' metric ceiling domus qemu domus/qemu domus/ceiling qemu/ceiling
 for m in seq_write_mbs seq_read_mbs rand_read_iops tcp_tx_mbs; do
     c="$(result ceiling $m)" d="$(result domus $m)" q="$(result qemu $m)"
     for w in ceiling domus qemu; do
         [ -n "$(result $w $m)" ] || missing="$missing $m:$w"
     done
     awk -v m="$m" -v c="$c" -v d="$d" -v q="$q" 'function r(a, b) { return (a == "" || b == "" || b == 0) ? "-" : sprintf(a / b < 0.1 ? "%.4fx" : "%.2fx", a / b) }
-        BEGIN { printf "%-26s %10s %10s %10s %11s %14s\n", m, (c == "" ? "-" : c), (d == "" ? "-" : d), (q == "" ? "-" : q), r(d, q), r(d, c) }'
+        BEGIN { printf "%-26s %10s %10s %10s %11s %14s %13s\n", m, (c == "" ? "-" : c), (d == "" ? "-" : d), (q == "" ? "-" : q), r(d, q), r(d, c), r(q, c) }'
 done
 echo
 echo "targets (information, not a test): domus >= 1.0x qemu, domus >= 0.8x the ceiling"
+echo "(qemu/ceiling: how near the peer itself comes to the ceiling on this host)"
 for m in seq_write_mbs seq_read_mbs rand_read_iops tcp_tx_mbs; do
     awk -v m="$m" -v c="$(result ceiling $m)" -v d="$(result domus $m)" -v q="$(result qemu $m)" '
         function t(a, b, want) { if (a == "" || b == "" || b == 0) return "not measured";

@@ -54,6 +54,12 @@ while [ ! -b "/dev/$dev" ] && [ $_i -lt 200 ]; do sleep 0.1; _i=$((_i + 1)); don
 [ -b "/dev/$dev" ] || { fail "iobench: no /dev/$dev"; done_; }
 size=$(($(cat "/sys/block/$dev/size") / 2048))
 [ "$mib" -le "$size" ] || mib=$size
+# What the guest kernel chose from the CPU it was shown (each costs per
+# system call, interrupt or context switch, alike in both guests or not).
+for f in /sys/devices/system/cpu/vulnerabilities/*; do
+    echo "IOBENCH-INFO cpu ${f##*/}: $(cat "$f")"
+done
+echo "IOBENCH-INFO clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 echo "IOBENCH-INFO $dev $size MiB, max_segments $(cat "/sys/block/$dev/queue/max_segments"); $mib MiB per pass, $runs passes"
 
 g0="$(gnow)" d0="$(dnow)"
