@@ -69,7 +69,7 @@ BE_FUZZ_SRC := tests/fuzz/backend_fuzz.c src/backends/blkback.c src/backends/net
 $(BUILD)/fuzz/backend_fuzz: $(BE_FUZZ_SRC) $(wildcard src/include/domus/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(BE_FUZZ_SRC) $(LDLIBS)
-# ... and for the domain builder's kernel images (bzImage, decompressors, ELF loader)
+# ... for the domain builder's kernel images (bzImage, decompressors, ELF loader)
 #     -> build/fuzz/builder_fuzz
 BUILDER_FUZZ_SRC := tests/fuzz/builder_fuzz.c $(wildcard src/builder/*.c) src/hv/gmem.c \
                     src/hv/util.c
@@ -77,7 +77,15 @@ $(BUILD)/fuzz/builder_fuzz: $(BUILDER_FUZZ_SRC) $(wildcard src/builder/*.h) \
                             $(addprefix src/include/domus/,builder.h gmem.h util.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(BUILDER_FUZZ_SRC) -lz -llzma -lzstd -llz4
-fuzz: $(BUILD)/fuzz/xenstore_fuzz $(BUILD)/fuzz/backend_fuzz $(BUILD)/fuzz/builder_fuzz
+# ... and for the xl.cfg parser and its disk and vif specs -> build/fuzz/xlcfg_fuzz
+XLCFG_FUZZ_SRC := tests/fuzz/xlcfg_fuzz.c src/toolstack/xlcfg.c src/toolstack/xldisk.c \
+                  src/toolstack/xlvif.c src/toolstack/xlspec.c src/hv/util.c
+$(BUILD)/fuzz/xlcfg_fuzz: $(XLCFG_FUZZ_SRC) $(addprefix src/include/domus/,xlcfg.h xldisk.h \
+                          xlvif.h xlspec.h util.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(XLCFG_FUZZ_SRC)
+fuzz: $(BUILD)/fuzz/xenstore_fuzz $(BUILD)/fuzz/backend_fuzz $(BUILD)/fuzz/builder_fuzz \
+      $(BUILD)/fuzz/xlcfg_fuzz
 
 # xenstored benchmark: a libxenstore client (libxen-dev) against domus-xenstored
 $(BUILD)/bench/xenstore: bench/xenstore.c
