@@ -24,7 +24,10 @@
 #
 # Prints every PASS/FAIL line of the scenario, and a FAIL line of its own when
 # the scenario times out (default 300 s), exits non-zero, does not finish, or
-# prints no PASS.  Exits non-zero on any FAIL.
+# prints no PASS.  Exits non-zero on any FAIL.  A test host whose heartbeat
+# (a line every 10 s on its second serial port) stops for
+# DOMUS_TESTHOST_STALL_S seconds (default 180) is stopped at once and said
+# to have stopped: the nested hang, where all its vCPUs halt for good.
 #
 # --with-qemu  also put qemu-system-x86_64 (with its libraries and firmware)
 #              into the test host, for comparisons against QEMU.
@@ -171,6 +174,9 @@ export DOMUS_GUEST_KERNEL=/domus/guest/vmlinuz DOMUS_GUEST_INITRD=/domus/guest/i
 export DOMUS_BIN=/domus/bin DOMUS_TMP=/tmp/domus DOMUS_GUEST_TESTS=/domus/tests/guest
 export HOME=/root DOMUS_TESTHOST=1
 cd /tmp/domus
+# A heartbeat on the second serial port: run.sh stops a test host whose
+# heartbeat stops (all its vCPUs halted for good, the nested hang).
+[ -c /dev/ttyS1 ] && (while :; do echo beat; sleep 10; done >/dev/ttyS1 2>/dev/null) &
 if [ -f /domus/scenario.path ]; then
     echo "DOMUS-SCENARIO-START uptime=$(cut -d' ' -f1 /proc/uptime)"
     sh "$(cat /domus/scenario.path)" </dev/null 2>&1
@@ -268,18 +274,44 @@ run_testhost() {
     if [ "$SHELL_MODE" = 1 ]; then
         exec "${qemu[@]}"
     fi
+    HEARTBEAT="$initrd.beat"
+    qemu+=(-serial mon:stdio -serial "file:$HEARTBEAT")
+    trap 'rm -f "$initrd" "$scen_cpio" "$HEARTBEAT" "$HEARTBEAT.stopped"' EXIT
     T0="$(date +%s.%N)"
+    watch_heartbeat "$initrd" &
+    local watcher=$!
     filter < <(
         timeout -k 10 "$TIMEOUT" "${qemu[@]}" </dev/null 2>&1 || rc=$?
         [ "$rc" != 124 ] || echo "DOMUS-TIMEOUT"
     )
+    kill "$watcher" 2>/dev/null || true
+}
+
+# watch_heartbeat INITRD: stops the test host booted from INITRD when its
+# heartbeat file has not grown for STALL_S seconds (it beats every 10 s from
+# early in its /init; boot takes seconds), leaving $HEARTBEAT.stopped.
+STALL_S="${DOMUS_TESTHOST_STALL_S:-180}"
+watch_heartbeat() {
+    local size=-1 now quiet=0
+    while sleep 10; do
+        now="$(stat -c %s "$HEARTBEAT" 2>/dev/null || echo 0)"
+        if [ "$now" != "$size" ]; then size=$now quiet=0; else quiet=$((quiet + 10)); fi
+        if [ "$quiet" -ge "$STALL_S" ]; then
+            echo "$quiet" >"$HEARTBEAT.stopped"
+            pkill -f -- "-initrd $1" || true
+            return
+        fi
+    done
 }
 
 START="$(date +%s.%N)"
 if [ "$MODE" = native ]; then run_native; else run_testhost; fi
 TOTAL="$(awk -v a="$START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
 
-if grep -q '^DOMUS-TIMEOUT' "$LOG"; then
+if [ -n "${HEARTBEAT:-}" ] && [ -e "$HEARTBEAT.stopped" ]; then
+    echo "FAIL $NAME: the test host stopped: no heartbeat for $STALL_S s, its vCPUs idle (the nested-virtualization hang; stopped it; log: $LOG)"
+    NFAIL=$((NFAIL + 1))
+elif grep -q '^DOMUS-TIMEOUT' "$LOG"; then
     echo "FAIL $NAME: timed out after $TIMEOUT s (log: $LOG)"; NFAIL=$((NFAIL + 1))
 elif [ -z "$END_RC" ]; then
     echo "FAIL $NAME: the scenario did not finish (log: $LOG)"; NFAIL=$((NFAIL + 1))
