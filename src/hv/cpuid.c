@@ -111,6 +111,7 @@ static void fix_topology(struct kvm_cpuid2 *c, unsigned apic_id, unsigned nr_vcp
         if (e->function == 1) {
             e->ebx = (e->ebx & 0xffff) | ((nr_vcpus & 0xff) << 16) | (apic_id << 24);
             e->edx |= 1U << 28; /* HTT: ebx[23:16] is valid */
+            e->ecx |= 1U << 31; /* running under a hypervisor, as Xen tells its guests */
         } else if (e->function == 0xb || e->function == 0x1f) {
             e->edx = apic_id;
         } else if (e->function == 0x8000001e) {

@@ -13,6 +13,10 @@ else
     check "hypervisor detected: Xen (dmesg)" sh -c "dmesg | grep -qi 'Hypervisor detected: Xen\|Booting.*on Xen'"
 fi
 
+# CPUID.1:ECX[31], which Xen sets for its guests: without it Linux takes
+# itself for bare metal (it then reports host-only bugs such as VMSCAPE).
+check "cpu flag 'hypervisor' in /proc/cpuinfo" grep -qw hypervisor /proc/cpuinfo
+
 want="$(cmdline_get domus.vcpus || echo 1)"
 got="$(nproc 2>/dev/null || grep -c ^processor /proc/cpuinfo)"
 check "vcpus: nproc $got = domus.vcpus $want" [ "$got" = "$want" ]

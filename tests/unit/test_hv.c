@@ -485,6 +485,8 @@ static void test_cpuid(void)
     CHECK("cpuid: XSAVE size covers the offered components", d0 && d0->ebx == 2696 && d0->ecx == 2696);
     CHECK("cpuid: AVX-512 hidden with its state", l7 && !(l7->ebx & (1u << 16)) && (l7->ecx & (1u << 3)));
     CHECK("cpuid: APIC id of vCPU 3", l1 && (l1->ebx >> 24) == 3);
+    CHECK("cpuid: the hypervisor bit is set (KVM's list leaves it clear)",
+          l1 && (l1->ecx & (1u << 31)));
     CHECK("cpuid: Xen HVM leaf has vcpu id and upcall vector",
           x4 && x4->ebx == 3 && x4->ecx == 5 && (x4->eax & (1u << 6)));
     cpuid_build(sup, out, 0, 1, 1, 0);
