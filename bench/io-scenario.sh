@@ -198,7 +198,10 @@ vif = [ 'bridge=xenbr0' ]
 CFG
     if domus create "$DOMUS_TMP/io.cfg"; then
         log="$DOMUS_LOG_DIR/io.log"
-        wait_for "$log" '^IOBENCH-DONE' 900 || echo "io: domus guest: no IOBENCH-DONE (console: $(tail -n 5 "$log" | tr -d '\r' | tr '\n' '|'))"
+        if ! wait_for "$log" '^IOBENCH-DONE' 300; then
+            echo "io: domus guest: no IOBENCH-DONE (console: $(tail -n 5 "$log" | tr -d '\r' | tr '\n' '|'))"
+            echo "io: domus guest: domus-vm's log: $(tail -n 8 "$DOMUS_LOG_DIR/domus-vm-io.log" | tr '\n' '|')"
+        fi
         guest_results domus "$log"
         _i=0
         while domus list 2>/dev/null | grep -q '^io ' && [ $_i -lt 60 ]; do sleep 1; _i=$((_i + 1)); done
@@ -245,7 +248,7 @@ qemu_round() {
     while [ ! -e /sys/class/net/qtap0 ] && kill -0 $qpid 2>/dev/null && [ $_i -lt 300 ]; do sleep 0.1; _i=$((_i + 1)); done
     if ip link set qtap0 master xenbr0 2>/dev/null && ip link set qtap0 up; then
         _i=0
-        while kill -0 $qpid 2>/dev/null && [ $_i -lt 900 ]; do
+        while kill -0 $qpid 2>/dev/null && [ $_i -lt 300 ]; do
             tr -d '\r' <"$qout" | grep -q '^IOBENCH-DONE' && break
             sleep 1
             _i=$((_i + 1))

@@ -232,7 +232,8 @@ static void sandbox(struct xbe *x)
 static void resend(struct xbe *x)
 {
     if (!x->resent)
-        dwarn("%s: responses unseen by the front end for a second; event sent again",
+        dwarn("%s: responses unseen by the front end for a second (a slow or stopping "
+              "guest, or a lost event); event sent again",
               x->who);
     x->resent++;
     xbe_notify(x);
