@@ -28,7 +28,11 @@
 # ratios Domus/QEMU, Domus/ceiling and QEMU/ceiling beside the targets
 # (>= 1.0x QEMU, >= 0.8x the ceiling) as information, not as PASS/FAIL; one
 # PASS line when every measurement was taken, FAIL lines for those missing.
+# BENCH_DOMUS_APPEND: more kernel parameters for the Domus guests only (a
+# tuning of their front ends, e.g. xen_blkfront.max_indirect_segments=256),
+# said in the notes.
 : "${DOMUS_TMP:?}" "${DOMUS_GUEST_KERNEL:?}" "${DOMUS_GUEST_INITRD:?}"
+DOMUS_APPEND=${BENCH_DOMUS_APPEND:-}
 BOOTS=${BENCH_BOOTS:-2} RUNS=${BENCH_RUNS:-3} MIB=${BENCH_MIB:-64} SECS=${BENCH_SECS:-5} TCPMIB=${BENCH_TCPMIB:-64}
 MEM=256 PORT=5100 DOM0=10.0.0.1
 DOMUS_RUN_DIR="$DOMUS_TMP/run" DOMUS_LOG_DIR="$DOMUS_TMP/log"
@@ -191,7 +195,7 @@ kernel = "$DOMUS_GUEST_KERNEL"
 ramdisk = "$DOMUS_GUEST_INITRD"
 memory = $MEM
 vcpus = 1
-cmdline = "console=hvc0 $(cmdline domus 10.0.0.2 xvdb)"
+cmdline = "console=hvc0 $(cmdline domus 10.0.0.2 xvdb)${DOMUS_APPEND:+ $DOMUS_APPEND}"
 on_poweroff = "destroy"
 disk = [ '$IMG,raw,xvdb,rw' ]
 vif = [ 'bridge=xenbr0' ]
@@ -274,6 +278,7 @@ done
 # ---- the table ----------------------------------------------------------------
 missing=""
 echo
+[ -z "$DOMUS_APPEND" ] || note "domus guests' extra kernel parameters: $DOMUS_APPEND (QEMU's guests: none)"
 echo "bench io: Domus PV back ends vs QEMU virtio vs Domain 0 (Domus and QEMU: $BOOTS boots each, D Q Q D ..., of $RUNS passes; medians; $MIB MiB image, bs=1M; 4 KiB random reads at QD1 for $SECS s; TCP $TCPMIB MiB guest->Domain 0)"
 printf '%-26s %10s %10s %10s %11s %14s %13s\n' metric ceiling domus qemu domus/qemu domus/ceiling qemu/ceiling
 for m in seq_write_mbs seq_read_mbs rand_read_iops tcp_tx_mbs; do
