@@ -27,7 +27,9 @@
 # prints no PASS.  Exits non-zero on any FAIL.  A test host whose heartbeat
 # (a line every 10 s on its second serial port) stops for
 # DOMUS_TESTHOST_STALL_S seconds (default 180) is stopped at once and said
-# to have stopped: the nested hang, where all its vCPUs halt for good.
+# to have stopped: the nested hang, where one vCPU halts for good (its timer
+# lost: "timer wakeup didn't happen") and the other either halts too or
+# spins in the kernel ("soft lockup ... [domus-vm]").
 #
 # --with-qemu  also put qemu-system-x86_64 (with its libraries and firmware)
 #              into the test host, for comparisons against QEMU.
@@ -309,7 +311,8 @@ if [ "$MODE" = native ]; then run_native; else run_testhost; fi
 TOTAL="$(awk -v a="$START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
 
 if [ -n "${HEARTBEAT:-}" ] && [ -e "$HEARTBEAT.stopped" ]; then
-    echo "FAIL $NAME: the test host stopped: no heartbeat for $STALL_S s, its vCPUs idle (the nested-virtualization hang; stopped it; log: $LOG)"
+    why="$(grep -o 'soft lockup - CPU#[0-9]* stuck for [0-9]*s! \[[^]]*\]' "$LOG" | tail -n 1)"
+    echo "FAIL $NAME: the test host stopped: no heartbeat for $STALL_S s (the nested-virtualization hang: ${why:-no lockup reported, its vCPUs idle}; stopped it; log: $LOG)"
     NFAIL=$((NFAIL + 1))
 elif grep -q '^DOMUS-TIMEOUT' "$LOG"; then
     echo "FAIL $NAME: timed out after $TIMEOUT s (log: $LOG)"; NFAIL=$((NFAIL + 1))
