@@ -311,7 +311,7 @@ if [ "$MODE" = native ]; then run_native; else run_testhost; fi
 TOTAL="$(awk -v a="$START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
 
 if [ -n "${HEARTBEAT:-}" ] && [ -e "$HEARTBEAT.stopped" ]; then
-    why="$(grep -o 'soft lockup - CPU#[0-9]* stuck for [0-9]*s! \[[^]]*\]' "$LOG" | tail -n 1)"
+    why="$(grep -o 'soft lockup - CPU#[0-9]* stuck for [0-9]*s! \[[^]]*\]' "$LOG" | tail -n 1 || true)"
     echo "FAIL $NAME: the test host stopped: no heartbeat for $STALL_S s (the nested-virtualization hang: ${why:-no lockup reported, its vCPUs idle}; stopped it; log: $LOG)"
     NFAIL=$((NFAIL + 1))
 elif grep -q '^DOMUS-TIMEOUT' "$LOG"; then
