@@ -16,6 +16,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -284,12 +285,14 @@ struct blk_slot {
 
 struct blkback_aio {
     struct io_uring ring;
+    int efd;        /* signalled on each completion */
     unsigned depth; /* slots */
     unsigned nfree; /* free slots, listed in free_list[0..nfree) */
     unsigned *free_list;
     struct blk_slot *slots;
     uint64_t resubmits; /* short transfers continued */
     bool submit_failed; /* io_uring_enter failed (said once in the log) */
+    bool efd_failed;    /* reading efd failed (said once) */
 };
 
 /* All the ring may do (queue()): the thread's seccomp filter does not see
@@ -305,6 +308,7 @@ int blkback_aio_init(struct blkback_io *io, unsigned depth)
 
     if (!a || !depth)
         return free(a), -EINVAL;
+    a->efd = -1;
     a->depth = depth;
     a->slots = calloc(depth, sizeof(*a->slots));
     a->free_list = calloc(depth, sizeof(*a->free_list));
@@ -312,8 +316,12 @@ int blkback_aio_init(struct blkback_io *io, unsigned depth)
         rc = -ENOMEM;
         goto fail;
     }
+    if ((a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        rc = -errno;
+        goto fail;
+    }
     if ((rc = sandbox_uring(depth < 128 ? depth : 128, &a->ring, &p, ring_ops,
-                            sizeof(ring_ops), IOSQE_IO_DRAIN, -1)) < 0)
+                            sizeof(ring_ops), IOSQE_IO_DRAIN, a->efd)) < 0)
         goto fail;
     for (unsigned i = 0; i < depth; i++)
         a->free_list[i] = depth - 1 - i;
@@ -321,6 +329,8 @@ int blkback_aio_init(struct blkback_io *io, unsigned depth)
     io->aio = a;
     return 0;
 fail:
+    if (a->efd >= 0)
+        close(a->efd);
     free(a->slots);
     free(a->free_list);
     free(a);
@@ -334,6 +344,7 @@ void blkback_aio_fini(struct blkback_io *io)
     if (!a)
         return;
     io_uring_queue_exit(&a->ring);
+    close(a->efd);
     free(a->slots);
     free(a->free_list);
     free(a);
@@ -342,7 +353,7 @@ void blkback_aio_fini(struct blkback_io *io)
 
 int blkback_aio_fd(const struct blkback_io *io)
 {
-    return io->aio ? io->aio->ring.ring_fd : -1;
+    return io->aio ? io->aio->efd : -1;
 }
 
 unsigned blkback_in_flight(const struct blkback_io *io)
@@ -489,6 +500,19 @@ static void submit(struct blkback_aio *a)
     a->submit_failed = a->submit_failed || failed;
 }
 
+/* Clears the completions' eventfd; true when completions came meanwhile
+ * (they would not wake the thread again). */
+static bool rearm_completions(struct blkback_aio *a)
+{
+    uint64_t v;
+
+    if (read(a->efd, &v, sizeof(v)) < 0 && errno != EAGAIN && !a->efd_failed) {
+        dwarn("blkback: completions: %s", strerror(errno));
+        a->efd_failed = true;
+    }
+    return io_uring_cq_ready(&a->ring) != 0;
+}
+
 static int do_ring_aio(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify)
 {
     struct blkback_aio *a = io->aio;
@@ -510,10 +534,10 @@ static int do_ring_aio(const struct blkback_io *io, blkif_back_ring_t *ring, boo
         more = 0;
         if (a->nfree)
             RING_FINAL_CHECK_FOR_REQUESTS(ring, more);
-        /* Completions that came meanwhile (the ring's fd, polled, is
-         * readable while there are any) */
+        /* Completions reaped above signalled the eventfd too: cleared
+         * here, not at the next wake-up, which would find nothing to do. */
         if (!more)
-            more = io_uring_cq_ready(&a->ring) != 0;
+            more = rearm_completions(a);
     } while (more);
     return taken;
 }

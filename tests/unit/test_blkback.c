@@ -324,7 +324,7 @@ static void test_ring_aio(void)
         printf("# io_uring unavailable: asynchronous ring not tested\n");
         return;
     }
-    CHECK("aio: an fd to poll for completions", blkback_aio_fd(&io) >= 0);
+    CHECK("aio: an eventfd for completions", blkback_aio_fd(&io) >= 0);
     three_reads(s, &front, &back);
     int n = blkback_do_ring(&io, &back, &notify);
     blkback_drain(&io, &back, &dn);
@@ -344,7 +344,7 @@ static void test_ring_aio(void)
     RING_FINAL_CHECK_FOR_RESPONSES(&front, more);
     CHECK("aio: answers seen once it does", !more && !XBE_RSP_UNSEEN(&back));
     /* Served without the drain: once nothing is in flight, the completions'
-     * fd (the ring's) is quiet (no wake-up that would find nothing to do). */
+     * eventfd is quiet (no wake-up that would find nothing to do). */
     for (unsigned i = 0; i < 3; i++) {
         blkif_request_t *r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
         *r = rq(BLKIF_OP_READ, i * 8, 2);
@@ -357,7 +357,7 @@ static void test_ring_aio(void)
             break;
         poll(&pe, 1, 100);
     }
-    CHECK("aio: all answered, the completions' fd left quiet",
+    CHECK("aio: all answered, the eventfd left quiet",
           back.rsp_prod_pvt == front.req_prod_pvt && blkback_in_flight(&io) == 0 &&
               poll(&pe, 1, 0) == 0);
     /* 24 reads through 4 slots: never more than 4 in flight. */

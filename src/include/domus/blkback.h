@@ -117,7 +117,7 @@ int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *
     __CONST_RING_SIZE(blkif, (BLKBACK_MAX_RING_PAGES * DOMUS_PAGE_SIZE))
 
 /* Sets up io->aio with depth slots (requests in flight), its completions
- * polled on the ring's own fd, its ring restricted to readv, writev and fsync
+ * signalling an eventfd, its ring restricted to readv, writev and fsync
  * (sandbox_uring: the thread's seccomp filter does not see the ring's
  * operations).  0, or -errno (io_uring unavailable, or too old for
  * restrictions, Linux < 5.10: io->aio stays NULL). */
@@ -126,8 +126,7 @@ int blkback_aio_init(struct blkback_io *io, unsigned depth);
 /* Frees io->aio (nothing may be in flight); NULL is fine. */
 void blkback_aio_fini(struct blkback_io *io);
 
-/* An fd readable when completions wait (the io_uring's), or -1 without
- * io_uring. */
+/* The eventfd readable when completions wait, or -1 without io_uring. */
 int blkback_aio_fd(const struct blkback_io *io);
 
 /* Requests submitted and not yet answered. */
