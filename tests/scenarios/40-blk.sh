@@ -29,8 +29,10 @@ boot() { # boot NAME MODE [BOOTS [CMDLINE]]: BOOTS incarnations (reboots restart
         return 1
     fi
     pass "blk $2: domus create with two disks"
-    check "blk $2: the guest finished (${3:-1} boot(s))" wait_log "$1" BLK-DONE 240 "${3:-1}"
-    check "blk $2: the guest powered off" wait_gone "$1" 120
+    # (the waits stay inside run.sh's 300 s, so that a stuck guest's
+    # console still gets relayed)
+    check "blk $2: the guest finished (${3:-1} boot(s))" wait_log "$1" BLK-DONE 150 "${3:-1}"
+    check "blk $2: the guest powered off" wait_gone "$1" 30
     relay "$1" || fail "blk $2: guest lines (console: $(tail -n 5 "$(console_log "$1")" | tr -d '\r' | tr '\n' '|'))"
 }
 
