@@ -657,11 +657,10 @@ static void blk_disconnect(struct xbe *x)
 
     blkback_drain(&b->io, &b->ring, &notify); /* the port is gone: no event */
     if (b->serves)
-        dinfo("dom%u vbd %u: %" PRIu64 " requests in %" PRIu64
-              " wake-ups, %.3f s busy, %" PRIu64 " events to the guest (%" PRIu64
-              " sent again)",
-              x->d->domid, x->devid, b->requests, b->serves, (double)b->busy_ns / 1e9,
-              b->events, x->resent);
+        dinfo("%s: %" PRIu64 " requests in %" PRIu64 " wake-ups, %.3f s busy, %" PRIu64
+              " events to the guest (%" PRIu64 " sent again)",
+              x->who, b->requests, b->serves, (double)b->busy_ns / 1e9, b->events,
+              x->resent);
     b->serves = b->requests = b->busy_ns = b->events = 0;
     memset(&b->ring, 0, sizeof(b->ring));
     blkback_unmap_ring(b->ring_map, b->ring_pages);
@@ -754,10 +753,9 @@ static const char *blk_connect(struct xbe *x)
         b->ring_map = NULL;
         return why;
     }
-    dinfo("dom%u vbd %u: ring of %u page(s), %u requests, %s%s I/O, persistent grants %s",
-          x->d->domid, x->devid, b->ring_pages, RING_SIZE(&b->ring),
-          b->io.aio ? "io_uring" : "synchronous", b->io.direct ? " direct" : "",
-          b->persistent ? "on" : "off");
+    dinfo("%s: ring of %u page(s), %u requests, %s%s I/O, persistent grants %s", x->who,
+          b->ring_pages, RING_SIZE(&b->ring), b->io.aio ? "io_uring" : "synchronous",
+          b->io.direct ? " direct" : "", b->persistent ? "on" : "off");
     return NULL;
 }
 

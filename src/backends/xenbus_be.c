@@ -68,7 +68,7 @@ static void disconnect(struct xbe *x)
 
 void xbe_fatal(struct xbe *x, const char *why)
 {
-    dwarn("dom%u %s %u: %s; closing", x->d->domid, x->kind, x->devid, why);
+    dwarn("%s: %s; closing", x->who, why);
     disconnect(x);
     set_state(x, XenbusStateClosing);
 }
@@ -89,8 +89,7 @@ const char *xbe_bind_port(struct xbe *x, const char *rel)
     if ((rc = evtchn_bind_backend(x->d, (uint32_t)port, x->kick_fd)) == -EINVAL)
         return "event-channel is not a port unbound for Domain 0";
     if (rc < 0) {
-        dwarn("dom%u %s %u: binding port %" PRIu64 ": %s", x->d->domid, x->kind, x->devid,
-              port, strerror(-rc));
+        dwarn("%s: binding port %" PRIu64 ": %s", x->who, port, strerror(-rc));
         return "event-channel could not be bound";
     }
     x->port = (uint32_t)port;
@@ -128,8 +127,7 @@ static void frontend_changed(struct xbe *x, uint64_t fst)
             break;
         }
         x->connected = true;
-        dinfo("dom%u %s %u: connected (port %u)", x->d->domid, x->kind, x->devid,
-              x->port);
+        dinfo("%s: connected (port %u)", x->who, x->port);
         set_state(x, XenbusStateConnected);
         x->ops->serve(x);
         break;
@@ -166,7 +164,7 @@ static void reconcile(struct xbe *x)
          * The front end sees it and closes; until then we count as Closing,
          * so that its Closed makes us write Closed.  Unconnected, we are
          * done at once. */
-        dinfo("dom%u %s %u: detach requested", x->d->domid, x->kind, x->devid);
+        dinfo("%s: detach requested", x->who);
         x->unplug = true;
         x->state = XenbusStateClosing;
         if (!x->connected) {
@@ -213,7 +211,7 @@ static bool drain_watch(struct xbe *x)
         (!hdr.len || recv(x->xw.fd, body, hdr.len, MSG_WAITALL) == (ssize_t)hdr.len);
 
     if (!ok)
-        dwarn("dom%u %s %u: xenstore watch lost: %s", x->d->domid, x->kind, x->devid,
+        dwarn("%s: xenstore watch lost: %s", x->who,
               errno ? strerror(errno) : "closed or malformed");
     return ok;
 }
@@ -261,8 +259,7 @@ static void *xbe_thread(void *arg)
             p[3].events = x->ops->poll_fd(x, &p[3].fd);
         int n = poll(p, 4, x->connected ? 1000 : -1);
         if (n < 0 && errno != EINTR) {
-            dwarn("dom%u %s %u: poll: %s; the back end stops", x->d->domid, x->kind,
-                  x->devid, strerror(errno));
+            dwarn("%s: poll: %s; the back end stops", x->who, strerror(errno));
             break;
         }
         x->timeouts += n == 0;
