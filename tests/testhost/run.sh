@@ -177,7 +177,7 @@ export DOMUS_BIN=/domus/bin DOMUS_TMP=/tmp/domus DOMUS_GUEST_TESTS=/domus/tests/
 export HOME=/root DOMUS_TESTHOST=1
 cd /tmp/domus
 # A heartbeat on the second serial port: run.sh stops a test host whose
-# heartbeat stops (all its vCPUs halted for good, the nested hang).
+# heartbeat stops (the nested hang: see the header).
 [ -c /dev/ttyS1 ] && (while :; do echo beat; sleep 10; done >/dev/ttyS1 2>/dev/null) &
 if [ -f /domus/scenario.path ]; then
     echo "DOMUS-SCENARIO-START uptime=$(cut -d' ' -f1 /proc/uptime)"
