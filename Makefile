@@ -106,9 +106,10 @@ bench-io: setup
 setup:
 	scripts/setup.sh
 
-# Build and load kvm modules with CONFIG_KVM_XEN for the running kernel.
+# KVM with Xen support for the running kernel: the stock one where it has it,
+# else kvm modules built with CONFIG_KVM_XEN and loaded.
 setup-kvm:
-	scripts/build-kvm-xen.sh --load
+	scripts/kvm-xen.sh setup
 
 unit: $(UNIT_BINS)
 	tests/run-unit.sh $(UNIT_BINS)

@@ -11,6 +11,15 @@ resolve_cloud_kver() {
         sed -n 's/^ *Depends: linux-image-\(.*\)$/\1/p' | head -n1
 }
 
+# Newest Debian 6.12 cloud kernel apt knows: "PKG KVER", e.g.
+# "linux-image-6.12.117+deb12-cloud-amd64-unsigned 6.12.117+deb12-cloud-amd64";
+# empty when apt knows none.  Its stock kvm.ko has CONFIG_KVM_XEN=y.
+resolve_612_kernel() {
+    apt-cache search --names-only '^linux-image-6\.12\.[0-9]+\+deb[0-9]+-cloud-amd64-unsigned$' 2>/dev/null |
+        awk '{print $1}' | sort -V | tail -n1 |
+        sed -n 's/^\(linux-image-\(.*\)-unsigned\)$/\1 \2/p'
+}
+
 # Short hash of the arguments (strings) and of the contents of the files named
 # by the arguments that are existing paths.
 inputs_hash() {
@@ -66,7 +75,8 @@ xenstore_utils_into() {
 }
 
 # mod_closure MODDIR KVER NAME...: relative paths (under MODDIR/lib/modules/KVER)
-# of the named modules and everything they depend on, dependencies first.
+# of the named modules and everything they depend on, dependencies first;
+# modules built into the kernel are left out.
 mod_closure() {
     local base="$1/lib/modules/$2" seen="" todo name line rel deps d out=""
     [ -f "$base/modules.dep" ] || die "$base/modules.dep missing (run scripts/setup.sh)"
@@ -75,7 +85,11 @@ mod_closure() {
         case " $seen " in *" $n "*) return 0 ;; esac
         seen="$seen $n"
         line="$(awk -v n="$n" -F: '{ f=$1; sub(/.*\//, "", f); sub(/\.ko.*$/, "", f); gsub(/-/, "_", f); if (f == n) { print; exit } }' "$base/modules.dep")"
-        [ -n "$line" ] || die "module $1 not found in $base/modules.dep"
+        if [ -z "$line" ]; then
+            # Built into this kernel (6.12 builds virtio_pci in): nothing to load.
+            grep -q "/${n}\.ko\(\.[a-z]*\)\?\$" <(tr - _ <"$base/modules.builtin") && return 0
+            die "module $1 not found in $base/modules.dep"
+        fi
         rel="${line%%:*}"
         for d in ${line#*:}; do
             d="${d##*/}"; d="${d%%.ko*}"
@@ -85,6 +99,29 @@ mod_closure() {
     }
     for name in "${@:3}"; do _mc_visit "$name"; done
     echo "$out"
+}
+
+# modules_into ROOT MODDIR KVER NAME...: the named modules of the kernel tree
+# MODDIR/lib/modules/KVER and their dependencies into ROOT/lib/modules/KVER,
+# unpacked (Debian's 6.12 packages ship them .ko.xz, which busybox's insmod
+# cannot read), with modules.dep made for what was copied.
+modules_into() {
+    local root="$1" mdir="$2" kver="$3" rel f dst
+    local src="$mdir/lib/modules/$kver" mroot="$root/lib/modules/$kver" mods
+    mods="$(mod_closure "$mdir" "$kver" "${@:4}")" || exit 1
+    mkdir -p "$mroot"
+    for rel in $mods; do
+        dst="$mroot/${rel%.xz}"
+        mkdir -p "$(dirname "$dst")"
+        case "$rel" in
+        *.ko.xz) xz -dc "$src/$rel" >"$dst" || die "cannot unpack $src/$rel" ;;
+        *) cp "$src/$rel" "$dst" ;;
+        esac
+    done
+    for f in modules.order modules.builtin modules.builtin.modinfo; do
+        [ -f "$src/$f" ] && cp "$src/$f" "$mroot/"
+    done
+    depmod -b "$root" "$kver" || die "depmod for $kver in $root failed"
 }
 
 # cpio_from ROOT OUT: newc archive of ROOT (owned by root), uncompressed:

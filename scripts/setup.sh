@@ -4,11 +4,18 @@
 #   scripts/setup.sh [--no-packages]
 #
 #  1. apt packages (only the missing ones; apt-get update only if needed),
-#  2. Debian's cloud kernel (the guest kernel and the test host's kernel),
-#     fetched with `apt-get download` and extracted into the cache,
-#  3. kvm modules with CONFIG_KVM_XEN for that kernel (scripts/build-kvm-xen.sh),
+#  2. Debian's kernels, fetched with `apt-get download` and extracted into the
+#     cache: 6.1 cloud (Debian 12's; the main guest kernel) and the newest
+#     6.12 cloud (Debian 13's series; the test host's kernel and a second
+#     guest kernel),
+#  3. KVM's Xen support: the test host's 6.12 kernel has it in its stock
+#     kvm.ko (CONFIG_KVM_XEN=y) and nothing is built; kvm modules with it are
+#     built from linux-source-6.1 (scripts/build-kvm-xen.sh) only for a 6.1
+#     test host (DOMUS_TESTHOST_KERNEL=6.1).  On a host with vmx/svm, /dev/kvm
+#     is asked for KVM_CAP_XEN_HVM and `make setup-kvm` is suggested where
+#     it lacks it,
 #  4. the guest initramfs (busybox, tests/guest/*, xenstore-utils, the front-end
-#     modules, tests/guest/*.c built static),
+#     modules of both guest kernels, tests/guest/*.c built static),
 #  5. ${DOMUS_CACHE}/env.sh, for tests to source.
 #
 # Everything lands in ${DOMUS_CACHE:-$HOME/.cache/domus}, outside the work
@@ -34,9 +41,12 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 progress() { echo "setup: $*" >&2; } # only for steps that do real work
 
-PACKAGES="build-essential clang llvm qemu-system-x86 busybox-static cpio kmod libxen-dev
+PACKAGES="build-essential clang llvm qemu-system-x86 busybox-static cpio kmod xz-utils libxen-dev
 zlib1g-dev liblzma-dev libzstd-dev liblz4-dev lz4 libjson-c-dev liburing-dev libseccomp-dev
-linux-source-6.1 xenstore-utils bc flex bison libelf-dev libssl-dev iproute2"
+xenstore-utils iproute2"
+# Which kernel the test host boots: 6.12 (stock KVM_XEN) or 6.1 (built modules).
+TH_SERIES="${DOMUS_TESTHOST_KERNEL:-6.12}"
+case "$TH_SERIES" in 6.12|6.1) ;; *) die "DOMUS_TESTHOST_KERNEL must be 6.12 or 6.1, not '$TH_SERIES'" ;; esac
 
 is_installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
@@ -65,10 +75,17 @@ if [ -z "$KVER" ]; then
     KVER="$(resolve_cloud_kver)"
     [ -n "$KVER" ] || die "apt knows no linux-image-cloud-amd64 (is this Debian 12 amd64?)"
 fi
+K612="$(resolve_612_kernel)"
+if [ -z "$K612" ] && [ "$NO_PACKAGES" = 0 ]; then
+    apt_update_once
+    K612="$(resolve_612_kernel)"
+fi
+[ -n "$K612" ] || die "apt knows no linux-image-6.12.*+deb12-cloud-amd64-unsigned (apt-get update?)"
+KPKG612="${K612%% *}" KVER612="${K612#* }"
 
 if [ "$NO_PACKAGES" = 0 ]; then
     missing=""
-    for p in $PACKAGES "linux-headers-$KVER"; do
+    for p in $PACKAGES; do
         is_installed "$p" || missing="$missing $p"
     done
     if [ -n "$missing" ]; then
@@ -76,7 +93,7 @@ if [ "$NO_PACKAGES" = 0 ]; then
         # The cloud kernel version may have moved on with the update.
         KVER="$(resolve_cloud_kver)"
         missing=""
-        for p in $PACKAGES "linux-headers-$KVER"; do
+        for p in $PACKAGES; do
             is_installed "$p" || missing="$missing $p"
         done
         progress "installing:$missing"
@@ -88,56 +105,76 @@ if [ "$NO_PACKAGES" = 0 ]; then
         fi
         rm -f "$aptlog"
     fi
-    # The kvm sources must be the same upload as the kernel's headers (a new
-    # kernel ABI comes with a new linux-source-6.1 that "installed" misses).
-    pkgv() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
-    if [ "$(pkgv linux-source-6.1)" != "$(pkgv "linux-headers-$KVER")" ]; then
-        apt_update_once
-        progress "upgrading linux-source-6.1 to the version of linux-headers-$KVER"
-        $SUDO apt-get install -y -qq --no-install-recommends linux-source-6.1 "linux-headers-$KVER" >/dev/null 2>&1 || true
-        [ "$(pkgv linux-source-6.1)" = "$(pkgv "linux-headers-$KVER")" ] ||
-            echo "setup: warning: linux-source-6.1 $(pkgv linux-source-6.1) is not the version of linux-headers-$KVER ($(pkgv "linux-headers-$KVER"))" >&2
+fi
+
+# --- 2. the kernels -------------------------------------------------------------
+# fetch_kernel PKG KVER: ${DOMUS_CACHE}/kernel/KVER/{vmlinuz,config,System.map,
+# lib/modules/KVER/...} from Debian's package PKG (modules as shipped: .ko or
+# .ko.xz; modules_into unpacks what it copies).  Prints the directory.
+fetch_kernel() {
+    local pkg="$1" kver="$2" version kdir tmp deb
+    version="$(apt-cache policy "$pkg" 2>/dev/null | sed -n 's/^ *Candidate: //p')"
+    [ -n "$version" ] && [ "$version" != "(none)" ] || die "apt has no candidate for $pkg"
+    kdir="$DOMUS_CACHE/kernel/$kver"
+    if [ "$(cat "$kdir/.stamp" 2>/dev/null || true)" != "$pkg=$version" ] || [ ! -f "$kdir/vmlinuz" ]; then
+        progress "fetching $pkg $version"
+        mkdir -p "$DOMUS_CACHE/kernel"
+        tmp="$(mktemp -d "$DOMUS_CACHE/kernel/.fetch.XXXXXX")"
+        chmod 0755 "$tmp" # apt's _apt user downloads into it
+        (cd "$tmp" && apt-get download -qq "$pkg=$version" >/dev/null 2>"$tmp/download.log") ||
+            { cat "$tmp/download.log" >&2; rm -rf "$tmp"; die "apt-get download $pkg=$version failed"; }
+        deb="$(ls "$tmp"/*.deb 2>/dev/null | head -n1)"
+        [ -n "$deb" ] || die "apt-get download produced no .deb"
+        dpkg-deb -x "$deb" "$tmp/x" || die "dpkg-deb -x $deb failed"
+        [ -f "$tmp/x/boot/vmlinuz-$kver" ] || die "$deb has no boot/vmlinuz-$kver"
+        rm -rf "$kdir"
+        mkdir -p "$kdir/lib/modules"
+        mv "$tmp/x/boot/vmlinuz-$kver" "$kdir/vmlinuz"
+        mv "$tmp/x/boot/config-$kver" "$kdir/config"
+        mv "$tmp/x/boot/System.map-$kver" "$kdir/System.map"
+        mv "$tmp/x/lib/modules/$kver" "$kdir/lib/modules/$kver"
+        depmod -b "$kdir" "$kver" || die "depmod for $kdir failed"
+        printf '%s' "$pkg=$version" >"$kdir/.stamp"
+        rm -rf "$tmp"
+    fi
+    grep -q '^CONFIG_XEN_PVH=y' "$kdir/config" || die "$pkg is not built with CONFIG_XEN_PVH"
+    echo "$kdir"
+}
+KDIR="$(fetch_kernel "linux-image-$KVER" "$KVER")"
+KDIR612="$(fetch_kernel "$KPKG612" "$KVER612")"
+
+# --- 3. KVM's Xen support --------------------------------------------------------
+# The test host's kvm modules: the 6.12 package's own (its config says
+# CONFIG_KVM_XEN=y), or for a 6.1 test host ours, built with it.
+KVM_MODULES=""
+if [ "$TH_SERIES" = 6.12 ]; then
+    TH_KVER="$KVER612" TH_KDIR="$KDIR612"
+    grep -q '^CONFIG_KVM_XEN=y' "$TH_KDIR/config" ||
+        die "$KPKG612 is not built with CONFIG_KVM_XEN=y; try DOMUS_TESTHOST_KERNEL=6.1"
+else
+    TH_KVER="$KVER" TH_KDIR="$KDIR"
+    KVM_MODULES="$("$HERE/build-kvm-xen.sh" --kver "$KVER")" || die "building the KVM_XEN modules failed"
+fi
+# A host with hardware virtualization runs the tests natively: its own KVM
+# must have the Xen support (said once per change, not fatal: unit and
+# protocol tests need no KVM).
+if grep -qwE 'vmx|svm' /proc/cpuinfo; then
+    kvm_state="$DOMUS_CACHE/native-kvm.txt"
+    kvm_now="$(uname -r) $("$HERE/kvm-xen.sh" check >/dev/null 2>&1 && echo xen || echo no-xen)"
+    if [ "$(cat "$kvm_state" 2>/dev/null || true)" != "$kvm_now" ]; then
+        echo "$kvm_now" >"$kvm_state"
+        case "$kvm_now" in
+        *" xen") progress "this host's KVM has Xen support (KVM_CAP_XEN_HVM): nothing to build" ;;
+        *) progress "warning: this host's KVM lacks Xen support (KVM_CAP_XEN_HVM); scenarios need 'make setup-kvm'" ;;
+        esac
     fi
 fi
-
-# --- 2. the kernel -----------------------------------------------------------
-# ${DOMUS_CACHE}/kernel/KVER/{vmlinuz,config,System.map,lib/modules/KVER/...}
-KPKG="linux-image-$KVER"
-KVERSION="$(apt-cache policy "$KPKG" 2>/dev/null | sed -n 's/^ *Candidate: //p')"
-[ -n "$KVERSION" ] && [ "$KVERSION" != "(none)" ] || die "apt has no candidate for $KPKG"
-KDIR="$DOMUS_CACHE/kernel/$KVER"
-if [ "$(cat "$KDIR/.stamp" 2>/dev/null || true)" != "$KPKG=$KVERSION" ] || [ ! -f "$KDIR/vmlinuz" ]; then
-    progress "fetching $KPKG $KVERSION"
-    mkdir -p "$DOMUS_CACHE/kernel"
-    tmp="$(mktemp -d "$DOMUS_CACHE/kernel/.fetch.XXXXXX")"
-    trap 'rm -rf "$tmp"' EXIT
-    chmod 0755 "$tmp" # apt's _apt user downloads into it
-    (cd "$tmp" && apt-get download -qq "$KPKG=$KVERSION" >/dev/null 2>"$tmp/download.log") ||
-        { cat "$tmp/download.log" >&2; die "apt-get download $KPKG=$KVERSION failed"; }
-    deb="$(ls "$tmp"/*.deb 2>/dev/null | head -n1)"
-    [ -n "$deb" ] || die "apt-get download produced no .deb"
-    dpkg-deb -x "$deb" "$tmp/x" || die "dpkg-deb -x $deb failed"
-    [ -f "$tmp/x/boot/vmlinuz-$KVER" ] || die "$deb has no boot/vmlinuz-$KVER"
-    rm -rf "$KDIR"
-    mkdir -p "$KDIR/lib/modules"
-    mv "$tmp/x/boot/vmlinuz-$KVER" "$KDIR/vmlinuz"
-    mv "$tmp/x/boot/config-$KVER" "$KDIR/config"
-    mv "$tmp/x/boot/System.map-$KVER" "$KDIR/System.map"
-    mv "$tmp/x/lib/modules/$KVER" "$KDIR/lib/modules/$KVER"
-    depmod -b "$KDIR" "$KVER" || die "depmod for $KDIR failed"
-    printf '%s' "$KPKG=$KVERSION" >"$KDIR/.stamp"
-    rm -rf "$tmp"
-    trap - EXIT
-fi
-grep -q '^CONFIG_XEN_PVH=y' "$KDIR/config" || die "$KPKG is not built with CONFIG_XEN_PVH"
-
-# --- 3. kvm modules with CONFIG_KVM_XEN ----------------------------------------
-KVM_MODULES="$("$HERE/build-kvm-xen.sh" --kver "$KVER")" || die "building the KVM_XEN modules failed"
 
 # --- 4. guest initramfs --------------------------------------------------------
 # Xen's front ends, and virtio's for the same initramfs under QEMU (bench/io).
 GUEST_MODULES="xen-blkfront xen-netfront virtio_pci virtio_blk virtio_net"
 guest_inputs=("$ROOT"/tests/guest/* "$HERE/setup.sh" "$HERE/lib.sh" "$KVER" "$(cat "$KDIR/.stamp")"
+    "$KVER612" "$(cat "$KDIR612/.stamp")"
     "busybox=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || sha256sum </bin/busybox)"
     "xenstore-utils=$(dpkg-query -W -f='${Version}' xenstore-utils 2>/dev/null || echo none)"
     "gcc=$(gcc -dumpfullversion 2>/dev/null || echo none)"
@@ -163,15 +200,10 @@ if [ ! -f "$GUEST_INITRD" ]; then
         gcc -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$groot/usr/bin/$(basename "$f" .c)" "$f" ||
             die "cannot build $f (gcc, libc6-dev)"
     done
-    # Front ends built as modules in Debian's kernel, for block/net tests.
-    for rel in $(mod_closure "$KDIR" "$KVER" $GUEST_MODULES); do
-        mkdir -p "$groot/lib/modules/$KVER/$(dirname "$rel")"
-        cp "$KDIR/lib/modules/$KVER/$rel" "$groot/lib/modules/$KVER/$rel"
-    done
-    for f in modules.order modules.builtin modules.builtin.modinfo; do
-        cp "$KDIR/lib/modules/$KVER/$f" "$groot/lib/modules/$KVER/"
-    done
-    depmod -b "$groot" "$KVER"
+    # Front ends built as modules in Debian's kernels, for block/net tests:
+    # /init's modprobe takes the tree of the kernel it runs under.
+    modules_into "$groot" "$KDIR" "$KVER" $GUEST_MODULES
+    modules_into "$groot" "$KDIR612" "$KVER612" $GUEST_MODULES
     echo 'root:x:0:0:root:/root:/bin/sh' >"$groot/etc/passwd"
     echo 'root:x:0:' >"$groot/etc/group"
     cpio_from "$groot" "$GUEST_INITRD"
@@ -185,12 +217,20 @@ fi
 # --- 5. env.sh -----------------------------------------------------------------
 ENV="$DOMUS_CACHE/env.sh"
 new_env="$(cat <<EOF
-# Written by scripts/setup.sh; source it.
+# Written by scripts/setup.sh; source it.  DOMUS_KERNEL is the main guest
+# kernel (6.1), DOMUS_KERNEL_612 the second; the test host boots
+# DOMUS_TESTHOST_KDIR/vmlinuz with DOMUS_KVM_MODULES' kvm modules, or its own
+# where that is empty.
 export DOMUS_CACHE='$DOMUS_CACHE'
 export DOMUS_KVER='$KVER'
 export DOMUS_KERNEL='$KDIR/vmlinuz'
 export DOMUS_KERNEL_MODULES_ROOT='$KDIR'
 export DOMUS_GUEST_INITRD='$GUEST_INITRD'
+export DOMUS_KERNEL_612='$KDIR612/vmlinuz'
+export DOMUS_KVER_612='$KVER612'
+export DOMUS_TESTHOST_SERIES='$TH_SERIES'
+export DOMUS_TESTHOST_KVER='$TH_KVER'
+export DOMUS_TESTHOST_KDIR='$TH_KDIR'
 export DOMUS_KVM_MODULES='$KVM_MODULES'
 EOF
 )"

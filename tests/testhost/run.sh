@@ -2,6 +2,7 @@
 # Runs one test scenario on a host with hardware virtualization and KVM_XEN.
 #
 #   tests/testhost/run.sh SCENARIO [--timeout SEC] [--with-qemu] [--testhost|--native] [--shell]
+#                         [--guest 6.1|6.12]
 #
 # SCENARIO is a POSIX sh script (a path, or a name looked up in tests/scenarios/
 # and tests/testhost/).  It prints `PASS what` / `FAIL what` lines.  It gets:
@@ -17,8 +18,9 @@
 #
 # Where /proc/cpuinfo has neither vmx nor svm (the development machines), the
 # scenario runs inside the *test host*: QEMU's TCG emulator with an emulated
-# AMD SVM CPU booting Debian's cloud kernel with our KVM_XEN kvm modules, from
-# an initramfs built here into build/testhost/.  The serial log goes to
+# AMD SVM CPU booting Debian's 6.12 cloud kernel with its own kvm modules
+# (CONFIG_KVM_XEN=y; DOMUS_TESTHOST_KERNEL=6.1 boots Debian 12's 6.1 with the
+# kvm modules setup builds), from an initramfs built here into build/testhost/.  The serial log goes to
 # tests/out/<scenario>.log.  Elsewhere the scenario runs natively (as root,
 # with the KVM_XEN modules loaded: `make setup-kvm`).
 #
@@ -36,6 +38,8 @@
 # --shell      (test host) no scenario: a shell on the serial console.
 # --show       print all of the scenario's output, not only PASS/FAIL lines.
 # --append STR (test host) more kernel parameters, e.g. --append loglevel=7
+# --guest S    the guest kernel scenarios boot: 6.1 (Debian 12's cloud kernel,
+#              the default) or 6.12; also DOMUS_GUEST_SERIES.
 # --asan       Domus's ASan/UBSan binaries (build/asan-bin, `make asan-bins`)
 #              instead of build/bin; also DOMUS_TESTHOST_ASAN=1.
 set -euo pipefail
@@ -47,6 +51,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 . "$ROOT/scripts/lib.sh"
 
 usage() { sed -n '2,30p' "$0" >&2; exit 2; }
+GUEST_SERIES="${DOMUS_GUEST_SERIES:-6.1}"
 SCEN="" TIMEOUT=300 WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0 EXTRA_APPEND="" ASAN="${DOMUS_TESTHOST_ASAN:-0}"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -57,6 +62,7 @@ while [ $# -gt 0 ]; do
     --shell) SHELL_MODE=1; shift ;;
     --show) SHOW=1; shift ;;
     --asan) ASAN=1; shift ;;
+    --guest) GUEST_SERIES="${2?}"; shift 2 ;;
     --append) EXTRA_APPEND="${2?}"; shift 2 ;;
     -h|--help) usage ;;
     -*) echo "run.sh: unknown option $1" >&2; usage ;;
@@ -77,6 +83,7 @@ else
     [ -n "$SCEN_PATH" ] || die "no scenario '$SCEN'"
     NAME="$(basename "$SCEN_PATH" .sh)"
 fi
+NAME_SUFFIX=""
 
 # Machine set-up (cached; quiet when done).  check.sh runs it once for all.
 if [ -z "${DOMUS_SETUP_DONE:-}" ]; then
@@ -84,10 +91,17 @@ if [ -z "${DOMUS_SETUP_DONE:-}" ]; then
 fi
 # shellcheck disable=SC1091
 . "$DOMUS_CACHE/env.sh"
+case "$GUEST_SERIES" in
+6.1) GUEST_KERNEL="$DOMUS_KERNEL" ;;
+6.12) GUEST_KERNEL="$DOMUS_KERNEL_612" ;;
+*) die "--guest takes 6.1 or 6.12, not '$GUEST_SERIES'" ;;
+esac
+[ "$GUEST_SERIES" = 6.1 ] || [ -z "$SCEN" ] || [ "$SHELL_MODE" = 1 ] || NAME_SUFFIX="@$GUEST_SERIES"
 
 OUTDIR="$ROOT/tests/out"
 BUILDTH="$ROOT/build/testhost"
 mkdir -p "$OUTDIR" "$BUILDTH/bin"
+NAME="$NAME$NAME_SUFFIX"
 LOG="$OUTDIR/$NAME.log"
 
 # The KVM_XEN probe: static, so it runs in any initramfs.
@@ -142,7 +156,7 @@ run_native() {
         rc=0
         cd "$tmp/work"
         echo "DOMUS-SCENARIO-START"
-        env DOMUS_GUEST_KERNEL="$DOMUS_KERNEL" DOMUS_GUEST_INITRD="$DOMUS_GUEST_INITRD" \
+        env DOMUS_GUEST_KERNEL="$GUEST_KERNEL" DOMUS_GUEST_INITRD="$DOMUS_GUEST_INITRD" \
             DOMUS_BIN="$BINDIR" DOMUS_TMP="$tmp/work" DOMUS_GUEST_TESTS="$ROOT/tests/guest" \
             PATH="$BINDIR:$BUILDTH/bin:$PATH" \
             timeout -k 10 "$TIMEOUT" sh "$SCEN_PATH" </dev/null 2>&1 || rc=$?
@@ -169,6 +183,7 @@ mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mkdir -p /tmp/domus /var/log
 ip link set lo up 2>/dev/null
+echo "testhost: kernel $(uname -r); $(cat /domus/kvm-from)"
 if grep -qw svm /proc/cpuinfo; then modprobe kvm_amd || echo "FAIL testhost: modprobe kvm_amd"
 else modprobe kvm_intel || echo "FAIL testhost: modprobe kvm_intel"; fi
 for m in tun bridge; do modprobe "$m" || echo "FAIL testhost: modprobe $m"; done
@@ -196,8 +211,8 @@ EOF
 build_base() {
     local bins=() f hash mods rel r
     for f in "$BINDIR"/*; do [ -f "$f" ] && [ -x "$f" ] && bins+=("$f"); done
-    local inputs=("$0" "$ROOT/scripts/lib.sh" "$DOMUS_KERNEL" "$DOMUS_GUEST_INITRD"
-        "$(cat "$DOMUS_KERNEL_MODULES_ROOT/.stamp")" "$DOMUS_KVM_MODULES"/*.ko "$PROBE"
+    local inputs=("$0" "$ROOT/scripts/lib.sh" "$GUEST_KERNEL" "$DOMUS_GUEST_INITRD"
+        "$(cat "$DOMUS_TESTHOST_KDIR/.stamp")" "kvm=$DOMUS_KVM_MODULES" "$PROBE"
         "qemu=$WITH_QEMU" "asan=$ASAN" "${bins[@]}" "$ROOT"/tests/guest/*
         "xs=$(dpkg-query -W -f='${Version}' xenstore-utils 2>/dev/null || echo none)"
         "bb=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo none)")
@@ -213,24 +228,22 @@ build_base() {
     echo 'root:x:0:0:root:/root:/bin/sh' >"$r/etc/passwd"
     echo 'root:x:0:' >"$r/etc/group"
     write_testhost_init "$r/init"
-    # Modules: ours for kvm, Debian's for the rest.
-    mods="$(mod_closure "$DOMUS_KERNEL_MODULES_ROOT" "$DOMUS_KVER" irqbypass tun bridge stp llc brd)"
-    local mroot="$r/lib/modules/$DOMUS_KVER"
-    for rel in $mods; do
-        mkdir -p "$mroot/$(dirname "$rel")"
-        cp "$DOMUS_KERNEL_MODULES_ROOT/lib/modules/$DOMUS_KVER/$rel" "$mroot/$rel"
-    done
-    mkdir -p "$mroot/kernel/arch/x86/kvm"
-    cp "$DOMUS_KVM_MODULES"/kvm.ko "$DOMUS_KVM_MODULES"/kvm-amd.ko "$DOMUS_KVM_MODULES"/kvm-intel.ko "$mroot/kernel/arch/x86/kvm/"
-    for f in modules.order modules.builtin modules.builtin.modinfo; do
-        cp "$DOMUS_KERNEL_MODULES_ROOT/lib/modules/$DOMUS_KVER/$f" "$mroot/"
-    done
-    depmod -b "$r" "$DOMUS_KVER"
+    # Modules: Debian's, with kvm's replaced by ours where setup built them
+    # (a 6.1 test host); the test host says which it loaded.
+    local kv="$DOMUS_TESTHOST_KVER" mroot="$r/lib/modules/$DOMUS_TESTHOST_KVER"
+    modules_into "$r" "$DOMUS_TESTHOST_KDIR" "$kv" irqbypass tun bridge stp llc brd kvm kvm-amd kvm-intel
+    if [ -n "$DOMUS_KVM_MODULES" ]; then
+        cp "$DOMUS_KVM_MODULES"/kvm.ko "$DOMUS_KVM_MODULES"/kvm-amd.ko "$DOMUS_KVM_MODULES"/kvm-intel.ko "$mroot/kernel/arch/x86/kvm/"
+        depmod -b "$r" "$kv"
+        echo "kvm modules: built with CONFIG_KVM_XEN from linux-source-6.1 ($(basename "$DOMUS_KVM_MODULES"))" >"$r/domus/kvm-from"
+    else
+        echo "kvm modules: stock, from $(cat "$DOMUS_TESTHOST_KDIR/.stamp") (CONFIG_KVM_XEN=y)" >"$r/domus/kvm-from"
+    fi
     # Domus's binaries with their libraries; the probe.
     for f in "${bins[@]}"; do copy_with_libs "$r" "$f" "/domus/bin/$(basename "$f")"; done
     cp "$PROBE" "$r/domus/bin/"
     # The guest.
-    cp "$DOMUS_KERNEL" "$r/domus/guest/vmlinuz"
+    cp "$GUEST_KERNEL" "$r/domus/guest/vmlinuz"
     cp "$DOMUS_GUEST_INITRD" "$r/domus/guest/initrd.cpio"
     cp -r "$ROOT/tests/guest" "$r/domus/tests/guest"
     if [ "$WITH_QEMU" = 1 ]; then
@@ -272,7 +285,7 @@ run_testhost() {
     cat "$BASE" "$scen_cpio" >"$initrd"
     append="console=ttyS0 quiet panic=-1 oops=panic${EXTRA_APPEND:+ $EXTRA_APPEND}"
     local qemu=(qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 3G
-        -nographic -nic none -no-reboot -kernel "$DOMUS_KERNEL" -initrd "$initrd" -append "$append")
+        -nographic -nic none -no-reboot -kernel "$DOMUS_TESTHOST_KDIR/vmlinuz" -initrd "$initrd" -append "$append")
     if [ "$SHELL_MODE" = 1 ]; then
         exec "${qemu[@]}"
     fi
@@ -324,5 +337,6 @@ fi
 if [ "$NPASS" = 0 ] && [ "$NFAIL" = 0 ]; then
     echo "FAIL $NAME: no PASS line (log: $LOG)"; NFAIL=1
 fi
+[ "$MODE" = native ] || grep -m1 -o 'testhost: kernel.*' "$LOG" >&2 || true
 echo "testhost: $NAME: passes $NPASS, failures $NFAIL ($MODE; scenario started after ${BOOT_S:-?} s; total $TOTAL s)" >&2
 [ "$NFAIL" = 0 ]
