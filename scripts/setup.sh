@@ -36,7 +36,8 @@ progress() { echo "setup: $*" >&2; } # only for steps that do real work
 
 PACKAGES="build-essential clang llvm qemu-system-x86 busybox-static cpio kmod libxen-dev
 zlib1g-dev liblzma-dev libzstd-dev liblz4-dev lz4 libjson-c-dev liburing-dev libseccomp-dev
-linux-source-6.1 xenstore-utils bc flex bison libelf-dev libssl-dev iproute2"
+linux-source-6.1 xenstore-utils bc flex bison libelf-dev libssl-dev iproute2
+xen-utils-common"
 
 is_installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]

@@ -149,6 +149,11 @@ static int dry_run(const char *file, const char *text, size_t len)
         free(c);
         return 1;
     }
+    for (unsigned i = 0; i < c->n_warnings && i < XLCFG_MAX_WARNINGS; i++)
+        fprintf(stderr, "warning: %s\n", c->warnings[i]);
+    if (c->n_warnings > XLCFG_MAX_WARNINGS)
+        fprintf(stderr, "warning: %u more warnings not shown\n",
+                c->n_warnings - XLCFG_MAX_WARNINGS);
     o = json_object_new_object();
     json_object_object_add(o, "name", json_object_new_string(c->name));
     json_object_object_add(o, "type", json_object_new_string(c->type));

@@ -13,12 +13,21 @@
 #include <unistd.h>
 #include <xen/sched.h>
 
-/* What the domain was given less of than its config asks for. */
+/* The config's warnings (keys ignored), and what the domain was given less
+ * of than its config asks for. */
 static json_object *create_warnings(struct dsd *d, const struct dsd_dom *dom)
 {
     json_object *w = json_object_new_array();
+    const struct xlcfg *c = &dom->cfg;
     char msg[160];
 
+    for (unsigned i = 0; i < c->n_warnings && i < XLCFG_MAX_WARNINGS; i++)
+        json_object_array_add(w, json_object_new_string(c->warnings[i]));
+    if (c->n_warnings > XLCFG_MAX_WARNINGS) {
+        snprintf(msg, sizeof(msg), "%u more warnings not shown",
+                 c->n_warnings - XLCFG_MAX_WARNINGS);
+        json_object_array_add(w, json_object_new_string(msg));
+    }
     if (d->xs.enabled && !dom->xs_up) {
         snprintf(msg, sizeof(msg), "%s: not introduced to xenstore (see domusd.log)",
                  dom->cfg.name);
