@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -963,4 +964,24 @@ const char *xlcfg_action_name(enum xlcfg_action a)
         return "preserve";
     }
     return "?";
+}
+
+int xlcfg_uuid_generate(char out[XLCFG_UUID_LEN + 1])
+{
+    uint8_t b[16];
+    size_t n = 0;
+
+    while (n < sizeof(b)) {
+        ssize_t r = getrandom(b + n, sizeof(b) - n, 0);
+        if (r < 0 && errno != EINTR)
+            return -errno;
+        n += r > 0 ? (size_t)r : 0;
+    }
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    snprintf(out, XLCFG_UUID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+    return 0;
 }

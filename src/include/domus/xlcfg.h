@@ -82,4 +82,8 @@ int xlcfg_check_text(const char *text, size_t len, const char *fname, char *err,
 
 const char *xlcfg_action_name(enum xlcfg_action a);
 
+/* A random (version 4, RFC 4122) UUID in canonical lower-case form, as xl
+ * generates one for a config without uuid; 0 or -errno of getrandom(2). */
+int xlcfg_uuid_generate(char out[XLCFG_UUID_LEN + 1]);
+
 #endif
