@@ -290,7 +290,7 @@ static void print_configs(json_object *doms, int argc, char **argv)
             json_object_array_add(out, json_object_get(cfg));
     }
     printf("%s\n", json_object_to_json_string_ext(
-                       out, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+                       out, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(out);
 }
 
