@@ -290,7 +290,8 @@ static void print_configs(json_object *doms, int argc, char **argv)
             json_object_array_add(out, json_object_get(cfg));
     }
     printf("%s\n", json_object_to_json_string_ext(
-                       out, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+                       out, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(out);
 }
 
@@ -392,9 +393,7 @@ int cli_uptime(int argc, char **argv)
         printf("%-33s %4s %s\n", "Name", "ID", "Uptime");
     for (size_t j = 0; !rc && j < json_object_array_length(doms); j++) {
         json_object *row = json_object_array_get_idx(doms, j);
-        if (wanted(row, argc - i, argv + i) &&
-            strcmp(cli_jstr(row, "status"), "shutdown") &&
-            strcmp(cli_jstr(row, "status"), "crashed"))
+        if (wanted(row, argc - i, argv + i)) /* as xl: preserved ones too */
             print_uptime(row, short_mode, now);
     }
     json_object_put(reply);

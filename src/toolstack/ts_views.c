@@ -65,7 +65,7 @@ static json_object *disk_json(const char *spec, unsigned i)
     char err[256];
 
     if (!dk || xldisk_parse(spec, i, dk, err, sizeof(err)) < 0) {
-        add_str(o, "spec", spec); /* checked at create: only if it changed */
+        add_str(o, "spec", spec); /* checked at create: cannot happen */
         free(dk);
         return o;
     }
