@@ -177,7 +177,7 @@ static int create_parse(const struct req *r, struct xlcfg *cfg, char *err, size_
 
 static void cmd_create(const struct req *r)
 {
-    struct xlcfg *cfg = malloc(sizeof(*cfg));
+    struct xlcfg *cfg = calloc(1, sizeof(*cfg));
     struct dsd_dom *dom = NULL;
     char err[1024];
     int rc;
@@ -209,8 +209,9 @@ static void cmd_create(const struct req *r)
     dom->waiter = r->client;
     dom->wkind = DW_CREATE;
 out:
-    if (rc)
-        dsd_reply_error(r->d, r->client, "%s", err);
+    if (rc) /* a config that parsed may explain the failure with its warnings */
+        dsd_reply_failure(r->d, r->client, err,
+                          cfg->n_warnings ? dsd_cfg_warnings(cfg) : NULL);
     free(cfg);
 }
 

@@ -15,11 +15,10 @@
 
 /* The config's warnings (keys ignored), and what the domain was given less
  * of than its config asks for. */
-static json_object *create_warnings(struct dsd *d, const struct dsd_dom *dom)
+json_object *dsd_cfg_warnings(const struct xlcfg *c)
 {
     json_object *w = json_object_new_array();
-    const struct xlcfg *c = &dom->cfg;
-    char msg[160];
+    char msg[64];
 
     for (unsigned i = 0; i < c->n_warnings && i < XLCFG_MAX_WARNINGS; i++)
         json_object_array_add(w, json_object_new_string(c->warnings[i]));
@@ -28,6 +27,14 @@ static json_object *create_warnings(struct dsd *d, const struct dsd_dom *dom)
                  c->n_warnings - XLCFG_MAX_WARNINGS);
         json_object_array_add(w, json_object_new_string(msg));
     }
+    return w;
+}
+
+static json_object *create_warnings(struct dsd *d, const struct dsd_dom *dom)
+{
+    json_object *w = dsd_cfg_warnings(&dom->cfg);
+    char msg[160];
+
     if (d->xs.enabled && !dom->xs_up) {
         snprintf(msg, sizeof(msg), "%s: not introduced to xenstore (see domusd.log)",
                  dom->cfg.name);
@@ -98,9 +105,11 @@ static void build_failed(struct dsd *d, struct dsd_dom *dom, int status)
     else
         describe_status(status, why, sizeof(why));
     dwarn("domain %u (%s): failed to start: %s", dom->domid, dom->cfg.name, why);
-    if (dom->wkind == DW_CREATE)
-        dsd_reply_error(d, dom->waiter, "%s: failed to start: %s", dom->cfg.name, why);
-    else if (dom->wkind == DW_DESTROY)
+    if (dom->wkind == DW_CREATE) {
+        char msg[700];
+        snprintf(msg, sizeof(msg), "%s: failed to start: %s", dom->cfg.name, why);
+        dsd_reply_failure(d, dom->waiter, msg, dsd_cfg_warnings(&dom->cfg));
+    } else if (dom->wkind == DW_DESTROY)
         dsd_reply(d, dom->waiter, dsd_ok());
     dsd_dom_free(d, dom);
 }

@@ -158,6 +158,17 @@ for ex in pvhlinux pvlinux; do
         pass "create -n xlexample.$ex (paths changed, + cpu_weight): $want warning(s), PVH: $(grep '^warning' "$TMP/$ex.err" | tr '\n' '|')" ||
         fail "create -n xlexample.$ex: rc $rc, $(tr '\n' '|' <"$TMP/$ex.err")"
 done
+# A create that fails still shows its config's warnings (before the error):
+# refused by domusd's checks, and failed in domus-vm.
+for k in /nonexistent "$TMP/text-kernel"; do
+    printf 'name = "w"\nkernel = "%s"\nmemory = 64\ncolour = "blue"\n' "$k" >"$TMP/w.cfg"
+    "$D" create "$TMP/w.cfg" >/dev/null 2>"$TMP/w.err" && fail "create of a bad kernel $k succeeded"
+    sed -n 2p "$TMP/w.err" | grep -q "^warning: $TMP/w.cfg:4: ignoring key 'colour'" &&
+        grep -q "^warning: .*no 'type' given" "$TMP/w.err" &&
+        tail -n 1 "$TMP/w.err" | grep -q 'No such file\|failed to start' &&
+        pass "failed create (kernel $k) prints the warnings, then: $(tail -n 1 "$TMP/w.err")" ||
+        fail "failed create (kernel $k): $(tr '\n' '|' <"$TMP/w.err")"
+done
 
 left="$(ls -A "$DOMUS_RUN_DIR" | grep -v '^domusd\.\(sock\|pid\|lock\)$' | grep -v '^xenstored\(\.pid\)\?$')"
 [ -z "$left" ] && pass "no per-domain files left in the run dir" || fail "left in the run dir: $left"

@@ -198,6 +198,13 @@ void dsd_server_fini(struct dsd *d);
 void dsd_reply(struct dsd *d, uint64_t client, json_object *obj);
 void dsd_reply_error(struct dsd *d, uint64_t client, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* {"ok":false,"error":msg,"warnings":warnings} (warnings consumed; NULL:
+ * none), for a create that fails after its config gave warnings. */
+void dsd_reply_failure(struct dsd *d, uint64_t client, const char *msg,
+                       json_object *warnings);
+/* The config's warnings as a JSON array of strings (xlcfg.h), with a last
+ * "N more warnings not shown" when some were not kept. */
+json_object *dsd_cfg_warnings(const struct xlcfg *cfg);
 json_object *dsd_ok(void);
 /* Handles one request line of client. */
 void dsd_handle_request(struct dsd *d, uint64_t client, const char *line);
