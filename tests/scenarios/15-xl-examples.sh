@@ -6,7 +6,7 @@
 # booted as PVH) and not about pvhlinux; a key xl ignores is a warning.  The
 # domain's generated UUID agrees across `domus list -v`, `domus list -l` and
 # xenstore's /vm/<uuid> and /local/domain/N/vm (as libxl writes them), which
-# go with the domain; `domus uptime` lists it.
+# go with the domain and survive a domusd restart; `domus uptime` lists it.
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib-toolstack.sh"
 DOMUS_XENSTORE=1
@@ -40,10 +40,19 @@ example() {
         wait_log "example.$1" 'no domus.test=; shell on' "$BOOT"
 }
 
-# views NAME: list -v's UUID, list -l and xenstore agree; uptime lists NAME.
+uuid_of() { domus list -v "$1" | awk -v n="$1" '$1 == n { print $7 }'; }
+
+# views NAME [restart]: list -v's UUID, list -l and xenstore agree; uptime
+# lists NAME; with restart, domusd is killed first and the domain adopted by
+# the next one keeps its generated UUID.
 views() {
     _id="$(domus domid "$1")"
-    _uuid="$(domus list -v "$1" | awk -v n="$1" '$1 == n { print $7 }')"
+    _uuid="$(uuid_of "$1")"
+    if [ "$2" = restart ]; then
+        kill -KILL "$(domusd_pid)"
+        sleep 1
+        check "$1: adopted by a new domusd with the same UUID ($_uuid)" test "$(uuid_of "$1")" = "$_uuid"
+    fi
     echo "$1: list -v: $(domus list -v "$1" | tail -n 1)"
     check "$1: list -v shows a v4 UUID ($_uuid)" \
         sh -c "echo '$_uuid' | grep -q '^[0-9a-f]\{8\}-[0-9a-f]\{4\}-4[0-9a-f]\{3\}-[89ab][0-9a-f]\{3\}-[0-9a-f]\{12\}$'"
@@ -67,7 +76,7 @@ fi
 if example pvlinux 'cpu_weight = 512'; then
     check "pvlinux: warned that it boots as PVH" grep -q "^warning: .*no 'type' given: booting as PVH" "$DOMUS_TMP/pvlinux.err"
     check "pvlinux: warned about the ignored key cpu_weight" grep -q "^warning: .*:[0-9]*: ignoring key 'cpu_weight'" "$DOMUS_TMP/pvlinux.err"
-    views example.pvlinux
+    views example.pvlinux restart
 fi
 check "no domus-vm process left" [ "$(vm_count)" = 0 ]
 check "no per-domain files left in the run dir" [ -z "$(run_leftovers)" ]
