@@ -43,7 +43,7 @@ progress() { echo "setup: $*" >&2; } # only for steps that do real work
 
 PACKAGES="build-essential clang llvm qemu-system-x86 busybox-static cpio kmod xz-utils libxen-dev
 zlib1g-dev liblzma-dev libzstd-dev liblz4-dev lz4 libjson-c-dev liburing-dev libseccomp-dev
-xenstore-utils iproute2"
+xenstore-utils iproute2 xen-utils-common"
 # Which kernel the test host boots: 6.12 (stock KVM_XEN) or 6.1 (built modules).
 TH_SERIES="${DOMUS_TESTHOST_KERNEL:-6.12}"
 case "$TH_SERIES" in 6.12|6.1) ;; *) die "DOMUS_TESTHOST_KERNEL must be 6.12 or 6.1, not '$TH_SERIES'" ;; esac

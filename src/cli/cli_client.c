@@ -111,6 +111,7 @@ static int parse_reply(const char *line, json_object **reply)
         return 1;
     }
     if (!json_object_get_boolean(ok)) {
+        cli_print_warnings(o); /* e.g. a create's config warnings */
         json_object_object_get_ex(o, "error", &err);
         fprintf(stderr, "%s\n", err ? json_object_get_string(err) : "error");
         json_object_put(o);

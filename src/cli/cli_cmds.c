@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WAIT_POLL_US 200000
@@ -149,6 +150,11 @@ static int dry_run(const char *file, const char *text, size_t len)
         free(c);
         return 1;
     }
+    for (unsigned i = 0; i < c->n_warnings && i < XLCFG_MAX_WARNINGS; i++)
+        fprintf(stderr, "warning: %s\n", c->warnings[i]);
+    if (c->n_warnings > XLCFG_MAX_WARNINGS)
+        fprintf(stderr, "warning: %u more warnings not shown\n",
+                c->n_warnings - XLCFG_MAX_WARNINGS);
     o = json_object_new_object();
     json_object_object_add(o, "name", json_object_new_string(c->name));
     json_object_object_add(o, "type", json_object_new_string(c->type));
@@ -229,15 +235,30 @@ static bool wanted(json_object *row, int argc, char **argv)
     return false;
 }
 
-static void print_row(json_object *row)
+static double jdouble(json_object *o, const char *key)
 {
     json_object *t;
-    double secs =
-        json_object_object_get_ex(row, "cpu_time", &t) ? json_object_get_double(t) : 0;
+    return json_object_object_get_ex(o, key, &t) ? json_object_get_double(t) : 0;
+}
 
-    printf("%-40s %5d %5lu %5d     %-6.6s  %8.1f\n", cli_jstr(row, "name"),
+/* xl list's row; verbose adds UUID, Reason-Code (hex, '-' unless shut
+ * down) and Security Label ('-': no XSM). */
+static void print_row(json_object *row, bool verbose)
+{
+    long long reason = cli_jnum(row, "reason");
+
+    printf("%-40s %5d %5lu %5d     %-6.6s  %8.1f", cli_jstr(row, "name"),
            (int)cli_jnum(row, "domid"), (unsigned long)cli_jnum(row, "mem_mib"),
-           (int)cli_jnum(row, "vcpus"), cli_jstr(row, "state"), secs);
+           (int)cli_jnum(row, "vcpus"), cli_jstr(row, "state"), jdouble(row, "cpu_time"));
+    if (verbose) {
+        printf(" %s", cli_jstr(row, "uuid"));
+        if (reason >= 0)
+            printf(" %8llx", reason);
+        else
+            printf(" %8s", "-");
+        printf(" %16s", "-");
+    }
+    putchar('\n');
 }
 
 /* Every name asked for must exist, as in xl. */
@@ -257,35 +278,151 @@ static int check_wanted(json_object *doms, int argc, char **argv)
     return 0;
 }
 
-int cli_list(int argc, char **argv)
+/* xl list -l: the configurations of the domains asked for (Domain-0 has
+ * none), as one JSON array. */
+static void print_configs(json_object *doms, int argc, char **argv)
 {
-    json_object *req = json_object_new_object(), *reply, *doms;
-    int rc;
+    json_object *out = json_object_new_array(), *cfg;
 
-    if (argc > 1 && argv[1][0] == '-' && argv[1][1])
-        return json_object_put(req), cli_usage_error("list");
+    for (size_t i = 0; i < json_object_array_length(doms); i++) {
+        json_object *row = json_object_array_get_idx(doms, i);
+        if (wanted(row, argc, argv) && json_object_object_get_ex(row, "config", &cfg))
+            json_object_array_add(out, json_object_get(cfg));
+    }
+    printf("%s\n", json_object_to_json_string_ext(
+                       out, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(out);
+}
+
+/* The domains (Domain-0 first) of a list request, or NULL after a message. */
+static json_object *list_domains(bool with_config, json_object **reply)
+{
+    json_object *req = json_object_new_object(), *doms;
+
     json_object_object_add(req, "cmd", json_object_new_string("list"));
-    rc = cli_request(req, &reply);
-    if (rc)
-        return rc;
-    if (!json_object_object_get_ex(reply, "domains", &doms) ||
+    if (with_config)
+        json_object_object_add(req, "long", json_object_new_boolean(1));
+    if (cli_request(req, reply))
+        return NULL;
+    if (!json_object_object_get_ex(*reply, "domains", &doms) ||
         !json_object_is_type(doms, json_type_array)) {
         fprintf(stderr, "domus: error: malformed reply from domusd\n");
-        json_object_put(reply);
-        return 1;
+        json_object_put(*reply);
+        *reply = NULL;
+        return NULL;
     }
+    return doms;
+}
+
+int cli_list(int argc, char **argv)
+{
+    json_object *reply, *doms;
+    bool verbose = false, details = false;
+    int rc, c;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt(argc, argv, "+lv")) != -1) {
+        if (c == 'l')
+            details = true;
+        else if (c == 'v')
+            verbose = true;
+        else
+            return cli_usage_error("list");
+    }
+    argc -= optind - 1;
+    argv += optind - 1;
+    doms = list_domains(details, &reply);
+    if (!doms)
+        return 1;
     rc = check_wanted(doms, argc - 1, argv + 1);
-    if (!rc) {
+    if (!rc && details) {
+        print_configs(doms, argc - 1, argv + 1);
+    } else if (!rc) {
         printf("Name                                        ID   Mem "
-               "VCPUs\tState\tTime(s)\n");
+               "VCPUs\tState\tTime(s)%s\n",
+               verbose ? "   UUID                            Reason-Code\tSecurity Label"
+                       : "");
         for (size_t i = 0; i < json_object_array_length(doms); i++) {
             json_object *row = json_object_array_get_idx(doms, i);
             if (wanted(row, argc - 1, argv + 1))
-                print_row(row);
+                print_row(row, verbose);
         }
     }
     json_object_put(reply);
     return rc;
+}
+
+/* ---- uptime, info ---- */
+
+static void print_uptime(json_object *row, bool short_mode, double now)
+{
+    double start = jdouble(row, "start_time");
+    unsigned long up = now > start && start > 0 ? (unsigned long)(now - start) : 0;
+    char s[64], clock[16];
+    time_t t = (time_t)now;
+    struct tm tm;
+
+    ts_uptime_string(up, short_mode, s, sizeof(s));
+    if (!short_mode) {
+        printf("%-33s %4d %s\n", cli_jstr(row, "name"), (int)cli_jnum(row, "domid"), s);
+        return;
+    }
+    if (!localtime_r(&t, &tm) || !strftime(clock, sizeof(clock), "%H:%M:%S", &tm))
+        clock[0] = '\0';
+    printf(" %s up %s, %s (%d)\n", clock, s, cli_jstr(row, "name"),
+           (int)cli_jnum(row, "domid"));
+}
+
+int cli_uptime(int argc, char **argv)
+{
+    json_object *reply, *doms;
+    bool short_mode;
+    int i = one_flag(argc, argv, 's', &short_mode), rc;
+    double now;
+
+    if (i < 0)
+        return cli_usage_error("uptime");
+    doms = list_domains(false, &reply);
+    if (!doms)
+        return 1;
+    rc = check_wanted(doms, argc - i, argv + i);
+    now = ts_wall_s();
+    if (!rc && !short_mode)
+        printf("%-33s %4s %s\n", "Name", "ID", "Uptime");
+    for (size_t j = 0; !rc && j < json_object_array_length(doms); j++) {
+        json_object *row = json_object_array_get_idx(doms, j);
+        if (wanted(row, argc - i, argv + i)) /* as xl: preserved ones too */
+            print_uptime(row, short_mode, now);
+    }
+    json_object_put(reply);
+    return rc;
+}
+
+int cli_info(int argc, char **argv)
+{
+    json_object *req, *reply, *info;
+
+    if (argc != 1 || !argv[0])
+        return cli_usage_error("info");
+    req = json_object_new_object();
+    json_object_object_add(req, "cmd", json_object_new_string("info"));
+    if (cli_request(req, &reply))
+        return 1;
+    if (!json_object_object_get_ex(reply, "info", &info) ||
+        !json_object_is_type(info, json_type_array)) {
+        fprintf(stderr, "domus: error: malformed reply from domusd\n");
+        json_object_put(reply);
+        return 1;
+    }
+    for (size_t i = 0; i < json_object_array_length(info); i++) {
+        json_object *p = json_object_array_get_idx(info, i);
+        printf("%-22s : %s\n", json_object_get_string(json_object_array_get_idx(p, 0)),
+               json_object_get_string(json_object_array_get_idx(p, 1)));
+    }
+    json_object_put(reply);
+    return 0;
 }
 
 /* ---- per-domain commands ---- */

@@ -18,7 +18,13 @@ static const struct cli_cmd cmds[] = {
      "  -c  attach to the console once the domain runs\n"
      "  -n  dry run: parse the config and print it, create nothing\n"
      "  KEY=VALUE  extra config lines, appended to the file's"},
-    {"list", cli_list, "List information about all/some domains", "[Domain, ...]"},
+    {"list", cli_list, "List information about all/some domains",
+     "[-l] [-v] [Domain, ...]\n"
+     "  -l  the domains' configurations, as JSON (libxl_domain_config)\n"
+     "  -v  also UUID, Reason-Code and Security Label"},
+    {"uptime", cli_uptime, "Print uptime for all/some domains",
+     "[-s] [Domain, ...]\n  -s  short: \" HH:MM:SS up [D days, ]HH:MM, Name (ID)\""},
+    {"info", cli_info, "Get information about the host (xl info's keys that apply)", ""},
     {"console", cli_console, "Attach to a domain's console (Ctrl-] detaches)",
      "<Domain>"},
     {"shutdown", cli_shutdown, "Issue a clean shutdown to a domain", "[-w] <Domain>"},

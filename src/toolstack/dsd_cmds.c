@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xen/sched.h>
 
 struct req {
     struct dsd *d;
@@ -76,21 +77,33 @@ static int check_image(const char *what, const char *path, char *err, size_t err
     return 0;
 }
 
-static int check_memory(struct dsd *d, const struct xlcfg *cfg, char *err, size_t errlen)
+/* Memory a new domain can have: the host's available memory, at most what
+ * the running domains' configs leave of its total. */
+static int free_mib(struct dsd *d, uint64_t *avail)
 {
     struct ts_hostinfo hi;
-    uint64_t avail, committed = dsd_committed_mib(d);
+    uint64_t committed = dsd_committed_mib(d);
     int rc = ts_hostinfo(&hi);
+
+    if (rc)
+        return rc;
+    *avail = hi.mem_available_mib;
+    if (hi.mem_total_mib > committed && hi.mem_total_mib - committed < *avail)
+        *avail = hi.mem_total_mib - committed;
+    else if (hi.mem_total_mib <= committed)
+        *avail = 0;
+    return 0;
+}
+
+static int check_memory(struct dsd *d, const struct xlcfg *cfg, char *err, size_t errlen)
+{
+    uint64_t avail;
+    int rc = free_mib(d, &avail);
 
     if (rc) {
         dfmt(err, errlen, "memory: cannot read host memory: %s", strerror(-rc));
         return rc;
     }
-    avail = hi.mem_available_mib;
-    if (hi.mem_total_mib > committed && hi.mem_total_mib - committed < avail)
-        avail = hi.mem_total_mib - committed;
-    else if (hi.mem_total_mib <= committed)
-        avail = 0;
     if (cfg->memory_mb > avail) {
         dfmt(err, errlen,
              "memory: %" PRIu64 " MiB requested, host has %" PRIu64 " MiB available",
@@ -109,6 +122,10 @@ static int create_checks(struct dsd *d, struct xlcfg *cfg, const char *cwd, char
     if (!strcmp(cfg->name, "Domain-0") || dsd_dom_find(d, cfg->name)) {
         dfmt(err, errlen, "domain '%s' already exists", cfg->name);
         return -EEXIST;
+    }
+    if (!cfg->uuid[0] && (rc = xlcfg_uuid_generate(cfg->uuid)) < 0) {
+        dfmt(err, errlen, "uuid: cannot generate one: %s", strerror(-rc));
+        return rc;
     }
     if (dsd_uuid_taken(d, cfg->uuid)) {
         dfmt(err, errlen, "uuid %s is already used by another domain", cfg->uuid);
@@ -160,7 +177,7 @@ static int create_parse(const struct req *r, struct xlcfg *cfg, char *err, size_
 
 static void cmd_create(const struct req *r)
 {
-    struct xlcfg *cfg = malloc(sizeof(*cfg));
+    struct xlcfg *cfg = calloc(1, sizeof(*cfg));
     struct dsd_dom *dom = NULL;
     char err[1024];
     int rc;
@@ -192,12 +209,26 @@ static void cmd_create(const struct req *r)
     dom->waiter = r->client;
     dom->wkind = DW_CREATE;
 out:
-    if (rc)
-        dsd_reply_error(r->d, r->client, "%s", err);
+    if (rc) /* a config that parsed may explain the failure with its warnings */
+        dsd_reply_failure(r->d, r->client, err,
+                          cfg->n_warnings ? dsd_cfg_warnings(cfg) : NULL);
     free(cfg);
 }
 
 /* ---- list ---- */
+
+/* Seconds since the host booted (/proc/uptime), 0 when unknown. */
+static double host_uptime(void)
+{
+    FILE *f = fopen("/proc/uptime", "re");
+    double up = 0;
+
+    if (f && fscanf(f, "%lf", &up) != 1)
+        up = 0;
+    if (f)
+        fclose(f);
+    return up;
+}
 
 static json_object *dom0_row(void)
 {
@@ -205,6 +236,10 @@ static json_object *dom0_row(void)
     json_object *o = json_object_new_object();
 
     ts_hostinfo(&hi);
+    json_object_object_add(
+        o, "uuid", json_object_new_string("00000000-0000-0000-0000-000000000000"));
+    json_object_object_add(o, "start_time",
+                           json_object_new_double(ts_wall_s() - host_uptime()));
     json_object_object_add(o, "domid", json_object_new_int(0));
     json_object_object_add(o, "name", json_object_new_string("Domain-0"));
     json_object_object_add(o, "mem_mib",
@@ -235,7 +270,17 @@ static void query_info(struct dsd_dom *dom, char *state, uint64_t *mem_mib,
         *vcpus = (unsigned)strtoul(p + 6, NULL, 10);
 }
 
-static json_object *dom_row(struct dsd_dom *dom)
+/* xl list -v's Reason-Code: the SHUTDOWN_* reason of a shut-down domain. */
+static int reason_code(const struct dsd_dom *dom)
+{
+    if (dom->state == DS_CRASHED)
+        return SHUTDOWN_crash;
+    if (dom->state == DS_SHUTDOWN)
+        return dom->shutdown_reason >= 0 ? dom->shutdown_reason : 0;
+    return -1;
+}
+
+static json_object *dom_row(struct dsd_dom *dom, bool with_config)
 {
     json_object *o = json_object_new_object();
     uint64_t mem = dom->pid ? dom->cfg.memory_mb : 0;
@@ -254,6 +299,11 @@ static json_object *dom_row(struct dsd_dom *dom)
                            json_object_new_string(dsd_state_name(dom->state)));
     json_object_object_add(o, "cpu_time", json_object_new_double(dom->cpu_time));
     json_object_object_add(o, "gen", json_object_new_int((int)dom->gen));
+    json_object_object_add(o, "uuid", json_object_new_string(dom->cfg.uuid));
+    json_object_object_add(o, "start_time", json_object_new_double(dom->start_time));
+    json_object_object_add(o, "reason", json_object_new_int(reason_code(dom)));
+    if (with_config)
+        json_object_object_add(o, "config", ts_domain_config_json(&dom->cfg, dom->domid));
     return o;
 }
 
@@ -266,7 +316,9 @@ static int by_domid(const void *a, const void *b)
 
 static void cmd_list(const struct req *r)
 {
-    json_object *o, *arr;
+    json_object *o, *arr, *lv;
+    bool with_config =
+        json_object_object_get_ex(r->obj, "long", &lv) && json_object_get_boolean(lv);
     struct dsd_dom **sorted;
     size_t n = 0;
 
@@ -285,7 +337,7 @@ static void cmd_list(const struct req *r)
     arr = json_object_new_array();
     json_object_array_add(arr, dom0_row());
     for (size_t i = 0; i < n; i++)
-        json_object_array_add(arr, dom_row(sorted[i]));
+        json_object_array_add(arr, dom_row(sorted[i], with_config));
     json_object_object_add(o, "domains", arr);
     dsd_reply(r->d, r->client, o);
     free(sorted);
@@ -446,6 +498,17 @@ static void cmd_hotplug(const struct req *r)
         dsd_hotplug_request(r->d, r->client, dom, req_str(r, "cmd"), r->obj);
 }
 
+static void cmd_info(const struct req *r)
+{
+    json_object *o;
+    uint64_t avail = 0;
+
+    free_mib(r->d, &avail); /* 0 when the host's memory cannot be read */
+    o = dsd_ok();
+    json_object_object_add(o, "info", ts_xlinfo(avail));
+    dsd_reply(r->d, r->client, o);
+}
+
 static void cmd_ping(const struct req *r)
 {
     dsd_reply(r->d, r->client, dsd_ok());
@@ -455,14 +518,23 @@ static const struct {
     const char *name;
     void (*fn)(const struct req *r);
 } commands[] = {
-    {"create", cmd_create},   {"list", cmd_list},
-    {"destroy", cmd_destroy}, {"shutdown", cmd_shutdown},
-    {"reboot", cmd_reboot},   {"pause", cmd_pause},
-    {"unpause", cmd_unpause}, {"console-path", cmd_console_path},
-    {"domid", cmd_domid},     {"ping", cmd_ping},
-    {"block-attach", cmd_hotplug}, {"block-detach", cmd_hotplug},
-    {"block-list", cmd_hotplug},   {"network-attach", cmd_hotplug},
-    {"network-detach", cmd_hotplug}, {"network-list", cmd_hotplug},
+    {"create", cmd_create},
+    {"list", cmd_list},
+    {"destroy", cmd_destroy},
+    {"shutdown", cmd_shutdown},
+    {"reboot", cmd_reboot},
+    {"pause", cmd_pause},
+    {"unpause", cmd_unpause},
+    {"console-path", cmd_console_path},
+    {"domid", cmd_domid},
+    {"ping", cmd_ping},
+    {"info", cmd_info},
+    {"block-attach", cmd_hotplug},
+    {"block-detach", cmd_hotplug},
+    {"block-list", cmd_hotplug},
+    {"network-attach", cmd_hotplug},
+    {"network-detach", cmd_hotplug},
+    {"network-list", cmd_hotplug},
 };
 
 void dsd_handle_request(struct dsd *d, uint64_t client, const char *line)

@@ -13,10 +13,26 @@
 #include <unistd.h>
 #include <xen/sched.h>
 
-/* What the domain was given less of than its config asks for. */
-static json_object *create_warnings(struct dsd *d, const struct dsd_dom *dom)
+/* The config's warnings (keys ignored), and what the domain was given less
+ * of than its config asks for. */
+json_object *dsd_cfg_warnings(const struct xlcfg *c)
 {
     json_object *w = json_object_new_array();
+    char msg[64];
+
+    for (unsigned i = 0; i < c->n_warnings && i < XLCFG_MAX_WARNINGS; i++)
+        json_object_array_add(w, json_object_new_string(c->warnings[i]));
+    if (c->n_warnings > XLCFG_MAX_WARNINGS) {
+        snprintf(msg, sizeof(msg), "%u more warnings not shown",
+                 c->n_warnings - XLCFG_MAX_WARNINGS);
+        json_object_array_add(w, json_object_new_string(msg));
+    }
+    return w;
+}
+
+static json_object *create_warnings(struct dsd *d, const struct dsd_dom *dom)
+{
+    json_object *w = dsd_cfg_warnings(&dom->cfg);
     char msg[160];
 
     if (d->xs.enabled && !dom->xs_up) {
@@ -89,9 +105,11 @@ static void build_failed(struct dsd *d, struct dsd_dom *dom, int status)
     else
         describe_status(status, why, sizeof(why));
     dwarn("domain %u (%s): failed to start: %s", dom->domid, dom->cfg.name, why);
-    if (dom->wkind == DW_CREATE)
-        dsd_reply_error(d, dom->waiter, "%s: failed to start: %s", dom->cfg.name, why);
-    else if (dom->wkind == DW_DESTROY)
+    if (dom->wkind == DW_CREATE) {
+        char msg[700];
+        snprintf(msg, sizeof(msg), "%s: failed to start: %s", dom->cfg.name, why);
+        dsd_reply_failure(d, dom->waiter, msg, dsd_cfg_warnings(&dom->cfg));
+    } else if (dom->wkind == DW_DESTROY)
         dsd_reply(d, dom->waiter, dsd_ok());
     dsd_dom_free(d, dom);
 }

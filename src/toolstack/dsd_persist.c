@@ -2,7 +2,8 @@
  *
  * Guests outlive the toolstack, as on Xen.  For each domain domusd keeps
  * $DOMUS_RUN_DIR/dom<N>.json (domid, generation, pid of its domus-vm, the
- * xl.cfg text it was created from, its vif specs as completed at create,
+ * xl.cfg text it was created from, its uuid (generated when the text has
+ * none), the wall-clock time its domus-vm started, its vif specs as completed at create,
  * generated macs included, and its disk specs; both lists as they are now,
  * hot-plugged devices included), removed with the domain.  A domusd that
  * starts while such a domus-vm still runs adopts it: the domain is listed and
@@ -44,6 +45,8 @@ void dsd_persist_save(const struct dsd_dom *dom)
     json_object_object_add(o, "pid", json_object_new_int((int)dom->pid));
     json_object_object_add(o, "path", json_object_new_string(dom->cfg_path));
     json_object_object_add(o, "text", json_object_new_string(dom->cfg_text));
+    json_object_object_add(o, "uuid", json_object_new_string(dom->cfg.uuid));
+    json_object_object_add(o, "start_time", json_object_new_double(dom->start_time));
     vifs = json_object_new_array();
     for (unsigned i = 0; i < dom->cfg.n_vifs && i < XLCFG_MAX_VIFS; i++)
         json_object_array_add(vifs, json_object_new_string(dom->cfg.vifs[i]));
@@ -101,10 +104,33 @@ static const char *jget_str(json_object *o, const char *key)
                : NULL;
 }
 
+/* The saved uuid replaces the one the text gave (or the lack of one: a
+ * generated uuid is only in the state file) when it is the canonical form. */
+static void adopt_uuid(json_object *o, struct xlcfg *cfg)
+{
+    const char *u = jget_str(o, "uuid");
+    size_t i = 0;
+
+    if (!u || strlen(u) != XLCFG_UUID_LEN)
+        return;
+    for (; i < XLCFG_UUID_LEN; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? u[i] != '-' : !strchr("0123456789abcdef", u[i]))
+            return;
+    }
+    memcpy(cfg->uuid, u, XLCFG_UUID_LEN + 1);
+}
+
 static int jget_int(json_object *o, const char *key)
 {
     json_object *v;
     return json_object_object_get_ex(o, key, &v) ? json_object_get_int(v) : -1;
+}
+
+static double jget_double(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
 }
 
 /* The live domus-vm of a state file, as a pidfd; -ESRCH when it is gone. */
@@ -136,7 +162,8 @@ static void adopt_specs(json_object *o, const char *key, char (*specs)[512], uns
     json_object *arr, *s;
     size_t len;
 
-    if (!json_object_object_get_ex(o, key, &arr) || !json_object_is_type(arr, json_type_array) ||
+    if (!json_object_object_get_ex(o, key, &arr) ||
+        !json_object_is_type(arr, json_type_array) ||
         (len = json_object_array_length(arr)) > n_max)
         return;
     for (unsigned i = 0; i < len; i++) {
@@ -185,6 +212,7 @@ static int adopt_one(struct dsd *d, json_object *o)
     if (!rc) {
         adopt_specs(o, "vifs", cfg->vifs, &cfg->n_vifs, XLCFG_MAX_VIFS, vif_ok);
         adopt_specs(o, "disks", cfg->disks, &cfg->n_disks, XLCFG_MAX_DISKS, disk_ok);
+        adopt_uuid(o, cfg);
     }
     if (!rc)
         rc = pidfd = live_vm(domid, pid);
@@ -208,6 +236,7 @@ static int adopt_one(struct dsd *d, json_object *o)
     }
     dom->pid = pid;
     dom->gen = (unsigned)jget_int(o, "gen");
+    dom->start_time = jget_double(o, "start_time");
     dom->adopted = true;
     dom->state = DS_RUNNING;
     dom->pidfd = pidfd;

@@ -76,6 +76,18 @@ void dsd_reply_error(struct dsd *d, uint64_t client, const char *fmt, ...)
     dsd_reply(d, client, o);
 }
 
+void dsd_reply_failure(struct dsd *d, uint64_t client, const char *msg,
+                       json_object *warnings)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "ok", json_object_new_boolean(0));
+    json_object_object_add(o, "error", json_object_new_string(msg));
+    if (warnings)
+        json_object_object_add(o, "warnings", warnings);
+    dsd_reply(d, client, o);
+}
+
 /* ---- set-up ---- */
 
 static int listen_socket(struct dsd *d)

@@ -154,6 +154,7 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
     dom->timed_out = false;
     dom->deadline_ms = dnow_ms() + DSD_BUILD_TIMEOUT_MS;
     dom->gen++;
+    dom->start_time = ts_wall_s();
     /* The process is reaped through SIGCHLD whatever happens to the watches. */
     if (dsd_watch(d, EV_READY, dom->ready_fd) < 0 ||
         dsd_watch(d, EV_STDERR, dom->err_fd) < 0)

@@ -155,14 +155,14 @@ static void b_note(struct xs_batch *b, int rc, const char *what, const char *pat
     }
 }
 
-/* base/rel = value (value NULL: a directory), owned by dom0 and readable by
- * the guest, or owned by the guest when guest_rw. */
-static void b_node(struct xs_batch *b, const char *rel, const char *value, bool guest_rw)
+/* path = value (value NULL: a directory), owned by dom0 and readable by the
+ * guest, or owned by the guest when guest_rw. */
+static void b_node_at(struct xs_batch *b, const char *path, const char *value,
+                      bool guest_rw)
 {
-    char path[256], own[16], ro[16];
+    char own[16], ro[16];
     const char *perms_ro[] = {"n0", ro}, *perms_rw[] = {own};
 
-    snprintf(path, sizeof(path), "%s%s%s", b->base, *rel ? "/" : "", rel);
     snprintf(own, sizeof(own), "n%u", b->domid);
     snprintf(ro, sizeof(ro), "r%u", b->domid);
     b_note(b, value ? xsc_write(&b->c, path, value) : xsc_mkdir(&b->c, path), "write",
@@ -171,6 +171,45 @@ static void b_node(struct xs_batch *b, const char *rel, const char *value, bool 
            guest_rw ? xsc_set_perms(&b->c, path, perms_rw, 1)
                     : xsc_set_perms(&b->c, path, perms_ro, 2),
            "set perms", path);
+}
+
+/* base/rel, as b_node_at. */
+static void b_node(struct xs_batch *b, const char *rel, const char *value, bool guest_rw)
+{
+    char path[256];
+
+    snprintf(path, sizeof(path), "%s%s%s", b->base, *rel ? "/" : "", rel);
+    b_node_at(b, path, value, guest_rw);
+}
+
+/* As libxl: /vm/<uuid> (read-only to the guest) holds uuid, name and
+ * start_time ("<seconds>.<hundredths>", what xl uptime reads), and
+ * /local/domain/<domid>/vm points at it. */
+static void write_vm_nodes(struct xs_batch *b, const struct dsd_dom *dom)
+{
+    char vm[64], path[128], v[64];
+
+    snprintf(vm, sizeof(vm), "/vm/%s", dom->cfg.uuid);
+    xsc_rm(&b->c, vm); /* -ENOENT when absent: fine */
+    b_node_at(b, vm, NULL, false);
+    snprintf(path, sizeof(path), "%s/uuid", vm);
+    b_node_at(b, path, dom->cfg.uuid, false);
+    snprintf(path, sizeof(path), "%s/name", vm);
+    b_node_at(b, path, dom->cfg.name, false);
+    snprintf(path, sizeof(path), "%s/start_time", vm);
+    snprintf(v, sizeof(v), "%.2f", dom->start_time);
+    b_node_at(b, path, v, false);
+    b_node(b, "vm", vm, false);
+}
+
+static void rm_vm_nodes(struct xs_batch *b, const struct dsd_dom *dom)
+{
+    char vm[64];
+
+    if (!dom->cfg.uuid[0])
+        return; /* never "/vm/" itself */
+    snprintf(vm, sizeof(vm), "/vm/%s", dom->cfg.uuid);
+    xsc_rm(&b->c, vm);
 }
 
 static void write_domain_nodes(struct xs_batch *b, const struct dsd_dom *dom)
@@ -183,6 +222,8 @@ static void write_domain_nodes(struct xs_batch *b, const struct dsd_dom *dom)
     b_node(b, "name", dom->cfg.name, false);
     snprintf(v, sizeof(v), "%u", dom->domid);
     b_node(b, "domid", v, false);
+    if (dom->cfg.uuid[0])
+        write_vm_nodes(b, dom);
     for (size_t i = 0; i < ARRAY_SIZE(ro_dirs); i++)
         b_node(b, ro_dirs[i], NULL, false);
     for (size_t i = 0; i < ARRAY_SIZE(rw_dirs); i++)
@@ -252,6 +293,7 @@ int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom)
     if (rc) {
         dwarn("domain %u: xenstore introduce: %s", dom->domid, strerror(-rc));
         xsc_rm(&b.c, b.base); /* nothing half-made stays behind */
+        rm_vm_nodes(&b, dom);
         dsd_disk_nodes_rm(&b.c, dom->domid);
         dsd_vif_nodes_rm(&b.c, dom->domid);
     }
@@ -267,6 +309,7 @@ void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom)
         return;
     xsc_release(&b.c, dom->domid); /* -ENOENT when never introduced: fine */
     xsc_rm(&b.c, b.base);
+    rm_vm_nodes(&b, dom);
     dsd_disk_nodes_rm(&b.c, dom->domid);
     dsd_vif_nodes_rm(&b.c, dom->domid);
     xsc_close(&b.c);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int ts_meminfo_value(const char *text, const char *key, uint64_t *kib)
@@ -75,4 +76,12 @@ int ts_hostinfo(struct ts_hostinfo *hi)
     hi->cpus = cpus > 0 ? (unsigned)cpus : 1;
     hi->busy_seconds = busy_seconds();
     return 0;
+}
+
+double ts_wall_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

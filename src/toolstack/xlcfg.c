@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,7 +50,7 @@ struct lexer {
 
 enum vkind { V_NONE, V_NUM, V_STR, V_LIST };
 
-#define XLCFG_NKEYS 17 /* entries of keys[] */
+#define XLCFG_NKEYS 18 /* entries of keys[] */
 
 struct value {
     enum vkind kind;
@@ -63,7 +64,7 @@ struct value {
 struct pstate {
     struct lexer lx;
     struct xlcfg *cfg;
-    bool seen_name, seen_kernel, seen_cmdline, seen_maxmem, seen_maxvcpus;
+    bool seen_name, seen_kernel, seen_cmdline, seen_maxmem, seen_maxvcpus, seen_type;
     unsigned mem_line, vcpu_line;
     char root[XLCFG_CMDLINE_MAX];
     char extra[XLCFG_CMDLINE_MAX];
@@ -82,6 +83,29 @@ static int lex_error(struct lexer *lx, unsigned line, const char *fmt, ...)
     va_end(ap);
     dfmt(lx->err, lx->errlen, "%s:%u: %s", lx->fname, line, msg);
     return -EINVAL;
+}
+
+/* Records a warning in cfg (line 0: none), counted even past the last slot. */
+static void add_warning(struct pstate *ps, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void add_warning(struct pstate *ps, unsigned line, const char *fmt, ...)
+{
+    struct xlcfg *cfg = ps->cfg;
+    char msg[XLCFG_WARNING_LEN];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (cfg->n_warnings < XLCFG_MAX_WARNINGS) {
+        char *w = cfg->warnings[cfg->n_warnings];
+        if (line)
+            dfmt(w, XLCFG_WARNING_LEN, "%s:%u: %s", ps->lx.fname, line, msg);
+        else
+            dfmt(w, XLCFG_WARNING_LEN, "%s: %s", ps->lx.fname, msg);
+    }
+    cfg->n_warnings++;
 }
 
 /* ---- lexer ---- */
@@ -384,17 +408,50 @@ static int key_name(struct pstate *ps, const char *k, const struct value *v)
     return 0;
 }
 
+/* Domus has no PV mode: a PV config boots as PVH, which Debian's kernels
+ * (and any Linux with CONFIG_PVH) support. */
+static void pv_as_pvh(struct pstate *ps, const char *what, unsigned line)
+{
+    add_warning(ps, line,
+                "%s: Domus has no PV mode; booting as PVH (the kernel must support PVH)",
+                what);
+    strcpy(ps->cfg->type, "pvh");
+}
+
 static int key_type(struct pstate *ps, const char *k, const struct value *v)
 {
     char t[64];
     int rc = want_string(ps, k, v, t, sizeof(t));
     if (rc)
         return rc;
-    if (!strcmp(t, "hvm") || !strcmp(t, "pv"))
+    ps->seen_type = true;
+    if (!strcmp(t, "hvm"))
         return lex_error(&ps->lx, v->line, "type '%s' is not supported yet", t);
+    if (!strcmp(t, "pv")) {
+        pv_as_pvh(ps, "type 'pv'", v->line);
+        return 0;
+    }
     if (strcmp(t, "pvh"))
         return lex_error(&ps->lx, v->line, "type '%s' is not valid (pvh, hvm or pv)", t);
     strcpy(ps->cfg->type, t);
+    return 0;
+}
+
+/* xl's deprecated spelling of type: "generic" (PV) or "hvm"; type wins. */
+static int key_builder(struct pstate *ps, const char *k, const struct value *v)
+{
+    char t[64];
+    int rc = want_string(ps, k, v, t, sizeof(t));
+    if (rc)
+        return rc;
+    if (!strcmp(t, "hvm"))
+        return lex_error(&ps->lx, v->line, "builder '%s' is not supported yet", t);
+    if (strcmp(t, "generic"))
+        return lex_error(&ps->lx, v->line,
+                         "builder '%.40s' is not valid (generic or hvm)", t);
+    if (!ps->seen_type)
+        pv_as_pvh(ps, "builder 'generic'", v->line);
+    ps->seen_type = true;
     return 0;
 }
 
@@ -556,7 +613,7 @@ static const struct key_handler keys[] = {
     {"maxvcpus", key_maxvcpus},   {"on_poweroff", key_on_poweroff},
     {"on_reboot", key_on_reboot}, {"on_crash", key_on_crash},
     {"disk", key_disk},           {"vif", key_vif},
-    {"uuid", key_uuid},
+    {"uuid", key_uuid},           {"builder", key_builder},
 };
 
 _Static_assert(ARRAY_SIZE(keys) == XLCFG_NKEYS, "XLCFG_NKEYS");
@@ -568,6 +625,50 @@ static int find_key(const char *key)
             return (int)i;
     }
     return -1;
+}
+
+/* xl.cfg keys that give the guest something Domus cannot give yet: ignoring
+ * them would silently change the guest, so they are errors while set. */
+static const char *const unsupported_keys[] = {
+    "pci",     "dtdev",     "iomem",   "ioports", "irqs",       "usb",         "usbctrl",
+    "usbdev",  "usbdevice", "vfb",     "vkb",     "vtpm",       "vdispl",      "vsnd",
+    "channel", "p9",        "pvcalls", "vuart",   "bootloader", "device_tree", "cpuid",
+    "vnuma",   "nestedhvm", "altp2m",  "rdm",
+};
+
+/* False for an empty list or string and for the number 0: "nothing asked". */
+static bool value_set(const struct value *v)
+{
+    char *end;
+
+    if (v->kind == V_LIST)
+        return v->n_items > 0;
+    if (v->kind == V_STR)
+        return v->str[0] != '\0';
+    return strtoull(v->str, &end, 0) != 0 || *end != '\0';
+}
+
+/* A key Domus does not use: an error when it is in unsupported_keys and set,
+ * else a warning naming it. */
+static int ignored_key(struct pstate *ps, const char *key, unsigned line,
+                       const struct value *v)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(unsupported_keys); i++) {
+        if (strcmp(key, unsupported_keys[i]))
+            continue;
+        if (!value_set(v))
+            break;
+        if (!strcmp(key, "bootloader"))
+            return lex_error(&ps->lx, line,
+                             "bootloader is not supported: give kernel (and ramdisk)");
+        return lex_error(&ps->lx, line,
+                         "%s is not supported yet (without it the guest would lack what "
+                         "it asks for)",
+                         key);
+    }
+    add_warning(ps, line, "ignoring key '%.64s' (not used by Domus for a PVH domain)",
+                key);
+    return 0;
 }
 
 /* xl's '+=': strings are concatenated, lists extended; on a key not set
@@ -618,7 +719,7 @@ static int apply_key(struct pstate *ps, const char *key, unsigned line, bool app
     int k = find_key(key), rc;
 
     if (k < 0)
-        return lex_error(&ps->lx, line, "unknown key '%.64s'", key);
+        return ignored_key(ps, key, line, v);
     if (append && (rc = append_value(ps, key, &ps->prev[k], v)) < 0)
         return rc;
     rc = keys[k].fn(ps, key, v);
@@ -644,7 +745,7 @@ static int parse_statement(struct pstate *ps)
     int rc;
 
     if (lx->toklen >= sizeof(key))
-        return lex_error(lx, line, "unknown key '%.40s...'", lx->tok);
+        return lex_error(lx, line, "key '%.40s...' is too long", lx->tok);
     strcpy(key, lx->tok);
     t = lex_next(lx);
     if (t != T_EQ && t != T_PLUSEQ)
@@ -709,6 +810,10 @@ static int check_required(struct pstate *ps)
         return lex_error(&ps->lx, last, "missing required key 'name'");
     if (!ps->seen_kernel)
         return lex_error(&ps->lx, last, "missing required key 'kernel'");
+    if (!ps->seen_type)
+        add_warning(ps, 0,
+                    "no 'type' given: booting as PVH (xl would default to PV, "
+                    "which Domus does not have)");
     if (cfg->memory_mb < XLCFG_MEMORY_MIN_MB || cfg->memory_mb > XLCFG_MEMORY_MAX_MB)
         return lex_error(&ps->lx, ps->mem_line ? ps->mem_line : last,
                          "memory: %llu MiB is out of range (%d..%llu)",
@@ -859,4 +964,24 @@ const char *xlcfg_action_name(enum xlcfg_action a)
         return "preserve";
     }
     return "?";
+}
+
+int xlcfg_uuid_generate(char out[XLCFG_UUID_LEN + 1])
+{
+    uint8_t b[16];
+    size_t n = 0;
+
+    while (n < sizeof(b)) {
+        ssize_t r = getrandom(b + n, sizeof(b) - n, 0);
+        if (r < 0 && errno != EINTR)
+            return -errno;
+        n += r > 0 ? (size_t)r : 0;
+    }
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    snprintf(out, XLCFG_UUID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+    return 0;
 }

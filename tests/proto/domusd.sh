@@ -114,6 +114,62 @@ out(d0["domid"] == 0 and d0["mem_mib"] > 0 and d0["vcpus"] >= 1 and d0["state"] 
 s.close()
 EOF
 
+# The CLI's views of this domusd (no guest needed): info, list -v/-l, uptime;
+# create -n of Debian's example configs with only their paths changed.
+D="$BIN/domus"
+info="$("$D" info 2>&1)"; rc=$?
+ival() { printf '%s\n' "$info" | sed -n "s/^$1 *: //p"; }
+n=$(printf '%s\n' "$info" | grep -c '^[a-z_]\{1,22\} *: ')
+[ "$rc" = 0 ] && [ "$n" = 31 ] && pass "domus info: 31 'key : value' lines" || fail "domus info: rc $rc, $n key lines: $info"
+[ "$(ival host)" = "$(uname -n)" ] && [ "$(ival release)" = "$(uname -r)" ] &&
+    [ "$(ival nr_cpus)" = "$(getconf _NPROCESSORS_ONLN)" ] &&
+    [ "$(ival total_memory)" = "$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)" ] &&
+    [ "$(ival xen_pagesize)" = "$(getconf PAGESIZE)" ] &&
+    pass "domus info: host, release, nr_cpus, total_memory, xen_pagesize are the host's ($(ival host), $(ival release), $(ival nr_cpus), $(ival total_memory))" ||
+    fail "domus info: $(printf '%s\n' "$info" | head -n 16 | tr '\n' '|')"
+fm="$(ival free_memory)"
+[ -n "$fm" ] && [ "$fm" -gt 0 ] && [ "$fm" -le "$(ival total_memory)" ] &&
+    pass "domus info: 0 < free_memory ($fm) <= total_memory" || fail "domus info: free_memory '$fm'"
+out="$("$D" list -v 2>&1)"
+printf '%s\n' "$out" | head -n 1 | grep -q 'Time(s)   UUID  *Reason-Code.Security Label$' &&
+    printf '%s\n' "$out" | grep -q '^Domain-0  *0 .* 00000000-0000-0000-0000-000000000000  *-  *-$' &&
+    pass "domus list -v: xl's header, Domain-0's row" || fail "domus list -v: $out"
+"$D" list -l >"$TMP/list-l.json" 2>&1 && python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == []' "$TMP/list-l.json" &&
+    pass "domus list -l without guests: valid JSON, []" || fail "domus list -l: $(cat "$TMP/list-l.json")"
+"$D" list -l nosuchdomain >/dev/null 2>&1 && fail "domus list -l nosuchdomain succeeded" || pass "domus list -l nosuchdomain fails"
+out="$("$D" uptime 2>&1)"
+printf '%s\n' "$out" | head -n 1 | grep -q '^Name  *ID Uptime$' &&
+    printf '%s\n' "$out" | grep -q '^Domain-0  *0 \([0-9]* days\?, \)\? *[0-9]*:[0-9][0-9]:[0-9][0-9]$' &&
+    pass "domus uptime: $(printf '%s\n' "$out" | tail -n 1)" || fail "domus uptime: $out"
+out="$("$D" uptime -s 2>&1)"
+printf '%s\n' "$out" | grep -q '^ [0-9][0-9]:[0-9][0-9]:[0-9][0-9] up \([0-9]* days\?, \)\? *[0-9]*:[0-9][0-9], Domain-0 (0)$' &&
+    pass "domus uptime -s: $out" || fail "domus uptime -s: $out"
+for ex in pvhlinux pvlinux; do
+    src=/etc/xen/xlexample.$ex
+    [ -f "$src" ] || { fail "$src missing (xen-utils-common)"; continue; }
+    sed -e 's|^kernel = .*|kernel = "/var/lib/domus/vmlinuz"|' -e "s|'/dev/[^,]*guest-volume,|'/srv/$ex.img,|" \
+        "$src" >"$TMP/$ex.cfg"
+    echo 'cpu_weight = 256' >>"$TMP/$ex.cfg"
+    "$D" create -n "$TMP/$ex.cfg" >"$TMP/$ex.json" 2>"$TMP/$ex.err"; rc=$?
+    want=1; [ $ex = pvlinux ] && want=2
+    [ "$rc" = 0 ] && [ "$(grep -c '^warning: ' "$TMP/$ex.err")" = $want ] &&
+        grep -q "^warning: $TMP/$ex.cfg:[0-9]*: ignoring key 'cpu_weight'" "$TMP/$ex.err" &&
+        python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["name"]=="example."+sys.argv[2] and c["type"]=="pvh" and c["cmdline"]=="root=/dev/xvda1"' "$TMP/$ex.json" $ex &&
+        pass "create -n xlexample.$ex (paths changed, + cpu_weight): $want warning(s), PVH: $(grep '^warning' "$TMP/$ex.err" | tr '\n' '|')" ||
+        fail "create -n xlexample.$ex: rc $rc, $(tr '\n' '|' <"$TMP/$ex.err")"
+done
+# A create that fails still shows its config's warnings (before the error):
+# refused by domusd's checks, and failed in domus-vm.
+for k in /nonexistent "$TMP/text-kernel"; do
+    printf 'name = "w"\nkernel = "%s"\nmemory = 64\ncolour = "blue"\n' "$k" >"$TMP/w.cfg"
+    "$D" create "$TMP/w.cfg" >/dev/null 2>"$TMP/w.err" && fail "create of a bad kernel $k succeeded"
+    sed -n 2p "$TMP/w.err" | grep -q "^warning: $TMP/w.cfg:4: ignoring key 'colour'" &&
+        grep -q "^warning: .*no 'type' given" "$TMP/w.err" &&
+        tail -n 1 "$TMP/w.err" | grep -q 'No such file\|failed to start' &&
+        pass "failed create (kernel $k) prints the warnings, then: $(tail -n 1 "$TMP/w.err")" ||
+        fail "failed create (kernel $k): $(tr '\n' '|' <"$TMP/w.err")"
+done
+
 left="$(ls -A "$DOMUS_RUN_DIR" | grep -v '^domusd\.\(sock\|pid\|lock\)$' | grep -v '^xenstored\(\.pid\)\?$')"
 [ -z "$left" ] && pass "no per-domain files left in the run dir" || fail "left in the run dir: $left"
 kill -0 $DPID 2>/dev/null && pass "still running" || fail "domusd died"

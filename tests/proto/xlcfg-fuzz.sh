@@ -73,6 +73,22 @@ disk = [ '/a,qcow2,xvda', 'vdev=xvda,vdev=xvdb,target=/a', '/a,raw,xvda,rw,cdrom
 vif = [ 'mac=01:00:5e:00:00:01', 'mac=00:00:00:00:00:00', 'mtu=70000', 'bridge=a/b',
         'rate=1Tb/s', 'mtu=1500,mtu=1500', 'backend=dom1', 'devid=070' ]
 """,
+    "foreign": """# from a Xen host: ignored keys warn, device keys stay errors when set
+name = "example.pvlinux"
+builder = "generic"
+kernel = "/boot/vmlinuz"
+extra = "root=/dev/xvda1"
+cpu_weight = 256
+cap = 0
+pool = "Pool-0"
+vnc = 1
+vfb = [ ]
+pci = [ ]
+usb = 0
+seclabel += "system_u:system_r:domU_t"
+on_watchdog = "destroy"
+pci += [ '0000:00:1f.2' ]
+""",
     "crlf-continued": "name='a'\r\nkernel=\\\n'/k'\r\non_poweroff='restart' # comment\r\n"
                       "vif=[ 'bridge=xenbr0' , ]\r\ndisk=[]\r\n",
 }

@@ -39,7 +39,8 @@ bad "memory larger than the host" "memory: $huge MiB requested, host has [0-9]* 
     "$N" "$K" "memory = $huge"
 bad "malformed cfg (unterminated list)" "bad.cfg:3: unterminated list" "$N" "$K" 'disk = [ "x",'
 bad "malformed cfg (unterminated string)" "bad.cfg:2: unterminated string" "$N" 'kernel = "/boot'
-bad "unknown key" "bad.cfg:3: unknown key 'colour'" "$N" "$K" 'colour = "blue"'
+bad "pci (unsupported, would change the guest)" "bad.cfg:3: pci is not supported yet" "$N" "$K" \
+    "pci = [ '0000:00:1f.2' ]"
 bad "no kernel key" "missing required key 'kernel'" "$N"
 bad "type hvm" "type 'hvm' is not supported yet" "$N" "$K" 'type = "hvm"'
 bad "vcpus 0" "vcpus: 0 is out of range" "$N" "$K" 'vcpus = 0'

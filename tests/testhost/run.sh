@@ -213,7 +213,7 @@ build_base() {
     for f in "$BINDIR"/*; do [ -f "$f" ] && [ -x "$f" ] && bins+=("$f"); done
     local inputs=("$0" "$ROOT/scripts/lib.sh" "$GUEST_KERNEL" "$DOMUS_GUEST_INITRD"
         "$(cat "$DOMUS_TESTHOST_KDIR/.stamp")" "kvm=$DOMUS_KVM_MODULES" "$PROBE"
-        "qemu=$WITH_QEMU" "asan=$ASAN" "${bins[@]}" "$ROOT"/tests/guest/*
+        "qemu=$WITH_QEMU" "asan=$ASAN" "${bins[@]}" "$ROOT"/tests/guest/* /etc/xen/xlexample.*
         "xs=$(dpkg-query -W -f='${Version}' xenstore-utils 2>/dev/null || echo none)"
         "bb=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo none)")
     [ "$WITH_QEMU" = 0 ] || inputs+=("$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || echo none)")
@@ -246,6 +246,9 @@ build_base() {
     cp "$GUEST_KERNEL" "$r/domus/guest/vmlinuz"
     cp "$DOMUS_GUEST_INITRD" "$r/domus/guest/initrd.cpio"
     cp -r "$ROOT/tests/guest" "$r/domus/tests/guest"
+    # Debian's example xl configs (xen-utils-common), for 15-xl-examples.
+    mkdir -p "$r/etc/xen"
+    cp /etc/xen/xlexample.* "$r/etc/xen/" 2>/dev/null || true
     if [ "$WITH_QEMU" = 1 ]; then
         # In /usr/bin: QEMU finds its firmware relative to its own location,
         # where we put what Debian's build finds along its firmware path.

@@ -1,7 +1,10 @@
 /* Unit tests of the xl.cfg parser: good configs, each error, hostile input. */
 #include "domus/xlcfg.h"
+#include "domus/xldisk.h"
+#include "domus/xlvif.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,11 +132,19 @@ static void test_errors(void)
     expect_error("error missing name", "kernel='/k'\n",
                  "t.cfg:2: missing required key 'name'");
     expect_error("error missing kernel", "name='a'\n", "missing required key 'kernel'");
-    expect_error("error unknown key", "name='a'\nkernel='/k'\nfoo = 1\n",
-                 "t.cfg:3: unknown key 'foo'");
     expect_error("error hvm", "name='a'\nkernel='/k'\ntype='hvm'\n",
                  "t.cfg:3: type 'hvm' is not supported yet");
-    expect_error("error pv", "type=\"pv\"\n", "t.cfg:1: type 'pv' is not supported yet");
+    expect_error("error builder hvm", "name='a'\nkernel='/k'\nbuilder='hvm'\n",
+                 "t.cfg:3: builder 'hvm' is not supported yet");
+    expect_error("error bad builder", "builder='x'\n", "builder 'x' is not valid");
+    expect_error("error pci", "name='a'\nkernel='/k'\npci=['0000:00:1f.2']\n",
+                 "t.cfg:3: pci is not supported yet");
+    expect_error("error vfb", "vfb=['vnc=1']\n", "t.cfg:1: vfb is not supported yet");
+    expect_error("error nestedhvm", "nestedhvm=1\n", "nestedhvm is not supported yet");
+    expect_error("error pci +=", "pci=[]\npci+=['0000:00:02.0']\n",
+                 "t.cfg:2: pci is not supported yet");
+    expect_error("error bootloader", "bootloader='pygrub'\n",
+                 "t.cfg:1: bootloader is not supported: give kernel");
     expect_error("error bad type", "type=\"xyz\"\n", "type 'xyz' is not valid");
     expect_error("error vcpus 0", "name='a'\nkernel='/k'\nvcpus=0\n",
                  "t.cfg:3: vcpus: 0 is out of range");
@@ -223,9 +234,18 @@ static void test_hostile(void)
     CHECK("huge list rejected", parse(s) == -EINVAL && strstr(err, "too many items"));
     /* Many lines: line numbers count correctly. */
     memset(s, '\n', 100000);
-    strcpy(s + 100000, "bogus=1\n");
+    strcpy(s + 100000, "pci=['0000:00:1f.2']\n");
     rc = parse(s);
-    CHECK("line numbers", rc == -EINVAL && strstr(err, "t.cfg:100001: unknown key"));
+    CHECK("line numbers", rc == -EINVAL && strstr(err, "t.cfg:100001: pci is not"));
+    /* Many unknown keys: all counted, the first XLCFG_MAX_WARNINGS kept. */
+    strcpy(s, "name='a'\nkernel='/k'\ntype='pvh'\n");
+    for (int i = 0; i < 1000; i++)
+        sprintf(s + strlen(s), "k%d=%d\n", i, i);
+    rc = parse(s);
+    CHECK(
+        "1000 unknown keys: 1000 warnings, 32 kept",
+        rc == 0 && cfg.n_warnings == 1000 &&
+            strstr(cfg.warnings[XLCFG_MAX_WARNINGS - 1], "t.cfg:35: ignoring key 'k31'"));
     /* Binary junk. */
     for (size_t i = 0; i < 4096; i++)
         s[i] = (char)(1 + (i * 131) % 255);
@@ -262,6 +282,114 @@ static void test_file(void)
     CHECK("action names", !strcmp(xlcfg_action_name(XLCFG_ACTION_PRESERVE), "preserve"));
 }
 
+/* Warnings as "t.cfg:<line>: ..." in order; n expected. */
+static bool has_warning(unsigned i, const char *want)
+{
+    bool ok =
+        i < cfg.n_warnings && i < XLCFG_MAX_WARNINGS && strstr(cfg.warnings[i], want);
+    if (!ok)
+        fprintf(stderr, "  warning %u: '%s', want '%s'\n", i,
+                i < cfg.n_warnings && i < XLCFG_MAX_WARNINGS ? cfg.warnings[i] : "(none)",
+                want);
+    return ok;
+}
+
+static void test_foreign_keys(void)
+{
+    int rc = parse("name='a'\nkernel='/k'\ntype='pvh'\ncpu_weight=512\n"
+                   "vnc=1\ncolour = \"blue\"\npci=[]\nusb=0\nvfb=[ ]\nmemory=256\n"
+                   "on_watchdog='destroy'\nseclabel+='x'\n");
+
+    CHECK("foreign keys: parses, values kept", rc == 0 && cfg.memory_mb == 256);
+    CHECK("foreign keys: one warning per ignored key, in order, with its line",
+          cfg.n_warnings == 8 && has_warning(0, "t.cfg:4: ignoring key 'cpu_weight'") &&
+              has_warning(1, "t.cfg:5: ignoring key 'vnc'") &&
+              has_warning(2, "t.cfg:6: ignoring key 'colour'") &&
+              has_warning(3, "t.cfg:7: ignoring key 'pci'") &&
+              has_warning(4, "t.cfg:8: ignoring key 'usb'") &&
+              has_warning(5, "t.cfg:9: ignoring key 'vfb'") &&
+              has_warning(6, "t.cfg:11: ignoring key 'on_watchdog'") &&
+              has_warning(7, "t.cfg:12: ignoring key 'seclabel'"));
+    rc = parse("name='a'\nkernel='/k'\n");
+    CHECK("no type: PVH with a note",
+          rc == 0 && !strcmp(cfg.type, "pvh") && cfg.n_warnings == 1 &&
+              has_warning(0, "t.cfg: no 'type' given: booting as PVH"));
+    rc = parse("name='a'\nkernel='/k'\ntype='pv'\n");
+    CHECK("type pv: PVH with a warning",
+          rc == 0 && !strcmp(cfg.type, "pvh") && cfg.n_warnings == 1 &&
+              has_warning(0, "t.cfg:3: type 'pv': Domus has no PV mode"));
+    rc = parse("name='a'\nkernel='/k'\nbuilder='generic'\n");
+    CHECK("builder generic: PVH with a warning",
+          rc == 0 && cfg.n_warnings == 1 && has_warning(0, "t.cfg:3: builder"));
+    rc = parse("name='a'\nkernel='/k'\ntype='pvh'\nbuilder='generic'\n");
+    CHECK("type pvh wins over builder", rc == 0 && cfg.n_warnings == 0);
+}
+
+/* text with every from replaced by to (at most 8 times longer: test input). */
+static char *replace(const char *text, const char *from, const char *to)
+{
+    size_t n = 0, fl = strlen(from);
+    char *out = malloc(strlen(text) * 8 + strlen(to) * 8 + 1);
+
+    for (const char *p = text; *p;) {
+        if (!strncmp(p, from, fl)) {
+            n += (size_t)sprintf(out + n, "%s", to);
+            p += fl;
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Debian's example configs (xen-utils-common) with only the kernel and disk
+ * paths changed, as a user moving from a Xen host would. */
+static void test_xlexample(const char *file, const char *disk_path, const char *name,
+                           unsigned mem, unsigned vcpus, const char *type_warning)
+{
+    char label[1400], *text = NULL, *t1, *t2;
+    struct xldisk *dk = malloc(sizeof(*dk));
+    struct xlvif vif;
+    FILE *f = fopen(file, "re");
+    size_t len = 0;
+    int rc;
+
+    snprintf(label, sizeof(label), "%s readable (package xen-utils-common)", file);
+    CHECK(label, f != NULL);
+    if (!f) {
+        free(dk);
+        return;
+    }
+    text = calloc(1, 65536);
+    len = fread(text, 1, 65535, f);
+    fclose(f);
+    t1 = replace(text, "\"/boot/vmlinuz\"", "\"/var/lib/domus/vmlinuz\"");
+    t2 = replace(t1, disk_path, "/srv/guests/a.img");
+    rc = xlcfg_parse_string(t2, file, &cfg, err, sizeof(err));
+    snprintf(label, sizeof(label), "%s parses (%zu bytes): %s", file, len,
+             rc ? err : "ok");
+    CHECK(label, rc == 0);
+    snprintf(label, sizeof(label), "%s: values", file);
+    CHECK(label, rc == 0 && !strcmp(cfg.name, name) && !strcmp(cfg.type, "pvh") &&
+                     !strcmp(cfg.kernel, "/var/lib/domus/vmlinuz") &&
+                     !strcmp(cfg.cmdline, "root=/dev/xvda1") && cfg.memory_mb == mem &&
+                     cfg.vcpus == vcpus && cfg.n_disks == 1 && cfg.n_vifs == 1);
+    snprintf(label, sizeof(label), "%s: %u warning(s)%s%s", file, cfg.n_warnings,
+             cfg.n_warnings ? ": " : "", cfg.n_warnings ? cfg.warnings[0] : "");
+    CHECK(label, type_warning ? cfg.n_warnings == 1 && has_warning(0, type_warning)
+                              : cfg.n_warnings == 0);
+    snprintf(label, sizeof(label), "%s: disk and vif specs accepted", file);
+    CHECK(label, rc == 0 && dk &&
+                     xldisk_parse(cfg.disks[0], 0, dk, err, sizeof(err)) == 0 &&
+                     !strcmp(dk->target, "/srv/guests/a.img") &&
+                     xlvif_parse(cfg.vifs[0], 0, NULL, &vif, err, sizeof(err)) == 0);
+    free(dk);
+    free(text);
+    free(t1);
+    free(t2);
+}
+
 int main(void)
 {
     test_minimal();
@@ -272,6 +400,11 @@ int main(void)
     test_errors();
     test_hostile();
     test_file();
+    test_foreign_keys();
+    test_xlexample("/etc/xen/xlexample.pvhlinux", "/dev/zvol/tank/guest-volume",
+                   "example.pvhlinux", 512, 4, NULL);
+    test_xlexample("/etc/xen/xlexample.pvlinux", "/dev/vg/guest-volume",
+                   "example.pvlinux", 128, 2, "no 'type' given: booting as PVH");
     if (failures)
         printf("%d failure(s)\n", failures);
     return failures ? 1 : 0;

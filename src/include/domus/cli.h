@@ -30,6 +30,8 @@ int cli_console_attach(const char *path);
 
 int cli_create(int argc, char **argv);
 int cli_list(int argc, char **argv);
+int cli_uptime(int argc, char **argv);
+int cli_info(int argc, char **argv);
 int cli_console(int argc, char **argv);
 int cli_shutdown(int argc, char **argv);
 int cli_reboot(int argc, char **argv);

@@ -59,7 +59,8 @@ struct dsd_dom {
     int64_t deadline_ms; /* 0: none (build timeout or SIGKILL escalation) */
     int64_t restarts[DSD_RESTART_BURST];
     unsigned n_restarts;
-    double cpu_time; /* seconds, last known */
+    double cpu_time;   /* seconds, last known */
+    double start_time; /* wall clock (s since the epoch) its domus-vm was started */
     char console_sock[DSD_SUN_PATH_MAX];
     char control_sock[DSD_SUN_PATH_MAX];
     char console_log[PATH_MAX];
@@ -168,8 +169,8 @@ int dsd_xs_shutdown(struct dsd *d, struct dsd_dom *dom, const char *how);
  * dom (running, with xenstore).  A detach is answered later, from
  * dsd_hotplug_tick, once the guest closed the device or after
  * DSD_DETACH_TIMEOUT_MS (then by force, with a warning). */
-void dsd_hotplug_request(struct dsd *d, uint64_t client, struct dsd_dom *dom, const char *cmd,
-                         json_object *obj);
+void dsd_hotplug_request(struct dsd *d, uint64_t client, struct dsd_dom *dom,
+                         const char *cmd, json_object *obj);
 /* Moves the pending detaches along (from the event loop). */
 void dsd_hotplug_tick(struct dsd *d);
 /* The loop's timeout while detaches are pending, else -1. */
@@ -197,6 +198,13 @@ void dsd_server_fini(struct dsd *d);
 void dsd_reply(struct dsd *d, uint64_t client, json_object *obj);
 void dsd_reply_error(struct dsd *d, uint64_t client, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* {"ok":false,"error":msg,"warnings":warnings} (warnings consumed; NULL:
+ * none), for a create that fails after its config gave warnings. */
+void dsd_reply_failure(struct dsd *d, uint64_t client, const char *msg,
+                       json_object *warnings);
+/* The config's warnings as a JSON array of strings (xlcfg.h), with a last
+ * "N more warnings not shown" when some were not kept. */
+json_object *dsd_cfg_warnings(const struct xlcfg *cfg);
 json_object *dsd_ok(void);
 /* Handles one request line of client. */
 void dsd_handle_request(struct dsd *d, uint64_t client, const char *line);

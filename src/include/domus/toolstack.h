@@ -29,7 +29,10 @@
 #ifndef DOMUS_TOOLSTACK_H
 #define DOMUS_TOOLSTACK_H
 
+#include "domus/xlcfg.h"
+
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +77,25 @@ struct ts_hostinfo {
     double busy_seconds; /* non-idle CPU time of the whole host */
 };
 int ts_hostinfo(struct ts_hostinfo *hi);
+
+/* The wall clock, seconds since the epoch (CLOCK_REALTIME). */
+double ts_wall_s(void);
+
+/* xl list -l's object for one domain, libxl_domain_config's JSON:
+ * {"domid":N,"config":{"c_info":{type,name,uuid},"b_info":{max_vcpus,
+ * avail_vcpus,max_memkb,target_memkb,kernel,cmdline,ramdisk,"type.pvh"},
+ * "disks":[{pdev_path,vdev,backend,format,readwrite}],"nics":[{devid,mac,
+ * bridge,...,nictype}],on_poweroff,on_reboot,on_crash}} (ts_views.c). */
+json_object *ts_domain_config_json(const struct xlcfg *cfg, unsigned domid);
+
+/* xl uptime's form of secs: "[D day(s), ]HH:MM:SS", short_mode without :SS. */
+void ts_uptime_string(unsigned long secs, bool short_mode, char *buf, size_t len);
+
+/* xl info's "key : value" pairs that apply to Domus, in xl's order, as a
+ * JSON array of [key, value] string pairs, from this host (uname, /proc,
+ * /sys, sysconf, CPUID) and what domus-vm tells guests (XENVER_*);
+ * free_mib is the memory left for new domains (ts_xlinfo.c). */
+json_object *ts_xlinfo(uint64_t free_mib);
 
 /* Parses "/proc/meminfo"-style text: value in KiB of key ("MemTotal"), or -ENOENT. */
 int ts_meminfo_value(const char *text, const char *key, uint64_t *kib);
