@@ -4,7 +4,7 @@
  * Attach: the spec is checked as at create (dsd_disk_add, dsd_vif_add:
  * relative targets against the client's cwd, vdev/devid/mac distinct from
  * the domain's other devices), domus-vm starts the back end (control
- * socket "disk-attach"/"vif-attach", vmproc.h), domusd writes the device's
+ * socket "attach", vmctl.h), domusd writes the device's
  * xenstore nodes (back end first, the front end's state last: the guest
  * probes the device when that appears) and records the device in the
  * domain's configuration (so its state file and its reboots keep it).  Any
@@ -25,6 +25,7 @@
 #include "domus/dsd_disk.h"
 #include "domus/dsd_vif.h"
 #include "domus/util.h"
+#include "domus/vmctl.h"
 #include "domus/vmproc.h"
 #include "domus/xsclient.h"
 
@@ -78,19 +79,26 @@ static bool usable(struct dsd *d, uint64_t client, const struct dsd_dom *dom)
     return true;
 }
 
-/* One domus-vm control command; 0, or -1 with the reason in err. */
-static int vm_cmd(const struct dsd_dom *dom, const char *cmd, char *err, size_t errlen)
+/* Has domus-vm attach (spec) or detach (devid) one device (vmctl.h); 0, or
+ * -1 with the reason in err. */
+static int vm_cmd(const struct dsd_dom *dom, bool disk, const char *spec, uint32_t devid,
+                  char *err, size_t errlen)
 {
-    char reply[512];
-    int rc = dsd_vm_control(dom, cmd, reply, sizeof(reply));
+    json_object *req = vmctl_req(spec ? "attach" : "detach");
+    char why[512];
+    int rc;
 
-    if (rc < 0)
-        dfmt(err, errlen, "domain '%s': control socket: %s", dom->cfg.name,
-             strerror(-rc));
-    else if (strcmp(reply, "ok"))
-        dfmt(err, errlen, "domain '%s': %s", dom->cfg.name,
-             strncmp(reply, "error: ", 7) ? reply : reply + 7);
-    return rc < 0 || strcmp(reply, "ok") ? -1 : 0;
+    json_object_object_add(req, "kind", json_object_new_string(kind_of(disk)));
+    if (spec)
+        json_object_object_add(req, "spec", json_object_new_string(spec));
+    else
+        json_object_object_add(req, "devid", json_object_new_int64(devid));
+    rc = dsd_vm_control(dom, req, NULL, why, sizeof(why));
+    if (rc == -EREMOTEIO)
+        dfmt(err, errlen, "domain '%s': %s", dom->cfg.name, why);
+    else if (rc < 0)
+        dfmt(err, errlen, "domain '%s': control socket: %s", dom->cfg.name, why);
+    return rc < 0 ? -1 : 0;
 }
 
 /* ---- attach ---- */
@@ -100,7 +108,7 @@ static void attach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_obj
 {
     const char *spec = jstr(obj, "spec");
     struct xlcfg *cfg = malloc(sizeof(*cfg));
-    char err[1024], arg[XLDISK_TARGET_MAX + 32], cmd[sizeof(arg) + 16];
+    char err[1024], arg[XLDISK_TARGET_MAX + 32];
     uint32_t devid = 0;
     unsigned i;
     struct xsc c;
@@ -127,8 +135,7 @@ static void attach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_obj
         goto out;
     }
     devid = (uint32_t)strtoul(arg, NULL, 10); /* "DEVID:..." or "DEVID,..." */
-    snprintf(cmd, sizeof(cmd), "%s-attach %s", disk ? "disk" : "vif", arg);
-    if (vm_cmd(dom, cmd, err, sizeof(err)) < 0) {
+    if (vm_cmd(dom, disk, arg, devid, err, sizeof(err)) < 0) {
         dsd_reply_error(d, client, "%s", err);
         goto out;
     }
@@ -141,8 +148,7 @@ static void attach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_obj
         xsc_close(&c);
     }
     if (rc) {
-        snprintf(cmd, sizeof(cmd), "%s-detach %u", disk ? "disk" : "vif", devid);
-        vm_cmd(dom, cmd, err, sizeof(err));
+        vm_cmd(dom, disk, NULL, devid, err, sizeof(err));
         dsd_reply_error(d, client, "domain '%s': xenstore: %s", dom->cfg.name,
                         strerror(-rc));
         goto out;
@@ -176,8 +182,8 @@ static void detach_finish(struct dsd *d, struct dsd_detach *x, struct dsd_dom *d
     struct xsc c;
     int i;
 
-    snprintf(cmd, sizeof(cmd), "%s-detach %u", x->disk ? "disk" : "vif", x->devid);
-    if (dom->state == DS_RUNNING && vm_cmd(dom, cmd, err, sizeof(err)) < 0)
+    if (dom->state == DS_RUNNING &&
+        vm_cmd(dom, x->disk, NULL, x->devid, err, sizeof(err)) < 0)
         dwarn("%s", err); /* e.g. the domain restarted without it: go on */
     if (xsc_open(&c, d->xs.path) == 0) {
         dsd_dev_nodes_rm(&c, kind_of(x->disk), dom->domid, x->devid);

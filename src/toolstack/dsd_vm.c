@@ -3,6 +3,7 @@
 #include "domus/dsd_disk.h"
 #include "domus/dsd_vif.h"
 #include "domus/util.h"
+#include "domus/vmctl.h"
 #include "domus/vmproc.h"
 
 #include <errno.h>
@@ -241,27 +242,28 @@ void dsd_vm_read_stderr(struct dsd *d, struct dsd_dom *dom)
     }
 }
 
-int dsd_vm_control(const struct dsd_dom *dom, const char *cmd, char *reply, size_t len)
+int dsd_vm_control(const struct dsd_dom *dom, json_object *req, json_object **reply,
+                   char *err, size_t errlen)
 {
-    char *line = NULL;
-    int fd = -1, rc;
+    json_object *r = NULL;
+    const char *why;
+    int rc = -ESRCH;
 
-    if (!dom->pid || dom->state != DS_RUNNING)
-        return -ESRCH;
-    rc = ts_unix_connect(dom->control_sock, &fd);
-    if (rc)
-        goto out;
-    if (dprintf(fd, "%s\n", cmd) < 0) {
-        rc = -errno;
-        goto out;
+    if (dom->pid && dom->state == DS_RUNNING)
+        rc = vmctl_call(dom->control_sock, req, &r, NULL, NULL, DSD_CONTROL_TIMEOUT_MS);
+    json_object_put(req);
+    if (rc) {
+        dfmt(err, errlen, "%s", strerror(-rc));
+        return rc;
     }
-    rc = ts_read_line(fd, &line, 4096, DSD_CONTROL_TIMEOUT_MS);
-    if (rc)
-        goto out;
-    snprintf(reply, len, "%s", line);
-out:
-    free(line);
-    if (fd >= 0)
-        close(fd);
-    return rc;
+    if (!vmctl_ok(r, &why)) {
+        dfmt(err, errlen, "%s", why);
+        json_object_put(r);
+        return -EREMOTEIO;
+    }
+    if (reply)
+        *reply = r;
+    else
+        json_object_put(r);
+    return 0;
 }

@@ -14,6 +14,7 @@
 #include "domus/dsd_disk.h"
 #include "domus/dsd_vif.h"
 #include "domus/util.h"
+#include "domus/vmctl.h"
 #include "domus/xsclient.h"
 
 #include <errno.h>
@@ -212,19 +213,24 @@ static int batch_open(struct dsd *d, const struct dsd_dom *dom, struct xs_batch 
     return xsc_open(&b->c, d->xs.path);
 }
 
-/* Reads the ring's gfn and port from the domain's control socket. */
+/* Reads the ring's gfn and port from the domain's control socket (the fds
+ * that come with them are for xenstored: closed on receipt). */
 static int ring_of(const struct dsd_dom *dom, uint64_t *gfn, unsigned *port)
 {
-    char reply[256];
-    unsigned long long g;
-    int rc = dsd_vm_control(dom, "xs-ring", reply, sizeof(reply));
+    json_object *reply;
+    char err[256];
+    uint64_t p;
+    int rc = dsd_vm_control(dom, vmctl_req("xs-ring"), &reply, err, sizeof(err));
 
     if (rc)
         return rc;
-    if (sscanf(reply, "ok gfn=%llu port=%u", &g, port) != 2)
-        return -EPROTO;
-    *gfn = g;
-    return 0;
+    if (vmctl_get_u64(reply, "gfn", UINT64_MAX, gfn) ||
+        vmctl_get_u64(reply, "port", UINT32_MAX, &p))
+        rc = -EPROTO;
+    else
+        *port = (unsigned)p;
+    json_object_put(reply);
+    return rc;
 }
 
 int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom)
