@@ -11,8 +11,7 @@
  * its domus-vm reports, writes control/shutdown for shutdown and reboot, and
  * RELEASEs the domain when it is gone. */
 #include "domus/domusd.h"
-#include "domus/dsd_disk.h"
-#include "domus/dsd_vif.h"
+#include "domus/dsd_dev.h"
 #include "domus/util.h"
 #include "domus/vmctl.h"
 #include "domus/xsclient.h"
@@ -250,16 +249,16 @@ int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom)
         return rc;
     }
     write_domain_nodes(&b, dom);
-    rc = b.rc ? b.rc : dsd_disk_nodes(&b.c, dom->domid, &dom->cfg);
-    if (!rc)
-        rc = dsd_vif_nodes(&b.c, dom->domid, &dom->cfg);
+    rc = b.rc;
+    for (const struct dsd_dev_kind *const *k = dsd_dev_kinds; !rc && *k; k++)
+        rc = (*k)->nodes(&b.c, dom->domid, &dom->cfg);
     if (!rc)
         rc = xsc_introduce(&b.c, dom->domid, gfn, port);
     if (rc) {
         dwarn("domain %u: xenstore introduce: %s", dom->domid, strerror(-rc));
         xsc_rm(&b.c, b.base); /* nothing half-made stays behind */
-        dsd_disk_nodes_rm(&b.c, dom->domid);
-        dsd_vif_nodes_rm(&b.c, dom->domid);
+        for (const struct dsd_dev_kind *const *k = dsd_dev_kinds; *k; k++)
+            (*k)->nodes_rm(&b.c, dom->domid);
     }
     xsc_close(&b.c);
     return rc;
@@ -273,8 +272,8 @@ void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom)
         return;
     xsc_release(&b.c, dom->domid); /* -ENOENT when never introduced: fine */
     xsc_rm(&b.c, b.base);
-    dsd_disk_nodes_rm(&b.c, dom->domid);
-    dsd_vif_nodes_rm(&b.c, dom->domid);
+    for (const struct dsd_dev_kind *const *k = dsd_dev_kinds; *k; k++)
+        (*k)->nodes_rm(&b.c, dom->domid);
     xsc_close(&b.c);
 }
 
