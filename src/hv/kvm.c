@@ -248,15 +248,18 @@ static int k_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
     return 0;
 }
 
-#define EXTRA_SLOT_BASE 8
-
 static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *host);
 
+/* Extra page idx's region moved to gpa (gmem_place_extra): its slot follows. */
 static int k_map_extra(struct domain *d, unsigned idx, uint64_t gpa, void *host)
 {
+    const struct gmem_region *r = &d->mem.region[GMEM_REGION_EXTRA + idx];
     int fd = priv(d)->vm_fd;
-    set_slot(fd, EXTRA_SLOT_BASE + idx, 0, 0, NULL); /* drop an earlier placement */
-    return set_slot(fd, EXTRA_SLOT_BASE + idx, gpa, DOMUS_PAGE_SIZE, host);
+
+    if (idx >= GMEM_EXTRA_PAGES || host != d->mem.host + r->fd_offset)
+        return -EINVAL;
+    set_slot(fd, r->slot, 0, 0, NULL); /* drop an earlier placement */
+    return set_slot(fd, r->slot, gpa, r->size, host);
 }
 
 static const struct hv_ops kvm_ops = {
@@ -286,17 +289,19 @@ static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void 
     return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
 
+/* One KVM slot per fixed region of the region table (gmem.h); the extra
+ * pages get theirs when the guest places them (k_map_extra). */
 static int map_memory(struct domain *d)
 {
     struct gmem *m = &d->mem;
-    int fd = priv(d)->vm_fd, rc;
-    if ((rc = set_slot(fd, 0, 0, m->low_end, m->host)) < 0)
-        return rc;
-    if (m->high_size &&
-        (rc = set_slot(fd, 1, GMEM_HIGH_BASE, m->high_size, m->host + m->low_end)) < 0)
-        return rc;
-    return set_slot(fd, 2, GMEM_SPECIAL_BASE, GMEM_SPECIAL_PAGES * DOMUS_PAGE_SIZE,
-                    m->host + m->ram_size);
+    int fd = priv(d)->vm_fd, rc = 0;
+
+    for (unsigned i = 0; !rc && i < GMEM_REGION_EXTRA; i++) {
+        const struct gmem_region *r = &m->region[i];
+        if (r->size)
+            rc = set_slot(fd, r->slot, r->gpa, r->size, m->host + r->fd_offset);
+    }
+    return rc;
 }
 
 static int xen_config(struct domain *d, int caps, char *err, size_t errlen)
