@@ -30,6 +30,12 @@ void vm_setup(struct vm *vm, const struct vm_args *args)
 int vm_steps_init(struct vm *vm, const struct vm_step *steps, unsigned n)
 {
     vm->levels = 0;
+    for (unsigned i = 1; i < n; i++)
+        if (steps[i].level < steps[i - 1].level) {
+            dfmt(vm->err, sizeof(vm->err), "step '%s' is out of level order",
+                 steps[i].name);
+            return -EINVAL;
+        }
     for (unsigned i = 0; i < n; i++) {
         int rc = steps[i].init(vm);
         if (rc < 0) {

@@ -260,6 +260,12 @@ static void test_steps(void)
     CHECK("levels: a failed first step undoes nothing",
           vm_steps_init(&vm, steps, 4) == -EIO && !steps_trace[0]);
     fail_step = -1;
+    const struct vm_step bad[] = {{VM_LEVEL_DEV, "3", init3, exit3},
+                                  {VM_LEVEL_CORE, "1", init1, exit1}};
+    steps_trace[0] = '\0';
+    CHECK("levels: a table out of level order runs nothing",
+          vm_steps_init(&vm, bad, 2) == -EINVAL && !steps_trace[0] &&
+              strstr(vm.err, "out of level order"));
 }
 
 /* ---- control commands ---- */

@@ -163,9 +163,9 @@ struct vm_step {
     void (*exit)(struct vm *vm); /* NULL: nothing to undo */
 };
 
-/* Runs steps[0..n) in order (each level's steps after the previous
- * level's); on a failure undoes the steps done in reverse and returns the
- * error.  vm->levels counts the steps done. */
+/* Runs steps[0..n) in order; on a failure undoes the steps done in reverse
+ * and returns the error.  vm->levels counts the steps done.  A table whose
+ * levels go down (a dev step before a core one) runs nothing: -EINVAL. */
 int vm_steps_init(struct vm *vm, const struct vm_step *steps, unsigned n);
 /* Undoes the vm->levels steps done, in reverse. */
 void vm_steps_exit(struct vm *vm, const struct vm_step *steps);
