@@ -9,7 +9,7 @@ CFLAGS  := -std=gnu11 -Wall -Wextra -Werror $(OPT) -g -MMD -MP -pthread
 LDLIBS  := -ljson-c -lz -llzma -lzstd -llz4 -luring -lseccomp -pthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-# Every .c under src/ except *_main.c goes into the library.
+# Every .c under src/ except *_main.c goes into the library (src/vm: domus-vm's, vm.h).
 LIB_SRC := $(filter-out %_main.c,$(wildcard src/*/*.c))
 MAINS   := $(wildcard src/*/*_main.c)
 # Binary name for each main: src/cli/domus_main.c -> domus, domus_vm_main.c -> domus-vm
@@ -58,10 +58,12 @@ asan-bins: $(ASAN_BINS)
 # libFuzzer target for xenstored (clang): make fuzz -> build/fuzz/xenstore_fuzz
 FUZZ_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined
-XS_FUZZ_SRC := tests/fuzz/xenstore_fuzz.c $(wildcard src/xenstore/xs_*.c) src/hv/util.c
-$(BUILD)/fuzz/xenstore_fuzz: $(XS_FUZZ_SRC) $(wildcard src/xenstore/*.h) src/include/domus/xenstore.h
+XS_FUZZ_SRC := tests/fuzz/xenstore_fuzz.c $(wildcard src/xenstore/xs_*.c) src/hv/util.c \
+               src/vm/vmctl.c
+$(BUILD)/fuzz/xenstore_fuzz: $(XS_FUZZ_SRC) $(wildcard src/xenstore/*.h) src/include/domus/xenstore.h \
+                             src/include/domus/vmctl.h
 	@mkdir -p $(dir $@)
-	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(XS_FUZZ_SRC)
+	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(XS_FUZZ_SRC) -ljson-c
 # ... for blkback's and netback's request paths -> build/fuzz/backend_fuzz
 BE_FUZZ_SRC := tests/fuzz/backend_fuzz.c src/backends/blkback.c src/backends/netback.c \
                src/backends/xenbus_be.c src/backends/sandbox.c src/toolstack/ts_xs.c \

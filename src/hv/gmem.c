@@ -11,6 +11,21 @@
 #define EXTRA_SIZE (GMEM_EXTRA_PAGES * DOMUS_PAGE_SIZE)
 #define TAIL_SIZE (SPECIAL_SIZE + EXTRA_SIZE)
 
+static void fill_regions(struct gmem *m)
+{
+    struct gmem_region *r = m->region;
+
+    r[GMEM_REGION_LOW] = (struct gmem_region){0, m->low_end, 0, 0};
+    r[GMEM_REGION_HIGH] =
+        (struct gmem_region){GMEM_HIGH_BASE, m->high_size, m->low_end, 1};
+    r[GMEM_REGION_SPECIAL] =
+        (struct gmem_region){GMEM_SPECIAL_BASE, SPECIAL_SIZE, m->ram_size, 2};
+    for (unsigned i = 0; i < GMEM_EXTRA_PAGES; i++)
+        r[GMEM_REGION_EXTRA + i] = (struct gmem_region){
+            0, DOMUS_PAGE_SIZE, m->ram_size + SPECIAL_SIZE + i * DOMUS_PAGE_SIZE,
+            GMEM_EXTRA_SLOT_BASE + i};
+}
+
 int gmem_init(struct gmem *m, uint64_t ram_bytes)
 {
     int rc;
@@ -37,6 +52,7 @@ int gmem_init(struct gmem *m, uint64_t ram_bytes)
     m->ram_size = ram_bytes;
     m->low_end = ram_bytes < GMEM_LOW_LIMIT ? ram_bytes : GMEM_LOW_LIMIT;
     m->high_size = ram_bytes - m->low_end;
+    fill_regions(m);
     return 0;
 out:
     gmem_destroy(m);
@@ -111,34 +127,38 @@ int64_t gmem_fd_offset(const struct gmem *m, uint64_t gpa)
     return fd_range(m, gpa, 1);
 }
 
+uint64_t gmem_region_gpa(const struct gmem *m, unsigned i)
+{
+    return __atomic_load_n(&m->region[i].gpa, __ATOMIC_ACQUIRE);
+}
+
 void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len)
 {
     if (!m->host || len == 0)
         return NULL;
-    if (in_region(gpa, len, 0, m->low_end))
-        return m->host + gpa;
-    if (m->high_size && in_region(gpa, len, GMEM_HIGH_BASE, m->high_size))
-        return m->host + m->low_end + (gpa - GMEM_HIGH_BASE);
-    if (in_region(gpa, len, GMEM_SPECIAL_BASE, SPECIAL_SIZE))
-        return m->host + m->ram_size + (gpa - GMEM_SPECIAL_BASE);
-    for (unsigned i = 0; i < GMEM_EXTRA_PAGES; i++) {
-        uint64_t base = __atomic_load_n(&m->extra[i].gpa, __ATOMIC_ACQUIRE);
-        if (base && in_region(gpa, len, base, DOMUS_PAGE_SIZE))
-            return m->host + m->ram_size + SPECIAL_SIZE + i * DOMUS_PAGE_SIZE +
-                   (gpa - base);
+    for (unsigned i = 0; i < GMEM_NR_REGIONS; i++) {
+        const struct gmem_region *r = &m->region[i];
+        uint64_t base = gmem_region_gpa(m, i);
+        if (i >= GMEM_REGION_EXTRA && !base)
+            continue; /* an extra page not placed */
+        if (in_region(gpa, len, base, r->size))
+            return m->host + r->fd_offset + (gpa - base);
     }
     return NULL;
 }
 
 void *gmem_place_extra(struct gmem *m, unsigned idx, uint64_t gpa)
 {
+    struct gmem_region *r;
+
     if (!m->host || idx >= GMEM_EXTRA_PAGES || !gpa || (gpa & (DOMUS_PAGE_SIZE - 1)))
         return NULL;
-    __atomic_store_n(&m->extra[idx].gpa, 0, __ATOMIC_RELEASE);
+    r = &m->region[GMEM_REGION_EXTRA + idx];
+    __atomic_store_n(&r->gpa, 0, __ATOMIC_RELEASE);
     if (gmem_ptr(m, gpa, 1) != NULL)
         return NULL; /* overlaps memory that is already there */
-    __atomic_store_n(&m->extra[idx].gpa, gpa, __ATOMIC_RELEASE);
-    return m->host + m->ram_size + SPECIAL_SIZE + idx * DOMUS_PAGE_SIZE;
+    __atomic_store_n(&r->gpa, gpa, __ATOMIC_RELEASE);
+    return m->host + r->fd_offset;
 }
 
 int gmem_read(const struct gmem *m, uint64_t gpa, void *dst, size_t len)

@@ -17,9 +17,10 @@
 static int place_frame(struct domain *d, unsigned idx, uint64_t gpa)
 {
     for (unsigned i = 0; i < GMEM_EXTRA_PAGES; i++)
-        if (i != idx && d->mem.extra[i].gpa == gpa)
+        if (i != idx && gmem_region_gpa(&d->mem, GMEM_REGION_EXTRA + i) == gpa)
             return -EINVAL; /* another frame is there */
-    if (d->mem.extra[idx].gpa == gpa || gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
+    if (gmem_region_gpa(&d->mem, GMEM_REGION_EXTRA + idx) == gpa ||
+        gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
         return 0;
     void *host = gmem_place_extra(&d->mem, idx, gpa);
     if (!host)

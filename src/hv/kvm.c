@@ -10,6 +10,7 @@
 #include "domus/kvm.h"
 #include "domus/builder.h"
 #include "domus/util.h"
+#include "domus/vcpugate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +32,7 @@
 struct kvm_priv {
     int kvm_fd;
     int vm_fd;
+    struct vcpu_gate gate; /* the vCPU threads' pause (vcpugate.h) */
 };
 
 static __thread struct vcpu *current_vcpu;
@@ -57,6 +59,7 @@ static int vcpu_call(struct vcpu *t, int (*fn)(struct vcpu *, void *), void *arg
     t->call_arg = arg;
     t->call_done = false;
     pthread_kill(t->thread, KICK_SIGNAL);
+    vcpu_gate_wake(&priv(t->d)->gate); /* t may be parked by a pause */
     while (!t->call_done) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -245,15 +248,18 @@ static int k_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
     return 0;
 }
 
-#define EXTRA_SLOT_BASE 8
-
 static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *host);
 
+/* Extra page idx's region moved to gpa (gmem_place_extra): its slot follows. */
 static int k_map_extra(struct domain *d, unsigned idx, uint64_t gpa, void *host)
 {
+    const struct gmem_region *r = &d->mem.region[GMEM_REGION_EXTRA + idx];
     int fd = priv(d)->vm_fd;
-    set_slot(fd, EXTRA_SLOT_BASE + idx, 0, 0, NULL); /* drop an earlier placement */
-    return set_slot(fd, EXTRA_SLOT_BASE + idx, gpa, DOMUS_PAGE_SIZE, host);
+
+    if (idx >= GMEM_EXTRA_PAGES || host != d->mem.host + r->fd_offset)
+        return -EINVAL;
+    set_slot(fd, r->slot, 0, 0, NULL); /* drop an earlier placement */
+    return set_slot(fd, r->slot, gpa, r->size, host);
 }
 
 static const struct hv_ops kvm_ops = {
@@ -283,17 +289,19 @@ static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void 
     return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
 
+/* One KVM slot per fixed region of the region table (gmem.h); the extra
+ * pages get theirs when the guest places them (k_map_extra). */
 static int map_memory(struct domain *d)
 {
     struct gmem *m = &d->mem;
-    int fd = priv(d)->vm_fd, rc;
-    if ((rc = set_slot(fd, 0, 0, m->low_end, m->host)) < 0)
-        return rc;
-    if (m->high_size &&
-        (rc = set_slot(fd, 1, GMEM_HIGH_BASE, m->high_size, m->host + m->low_end)) < 0)
-        return rc;
-    return set_slot(fd, 2, GMEM_SPECIAL_BASE, GMEM_SPECIAL_PAGES * DOMUS_PAGE_SIZE,
-                    m->host + m->ram_size);
+    int fd = priv(d)->vm_fd, rc = 0;
+
+    for (unsigned i = 0; !rc && i < GMEM_REGION_EXTRA; i++) {
+        const struct gmem_region *r = &m->region[i];
+        if (r->size)
+            rc = set_slot(fd, r->slot, r->gpa, r->size, m->host + r->fd_offset);
+    }
+    return rc;
 }
 
 static int xen_config(struct domain *d, int caps, char *err, size_t errlen)
@@ -412,6 +420,7 @@ int kvm_domain_create(struct domain *d, char *err, size_t errlen)
     if (!p)
         return -ENOMEM;
     p->kvm_fd = p->vm_fd = -1;
+    vcpu_gate_init(&p->gate);
     d->priv = p;
     d->ops = &kvm_ops;
     if ((rc = vm_open(d, err, errlen)) < 0)
@@ -586,10 +595,9 @@ static void handle_exit(struct vcpu *v, struct kvm_run *run)
     }
 }
 
-static void wait_unpaused(struct vcpu *v)
+static void serve_call(void *v)
 {
-    while (atomic_load(&v->d->paused) && domain_running(v->d))
-        usleep(10000);
+    vcpu_run_pending_call(v);
 }
 
 static void *vcpu_thread(void *arg)
@@ -603,7 +611,7 @@ static void *vcpu_thread(void *arg)
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     while (domain_running(v->d)) {
         vcpu_run_pending_call(v);
-        wait_unpaused(v);
+        vcpu_gate_park(&priv(v->d)->gate, serve_call, v);
         if (!domain_running(v->d))
             break;
         int rc = ioctl(v->fd, KVM_RUN, 0);
@@ -619,6 +627,7 @@ static void *vcpu_thread(void *arg)
     }
     vcpu_run_pending_call(v);
     log_exits(v);
+    vcpu_gate_leave(&priv(v->d)->gate);
     return NULL;
 }
 
@@ -634,8 +643,10 @@ int kvm_domain_start(struct domain *d)
     pthread_sigmask(SIG_BLOCK, &set, &old);
     for (unsigned i = 0; i < d->nr_vcpus; i++) {
         struct vcpu *v = &d->vcpus[i];
+        vcpu_gate_enter(&priv(d)->gate);
         int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
         if (rc != 0) {
+            vcpu_gate_leave(&priv(d)->gate);
             domain_shutdown(d, SHUTDOWN_crash);
             return -rc;
         }
@@ -644,8 +655,9 @@ int kvm_domain_start(struct domain *d)
     return 0;
 }
 
-static void kick_all(struct domain *d)
+static void kick_all(void *arg)
 {
+    struct domain *d = arg;
     for (unsigned i = 0; i < d->nr_vcpus; i++)
         if (d->vcpus[i].thread_started)
             pthread_kill(d->vcpus[i].thread, KICK_SIGNAL);
@@ -654,13 +666,19 @@ static void kick_all(struct domain *d)
 void kvm_domain_pause(struct domain *d, bool pause)
 {
     atomic_store(&d->paused, pause);
+    if (!priv(d))
+        return;
     if (pause)
-        kick_all(d);
+        vcpu_gate_pause(&priv(d)->gate, kick_all, d);
+    else
+        vcpu_gate_unpause(&priv(d)->gate);
 }
 
-void kvm_domain_destroy(struct domain *d)
+void kvm_domain_stop(struct domain *d)
 {
     domain_shutdown(d, SHUTDOWN_poweroff); /* no-op if a reason is already set */
+    if (priv(d))
+        vcpu_gate_stop(&priv(d)->gate);
     for (unsigned i = 0; i < d->nr_vcpus; i++) {
         struct vcpu *v = &d->vcpus[i];
         if (!v->thread_started)
@@ -673,6 +691,11 @@ void kvm_domain_destroy(struct domain *d)
         }
         v->thread_started = false;
     }
+}
+
+void kvm_domain_destroy(struct domain *d)
+{
+    kvm_domain_stop(d);
     for (unsigned i = 0; i < d->nr_vcpus; i++) {
         struct vcpu *v = &d->vcpus[i];
         if (v->run)
@@ -688,6 +711,7 @@ void kvm_domain_destroy(struct domain *d)
             close(p->vm_fd);
         if (p->kvm_fd >= 0)
             close(p->kvm_fd);
+        vcpu_gate_destroy(&p->gate);
         free(p);
         d->priv = NULL;
     }

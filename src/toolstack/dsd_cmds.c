@@ -3,6 +3,7 @@
 #include "domus/dsd_disk.h"
 #include "domus/dsd_vif.h"
 #include "domus/util.h"
+#include "domus/vmctl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -251,23 +252,27 @@ static json_object *dom0_row(void)
     return o;
 }
 
-/* Asks a running domain for "ok state=b cputime_ns=N mem_kib=N vcpus=N". */
+/* Asks a running domain for its state, CPU time, memory and vCPUs (vmctl.h
+ * "info"); what the reply lacks stays as it was. */
 static void query_info(struct dsd_dom *dom, char *state, uint64_t *mem_mib,
                        unsigned *vcpus)
 {
-    char reply[512];
-    const char *p;
+    json_object *reply, *v;
+    char err[256];
+    uint64_t n;
 
-    if (dsd_vm_control(dom, "info", reply, sizeof(reply)) < 0 || strncmp(reply, "ok", 2))
+    if (dsd_vm_control(dom, vmctl_req("info"), &reply, err, sizeof(err)) < 0)
         return;
-    if ((p = strstr(reply, "state=")))
-        *state = p[6];
-    if ((p = strstr(reply, "cputime_ns=")))
-        dom->cpu_time = (double)strtoull(p + 11, NULL, 10) / 1e9;
-    if ((p = strstr(reply, "mem_kib=")))
-        *mem_mib = strtoull(p + 8, NULL, 10) / 1024;
-    if ((p = strstr(reply, "vcpus=")))
-        *vcpus = (unsigned)strtoul(p + 6, NULL, 10);
+    if (json_object_object_get_ex(reply, "state", &v) &&
+        json_object_is_type(v, json_type_string))
+        *state = json_object_get_string(v)[0];
+    if (!vmctl_get_u64(reply, "cputime_ns", UINT64_MAX, &n))
+        dom->cpu_time = (double)n / 1e9;
+    if (!vmctl_get_u64(reply, "mem_kib", UINT64_MAX, &n))
+        *mem_mib = n / 1024;
+    if (!vmctl_get_u64(reply, "vcpus", UINT32_MAX, &n))
+        *vcpus = (unsigned)n;
+    json_object_put(reply);
 }
 
 /* xl list -v's Reason-Code: the SHUTDOWN_* reason of a shut-down domain. */
@@ -368,41 +373,45 @@ static void cmd_destroy(const struct req *r)
         dsd_kill_domain(r->d, dom);
 }
 
-/* Sends a control-socket command to a running domain and relays the answer. */
-static void control_cmd(const struct req *r, const char *cmd)
+/* Sends a control-socket request (consumed) to a running domain and relays
+ * the answer. */
+static void control_cmd(const struct req *r, json_object *req)
 {
     struct dsd_dom *dom = req_dom(r);
-    char reply[512];
+    char err[512];
     int rc;
 
-    if (!dom)
+    if (!dom) {
+        json_object_put(req);
         return;
+    }
     if (dom->state != DS_RUNNING) {
         dsd_reply_error(r->d, r->client, "domain '%s' is not running (%s)", dom->cfg.name,
                         dsd_state_name(dom->state));
+        json_object_put(req);
         return;
     }
-    rc = dsd_vm_control(dom, cmd, reply, sizeof(reply));
-    if (rc < 0)
+    rc = dsd_vm_control(dom, req, NULL, err, sizeof(err));
+    if (rc == -EREMOTEIO)
+        dsd_reply_error(r->d, r->client, "domain '%s': %s", dom->cfg.name, err);
+    else if (rc < 0)
         dsd_reply_error(r->d, r->client, "domain '%s': control socket: %s", dom->cfg.name,
-                        strerror(-rc));
-    else if (!strcmp(reply, "ok") || !strncmp(reply, "ok ", 3))
-        dsd_reply(r->d, r->client, dsd_ok());
+                        err);
     else
-        dsd_reply_error(r->d, r->client, "domain '%s': %s", dom->cfg.name,
-                        strncmp(reply, "error: ", 7) ? reply : reply + 7);
+        dsd_reply(r->d, r->client, dsd_ok());
 }
 
 /* With xenstore, as xl: control/shutdown; without, domus-vm's control socket. */
 static void shutdown_cmd(const struct req *r, const char *how)
 {
     struct dsd_dom *dom;
-    char cmd[32];
+    json_object *req;
     int rc;
 
     if (!r->d->xs.enabled) {
-        snprintf(cmd, sizeof(cmd), "shutdown %s", how);
-        control_cmd(r, cmd);
+        req = vmctl_req("shutdown");
+        json_object_object_add(req, "how", json_object_new_string(how));
+        control_cmd(r, req);
         return;
     }
     dom = req_dom(r);
@@ -436,12 +445,12 @@ static void cmd_reboot(const struct req *r)
 
 static void cmd_pause(const struct req *r)
 {
-    control_cmd(r, "pause");
+    control_cmd(r, vmctl_req("pause"));
 }
 
 static void cmd_unpause(const struct req *r)
 {
-    control_cmd(r, "unpause");
+    control_cmd(r, vmctl_req("unpause"));
 }
 
 static void cmd_console_path(const struct req *r)

@@ -4,7 +4,7 @@
  * Attach: the spec is checked as at create (dsd_disk_add, dsd_vif_add:
  * relative targets against the client's cwd, vdev/devid/mac distinct from
  * the domain's other devices), domus-vm starts the back end (control
- * socket "disk-attach"/"vif-attach", vmproc.h), domusd writes the device's
+ * socket "attach", vmctl.h), domusd writes the device's
  * xenstore nodes (back end first, the front end's state last: the guest
  * probes the device when that appears) and records the device in the
  * domain's configuration (so its state file and its reboots keep it).  Any
@@ -22,9 +22,10 @@
  * Lists: the devices under the guest's /local/domain/<N>/device/<kind>,
  * with their front ends' state, event channel and ring references. */
 #include "domus/domusd.h"
+#include "domus/dsd_dev.h"
 #include "domus/dsd_disk.h"
-#include "domus/dsd_vif.h"
 #include "domus/util.h"
+#include "domus/vmctl.h"
 #include "domus/vmproc.h"
 #include "domus/xsclient.h"
 
@@ -40,17 +41,12 @@ struct dsd_detach {
     struct dsd_detach *next;
     unsigned domid, gen;
     char name[XLCFG_NAME_MAX];
-    bool disk; /* vbd, else vif */
+    const struct dsd_dev_kind *kind;
     uint32_t devid;
     char what[48]; /* "disk xvdb", "vif 1" */
     uint64_t client;
     int64_t deadline_ms;
 };
-
-static const char *kind_of(bool disk)
-{
-    return disk ? "vbd" : "vif";
-}
 
 static const char *jstr(json_object *o, const char *key)
 {
@@ -78,29 +74,36 @@ static bool usable(struct dsd *d, uint64_t client, const struct dsd_dom *dom)
     return true;
 }
 
-/* One domus-vm control command; 0, or -1 with the reason in err. */
-static int vm_cmd(const struct dsd_dom *dom, const char *cmd, char *err, size_t errlen)
+/* Has domus-vm attach (spec) or detach (devid) one device (vmctl.h); 0, or
+ * -1 with the reason in err. */
+static int vm_cmd(const struct dsd_dom *dom, const struct dsd_dev_kind *k,
+                  const char *spec, uint32_t devid, char *err, size_t errlen)
 {
-    char reply[512];
-    int rc = dsd_vm_control(dom, cmd, reply, sizeof(reply));
+    json_object *req = vmctl_req(spec ? "attach" : "detach");
+    char why[512];
+    int rc;
 
-    if (rc < 0)
-        dfmt(err, errlen, "domain '%s': control socket: %s", dom->cfg.name,
-             strerror(-rc));
-    else if (strcmp(reply, "ok"))
-        dfmt(err, errlen, "domain '%s': %s", dom->cfg.name,
-             strncmp(reply, "error: ", 7) ? reply : reply + 7);
-    return rc < 0 || strcmp(reply, "ok") ? -1 : 0;
+    json_object_object_add(req, "kind", json_object_new_string(k->name));
+    if (spec)
+        json_object_object_add(req, "spec", json_object_new_string(spec));
+    else
+        json_object_object_add(req, "devid", json_object_new_int64(devid));
+    rc = dsd_vm_control(dom, req, NULL, why, sizeof(why));
+    if (rc == -EREMOTEIO)
+        dfmt(err, errlen, "domain '%s': %s", dom->cfg.name, why);
+    else if (rc < 0)
+        dfmt(err, errlen, "domain '%s': control socket: %s", dom->cfg.name, why);
+    return rc < 0 ? -1 : 0;
 }
 
 /* ---- attach ---- */
 
 static void attach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_object *obj,
-                   bool disk)
+                   const struct dsd_dev_kind *k)
 {
     const char *spec = jstr(obj, "spec");
     struct xlcfg *cfg = malloc(sizeof(*cfg));
-    char err[1024], arg[XLDISK_TARGET_MAX + 32], cmd[sizeof(arg) + 16];
+    char err[1024], arg[XLDISK_TARGET_MAX + 32];
     uint32_t devid = 0;
     unsigned i;
     struct xsc c;
@@ -112,49 +115,42 @@ static void attach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_obj
     }
     memcpy(cfg, &dom->cfg, sizeof(*cfg));
     if (!spec) {
-        dsd_reply_error(d, client, "\"spec\" (a %s spec) is missing",
-                        disk ? "disk" : "vif");
+        dsd_reply_error(d, client, "\"spec\" (a %s spec) is missing", k->noun);
         goto out;
     }
-    rc = disk ? dsd_disk_add(true, cfg, spec, jstr(obj, "cwd"), err, sizeof(err))
-              : dsd_vif_add(true, cfg, spec, err, sizeof(err));
-    i = disk ? cfg->n_disks - 1 : cfg->n_vifs - 1;
+    rc = k->add(cfg, spec, jstr(obj, "cwd"), err, sizeof(err));
+    i = k->count(cfg) - 1;
     if (!rc)
-        rc = disk ? dsd_disk_arg(cfg, i, arg, sizeof(arg))
-                  : dsd_vif_arg(cfg, i, arg, sizeof(arg));
+        rc = k->arg(cfg, i, arg, sizeof(arg));
     if (rc) {
         dsd_reply_error(d, client, "%s", err);
         goto out;
     }
     devid = (uint32_t)strtoul(arg, NULL, 10); /* "DEVID:..." or "DEVID,..." */
-    snprintf(cmd, sizeof(cmd), "%s-attach %s", disk ? "disk" : "vif", arg);
-    if (vm_cmd(dom, cmd, err, sizeof(err)) < 0) {
+    if (vm_cmd(dom, k, arg, devid, err, sizeof(err)) < 0) {
         dsd_reply_error(d, client, "%s", err);
         goto out;
     }
     rc = xsc_open(&c, d->xs.path);
     if (!rc) {
-        rc = disk ? dsd_disk_nodes_one(&c, dom->domid, cfg, i)
-                  : dsd_vif_nodes_one(&c, dom->domid, cfg, i);
+        rc = k->nodes_one(&c, dom->domid, cfg, i);
         if (rc) /* nothing half-made stays behind */
-            dsd_dev_nodes_rm(&c, kind_of(disk), dom->domid, devid);
+            dsd_dev_nodes_rm(&c, k->name, dom->domid, devid);
         xsc_close(&c);
     }
     if (rc) {
-        snprintf(cmd, sizeof(cmd), "%s-detach %u", disk ? "disk" : "vif", devid);
-        vm_cmd(dom, cmd, err, sizeof(err));
+        vm_cmd(dom, k, NULL, devid, err, sizeof(err));
         dsd_reply_error(d, client, "domain '%s': xenstore: %s", dom->cfg.name,
                         strerror(-rc));
         goto out;
     }
     memcpy(&dom->cfg, cfg, sizeof(*cfg));
     dsd_persist_save(dom);
-    dinfo("domain %u (%s): %s %u attached: %s", dom->domid, dom->cfg.name,
-          disk ? "disk" : "vif", devid, disk ? cfg->disks[i] : cfg->vifs[i]);
+    dinfo("domain %u (%s): %s %u attached: %s", dom->domid, dom->cfg.name, k->noun, devid,
+          k->spec(cfg, i));
     json_object *o = dsd_ok();
     json_object_object_add(o, "devid", json_object_new_int64(devid));
-    json_object_object_add(o, "spec",
-                           json_object_new_string(disk ? cfg->disks[i] : cfg->vifs[i]));
+    json_object_object_add(o, "spec", json_object_new_string(k->spec(cfg, i)));
     dsd_reply(d, client, o);
 out:
     free(cfg);
@@ -162,35 +158,30 @@ out:
 
 /* ---- detach ---- */
 
-static void backend_path(char *buf, size_t len, bool disk, unsigned domid, uint32_t devid)
+static void backend_path(char *buf, size_t len, const struct dsd_dev_kind *k,
+                         unsigned domid, uint32_t devid)
 {
-    snprintf(buf, len, "/local/domain/0/backend/%s/%u/%u", kind_of(disk), domid, devid);
+    snprintf(buf, len, "/local/domain/0/backend/%s/%u/%u", k->name, domid, devid);
 }
 
 /* Stops the back end, removes the nodes, forgets the device; replies. */
 static void detach_finish(struct dsd *d, struct dsd_detach *x, struct dsd_dom *dom,
                           bool forced)
 {
-    char cmd[64], err[512];
+    char err[512];
     json_object *o, *w;
     struct xsc c;
     int i;
 
-    snprintf(cmd, sizeof(cmd), "%s-detach %u", x->disk ? "disk" : "vif", x->devid);
-    if (dom->state == DS_RUNNING && vm_cmd(dom, cmd, err, sizeof(err)) < 0)
+    if (dom->state == DS_RUNNING &&
+        vm_cmd(dom, x->kind, NULL, x->devid, err, sizeof(err)) < 0)
         dwarn("%s", err); /* e.g. the domain restarted without it: go on */
     if (xsc_open(&c, d->xs.path) == 0) {
-        dsd_dev_nodes_rm(&c, kind_of(x->disk), dom->domid, x->devid);
+        dsd_dev_nodes_rm(&c, x->kind->name, dom->domid, x->devid);
         xsc_close(&c);
     }
-    if (x->disk) {
-        if ((i = dsd_disk_find_devid(&dom->cfg, x->devid, NULL)) >= 0)
-            dsd_disk_remove(&dom->cfg, (unsigned)i);
-    } else {
-        snprintf(cmd, sizeof(cmd), "%u", x->devid);
-        if ((i = dsd_vif_find(&dom->cfg, cmd, NULL)) >= 0)
-            dsd_vif_remove(&dom->cfg, (unsigned)i);
-    }
+    if ((i = x->kind->find_devid(&dom->cfg, x->devid)) >= 0)
+        x->kind->remove(&dom->cfg, (unsigned)i);
     dsd_persist_save(dom);
     dinfo("domain %u (%s): %s detached%s", dom->domid, dom->cfg.name, x->what,
           forced ? " by force (the guest did not close it)" : "");
@@ -207,20 +198,20 @@ static void detach_finish(struct dsd *d, struct dsd_detach *x, struct dsd_dom *d
     dsd_reply(d, x->client, o);
 }
 
-static struct dsd_detach *pending(struct dsd *d, unsigned domid, bool disk,
-                                  uint32_t devid)
+static struct dsd_detach *pending(struct dsd *d, unsigned domid,
+                                  const struct dsd_dev_kind *k, uint32_t devid)
 {
     for (struct dsd_detach *x = d->detaches; x; x = x->next)
-        if (x->domid == domid && x->disk == disk && x->devid == devid)
+        if (x->domid == domid && x->kind == k && x->devid == devid)
             return x;
     return NULL;
 }
 
 static void detach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_object *obj,
-                   bool disk)
+                   const struct dsd_dev_kind *k)
 {
     const char *which = jstr(obj, "dev");
-    char path[128], vdev[XLDISK_VDEV_MAX] = "";
+    char path[128];
     struct dsd_detach *x;
     uint32_t devid = 0;
     struct xsc c;
@@ -230,22 +221,19 @@ static void detach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_obj
         dsd_reply_error(d, client, "\"dev\" (the device to detach) is missing");
         return;
     }
-    i = disk ? dsd_disk_find(&dom->cfg, which, &devid)
-             : dsd_vif_find(&dom->cfg, which, &devid);
+    i = k->find(&dom->cfg, which, &devid);
     if (i == -EINVAL) {
-        dsd_reply_error(d, client, "'%.64s' is not a %s", which,
-                        disk ? "vdev (xvdb) or vdev number (51728)"
-                             : "devid or mac address");
+        dsd_reply_error(d, client, "'%.64s' is not a %s", which, k->which_help);
         return;
     }
     if (i < 0) {
         dsd_reply_error(d, client, "domain '%s' has no %s '%.64s'", dom->cfg.name,
-                        disk ? "disk" : "vif", which);
+                        k->noun, which);
         return;
     }
-    if (pending(d, dom->domid, disk, devid)) {
+    if (pending(d, dom->domid, k, devid)) {
         dsd_reply_error(d, client, "domain '%s': %s '%.64s' is already being detached",
-                        dom->cfg.name, disk ? "disk" : "vif", which);
+                        dom->cfg.name, k->noun, which);
         return;
     }
     x = calloc(1, sizeof(*x));
@@ -256,23 +244,18 @@ static void detach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_obj
         free(x);
         return;
     }
-    if (disk)
-        dsd_disk_find_devid(&dom->cfg, devid, vdev);
     *x = (struct dsd_detach){.domid = dom->domid,
                              .gen = dom->gen,
-                             .disk = disk,
+                             .kind = k,
                              .devid = devid,
                              .client = client,
                              .deadline_ms = dnow_ms() + DSD_DETACH_TIMEOUT_MS};
     snprintf(x->name, sizeof(x->name), "%s", dom->cfg.name);
-    if (disk)
-        snprintf(x->what, sizeof(x->what), "disk %s", vdev);
-    else
-        snprintf(x->what, sizeof(x->what), "vif %u", devid);
-    backend_path(path, sizeof(path), disk, dom->domid, devid);
+    k->describe(&dom->cfg, devid, x->what, sizeof(x->what));
+    backend_path(path, sizeof(path), k, dom->domid, devid);
     strcat(path, "/online");
     rc = xsc_write(&c, path, "0");
-    backend_path(path, sizeof(path), disk, dom->domid, devid);
+    backend_path(path, sizeof(path), k, dom->domid, devid);
     strcat(path, "/state");
     if (!rc)
         rc = xsc_write(&c, path, "5"); /* XenbusStateClosing */
@@ -311,7 +294,7 @@ void dsd_hotplug_tick(struct dsd *d)
         } else {
             if (!xs)
                 xs = xsc_open(&c, d->xs.path) == 0;
-            backend_path(path, sizeof(path), x->disk, x->domid, x->devid);
+            backend_path(path, sizeof(path), x->kind, x->domid, x->devid);
             strcat(path, "/state");
             closed =
                 xs && xsc_read(&c, path, &v) == 0 && v && atoi(v) == XenbusStateClosed;
@@ -346,33 +329,6 @@ void dsd_hotplug_fini(struct dsd *d)
 
 /* ---- lists ---- */
 
-/* <dir>/<rel> as an integer, -1 when absent or not a number. */
-static long long read_num(struct xsc *c, const char *dir, const char *rel)
-{
-    char path[192], *v = NULL, *end;
-    long long n = -1;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    if (xsc_read(c, path, &v) == 0 && v && *v) {
-        n = strtoll(v, &end, 10);
-        if (*end)
-            n = -1;
-    }
-    free(v);
-    return n;
-}
-
-static void add_str(struct xsc *c, json_object *o, const char *dir, const char *rel,
-                    const char *key)
-{
-    char path[192], *v = NULL;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    json_object_object_add(
-        o, key, json_object_new_string(xsc_read(c, path, &v) == 0 && v ? v : ""));
-    free(v);
-}
-
 static int by_devid(const void *a, const void *b)
 {
     int64_t x =
@@ -382,7 +338,8 @@ static int by_devid(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void list(struct dsd *d, uint64_t client, struct dsd_dom *dom, bool disk)
+static void list(struct dsd *d, uint64_t client, struct dsd_dom *dom,
+                 const struct dsd_dev_kind *k)
 {
     char dir[96], fdir[192], *names = NULL;
     size_t len = 0;
@@ -395,7 +352,7 @@ static void list(struct dsd *d, uint64_t client, struct dsd_dom *dom, bool disk)
                         strerror(-rc));
         return;
     }
-    snprintf(dir, sizeof(dir), "/local/domain/%u/device/%s", dom->domid, kind_of(disk));
+    snprintf(dir, sizeof(dir), "/local/domain/%u/device/%s", dom->domid, k->name);
     rc = xsc_request(&c, XS_DIRECTORY, dir, strlen(dir) + 1, &names, &len);
     arr = json_object_new_array();
     for (size_t off = 0; !rc && off < len; off += strlen(names + off) + 1) {
@@ -406,28 +363,9 @@ static void list(struct dsd *d, uint64_t client, struct dsd_dom *dom, bool disk)
         o = json_object_new_object();
         json_object_object_add(o, "devid", json_object_new_int64(strtoll(n, NULL, 10)));
         json_object_object_add(o, "be",
-                               json_object_new_int64(read_num(&c, fdir, "backend-id")));
-        json_object_object_add(o, "handle",
-                               json_object_new_int64(disk
-                                                         ? (long long)dom->domid
-                                                         : read_num(&c, fdir, "handle")));
-        json_object_object_add(o, "state",
-                               json_object_new_int64(read_num(&c, fdir, "state")));
-        json_object_object_add(
-            o, "evtch", json_object_new_int64(read_num(&c, fdir, "event-channel")));
-        if (disk) {
-            json_object_object_add(o, "ring_ref",
-                                   json_object_new_int64(read_num(&c, fdir, "ring-ref")));
-        } else {
-            add_str(&c, o, fdir, "mac", "mac");
-            json_object_object_add(
-                o, "tx_ring_ref",
-                json_object_new_int64(read_num(&c, fdir, "tx-ring-ref")));
-            json_object_object_add(
-                o, "rx_ring_ref",
-                json_object_new_int64(read_num(&c, fdir, "rx-ring-ref")));
-        }
-        add_str(&c, o, fdir, "backend", "be_path");
+                               json_object_new_int64(dsd_xs_num(&c, fdir, "backend-id")));
+        k->list_row(&c, o, fdir, dom->domid);
+        dsd_xs_str(&c, o, fdir, "backend", "be_path");
         json_object_array_add(arr, o);
     }
     free(names);
@@ -447,15 +385,22 @@ static void list(struct dsd *d, uint64_t client, struct dsd_dom *dom, bool disk)
 void dsd_hotplug_request(struct dsd *d, uint64_t client, struct dsd_dom *dom,
                          const char *cmd, json_object *obj)
 {
-    bool disk = !strncmp(cmd, "block-", 6);
-    const char *op = cmd + (disk ? 6 : 8); /* "network-" */
+    const struct dsd_dev_kind *const *k = dsd_dev_kinds;
+    const char *op;
 
+    while (*k && strncmp(cmd, (*k)->cli_prefix, strlen((*k)->cli_prefix)))
+        k++;
+    if (!*k) {
+        dsd_reply_error(d, client, "unknown command '%.32s'", cmd);
+        return;
+    }
     if (!usable(d, client, dom))
         return;
+    op = cmd + strlen((*k)->cli_prefix);
     if (!strcmp(op, "attach"))
-        attach(d, client, dom, obj, disk);
+        attach(d, client, dom, obj, *k);
     else if (!strcmp(op, "detach"))
-        detach(d, client, dom, obj, disk);
+        detach(d, client, dom, obj, *k);
     else
-        list(d, client, dom, disk);
+        list(d, client, dom, *k);
 }

@@ -1,8 +1,8 @@
 /* domusd: starting domus-vm processes (vmproc.h) and talking to them. */
 #include "domus/domusd.h"
-#include "domus/dsd_disk.h"
-#include "domus/dsd_vif.h"
+#include "domus/dsd_dev.h"
 #include "domus/util.h"
+#include "domus/vmctl.h"
 #include "domus/vmproc.h"
 
 #include <errno.h>
@@ -20,8 +20,7 @@
 struct vm_argv {
     char *argv[VM_MAX_ARGS];
     char domid[16], memory[24], maxmem[24], vcpus[16], ready[8];
-    char disk[XLCFG_MAX_DISKS][PATH_MAX + 32];
-    char vif[XLCFG_MAX_VIFS][64];
+    char dev[XLCFG_MAX_DISKS + XLCFG_MAX_VIFS][PATH_MAX + 32]; /* --disk, --vif */
     int n;
 };
 
@@ -39,6 +38,7 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
                        bool xenstore, const char *xs_path)
 {
     const struct xlcfg *c = &dom->cfg;
+    unsigned n_dev = 0;
 
     a->n = 0;
     snprintf(a->domid, sizeof(a->domid), "%u", dom->domid);
@@ -66,13 +66,14 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
         add(a, "--xenstore", NULL);
     if (xenstore) /* also without devices: they may be hot-plugged */
         add(a, "--xenstore-path", xs_path);
-    for (unsigned i = 0; xenstore && i < c->n_disks && i < XLCFG_MAX_DISKS; i++) {
-        if (dsd_disk_arg(c, i, a->disk[i], sizeof(a->disk[i])) == 0)
-            add(a, "--disk", a->disk[i]);
-    }
-    for (unsigned i = 0; xenstore && i < c->n_vifs && i < XLCFG_MAX_VIFS; i++) {
-        if (dsd_vif_arg(c, i, a->vif[i], sizeof(a->vif[i])) == 0)
-            add(a, "--vif", a->vif[i]);
+    for (const struct dsd_dev_kind *const *k = dsd_dev_kinds; xenstore && *k; k++) {
+        for (unsigned i = 0; i < (*k)->count(c) && i < (*k)->max; i++) {
+            char *buf = a->dev[n_dev];
+            if ((*k)->arg(c, i, buf, sizeof(a->dev[0])) == 0) {
+                add(a, (*k)->vm_opt, buf);
+                n_dev++;
+            }
+        }
     }
 }
 
@@ -242,27 +243,28 @@ void dsd_vm_read_stderr(struct dsd *d, struct dsd_dom *dom)
     }
 }
 
-int dsd_vm_control(const struct dsd_dom *dom, const char *cmd, char *reply, size_t len)
+int dsd_vm_control(const struct dsd_dom *dom, json_object *req, json_object **reply,
+                   char *err, size_t errlen)
 {
-    char *line = NULL;
-    int fd = -1, rc;
+    json_object *r = NULL;
+    const char *why;
+    int rc = -ESRCH;
 
-    if (!dom->pid || dom->state != DS_RUNNING)
-        return -ESRCH;
-    rc = ts_unix_connect(dom->control_sock, &fd);
-    if (rc)
-        goto out;
-    if (dprintf(fd, "%s\n", cmd) < 0) {
-        rc = -errno;
-        goto out;
+    if (dom->pid && dom->state == DS_RUNNING)
+        rc = vmctl_call(dom->control_sock, req, &r, NULL, NULL, DSD_CONTROL_TIMEOUT_MS);
+    json_object_put(req);
+    if (rc) {
+        dfmt(err, errlen, "%s", strerror(-rc));
+        return rc;
     }
-    rc = ts_read_line(fd, &line, 4096, DSD_CONTROL_TIMEOUT_MS);
-    if (rc)
-        goto out;
-    snprintf(reply, len, "%s", line);
-out:
-    free(line);
-    if (fd >= 0)
-        close(fd);
-    return rc;
+    if (!vmctl_ok(r, &why)) {
+        dfmt(err, errlen, "%s", why);
+        json_object_put(r);
+        return -EREMOTEIO;
+    }
+    if (reply)
+        *reply = r;
+    else
+        json_object_put(r);
+    return 0;
 }

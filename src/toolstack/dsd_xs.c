@@ -11,9 +11,9 @@
  * its domus-vm reports, writes control/shutdown for shutdown and reboot, and
  * RELEASEs the domain when it is gone. */
 #include "domus/domusd.h"
-#include "domus/dsd_disk.h"
-#include "domus/dsd_vif.h"
+#include "domus/dsd_dev.h"
 #include "domus/util.h"
+#include "domus/vmctl.h"
 #include "domus/xsclient.h"
 
 #include <errno.h>
@@ -253,19 +253,24 @@ static int batch_open(struct dsd *d, const struct dsd_dom *dom, struct xs_batch 
     return xsc_open(&b->c, d->xs.path);
 }
 
-/* Reads the ring's gfn and port from the domain's control socket. */
+/* Reads the ring's gfn and port from the domain's control socket (the fds
+ * that come with them are for xenstored: closed on receipt). */
 static int ring_of(const struct dsd_dom *dom, uint64_t *gfn, unsigned *port)
 {
-    char reply[256];
-    unsigned long long g;
-    int rc = dsd_vm_control(dom, "xs-ring", reply, sizeof(reply));
+    json_object *reply;
+    char err[256];
+    uint64_t p;
+    int rc = dsd_vm_control(dom, vmctl_req("xs-ring"), &reply, err, sizeof(err));
 
     if (rc)
         return rc;
-    if (sscanf(reply, "ok gfn=%llu port=%u", &g, port) != 2)
-        return -EPROTO;
-    *gfn = g;
-    return 0;
+    if (vmctl_get_u64(reply, "gfn", UINT64_MAX, gfn) ||
+        vmctl_get_u64(reply, "port", UINT32_MAX, &p))
+        rc = -EPROTO;
+    else
+        *port = (unsigned)p;
+    json_object_put(reply);
+    return rc;
 }
 
 int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom)
@@ -285,17 +290,17 @@ int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom)
         return rc;
     }
     write_domain_nodes(&b, dom);
-    rc = b.rc ? b.rc : dsd_disk_nodes(&b.c, dom->domid, &dom->cfg);
-    if (!rc)
-        rc = dsd_vif_nodes(&b.c, dom->domid, &dom->cfg);
+    rc = b.rc;
+    for (const struct dsd_dev_kind *const *k = dsd_dev_kinds; !rc && *k; k++)
+        rc = (*k)->nodes(&b.c, dom->domid, &dom->cfg);
     if (!rc)
         rc = xsc_introduce(&b.c, dom->domid, gfn, port);
     if (rc) {
         dwarn("domain %u: xenstore introduce: %s", dom->domid, strerror(-rc));
         xsc_rm(&b.c, b.base); /* nothing half-made stays behind */
         rm_vm_nodes(&b, dom);
-        dsd_disk_nodes_rm(&b.c, dom->domid);
-        dsd_vif_nodes_rm(&b.c, dom->domid);
+        for (const struct dsd_dev_kind *const *k = dsd_dev_kinds; *k; k++)
+            (*k)->nodes_rm(&b.c, dom->domid);
     }
     xsc_close(&b.c);
     return rc;
@@ -310,8 +315,8 @@ void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom)
     xsc_release(&b.c, dom->domid); /* -ENOENT when never introduced: fine */
     xsc_rm(&b.c, b.base);
     rm_vm_nodes(&b, dom);
-    dsd_disk_nodes_rm(&b.c, dom->domid);
-    dsd_vif_nodes_rm(&b.c, dom->domid);
+    for (const struct dsd_dev_kind *const *k = dsd_dev_kinds; *k; k++)
+        (*k)->nodes_rm(&b.c, dom->domid);
     xsc_close(&b.c);
 }
 

@@ -1,6 +1,7 @@
 /* INTRODUCE hook: fetch a guest's xenstore ring from its domus-vm process. */
 #include "domus/xs_vmhook.h"
 #include "domus/util.h"
+#include "domus/vmctl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,76 +16,66 @@
 
 #define NFDS 3 /* memory fd, kick fd, notify fd */
 
-static int connect_control(const char *run_dir, unsigned domid)
+/* Asks the domain's domus-vm for its ring (vmctl.h "xs-ring"): the reply and
+ * its three fds (memory, kick, notify), all of them or none. */
+static int ask_ring(const char *run_dir, unsigned domid, json_object **reply,
+                    int fds[NFDS])
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/dom%u.control", run_dir, domid);
-    if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    struct timeval tv = {2, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        close(fd);
-        return -ENOENT;
-    }
-    return fd;
-}
+    struct sockaddr_un sa;
+    char path[sizeof(sa.sun_path)];
+    unsigned nfds = NFDS;
+    json_object *req;
+    int n = snprintf(path, sizeof(path), "%s/dom%u.control", run_dir, domid), rc;
 
-/* Sends "xs-ring" and receives the reply line and its fds (-1 where absent). */
-static int ask_ring(int fd, char *line, size_t len, int fds[NFDS])
-{
-    if (send(fd, "xs-ring\n", 8, MSG_NOSIGNAL) != 8)
-        return -EIO;
-    char cbuf[CMSG_SPACE(NFDS * sizeof(int))];
-    struct iovec iov = {line, len - 1};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                        .msg_controllen = sizeof(cbuf)};
-    ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-    if (n <= 0)
-        return -EIO;
-    line[n] = 0;
-    for (int i = 0; i < NFDS; i++)
-        fds[i] = -1;
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-        cm->cmsg_len == CMSG_LEN(NFDS * sizeof(int)))
-        memcpy(fds, CMSG_DATA(cm), NFDS * sizeof(int));
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return -ENAMETOOLONG;
+    req = vmctl_req("xs-ring");
+    rc = vmctl_call(path, req, reply, fds, &nfds, 2000);
+    json_object_put(req);
+    if (rc == -ECONNREFUSED || rc == -ENOENT)
+        return -ENOENT;
+    if (rc)
+        return rc;
+    if (!vmctl_ok(*reply, NULL) || nfds != NFDS) {
+        for (unsigned i = 0; i < nfds; i++)
+            close(fds[i]);
+        json_object_put(*reply);
+        *reply = NULL;
+        return -EINVAL;
+    }
     return 0;
 }
 
-int xs_vmhook_map(void *run_dir, unsigned domid, uint64_t gfn, unsigned evtchn, void **page,
-                  int *notify_fd, int *kick_fd)
+int xs_vmhook_map(void *run_dir, unsigned domid, uint64_t gfn, unsigned evtchn,
+                  void **page, int *notify_fd, int *kick_fd)
 {
-    char line[160];
     int fds[NFDS] = {-1, -1, -1}, rc;
-    uint64_t rgfn, offset;
-    unsigned rport;
-    int fd = connect_control(run_dir, domid);
-    if (fd < 0)
-        return fd;
-    rc = ask_ring(fd, line, sizeof(line), fds);
-    close(fd);
+    uint64_t rgfn, rport, offset;
+    json_object *reply = NULL;
+
+    rc = ask_ring(run_dir, domid, &reply, fds);
     if (rc < 0)
-        goto out;
+        return rc;
     rc = -EINVAL;
-    if (sscanf(line, "ok gfn=%" SCNu64 " port=%u offset=%" SCNu64, &rgfn, &rport, &offset) != 3 ||
-        fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || rgfn != gfn || rport != evtchn ||
-        offset % DOMUS_PAGE_SIZE)
+    if (vmctl_get_u64(reply, "gfn", UINT64_MAX, &rgfn) ||
+        vmctl_get_u64(reply, "port", UINT32_MAX, &rport) ||
+        vmctl_get_u64(reply, "offset", INT64_MAX, &offset) || rgfn != gfn ||
+        rport != evtchn || offset % DOMUS_PAGE_SIZE)
         goto out;
-    void *p = mmap(NULL, DOMUS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], (off_t)offset);
+    void *p = mmap(NULL, DOMUS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0],
+                   (off_t)offset);
     if (p == MAP_FAILED) {
         rc = -errno;
         goto out;
     }
     close(fds[0]);
+    json_object_put(reply);
     *page = p;
     *kick_fd = fds[1];
     *notify_fd = fds[2];
     return 0;
 out:
+    json_object_put(reply);
     for (int i = 0; i < NFDS; i++)
         if (fds[i] >= 0)
             close(fds[i]);

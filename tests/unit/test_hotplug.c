@@ -2,7 +2,9 @@
  * disk or vif checked against the domain's others and appended
  * (dsd_disk_add, dsd_vif_add), found by vdev/devid/mac, removed, and its
  * xenstore nodes written and removed alone (against the xenstore core
- * served in a thread on a temporary socket), the other devices' untouched. */
+ * served in a thread on a temporary socket), the other devices' untouched;
+ * and the device-kind table over both (dsd_dev.h). */
+#include "domus/dsd_dev.h"
 #include "domus/dsd_disk.h"
 #include "domus/dsd_vif.h"
 #include "domus/util.h"
@@ -190,6 +192,45 @@ static void test_nodes(void)
     free(cfg);
 }
 
+/* The same through the kind table: one interface for disks and vifs. */
+static void test_kinds(void)
+{
+    struct xlcfg *cfg = calloc(1, sizeof(*cfg));
+    const struct dsd_dev_kind *vbd = dsd_dev_kinds[0], *vif = dsd_dev_kinds[1];
+    char arg[PATH_MAX + 32], what[48], want[PATH_MAX + 32];
+    uint32_t devid = 0;
+
+    cfg->n_disks = 1;
+    snprintf(cfg->disks[0], sizeof(cfg->disks[0]), "%s,raw,xvda,rw", img);
+    cfg->n_vifs = 1;
+    snprintf(cfg->vifs[0], sizeof(cfg->vifs[0]), "devid=3,mac=00:16:3e:00:00:03");
+    CHECK("kinds: vbd then vif, NULL-terminated",
+          vbd == &dsd_kind_vbd && vif == &dsd_kind_vif && !dsd_dev_kinds[2] &&
+              !strcmp(vbd->name, "vbd") && !strcmp(vif->cli_prefix, "network-"));
+    CHECK("kinds: vbd add, find, describe, arg",
+          vbd->add(cfg, "two.img,raw,xvdc", dir, err, sizeof(err)) == 0 &&
+              vbd->count(cfg) == 2 && vbd->find(cfg, "xvdc", &devid) == 1 &&
+              devid == 51744 && vbd->find_devid(cfg, 51744) == 1 &&
+              vbd->find_devid(cfg, 51760) == -ENOENT &&
+              (vbd->describe(cfg, 51744, what, sizeof(what)), !strcmp(what, "disk xvdc")) &&
+              vbd->arg(cfg, 1, arg, sizeof(arg)) == 0 &&
+              (snprintf(want, sizeof(want), "51744:w:%s", img2), !strcmp(arg, want)) &&
+              strstr(vbd->spec(cfg, 1), "xvdc"));
+    vbd->remove(cfg, 1);
+    CHECK("kinds: vbd remove", vbd->count(cfg) == 1 && vbd->find_devid(cfg, 51744) < 0);
+    CHECK("kinds: vif add, find, describe, arg",
+          vif->add(cfg, "mac=00:16:3e:00:00:09", NULL, err, sizeof(err)) == 0 &&
+              vif->count(cfg) == 2 && vif->find_devid(cfg, 4) == 1 &&
+              vif->find(cfg, "00:16:3e:00:00:09", &devid) == 1 && devid == 4 &&
+              (vif->describe(cfg, 4, what, sizeof(what)), !strcmp(what, "vif 4")) &&
+              vif->arg(cfg, 1, arg, sizeof(arg)) == 0 &&
+              !strncmp(arg, "4,00:16:3e:00:00:09,xenbr0", 26) &&
+              vif->find_devid(cfg, 99) == -ENOENT);
+    vif->remove(cfg, 1);
+    CHECK("kinds: vif remove", vif->count(cfg) == 1 && vif->find_devid(cfg, 4) < 0);
+    free(cfg);
+}
+
 int main(void)
 {
     FILE *f;
@@ -202,6 +243,7 @@ int main(void)
         return 1;
     test_disks();
     test_vifs();
+    test_kinds();
     if (xsd_start(dir, "hotplug") < 0)
         return 1;
     test_nodes();

@@ -131,8 +131,13 @@ void dsd_state_letters(const struct dsd_dom *dom, char info_state, char out[7]);
 /* Starts domus-vm for dom (state BUILDING).  On failure nothing is left
  * behind and err says why. */
 int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen);
-/* One command over the domain's control socket; reply without '\n'. */
-int dsd_vm_control(const struct dsd_dom *dom, const char *cmd, char *reply, size_t len);
+/* One request (vmctl.h) to the running domain's domus-vm; req is consumed.
+ * 0 with the reply in *reply when reply is not NULL (the caller puts it);
+ * -EREMOTEIO when domus-vm refused it, with its reason in err; -ESRCH when
+ * the domain is not running, -errno when its control socket cannot be
+ * reached or answers nonsense (strerror in err). */
+int dsd_vm_control(const struct dsd_dom *dom, json_object *req, json_object **reply,
+                   char *err, size_t errlen);
 void dsd_vm_read_ready(struct dsd *d, struct dsd_dom *dom);
 void dsd_vm_read_stderr(struct dsd *d, struct dsd_dom *dom);
 void dsd_vm_close_pipes(struct dsd *d, struct dsd_dom *dom);

@@ -27,8 +27,24 @@ enum gmem_special {
     GMEM_SPECIAL_XENSTORE = 1, /* struct xenstore_domain_interface */
 };
 
-struct gmem_extra {
-    uint64_t gpa; /* where the guest placed the page (0: unused) */
+/* The region table: every piece of guest-physical memory, where it lies in
+ * the memfd and which KVM memory slot maps it.  The memslots, the host's
+ * translation (gmem_ptr) and, later, dirty logging and ballooning all read
+ * it.  Fixed entries: */
+enum gmem_region_idx {
+    GMEM_REGION_LOW = 0,     /* RAM at [0, low_end) */
+    GMEM_REGION_HIGH = 1,    /* RAM at GMEM_HIGH_BASE (size 0 when none) */
+    GMEM_REGION_SPECIAL = 2, /* the special pages */
+    GMEM_REGION_EXTRA = 3,   /* + idx: extra page idx, gpa 0 until placed */
+    GMEM_NR_REGIONS = GMEM_REGION_EXTRA + GMEM_EXTRA_PAGES,
+};
+#define GMEM_EXTRA_SLOT_BASE 8 /* KVM slot of extra page 0 */
+
+struct gmem_region {
+    uint64_t gpa;       /* guest-physical base; atomic for the extra pages */
+    uint64_t size;      /* bytes (0: no such region) */
+    uint64_t fd_offset; /* where it starts in the memfd (and in host) */
+    uint32_t slot;      /* KVM memory slot */
 };
 
 struct gmem {
@@ -37,12 +53,12 @@ struct gmem {
     uint64_t ram_size;
     uint64_t low_end;   /* gpa where low RAM ends */
     uint64_t high_size; /* bytes of RAM at GMEM_HIGH_BASE */
-    struct gmem_extra extra[GMEM_EXTRA_PAGES];
+    struct gmem_region region[GMEM_NR_REGIONS];
 };
 
 /* Creates the memfd for ram_bytes of RAM (a multiple of 4 KiB, at least
- * GMEM_MIN_RAM) plus the special pages and maps it.  Returns 0 or -errno
- * (-ENOMEM when the host cannot back it). */
+ * GMEM_MIN_RAM) plus the special pages and maps it, and fills the region
+ * table.  Returns 0 or -errno (-ENOMEM when the host cannot back it). */
 int gmem_init(struct gmem *m, uint64_t ram_bytes);
 
 /* Unmaps and closes; safe on a zeroed or already destroyed gmem. */
@@ -58,7 +74,8 @@ int gmem_read(const struct gmem *m, uint64_t gpa, void *dst, size_t len);
 int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len);
 
 /* Places extra page idx at guest-physical gpa (page-aligned, outside RAM
- * and the special pages); returns its host address, or NULL. */
+ * and the special pages): its region's gpa; returns its host address, or
+ * NULL. */
 void *gmem_place_extra(struct gmem *m, unsigned idx, uint64_t gpa);
 
 /* Fill [gpa, gpa+len) through the memfd rather than the mapping: the
@@ -73,5 +90,8 @@ int gmem_store_file(const struct gmem *m, uint64_t gpa, int fd, size_t len);
 
 /* Offset in the memfd of a gpa that gmem_ptr accepts, or -1. */
 int64_t gmem_fd_offset(const struct gmem *m, uint64_t gpa);
+
+/* Region i's guest-physical base (an atomic read: extra pages move). */
+uint64_t gmem_region_gpa(const struct gmem *m, unsigned i);
 
 #endif

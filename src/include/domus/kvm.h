@@ -20,10 +20,19 @@ int kvm_boot_vcpu_setup(struct domain *d, uint64_t entry, uint64_t start_info);
 /* Starts one thread per vCPU. */
 int kvm_domain_start(struct domain *d);
 
-/* Pauses or unpauses every vCPU; returns when they are stopped. */
+/* Pauses or unpauses every vCPU.  A pause returns only when every vCPU
+ * thread is out of KVM_RUN and parked (vcpugate.h; parked threads still run
+ * the calls other threads queue for them) or has ended; the control thread
+ * calls it, never a vCPU thread.  Without a VM (unit tests) it only records
+ * d->paused. */
 void kvm_domain_pause(struct domain *d, bool pause);
 
-/* Stops the vCPU threads (after a shutdown or for destroy) and frees all. */
+/* Ends the vCPU threads (shutdown reason poweroff unless one is set) and
+ * joins them; the VM and its vCPU fds stay, for the back ends' event
+ * channels, until kvm_domain_destroy. */
+void kvm_domain_stop(struct domain *d);
+
+/* kvm_domain_stop, then frees the VM and the vCPUs. */
 void kvm_domain_destroy(struct domain *d);
 
 /* Microseconds of CPU time the vCPU threads used. */

@@ -24,28 +24,10 @@
  * guest's console input; the guest's console output is sent to every client.
  * The console log receives all guest console output.
  *
- * Control socket (unix stream): one text command per line, one reply line:
- *   "pause" / "unpause" -> "ok" or "error: ..."
- *   "info"              -> "ok state=<r|b|p> cputime_ns=<n> mem_kib=<n> vcpus=<n>"
- *   "shutdown <poweroff|reboot>" -> "error: ..." (the toolstack asks the
- *                          guest through xenstore control/shutdown instead)
- *   "xs-ring"           -> with --xenstore only: "ok gfn=<n> port=<p>
- *                          offset=<o>" carrying three fds (SCM_RIGHTS): the
- *                          domain's memory fd (the ring page is at offset),
- *                          kick_fd and notify_fd as xs_ring_hooks.map wants.
- *   "disk-attach DEVID:r|w:PATH" -> "ok" or "error: ...": hot-plug: starts a
- *                          blkback for one more disk, as --disk would (at
- *                          most VM_MAX_DISKS; a DEVID already served is
- *                          refused).  The toolstack writes its xenstore
- *                          nodes afterwards, as at start-up.
- *   "disk-detach DEVID"  -> "ok" or "error: ...": stops that disk's blkback
- *                          (blkback_stop).  The toolstack has first asked
- *                          the front end to close (backend state Closing)
- *                          and removes the nodes afterwards.
- *   "vif-attach DEVID,MAC,BRIDGE[,MTU]" / "vif-detach DEVID" -> "ok" or
- *                          "error: ...": the same for a vif and its netback
- *                          (at most VM_MAX_VIFS).
- *                          The four need --xenstore-path.
+ * Control socket (unix stream): JSON lines, one request and one reply per
+ * connection: the messages are in vmctl.h (pause, unpause, info, xs-ring,
+ * shutdown, attach, detach).  The process's structure (init levels, device
+ * table) is vm.h and docs/domain-process.md.
  *
  * --xenstore: the domain gets a xenstore ring page and event channel
  * (HVM_PARAM_STORE_PFN/STORE_EVTCHN); without it both are 0 and the guest

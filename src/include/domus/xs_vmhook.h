@@ -1,7 +1,7 @@
 /* How domus-xenstored reaches a guest's xenstore ring: on INTRODUCE it asks
  * the domain's process (domus-vm, control socket <run_dir>/dom<N>.control)
  * for the ring with "xs-ring" and maps the page from the memory fd it gets
- * back (see vmproc.h). */
+ * back (the request and its reply: vmctl.h). */
 #ifndef DOMUS_XS_VMHOOK_H
 #define DOMUS_XS_VMHOOK_H
 

@@ -1,0 +1,192 @@
+/* The per-domain process (domus-vm) as a library: its arguments, its device
+ * table, its init levels and its control commands.  The process as seen from
+ * outside (command line, exit status, sockets) is vmproc.h; the control
+ * protocol's messages are vmctl.h.  src/vm/domus_vm_main.c only calls
+ * vm_parse_args, vm_init, vm_run and vm_exit.
+ *
+ * Threads: the control thread (main) owns struct vm; the device back ends and
+ * vCPUs run in threads of their own, started and stopped only from it. */
+#ifndef DOMUS_VM_H
+#define DOMUS_VM_H
+
+#include "domus/blkback.h"
+#include "domus/hv.h"
+#include "domus/netback.h"
+#include "domus/vmproc.h"
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- device kinds (vm_dev.c) ---- */
+
+/* One device's configuration, by kind. */
+union vm_dev_cfg {
+    struct {
+        const char *log_path, *sock_path;
+    } console;
+    struct blkback_cfg vbd;
+    struct netback_cfg vif;
+};
+
+/* A kind of device the domain process serves (console, xenstore ring, vbd,
+ * vif, ...).  Every op gets the back end that start made.
+ *   parse:   a spec (the --disk / --vif / attach syntax of vmproc.h) into
+ *            *cfg and its devid; NULL for kinds that are not hot-pluggable.
+ *            The spec buffer is modified and referenced by cfg; -EINVAL on
+ *            a malformed spec.
+ *   start:   starts the back end for cfg; xs_path is xenstored's socket for
+ *            the kinds that need it (vbd, vif); 0 and *be, or -errno with
+ *            a reason in err and nothing left behind.
+ *   stop:    stops and frees be (its thread joined); be may be NULL.
+ *   quiesce: stops be taking new requests from the guest and waits for those
+ *            in flight; resume undoes it.
+ *   save / load: writes be's state to / reads it from fd (the domain image).
+ * quiesce, resume, save and load return -ENOTSUP for every kind today: no
+ * back end can pause or serialise its state yet (save/restore, issue 10,
+ * adds them); 0 or -errno once they exist. */
+struct vm_dev_kind {
+    const char *name; /* "console", "xs-ring", "vbd", "vif" */
+    unsigned max;     /* instances at most */
+    int (*parse)(char *spec, union vm_dev_cfg *cfg, uint32_t *devid);
+    int (*start)(struct domain *d, const char *xs_path, const union vm_dev_cfg *cfg,
+                 void **be, char *err, size_t errlen);
+    void (*stop)(void *be);
+    int (*quiesce)(void *be);
+    int (*resume)(void *be);
+    int (*save)(void *be, int fd);
+    int (*load)(void *be, int fd);
+};
+
+extern const struct vm_dev_kind vm_kind_console, vm_kind_xs_ring, vm_kind_vbd,
+    vm_kind_vif;
+/* The kinds above, NULL-terminated (control commands look kinds up here). */
+extern const struct vm_dev_kind *const vm_dev_kinds[];
+
+/* The kind called name among kinds (NULL-terminated), or NULL. */
+const struct vm_dev_kind *vm_dev_kind_find(const struct vm_dev_kind *const *kinds,
+                                           const char *name);
+
+#define VM_MAX_DEVS (2 + VM_MAX_DISKS + VM_MAX_VIFS)
+
+/* One running device: a slot is free while kind is NULL. */
+struct vm_dev {
+    const struct vm_dev_kind *kind;
+    uint32_t devid;
+    void *be;
+    unsigned seq; /* start order: devices stop in reverse */
+};
+
+/* A device given on the command line, started at the dev init level. */
+struct vm_dev_spec {
+    const struct vm_dev_kind *kind;
+    uint32_t devid;
+    union vm_dev_cfg cfg;
+};
+
+/* ---- arguments (vm_args.c) ---- */
+
+struct vm_args {
+    unsigned domid;
+    const char *name, *kernel, *ramdisk, *cmdline;
+    uint64_t memory_mb, maxmem_mb;
+    unsigned vcpus;
+    const char *console_log, *console_sock, *control_sock;
+    int ready_fd;
+    bool xenstore;
+    const char *xs_path;
+    struct vm_dev_spec devs[VM_MAX_DISKS + VM_MAX_VIFS]; /* --disk, --vif in order */
+    unsigned n_devs;
+};
+
+/* The command line of vmproc.h into *a (argv strings are referenced and the
+ * --disk ones modified); -EINVAL on anything malformed or missing. */
+int vm_parse_args(int argc, char **argv, struct vm_args *a);
+void vm_usage(void);
+
+/* A decimal in [0, max] into *out; -EINVAL otherwise. */
+int vm_parse_uint(const char *s, uint64_t max, uint64_t *out);
+
+/* ---- the domain process ---- */
+
+struct vm {
+    struct domain dom;
+    struct vm_args args;
+    const struct vm_dev_kind *const *kinds; /* for attach/detach: vm_dev_kinds */
+    struct vm_dev devs[VM_MAX_DEVS];
+    unsigned dev_seq;
+    const char *xs_path; /* xenstored's socket for back ends, NULL: no xenstore */
+    int ctl_fd;          /* control socket, or -1 */
+    unsigned levels;     /* init steps done (vm_init) */
+    char err[512];       /* why vm_init failed */
+};
+
+/* vm ready for vm_init or for the unit tests: domain_init'd from args,
+ * kinds vm_dev_kinds, no device, no fd. */
+void vm_setup(struct vm *vm, const struct vm_args *args);
+
+/* Starts a device of kind k: refuses a devid k already has (-EEXIST) and a
+ * kind at its max (-ENOSPC), with a reason in err; otherwise k->start, and
+ * the device is recorded (k->start gets vm->xs_path). */
+int vm_dev_add(struct vm *vm, const struct vm_dev_kind *k, const union vm_dev_cfg *cfg,
+               uint32_t devid, char *err, size_t errlen);
+/* The device (k, devid), or NULL. */
+struct vm_dev *vm_dev_find(struct vm *vm, const struct vm_dev_kind *k, uint32_t devid);
+/* Stops and forgets device (k, devid); -ENOENT if there is none. */
+int vm_dev_remove(struct vm *vm, const struct vm_dev_kind *k, uint32_t devid);
+/* Stops every device, the last started first. */
+void vm_dev_stop_all(struct vm *vm);
+/* Number of devices of kind k. */
+unsigned vm_dev_count(const struct vm *vm, const struct vm_dev_kind *k);
+
+/* ---- init levels (vm_init.c) ----
+ * Set-up is a table of steps in three levels, as kvmtool's core_init,
+ * dev_init and late_init:
+ *   core: host memory check and guest memory, the kernel built into it, the
+ *         KVM VM and its vCPUs (not running);
+ *   dev:  the devices: console, xenstore ring, then --disk and --vif in
+ *         order (the device table);
+ *   late: the control socket, then the vCPU threads.
+ * vm_init runs the steps in order; when one fails, the steps done are undone
+ * in reverse and the reason is in vm->err.  vm_exit undoes every step done,
+ * in reverse: the vCPUs are stopped and joined first, then the control
+ * socket closed, the devices stopped (last started first), the VM and
+ * memory freed.  Save will walk the same levels in reverse, restore in
+ * order. */
+enum vm_level { VM_LEVEL_CORE, VM_LEVEL_DEV, VM_LEVEL_LATE };
+
+struct vm_step {
+    enum vm_level level;
+    const char *name;
+    int (*init)(struct vm *vm);  /* 0, or -errno with vm->err set; undoes itself */
+    void (*exit)(struct vm *vm); /* NULL: nothing to undo */
+};
+
+/* Runs steps[0..n) in order; on a failure undoes the steps done in reverse
+ * and returns the error.  vm->levels counts the steps done.  A table whose
+ * levels go down (a dev step before a core one) runs nothing: -EINVAL. */
+int vm_steps_init(struct vm *vm, const struct vm_step *steps, unsigned n);
+/* Undoes the vm->levels steps done, in reverse. */
+void vm_steps_exit(struct vm *vm, const struct vm_step *steps);
+
+/* The domain process's own steps (the table above). */
+int vm_init(struct vm *vm);
+void vm_exit(struct vm *vm);
+
+/* Serves the control socket until the domain ends; returns the exit status
+ * (vmproc.h): destroyed on SIGTERM/SIGINT, or the shutdown reason's. */
+int vm_run(struct vm *vm);
+
+/* ---- control commands (vm_ctl.c) ---- */
+
+/* Answers one request line of the control protocol (vmctl.h): the reply
+ * object (never NULL; the caller puts it), and in fds/nfds the descriptors
+ * to send with it (at most VMCTL_MAX_FDS; the caller does not close them).
+ * Malformed, truncated or unknown requests get {"ok":false,"error":...}. */
+json_object *vm_ctl_handle(struct vm *vm, const char *line, int *fds, unsigned *nfds);
+
+/* Accepts one connection on vm->ctl_fd, reads one request, answers it. */
+void vm_ctl_serve(struct vm *vm);
+
+#endif

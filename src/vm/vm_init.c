@@ -1,0 +1,263 @@
+/* The domain process's init and exit levels (vm.h) and its main loop. */
+#include "domus/builder.h"
+#include "domus/kvm.h"
+#include "domus/util.h"
+#include "domus/vm.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <xen/arch-x86/hvm/start_info.h>
+#include <xen/sched.h>
+
+void vm_setup(struct vm *vm, const struct vm_args *args)
+{
+    memset(vm, 0, sizeof(*vm));
+    vm->args = *args;
+    vm->kinds = vm_dev_kinds;
+    vm->ctl_fd = -1;
+    domain_init(&vm->dom, args->domid, args->name ? args->name : "", args->vcpus, NULL);
+    if (args->xenstore)
+        vm->xs_path = args->xs_path;
+}
+
+int vm_steps_init(struct vm *vm, const struct vm_step *steps, unsigned n)
+{
+    vm->levels = 0;
+    for (unsigned i = 1; i < n; i++)
+        if (steps[i].level < steps[i - 1].level) {
+            dfmt(vm->err, sizeof(vm->err), "step '%s' is out of level order",
+                 steps[i].name);
+            return -EINVAL;
+        }
+    for (unsigned i = 0; i < n; i++) {
+        int rc = steps[i].init(vm);
+        if (rc < 0) {
+            vm_steps_exit(vm, steps);
+            return rc;
+        }
+        vm->levels = i + 1;
+    }
+    return 0;
+}
+
+void vm_steps_exit(struct vm *vm, const struct vm_step *steps)
+{
+    while (vm->levels) {
+        const struct vm_step *s = &steps[--vm->levels];
+        if (s->exit)
+            s->exit(vm);
+    }
+}
+
+/* Seconds since the process started, for debug timings. */
+static double elapsed(void)
+{
+    static uint64_t t0;
+    uint64_t t = dnow_ns();
+    if (!t0)
+        t0 = t;
+    return (double)(t - t0) / 1e9;
+}
+
+/* ---- core: memory, kernel, KVM ---- */
+
+/* Refuses what the host cannot back, then maps the guest's memory. */
+static int memory_init(struct vm *vm)
+{
+    uint64_t mb = vm->args.memory_mb;
+    long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    uint64_t avail = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz >> 20 : 0;
+    int rc;
+
+    elapsed();
+    if (avail && mb > avail) {
+        dfmt(vm->err, sizeof(vm->err),
+             "memory: %llu MiB requested, host has %llu MiB available",
+             (unsigned long long)mb, (unsigned long long)avail);
+        return -ENOMEM;
+    }
+    if ((rc = gmem_init(&vm->dom.mem, mb << 20)) < 0)
+        dfmt(vm->err, sizeof(vm->err), "guest memory (%llu MiB): %s",
+             (unsigned long long)mb, strerror(-rc));
+    return rc;
+}
+
+static void memory_exit(struct vm *vm)
+{
+    gmem_destroy(&vm->dom.mem);
+}
+
+/* Copies the memory map the builder wrote into the domain (XENMEM_memory_map). */
+static void record_memmap(struct domain *d, uint64_t start_info_gpa)
+{
+    struct hvm_start_info *si = gmem_ptr(&d->mem, start_info_gpa, sizeof(*si));
+    if (!si)
+        return;
+    unsigned n = si->memmap_entries < ARRAY_SIZE(d->memmap)
+                     ? si->memmap_entries
+                     : (unsigned)ARRAY_SIZE(d->memmap);
+    struct hvm_memmap_table_entry *e =
+        gmem_ptr(&d->mem, si->memmap_paddr, n * sizeof(*e) + !n);
+    for (unsigned i = 0; e && i < n; i++) {
+        d->memmap[i].addr = e[i].addr;
+        d->memmap[i].size = e[i].size;
+        d->memmap[i].type = e[i].type;
+    }
+    d->memmap_n = e ? n : 0;
+}
+
+/* The kernel, its initramfs and start_info, then the KVM VM with the boot
+ * vCPU at the PVH entry. */
+static int kernel_vm_init(struct vm *vm)
+{
+    const struct vm_args *a = &vm->args;
+    struct domain *d = &vm->dom;
+    struct build_args ba = {a->kernel, a->ramdisk, a->cmdline, a->vcpus};
+    struct build_result br;
+    int rc;
+
+    if ((rc = builder_build_pvh(&d->mem, &ba, &br, vm->err, sizeof(vm->err))) < 0)
+        return rc;
+    dlog_debug("dom%u: built (%.3f s)", d->domid, elapsed());
+    record_memmap(d, br.start_info_gpa);
+    if ((rc = kvm_domain_create(d, vm->err, sizeof(vm->err))) < 0)
+        return rc; /* it frees what it made */
+    dlog_debug("dom%u: KVM VM created (%.3f s)", d->domid, elapsed());
+    if ((rc = kvm_boot_vcpu_setup(d, br.entry, br.start_info_gpa)) < 0) {
+        dfmt(vm->err, sizeof(vm->err), "boot vCPU set-up: %s", strerror(-rc));
+        kvm_domain_destroy(d);
+    }
+    return rc;
+}
+
+static void kernel_vm_exit(struct vm *vm)
+{
+    kvm_domain_destroy(&vm->dom);
+}
+
+/* ---- dev: the device table ---- */
+
+static int devices_init(struct vm *vm)
+{
+    const struct vm_args *a = &vm->args;
+    union vm_dev_cfg con = {.console = {a->console_log, a->console_sock}}, none = {0};
+    int rc = vm_dev_add(vm, &vm_kind_console, &con, 0, vm->err, sizeof(vm->err));
+
+    if (!rc && a->xenstore)
+        rc = vm_dev_add(vm, &vm_kind_xs_ring, &none, 0, vm->err, sizeof(vm->err));
+    for (unsigned i = 0; !rc && i < a->n_devs; i++)
+        rc = vm_dev_add(vm, a->devs[i].kind, &a->devs[i].cfg, a->devs[i].devid, vm->err,
+                        sizeof(vm->err));
+    if (rc < 0)
+        vm_dev_stop_all(vm);
+    return rc;
+}
+
+/* ---- late: control socket, vCPUs ---- */
+
+static int control_init(struct vm *vm)
+{
+    if (!vm->args.control_sock)
+        return 0;
+    vm->ctl_fd =
+        unix_listen(vm->args.control_sock, 0, "control socket", vm->err, sizeof(vm->err));
+    return vm->ctl_fd < 0 ? vm->ctl_fd : 0;
+}
+
+static void control_exit(struct vm *vm)
+{
+    if (vm->ctl_fd < 0)
+        return;
+    close(vm->ctl_fd);
+    unlink(vm->args.control_sock);
+    vm->ctl_fd = -1;
+}
+
+static int vcpus_init(struct vm *vm)
+{
+    int rc = kvm_domain_start(&vm->dom);
+
+    if (rc < 0) {
+        dfmt(vm->err, sizeof(vm->err), "cannot start vCPU threads");
+        kvm_domain_stop(&vm->dom);
+    }
+    return rc;
+}
+
+/* The vCPUs leave the guest and are joined before anything they use goes. */
+static void vcpus_exit(struct vm *vm)
+{
+    kvm_domain_stop(&vm->dom);
+}
+
+static const struct vm_step vm_steps[] = {
+    {VM_LEVEL_CORE, "memory", memory_init, memory_exit},
+    {VM_LEVEL_CORE, "kernel and VM", kernel_vm_init, kernel_vm_exit},
+    {VM_LEVEL_DEV, "devices", devices_init, vm_dev_stop_all},
+    {VM_LEVEL_LATE, "control socket", control_init, control_exit},
+    {VM_LEVEL_LATE, "vCPUs", vcpus_init, vcpus_exit},
+};
+
+int vm_init(struct vm *vm)
+{
+    vm->dom.event_fd = eventfd(0, EFD_CLOEXEC);
+    if (vm->dom.event_fd < 0) {
+        dfmt(vm->err, sizeof(vm->err), "eventfd: %s", strerror(errno));
+        return -errno;
+    }
+    return vm_steps_init(vm, vm_steps, ARRAY_SIZE(vm_steps));
+}
+
+void vm_exit(struct vm *vm)
+{
+    vm_steps_exit(vm, vm_steps);
+    if (vm->dom.event_fd >= 0)
+        close(vm->dom.event_fd);
+    vm->dom.event_fd = -1;
+}
+
+/* ---- main loop ---- */
+
+int vm_run(struct vm *vm)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN};
+    ev.data.fd = sfd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+    ev.data.fd = vm->dom.event_fd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, vm->dom.event_fd, &ev);
+    if (vm->ctl_fd >= 0) {
+        ev.data.fd = vm->ctl_fd;
+        epoll_ctl(ep, EPOLL_CTL_ADD, vm->ctl_fd, &ev);
+    }
+    int status = -1;
+    while (status < 0) {
+        struct epoll_event evs[4];
+        int n = epoll_wait(ep, evs, 4, -1);
+        for (int i = 0; i < n; i++) {
+            int reason = atomic_load(&vm->dom.shutdown_reason);
+            if (evs[i].data.fd == sfd)
+                status = DOMUS_VM_EXIT_DESTROYED;
+            else if (evs[i].data.fd == vm->ctl_fd)
+                vm_ctl_serve(vm);
+            else if (reason >= 0)
+                status = DOMUS_VM_EXIT_SHUTDOWN_BASE + reason;
+        }
+    }
+    close(ep);
+    close(sfd);
+    return status;
+}

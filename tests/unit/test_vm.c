@@ -1,0 +1,467 @@
+/* Unit tests of the domain process's library (vm.h, vmctl.h, vcpugate.h):
+ * its arguments, device table, init levels, control commands and transport.
+ * No KVM: devices are a fake kind. */
+#include "domus/util.h"
+#include "domus/vm.h"
+#include "domus/vmctl.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static struct vm vm; /* large */
+
+/* ---- arguments ---- */
+
+static int parse(struct vm_args *a, const char *const *extra)
+{
+    static char buf[48][256];
+    char *argv[64];
+    int n = 0;
+    const char *base[] = {"domus-vm", "--name", "g",       "--kernel", "/k",
+                          "--memory", "64",     "--vcpus", "2",        NULL};
+    for (const char *const *p = base; *p; p++)
+        argv[n++] = (char *)*p;
+    for (int i = 0; extra && extra[i]; i++) {
+        snprintf(buf[i], sizeof(buf[i]), "%s", extra[i]);
+        argv[n++] = buf[i];
+    }
+    argv[n] = NULL;
+    return vm_parse_args(n, argv, a);
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void test_args(void)
+{
+    struct vm_args a;
+
+    CHECK("args: minimal", parse(&a, NULL) == 0 && a.vcpus == 2 && a.memory_mb == 64 &&
+                               a.ready_fd == -1 && !a.n_devs);
+    CHECK("args: disk and vif in order, path with colons",
+          parse(&a, ARGS("--xenstore", "--xenstore-path", "/s", "--disk", "51728:w:/a:b",
+                         "--vif", "0,00:16:3e:00:00:01,xenbr0,9000", "--disk",
+                         "51744:r:/c")) == 0 &&
+              a.n_devs == 3 && a.devs[0].kind == &vm_kind_vbd &&
+              a.devs[0].devid == 51728 && a.devs[0].cfg.vbd.readwrite &&
+              !strcmp(a.devs[0].cfg.vbd.path, "/a:b") && a.devs[1].kind == &vm_kind_vif &&
+              a.devs[1].cfg.vif.mtu == 9000 && a.devs[1].cfg.vif.mac[5] == 1 &&
+              !strcmp(a.devs[1].cfg.vif.bridge, "xenbr0") &&
+              !a.devs[2].cfg.vbd.readwrite);
+    CHECK("args: devices need xenstore",
+          parse(&a, ARGS("--disk", "51728:w:/a")) == -EINVAL &&
+              parse(&a, ARGS("--xenstore", "--vif", "0,00:16:3e:00:00:01,br")) ==
+                  -EINVAL);
+    CHECK(
+        "args: malformed disks",
+        parse(&a, ARGS("--xenstore", "--xenstore-path", "/s", "--disk", "51728")) &&
+            parse(&a, ARGS("--xenstore", "--xenstore-path", "/s", "--disk", "51728:w")) &&
+            parse(&a,
+                  ARGS("--xenstore", "--xenstore-path", "/s", "--disk", "51728:w:")) &&
+            parse(&a, ARGS("--xenstore", "--xenstore-path", "/s", "--disk", "1:x:/a")) &&
+            parse(&a, ARGS("--xenstore", "--xenstore-path", "/s", "--disk", "0:w:/a")) &&
+            parse(&a, ARGS("--xenstore", "--xenstore-path", "/s", "--disk", ":w:/a")) &&
+            parse(&a, ARGS("--xenstore", "--xenstore-path", "/s", "--disk", "-1:w:/a")));
+    CHECK("args: malformed vifs",
+          parse(&a, ARGS("--xenstore", "--xenstore-path", "/s", "--vif", "0")) &&
+              parse(&a, ARGS("--xenstore", "--xenstore-path", "/s", "--vif",
+                             "0,00:16:3e:00:00:100,br")) &&
+              parse(&a, ARGS("--xenstore", "--xenstore-path", "/s", "--vif",
+                             "0,00:16:3e:00:00:01,br,67")) &&
+              parse(&a, ARGS("--xenstore", "--xenstore-path", "/s", "--vif",
+                             "0,00:16:3e:00:00:01,br,1500x")) &&
+              parse(&a, ARGS("--xenstore", "--xenstore-path", "/s", "--vif",
+                             "0,00:16:3e:00:00:01,")));
+    CHECK("args: bad numbers",
+          parse(&a, ARGS("--vcpus", "0")) && parse(&a, ARGS("--domid", "32752")) &&
+              parse(&a, ARGS("--memory", "x")) && parse(&a, ARGS("--ready-fd", "-1")));
+    CHECK("args: unknown option and stray argument",
+          parse(&a, ARGS("--bogus")) && parse(&a, ARGS("stray")));
+    const char *many[2 * VM_MAX_DISKS + 8] = {"--xenstore", "--xenstore-path", "/s"};
+    static char specs[VM_MAX_DISKS + 1][32];
+    int n = 3;
+    for (int i = 0; i <= VM_MAX_DISKS; i++) {
+        snprintf(specs[i], sizeof(specs[i]), "%d:w:/d", 51728 + 16 * i);
+        many[n++] = "--disk";
+        many[n++] = specs[i];
+    }
+    many[n] = NULL;
+    CHECK("args: at most VM_MAX_DISKS disks", parse(&a, many) == -EINVAL);
+}
+
+/* ---- a fake device kind ---- */
+
+static char trace[256]; /* "+id" on start, "-id" on stop */
+static int fail_start_id = -1;
+
+struct fake_be {
+    uint32_t id;
+};
+
+static int fake_parse(char *spec, union vm_dev_cfg *cfg, uint32_t *devid)
+{
+    uint64_t v;
+    if (vm_parse_uint(spec, 1000, &v))
+        return -EINVAL;
+    cfg->vbd.devid = *devid = (uint32_t)v;
+    return 0;
+}
+
+static int fake_start(struct domain *d, const char *xs_path, const union vm_dev_cfg *cfg,
+                      void **be, char *err, size_t errlen)
+{
+    (void)d;
+    (void)xs_path;
+    uint32_t id = cfg->vbd.devid;
+    if ((int)id == fail_start_id) {
+        dfmt(err, errlen, "fake %u refused", (unsigned)id);
+        return -EIO;
+    }
+    struct fake_be *b = malloc(sizeof(*b));
+    b->id = id;
+    *be = b;
+    snprintf(trace + strlen(trace), sizeof(trace) - strlen(trace), "+%u", (unsigned)id);
+    return 0;
+}
+
+static void fake_stop(void *be)
+{
+    struct fake_be *b = be;
+    snprintf(trace + strlen(trace), sizeof(trace) - strlen(trace), "-%u",
+             (unsigned)b->id);
+    free(b);
+}
+
+static const struct vm_dev_kind fake_kind = {.name = "fake",
+                                             .max = 3,
+                                             .parse = fake_parse,
+                                             .start = fake_start,
+                                             .stop = fake_stop};
+static const struct vm_dev_kind *const fake_kinds[] = {&fake_kind, &vm_kind_console,
+                                                       NULL};
+
+static int add_fake(uint32_t id, char *err, size_t len)
+{
+    union vm_dev_cfg cfg = {.vbd = {.devid = id}};
+    return vm_dev_add(&vm, &fake_kind, &cfg, id, err, len);
+}
+
+static void setup_vm(void)
+{
+    struct vm_args a = {.name = "t", .vcpus = 2, .domid = 7};
+    vm_setup(&vm, &a);
+    vm.kinds = fake_kinds;
+    vm.xs_path = "/nonexistent/xenstored";
+    trace[0] = '\0';
+}
+
+static void test_devices(void)
+{
+    char err[128] = "";
+
+    setup_vm();
+    CHECK("devices: three started",
+          !add_fake(1, err, sizeof(err)) && !add_fake(2, err, sizeof(err)) &&
+              !add_fake(3, err, sizeof(err)) && !strcmp(trace, "+1+2+3"));
+    CHECK("devices: a devid twice is refused",
+          add_fake(2, err, sizeof(err)) == -EEXIST && strstr(err, "already attached"));
+    CHECK("devices: a fourth is refused (max 3)",
+          add_fake(4, err, sizeof(err)) == -ENOSPC && strstr(err, "at most 3"));
+    CHECK("devices: count and find", vm_dev_count(&vm, &fake_kind) == 3 &&
+                                         vm_dev_find(&vm, &fake_kind, 2) &&
+                                         !vm_dev_find(&vm, &vm_kind_console, 2));
+    CHECK("devices: remove", vm_dev_remove(&vm, &fake_kind, 2) == 0 &&
+                                 vm_dev_remove(&vm, &fake_kind, 2) == -ENOENT &&
+                                 !strcmp(trace, "+1+2+3-2"));
+    fail_start_id = 9;
+    CHECK("devices: a failed start leaves no device",
+          add_fake(9, err, sizeof(err)) == -EIO && strstr(err, "fake 9 refused") &&
+              vm_dev_count(&vm, &fake_kind) == 2);
+    fail_start_id = -1;
+    CHECK("devices: re-added after removal", add_fake(2, err, sizeof(err)) == 0);
+    trace[0] = '\0';
+    vm_dev_stop_all(&vm);
+    CHECK("devices: stop_all, last started first",
+          !strcmp(trace, "-2-3-1") && vm_dev_count(&vm, &fake_kind) == 0);
+    const struct vm_dev_kind *real[] = {&vm_kind_console, &vm_kind_xs_ring, &vm_kind_vbd,
+                                        &vm_kind_vif};
+    bool notsup = true;
+    for (unsigned i = 0; i < ARRAY_SIZE(real); i++)
+        notsup = notsup && real[i]->quiesce(NULL) == -ENOTSUP &&
+                 real[i]->resume(NULL) == -ENOTSUP &&
+                 real[i]->save(NULL, -1) == -ENOTSUP &&
+                 real[i]->load(NULL, -1) == -ENOTSUP;
+    CHECK("devices: quiesce/resume/save/load say -ENOTSUP for every kind", notsup);
+    CHECK("devices: kinds by name, hot-pluggable ones parse",
+          vm_dev_kind_find(vm_dev_kinds, "vbd") == &vm_kind_vbd &&
+              vm_dev_kind_find(vm_dev_kinds, "vif") == &vm_kind_vif &&
+              !vm_dev_kind_find(vm_dev_kinds, "disk") &&
+              !vm_dev_kind_find(vm_dev_kinds, NULL) && !vm_kind_console.parse &&
+              !vm_kind_xs_ring.parse);
+}
+
+/* ---- init levels ---- */
+
+static char steps_trace[64];
+static int fail_step = -1;
+
+#define STEP(n)                                                                          \
+    static int init##n(struct vm *v)                                                     \
+    {                                                                                    \
+        (void)v;                                                                         \
+        if (fail_step == n)                                                              \
+            return -EIO;                                                                 \
+        strcat(steps_trace, "+" #n);                                                     \
+        return 0;                                                                        \
+    }                                                                                    \
+    static __attribute__((unused)) void exit##n(struct vm *v)                            \
+    {                                                                                    \
+        (void)v;                                                                         \
+        strcat(steps_trace, "-" #n);                                                     \
+    }
+STEP(1)
+STEP(2)
+STEP(3)
+STEP(4)
+
+static void test_steps(void)
+{
+    const struct vm_step steps[] = {{VM_LEVEL_CORE, "1", init1, exit1},
+                                    {VM_LEVEL_CORE, "2", init2, NULL},
+                                    {VM_LEVEL_DEV, "3", init3, exit3},
+                                    {VM_LEVEL_LATE, "4", init4, exit4}};
+
+    setup_vm();
+    steps_trace[0] = '\0';
+    CHECK("levels: init in order", vm_steps_init(&vm, steps, 4) == 0 && vm.levels == 4 &&
+                                       !strcmp(steps_trace, "+1+2+3+4"));
+    vm_steps_exit(&vm, steps);
+    CHECK("levels: exit in reverse, steps without exit skipped",
+          !strcmp(steps_trace, "+1+2+3+4-4-3-1") && vm.levels == 0);
+    vm_steps_exit(&vm, steps);
+    CHECK("levels: a second exit does nothing", !strcmp(steps_trace, "+1+2+3+4-4-3-1"));
+    steps_trace[0] = '\0';
+    fail_step = 4;
+    CHECK("levels: a failed step undoes those before it, in reverse",
+          vm_steps_init(&vm, steps, 4) == -EIO && vm.levels == 0 &&
+              !strcmp(steps_trace, "+1+2+3-3-1"));
+    fail_step = 1;
+    steps_trace[0] = '\0';
+    CHECK("levels: a failed first step undoes nothing",
+          vm_steps_init(&vm, steps, 4) == -EIO && !steps_trace[0]);
+    fail_step = -1;
+    const struct vm_step bad[] = {{VM_LEVEL_DEV, "3", init3, exit3},
+                                  {VM_LEVEL_CORE, "1", init1, exit1}};
+    steps_trace[0] = '\0';
+    CHECK("levels: a table out of level order runs nothing",
+          vm_steps_init(&vm, bad, 2) == -EINVAL && !steps_trace[0] &&
+              strstr(vm.err, "out of level order"));
+}
+
+/* ---- control commands ---- */
+
+static json_object *ctl(const char *line)
+{
+    int fds[VMCTL_MAX_FDS];
+    unsigned n = 99;
+    json_object *r = vm_ctl_handle(&vm, line, fds, &n);
+    return n == 0 ? r : NULL;
+}
+
+/* The reply to line is an error whose text holds want. */
+static bool refused(const char *line, const char *want)
+{
+    const char *e = NULL;
+    json_object *r = ctl(line);
+    bool ok = r && !vmctl_ok(r, &e) && e && strstr(e, want);
+    if (!ok)
+        printf("  %s -> %s\n", line, r ? json_object_to_json_string(r) : "(null)");
+    json_object_put(r);
+    return ok;
+}
+
+static bool accepted(const char *line)
+{
+    json_object *r = ctl(line);
+    bool ok = r && vmctl_ok(r, NULL);
+    if (!ok)
+        printf("  %s -> %s\n", line, r ? json_object_to_json_string(r) : "(null)");
+    json_object_put(r);
+    return ok;
+}
+
+static bool info_is(const char *state)
+{
+    json_object *r = ctl("{\"cmd\":\"info\"}"), *v;
+    uint64_t vcpus = 0, ns = 1;
+    bool ok = r && vmctl_ok(r, NULL) && json_object_object_get_ex(r, "state", &v) &&
+              !strcmp(json_object_get_string(v), state) &&
+              !vmctl_get_u64(r, "vcpus", 64, &vcpus) && vcpus == 2 &&
+              !vmctl_get_u64(r, "cputime_ns", UINT64_MAX, &ns) && ns == 0 &&
+              json_object_object_get_ex(r, "mem_kib", NULL);
+    json_object_put(r);
+    return ok;
+}
+
+static void test_control(void)
+{
+    setup_vm();
+    CHECK("control: malformed lines",
+          refused("", "malformed request") && refused("{", "malformed request") &&
+              refused("{\"cmd\":", "malformed request") &&
+              refused("{\"cmd\":\"pau", "malformed request") &&
+              refused("[1]", "not a JSON object") &&
+              refused("\"x\"", "not a JSON object") &&
+              refused("disk-attach 1:w:/x", "malformed request"));
+    CHECK("control: missing, non-string and unknown commands",
+          refused("{}", "unknown command '(none)'") &&
+              refused("{\"cmd\":5}", "unknown command '(none)'") &&
+              refused("{\"cmd\":\"detach \"}", "unknown command") &&
+              refused("{\"cmd\":\"reboot\"}", "unknown command 'reboot'"));
+    CHECK("control: info, pause, unpause",
+          info_is("r") && accepted("{\"cmd\":\"pause\"}") && info_is("p") &&
+              accepted("{\"cmd\":\"unpause\"}") && info_is("r"));
+    CHECK("control: shutdown has no PV interface",
+          refused("{\"cmd\":\"shutdown\",\"how\":\"poweroff\"}", "PV control interface"));
+    CHECK("control: xs-ring without a ring",
+          refused("{\"cmd\":\"xs-ring\"}", "no xenstore ring"));
+    CHECK("control: attach with kind or spec missing, wrong or truncated",
+          refused("{\"cmd\":\"attach\"}", "\"kind\"") &&
+              refused("{\"cmd\":\"attach\",\"kind\":7,\"spec\":\"1\"}", "\"kind\"") &&
+              refused("{\"cmd\":\"attach\",\"kind\":\"nic\",\"spec\":\"1\"}",
+                      "'nic' is not a device kind") &&
+              refused("{\"cmd\":\"attach\",\"kind\":\"console\",\"spec\":\"1\"}",
+                      "'console' is not a device kind") &&
+              refused("{\"cmd\":\"attach\",\"kind\":\"fake\"}", "\"spec\"") &&
+              refused("{\"cmd\":\"attach\",\"kind\":\"fake\",\"spec\":\"\"}",
+                      "malformed fake spec") &&
+              refused("{\"cmd\":\"attach\",\"kind\":\"fake\",\"spec\":\"1x\"}",
+                      "malformed fake spec"));
+    CHECK("control: attach, twice, detach",
+          accepted("{\"cmd\":\"attach\",\"kind\":\"fake\",\"spec\":\"5\"}") &&
+              !strcmp(trace, "+5") &&
+              refused("{\"cmd\":\"attach\",\"kind\":\"fake\",\"spec\":\"5\"}",
+                      "fake 5 is already attached") &&
+              accepted("{\"cmd\":\"detach\",\"kind\":\"fake\",\"devid\":5}") &&
+              !strcmp(trace, "+5-5"));
+    CHECK(
+        "control: detach with devid missing, mistyped, out of range or unknown",
+        refused("{\"cmd\":\"detach\",\"kind\":\"fake\"}", "\"devid\"") &&
+            refused("{\"cmd\":\"detach\",\"kind\":\"fake\",\"devid\":\"5\"}",
+                    "\"devid\"") &&
+            refused("{\"cmd\":\"detach\",\"kind\":\"fake\",\"devid\":-1}", "\"devid\"") &&
+            refused("{\"cmd\":\"detach\",\"kind\":\"fake\",\"devid\":4294967296}",
+                    "\"devid\"") &&
+            refused("{\"cmd\":\"detach\",\"kind\":\"fake\",\"devid\":5}",
+                    "no fake with devid 5"));
+    CHECK("control: the real vbd and vif kinds refuse malformed specs",
+          (vm.kinds = vm_dev_kinds) &&
+              refused("{\"cmd\":\"attach\",\"kind\":\"vbd\",\"spec\":\"51728\"}",
+                      "malformed vbd spec") &&
+              refused("{\"cmd\":\"attach\",\"kind\":\"vbd\",\"spec\":\"51728:w\"}",
+                      "malformed vbd spec") &&
+              refused("{\"cmd\":\"attach\",\"kind\":\"vbd\",\"spec\":\"51728:w:\"}",
+                      "malformed vbd spec") &&
+              refused("{\"cmd\":\"attach\",\"kind\":\"vif\",\"spec\":\"0,00:16\"}",
+                      "malformed vif spec"));
+    vm.xs_path = NULL;
+    CHECK("control: no hot-plug without xenstore",
+          refused("{\"cmd\":\"attach\",\"kind\":\"vbd\",\"spec\":\"51728:w:/x\"}",
+                  "no xenstore") &&
+              refused("{\"cmd\":\"detach\",\"kind\":\"vbd\",\"devid\":51728}",
+                      "no xenstore"));
+    vm_dev_stop_all(&vm);
+}
+
+/* ---- transport ---- */
+
+static void *serve_once(void *arg)
+{
+    (void)arg;
+    vm_ctl_serve(&vm);
+    return NULL;
+}
+
+static void test_transport(void)
+{
+    int sv[2], fds[VMCTL_MAX_FDS], efd = eventfd(0, EFD_CLOEXEC);
+    unsigned n = VMCTL_MAX_FDS;
+    char line[64], big[VMCTL_LINE_MAX + 16];
+    json_object *o = vmctl_req("info");
+
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+    int sent[2] = {efd, efd};
+    CHECK("transport: a line with two fds",
+          vmctl_send(sv[0], o, sent, 2) == 0 &&
+              vmctl_recv_line(sv[1], line, sizeof(line), fds, &n, 1000) == 0 &&
+              !strcmp(line, "{\"cmd\":\"info\"}") && n == 2 && fds[0] != efd &&
+              fds[1] >= 0);
+    for (unsigned i = 0; i < n; i++)
+        close(fds[i]);
+    n = VMCTL_MAX_FDS;
+    CHECK("transport: nothing arrives: timeout",
+          vmctl_recv_line(sv[1], line, sizeof(line), fds, &n, 50) == -ETIMEDOUT && !n);
+    CHECK("transport: a line in pieces",
+          write(sv[0], "{\"a\":", 5) == 5 && write(sv[0], "1}\n", 3) == 3 &&
+              vmctl_recv_line(sv[1], line, sizeof(line), NULL, NULL, 1000) == 0 &&
+              !strcmp(line, "{\"a\":1}"));
+    memset(big, 'x', sizeof(big));
+    CHECK("transport: a line too long",
+          write(sv[0], big, 100) == 100 &&
+              vmctl_recv_line(sv[1], line, sizeof(line), NULL, NULL, 1000) == -EMSGSIZE);
+    close(sv[1]);
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+    CHECK("transport: EOF before the newline",
+          write(sv[0], "{\"cmd\"", 6) == 6 && close(sv[0]) == 0 &&
+              vmctl_recv_line(sv[1], line, sizeof(line), NULL, NULL, 1000) == -EPROTO);
+    close(sv[1]);
+    json_object_put(o);
+    close(efd);
+
+    /* A whole exchange with vm_ctl_serve on a real control socket. */
+    char dir[] = "/tmp/test_vm_XXXXXX", sock[64], err[128];
+    pthread_t t;
+    json_object *reply = NULL;
+    const char *e = NULL;
+    if (!mkdtemp(dir))
+        return;
+    snprintf(sock, sizeof(sock), "%s/ctl", dir);
+    setup_vm();
+    vm.ctl_fd = unix_listen(sock, 0, "control socket", err, sizeof(err));
+    pthread_create(&t, NULL, serve_once, NULL);
+    o = vmctl_req("detach");
+    CHECK("transport: vmctl_call to vm_ctl_serve",
+          vmctl_call(sock, o, &reply, NULL, NULL, 2000) == 0 && !vmctl_ok(reply, &e) &&
+              strstr(e, "\"kind\""));
+    pthread_join(t, NULL);
+    json_object_put(reply);
+    json_object_put(o);
+    o = vmctl_req("info");
+    CHECK("transport: nobody listening",
+          vmctl_call("/nonexistent/sock", o, &reply, NULL, NULL, 100) == -ENOENT &&
+              !reply);
+    json_object_put(o);
+    close(vm.ctl_fd);
+    unlink(sock);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    test_args();
+    test_devices();
+    test_steps();
+    test_control();
+    test_transport();
+    return failures ? 1 : 0;
+}
