@@ -70,8 +70,12 @@ check "rm removed subtree" bash -c '! xenstore-exists /vm/c/d'
 check "xenstore-write -s (no transaction)" xenstore-write -s /vm/s 5
 check "xenstore-read -s" eq "$(xenstore-read -s /vm/s)" 5
 check "relative path under /local/domain/0" bash -c 'xenstore-write rel x && [ "$(xenstore-read /local/domain/0/rel)" = x ]'
-if command -v xenstore-control >/dev/null; then
-    check "xenstore-control print" xenstore-control print "hello from the protocol test"
+# /usr/bin/xenstore-control is xen-utils-common's wrapper, which wants a Xen
+# hypervisor in sysfs to pick the xen-utils-X.Y directory: run the real client
+# where xen-utils-X.Y is installed.
+xsctl="$(ls /usr/lib/xen-*/bin/xenstore-control 2>/dev/null | head -n1)"
+if [ -n "$xsctl" ]; then
+    check "xenstore-control print" "$xsctl" print "hello from the protocol test"
 fi
 
 # --- watches ---
