@@ -115,9 +115,11 @@ static int op_setup_table(struct vcpu *v, struct gnttab_setup_table *s)
     return 0;
 }
 
-/* Resolves one side of a copy to a guest-physical address in this domain. */
+/* Resolves one side of a copy to a host pointer into this domain's memory,
+ * looked up once: another vCPU may move a grant frame at any time, and a
+ * second lookup could then fail. */
 static int16_t copy_side(struct vcpu *v, const struct gnttab_copy_ptr *p, bool gref, bool write,
-                         uint16_t len, uint64_t *gpa)
+                         uint16_t len, uint8_t **host)
 {
     struct domain *d = v->d;
     if (p->domid != DOMID_SELF && p->domid != d->domid)
@@ -130,22 +132,25 @@ static int16_t copy_side(struct vcpu *v, const struct gnttab_copy_ptr *p, bool g
         if (rc != GNTST_okay)
             return (int16_t)rc;
     } else {
-        base = (uint64_t)p->u.gmfn << DOMUS_PAGE_SHIFT;
-        if (!gmem_ptr(&d->mem, base, DOMUS_PAGE_SIZE))
+        if (p->u.gmfn >= (1ULL << (64 - DOMUS_PAGE_SHIFT)))
             return GNTST_bad_page;
+        base = (uint64_t)p->u.gmfn << DOMUS_PAGE_SHIFT;
     }
-    *gpa = base + p->offset;
+    uint8_t *page = gmem_ptr(&d->mem, base, DOMUS_PAGE_SIZE);
+    if (!page)
+        return GNTST_bad_page;
+    *host = page + p->offset;
     return GNTST_okay;
 }
 
 static int op_copy(struct vcpu *v, struct gnttab_copy *c)
 {
-    uint64_t src, dst;
+    uint8_t *src, *dst;
     c->status = copy_side(v, &c->source, c->flags & GNTCOPY_source_gref, false, c->len, &src);
     if (c->status == GNTST_okay)
         c->status = copy_side(v, &c->dest, c->flags & GNTCOPY_dest_gref, true, c->len, &dst);
     if (c->status == GNTST_okay && c->len)
-        memmove(gmem_ptr(&v->d->mem, dst, c->len), gmem_ptr(&v->d->mem, src, c->len), c->len);
+        memmove(dst, src, c->len);
     return 0;
 }
 

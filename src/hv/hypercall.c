@@ -101,9 +101,11 @@ static int64_t add_to_physmap(struct vcpu *v, uint64_t arg)
         return -EINVAL;
     switch (x.space) {
     case XENMAPSPACE_shared_info: {
-        if (x.idx != 0 || !gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
+        /* One lookup: another vCPU may move an extra page meanwhile. */
+        void *page = x.idx == 0 ? gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE) : NULL;
+        if (!page)
             return -EINVAL;
-        memset(gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE), 0, DOMUS_PAGE_SIZE);
+        memset(page, 0, DOMUS_PAGE_SIZE);
         int rc = d->ops->set_shared_info(d, x.gpfn);
         if (rc == 0)
             d->shared_info_gpa = gpa;

@@ -7,6 +7,9 @@
 #include "domus/util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,6 +451,61 @@ static void test_gnttab(void)
     CHECK("copy crossing a page refused", c.status == GNTST_bad_copy_arg);
 }
 
+/* Another vCPU moving a grant frame (an extra page) while this one copies
+ * from it or maps shared_info onto it: each hypercall must look the page up
+ * once and either use it or fail; a second lookup that fails was a NULL
+ * dereference (SIGSEGV of domus-vm). */
+#define MOVE_A 0xF0000000ULL
+#define MOVE_B 0xF0001000ULL
+static atomic_bool mover_stop;
+
+static void *mover(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&mover_stop)) {
+        gmem_place_extra(&dom->mem, 0, MOVE_A);
+        gmem_place_extra(&dom->mem, 0, MOVE_B);
+    }
+    return NULL;
+}
+
+static void test_frame_moved_meanwhile(void)
+{
+    setup(1);
+    pthread_t t;
+    unsigned ok = 0, refused = 0, other = 0;
+    struct timespec t0, now;
+    atomic_store(&mover_stop, false);
+    pthread_create(&t, NULL, mover, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned i = 0; i < 2000000; i++) {
+        struct gnttab_copy c = {.len = 64, .flags = 0};
+        c.source.u.gmfn = MOVE_A >> 12;
+        c.source.domid = DOMID_SELF;
+        c.dest.u.gmfn = 0x61;
+        c.dest.domid = DOMID_SELF;
+        put(&c, sizeof(c));
+        hcall(__HYPERVISOR_grant_table_op, GNTTABOP_copy, ARG, 1);
+        get(&c, sizeof(c));
+        ok += c.status == GNTST_okay;
+        refused += c.status == GNTST_bad_page;
+        other += c.status != GNTST_okay && c.status != GNTST_bad_page;
+        struct xen_add_to_physmap x = {.domid = DOMID_SELF, .space = XENMAPSPACE_shared_info,
+                                       .gpfn = MOVE_A >> 12};
+        put(&x, sizeof(x));
+        int64_t rc = hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0);
+        other += rc != 0 && rc != -EINVAL;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= 3)
+            break;
+    }
+    atomic_store(&mover_stop, true);
+    pthread_join(t, NULL);
+    printf("frame moved meanwhile: %u copies done, %u refused\n", ok, refused);
+    CHECK("copy and shared_info on a frame another vCPU moves: used or refused, no crash",
+          other == 0 && ok + refused > 0);
+}
+
 /* ---- CPUID ---- */
 
 static void test_cpuid(void)
@@ -511,6 +569,7 @@ int main(void)
     test_evtchn_exhaustion();
     test_evtchn_bind_backend();
     test_gnttab();
+    test_frame_moved_meanwhile();
     test_cpuid();
     gmem_destroy(&dom->mem);
     free(dom);
