@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <stdio.h>
@@ -38,10 +39,16 @@ static int f_shinfo(struct domain *d, uint64_t gfn) { (void)d; fk.shinfo_gfn = g
 static int f_gpa(struct vcpu *v, uint64_t gpa) { (void)v; (void)gpa; return 0; }
 static int f_vec(struct vcpu *v, uint8_t vec) { (void)v; fk.upcall_vector = vec; return 0; }
 static int f_gvec(struct domain *d, uint8_t vec) { (void)d; (void)vec; return 0; }
+/* set_timer waits for the target vCPU's thread (vcpu_call), which may be
+ * waiting for d->lock: it must never be called with d->lock held. */
+static unsigned timer_under_lock;
 static int f_timer(struct vcpu *v, uint32_t port, uint64_t ns)
 {
-    (void)v;
     (void)ns;
+    if (pthread_mutex_trylock(&v->d->lock) == 0)
+        pthread_mutex_unlock(&v->d->lock);
+    else
+        timer_under_lock++;
     fk.timer_port = port;
     return 0;
 }
@@ -360,6 +367,94 @@ static void test_evtchn_virq_ipi(void)
     struct evtchn_close c = {.port = dom->vcpus[1].timer_port};
     evtchn(EVTCHNOP_close, &c, sizeof(c));
     CHECK("closing the timer port stops the timer", fk.timer_port == 0 && dom->vcpus[1].timer_port == 0);
+    bv = (struct evtchn_bind_virq){.virq = VIRQ_TIMER, .vcpu = 1};
+    evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv));
+    struct evtchn_reset r = {.dom = DOMID_SELF};
+    CHECK("reset stops the timer", evtchn(EVTCHNOP_reset, &r, sizeof(r)) == 0 &&
+                                       fk.timer_port == 0 && dom->vcpus[1].timer_port == 0);
+    CHECK("bind_virq, close and reset set timers without holding d->lock",
+          timer_under_lock == 0);
+}
+
+/* ---- calls into another vCPU's thread ---- */
+
+static atomic_bool loop_stop, loop_left;
+
+static void kick(int sig) { (void)sig; }
+
+/* A vCPU thread without KVM: serves calls until told to stop, then leaves
+ * its loop as vcpu_thread does (the domain shut down). */
+static void *fake_vcpu_thread(void *arg)
+{
+    struct vcpu *v = arg;
+    vcpu_current = v;
+    while (!atomic_load(&loop_stop)) {
+        vcpu_serve_calls(v);
+        usleep(100);
+    }
+    vcpu_calls_end(v);
+    atomic_store(&loop_left, true);
+    return NULL;
+}
+
+static int on_thread(struct vcpu *v, void *arg)
+{
+    (void)v;
+    *(bool *)arg = vcpu_current == v;
+    return 7;
+}
+
+struct call_arg {
+    struct vcpu *t;
+    bool ran_there;
+    atomic_int rc;
+};
+
+static void *caller(void *arg)
+{
+    struct call_arg *c = arg;
+    atomic_store(&c->rc, vcpu_call(c->t, on_thread, &c->ran_there));
+    return NULL;
+}
+
+/* Calls t from another thread; -1 when the call has not returned in 2 s. */
+static int call_within(struct vcpu *t, bool *ran_there)
+{
+    struct call_arg c = {.t = t, .rc = -1};
+    pthread_t th;
+    pthread_create(&th, NULL, caller, &c);
+    for (int i = 0; i < 200 && atomic_load(&c.rc) == -1; i++)
+        usleep(10000);
+    if (atomic_load(&c.rc) == -1) {
+        printf("FAIL vcpu_call to a vCPU whose thread left its loop returns (hung)\n");
+        fflush(stdout);
+        _exit(1); /* the caller is stuck for good */
+    }
+    pthread_join(th, NULL);
+    *ran_there = c.ran_there;
+    return c.rc;
+}
+
+static void test_vcpu_call(void)
+{
+    setup(2);
+    struct sigaction sa = {.sa_handler = kick};
+    sigaction(HV_KICK_SIGNAL, &sa, NULL);
+    struct vcpu *t = &dom->vcpus[1];
+    atomic_store(&loop_stop, false);
+    atomic_store(&loop_left, false);
+    pthread_create(&t->thread, NULL, fake_vcpu_thread, t);
+    t->thread_started = true;
+    bool there = false;
+    CHECK("vcpu_call runs on the target's thread", call_within(t, &there) == 7 && there);
+    atomic_store(&loop_stop, true);
+    while (!atomic_load(&loop_left))
+        usleep(1000);
+    /* As after SCHEDOP_shutdown: the thread has left, nobody joined it yet. */
+    CHECK("vcpu_call to a vCPU whose thread left its loop returns",
+          call_within(t, &there) == 7 && !there);
+    pthread_join(t->thread, NULL);
+    t->thread_started = false;
 }
 
 static void test_evtchn_unmask(void)
@@ -566,6 +661,7 @@ int main(void)
     test_evtchn_basic();
     test_evtchn_virq_ipi();
     test_evtchn_unmask();
+    test_vcpu_call();
     test_evtchn_exhaustion();
     test_evtchn_bind_backend();
     test_gnttab();

@@ -10,6 +10,7 @@
 #include "domus/gmem.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -100,7 +101,11 @@ struct vcpu {
     void *call_arg;
     int call_rc;
     bool call_done;
+    bool call_ended; /* the thread left its loop: calls run on the caller's thread */
     bool thread_started;
+    /* The VIRQ_TIMER binding changed (under d->lock); set_timer is applied
+     * after d->lock is released: see evtchn.c. */
+    atomic_bool timer_dirty;
     struct vcpu_stats stats; /* this vCPU's exits, logged when it stops */
 };
 
@@ -138,6 +143,27 @@ struct domain {
     atomic_bool paused;
     int event_fd; /* eventfd written on shutdown (or -1) */
 };
+
+/* --- vcpucall.c --- */
+
+#define HV_KICK_SIGNAL SIGUSR1 /* makes a vCPU thread leave KVM_RUN */
+
+/* The vCPU whose thread this is (set by the vCPU thread), or NULL. */
+extern __thread struct vcpu *vcpu_current;
+
+/* Runs fn(t, arg) on t's own thread and returns its result: posts it, kicks
+ * t with HV_KICK_SIGNAL and waits, serving calls aimed at the caller's own
+ * vCPU meanwhile.  Runs fn directly when t has no thread, when the caller is
+ * t, and once t's thread has called vcpu_calls_end.  Must not be called with
+ * a lock t's thread may wait for (d->lock): t would never serve it. */
+int vcpu_call(struct vcpu *t, int (*fn)(struct vcpu *, void *), void *arg);
+
+/* For v's own thread: runs the call posted to v, if any. */
+void vcpu_serve_calls(struct vcpu *v);
+
+/* For v's own thread leaving its loop: serves the last posted call; later
+ * calls run on their callers' threads. */
+void vcpu_calls_end(struct vcpu *v);
 
 /* --- domain.c --- */
 
