@@ -527,6 +527,42 @@ static void test_gnttab(void)
     CHECK("grant table v1 accepted", hcall(__HYPERVISOR_grant_table_op, GNTTABOP_set_version, ARG, 1) == 0);
     CHECK("huge batch refused", hcall(__HYPERVISOR_grant_table_op, GNTTABOP_query_size, ARG, 100000) == -EINVAL);
 
+    /* A front end ends access as Linux's gnttab_end_foreign_access_ref does:
+     * flags to 0 by compare-and-swap, refused while reading or writing. */
+#define END_ACCESS(e)                                                                    \
+    ({                                                                                   \
+        uint16_t f_ = __atomic_load_n(&(e)->flags, __ATOMIC_ACQUIRE);                    \
+        !(f_ & (GTF_reading | GTF_writing)) &&                                           \
+            __atomic_compare_exchange_n(&(e)->flags, &f_, 0, false, __ATOMIC_SEQ_CST,     \
+                                        __ATOMIC_SEQ_CST);                               \
+    })
+    CHECK("map for reading sets GTF_reading only",
+          gnttab_map(dom, 1, 0, false, &gpa) == GNTST_okay && gpa == 0x50000 &&
+              (g[1].flags & (GTF_reading | GTF_writing)) == GTF_reading);
+    CHECK("map for writing sets GTF_writing too",
+          gnttab_map(dom, 1, 0, true, &gpa) == GNTST_okay &&
+              (g[1].flags & (GTF_reading | GTF_writing)) == (GTF_reading | GTF_writing));
+    g[1].frame = 0x52; /* the guest changes the frame under use */
+    CHECK("a third use gets the frame of the first", gnttab_map(dom, 1, 0, false, &gpa) ==
+                                                        GNTST_okay && gpa == 0x50000);
+    CHECK("front end cannot end access while in use", !END_ACCESS(&g[1]));
+    gnttab_unmap(dom, 1, true);
+    CHECK("last writer gone: GTF_writing cleared, GTF_reading kept",
+          (g[1].flags & (GTF_reading | GTF_writing)) == GTF_reading && !END_ACCESS(&g[1]));
+    gnttab_unmap(dom, 1, false);
+    gnttab_unmap(dom, 1, false);
+    CHECK("last user gone: flags as granted, end of access succeeds",
+          g[1].flags == GTF_permit_access && END_ACCESS(&g[1]) && g[1].flags == 0);
+    CHECK("map of an ended grant refused", gnttab_map(dom, 1, 0, false, &gpa) ==
+                                             GNTST_permission_denied && g[1].flags == 0);
+    CHECK("write map of a read-only grant refused, flags untouched",
+          gnttab_map(dom, 2, 0, true, &gpa) == GNTST_permission_denied &&
+              g[2].flags == (GTF_permit_access | GTF_readonly));
+    CHECK("map of a frame outside RAM refused, flags untouched",
+          gnttab_map(dom, 3, 0, false, &gpa) == GNTST_bad_page && g[3].flags == GTF_permit_access);
+    CHECK("map by another domain refused", gnttab_map(dom, 2, 4, false, &gpa) ==
+                                               GNTST_permission_denied);
+
     memcpy(gmem_ptr(&dom->mem, 0x60000, 8), "granted", 8);
     struct gnttab_copy c = {.len = 8, .flags = 0};
     c.source.u.gmfn = 0x60;

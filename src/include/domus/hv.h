@@ -124,6 +124,14 @@ struct domain {
     struct evtchn ports[HV_NR_PORTS];
     uint64_t hvm_params[HVM_NR_PARAMS];
 
+    /* Grants Domain 0 is using (gnttab_map), per ref: pin counts and the
+     * frame read at the first pin, as Xen's active grant entries. */
+    pthread_mutex_t gnt_lock;
+    struct gnt_active {
+        uint16_t readers, writers;
+        uint32_t frame;
+    } gnt_active[HV_GNTTAB_MAX_FRAMES * (4096 / sizeof(grant_entry_v1_t))];
+
     unsigned gnt_nr_frames;
     uint64_t gnt_frame_gpa[HV_GNTTAB_MAX_FRAMES];
     unsigned gnt_version;
@@ -230,5 +238,20 @@ int gnttab_set_frame(struct domain *d, unsigned idx, uint64_t gpa);
  * the grant not to be read-only.  Xen's GNTST_* (negative) on failure. */
 int gnttab_check(struct domain *d, grant_ref_t ref, domid_t grantee, bool write,
                  uint64_t *gpa);
+
+/* Starts domain `grantee`'s use of grant ref of d, as Xen's map does: while
+ * the entry grants that access, sets GTF_reading (and GTF_writing for
+ * write) in the guest's entry with a compare-and-swap of its flags and
+ * domid, so a front end's end of access (Linux's gnttab_end_foreign_access)
+ * sees the grant busy and does not free or reuse the page.  The frame is
+ * read at the first use of the ref and kept until its last gnttab_unmap.
+ * Returns the frame's gpa in *gpa and GNTST_okay, or a GNTST_* (negative)
+ * and nothing changed.  Every success needs one gnttab_unmap(ref, write). */
+int gnttab_map(struct domain *d, grant_ref_t ref, domid_t grantee, bool write,
+               uint64_t *gpa);
+
+/* Ends one gnttab_map use: GTF_writing is cleared with the last writer,
+ * GTF_reading with the last user. */
+void gnttab_unmap(struct domain *d, grant_ref_t ref, bool write);
 
 #endif
