@@ -43,6 +43,28 @@ int64_t dnow_ms(void)
     return (int64_t)(dnow_ns() / 1000000u);
 }
 
+bool dratelimit_pass(struct dratelimit *rl, uint64_t *dropped)
+{
+    int64_t now = dnow_ms();
+    bool pass;
+
+    pthread_mutex_lock(&rl->lock);
+    if (rl->used && now - rl->start_ms >= (int64_t)rl->period_ms)
+        rl->used = 0;
+    if (!rl->used)
+        rl->start_ms = now;
+    pass = rl->used < rl->burst;
+    if (pass) {
+        rl->used++;
+        *dropped = rl->dropped;
+        rl->dropped = 0;
+    } else {
+        rl->dropped++;
+    }
+    pthread_mutex_unlock(&rl->lock);
+    return pass;
+}
+
 bool denv_is_1(const char *name)
 {
     const char *v = getenv(name);

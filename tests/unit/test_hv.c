@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <xen/features.h>
@@ -162,6 +163,43 @@ static void test_dispatch(void)
           hcall(__HYPERVISOR_xen_version, XENVER_get_features, 0xF0000000ULL, 0) == -EFAULT);
     CHECK("argument straddling the end of RAM is -EFAULT",
           hcall(__HYPERVISOR_xen_version, XENVER_get_features, (64ULL << 20) - 4, 0) == -EFAULT);
+}
+
+/* A guest looping on unsupported hypercalls and console writes: Domain 0's
+ * log (domus-vm's stderr) must stay bounded.  stderr goes to a file here. */
+static void test_log_flood(void)
+{
+    setup(2);
+    char path[] = "/tmp/domus-test-hv-log-XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+    if (fd < 0 || saved < 0)
+        abort();
+    fflush(stderr);
+    dup2(fd, 2);
+    static char text[4096];
+    memset(text, 'x', sizeof(text));
+    put(text, sizeof(text));
+    int64_t rc_write = 0, rc_unknown = 0;
+    for (unsigned i = 0; i < 100000; i++) {
+        rc_unknown |= hcall(200 + i % 50, i, 0, 0) + ENOSYS;
+        rc_unknown |= hcall(__HYPERVISOR_memory_op, 1000 + i, ARG, 0) + ENOSYS;
+    }
+    for (unsigned i = 0; i < 20000; i++)
+        rc_write |= hcall(__HYPERVISOR_console_io, CONSOLEIO_write, sizeof(text), ARG) + EPERM;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    struct stat st;
+    off_t bytes = fstat(fd, &st) == 0 ? st.st_size : -1;
+    close(fd);
+    unlink(path);
+    printf("log flood: 200000 unsupported hypercalls, 20000 console writes: %lld log bytes\n",
+           (long long)bytes);
+    CHECK("flood: unsupported calls still -ENOSYS", rc_unknown == 0);
+    CHECK("flood: CONSOLEIO_write refused to a domU, as release Xen does (-EPERM)",
+          rc_write == 0);
+    CHECK("flood: the log stays bounded (rate limit: 10 lines per 5 s)",
+          bytes >= 0 && bytes < 4096);
 }
 
 static void map_shared_info(void)
@@ -691,6 +729,7 @@ int main(void)
 {
     test_gmem();
     test_dispatch();
+    test_log_flood();
     test_memory_op();
     test_hvm_op();
     test_sched_vcpu();

@@ -8,6 +8,7 @@
 #define DOMUS_HV_H
 
 #include "domus/gmem.h"
+#include "domus/util.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -143,8 +144,9 @@ struct domain {
     } memmap[16];
     unsigned memmap_n;
 
-    /* Guest console output sink for CONSOLEIO_write (may be NULL). */
-    void (*console_write)(struct domain *d, const char *buf, size_t len);
+    /* The log lines this guest's hypercalls cause (unsupported calls):
+     * Xen's printk_ratelimit, 10 lines per 5 s. */
+    struct dratelimit log_rl;
 
     /* Set once, by the first shutdown request; -1 while running. */
     atomic_int shutdown_reason;

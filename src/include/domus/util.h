@@ -6,6 +6,7 @@
 #ifndef DOMUS_UTIL_H
 #define DOMUS_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,24 @@ void dlog_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define dinfo(...) dlog("info", __VA_ARGS__)
 #define dwarn(...) dlog("warning", __VA_ARGS__)
 #define derr(...) dlog("error", __VA_ARGS__)
+
+/* A rate limit for log lines a guest can cause, as Xen's printk_ratelimit:
+ * at most burst lines per period_ms; the lines refused meanwhile are
+ * counted, and the next line let through says how many there were.
+ * Thread-safe; initialise with DRATELIMIT_INIT. */
+struct dratelimit {
+    pthread_mutex_t lock;
+    unsigned burst, period_ms;
+    int64_t start_ms;
+    unsigned used;
+    uint64_t dropped;
+};
+#define DRATELIMIT_INIT(burst_, period_ms_)                                              \
+    {.lock = PTHREAD_MUTEX_INITIALIZER, .burst = (burst_), .period_ms = (period_ms_)}
+
+/* May a line be logged now?  true with *dropped = lines refused since the
+ * last one let through (to be said in it), or false (counted). */
+bool dratelimit_pass(struct dratelimit *rl, uint64_t *dropped);
 
 /* CLOCK_MONOTONIC in nanoseconds and in milliseconds. */
 uint64_t dnow_ns(void);
