@@ -134,11 +134,19 @@ void *gmem_place_extra(struct gmem *m, unsigned idx, uint64_t gpa)
 {
     if (!m->host || idx >= GMEM_EXTRA_PAGES || !gpa || (gpa & (DOMUS_PAGE_SIZE - 1)))
         return NULL;
-    __atomic_store_n(&m->extra[idx].gpa, 0, __ATOMIC_RELEASE);
-    if (gmem_ptr(m, gpa, 1) != NULL)
+    uint64_t old = __atomic_exchange_n(&m->extra[idx].gpa, 0, __ATOMIC_ACQ_REL);
+    if (gmem_ptr(m, gpa, 1) != NULL) {
+        __atomic_store_n(&m->extra[idx].gpa, old, __ATOMIC_RELEASE);
         return NULL; /* overlaps memory that is already there */
+    }
     __atomic_store_n(&m->extra[idx].gpa, gpa, __ATOMIC_RELEASE);
     return m->host + m->ram_size + SPECIAL_SIZE + idx * DOMUS_PAGE_SIZE;
+}
+
+void gmem_unplace_extra(struct gmem *m, unsigned idx)
+{
+    if (idx < GMEM_EXTRA_PAGES)
+        __atomic_store_n(&m->extra[idx].gpa, 0, __ATOMIC_RELEASE);
 }
 
 int gmem_read(const struct gmem *m, uint64_t gpa, void *dst, size_t len)

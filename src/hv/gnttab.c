@@ -13,19 +13,33 @@
 #define ENTRIES_PER_FRAME (DOMUS_PAGE_SIZE / sizeof(grant_entry_v1_t))
 
 /* A grant frame at a RAM page is used in place; one outside RAM (Linux PVH
- * picks unpopulated addresses) is backed by an extra page of the domain. */
+ * picks unpopulated addresses) is backed by an extra page of the domain.
+ * A placement that fails leaves the frame where it was, content included. */
 static int place_frame(struct domain *d, unsigned idx, uint64_t gpa)
 {
     for (unsigned i = 0; i < GMEM_EXTRA_PAGES; i++)
         if (i != idx && d->mem.extra[i].gpa == gpa)
             return -EINVAL; /* another frame is there */
-    if (d->mem.extra[idx].gpa == gpa || gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
+    uint64_t old = d->mem.extra[idx].gpa;
+    if (old == gpa || gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
         return 0;
     void *host = gmem_place_extra(&d->mem, idx, gpa);
     if (!host)
         return -EINVAL;
-    memset(host, 0, DOMUS_PAGE_SIZE);
-    return d->ops->map_extra(d, idx, gpa, host);
+    int rc = d->ops->map_extra(d, idx, gpa, host);
+    if (rc == 0) {
+        memset(host, 0, DOMUS_PAGE_SIZE);
+        return 0;
+    }
+    /* Back where it was, for Domus and for the guest (map_extra dropped the
+     * old placement first), or nowhere. */
+    if (old && gmem_place_extra(&d->mem, idx, old) && d->ops->map_extra(d, idx, old, host) == 0)
+        return rc;
+    gmem_unplace_extra(&d->mem, idx);
+    if (old)
+        dwarn("dom%u: grant frame %u lost its place at %#llx", d->domid, idx,
+              (unsigned long long)old);
+    return rc;
 }
 
 int gnttab_set_frame(struct domain *d, unsigned idx, uint64_t gpa)

@@ -70,9 +70,12 @@ static int f_route_local(struct domain *d, uint32_t p, uint32_t t, uint32_t v)
 static int f_route_fd(struct domain *d, uint32_t p, int fd) { (void)d, (void)p, (void)fd; return 0; }
 static int f_route_rm(struct domain *d, uint32_t p) { (void)d, (void)p; fk.routes_removed++; return 0; }
 static unsigned extra_maps;
+static uint64_t extra_refused; /* a gpa where map_extra fails (KVM out of slots) */
 static int f_map_extra(struct domain *d, unsigned i, uint64_t gpa, void *h)
 {
-    (void)d, (void)i, (void)gpa, (void)h;
+    (void)d, (void)i, (void)h;
+    if (gpa == extra_refused)
+        return -ENOSPC;
     extra_maps++;
     return 0;
 }
@@ -240,6 +243,19 @@ static void test_memory_op(void)
     put(&x, sizeof(x));
     CHECK("second frame cannot overlap the first",
           hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -EINVAL);
+    /* A move KVM refuses: the frame stays where it was, content and all. */
+    memcpy(gmem_ptr(&dom->mem, 0xF0000000ULL, 8), "grants!", 8);
+    extra_refused = 0xF0001000ULL;
+    x = (struct xen_add_to_physmap){.domid = DOMID_SELF, .space = XENMAPSPACE_grant_table,
+                                    .idx = 1, .gpfn = 0xF0001};
+    put(&x, sizeof(x));
+    CHECK("grant frame move refused by KVM fails",
+          hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -ENOSPC);
+    const char *kept = gmem_ptr(&dom->mem, 0xF0000000ULL, 8);
+    CHECK("... and leaves the frame where it was, content and all",
+          kept && !memcmp(kept, "grants!", 8) && !gmem_ptr(&dom->mem, 0xF0001000ULL, 1) &&
+              dom->gnt_frame_gpa[1] == 0xF0000000ULL);
+    extra_refused = 0;
     domid_t self = DOMID_SELF;
     put(&self, sizeof(self));
     CHECK("current_reservation in pages",

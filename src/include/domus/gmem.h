@@ -58,8 +58,12 @@ int gmem_read(const struct gmem *m, uint64_t gpa, void *dst, size_t len);
 int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len);
 
 /* Places extra page idx at guest-physical gpa (page-aligned, outside RAM
- * and the special pages); returns its host address, or NULL. */
+ * and the special pages); returns its host address, or NULL (the page
+ * stays where it was). */
 void *gmem_place_extra(struct gmem *m, unsigned idx, uint64_t gpa);
+
+/* Extra page idx is placed nowhere any more. */
+void gmem_unplace_extra(struct gmem *m, unsigned idx);
 
 /* Fill [gpa, gpa+len) through the memfd rather than the mapping: the
  * kernel allocates each page as it writes it, where a store through the
