@@ -312,10 +312,23 @@ static const struct {
     [EVTCHNOP_reset] = {(evtchn_fn)op_reset, sizeof(struct evtchn_reset), false},
 };
 
+#define EVTCHN_ARG_MAX 64 /* evtchn_op's buffer: every evtchn_table struct fits */
+_Static_assert(sizeof(struct evtchn_bind_interdomain) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_bind_virq) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_close) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_send) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_status) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_alloc_unbound) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_bind_ipi) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_bind_vcpu) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_unmask) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_reset) <= EVTCHN_ARG_MAX,
+               "event channel argument structs fit evtchn_op's buffer");
+
 int64_t evtchn_op(struct vcpu *v, unsigned cmd, uint64_t arg)
 {
     struct domain *d = v->d;
-    uint8_t buf[64];
+    uint8_t buf[EVTCHN_ARG_MAX];
     int rc;
 
     if (cmd >= ARRAY_SIZE(evtchn_table) || !evtchn_table[cmd].fn)

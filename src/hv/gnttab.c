@@ -289,10 +289,17 @@ static const struct {
 };
 
 #define GNT_MAX_BATCH 512
+#define GNT_ARG_MAX 64 /* gnttab_op's buffer: every gnt_table struct fits */
+_Static_assert(sizeof(struct gnttab_setup_table) <= GNT_ARG_MAX &&
+                   sizeof(struct gnttab_copy) <= GNT_ARG_MAX &&
+                   sizeof(struct gnttab_query_size) <= GNT_ARG_MAX &&
+                   sizeof(struct gnttab_set_version) <= GNT_ARG_MAX &&
+                   sizeof(struct gnttab_get_version) <= GNT_ARG_MAX,
+               "grant table argument structs fit gnttab_op's buffer");
 
 int64_t gnttab_op(struct vcpu *v, unsigned cmd, uint64_t arg, unsigned count)
 {
-    uint8_t buf[64];
+    uint8_t buf[GNT_ARG_MAX];
     if (cmd >= ARRAY_SIZE(gnt_table) || !gnt_table[cmd].fn)
         return -ENOSYS;
     if (count > GNT_MAX_BATCH)

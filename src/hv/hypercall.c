@@ -245,6 +245,8 @@ static int64_t register_vcpu_info(struct vcpu *t, uint64_t arg, struct vcpu *v)
     struct vcpu_register_vcpu_info r;
     if (guest_copy_from(v, &r, arg, sizeof(r)) < 0)
         return -EFAULT;
+    if (r.mfn >= (1ULL << (64 - DOMUS_PAGE_SHIFT)))
+        return -EINVAL; /* would wrap when shifted */
     uint64_t gpa = (r.mfn << DOMUS_PAGE_SHIFT) + r.offset;
     if (r.offset > DOMUS_PAGE_SIZE - sizeof(struct vcpu_info) ||
         !gmem_ptr(&v->d->mem, gpa, sizeof(struct vcpu_info)))

@@ -305,7 +305,12 @@ static void test_sched_vcpu(void)
     put(&r, sizeof(r));
     CHECK("vcpu_info crossing a page is -EINVAL",
           hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 1, ARG) == -EINVAL);
-    r.offset = 64;
+    r = (struct vcpu_register_vcpu_info){.mfn = (1ULL << 52) + 0x40, .offset = 64};
+    put(&r, sizeof(r));
+    CHECK("vcpu_info at a frame number that wraps when shifted is -EINVAL",
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 1, ARG) == -EINVAL &&
+              dom->vcpus[1].vcpu_info_gpa == 0);
+    r.mfn = 0x40;
     put(&r, sizeof(r));
     CHECK("vcpu_info registered", hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 1, ARG) == 0 &&
                                       dom->vcpus[1].vcpu_info_gpa == 0x40040);
