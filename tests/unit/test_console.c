@@ -156,6 +156,25 @@ static void test_log_cap(const char *dir)
     free(d);
 }
 
+/* The console socket is its owner's only, whatever the umask. */
+static void test_socket_mode(const char *dir)
+{
+    char sock[256], err[256];
+    struct domain *d = new_domain();
+    struct console_be *c = NULL;
+    struct stat st;
+
+    snprintf(sock, sizeof(sock), "%s/console.sock", dir);
+    mode_t um = umask(0);
+    int rc = console_start(d, NULL, sock, &c, err, sizeof(err));
+    umask(um);
+    CHECK("console socket: mode 0600",
+          rc == 0 && stat(sock, &st) == 0 && (st.st_mode & 0777) == 0600);
+    console_stop(c);
+    gmem_destroy(&d->mem);
+    free(d);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/domus-test-console-XXXXXX";
@@ -163,6 +182,7 @@ int main(void)
         return 1;
     test_rate(dir);
     test_log_cap(dir);
+    test_socket_mode(dir);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)

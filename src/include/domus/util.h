@@ -54,9 +54,14 @@ bool denv_is_1(const char *name);
 void dfmt(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Listens on a Unix stream socket at path (a stale file there is replaced);
- * flags are extra socket() type flags (SOCK_NONBLOCK).  Returns the fd, or
- * -errno with "what path: reason" in err. */
+/* Every Domus socket is its owner's only (domusd, xenstored, domus-vm's
+ * console and control sockets: the last hands out the guest's memory). */
+#define DOMUS_SOCK_MODE 0600
+
+/* Listens on a Unix stream socket at path (a stale file there is replaced),
+ * created with mode DOMUS_SOCK_MODE; flags are extra socket() type flags
+ * (SOCK_NONBLOCK).  Returns the fd, or -errno with "what path: reason" in
+ * err. */
 int unix_listen(const char *path, int flags, const char *what, char *err, size_t errlen);
 
 #endif
