@@ -2,6 +2,7 @@
 #include "domus/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -20,10 +21,13 @@ int gmem_init(struct gmem *m, uint64_t ram_bytes)
         return -EINVAL;
     if (ram_bytes > (1ULL << 46))
         return -ENOMEM;
-    m->fd = memfd_create("domus-guest-ram", MFD_CLOEXEC);
+    m->fd = memfd_create("domus-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (m->fd < 0)
         return -errno;
-    if (ftruncate(m->fd, (off_t)(ram_bytes + TAIL_SIZE)) < 0) {
+    /* Its size is fixed for good: whoever maps it (back ends, xenstored)
+     * can never fault on a page cut off under the mapping. */
+    if (ftruncate(m->fd, (off_t)(ram_bytes + TAIL_SIZE)) < 0 ||
+        fcntl(m->fd, F_ADD_SEALS, GMEM_SEALS | F_SEAL_SEAL) < 0) {
         rc = -errno;
         goto out;
     }

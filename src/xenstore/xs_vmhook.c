@@ -1,5 +1,6 @@
 /* INTRODUCE hook: fetch a guest's xenstore ring from its domus-vm process. */
 #include "domus/xs_vmhook.h"
+#include "domus/gmem.h"
 #include "domus/util.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -55,6 +57,20 @@ static int ask_ring(int fd, char *line, size_t len, int fds[NFDS])
     return 0;
 }
 
+/* Is the page at offset inside memfd fd, whose size is sealed (GMEM_SEALS)?
+ * Without the seals, the other side could shrink the file under our
+ * mapping and fault the daemon with SIGBUS.  0 or -EINVAL. */
+static int sealed_page(int fd, uint64_t offset)
+{
+    struct stat st;
+    int seals = fcntl(fd, F_GET_SEALS);
+
+    if (seals < 0 || (seals & GMEM_SEALS) != GMEM_SEALS || fstat(fd, &st) < 0 ||
+        offset > (uint64_t)st.st_size || st.st_size - offset < DOMUS_PAGE_SIZE)
+        return -EINVAL;
+    return 0;
+}
+
 int xs_vmhook_map(void *run_dir, unsigned domid, uint64_t gfn, unsigned evtchn, void **page,
                   int *notify_fd, int *kick_fd)
 {
@@ -73,6 +89,9 @@ int xs_vmhook_map(void *run_dir, unsigned domid, uint64_t gfn, unsigned evtchn, 
     if (sscanf(line, "ok gfn=%" SCNu64 " port=%u offset=%" SCNu64, &rgfn, &rport, &offset) != 3 ||
         fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || rgfn != gfn || rport != evtchn ||
         offset % DOMUS_PAGE_SIZE)
+        goto out;
+    rc = sealed_page(fds[0], offset);
+    if (rc < 0)
         goto out;
     void *p = mmap(NULL, DOMUS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], (off_t)offset);
     if (p == MAP_FAILED) {

@@ -11,6 +11,7 @@
 #ifndef DOMUS_GMEM_H
 #define DOMUS_GMEM_H
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,9 +41,13 @@ struct gmem {
     struct gmem_extra extra[GMEM_EXTRA_PAGES];
 };
 
+/* The seals of a guest memfd: it can neither shrink nor grow. */
+#define GMEM_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
+
 /* Creates the memfd for ram_bytes of RAM (a multiple of 4 KiB, at least
- * GMEM_MIN_RAM) plus the special pages and maps it.  Returns 0 or -errno
- * (-ENOMEM when the host cannot back it). */
+ * GMEM_MIN_RAM) plus the special pages, seals it (GMEM_SEALS, and no more
+ * seals) and maps it.  Returns 0 or -errno (-ENOMEM when the host cannot
+ * back it). */
 int gmem_init(struct gmem *m, uint64_t ram_bytes);
 
 /* Unmaps and closes; safe on a zeroed or already destroyed gmem. */
