@@ -618,6 +618,7 @@ void *blkback_map_ring(struct domain *d, const grant_ref_t *refs, unsigned n,
 {
     size_t len = (size_t)n * DOMUS_PAGE_SIZE;
     uint8_t *base;
+    unsigned i = 0;
 
     *bad = n;
     if (n == 0 || n > BLKBACK_MAX_RING_PAGES)
@@ -625,29 +626,38 @@ void *blkback_map_ring(struct domain *d, const grant_ref_t *refs, unsigned n,
     base = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED)
         return NULL;
-    for (unsigned i = 0; i < n; i++) {
+    for (; i < n; i++) {
         uint64_t gpa;
         int64_t off;
-        if (gnttab_check(d, refs[i], 0, true, &gpa) != GNTST_okay ||
-            !gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE) ||
-            (off = gmem_fd_offset(&d->mem, gpa)) < 0) {
+        if (gnttab_map(d, refs[i], 0, true, &gpa) != GNTST_okay) {
             *bad = i;
             goto fail;
         }
-        if (mmap(base + i * DOMUS_PAGE_SIZE, DOMUS_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_FIXED, d->mem.fd, (off_t)off) == MAP_FAILED)
+        if ((off = gmem_fd_offset(&d->mem, gpa)) < 0) {
+            *bad = i++;
             goto fail;
+        }
+        if (mmap(base + i * DOMUS_PAGE_SIZE, DOMUS_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_FIXED, d->mem.fd, (off_t)off) == MAP_FAILED) {
+            i++;
+            goto fail;
+        }
     }
     return base;
 fail:
+    while (i--)
+        gnttab_unmap(d, refs[i], true);
     munmap(base, len);
     return NULL;
 }
 
-void blkback_unmap_ring(void *ring, unsigned n)
+void blkback_unmap_ring(struct domain *d, const grant_ref_t *refs, void *ring, unsigned n)
 {
-    if (ring)
-        munmap(ring, (size_t)n * DOMUS_PAGE_SIZE);
+    if (!ring)
+        return;
+    munmap(ring, (size_t)n * DOMUS_PAGE_SIZE);
+    for (unsigned i = 0; i < n; i++)
+        gnttab_unmap(d, refs[i], true);
 }
 
 /* ---- the xenbus side ---- */
@@ -658,6 +668,7 @@ struct blkback {
     blkif_back_ring_t ring;
     void *ring_map; /* its pages (ring_pages), mapped contiguously */
     unsigned ring_pages;
+    grant_ref_t ring_refs[BLKBACK_MAX_RING_PAGES]; /* in use while mapped */
     char why[96];          /* blk_connect's refusal */
     bool offer_persistent; /* DOMUS_BLK_PERSISTENT=1: feature-persistent offered */
     bool persistent;       /* the front end keeps its grants (feature-persistent) */
@@ -707,7 +718,7 @@ static void blk_disconnect(struct xbe *x)
               x->resent);
     b->serves = b->requests = b->busy_ns = b->events = 0;
     memset(&b->ring, 0, sizeof(b->ring));
-    blkback_unmap_ring(b->ring_map, b->ring_pages);
+    blkback_unmap_ring(x->d, b->ring_refs, b->ring_map, b->ring_pages);
     b->ring_map = NULL;
 }
 
@@ -760,6 +771,7 @@ static const char *map_rings(struct xbe *x)
             refs[i] = (grant_ref_t)ref;
         }
     }
+    memcpy(b->ring_refs, refs, n * sizeof(refs[0]));
     if (!(b->ring_map = blkback_map_ring(x->d, refs, n, &bad))) {
         if (bad >= n)
             snprintf(b->why, sizeof(b->why), "mapping %u ring pages: %s", n,
@@ -793,7 +805,7 @@ static const char *blk_connect(struct xbe *x)
         return why;
     if ((why = xbe_bind_port(x, "event-channel"))) {
         memset(&b->ring, 0, sizeof(b->ring));
-        blkback_unmap_ring(b->ring_map, b->ring_pages);
+        blkback_unmap_ring(x->d, b->ring_refs, b->ring_map, b->ring_pages);
         b->ring_map = NULL;
         return why;
     }

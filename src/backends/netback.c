@@ -412,6 +412,8 @@ struct netback {
     struct virtio_net_hdr *pend_vh; /* a frame read from the tap, waiting for buffers */
     uint8_t *frame;                 /* its buffer: header then data */
     size_t pend_len;                /* its data length; 0: none waiting */
+    grant_ref_t ring_ref[2];        /* tx, rx: in use while ring_mapped[i] */
+    bool ring_mapped[2];
     uint64_t rx_frames, rx_bytes, rx_waits, tx_pkts; /* for the log line at stop */
 };
 
@@ -428,12 +430,22 @@ static int nb_advertise(struct xbe *x)
     return rc;
 }
 
+/* Ends the use of the ring pages: the front end may free them. */
+static void nb_unmap_rings(struct netback *nb)
+{
+    for (unsigned i = 0; i < 2; i++)
+        if (nb->ring_mapped[i])
+            xbe_unmap_ring(&nb->xb, nb->ring_ref[i]);
+    nb->ring_mapped[0] = nb->ring_mapped[1] = false;
+    memset(&nb->tx, 0, sizeof(nb->tx));
+    memset(&nb->rx, 0, sizeof(nb->rx));
+}
+
 static void nb_disconnect(struct xbe *x)
 {
     struct netback *nb = x->priv;
 
-    memset(&nb->tx, 0, sizeof(nb->tx));
-    memset(&nb->rx, 0, sizeof(nb->rx));
+    nb_unmap_rings(nb);
     nb->pend_len = 0;
 }
 
@@ -472,13 +484,21 @@ static const char *nb_connect(struct xbe *x)
         return "multiple queues are not offered";
     if (xbe_read_uint(x, x->fpath, "request-rx-copy", 1, &n) || n != 1)
         return "front end does not use the copying receive path";
-    if (!(txs = xbe_map_ring(x, "tx-ring-ref")) ||
-        !(rxs = xbe_map_ring(x, "rx-ring-ref")))
+    txs = xbe_map_ring(x, "tx-ring-ref", &nb->ring_ref[0]);
+    nb->ring_mapped[0] = txs != NULL;
+    rxs = txs ? xbe_map_ring(x, "rx-ring-ref", &nb->ring_ref[1]) : NULL;
+    nb->ring_mapped[1] = rxs != NULL;
+    if (!rxs) {
+        nb_unmap_rings(nb);
         return "tx-ring-ref or rx-ring-ref is not a writable grant to Domain 0";
+    }
     BACK_RING_INIT(&nb->tx, (netif_tx_sring_t *)txs, PAGE);
     BACK_RING_INIT(&nb->rx, (netif_rx_sring_t *)rxs, PAGE);
     set_offloads(nb);
-    return xbe_bind_port(x, "event-channel");
+    const char *why = xbe_bind_port(x, "event-channel");
+    if (why)
+        nb_unmap_rings(nb);
+    return why;
 }
 
 /* Moves frames from the tap into the guest until it runs out of buffers

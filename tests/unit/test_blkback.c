@@ -505,6 +505,17 @@ static void test_ring_aio(void)
 
 #define RING16_GPA 0x200000ULL /* 16 ring pages, grants 40..55 */
 
+/* The GTF_reading | GTF_writing bits set in any of grants first..first+n-1. */
+static uint16_t ring_flags(grant_ref_t first, unsigned n)
+{
+    uint16_t f = 0;
+    for (unsigned i = 0; i < n; i++) {
+        grant_entry_v1_t *e = gmem_ptr(&dom->mem, GT_GPA + (first + i) * sizeof(*e), sizeof(*e));
+        f |= e->flags & (GTF_reading | GTF_writing);
+    }
+    return f;
+}
+
 static void test_multipage_ring(void)
 {
     grant_ref_t refs[17];
@@ -523,11 +534,16 @@ static void test_multipage_ring(void)
         CHECK("map ring: the mapping is the guest's pages, in order",
               g[0] == 1 && g[4095] == 2 && g[4096] == 3 && g[4 * 4096 - 1] == 4 &&
                   m[8192] == 5);
-        blkback_unmap_ring(m, 4);
+        CHECK("map ring: its grants are in use while mapped",
+              ring_flags(40, 4) == (GTF_reading | GTF_writing));
+        blkback_unmap_ring(dom, refs, m, 4);
+        CHECK("map ring: and free again once unmapped", ring_flags(40, 4) == 0);
     }
     refs[2] = 20;
     CHECK("map ring: a read-only grant is refused, and named",
           !blkback_map_ring(dom, refs, 4, &bad) && bad == 2);
+    CHECK("map ring: a refused ring leaves none of its grants in use",
+          ring_flags(40, 2) == 0);
     refs[2] = 21;
     CHECK("map ring: a grant to another domain is refused",
           !blkback_map_ring(dom, refs, 4, &bad) && bad == 2);
@@ -578,7 +594,7 @@ static void test_multipage_ring(void)
           blkback_do_ring(&io, &back, &notify) == -EPROTO);
     blkback_drain(&io, &back, &dn);
     blkback_aio_fini(&io);
-    blkback_unmap_ring(m, 16);
+    blkback_unmap_ring(dom, refs, m, 16);
 }
 
 int main(void)
