@@ -56,8 +56,9 @@ static void unmap_op(const struct blkback_io *io, struct blk_op *op)
 #define BLK_PENDING 1
 
 /* Maps segment s (gnttab_map) into op's iovec i; its length, or -1. */
-static int64_t map_segment(const struct blkback_io *io, const struct blkif_request_segment *s,
-                           struct blk_op *op, unsigned i)
+static int64_t map_segment(const struct blkback_io *io,
+                           const struct blkif_request_segment *s, struct blk_op *op,
+                           unsigned i)
 {
     uint64_t gpa;
     if (s->first_sect > s->last_sect || s->last_sect >= SECTORS_PER_PAGE)
@@ -669,7 +670,7 @@ struct blkback {
     void *ring_map; /* its pages (ring_pages), mapped contiguously */
     unsigned ring_pages;
     grant_ref_t ring_refs[BLKBACK_MAX_RING_PAGES]; /* in use while mapped */
-    char why[96];          /* blk_connect's refusal */
+    char why[96];                                  /* blk_connect's refusal */
     bool offer_persistent; /* DOMUS_BLK_PERSISTENT=1: feature-persistent offered */
     bool persistent;       /* the front end keeps its grants (feature-persistent) */
     /* This connection's work, logged at disconnect: serve calls, requests

@@ -64,7 +64,8 @@ static int log_compact(struct console_be *c)
         rc = -errno;
     c->log_size = 0;
     /* O_APPEND: both land at the start of the emptied file. */
-    if (!rc && (write(c->log_fd, mark, sizeof(mark) - 1) < 0 || write(c->log_fd, buf, keep) < 0))
+    if (!rc &&
+        (write(c->log_fd, mark, sizeof(mark) - 1) < 0 || write(c->log_fd, buf, keep) < 0))
         rc = -errno;
     if (!rc)
         c->log_size = sizeof(mark) - 1 + keep;

@@ -250,7 +250,8 @@ static int tx_iov(const struct iovec *in, unsigned nin, struct virtio_net_hdr *v
         size_t skip = n < in[i].iov_len ? n : in[i].iov_len;
         n -= skip;
         if (in[i].iov_len > skip)
-            out[k++] = (struct iovec){(uint8_t *)in[i].iov_base + skip, in[i].iov_len - skip};
+            out[k++] =
+                (struct iovec){(uint8_t *)in[i].iov_base + skip, in[i].iov_len - skip};
     }
     return k;
 }

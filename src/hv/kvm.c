@@ -507,7 +507,8 @@ static void handle_exit(struct vcpu *v, struct kvm_run *run)
             if (run->xen.u.hcall.cpl != 0)
                 run->xen.u.hcall.result = (uint64_t)-EPERM;
             else if (!run->xen.u.hcall.longmode)
-                run->xen.u.hcall.result = (uint64_t)-ENOSYS; /* 32-bit layouts: not served */
+                run->xen.u.hcall.result =
+                    (uint64_t)-ENOSYS; /* 32-bit layouts: not served */
             else
                 run->xen.u.hcall.result =
                     (uint64_t)hv_hypercall(v, run->xen.u.hcall.input, args);

@@ -109,8 +109,8 @@ int unix_listen(const char *path, int flags, const char *what, char *err, size_t
     unlink(path);
     /* Linux gives the socket file the socket's mode (less the umask) at
      * bind: owner only from the start, no window for a chmod to close. */
-    if (fchmod(fd, DOMUS_SOCK_MODE) < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        listen(fd, 8) < 0) {
+    if (fchmod(fd, DOMUS_SOCK_MODE) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
         int rc = -errno;
         dfmt(err, errlen, "%s %s: %s", what, path, strerror(errno));
         close(fd);

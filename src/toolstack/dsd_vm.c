@@ -232,7 +232,8 @@ static void vmlog_write(struct dsd_dom *dom, const char *buf, size_t n)
         close_fd(&dom->vmlog_fd);
         if ((size_t)snprintf(old, sizeof(old), "%s.1", dom->vm_log) < sizeof(old))
             rename(dom->vm_log, old);
-        dom->vmlog_fd = open(dom->vm_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        dom->vmlog_fd =
+            open(dom->vm_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         if (dom->vmlog_fd < 0)
             return;
     }

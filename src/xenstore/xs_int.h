@@ -106,7 +106,7 @@ struct xs_tx {
     struct xs_txent *ev_first, *ev_last;
     int delta_owned; /* nodes gained by the connection's domain */
     size_t bytes;    /* node records copied in (charged to conn->tx_bytes) */
-    int fail; /* the first error of a change left half done (-errno), 0: none */
+    int fail;        /* the first error of a change left half done (-errno), 0: none */
 };
 void tx_free(struct xs_tx *t);
 
@@ -242,8 +242,8 @@ int rm_tree(struct xs_view *v, const char *name);
 /* Notes in v's transaction that path's change fires watches at commit: one
  * event per node however often it changes, charged to the transaction's
  * memory quota.  0, -ENOSPC or -ENOMEM. */
-int tx_note_event(struct xs_view *v, const char *path, bool exact, const struct xs_perm *perms,
-                  unsigned nperms);
+int tx_note_event(struct xs_view *v, const char *path, bool exact,
+                  const struct xs_perm *perms, unsigned nperms);
 
 /* watches (xs_watch.c) */
 void fire_watches(struct xs_view *v, const char *path, bool exact,

@@ -79,8 +79,8 @@ int xs_daemon_listen(struct xs_daemon *d, const char *path)
         goto out;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     /* The file gets the socket's mode at bind (see unix_listen). */
-    if (fd < 0 || fchmod(fd, DOMUS_SOCK_MODE) || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-        listen(fd, 128)) {
+    if (fd < 0 || fchmod(fd, DOMUS_SOCK_MODE) ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128)) {
         rc = -errno;
         goto out;
     }

@@ -131,8 +131,8 @@ int view_del(struct xs_view *v, const char *name)
     return 0;
 }
 
-int tx_note_event(struct xs_view *v, const char *path, bool exact, const struct xs_perm *p,
-                  unsigned n)
+int tx_note_event(struct xs_view *v, const char *path, bool exact,
+                  const struct xs_perm *p, unsigned n)
 {
     struct xs_txent *e;
     int rc = tx_ent(v, path, &e);

@@ -78,8 +78,8 @@ void fire_event_now(struct xs_daemon *d, const char *path, bool exact,
                 continue;
             if (allowed < 0) {
                 d->st.watch_checks++;
-                allowed = special ? special_readable(c, path)
-                                  : watch_permitted(c, path, p, n);
+                allowed =
+                    special ? special_readable(c, path) : watch_permitted(c, path, p, n);
                 if (!allowed)
                     break;
             }

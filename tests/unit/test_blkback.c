@@ -350,7 +350,8 @@ static void in_flight_grants(blkif_sring_t *s, blkif_front_ring_t *front,
         blkback_do_ring(&io, back, &notify);
     }
     CHECK("aio: the answered read leaves the grant as the front end made it",
-          blkback_in_flight(&io) == 0 && page(5)[0] == 'P' && g->flags == GTF_permit_access);
+          blkback_in_flight(&io) == 0 && page(5)[0] == 'P' &&
+              g->flags == GTF_permit_access);
     io.fd = img;
     close(p[0]);
     close(p[1]);
@@ -510,7 +511,8 @@ static uint16_t ring_flags(grant_ref_t first, unsigned n)
 {
     uint16_t f = 0;
     for (unsigned i = 0; i < n; i++) {
-        grant_entry_v1_t *e = gmem_ptr(&dom->mem, GT_GPA + (first + i) * sizeof(*e), sizeof(*e));
+        grant_entry_v1_t *e =
+            gmem_ptr(&dom->mem, GT_GPA + (first + i) * sizeof(*e), sizeof(*e));
         f |= e->flags & (GTF_reading | GTF_writing);
     }
     return f;

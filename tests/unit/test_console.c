@@ -126,7 +126,8 @@ static void test_log_cap(const char *dir)
     if (fd < 0 || ftruncate(fd, CONSOLE_LOG_MAX - 3000) < 0)
         abort();
     close(fd);
-    CHECK("console starts on a full log", console_start(d, log, NULL, &c, err, sizeof(err)) == 0);
+    CHECK("console starts on a full log",
+          console_start(d, log, NULL, &c, err, sizeof(err)) == 0);
     if (!c)
         return;
     for (unsigned i = 0; i < 8; i++) {
@@ -141,8 +142,9 @@ static void test_log_cap(const char *dir)
     off_t size = file_size(log);
     char head[64] = {0}, tail[2048];
     fd = open(log, O_RDONLY);
-    bool read_ok = fd >= 0 && pread(fd, head, sizeof(head) - 1, 0) > 0 &&
-                   pread(fd, tail, sizeof(tail), size - (off_t)sizeof(tail)) == sizeof(tail);
+    bool read_ok =
+        fd >= 0 && pread(fd, head, sizeof(head) - 1, 0) > 0 &&
+        pread(fd, tail, sizeof(tail), size - (off_t)sizeof(tail)) == sizeof(tail);
     if (fd >= 0)
         close(fd);
     printf("console log: %lld bytes after 16 KiB more output on a %u-byte log\n",

@@ -121,7 +121,8 @@ static void test_vmlog(void)
     static char chunk[65536];
     char old[PATH_MAX + 4];
 
-    if (!dom || pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0 || fcntl(p[0], F_SETPIPE_SZ, 1 << 20) < 0)
+    if (!dom || pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0 ||
+        fcntl(p[0], F_SETPIPE_SZ, 1 << 20) < 0)
         abort();
     mkdir("/tmp/test-toolstack-log", 0700);
     snprintf(dom->vm_log, sizeof(dom->vm_log), "/tmp/test-toolstack-log/vm-chatty.log");
@@ -140,7 +141,8 @@ static void test_vmlog(void)
     ioctl(p[0], FIONREAD, &avail_before);
     dsd_vm_read_stderr(&d, dom);
     ioctl(p[0], FIONREAD, &avail_after);
-    printf("vm log: %zu bytes queued, one round read %d\n", put, avail_before - avail_after);
+    printf("vm log: %zu bytes queued, one round read %d\n", put,
+           avail_before - avail_after);
     CHECK("domusd reads a running domus-vm's stderr within a budget per round",
           put >= (1u << 20) && avail_before - avail_after == DSD_STDERR_BUDGET * 4096);
     CHECK("its log rotated at the cap: <log>.1 has the old one, the new one the rest",

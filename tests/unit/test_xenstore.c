@@ -466,7 +466,8 @@ static void test_tx_events(void)
         ok += is_ok(XS_WRITE);
     }
     size_t grown = __sanitizer_get_current_allocated_bytes() - before;
-    printf("tx events: 20000 writes of a %zu-byte path in one transaction: heap +%zu bytes\n",
+    printf("tx events: 20000 writes of a %zu-byte path in one transaction: heap +%zu "
+           "bytes\n",
            strlen(path), grown);
     CHECK("tx: rewriting one long-path node 20000 times is fine", ok == 20000);
     CHECK("tx: and holds one pending event, not 20000", grown < (1u << 20));

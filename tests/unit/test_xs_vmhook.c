@@ -39,9 +39,12 @@ static void *serve_one(void *arg)
     if (recv(c, req, sizeof(req) - 1, 0) > 0) {
         int fds[3] = {vm->mem_fd, eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC)};
         char cbuf[CMSG_SPACE(sizeof(fds))];
-        int n = snprintf(line, sizeof(line), "ok gfn=%u port=%u offset=%u\n", GFN, PORT, 4096);
+        int n = snprintf(line, sizeof(line), "ok gfn=%u port=%u offset=%u\n", GFN, PORT,
+                         4096);
         struct iovec iov = {line, (size_t)n};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = cbuf,
                             .msg_controllen = sizeof(cbuf)};
         struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
         cm->cmsg_level = SOL_SOCKET;
@@ -90,7 +93,8 @@ int main(void)
         return 1;
     int seals = fcntl(m.fd, F_GET_SEALS);
     CHECK("guest memory is sealed against shrinking and growing, and further seals",
-          seals >= 0 && (seals & (GMEM_SEALS | F_SEAL_SEAL)) == (GMEM_SEALS | F_SEAL_SEAL));
+          seals >= 0 &&
+              (seals & (GMEM_SEALS | F_SEAL_SEAL)) == (GMEM_SEALS | F_SEAL_SEAL));
     CHECK("... so it cannot be cut down", ftruncate(m.fd, 4096) < 0 && errno == EPERM);
     CHECK("xenstored maps the ring from sealed guest memory", map_from(dir, m.fd) == 0);
 

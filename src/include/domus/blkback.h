@@ -147,6 +147,7 @@ void *blkback_map_ring(struct domain *d, const grant_ref_t *refs, unsigned n,
 
 /* Unmaps what blkback_map_ring returned for refs (n pages) and ends the
  * grants' use; NULL is fine. */
-void blkback_unmap_ring(struct domain *d, const grant_ref_t *refs, void *ring, unsigned n);
+void blkback_unmap_ring(struct domain *d, const grant_ref_t *refs, void *ring,
+                        unsigned n);
 
 #endif

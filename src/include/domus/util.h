@@ -37,7 +37,9 @@ struct dratelimit {
     uint64_t dropped;
 };
 #define DRATELIMIT_INIT(burst_, period_ms_)                                              \
-    {.lock = PTHREAD_MUTEX_INITIALIZER, .burst = (burst_), .period_ms = (period_ms_)}
+    {                                                                                    \
+        .lock = PTHREAD_MUTEX_INITIALIZER, .burst = (burst_), .period_ms = (period_ms_)  \
+    }
 
 /* May a line be logged now?  true with *dropped = lines refused since the
  * last one let through (to be said in it), or false (counted). */
