@@ -198,7 +198,8 @@ build_base() {
     for f in "$BINDIR"/*; do [ -f "$f" ] && [ -x "$f" ] && bins+=("$f"); done
     local inputs=("$0" "$ROOT/scripts/lib.sh" "$DOMUS_KERNEL" "$DOMUS_GUEST_INITRD"
         "$(cat "$DOMUS_KERNEL_MODULES_ROOT/.stamp")" "$DOMUS_KVM_MODULES"/*.ko "$PROBE"
-        "qemu=$WITH_QEMU" "asan=$ASAN" "${bins[@]}" "$ROOT"/tests/guest/*
+        "qemu=$WITH_QEMU" "asan=$ASAN" "${bins[@]}" "$ROOT"/tests/guest/* "$ROOT"/tests/hostile/*
+        "hostile=$(cat "$ROOT/build/hostile/hostile.ko" 2>/dev/null | sha256sum)"
         "xs=$(dpkg-query -W -f='${Version}' xenstore-utils 2>/dev/null || echo none)"
         "bb=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo none)")
     [ "$WITH_QEMU" = 0 ] || inputs+=("$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || echo none)")
@@ -233,6 +234,10 @@ build_base() {
     cp "$DOMUS_KERNEL" "$r/domus/guest/vmlinuz"
     cp "$DOMUS_GUEST_INITRD" "$r/domus/guest/initrd.cpio"
     cp -r "$ROOT/tests/guest" "$r/domus/tests/guest"
+    # The hostile guest's additions (60-hostile.sh), when `make hostile` built them.
+    mkdir -p "$r/domus/hostile"
+    cp "$ROOT/tests/hostile/hostile.sh" "$r/domus/hostile/"
+    [ ! -f "$ROOT/build/hostile/hostile.ko" ] || cp "$ROOT/build/hostile/hostile.ko" "$r/domus/hostile/"
     if [ "$WITH_QEMU" = 1 ]; then
         # In /usr/bin: QEMU finds its firmware relative to its own location,
         # where we put what Debian's build finds along its firmware path.
