@@ -89,7 +89,8 @@ fuzz: $(BUILD)/fuzz/xenstore_fuzz $(BUILD)/fuzz/backend_fuzz $(BUILD)/fuzz/build
 
 # The hostile guest's kernel module (tests/scenarios/60-hostile.sh), built
 # against the guest kernel's headers, /usr/src/linux-headers-$(DOMUS_KVER)
-# (apt-get install linux-headers-<kver>) -> build/hostile/hostile.ko
+# (apt-get install linux-headers-<kver>) -> build/hostile/hostile.ko.  make check
+# goes on without it (60-hostile then fails, saying why).
 DOMUS_KVER ?= $(shell . "$${DOMUS_CACHE:-$$HOME/.cache/domus}/env.sh" 2>/dev/null && echo "$$DOMUS_KVER")
 KHEADERS ?= /usr/src/linux-headers-$(DOMUS_KVER)
 $(BUILD)/hostile/hostile.ko: tests/hostile/hostile.c tests/hostile/Kbuild
@@ -128,7 +129,8 @@ unit: $(UNIT_BINS)
 	tests/run-unit.sh $(UNIT_BINS)
 
 check: setup
-	$(MAKE) all asan-bins $(UNIT_BINS) hostile
+	$(MAKE) all asan-bins $(UNIT_BINS)
+	$(MAKE) hostile || echo "check: no hostile.ko: 60-hostile will fail" >&2
 	tests/check.sh
 
 demo: setup
