@@ -89,6 +89,21 @@ $(BUILD)/fuzz/xlcfg_fuzz: $(XLCFG_FUZZ_SRC) $(addprefix src/include/domus/,xlcfg
 fuzz: $(BUILD)/fuzz/xenstore_fuzz $(BUILD)/fuzz/backend_fuzz $(BUILD)/fuzz/builder_fuzz \
       $(BUILD)/fuzz/xlcfg_fuzz
 
+# The hostile guest's kernel module (tests/scenarios/60-hostile.sh), built
+# against the guest kernel's headers, /usr/src/linux-headers-$(DOMUS_KVER)
+# (apt-get install linux-headers-<kver>) -> build/hostile/hostile.ko.  make check
+# goes on without it (60-hostile then fails, saying why).
+DOMUS_KVER ?= $(shell . "$${DOMUS_CACHE:-$$HOME/.cache/domus}/env.sh" 2>/dev/null && echo "$$DOMUS_KVER")
+KHEADERS ?= /usr/src/linux-headers-$(DOMUS_KVER)
+$(BUILD)/hostile/hostile.ko: tests/hostile/hostile.c tests/hostile/Kbuild
+	@test -n "$(DOMUS_KVER)" -a -d "$(KHEADERS)" || { echo "make hostile: no kernel headers \
+	    '$(KHEADERS)' (make setup; apt-get install linux-headers-$(DOMUS_KVER))" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	cp tests/hostile/hostile.c tests/hostile/Kbuild $(dir $@)
+	$(MAKE) -C $(KHEADERS) M=$(abspath $(dir $@)) modules
+hostile: $(BUILD)/hostile/hostile.ko
+.PHONY: hostile
+
 # xenstored benchmark: a libxenstore client (libxen-dev) against domus-xenstored
 $(BUILD)/bench/xenstore: bench/xenstore.c
 	@mkdir -p $(dir $@)
@@ -118,6 +133,7 @@ unit: $(UNIT_BINS)
 
 check: setup
 	$(MAKE) all asan-bins $(UNIT_BINS)
+	$(MAKE) hostile || echo "check: no hostile.ko: 60-hostile will fail" >&2
 	tests/check.sh
 
 demo: setup

@@ -85,7 +85,7 @@ KPKG612="${K612%% *}" KVER612="${K612#* }"
 
 if [ "$NO_PACKAGES" = 0 ]; then
     missing=""
-    for p in $PACKAGES; do
+    for p in $PACKAGES "linux-headers-$KVER"; do
         is_installed "$p" || missing="$missing $p"
     done
     if [ -n "$missing" ]; then
@@ -93,7 +93,7 @@ if [ "$NO_PACKAGES" = 0 ]; then
         # The cloud kernel version may have moved on with the update.
         KVER="$(resolve_cloud_kver)"
         missing=""
-        for p in $PACKAGES; do
+        for p in $PACKAGES "linux-headers-$KVER"; do
             is_installed "$p" || missing="$missing $p"
         done
         progress "installing:$missing"

@@ -36,35 +36,63 @@ struct blk_op {
     unsigned first, niov;
     uint64_t off, left;
     struct iovec iov[BLKBACK_MAX_INDIRECT_SEGMENTS];
+    /* The grants in use (gnttab_map) until the I/O is answered: mapped for
+     * writing when the data goes into guest memory (a read). */
+    unsigned nmapped;
+    bool to_guest;
+    grant_ref_t gref[BLKBACK_MAX_INDIRECT_SEGMENTS];
 };
+
+/* Ends op's use of its grants: the front end may reuse the pages now. */
+static void unmap_op(const struct blkback_io *io, struct blk_op *op)
+{
+    for (unsigned i = 0; i < op->nmapped; i++)
+        gnttab_unmap(io->d, op->gref[i], op->to_guest);
+    op->nmapped = 0;
+}
 
 /* prepare()'s answer when the request needs the I/O in its blk_op (the
  * BLKIF_RSP_* statuses are all <= 0). */
 #define BLK_PENDING 1
 
-/* n segments (a private copy) as host iovecs into granted guest frames.
- * to_guest: the data goes into guest memory (a read), so the grants must be
- * writable.  Returns the byte count, or -1 on any bad segment. */
+/* Maps segment s (gnttab_map) into op's iovec i; its length, or -1. */
+static int64_t map_segment(const struct blkback_io *io,
+                           const struct blkif_request_segment *s, struct blk_op *op,
+                           unsigned i)
+{
+    uint64_t gpa;
+    if (s->first_sect > s->last_sect || s->last_sect >= SECTORS_PER_PAGE)
+        return -1;
+    if (gnttab_map(io->d, s->gref, 0, op->to_guest, &gpa) != GNTST_okay)
+        return -1;
+    op->gref[op->nmapped++] = s->gref;
+    size_t len = (size_t)(s->last_sect - s->first_sect + 1) * BLKBACK_SECTOR;
+    void *p = gmem_ptr(&io->d->mem, gpa + (uint64_t)s->first_sect * BLKBACK_SECTOR, len);
+    if (!p)
+        return -1;
+    op->iov[i] = (struct iovec){p, len};
+    return (int64_t)len;
+}
+
+/* n segments (a private copy) as host iovecs into granted guest frames,
+ * mapped until unmap_op.  to_guest: the data goes into guest memory (a
+ * read), so the grants must be writable.  Returns the byte count, or -1 on
+ * any bad segment (nothing left mapped). */
 static int64_t map_segments(const struct blkback_io *io,
                             const struct blkif_request_segment *segs, unsigned n,
-                            bool to_guest, struct iovec *iov)
+                            bool to_guest, struct blk_op *op)
 {
     int64_t total = 0;
 
+    op->to_guest = to_guest;
+    op->nmapped = 0;
     for (unsigned i = 0; i < n; i++) {
-        const struct blkif_request_segment *s = &segs[i];
-        uint64_t gpa;
-        if (s->first_sect > s->last_sect || s->last_sect >= SECTORS_PER_PAGE)
+        int64_t len = map_segment(io, &segs[i], op, i);
+        if (len < 0) {
+            unmap_op(io, op);
             return -1;
-        if (gnttab_check(io->d, s->gref, 0, to_guest, &gpa) != GNTST_okay)
-            return -1;
-        size_t len = (size_t)(s->last_sect - s->first_sect + 1) * BLKBACK_SECTOR;
-        void *p =
-            gmem_ptr(&io->d->mem, gpa + (uint64_t)s->first_sect * BLKBACK_SECTOR, len);
-        if (!p)
-            return -1;
-        iov[i] = (struct iovec){p, len};
-        total += (int64_t)len;
+        }
+        total += len;
     }
     return total;
 }
@@ -84,9 +112,13 @@ static int transfer(const struct blkback_io *io, const struct blkif_request_segm
         return BLKIF_RSP_ERROR;
     if (n == 0 || n > BLKBACK_MAX_INDIRECT_SEGMENTS)
         return BLKIF_RSP_ERROR;
-    total = map_segments(io, segs, n, !write, op->iov);
-    if (total < 0 || !in_image(io, sector, (uint64_t)total / BLKBACK_SECTOR))
+    total = map_segments(io, segs, n, !write, op);
+    if (total < 0)
         return BLKIF_RSP_ERROR;
+    if (!in_image(io, sector, (uint64_t)total / BLKBACK_SECTOR)) {
+        unmap_op(io, op);
+        return BLKIF_RSP_ERROR;
+    }
     op->write = write;
     op->first = 0;
     op->niov = n;
@@ -128,10 +160,14 @@ static int do_indirect(const struct blkback_io *io, const blkif_request_t *req,
                          ? ir.nr_segments - first
                          : (unsigned)SEGS_PER_INDIRECT_PAGE;
         const void *src;
-        if (gnttab_check(io->d, ir.indirect_grefs[p], 0, false, &gpa) != GNTST_okay ||
-            !(src = gmem_ptr(&io->d->mem, gpa, n * sizeof(segs[0]))))
+        if (gnttab_map(io->d, ir.indirect_grefs[p], 0, false, &gpa) != GNTST_okay)
             return BLKIF_RSP_ERROR;
-        memcpy(&segs[first], src, n * sizeof(segs[0]));
+        src = gmem_ptr(&io->d->mem, gpa, n * sizeof(segs[0]));
+        if (src)
+            memcpy(&segs[first], src, n * sizeof(segs[0]));
+        gnttab_unmap(io->d, ir.indirect_grefs[p], false);
+        if (!src)
+            return BLKIF_RSP_ERROR;
     }
     return transfer(io, segs, ir.nr_segments, ir.sector_number,
                     ir.indirect_op == BLKIF_OP_WRITE, op);
@@ -147,7 +183,9 @@ static int do_flush(const struct blkback_io *io, const blkif_request_t *req,
         if (st != BLK_PENDING)
             return st;
     } else {
-        *op = (struct blk_op){.write = true};
+        op->write = true;
+        op->first = op->niov = 0;
+        op->off = op->left = 0;
     }
     op->flush = true;
     return BLK_PENDING;
@@ -176,6 +214,7 @@ static int prepare(const struct blkback_io *io, const blkif_request_t *req,
                    struct blk_op *op)
 {
     op->flush = false;
+    op->nmapped = 0;
     switch (req->operation) {
     case BLKIF_OP_READ:
         return do_rw(io, req, false, op);
@@ -223,7 +262,11 @@ int16_t blkback_do_request(const struct blkback_io *io, const blkif_request_t *r
     struct blk_op op;
     int st = prepare(io, req, &op);
 
-    return st == BLK_PENDING ? run_sync(io, &op) : (int16_t)st;
+    if (st != BLK_PENDING)
+        return (int16_t)st;
+    st = run_sync(io, &op);
+    unmap_op(io, &op);
+    return (int16_t)st;
 }
 
 /* The operation a response to req carries: an indirect one answers as its
@@ -439,6 +482,7 @@ static void complete(const struct blkback_io *io, blkif_back_ring_t *ring, unsig
         st = sync_status(-res);
     }
 out:
+    unmap_op(io, op);
     answer(ring, sl->id, sl->operation, st);
     release(a, s);
 }
@@ -482,6 +526,7 @@ static int take(const struct blkback_io *io, blkif_back_ring_t *ring, RING_IDX r
         if (st == BLK_PENDING && !queue(io, s, sl->op.flush))
             st = BLKIF_RSP_ERROR;
         if (st != BLK_PENDING) {
+            unmap_op(io, &sl->op);
             answer(ring, sl->id, sl->operation, (int16_t)st);
             release(a, s);
         }
@@ -574,6 +619,7 @@ void *blkback_map_ring(struct domain *d, const grant_ref_t *refs, unsigned n,
 {
     size_t len = (size_t)n * DOMUS_PAGE_SIZE;
     uint8_t *base;
+    unsigned i = 0;
 
     *bad = n;
     if (n == 0 || n > BLKBACK_MAX_RING_PAGES)
@@ -581,29 +627,38 @@ void *blkback_map_ring(struct domain *d, const grant_ref_t *refs, unsigned n,
     base = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED)
         return NULL;
-    for (unsigned i = 0; i < n; i++) {
+    for (; i < n; i++) {
         uint64_t gpa;
         int64_t off;
-        if (gnttab_check(d, refs[i], 0, true, &gpa) != GNTST_okay ||
-            !gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE) ||
-            (off = gmem_fd_offset(&d->mem, gpa)) < 0) {
+        if (gnttab_map(d, refs[i], 0, true, &gpa) != GNTST_okay) {
             *bad = i;
             goto fail;
         }
-        if (mmap(base + i * DOMUS_PAGE_SIZE, DOMUS_PAGE_SIZE, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_FIXED, d->mem.fd, (off_t)off) == MAP_FAILED)
+        if ((off = gmem_fd_offset(&d->mem, gpa)) < 0) {
+            *bad = i++;
             goto fail;
+        }
+        if (mmap(base + i * DOMUS_PAGE_SIZE, DOMUS_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_FIXED, d->mem.fd, (off_t)off) == MAP_FAILED) {
+            i++;
+            goto fail;
+        }
     }
     return base;
 fail:
+    while (i--)
+        gnttab_unmap(d, refs[i], true);
     munmap(base, len);
     return NULL;
 }
 
-void blkback_unmap_ring(void *ring, unsigned n)
+void blkback_unmap_ring(struct domain *d, const grant_ref_t *refs, void *ring, unsigned n)
 {
-    if (ring)
-        munmap(ring, (size_t)n * DOMUS_PAGE_SIZE);
+    if (!ring)
+        return;
+    munmap(ring, (size_t)n * DOMUS_PAGE_SIZE);
+    for (unsigned i = 0; i < n; i++)
+        gnttab_unmap(d, refs[i], true);
 }
 
 /* ---- the xenbus side ---- */
@@ -614,7 +669,8 @@ struct blkback {
     blkif_back_ring_t ring;
     void *ring_map; /* its pages (ring_pages), mapped contiguously */
     unsigned ring_pages;
-    char why[96];          /* blk_connect's refusal */
+    grant_ref_t ring_refs[BLKBACK_MAX_RING_PAGES]; /* in use while mapped */
+    char why[96];                                  /* blk_connect's refusal */
     bool offer_persistent; /* DOMUS_BLK_PERSISTENT=1: feature-persistent offered */
     bool persistent;       /* the front end keeps its grants (feature-persistent) */
     /* This connection's work, logged at disconnect: serve calls, requests
@@ -663,7 +719,7 @@ static void blk_disconnect(struct xbe *x)
               x->resent);
     b->serves = b->requests = b->busy_ns = b->events = 0;
     memset(&b->ring, 0, sizeof(b->ring));
-    blkback_unmap_ring(b->ring_map, b->ring_pages);
+    blkback_unmap_ring(x->d, b->ring_refs, b->ring_map, b->ring_pages);
     b->ring_map = NULL;
 }
 
@@ -716,6 +772,7 @@ static const char *map_rings(struct xbe *x)
             refs[i] = (grant_ref_t)ref;
         }
     }
+    memcpy(b->ring_refs, refs, n * sizeof(refs[0]));
     if (!(b->ring_map = blkback_map_ring(x->d, refs, n, &bad))) {
         if (bad >= n)
             snprintf(b->why, sizeof(b->why), "mapping %u ring pages: %s", n,
@@ -749,7 +806,7 @@ static const char *blk_connect(struct xbe *x)
         return why;
     if ((why = xbe_bind_port(x, "event-channel"))) {
         memset(&b->ring, 0, sizeof(b->ring));
-        blkback_unmap_ring(b->ring_map, b->ring_pages);
+        blkback_unmap_ring(x->d, b->ring_refs, b->ring_map, b->ring_pages);
         b->ring_map = NULL;
         return why;
     }

@@ -10,12 +10,19 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <xen/io/console.h>
 
 #define MAX_CLIENTS 16
+
+/* xenconsoled's rate limit: at most 30 batches of a guest's output per
+ * 200 ms; beyond that its ring is left full until the next period (the
+ * guest waits, nothing is lost). */
+#define RATE_PERIOD_MS 200
+#define RATE_ALLOWANCE 30
 
 struct console_be {
     struct domain *d;
@@ -32,14 +39,61 @@ struct console_be {
     bool thread_started;
     bool notify_failed;       /* said once in the log */
     char who[32];             /* "dom<domid> console", for the log */
-    pthread_mutex_t out_lock; /* serialises output from ring and hypercall */
+    pthread_mutex_t out_lock; /* serialises output and the client list */
+    int64_t period_start_ms;  /* the rate limit's current period */
+    unsigned period_batches;  /* batches drained in it */
+    uint64_t log_size;        /* bytes in the log file */
+    bool log_failed;          /* said once in the log */
 };
+
+/* The newest CONSOLE_LOG_MAX / 2 bytes of the log move to its start, after
+ * a line that says so.  0 or -errno. */
+static int log_compact(struct console_be *c)
+{
+    static const char mark[] = "[domus: older console output dropped: log capped]\n";
+    size_t keep = CONSOLE_LOG_MAX / 2;
+    char *buf = malloc(keep);
+    ssize_t got = -1;
+    int rc = -ENOMEM;
+
+    if (!buf)
+        goto out;
+    got = pread(c->log_fd, buf, keep, (off_t)(c->log_size - keep));
+    rc = got == (ssize_t)keep ? 0 : got < 0 ? -errno : -EIO;
+    if (!rc && ftruncate(c->log_fd, 0) < 0)
+        rc = -errno;
+    c->log_size = 0;
+    /* O_APPEND: both land at the start of the emptied file. */
+    if (!rc &&
+        (write(c->log_fd, mark, sizeof(mark) - 1) < 0 || write(c->log_fd, buf, keep) < 0))
+        rc = -errno;
+    if (!rc)
+        c->log_size = sizeof(mark) - 1 + keep;
+out:
+    free(buf);
+    return rc;
+}
+
+/* Appends to the log, keeping it under CONSOLE_LOG_MAX bytes. */
+static void log_out(struct console_be *c, const char *buf, size_t len)
+{
+    int rc = 0;
+
+    if (c->log_size + len > CONSOLE_LOG_MAX && c->log_size >= CONSOLE_LOG_MAX / 2)
+        rc = log_compact(c);
+    if (!rc && write(c->log_fd, buf, len) < 0)
+        rc = -errno;
+    c->log_size += rc ? 0 : len;
+    if (rc && !c->log_failed)
+        dwarn("%s: log: %s", c->who, strerror(-rc));
+    c->log_failed = c->log_failed || rc;
+}
 
 static void emit(struct console_be *c, const char *buf, size_t len)
 {
     pthread_mutex_lock(&c->out_lock);
-    if (c->log_fd >= 0 && write(c->log_fd, buf, len) < 0)
-        dwarn("console log: %s", strerror(errno));
+    if (c->log_fd >= 0)
+        log_out(c, buf, len);
     for (int i = 0; i < MAX_CLIENTS; i++) {
         if (c->clients[i] < 0)
             continue;
@@ -52,32 +106,37 @@ static void emit(struct console_be *c, const char *buf, size_t len)
     pthread_mutex_unlock(&c->out_lock);
 }
 
-static struct console_be *hcall_console;
-
-static void hcall_write(struct domain *d, const char *buf, size_t len)
-{
-    (void)d;
-    if (hcall_console)
-        emit(hcall_console, buf, len);
-}
-
 /* Raises the console's port for the guest. */
 static void notify(struct console_be *c)
 {
     evtchn_notify_logged(c->d, c->port, c->who, &c->notify_failed);
 }
 
-/* Consumes guest output from the ring.  Indexes are guest-controlled: a
- * producer more than a ring ahead is treated as corrupt and skipped. */
-static void drain_output(struct console_be *c, bool kick)
+/* May one more batch of output be taken now (the rate limit)? */
+static bool within_rate(struct console_be *c)
+{
+    int64_t now = dnow_ms();
+
+    if (now - c->period_start_ms >= RATE_PERIOD_MS) {
+        c->period_start_ms = now;
+        c->period_batches = 0;
+    }
+    return c->period_batches < RATE_ALLOWANCE;
+}
+
+/* Consumes guest output from the ring, within the rate limit unless
+ * limited is false (the last drain at stop).  Indexes are guest-controlled:
+ * a producer more than a ring ahead is treated as corrupt and skipped. */
+static void drain_output(struct console_be *c, bool kick, bool limited)
 {
     struct xencons_interface *r = c->ring;
     char buf[sizeof(r->out)];
     XENCONS_RING_IDX cons = __atomic_load_n(&r->out_cons, __ATOMIC_ACQUIRE);
     XENCONS_RING_IDX prod = __atomic_load_n(&r->out_prod, __ATOMIC_ACQUIRE);
     XENCONS_RING_IDX n = prod - cons;
-    if (n == 0)
+    if (n == 0 || (limited && !within_rate(c)))
         return;
+    c->period_batches++;
     if (n > sizeof(r->out)) {
         __atomic_store_n(&r->out_cons, prod, __ATOMIC_RELEASE);
         return;
@@ -152,15 +211,15 @@ static void *console_thread(void *arg)
 {
     struct console_be *c = arg;
 
-    sandbox_thread(c->who, SANDBOX_EVTCHN | SANDBOX_CLIENTS);
+    sandbox_thread(c->who, SANDBOX_EVTCHN | SANDBOX_CLIENTS | SANDBOX_LOG);
     for (;;) {
         struct epoll_event evs[8];
-        int n = epoll_wait(c->epoll_fd, evs, 8, 100);
+        int n = epoll_wait(c->epoll_fd, evs, 8, RATE_PERIOD_MS / 4);
         if (n < 0 && errno != EINTR) {
             dwarn("%s: epoll_wait: %s; the console thread ends", c->who, strerror(errno));
             return NULL;
         }
-        drain_output(c, true); /* also on timeout: a guest may not kick */
+        drain_output(c, true, true); /* also on timeout: a guest may not kick */
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             uint64_t v;
@@ -203,11 +262,13 @@ static int console_open(struct console_be *c, const char *log_path, const char *
         return -errno;
     }
     if (log_path) {
-        c->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (c->log_fd < 0) {
+        struct stat st;
+        c->log_fd = open(log_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (c->log_fd < 0 || fstat(c->log_fd, &st) < 0) {
             dfmt(err, errlen, "console log %s: %s", log_path, strerror(errno));
             return -errno;
         }
+        c->log_size = (uint64_t)st.st_size;
     }
     if (sock_path) {
         c->listen_fd =
@@ -242,8 +303,6 @@ int console_start(struct domain *d, const char *log_path, const char *sock_path,
     c->port = (uint32_t)rc;
     d->hvm_params[HVM_PARAM_CONSOLE_PFN] = gpa >> DOMUS_PAGE_SHIFT;
     d->hvm_params[HVM_PARAM_CONSOLE_EVTCHN] = c->port;
-    hcall_console = c;
-    d->console_write = hcall_write;
     if ((rc = -pthread_create(&c->thread, NULL, console_thread, c)) < 0) {
         dfmt(err, errlen, "console thread: %s", strerror(-rc));
         goto out;
@@ -266,11 +325,7 @@ void console_stop(struct console_be *c)
             pthread_join(c->thread, NULL);
     }
     if (c->ring)
-        drain_output(c, false);
-    if (hcall_console == c) {
-        c->d->console_write = NULL;
-        hcall_console = NULL;
-    }
+        drain_output(c, false, false);
     int fds[] = {c->kick_fd, c->stop_fd, c->log_fd, c->listen_fd, c->epoll_fd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)

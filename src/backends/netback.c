@@ -147,8 +147,16 @@ static int tx_gather(netif_tx_back_ring_t *ring, RING_IDX cons, RING_IDX rp,
     return rc;
 }
 
+/* Ends the use (gnttab_map) of the first n slots' grants of pkt. */
+static void tx_unmap(const struct netback_io *io, const struct txpkt *pkt, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        gnttab_unmap(io->d, pkt->req[i].gref, false);
+}
+
 /* The packet's data as iovecs into the granted frames (after iov[0], the
- * virtio header); the byte count, or -1 when a slot is bad. */
+ * virtio header), mapped until tx_unmap(pkt->nreq); the byte count, or -1
+ * when a slot is bad (nothing left mapped). */
 static ssize_t tx_map(const struct netback_io *io, const struct txpkt *pkt,
                       struct iovec *iov)
 {
@@ -164,13 +172,20 @@ static ssize_t tx_map(const struct netback_io *io, const struct txpkt *pkt,
         const netif_tx_request_t *r = &pkt->req[i];
         size_t len = i ? r->size : rest;
         uint64_t gpa;
-        void *p;
+        void *p = NULL;
         if (r->offset + len > PAGE ||
-            gnttab_check(io->d, r->gref, 0, false, &gpa) != GNTST_okay ||
-            !(p = gmem_ptr(&io->d->mem, gpa + r->offset, len ? len : 1)))
+            gnttab_map(io->d, r->gref, 0, false, &gpa) != GNTST_okay) {
+            tx_unmap(io, pkt, i);
             return -1;
+        }
+        if (!(p = gmem_ptr(&io->d->mem, gpa + r->offset, len ? len : 1))) {
+            tx_unmap(io, pkt, i + 1);
+            return -1;
+        }
         iov[1 + i] = (struct iovec){p, len};
     }
+    if (total < ETH_HLEN)
+        tx_unmap(io, pkt, pkt->nreq);
     return total >= ETH_HLEN ? (ssize_t)total : -1;
 }
 
@@ -187,14 +202,13 @@ static size_t tx_peek(const struct iovec *iov, unsigned n, uint8_t *buf, size_t 
     return got;
 }
 
-/* The virtio header for what the guest asked of the packet; -1 when it
- * asks a checksum or GSO of something that is not TCP/UDP over IP. */
-static int tx_vnet_hdr(const struct txpkt *pkt, const struct iovec *iov,
+/* The virtio header for what the guest asked of the packet, from head (the
+ * packet's first n bytes, copied once); -1 when it asks a checksum or GSO
+ * of something that is not TCP/UDP over IP. */
+static int tx_vnet_hdr(const struct txpkt *pkt, const uint8_t *head, size_t n,
                        struct virtio_net_hdr *vh)
 {
-    uint8_t head[256];
     uint16_t start, off, end;
-    size_t n = tx_peek(iov + 1, pkt->nreq, head, sizeof(head));
     bool csum = pkt->req[0].flags & NETTXF_csum_blank;
 
     memset(vh, 0, sizeof(*vh));
@@ -222,20 +236,43 @@ static int tx_vnet_hdr(const struct txpkt *pkt, const struct iovec *iov,
     return 0;
 }
 
+/* out = [vh][head's n bytes][the rest of the n data iovecs in, after their
+ * first n bytes]: the tap gets the very header bytes the virtio header was
+ * built from, not a second read of guest memory the guest may have changed
+ * meanwhile.  Returns the iovec count. */
+static int tx_iov(const struct iovec *in, unsigned nin, struct virtio_net_hdr *vh,
+                  uint8_t *head, size_t n, struct iovec *out)
+{
+    int k = 0;
+    out[k++] = (struct iovec){vh, sizeof(*vh)};
+    out[k++] = (struct iovec){head, n};
+    for (unsigned i = 0; i < nin; i++) {
+        size_t skip = n < in[i].iov_len ? n : in[i].iov_len;
+        n -= skip;
+        if (in[i].iov_len > skip)
+            out[k++] =
+                (struct iovec){(uint8_t *)in[i].iov_base + skip, in[i].iov_len - skip};
+    }
+    return k;
+}
+
 /* Sends one packet to the tap; the status for its responses. */
 static int16_t tx_send(const struct netback_io *io, const struct txpkt *pkt)
 {
-    struct iovec iov[1 + NETBACK_MAX_SLOTS];
+    struct iovec iov[1 + NETBACK_MAX_SLOTS], out[2 + NETBACK_MAX_SLOTS];
     struct virtio_net_hdr vh;
+    uint8_t head[256];
     ssize_t len = tx_map(io, pkt, iov);
 
     if (len < 0)
         return NETIF_RSP_ERROR;
-    if (tx_vnet_hdr(pkt, iov, &vh))
-        return NETIF_RSP_OKAY; /* taken and dropped, as a NIC would */
-    iov[0] = (struct iovec){&vh, sizeof(vh)};
-    if (writev(io->tap_fd, iov, (int)pkt->nreq + 1) < 0)
-        dlog_debug("vif tx: %s", strerror(errno)); /* dropped */
+    size_t n = tx_peek(iov + 1, pkt->nreq, head, sizeof(head));
+    if (tx_vnet_hdr(pkt, head, n, &vh) == 0) {
+        int cnt = tx_iov(iov + 1, pkt->nreq, &vh, head, n, out);
+        if (writev(io->tap_fd, out, cnt) < 0)
+            dlog_debug("vif tx: %s", strerror(errno)); /* dropped */
+    } /* else taken and dropped, as a NIC would */
+    tx_unmap(io, pkt, pkt->nreq);
     return NETIF_RSP_OKAY;
 }
 
@@ -305,10 +342,12 @@ static bool rx_fill(const struct netback_io *io, netif_rx_back_ring_t *ring, RIN
     void *p = NULL;
 
     RING_COPY_REQUEST(ring, i, &req);
-    if (gnttab_check(io->d, req.gref, 0, true, &gpa) == GNTST_okay)
+    if (gnttab_map(io->d, req.gref, 0, true, &gpa) == GNTST_okay) {
         p = gmem_ptr(&io->d->mem, gpa, PAGE);
-    if (p)
-        memcpy(p, data, len);
+        if (p)
+            memcpy(p, data, len);
+        gnttab_unmap(io->d, req.gref, true);
+    }
     netif_rx_response_t *rsp = RING_GET_RESPONSE(ring, i);
     rsp->id = req.id;
     rsp->offset = 0;
@@ -374,6 +413,8 @@ struct netback {
     struct virtio_net_hdr *pend_vh; /* a frame read from the tap, waiting for buffers */
     uint8_t *frame;                 /* its buffer: header then data */
     size_t pend_len;                /* its data length; 0: none waiting */
+    grant_ref_t ring_ref[2];        /* tx, rx: in use while ring_mapped[i] */
+    bool ring_mapped[2];
     uint64_t rx_frames, rx_bytes, rx_waits, tx_pkts; /* for the log line at stop */
 };
 
@@ -390,12 +431,22 @@ static int nb_advertise(struct xbe *x)
     return rc;
 }
 
+/* Ends the use of the ring pages: the front end may free them. */
+static void nb_unmap_rings(struct netback *nb)
+{
+    for (unsigned i = 0; i < 2; i++)
+        if (nb->ring_mapped[i])
+            xbe_unmap_ring(&nb->xb, nb->ring_ref[i]);
+    nb->ring_mapped[0] = nb->ring_mapped[1] = false;
+    memset(&nb->tx, 0, sizeof(nb->tx));
+    memset(&nb->rx, 0, sizeof(nb->rx));
+}
+
 static void nb_disconnect(struct xbe *x)
 {
     struct netback *nb = x->priv;
 
-    memset(&nb->tx, 0, sizeof(nb->tx));
-    memset(&nb->rx, 0, sizeof(nb->rx));
+    nb_unmap_rings(nb);
     nb->pend_len = 0;
 }
 
@@ -434,13 +485,21 @@ static const char *nb_connect(struct xbe *x)
         return "multiple queues are not offered";
     if (xbe_read_uint(x, x->fpath, "request-rx-copy", 1, &n) || n != 1)
         return "front end does not use the copying receive path";
-    if (!(txs = xbe_map_ring(x, "tx-ring-ref")) ||
-        !(rxs = xbe_map_ring(x, "rx-ring-ref")))
+    txs = xbe_map_ring(x, "tx-ring-ref", &nb->ring_ref[0]);
+    nb->ring_mapped[0] = txs != NULL;
+    rxs = txs ? xbe_map_ring(x, "rx-ring-ref", &nb->ring_ref[1]) : NULL;
+    nb->ring_mapped[1] = rxs != NULL;
+    if (!rxs) {
+        nb_unmap_rings(nb);
         return "tx-ring-ref or rx-ring-ref is not a writable grant to Domain 0";
+    }
     BACK_RING_INIT(&nb->tx, (netif_tx_sring_t *)txs, PAGE);
     BACK_RING_INIT(&nb->rx, (netif_rx_sring_t *)rxs, PAGE);
     set_offloads(nb);
-    return xbe_bind_port(x, "event-channel");
+    const char *why = xbe_bind_port(x, "event-channel");
+    if (why)
+        nb_unmap_rings(nb);
+    return why;
 }
 
 /* Moves frames from the tap into the guest until it runs out of buffers

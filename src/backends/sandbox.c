@@ -60,6 +60,7 @@ static const int tap_calls[] = {SCMP_SYS(writev)};
 static const int clients_calls[] = {SCMP_SYS(accept4),     SCMP_SYS(epoll_wait),
                                     SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
                                     SCMP_SYS(sendto),      SCMP_SYS(close)};
+static const int log_calls[] = {SCMP_SYS(fstat), SCMP_SYS(pread64), SCMP_SYS(ftruncate)};
 
 /* What one need allows: system calls with any arguments, and one ioctl
  * request (0: none). */
@@ -78,6 +79,7 @@ static const struct grant grants[] = {
     {SANDBOX_DISK, "disk", disk_calls, ARRAY_SIZE(disk_calls), 0},
     {SANDBOX_TAP, "tap", tap_calls, ARRAY_SIZE(tap_calls), TUNSETOFFLOAD},
     {SANDBOX_CLIENTS, "clients", clients_calls, ARRAY_SIZE(clients_calls), 0},
+    {SANDBOX_LOG, "log file", log_calls, ARRAY_SIZE(log_calls), 0},
 };
 
 static int allow_calls(scmp_filter_ctx ctx, const int *calls, size_t n)

@@ -96,14 +96,20 @@ const char *xbe_bind_port(struct xbe *x, const char *rel)
     return NULL;
 }
 
-void *xbe_map_ring(struct xbe *x, const char *rel)
+void *xbe_map_ring(struct xbe *x, const char *rel, grant_ref_t *out)
 {
     uint64_t ref, gpa;
 
     if (xbe_read_uint(x, x->fpath, rel, UINT32_MAX, &ref) ||
-        gnttab_check(x->d, (grant_ref_t)ref, 0, true, &gpa) != GNTST_okay)
+        gnttab_map(x->d, (grant_ref_t)ref, 0, true, &gpa) != GNTST_okay)
         return NULL;
-    return gmem_ptr(&x->d->mem, gpa, DOMUS_PAGE_SIZE);
+    *out = (grant_ref_t)ref;
+    return gmem_ptr(&x->d->mem, gpa, DOMUS_PAGE_SIZE); /* gnttab_map checked it */
+}
+
+void xbe_unmap_ring(struct xbe *x, grant_ref_t ref)
+{
+    gnttab_unmap(x->d, ref, true);
 }
 
 static void frontend_changed(struct xbe *x, uint64_t fst)

@@ -13,6 +13,8 @@ void domain_init(struct domain *d, uint32_t domid, const char *name, unsigned nr
     d->ops = ops;
     d->nr_vcpus = nr_vcpus;
     pthread_mutex_init(&d->lock, NULL);
+    pthread_mutex_init(&d->gnt_lock, NULL);
+    d->log_rl = (struct dratelimit)DRATELIMIT_INIT(10, 5000);
     for (unsigned i = 0; i < HV_MAX_VCPUS; i++) {
         d->vcpus[i].d = d;
         d->vcpus[i].id = i;

@@ -150,9 +150,8 @@ static int op_bind_virq(struct domain *d, struct evtchn_bind_virq *b)
     d->ports[port].vcpu = b->vcpu;
     b->port = (evtchn_port_t)port;
     if (b->virq == VIRQ_TIMER) {
-        struct vcpu *v = &d->vcpus[b->vcpu];
-        v->timer_port = (uint32_t)port;
-        return d->ops->set_timer(v, (uint32_t)port, v->singleshot_ns);
+        d->vcpus[b->vcpu].timer_port = (uint32_t)port;
+        atomic_store(&d->vcpus[b->vcpu].timer_dirty, true);
     }
     return 0;
 }
@@ -175,7 +174,7 @@ static void close_port(struct domain *d, uint32_t port)
     struct evtchn *e = &d->ports[port];
     if (e->state == EVS_VIRQ && e->virq == VIRQ_TIMER && d->vcpus[e->vcpu].timer_port == port) {
         d->vcpus[e->vcpu].timer_port = 0;
-        d->ops->set_timer(&d->vcpus[e->vcpu], 0, 0);
+        atomic_store(&d->vcpus[e->vcpu].timer_dirty, true);
     }
     if (e->state == EVS_INTERDOMAIN && e->backend_fd < 0 && e->remote_dom == d->domid &&
         evtchn_valid(d, e->remote_port) && e->remote_port != port) {
@@ -271,6 +270,27 @@ static int op_send(struct domain *d, struct evtchn_send *s)
     return send_local(d, s->port);
 }
 
+/* Applies the VIRQ_TIMER bindings that changed to KVM, after d->lock is
+ * released: set_timer on another vCPU waits for that vCPU's thread, which
+ * may itself be waiting for d->lock.  The binding is re-read under the lock
+ * and applied until it stops changing, so concurrent changes end with the
+ * latest one applied.  Returns the first set_timer failure. */
+static int sync_timers(struct domain *d)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < d->nr_vcpus; i++) {
+        struct vcpu *v = &d->vcpus[i];
+        while (atomic_exchange(&v->timer_dirty, false)) {
+            pthread_mutex_lock(&d->lock);
+            uint32_t port = v->timer_port;
+            pthread_mutex_unlock(&d->lock);
+            int r = d->ops->set_timer(v, port, port ? v->singleshot_ns : 0);
+            rc = rc < 0 ? rc : r;
+        }
+    }
+    return rc;
+}
+
 typedef int (*evtchn_fn)(struct domain *d, void *arg);
 
 static const struct {
@@ -292,10 +312,23 @@ static const struct {
     [EVTCHNOP_reset] = {(evtchn_fn)op_reset, sizeof(struct evtchn_reset), false},
 };
 
+#define EVTCHN_ARG_MAX 64 /* evtchn_op's buffer: every evtchn_table struct fits */
+_Static_assert(sizeof(struct evtchn_bind_interdomain) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_bind_virq) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_close) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_send) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_status) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_alloc_unbound) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_bind_ipi) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_bind_vcpu) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_unmask) <= EVTCHN_ARG_MAX &&
+                   sizeof(struct evtchn_reset) <= EVTCHN_ARG_MAX,
+               "event channel argument structs fit evtchn_op's buffer");
+
 int64_t evtchn_op(struct vcpu *v, unsigned cmd, uint64_t arg)
 {
     struct domain *d = v->d;
-    uint8_t buf[64];
+    uint8_t buf[EVTCHN_ARG_MAX];
     int rc;
 
     if (cmd >= ARRAY_SIZE(evtchn_table) || !evtchn_table[cmd].fn)
@@ -305,6 +338,8 @@ int64_t evtchn_op(struct vcpu *v, unsigned cmd, uint64_t arg)
     pthread_mutex_lock(&d->lock);
     rc = evtchn_table[cmd].fn(d, buf);
     pthread_mutex_unlock(&d->lock);
+    int trc = sync_timers(d);
+    rc = rc < 0 ? rc : trc;
     if (rc == 0 && evtchn_table[cmd].out &&
         guest_copy_to(v, arg, buf, evtchn_table[cmd].size) < 0)
         rc = -EFAULT;
@@ -324,6 +359,7 @@ int evtchn_alloc_backend_port(struct domain *d, int fd)
         }
     }
     pthread_mutex_unlock(&d->lock);
+    sync_timers(d);
     return port;
 }
 

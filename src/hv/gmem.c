@@ -2,6 +2,7 @@
 #include "domus/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -35,10 +36,13 @@ int gmem_init(struct gmem *m, uint64_t ram_bytes)
         return -EINVAL;
     if (ram_bytes > (1ULL << 46))
         return -ENOMEM;
-    m->fd = memfd_create("domus-guest-ram", MFD_CLOEXEC);
+    m->fd = memfd_create("domus-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (m->fd < 0)
         return -errno;
-    if (ftruncate(m->fd, (off_t)(ram_bytes + TAIL_SIZE)) < 0) {
+    /* Its size is fixed for good: whoever maps it (back ends, xenstored)
+     * can never fault on a page cut off under the mapping. */
+    if (ftruncate(m->fd, (off_t)(ram_bytes + TAIL_SIZE)) < 0 ||
+        fcntl(m->fd, F_ADD_SEALS, GMEM_SEALS | F_SEAL_SEAL) < 0) {
         rc = -errno;
         goto out;
     }
@@ -154,11 +158,19 @@ void *gmem_place_extra(struct gmem *m, unsigned idx, uint64_t gpa)
     if (!m->host || idx >= GMEM_EXTRA_PAGES || !gpa || (gpa & (DOMUS_PAGE_SIZE - 1)))
         return NULL;
     r = &m->region[GMEM_REGION_EXTRA + idx];
-    __atomic_store_n(&r->gpa, 0, __ATOMIC_RELEASE);
-    if (gmem_ptr(m, gpa, 1) != NULL)
+    uint64_t old = __atomic_exchange_n(&r->gpa, 0, __ATOMIC_ACQ_REL);
+    if (gmem_ptr(m, gpa, 1) != NULL) {
+        __atomic_store_n(&r->gpa, old, __ATOMIC_RELEASE);
         return NULL; /* overlaps memory that is already there */
+    }
     __atomic_store_n(&r->gpa, gpa, __ATOMIC_RELEASE);
     return m->host + r->fd_offset;
+}
+
+void gmem_unplace_extra(struct gmem *m, unsigned idx)
+{
+    if (idx < GMEM_EXTRA_PAGES)
+        __atomic_store_n(&m->region[GMEM_REGION_EXTRA + idx].gpa, 0, __ATOMIC_RELEASE);
 }
 
 int gmem_read(const struct gmem *m, uint64_t gpa, void *dst, size_t len)

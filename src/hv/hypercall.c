@@ -19,10 +19,22 @@
 
 typedef int64_t (*hcall_fn)(struct vcpu *v, const uint64_t a[6]);
 
+/* An unsupported call: -ENOSYS, and a log line within the domain's rate
+ * limit (a guest looping on one would otherwise fill Domain 0's disk). */
 static int64_t unknown(struct vcpu *v, const char *what, uint64_t sub)
 {
-    dwarn("dom%u vcpu%u: unsupported %s %llu: -ENOSYS", v->d->domid, v->id, what,
-          (unsigned long long)sub);
+    uint64_t dropped;
+
+    if (!dratelimit_pass(&v->d->log_rl, &dropped))
+        return -ENOSYS;
+    if (dropped)
+        dwarn("dom%u vcpu%u: unsupported %s %llu: -ENOSYS (and %llu lines like it "
+              "suppressed)",
+              v->d->domid, v->id, what, (unsigned long long)sub,
+              (unsigned long long)dropped);
+    else
+        dwarn("dom%u vcpu%u: unsupported %s %llu: -ENOSYS", v->d->domid, v->id, what,
+              (unsigned long long)sub);
     return -ENOSYS;
 }
 
@@ -101,9 +113,11 @@ static int64_t add_to_physmap(struct vcpu *v, uint64_t arg)
         return -EINVAL;
     switch (x.space) {
     case XENMAPSPACE_shared_info: {
-        if (x.idx != 0 || !gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
+        /* One lookup: another vCPU may move an extra page meanwhile. */
+        void *page = x.idx == 0 ? gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE) : NULL;
+        if (!page)
             return -EINVAL;
-        memset(gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE), 0, DOMUS_PAGE_SIZE);
+        memset(page, 0, DOMUS_PAGE_SIZE);
         int rc = d->ops->set_shared_info(d, x.gpfn);
         if (rc == 0)
             d->shared_info_gpa = gpa;
@@ -231,6 +245,8 @@ static int64_t register_vcpu_info(struct vcpu *t, uint64_t arg, struct vcpu *v)
     struct vcpu_register_vcpu_info r;
     if (guest_copy_from(v, &r, arg, sizeof(r)) < 0)
         return -EFAULT;
+    if (r.mfn >= (1ULL << (64 - DOMUS_PAGE_SHIFT)))
+        return -EINVAL; /* would wrap when shifted */
     uint64_t gpa = (r.mfn << DOMUS_PAGE_SHIFT) + r.offset;
     if (r.offset > DOMUS_PAGE_SIZE - sizeof(struct vcpu_info) ||
         !gmem_ptr(&v->d->mem, gpa, sizeof(struct vcpu_info)))
@@ -321,21 +337,17 @@ static int64_t hc_sched_op(struct vcpu *v, const uint64_t a[6])
 
 /* ---- console_io, vm_assist, physdev_op, grant_table_op, event_channel_op ---- */
 
-#define CONSOLE_IO_MAX 4096
-
+/* Refused, as release builds of Xen refuse it to every domain but the
+ * hardware domain (XSM's console_io hook): every Domus guest is
+ * unprivileged, its console is the PV ring (rate-limited by the console back
+ * end), and Linux's users of CONSOLEIO_write (earlyprintk=xen,
+ * xen_raw_console_write) fall back or ignore the error.  Letting it through
+ * gave any guest 4 KiB of Domain 0's log per hypercall. */
 static int64_t hc_console_io(struct vcpu *v, const uint64_t a[6])
 {
-    char buf[CONSOLE_IO_MAX];
-    if (a[0] == CONSOLEIO_read)
-        return 0;
-    if (a[0] != CONSOLEIO_write)
-        return unknown(v, "console_io", a[0]);
-    size_t n = a[1] < sizeof(buf) ? a[1] : sizeof(buf);
-    if (guest_copy_from(v, buf, a[2], n) < 0)
-        return -EFAULT;
-    if (v->d->console_write)
-        v->d->console_write(v->d, buf, n);
-    return (int64_t)n;
+    (void)v;
+    (void)a;
+    return -EPERM;
 }
 
 static int64_t hc_vm_assist(struct vcpu *v, const uint64_t a[6])

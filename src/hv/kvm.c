@@ -27,7 +27,6 @@
 
 #define XEN_HYPERCALL_MSR 0x40000000
 #define KVM_TSS_ADDR 0xFFFBD000ULL
-#define KICK_SIGNAL SIGUSR1
 
 struct kvm_priv {
     int kvm_fd;
@@ -35,63 +34,9 @@ struct kvm_priv {
     struct vcpu_gate gate; /* the vCPU threads' pause (vcpugate.h) */
 };
 
-static __thread struct vcpu *current_vcpu;
-
 static struct kvm_priv *priv(struct domain *d)
 {
     return d->priv;
-}
-
-/* ---- calls into another vCPU's thread ---- */
-
-static void vcpu_run_pending_call(struct vcpu *v);
-
-/* Runs fn on vCPU t's own thread (vCPU ioctls wait while t is in KVM_RUN)
- * and returns its result. */
-static int vcpu_call(struct vcpu *t, int (*fn)(struct vcpu *, void *), void *arg)
-{
-    if (!t->thread_started || current_vcpu == t)
-        return fn(t, arg);
-    pthread_mutex_lock(&t->call_lock);
-    while (t->call_fn) /* one call at a time */
-        pthread_cond_wait(&t->call_cond, &t->call_lock);
-    t->call_fn = fn;
-    t->call_arg = arg;
-    t->call_done = false;
-    pthread_kill(t->thread, KICK_SIGNAL);
-    vcpu_gate_wake(&priv(t->d)->gate); /* t may be parked by a pause */
-    while (!t->call_done) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&t->call_cond, &t->call_lock, &ts);
-        if (current_vcpu && !t->call_done) {
-            /* Serve calls aimed at us meanwhile: two vCPUs may call each other. */
-            pthread_mutex_unlock(&t->call_lock);
-            vcpu_run_pending_call(current_vcpu);
-            pthread_mutex_lock(&t->call_lock);
-        }
-    }
-    int rc = t->call_rc;
-    t->call_fn = NULL;
-    pthread_cond_broadcast(&t->call_cond);
-    pthread_mutex_unlock(&t->call_lock);
-    return rc;
-}
-
-static void vcpu_run_pending_call(struct vcpu *v)
-{
-    pthread_mutex_lock(&v->call_lock);
-    if (v->call_fn && !v->call_done) {
-        v->call_rc = v->call_fn(v, v->call_arg);
-        v->call_done = true;
-        pthread_cond_broadcast(&v->call_cond);
-    }
-    pthread_mutex_unlock(&v->call_lock);
 }
 
 /* ---- hv_ops on KVM ---- */
@@ -262,7 +207,15 @@ static int k_map_extra(struct domain *d, unsigned idx, uint64_t gpa, void *host)
     return set_slot(fd, r->slot, gpa, r->size, host);
 }
 
+/* Out of KVM_RUN by the signal, out of a pause's gate by its wake-up. */
+static void k_kick(struct vcpu *v)
+{
+    pthread_kill(v->thread, HV_KICK_SIGNAL);
+    vcpu_gate_wake(&priv(v->d)->gate);
+}
+
 static const struct hv_ops kvm_ops = {
+    .kick = k_kick,
     .map_extra = k_map_extra,
     .set_shared_info = k_set_shared_info,
     .set_vcpu_info = k_set_vcpu_info,
@@ -479,8 +432,8 @@ int kvm_boot_vcpu_setup(struct domain *d, uint64_t entry, uint64_t start_info)
 static void kick_handler(int sig)
 {
     (void)sig;
-    if (current_vcpu && current_vcpu->run)
-        ((struct kvm_run *)current_vcpu->run)->immediate_exit = 1;
+    if (vcpu_current && vcpu_current->run)
+        ((struct kvm_run *)vcpu_current->run)->immediate_exit = 1;
 }
 
 static bool domain_running(struct domain *d)
@@ -569,6 +522,9 @@ static void handle_exit(struct vcpu *v, struct kvm_run *run)
             memcpy(args, run->xen.u.hcall.params, sizeof(args));
             if (run->xen.u.hcall.cpl != 0)
                 run->xen.u.hcall.result = (uint64_t)-EPERM;
+            else if (!run->xen.u.hcall.longmode)
+                run->xen.u.hcall.result =
+                    (uint64_t)-ENOSYS; /* 32-bit layouts: not served */
             else
                 run->xen.u.hcall.result =
                     (uint64_t)hv_hypercall(v, run->xen.u.hcall.input, args);
@@ -597,20 +553,20 @@ static void handle_exit(struct vcpu *v, struct kvm_run *run)
 
 static void serve_call(void *v)
 {
-    vcpu_run_pending_call(v);
+    vcpu_serve_calls(v);
 }
 
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
     struct kvm_run *run = v->run;
-    current_vcpu = v;
+    vcpu_current = v;
     sigset_t set;
     sigemptyset(&set);
-    sigaddset(&set, KICK_SIGNAL);
+    sigaddset(&set, HV_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     while (domain_running(v->d)) {
-        vcpu_run_pending_call(v);
+        vcpu_serve_calls(v);
         vcpu_gate_park(&priv(v->d)->gate, serve_call, v);
         if (!domain_running(v->d))
             break;
@@ -625,7 +581,7 @@ static void *vcpu_thread(void *arg)
         }
         handle_exit(v, run);
     }
-    vcpu_run_pending_call(v);
+    vcpu_calls_end(v);
     log_exits(v);
     vcpu_gate_leave(&priv(v->d)->gate);
     return NULL;
@@ -635,11 +591,11 @@ int kvm_domain_start(struct domain *d)
 {
     struct sigaction sa = {.sa_handler = kick_handler};
     sigemptyset(&sa.sa_mask);
-    sigaction(KICK_SIGNAL, &sa, NULL);
+    sigaction(HV_KICK_SIGNAL, &sa, NULL);
     /* Only vCPU threads take the kick signal. */
     sigset_t set, old;
     sigemptyset(&set);
-    sigaddset(&set, KICK_SIGNAL);
+    sigaddset(&set, HV_KICK_SIGNAL);
     pthread_sigmask(SIG_BLOCK, &set, &old);
     for (unsigned i = 0; i < d->nr_vcpus; i++) {
         struct vcpu *v = &d->vcpus[i];
@@ -660,7 +616,7 @@ static void kick_all(void *arg)
     struct domain *d = arg;
     for (unsigned i = 0; i < d->nr_vcpus; i++)
         if (d->vcpus[i].thread_started)
-            pthread_kill(d->vcpus[i].thread, KICK_SIGNAL);
+            pthread_kill(d->vcpus[i].thread, HV_KICK_SIGNAL);
 }
 
 void kvm_domain_pause(struct domain *d, bool pause)
@@ -686,7 +642,7 @@ void kvm_domain_stop(struct domain *d)
         /* Kick until the thread leaves KVM_RUN and sees the shutdown. */
         struct timespec ts = {0, 1000000};
         while (pthread_tryjoin_np(v->thread, NULL) == EBUSY) {
-            pthread_kill(v->thread, KICK_SIGNAL);
+            pthread_kill(v->thread, HV_KICK_SIGNAL);
             nanosleep(&ts, NULL);
         }
         v->thread_started = false;

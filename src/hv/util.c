@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,28 @@ uint64_t dnow_ns(void)
 int64_t dnow_ms(void)
 {
     return (int64_t)(dnow_ns() / 1000000u);
+}
+
+bool dratelimit_pass(struct dratelimit *rl, uint64_t *dropped)
+{
+    int64_t now = dnow_ms();
+    bool pass;
+
+    pthread_mutex_lock(&rl->lock);
+    if (rl->used && now - rl->start_ms >= (int64_t)rl->period_ms)
+        rl->used = 0;
+    if (!rl->used)
+        rl->start_ms = now;
+    pass = rl->used < rl->burst;
+    if (pass) {
+        rl->used++;
+        *dropped = rl->dropped;
+        rl->dropped = 0;
+    } else {
+        rl->dropped++;
+    }
+    pthread_mutex_unlock(&rl->lock);
+    return pass;
 }
 
 bool denv_is_1(const char *name)
@@ -84,7 +107,10 @@ int unix_listen(const char *path, int flags, const char *what, char *err, size_t
     if (fd < 0)
         return -errno;
     unlink(path);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
+    /* Linux gives the socket file the socket's mode (less the umask) at
+     * bind: owner only from the start, no window for a chmod to close. */
+    if (fchmod(fd, DOMUS_SOCK_MODE) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
         int rc = -errno;
         dfmt(err, errlen, "%s %s: %s", what, path, strerror(errno));
         close(fd);

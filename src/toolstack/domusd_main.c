@@ -88,7 +88,9 @@ static void pid_file(int create)
 
 static int setup(struct dsd *d, char *err, size_t errlen)
 {
-    int rc = ts_mkdir_p(ts_run_dir());
+    /* Domain 0's sockets and state live here: the owner's only (a
+     * directory that exists already keeps its mode). */
+    int rc = ts_mkdir_mode(ts_run_dir(), 0700);
 
     if (rc) {
         dfmt(err, errlen, "cannot create %s: %s", ts_run_dir(), strerror(-rc));

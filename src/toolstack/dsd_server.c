@@ -103,8 +103,9 @@ static int listen_socket(struct dsd *d)
     if (fd < 0)
         return -errno;
     unlink(d->sock_path); /* stale: the caller holds the daemon lock */
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        chmod(d->sock_path, 0600) < 0 || listen(fd, SOMAXCONN) < 0) {
+    /* The file gets the socket's mode at bind (see unix_listen). */
+    if (fchmod(fd, DOMUS_SOCK_MODE) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, SOMAXCONN) < 0) {
         rc = -errno;
         close(fd);
         return rc;

@@ -6,12 +6,14 @@
 #include "domus/vmproc.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define VM_READY_FD 3
@@ -218,11 +220,39 @@ static void stderr_feed(struct dsd_dom *dom, const char *buf, size_t n)
     }
 }
 
+/* Appends domus-vm's stderr to its log.  At DSD_VMLOG_MAX bytes the log
+ * becomes <log>.1 (replacing the one before) and a new one starts. */
+static void vmlog_write(struct dsd_dom *dom, const char *buf, size_t n)
+{
+    char old[PATH_MAX + 4];
+    struct stat st;
+
+    if (dom->vmlog_fd < 0)
+        return;
+    if (fstat(dom->vmlog_fd, &st) == 0 && st.st_size > 0 &&
+        (uint64_t)st.st_size + n > DSD_VMLOG_MAX) {
+        close_fd(&dom->vmlog_fd);
+        if ((size_t)snprintf(old, sizeof(old), "%s.1", dom->vm_log) < sizeof(old))
+            rename(dom->vm_log, old);
+        dom->vmlog_fd =
+            open(dom->vm_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (dom->vmlog_fd < 0)
+            return;
+    }
+    if (write(dom->vmlog_fd, buf, n) < 0)
+        close_fd(&dom->vmlog_fd);
+}
+
 void dsd_vm_read_stderr(struct dsd *d, struct dsd_dom *dom)
 {
     char buf[4096];
+    /* A running domus-vm gets a budget per round of the event loop, so a
+     * chatty one cannot keep domusd from the others (epoll comes back for
+     * the rest); a dead one's last words are read whole (the pipe holds
+     * them all). */
+    unsigned budget = dom->pid ? DSD_STDERR_BUDGET : UINT_MAX;
 
-    while (dom->err_fd >= 0) {
+    while (dom->err_fd >= 0 && budget--) {
         ssize_t n = read(dom->err_fd, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;
@@ -237,8 +267,7 @@ void dsd_vm_read_stderr(struct dsd *d, struct dsd_dom *dom)
             dsd_unwatch_close(d, &dom->err_fd);
             return;
         }
-        if (dom->vmlog_fd >= 0 && write(dom->vmlog_fd, buf, (size_t)n) < 0)
-            close_fd(&dom->vmlog_fd);
+        vmlog_write(dom, buf, (size_t)n);
         stderr_feed(dom, buf, (size_t)n);
     }
 }

@@ -59,6 +59,11 @@ int ts_self_dir(char *buf, size_t len)
 
 int ts_mkdir_p(const char *dir)
 {
+    return ts_mkdir_mode(dir, 0755);
+}
+
+int ts_mkdir_mode(const char *dir, mode_t mode)
+{
     char tmp[PATH_MAX];
     size_t n = strlen(dir);
 
@@ -73,7 +78,7 @@ int ts_mkdir_p(const char *dir)
             return -errno;
         *p = '/';
     }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
         return -errno;
     return 0;
 }

@@ -84,29 +84,29 @@ bool xs_errno_known(int err);
 const char *xs_errno_name(int err);
 
 /* ---- transactions ---- */
-struct xs_event {
-    struct xs_event *next;
-    char *path;
-    bool exact;
-    struct xs_perm *perms; /* the node's perms when the event arose, or NULL */
-    unsigned nperms;
-};
 struct xs_txent {
     struct xs_hent h;
     struct xs_txent *order;
     uint64_t base_gen;    /* 0: absent when first seen */
     struct xs_node *node; /* current state in the tx, NULL: absent */
     bool modified;
+    /* The one watch event the node's changes fire at commit (Xen's
+     * fire_watch mark): exact only while every change asked exact; the
+     * perms of the first change (the old ones: who lost access hears it). */
+    bool ev, ev_exact;
+    struct xs_perm *ev_perms;
+    unsigned ev_nperms;
+    struct xs_txent *ev_next; /* events in the order they arose */
 };
 struct xs_tx {
     struct xs_tx *next;
     uint32_t id;
     struct xs_htab ents;
     struct xs_txent *first, *last;
-    struct xs_event *ev_first, *ev_last;
+    struct xs_txent *ev_first, *ev_last;
     int delta_owned; /* nodes gained by the connection's domain */
     size_t bytes;    /* node records copied in (charged to conn->tx_bytes) */
-    bool fail;
+    int fail;        /* the first error of a change left half done (-errno), 0: none */
 };
 void tx_free(struct xs_tx *t);
 
@@ -238,6 +238,12 @@ unsigned xs_req_nstrings(const struct xs_req *r);
 const char *xs_req_onearg(const struct xs_req *r);
 void xs_reply(struct xs_conn *c, struct xs_req *r, const void *data, uint32_t len);
 int rm_tree(struct xs_view *v, const char *name);
+
+/* Notes in v's transaction that path's change fires watches at commit: one
+ * event per node however often it changes, charged to the transaction's
+ * memory quota.  0, -ENOSPC or -ENOMEM. */
+int tx_note_event(struct xs_view *v, const char *path, bool exact,
+                  const struct xs_perm *perms, unsigned nperms);
 
 /* watches (xs_watch.c) */
 void fire_watches(struct xs_view *v, const char *path, bool exact,

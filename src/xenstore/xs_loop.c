@@ -41,7 +41,7 @@ static int mkdir_p(const char *dir)
             return -errno;
         *p = '/';
     }
-    if (mkdir(buf, 0755) && errno != EEXIST)
+    if (mkdir(buf, 0700) && errno != EEXIST) /* the socket's own directory */
         return -errno;
     return 0;
 }
@@ -78,7 +78,9 @@ int xs_daemon_listen(struct xs_daemon *d, const char *path)
     if (rc)
         goto out;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128)) {
+    /* The file gets the socket's mode at bind (see unix_listen). */
+    if (fd < 0 || fchmod(fd, DOMUS_SOCK_MODE) ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128)) {
         rc = -errno;
         goto out;
     }

@@ -226,8 +226,8 @@ static int create_node(struct xs_view *v, const char *name, const void *data,
         if (r2 && !rc)
             rc = r2;
     }
-    if (rc && v->tx)
-        v->tx->fail = true;
+    if (rc && v->tx && !v->tx->fail)
+        v->tx->fail = rc;
 out:
     pending_free(&p);
     for (unsigned i = 0; i < num; i++)
@@ -286,8 +286,8 @@ int rm_tree(struct xs_view *v, const char *name)
     node_del_child(pc, xs_basename(name));
     rc = view_put(v, pc);
 out:
-    if (rc && v->tx)
-        v->tx->fail = true;
+    if (rc && v->tx && !v->tx->fail)
+        v->tx->fail = rc;
     free(pname);
     return rc;
 }

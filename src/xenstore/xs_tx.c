@@ -5,7 +5,8 @@
  * transaction.  Commit fails with EAGAIN if any touched path changed in the
  * store since (read or written: writing a node's children list without
  * checking would lose a concurrent sibling), otherwise it puts every
- * modified path's state into the store and fires the queued watch events. */
+ * modified path's state into the store and fires the watch events noted on
+ * the entries, one per node. */
 #include "xs_int.h"
 
 #include <stdlib.h>
@@ -15,6 +16,7 @@ static void free_txent(struct xs_hent *e)
 {
     struct xs_txent *t = (struct xs_txent *)e;
     node_free(t->node);
+    free(t->ev_perms);
     free(t->h.name);
     free(t);
 }
@@ -24,13 +26,6 @@ void tx_free(struct xs_tx *t)
     if (!t)
         return;
     htab_free(&t->ents, free_txent);
-    struct xs_event *e = t->ev_first, *next;
-    for (; e; e = next) {
-        next = e->next;
-        free(e->path);
-        free(e->perms);
-        free(e);
-    }
     free(t);
 }
 
@@ -136,6 +131,37 @@ int view_del(struct xs_view *v, const char *name)
     return 0;
 }
 
+int tx_note_event(struct xs_view *v, const char *path, bool exact,
+                  const struct xs_perm *p, unsigned n)
+{
+    struct xs_txent *e;
+    int rc = tx_ent(v, path, &e);
+    if (rc)
+        return rc;
+    if (e->ev) {
+        e->ev_exact = e->ev_exact && exact;
+        return 0;
+    }
+    rc = tx_charge(v, sizeof(*e) + (p ? n : 0) * sizeof(*p));
+    if (rc)
+        return rc;
+    if (p && n) {
+        e->ev_perms = malloc(n * sizeof(*p));
+        if (!e->ev_perms)
+            return -ENOMEM;
+        memcpy(e->ev_perms, p, n * sizeof(*p));
+        e->ev_nperms = n;
+    }
+    e->ev = true;
+    e->ev_exact = exact;
+    if (v->tx->ev_last)
+        v->tx->ev_last->ev_next = e;
+    else
+        v->tx->ev_first = e;
+    v->tx->ev_last = e;
+    return 0;
+}
+
 static int tx_check(struct xs_daemon *d, struct xs_conn *c, struct xs_tx *t)
 {
     for (struct xs_txent *e = t->first; e; e = e->order) {
@@ -153,7 +179,7 @@ static int tx_check(struct xs_daemon *d, struct xs_conn *c, struct xs_tx *t)
 int tx_commit(struct xs_daemon *d, struct xs_conn *c, struct xs_tx *t)
 {
     if (t->fail)
-        return -ENOMEM;
+        return t->fail;
     int rc = tx_check(d, c, t);
     if (rc)
         return rc;
@@ -169,7 +195,7 @@ int tx_commit(struct xs_daemon *d, struct xs_conn *c, struct xs_tx *t)
             store_del(&d->store, e->h.name);
         }
     }
-    for (struct xs_event *ev = t->ev_first; ev; ev = ev->next)
-        fire_event_now(d, ev->path, ev->exact, ev->perms, ev->nperms);
+    for (struct xs_txent *e = t->ev_first; e; e = e->ev_next)
+        fire_event_now(d, e->h.name, e->ev_exact, e->ev_perms, e->ev_nperms);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* INTRODUCE hook: fetch a guest's xenstore ring from its domus-vm process. */
 #include "domus/xs_vmhook.h"
+#include "domus/gmem.h"
 #include "domus/util.h"
 #include "domus/vmctl.h"
 
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -46,8 +48,22 @@ static int ask_ring(const char *run_dir, unsigned domid, json_object **reply,
     return 0;
 }
 
-int xs_vmhook_map(void *run_dir, unsigned domid, uint64_t gfn, unsigned evtchn,
-                  void **page, int *notify_fd, int *kick_fd)
+/* Is the page at offset inside memfd fd, whose size is sealed (GMEM_SEALS)?
+ * Without the seals, the other side could shrink the file under our
+ * mapping and fault the daemon with SIGBUS.  0 or -EINVAL. */
+static int sealed_page(int fd, uint64_t offset)
+{
+    struct stat st;
+    int seals = fcntl(fd, F_GET_SEALS);
+
+    if (seals < 0 || (seals & GMEM_SEALS) != GMEM_SEALS || fstat(fd, &st) < 0 ||
+        offset > (uint64_t)st.st_size || st.st_size - offset < DOMUS_PAGE_SIZE)
+        return -EINVAL;
+    return 0;
+}
+
+int xs_vmhook_map(void *run_dir, unsigned domid, uint64_t gfn, unsigned evtchn, void **page,
+                  int *notify_fd, int *kick_fd)
 {
     int fds[NFDS] = {-1, -1, -1}, rc;
     uint64_t rgfn, rport, offset;
@@ -62,8 +78,10 @@ int xs_vmhook_map(void *run_dir, unsigned domid, uint64_t gfn, unsigned evtchn,
         vmctl_get_u64(reply, "offset", INT64_MAX, &offset) || rgfn != gfn ||
         rport != evtchn || offset % DOMUS_PAGE_SIZE)
         goto out;
-    void *p = mmap(NULL, DOMUS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0],
-                   (off_t)offset);
+    rc = sealed_page(fds[0], offset);
+    if (rc < 0)
+        goto out;
+    void *p = mmap(NULL, DOMUS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], (off_t)offset);
     if (p == MAP_FAILED) {
         rc = -errno;
         goto out;

@@ -62,6 +62,9 @@ static void send_event(struct xs_conn *c, const struct xs_watch *w, const char *
         c->d->st.watch_events++;
 }
 
+/* Permission is checked only for a connection with a watch that matches,
+ * once: checking every connection first stalled the daemon on a large
+ * commit. */
 void fire_event_now(struct xs_daemon *d, const char *path, bool exact,
                     const struct xs_perm *p, unsigned n)
 {
@@ -69,41 +72,20 @@ void fire_event_now(struct xs_daemon *d, const char *path, bool exact,
     for (struct xs_conn *c = d->conns; c; c = c->next) {
         if (!c->watches || c->ignored)
             continue;
-        if (special ? !special_readable(c, path) : !watch_permitted(c, path, p, n))
-            continue;
-        for (struct xs_watch *w = c->watches; w; w = w->next)
-            if (exact ? !strcmp(path, w->path) : is_child(path, w->path))
-                send_event(c, w, path);
-    }
-}
-
-static int tx_queue_event(struct xs_tx *t, const char *path, bool exact,
-                          const struct xs_perm *p, unsigned n)
-{
-    struct xs_event *e = calloc(1, sizeof(*e));
-    if (!e)
-        return -ENOMEM;
-    e->path = strdup(path);
-    e->exact = exact;
-    if (p && n) {
-        e->perms = malloc(n * sizeof(*p));
-        if (e->perms) {
-            memcpy(e->perms, p, n * sizeof(*p));
-            e->nperms = n;
+        int allowed = -1; /* not checked yet */
+        for (struct xs_watch *w = c->watches; w && allowed; w = w->next) {
+            if (exact ? strcmp(path, w->path) : !is_child(path, w->path))
+                continue;
+            if (allowed < 0) {
+                d->st.watch_checks++;
+                allowed =
+                    special ? special_readable(c, path) : watch_permitted(c, path, p, n);
+                if (!allowed)
+                    break;
+            }
+            send_event(c, w, path);
         }
     }
-    if (!e->path || (n && !e->perms)) {
-        free(e->path);
-        free(e->perms);
-        free(e);
-        return -ENOMEM;
-    }
-    if (t->ev_last)
-        t->ev_last->next = e;
-    else
-        t->ev_first = e;
-    t->ev_last = e;
-    return 0;
 }
 
 /* Changes made in a transaction fire only when it commits. */
@@ -111,8 +93,9 @@ void fire_watches(struct xs_view *v, const char *path, bool exact,
                   const struct xs_perm *p, unsigned n)
 {
     if (v->tx) {
-        if (tx_queue_event(v->tx, path, exact, p, n))
-            v->tx->fail = true;
+        int rc = tx_note_event(v, path, exact, p, n);
+        if (rc && !v->tx->fail)
+            v->tx->fail = rc;
         return;
     }
     fire_event_now(v->d, path, exact, p, n);

@@ -313,6 +313,50 @@ static void test_ring(void)
 }
 
 /* The same ring served on io_uring: answers come by completion, drained. */
+/* A read in flight keeps its grant busy (GTF_reading | GTF_writing), so the
+ * front end cannot end access to the page the read is filling; the answer
+ * frees it.  The image is a pipe here: the read waits for its data. */
+static void in_flight_grants(blkif_sring_t *s, blkif_front_ring_t *front,
+                             blkif_back_ring_t *back)
+{
+    int p[2], img = io.fd;
+    bool notify;
+    grant_entry_v1_t *g = gmem_ptr(&dom->mem, GT_GPA + 5 * sizeof(*g), sizeof(*g));
+    static uint8_t data[4096];
+
+    if (pipe(p) < 0)
+        abort();
+    io.fd = p[0];
+    blkif_request_t *r = RING_GET_REQUEST(front, front->req_prod_pvt++);
+    *r = rq(BLKIF_OP_READ, 0, 1);
+    r->seg[0].gref = 5;
+    r->id = 900;
+    s->req_prod = front->req_prod_pvt;
+    blkback_do_ring(&io, back, &notify);
+    uint16_t busy = g->flags, f = busy;
+    /* The front end's end of access (Linux's): refused while busy. */
+    bool ended = !(f & (GTF_reading | GTF_writing)) &&
+                 __atomic_compare_exchange_n(&g->flags, &f, 0, false, __ATOMIC_SEQ_CST,
+                                             __ATOMIC_SEQ_CST);
+    CHECK("aio: a read in flight keeps its grant reading and writing: no end of access",
+          blkback_in_flight(&io) == 1 && !ended &&
+              (busy & (GTF_reading | GTF_writing)) == (GTF_reading | GTF_writing));
+    memset(data, 'P', sizeof(data));
+    if (write(p[1], data, sizeof(data)) != sizeof(data))
+        abort();
+    struct pollfd pe = {blkback_aio_fd(&io), POLLIN, 0};
+    for (unsigned i = 0; i < 50 && blkback_in_flight(&io); i++) {
+        poll(&pe, 1, 100);
+        blkback_do_ring(&io, back, &notify);
+    }
+    CHECK("aio: the answered read leaves the grant as the front end made it",
+          blkback_in_flight(&io) == 0 && page(5)[0] == 'P' &&
+              g->flags == GTF_permit_access);
+    io.fd = img;
+    close(p[0]);
+    close(p[1]);
+}
+
 static void test_ring_aio(void)
 {
     blkif_sring_t *s = gmem_ptr(&dom->mem, RING_GPA, 4096);
@@ -455,11 +499,24 @@ static void test_ring_aio(void)
     CHECK("ring: producer between the answered and the taken is impossible",
           XBE_REQ_PROD_BAD(&t, 7) && !XBE_REQ_PROD_BAD(&t, 10) &&
               !XBE_REQ_PROD_BAD(&t, 12));
+    in_flight_grants(s, &front, &back);
     blkback_aio_fini(&io);
     CHECK("aio: finished", io.aio == NULL && blkback_aio_fd(&io) == -1);
 }
 
 #define RING16_GPA 0x200000ULL /* 16 ring pages, grants 40..55 */
+
+/* The GTF_reading | GTF_writing bits set in any of grants first..first+n-1. */
+static uint16_t ring_flags(grant_ref_t first, unsigned n)
+{
+    uint16_t f = 0;
+    for (unsigned i = 0; i < n; i++) {
+        grant_entry_v1_t *e =
+            gmem_ptr(&dom->mem, GT_GPA + (first + i) * sizeof(*e), sizeof(*e));
+        f |= e->flags & (GTF_reading | GTF_writing);
+    }
+    return f;
+}
 
 static void test_multipage_ring(void)
 {
@@ -479,11 +536,16 @@ static void test_multipage_ring(void)
         CHECK("map ring: the mapping is the guest's pages, in order",
               g[0] == 1 && g[4095] == 2 && g[4096] == 3 && g[4 * 4096 - 1] == 4 &&
                   m[8192] == 5);
-        blkback_unmap_ring(m, 4);
+        CHECK("map ring: its grants are in use while mapped",
+              ring_flags(40, 4) == (GTF_reading | GTF_writing));
+        blkback_unmap_ring(dom, refs, m, 4);
+        CHECK("map ring: and free again once unmapped", ring_flags(40, 4) == 0);
     }
     refs[2] = 20;
     CHECK("map ring: a read-only grant is refused, and named",
           !blkback_map_ring(dom, refs, 4, &bad) && bad == 2);
+    CHECK("map ring: a refused ring leaves none of its grants in use",
+          ring_flags(40, 2) == 0);
     refs[2] = 21;
     CHECK("map ring: a grant to another domain is refused",
           !blkback_map_ring(dom, refs, 4, &bad) && bad == 2);
@@ -534,7 +596,7 @@ static void test_multipage_ring(void)
           blkback_do_ring(&io, &back, &notify) == -EPROTO);
     blkback_drain(&io, &back, &dn);
     blkback_aio_fini(&io);
-    blkback_unmap_ring(m, 16);
+    blkback_unmap_ring(dom, refs, m, 16);
 }
 
 int main(void)

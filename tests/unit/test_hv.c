@@ -7,10 +7,15 @@
 #include "domus/util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <xen/features.h>
@@ -35,10 +40,16 @@ static int f_shinfo(struct domain *d, uint64_t gfn) { (void)d; fk.shinfo_gfn = g
 static int f_gpa(struct vcpu *v, uint64_t gpa) { (void)v; (void)gpa; return 0; }
 static int f_vec(struct vcpu *v, uint8_t vec) { (void)v; fk.upcall_vector = vec; return 0; }
 static int f_gvec(struct domain *d, uint8_t vec) { (void)d; (void)vec; return 0; }
+/* set_timer waits for the target vCPU's thread (vcpu_call), which may be
+ * waiting for d->lock: it must never be called with d->lock held. */
+static unsigned timer_under_lock;
 static int f_timer(struct vcpu *v, uint32_t port, uint64_t ns)
 {
-    (void)v;
     (void)ns;
+    if (pthread_mutex_trylock(&v->d->lock) == 0)
+        pthread_mutex_unlock(&v->d->lock);
+    else
+        timer_under_lock++;
     fk.timer_port = port;
     return 0;
 }
@@ -59,9 +70,12 @@ static int f_route_local(struct domain *d, uint32_t p, uint32_t t, uint32_t v)
 static int f_route_fd(struct domain *d, uint32_t p, int fd) { (void)d, (void)p, (void)fd; return 0; }
 static int f_route_rm(struct domain *d, uint32_t p) { (void)d, (void)p; fk.routes_removed++; return 0; }
 static unsigned extra_maps;
+static uint64_t extra_refused; /* a gpa where map_extra fails (KVM out of slots) */
 static int f_map_extra(struct domain *d, unsigned i, uint64_t gpa, void *h)
 {
-    (void)d, (void)i, (void)gpa, (void)h;
+    (void)d, (void)i, (void)h;
+    if (gpa == extra_refused)
+        return -ENOSPC;
     extra_maps++;
     return 0;
 }
@@ -75,6 +89,7 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
 static const struct hv_ops fake_ops = {
     f_shinfo, f_gpa, f_gpa, f_gpa, f_vec, f_gvec, f_timer,
     f_deliver, f_route_local, f_route_fd, f_route_rm, f_map_extra, f_translate,
+    NULL, /* kick: HV_KICK_SIGNAL */
 };
 
 static struct domain *dom;
@@ -154,6 +169,43 @@ static void test_dispatch(void)
           hcall(__HYPERVISOR_xen_version, XENVER_get_features, (64ULL << 20) - 4, 0) == -EFAULT);
 }
 
+/* A guest looping on unsupported hypercalls and console writes: Domain 0's
+ * log (domus-vm's stderr) must stay bounded.  stderr goes to a file here. */
+static void test_log_flood(void)
+{
+    setup(2);
+    char path[] = "/tmp/domus-test-hv-log-XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+    if (fd < 0 || saved < 0)
+        abort();
+    fflush(stderr);
+    dup2(fd, 2);
+    static char text[4096];
+    memset(text, 'x', sizeof(text));
+    put(text, sizeof(text));
+    int64_t rc_write = 0, rc_unknown = 0;
+    for (unsigned i = 0; i < 100000; i++) {
+        rc_unknown |= hcall(200 + i % 50, i, 0, 0) + ENOSYS;
+        rc_unknown |= hcall(__HYPERVISOR_memory_op, 1000 + i, ARG, 0) + ENOSYS;
+    }
+    for (unsigned i = 0; i < 20000; i++)
+        rc_write |= hcall(__HYPERVISOR_console_io, CONSOLEIO_write, sizeof(text), ARG) + EPERM;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    struct stat st;
+    off_t bytes = fstat(fd, &st) == 0 ? st.st_size : -1;
+    close(fd);
+    unlink(path);
+    printf("log flood: 200000 unsupported hypercalls, 20000 console writes: %lld log bytes\n",
+           (long long)bytes);
+    CHECK("flood: unsupported calls still -ENOSYS", rc_unknown == 0);
+    CHECK("flood: CONSOLEIO_write refused to a domU, as release Xen does (-EPERM)",
+          rc_write == 0);
+    CHECK("flood: the log stays bounded (rate limit: 10 lines per 5 s)",
+          bytes >= 0 && bytes < 4096);
+}
+
 static void map_shared_info(void)
 {
     struct xen_add_to_physmap x = {.domid = DOMID_SELF, .space = XENMAPSPACE_shared_info,
@@ -192,6 +244,19 @@ static void test_memory_op(void)
     put(&x, sizeof(x));
     CHECK("second frame cannot overlap the first",
           hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -EINVAL);
+    /* A move KVM refuses: the frame stays where it was, content and all. */
+    memcpy(gmem_ptr(&dom->mem, 0xF0000000ULL, 8), "grants!", 8);
+    extra_refused = 0xF0001000ULL;
+    x = (struct xen_add_to_physmap){.domid = DOMID_SELF, .space = XENMAPSPACE_grant_table,
+                                    .idx = 1, .gpfn = 0xF0001};
+    put(&x, sizeof(x));
+    CHECK("grant frame move refused by KVM fails",
+          hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -ENOSPC);
+    const char *kept = gmem_ptr(&dom->mem, 0xF0000000ULL, 8);
+    CHECK("... and leaves the frame where it was, content and all",
+          kept && !memcmp(kept, "grants!", 8) && !gmem_ptr(&dom->mem, 0xF0001000ULL, 1) &&
+              dom->gnt_frame_gpa[1] == 0xF0000000ULL);
+    extra_refused = 0;
     domid_t self = DOMID_SELF;
     put(&self, sizeof(self));
     CHECK("current_reservation in pages",
@@ -241,7 +306,12 @@ static void test_sched_vcpu(void)
     put(&r, sizeof(r));
     CHECK("vcpu_info crossing a page is -EINVAL",
           hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 1, ARG) == -EINVAL);
-    r.offset = 64;
+    r = (struct vcpu_register_vcpu_info){.mfn = (1ULL << 52) + 0x40, .offset = 64};
+    put(&r, sizeof(r));
+    CHECK("vcpu_info at a frame number that wraps when shifted is -EINVAL",
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 1, ARG) == -EINVAL &&
+              dom->vcpus[1].vcpu_info_gpa == 0);
+    r.mfn = 0x40;
     put(&r, sizeof(r));
     CHECK("vcpu_info registered", hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 1, ARG) == 0 &&
                                       dom->vcpus[1].vcpu_info_gpa == 0x40040);
@@ -357,6 +427,94 @@ static void test_evtchn_virq_ipi(void)
     struct evtchn_close c = {.port = dom->vcpus[1].timer_port};
     evtchn(EVTCHNOP_close, &c, sizeof(c));
     CHECK("closing the timer port stops the timer", fk.timer_port == 0 && dom->vcpus[1].timer_port == 0);
+    bv = (struct evtchn_bind_virq){.virq = VIRQ_TIMER, .vcpu = 1};
+    evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv));
+    struct evtchn_reset r = {.dom = DOMID_SELF};
+    CHECK("reset stops the timer", evtchn(EVTCHNOP_reset, &r, sizeof(r)) == 0 &&
+                                       fk.timer_port == 0 && dom->vcpus[1].timer_port == 0);
+    CHECK("bind_virq, close and reset set timers without holding d->lock",
+          timer_under_lock == 0);
+}
+
+/* ---- calls into another vCPU's thread ---- */
+
+static atomic_bool loop_stop, loop_left;
+
+static void kick(int sig) { (void)sig; }
+
+/* A vCPU thread without KVM: serves calls until told to stop, then leaves
+ * its loop as vcpu_thread does (the domain shut down). */
+static void *fake_vcpu_thread(void *arg)
+{
+    struct vcpu *v = arg;
+    vcpu_current = v;
+    while (!atomic_load(&loop_stop)) {
+        vcpu_serve_calls(v);
+        usleep(100);
+    }
+    vcpu_calls_end(v);
+    atomic_store(&loop_left, true);
+    return NULL;
+}
+
+static int on_thread(struct vcpu *v, void *arg)
+{
+    (void)v;
+    *(bool *)arg = vcpu_current == v;
+    return 7;
+}
+
+struct call_arg {
+    struct vcpu *t;
+    bool ran_there;
+    atomic_int rc;
+};
+
+static void *caller(void *arg)
+{
+    struct call_arg *c = arg;
+    atomic_store(&c->rc, vcpu_call(c->t, on_thread, &c->ran_there));
+    return NULL;
+}
+
+/* Calls t from another thread; -1 when the call has not returned in 2 s. */
+static int call_within(struct vcpu *t, bool *ran_there)
+{
+    struct call_arg c = {.t = t, .rc = -1};
+    pthread_t th;
+    pthread_create(&th, NULL, caller, &c);
+    for (int i = 0; i < 200 && atomic_load(&c.rc) == -1; i++)
+        usleep(10000);
+    if (atomic_load(&c.rc) == -1) {
+        printf("FAIL vcpu_call to a vCPU whose thread left its loop returns (hung)\n");
+        fflush(stdout);
+        _exit(1); /* the caller is stuck for good */
+    }
+    pthread_join(th, NULL);
+    *ran_there = c.ran_there;
+    return c.rc;
+}
+
+static void test_vcpu_call(void)
+{
+    setup(2);
+    struct sigaction sa = {.sa_handler = kick};
+    sigaction(HV_KICK_SIGNAL, &sa, NULL);
+    struct vcpu *t = &dom->vcpus[1];
+    atomic_store(&loop_stop, false);
+    atomic_store(&loop_left, false);
+    pthread_create(&t->thread, NULL, fake_vcpu_thread, t);
+    t->thread_started = true;
+    bool there = false;
+    CHECK("vcpu_call runs on the target's thread", call_within(t, &there) == 7 && there);
+    atomic_store(&loop_stop, true);
+    while (!atomic_load(&loop_left))
+        usleep(1000);
+    /* As after SCHEDOP_shutdown: the thread has left, nobody joined it yet. */
+    CHECK("vcpu_call to a vCPU whose thread left its loop returns",
+          call_within(t, &there) == 7 && !there);
+    pthread_join(t->thread, NULL);
+    t->thread_started = false;
 }
 
 static void test_evtchn_unmask(void)
@@ -429,6 +587,42 @@ static void test_gnttab(void)
     CHECK("grant table v1 accepted", hcall(__HYPERVISOR_grant_table_op, GNTTABOP_set_version, ARG, 1) == 0);
     CHECK("huge batch refused", hcall(__HYPERVISOR_grant_table_op, GNTTABOP_query_size, ARG, 100000) == -EINVAL);
 
+    /* A front end ends access as Linux's gnttab_end_foreign_access_ref does:
+     * flags to 0 by compare-and-swap, refused while reading or writing. */
+#define END_ACCESS(e)                                                                    \
+    ({                                                                                   \
+        uint16_t f_ = __atomic_load_n(&(e)->flags, __ATOMIC_ACQUIRE);                    \
+        !(f_ & (GTF_reading | GTF_writing)) &&                                           \
+            __atomic_compare_exchange_n(&(e)->flags, &f_, 0, false, __ATOMIC_SEQ_CST,     \
+                                        __ATOMIC_SEQ_CST);                               \
+    })
+    CHECK("map for reading sets GTF_reading only",
+          gnttab_map(dom, 1, 0, false, &gpa) == GNTST_okay && gpa == 0x50000 &&
+              (g[1].flags & (GTF_reading | GTF_writing)) == GTF_reading);
+    CHECK("map for writing sets GTF_writing too",
+          gnttab_map(dom, 1, 0, true, &gpa) == GNTST_okay &&
+              (g[1].flags & (GTF_reading | GTF_writing)) == (GTF_reading | GTF_writing));
+    g[1].frame = 0x52; /* the guest changes the frame under use */
+    CHECK("a third use gets the frame of the first", gnttab_map(dom, 1, 0, false, &gpa) ==
+                                                        GNTST_okay && gpa == 0x50000);
+    CHECK("front end cannot end access while in use", !END_ACCESS(&g[1]));
+    gnttab_unmap(dom, 1, true);
+    CHECK("last writer gone: GTF_writing cleared, GTF_reading kept",
+          (g[1].flags & (GTF_reading | GTF_writing)) == GTF_reading && !END_ACCESS(&g[1]));
+    gnttab_unmap(dom, 1, false);
+    gnttab_unmap(dom, 1, false);
+    CHECK("last user gone: flags as granted, end of access succeeds",
+          g[1].flags == GTF_permit_access && END_ACCESS(&g[1]) && g[1].flags == 0);
+    CHECK("map of an ended grant refused", gnttab_map(dom, 1, 0, false, &gpa) ==
+                                             GNTST_permission_denied && g[1].flags == 0);
+    CHECK("write map of a read-only grant refused, flags untouched",
+          gnttab_map(dom, 2, 0, true, &gpa) == GNTST_permission_denied &&
+              g[2].flags == (GTF_permit_access | GTF_readonly));
+    CHECK("map of a frame outside RAM refused, flags untouched",
+          gnttab_map(dom, 3, 0, false, &gpa) == GNTST_bad_page && g[3].flags == GTF_permit_access);
+    CHECK("map by another domain refused", gnttab_map(dom, 2, 4, false, &gpa) ==
+                                               GNTST_permission_denied);
+
     memcpy(gmem_ptr(&dom->mem, 0x60000, 8), "granted", 8);
     struct gnttab_copy c = {.len = 8, .flags = 0};
     c.source.u.gmfn = 0x60;
@@ -446,6 +640,61 @@ static void test_gnttab(void)
     hcall(__HYPERVISOR_grant_table_op, GNTTABOP_copy, ARG, 1);
     get(&c, sizeof(c));
     CHECK("copy crossing a page refused", c.status == GNTST_bad_copy_arg);
+}
+
+/* Another vCPU moving a grant frame (an extra page) while this one copies
+ * from it or maps shared_info onto it: each hypercall must look the page up
+ * once and either use it or fail; a second lookup that fails was a NULL
+ * dereference (SIGSEGV of domus-vm). */
+#define MOVE_A 0xF0000000ULL
+#define MOVE_B 0xF0001000ULL
+static atomic_bool mover_stop;
+
+static void *mover(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&mover_stop)) {
+        gmem_place_extra(&dom->mem, 0, MOVE_A);
+        gmem_place_extra(&dom->mem, 0, MOVE_B);
+    }
+    return NULL;
+}
+
+static void test_frame_moved_meanwhile(void)
+{
+    setup(1);
+    pthread_t t;
+    unsigned ok = 0, refused = 0, other = 0;
+    struct timespec t0, now;
+    atomic_store(&mover_stop, false);
+    pthread_create(&t, NULL, mover, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned i = 0; i < 2000000; i++) {
+        struct gnttab_copy c = {.len = 64, .flags = 0};
+        c.source.u.gmfn = MOVE_A >> 12;
+        c.source.domid = DOMID_SELF;
+        c.dest.u.gmfn = 0x61;
+        c.dest.domid = DOMID_SELF;
+        put(&c, sizeof(c));
+        hcall(__HYPERVISOR_grant_table_op, GNTTABOP_copy, ARG, 1);
+        get(&c, sizeof(c));
+        ok += c.status == GNTST_okay;
+        refused += c.status == GNTST_bad_page;
+        other += c.status != GNTST_okay && c.status != GNTST_bad_page;
+        struct xen_add_to_physmap x = {.domid = DOMID_SELF, .space = XENMAPSPACE_shared_info,
+                                       .gpfn = MOVE_A >> 12};
+        put(&x, sizeof(x));
+        int64_t rc = hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0);
+        other += rc != 0 && rc != -EINVAL;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= 3)
+            break;
+    }
+    atomic_store(&mover_stop, true);
+    pthread_join(t, NULL);
+    printf("frame moved meanwhile: %u copies done, %u refused\n", ok, refused);
+    CHECK("copy and shared_info on a frame another vCPU moves: used or refused, no crash",
+          other == 0 && ok + refused > 0);
 }
 
 /* ---- CPUID ---- */
@@ -502,15 +751,18 @@ int main(void)
 {
     test_gmem();
     test_dispatch();
+    test_log_flood();
     test_memory_op();
     test_hvm_op();
     test_sched_vcpu();
     test_evtchn_basic();
     test_evtchn_virq_ipi();
     test_evtchn_unmask();
+    test_vcpu_call();
     test_evtchn_exhaustion();
     test_evtchn_bind_backend();
     test_gnttab();
+    test_frame_moved_meanwhile();
     test_cpuid();
     gmem_destroy(&dom->mem);
     free(dom);

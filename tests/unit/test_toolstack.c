@@ -1,9 +1,14 @@
 /* Unit tests of domusd's registry and the toolstack helpers (no daemon). */
 #include "domus/domusd.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <xen/sched.h>
 
 #include "check.h"
@@ -99,6 +104,62 @@ static void test_meminfo(void)
                            hi.mem_available_mib <= hi.mem_total_mib);
 }
 
+static off_t size_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) < 0 ? -1 : st.st_size;
+}
+
+/* A domus-vm writing its stderr flat out: each read round takes a bounded
+ * share, and its log stays under DSD_VMLOG_MAX with the previous one in
+ * <log>.1. */
+static void test_vmlog(void)
+{
+    struct dsd d = {.epfd = -1, .next_domid = 1};
+    struct dsd_dom *dom = add(&d, "chatty");
+    int p[2];
+    static char chunk[65536];
+    char old[PATH_MAX + 4];
+
+    if (!dom || pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0 ||
+        fcntl(p[0], F_SETPIPE_SZ, 1 << 20) < 0)
+        abort();
+    mkdir("/tmp/test-toolstack-log", 0700);
+    snprintf(dom->vm_log, sizeof(dom->vm_log), "/tmp/test-toolstack-log/vm-chatty.log");
+    snprintf(old, sizeof(old), "%s.1", dom->vm_log);
+    unlink(old);
+    dom->vmlog_fd = open(dom->vm_log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    if (dom->vmlog_fd < 0 || ftruncate(dom->vmlog_fd, DSD_VMLOG_MAX - 1000) < 0)
+        abort();
+    dom->err_fd = p[0];
+    dom->pid = getpid(); /* running */
+    memset(chunk, 'v', sizeof(chunk));
+    size_t put = 0;
+    while (write(p[1], chunk, sizeof(chunk)) == sizeof(chunk))
+        put += sizeof(chunk);
+    int avail_before = 0, avail_after = 0;
+    ioctl(p[0], FIONREAD, &avail_before);
+    dsd_vm_read_stderr(&d, dom);
+    ioctl(p[0], FIONREAD, &avail_after);
+    printf("vm log: %zu bytes queued, one round read %d\n", put,
+           avail_before - avail_after);
+    CHECK("domusd reads a running domus-vm's stderr within a budget per round",
+          put >= (1u << 20) && avail_before - avail_after == DSD_STDERR_BUDGET * 4096);
+    CHECK("its log rotated at the cap: <log>.1 has the old one, the new one the rest",
+          size_of(old) == DSD_VMLOG_MAX - 1000 &&
+              size_of(dom->vm_log) == DSD_STDERR_BUDGET * 4096);
+    dom->pid = 0; /* dead: its last words are read whole */
+    close(p[1]);
+    dsd_vm_read_stderr(&d, dom);
+    CHECK("a dead domus-vm's stderr is read to its end", dom->err_fd < 0);
+    CHECK("the log never passes its cap", size_of(dom->vm_log) <= (off_t)DSD_VMLOG_MAX &&
+                                              size_of(old) <= (off_t)DSD_VMLOG_MAX);
+    if (dom->vmlog_fd >= 0)
+        close(dom->vmlog_fd);
+    dom->vmlog_fd = -1;
+    dsd_dom_free(&d, dom);
+}
+
 int main(void)
 {
     setenv("DOMUS_RUN_DIR", "/tmp/test-toolstack-run", 1);
@@ -106,5 +167,6 @@ int main(void)
     test_domids();
     test_letters();
     test_meminfo();
+    test_vmlog();
     return failures ? 1 : 0;
 }

@@ -2,6 +2,10 @@
  * quotas and domain management, driven through the memory transport. */
 #include "xs_test.h"
 
+/* From ASan's runtime (the unit tests are built with it): bytes allocated
+ * and not freed. */
+size_t __sanitizer_get_current_allocated_bytes(void);
+
 static struct xs_daemon *d;
 
 /* dom0 gives domain domid its home, owned by it (as libxl does). */
@@ -437,6 +441,80 @@ static void test_tx_memory(void)
     d = saved;
 }
 
+/* Events of a transaction: one per node however often it changes (a guest
+ * rewriting one long-path node pinned a whole event each time), and
+ * permission checks only for connections whose watches match. */
+static void test_tx_events(void)
+{
+    struct tc t0, t7;
+    static struct tc many[100]; /* 80 KiB each */
+    static char name[1901], path[2048];
+    tc_open(&t0, d, 0);
+    tc_open(&t7, d, 7);
+    make_home(&t0, 7);
+    memset(name, 'n', 1900);
+    name[1900] = '\0';
+    snprintf(path, sizeof(path), "/local/domain/7/%s", name);
+    REQ(&t0, XS_WATCH, 0, "/local/domain/7", "long");
+    tc_drain(&t0);
+    t0.nev = 0;
+    uint32_t tx = start_tx(&t7);
+    size_t before = __sanitizer_get_current_allocated_bytes();
+    int ok = 0;
+    for (int i = 0; i < 20000; i++) {
+        WR(&t7, tx, name, i % 2 ? "odd" : "even");
+        ok += is_ok(XS_WRITE);
+    }
+    size_t grown = __sanitizer_get_current_allocated_bytes() - before;
+    printf("tx events: 20000 writes of a %zu-byte path in one transaction: heap +%zu "
+           "bytes\n",
+           strlen(path), grown);
+    CHECK("tx: rewriting one long-path node 20000 times is fine", ok == 20000);
+    CHECK("tx: and holds one pending event, not 20000", grown < (1u << 20));
+    REQ(&t7, XS_TRANSACTION_END, tx, "T");
+    CHECK("tx: commits", is_ok(XS_TRANSACTION_END));
+    tc_drain(&t0);
+    int long_events = 0;
+    for (int i = 0; i < t0.nev; i++)
+        long_events += strstr(t0.ev[i], "|long") != NULL;
+    CHECK("tx: its commit fires the node's watch once", long_events == 1);
+
+    for (unsigned i = 0; i < 100; i++) {
+        char home[64];
+        tc_open(&many[i], d, 100 + i);
+        snprintf(home, sizeof(home), "/local/domain/%u/x", 100 + i);
+        REQ(&many[i], XS_WATCH, 0, home, "mine");
+    }
+    struct xs_stats st0, st1;
+    xs_daemon_stats(d, &st0);
+    REQ(&t0, XS_TRANSACTION_START, 0, "");
+    tx = (uint32_t)strtoul(R.body, NULL, 10);
+    for (int i = 0; i < 100; i++) {
+        char p[64];
+        snprintf(p, sizeof(p), "/elsewhere/n%d", i);
+        WR(&t0, tx, p, "v");
+    }
+    REQ(&t0, XS_TRANSACTION_END, tx, "T");
+    xs_daemon_stats(d, &st1);
+    printf("tx events: commit of 100 nodes, 100 connections watching elsewhere: %llu "
+           "permission checks\n",
+           (unsigned long long)(st1.watch_checks - st0.watch_checks));
+    CHECK("tx: no permission checks for watches that do not match",
+          is_ok(XS_TRANSACTION_END) && st1.watch_checks == st0.watch_checks);
+    REQ(&many[0], XS_WATCH, 0, "/elsewhere", "all");
+    xs_daemon_stats(d, &st0);
+    WR(&t0, 0, "/elsewhere/n0", "w");
+    xs_daemon_stats(d, &st1);
+    CHECK("tx: one check for a connection whose watch matches",
+          st1.watch_checks == st0.watch_checks + 1);
+    REQ(&t0, XS_RM, 0, "/elsewhere");
+    REQ(&t0, XS_RM, 0, "/local/domain/7");
+    for (unsigned i = 0; i < 100; i++)
+        xs_conn_free(many[i].c);
+    xs_conn_free(t0.c);
+    xs_conn_free(t7.c);
+}
+
 static void test_domains(void)
 {
     struct tc t0, t3;
@@ -561,6 +639,7 @@ int main(void)
     test_transactions();
     test_quotas();
     test_tx_memory();
+    test_tx_events();
     test_domains();
     test_directory_part();
     test_control();

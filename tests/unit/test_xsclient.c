@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -73,7 +74,8 @@ int main(void)
 
     if (!mkdtemp(dir))
         return 1;
-    snprintf(path, sizeof(path), "%s/socket", dir);
+    snprintf(path, sizeof(path), "%s/sub/socket", dir);
+    mode_t um = umask(0); /* the modes below are Domus's own, not the umask's */
     s.xs = xs_daemon_new(NULL);
     s.stop_fd = eventfd(0, EFD_CLOEXEC);
     if (!s.xs || s.stop_fd < 0 || xs_daemon_listen(s.xs, path) < 0 ||
@@ -81,6 +83,14 @@ int main(void)
         printf("FAIL xsclient: cannot start the xenstore core\n");
         return 1;
     }
+    umask(um);
+    struct stat st, sd;
+    char sub[128];
+    snprintf(sub, sizeof(sub), "%s/sub", dir);
+    CHECK("the socket is its owner's only (0600)",
+          stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0600);
+    CHECK("in a directory of its owner's only (0700)",
+          stat(sub, &sd) == 0 && (sd.st_mode & 0777) == 0700);
     CHECK("connect", xsc_open(&c, path) == 0);
     test_ops(&c);
     xsc_close(&c);
@@ -89,6 +99,8 @@ int main(void)
         pthread_join(s.thread, NULL);
     xs_daemon_free(s.xs);
     close(s.stop_fd);
+    unlink(path);
+    rmdir(sub);
     rmdir(dir);
     return failures ? 1 : 0;
 }

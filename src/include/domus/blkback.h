@@ -137,14 +137,17 @@ unsigned blkback_in_flight(const struct blkback_io *io);
 void blkback_drain(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify);
 
 /* Maps the n (at most BLKBACK_MAX_RING_PAGES) ring pages the front end
- * granted in refs, each checked to be a writable grant to Domain 0 of a
- * page of d's RAM, contiguously (memfd pages placed in reserved address
- * space).  NULL on failure, *bad the index of the first bad grant (n when
- * it was the mapping itself). */
+ * granted in refs, each a writable grant to Domain 0 of a page of d's RAM
+ * (gnttab_map: in use, the front end cannot end access to them),
+ * contiguously (memfd pages placed in reserved address space).  NULL on
+ * failure (nothing left in use), *bad the index of the first bad grant (n
+ * when it was the mapping itself). */
 void *blkback_map_ring(struct domain *d, const grant_ref_t *refs, unsigned n,
                        unsigned *bad);
 
-/* Unmaps what blkback_map_ring returned (n pages); NULL is fine. */
-void blkback_unmap_ring(void *ring, unsigned n);
+/* Unmaps what blkback_map_ring returned for refs (n pages) and ends the
+ * grants' use; NULL is fine. */
+void blkback_unmap_ring(struct domain *d, const grant_ref_t *refs, void *ring,
+                        unsigned n);
 
 #endif

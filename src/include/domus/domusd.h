@@ -139,6 +139,12 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen);
 int dsd_vm_control(const struct dsd_dom *dom, json_object *req, json_object **reply,
                    char *err, size_t errlen);
 void dsd_vm_read_ready(struct dsd *d, struct dsd_dom *dom);
+/* Reads what domus-vm wrote to its stderr into its log (dom->vm_log, kept
+ * under DSD_VMLOG_MAX bytes, the previous DSD_VMLOG_MAX in <log>.1) and
+ * remembers its last error line.  While it runs, at most DSD_STDERR_BUDGET
+ * reads of 4 KiB per call (the event loop comes back for the rest). */
+#define DSD_VMLOG_MAX (4u << 20)
+#define DSD_STDERR_BUDGET 16
 void dsd_vm_read_stderr(struct dsd *d, struct dsd_dom *dom);
 void dsd_vm_close_pipes(struct dsd *d, struct dsd_dom *dom);
 

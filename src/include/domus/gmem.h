@@ -11,6 +11,7 @@
 #ifndef DOMUS_GMEM_H
 #define DOMUS_GMEM_H
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,9 +57,13 @@ struct gmem {
     struct gmem_region region[GMEM_NR_REGIONS];
 };
 
+/* The seals of a guest memfd: it can neither shrink nor grow. */
+#define GMEM_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
+
 /* Creates the memfd for ram_bytes of RAM (a multiple of 4 KiB, at least
- * GMEM_MIN_RAM) plus the special pages and maps it, and fills the region
- * table.  Returns 0 or -errno (-ENOMEM when the host cannot back it). */
+ * GMEM_MIN_RAM) plus the special pages, seals it (GMEM_SEALS, and no more
+ * seals), maps it and fills the region table.  Returns 0 or -errno (-ENOMEM
+ * when the host cannot back it). */
 int gmem_init(struct gmem *m, uint64_t ram_bytes);
 
 /* Unmaps and closes; safe on a zeroed or already destroyed gmem. */
@@ -75,8 +80,11 @@ int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len);
 
 /* Places extra page idx at guest-physical gpa (page-aligned, outside RAM
  * and the special pages): its region's gpa; returns its host address, or
- * NULL. */
+ * NULL (the page stays where it was). */
 void *gmem_place_extra(struct gmem *m, unsigned idx, uint64_t gpa);
+
+/* Extra page idx is placed nowhere any more. */
+void gmem_unplace_extra(struct gmem *m, unsigned idx);
 
 /* Fill [gpa, gpa+len) through the memfd rather than the mapping: the
  * kernel allocates each page as it writes it, where a store through the

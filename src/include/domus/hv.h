@@ -8,8 +8,10 @@
 #define DOMUS_HV_H
 
 #include "domus/gmem.h"
+#include "domus/util.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -68,6 +70,9 @@ struct hv_ops {
     int (*map_extra)(struct domain *d, unsigned idx, uint64_t gpa, void *host);
     /* Guest-virtual to guest-physical for vcpu v; -EFAULT when unmapped. */
     int (*translate)(struct vcpu *v, uint64_t gva, uint64_t *gpa);
+    /* Gets vcpu v's thread to serve a posted call soon: out of KVM_RUN, or
+     * out of a pause's wait.  NULL: HV_KICK_SIGNAL to the thread. */
+    void (*kick)(struct vcpu *v);
 };
 
 /* What made a vCPU leave KVM_RUN for us: counted by its own thread only. */
@@ -100,7 +105,11 @@ struct vcpu {
     void *call_arg;
     int call_rc;
     bool call_done;
+    bool call_ended; /* the thread left its loop: calls run on the caller's thread */
     bool thread_started;
+    /* The VIRQ_TIMER binding changed (under d->lock); set_timer is applied
+     * after d->lock is released: see evtchn.c. */
+    atomic_bool timer_dirty;
     struct vcpu_stats stats; /* this vCPU's exits, logged when it stops */
 };
 
@@ -119,6 +128,14 @@ struct domain {
     struct evtchn ports[HV_NR_PORTS];
     uint64_t hvm_params[HVM_NR_PARAMS];
 
+    /* Grants Domain 0 is using (gnttab_map), per ref: pin counts and the
+     * frame read at the first pin, as Xen's active grant entries. */
+    pthread_mutex_t gnt_lock;
+    struct gnt_active {
+        uint16_t readers, writers;
+        uint32_t frame;
+    } gnt_active[HV_GNTTAB_MAX_FRAMES * (4096 / sizeof(grant_entry_v1_t))];
+
     unsigned gnt_nr_frames;
     uint64_t gnt_frame_gpa[HV_GNTTAB_MAX_FRAMES];
     unsigned gnt_version;
@@ -130,14 +147,36 @@ struct domain {
     } memmap[16];
     unsigned memmap_n;
 
-    /* Guest console output sink for CONSOLEIO_write (may be NULL). */
-    void (*console_write)(struct domain *d, const char *buf, size_t len);
+    /* The log lines this guest's hypercalls cause (unsupported calls):
+     * Xen's printk_ratelimit, 10 lines per 5 s. */
+    struct dratelimit log_rl;
 
     /* Set once, by the first shutdown request; -1 while running. */
     atomic_int shutdown_reason;
     atomic_bool paused;
     int event_fd; /* eventfd written on shutdown (or -1) */
 };
+
+/* --- vcpucall.c --- */
+
+#define HV_KICK_SIGNAL SIGUSR1 /* makes a vCPU thread leave KVM_RUN */
+
+/* The vCPU whose thread this is (set by the vCPU thread), or NULL. */
+extern __thread struct vcpu *vcpu_current;
+
+/* Runs fn(t, arg) on t's own thread and returns its result: posts it, kicks
+ * t with HV_KICK_SIGNAL and waits, serving calls aimed at the caller's own
+ * vCPU meanwhile.  Runs fn directly when t has no thread, when the caller is
+ * t, and once t's thread has called vcpu_calls_end.  Must not be called with
+ * a lock t's thread may wait for (d->lock): t would never serve it. */
+int vcpu_call(struct vcpu *t, int (*fn)(struct vcpu *, void *), void *arg);
+
+/* For v's own thread: runs the call posted to v, if any. */
+void vcpu_serve_calls(struct vcpu *v);
+
+/* For v's own thread leaving its loop: serves the last posted call; later
+ * calls run on their callers' threads. */
+void vcpu_calls_end(struct vcpu *v);
 
 /* --- domain.c --- */
 
@@ -204,5 +243,20 @@ int gnttab_set_frame(struct domain *d, unsigned idx, uint64_t gpa);
  * the grant not to be read-only.  Xen's GNTST_* (negative) on failure. */
 int gnttab_check(struct domain *d, grant_ref_t ref, domid_t grantee, bool write,
                  uint64_t *gpa);
+
+/* Starts domain `grantee`'s use of grant ref of d, as Xen's map does: while
+ * the entry grants that access, sets GTF_reading (and GTF_writing for
+ * write) in the guest's entry with a compare-and-swap of its flags and
+ * domid, so a front end's end of access (Linux's gnttab_end_foreign_access)
+ * sees the grant busy and does not free or reuse the page.  The frame is
+ * read at the first use of the ref and kept until its last gnttab_unmap.
+ * Returns the frame's gpa in *gpa and GNTST_okay, or a GNTST_* (negative)
+ * and nothing changed.  Every success needs one gnttab_unmap(ref, write). */
+int gnttab_map(struct domain *d, grant_ref_t ref, domid_t grantee, bool write,
+               uint64_t *gpa);
+
+/* Ends one gnttab_map use: GTF_writing is cleared with the last writer,
+ * GTF_reading with the last user. */
+void gnttab_unmap(struct domain *d, grant_ref_t ref, bool write);
 
 #endif

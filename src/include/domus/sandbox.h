@@ -37,6 +37,8 @@
 /* Clients of a listening socket: accept4, epoll_wait, epoll_ctl, sendto,
  * close. */
 #define SANDBOX_CLIENTS (1u << 5)
+/* Keeping an open log file within its cap: fstat, pread64, ftruncate. */
+#define SANDBOX_LOG (1u << 6)
 
 /* Restricts the calling thread to what needs (SANDBOX_*) allows.  who
  * names it in the log line that says so ("dom5 vbd 51712").  0, or -errno

@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define DOMUS_RUN_DIR_DEFAULT "/run/domus"
 #define DOMUS_LOG_DIR_DEFAULT "/var/log/domus"
@@ -54,6 +55,8 @@ int ts_self_dir(char *buf, size_t len);
 
 /* Creates dir and its parents (mode 0755); 0 or -errno. */
 int ts_mkdir_p(const char *dir);
+/* The same, the last directory (when created) with mode. */
+int ts_mkdir_mode(const char *dir, mode_t mode);
 
 /* Writes obj as one line to fd, waiting at most timeout_ms for room each time
  * the socket is full (-1: forever).  0 or -errno. */

@@ -129,8 +129,11 @@ int xbe_read_uint(struct xbe *x, const char *dir, const char *rel, uint64_t max,
 const char *xbe_bind_port(struct xbe *x, const char *rel);
 
 /* A grant of the front end's named by <fpath>/<rel>, writable, to Domain
- * 0, as a pointer to its page.  NULL when absent or not such a grant. */
-void *xbe_map_ring(struct xbe *x, const char *rel);
+ * 0, as a pointer to its page, in use (gnttab_map: the front end cannot
+ * end access to it) until xbe_unmap_ring(*ref).  NULL when absent or not
+ * such a grant. */
+void *xbe_map_ring(struct xbe *x, const char *rel, grant_ref_t *ref);
+void xbe_unmap_ring(struct xbe *x, grant_ref_t ref);
 
 /* The front end broke the protocol: disconnect and go Closing. */
 void xbe_fatal(struct xbe *x, const char *why);

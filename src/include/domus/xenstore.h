@@ -136,6 +136,7 @@ int xs_domain_release(struct xs_daemon *d, unsigned domid);
 /* Statistics for logs and benchmarks. */
 struct xs_stats {
     uint64_t requests, errors, watch_events, nodes, conns;
+    uint64_t watch_checks; /* permission checks for watches that matched an event */
 };
 void xs_daemon_stats(const struct xs_daemon *d, struct xs_stats *st);
 
