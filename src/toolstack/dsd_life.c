@@ -63,6 +63,7 @@ void dsd_became_ready(struct dsd *d, struct dsd_dom *dom)
     dom->state = DS_RUNNING;
     dom->deadline_ms = 0;
     dinfo("domain %u (%s): running", dom->domid, dom->cfg.name);
+    dsd_sched_apply_affinity(dom);
     dom->xs_up = d->xs.enabled && dsd_xs_domain_up(d, dom) == 0;
     if (dom->wkind == DW_CREATE)
         reply_waiter_ok(d, dom);

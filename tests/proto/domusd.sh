@@ -149,13 +149,13 @@ for ex in pvhlinux pvlinux; do
     [ -f "$src" ] || { fail "$src missing (xen-utils-common)"; continue; }
     sed -e 's|^kernel = .*|kernel = "/var/lib/domus/vmlinuz"|' -e "s|'/dev/[^,]*guest-volume,|'/srv/$ex.img,|" \
         "$src" >"$TMP/$ex.cfg"
-    echo 'cpu_weight = 256' >>"$TMP/$ex.cfg"
+    echo 'pool = "Pool-0"' >>"$TMP/$ex.cfg"
     "$D" create -n "$TMP/$ex.cfg" >"$TMP/$ex.json" 2>"$TMP/$ex.err"; rc=$?
     want=1; [ $ex = pvlinux ] && want=2
     [ "$rc" = 0 ] && [ "$(grep -c '^warning: ' "$TMP/$ex.err")" = $want ] &&
-        grep -q "^warning: $TMP/$ex.cfg:[0-9]*: ignoring key 'cpu_weight'" "$TMP/$ex.err" &&
+        grep -q "^warning: $TMP/$ex.cfg:[0-9]*: ignoring key 'pool'" "$TMP/$ex.err" &&
         python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["name"]=="example."+sys.argv[2] and c["type"]=="pvh" and c["cmdline"]=="root=/dev/xvda1"' "$TMP/$ex.json" $ex &&
-        pass "create -n xlexample.$ex (paths changed, + cpu_weight): $want warning(s), PVH: $(grep '^warning' "$TMP/$ex.err" | tr '\n' '|')" ||
+        pass "create -n xlexample.$ex (paths changed, + pool): $want warning(s), PVH: $(grep '^warning' "$TMP/$ex.err" | tr '\n' '|')" ||
         fail "create -n xlexample.$ex: rc $rc, $(tr '\n' '|' <"$TMP/$ex.err")"
 done
 # A create that fails still shows its config's warnings (before the error):
