@@ -111,7 +111,8 @@ static void print_vcpu(json_object *r)
 {
     long long cpu = cli_jnum(r, "cpu");
     json_object *t;
-    double time = json_object_object_get_ex(r, "time", &t) ? json_object_get_double(t) : 0;
+    double time =
+        json_object_object_get_ex(r, "time", &t) ? json_object_get_double(t) : 0;
 
     printf("%-32s %5lld %5lld", cli_jstr(r, "name"), cli_jnum(r, "domid"),
            cli_jnum(r, "vcpu"));

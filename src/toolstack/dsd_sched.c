@@ -126,7 +126,8 @@ static int write_sched(const char *dir, unsigned weight, unsigned cap, char *err
 
 static int no_cgroup(const struct dsd *d, char *err, size_t errlen)
 {
-    dfmt(err, errlen, "cpu_weight and cap need a cgroup v2 group, which domusd cannot use: %s",
+    dfmt(err, errlen,
+         "cpu_weight and cap need a cgroup v2 group, which domusd cannot use: %s",
          d->cg_why);
     return -EOPNOTSUPP;
 }
@@ -196,7 +197,8 @@ static int init_affinity(struct dsd_dom *dom, char *err, size_t errlen)
     for (unsigned c = 0; c < nr; c++)
         CPU_SET(c, &hard);
     soft = hard;
-    if (dom->cfg.cpus[0] && ts_cpulist_parse(dom->cfg.cpus, nr, &hard, e, sizeof(e)) < 0) {
+    if (dom->cfg.cpus[0] &&
+        ts_cpulist_parse(dom->cfg.cpus, nr, &hard, e, sizeof(e)) < 0) {
         dfmt(err, errlen, "cpus: %s", e);
         return -EINVAL;
     }
@@ -303,7 +305,8 @@ static void sched_restore(struct dsd_dom *dom, json_object *o)
     jint(o, "weight", &w);
     jint(o, "cap", &c);
     if (w >= 0 && c >= 0 &&
-        ts_sched_check((unsigned long long)w, (unsigned long long)c, err, sizeof(err)) == 0) {
+        ts_sched_check((unsigned long long)w, (unsigned long long)c, err, sizeof(err)) ==
+            0) {
         dom->cfg.cpu_weight = (unsigned)w;
         dom->cfg.cap = (unsigned)c;
     }
@@ -342,7 +345,8 @@ static const char *jstr(json_object *o, const char *key)
 {
     json_object *v;
 
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+    if (!json_object_object_get_ex(o, key, &v) ||
+        !json_object_is_type(v, json_type_string))
         return NULL;
     return json_object_get_string(v);
 }
@@ -362,7 +366,8 @@ static struct dsd_dom *find_dom(struct dsd *d, uint64_t client, const char *spec
         return NULL;
     }
     if (is_dom0(spec)) {
-        dsd_reply_error(d, client, "Domain-0 is the host: its CPUs are Linux's to schedule");
+        dsd_reply_error(d, client,
+                        "Domain-0 is the host: its CPUs are Linux's to schedule");
         return NULL;
     }
     dom = dsd_dom_find(d, spec);
@@ -523,7 +528,8 @@ static json_object *vcpu_row(const struct dsd_dom *dom, unsigned i, pid_t tid,
     json_object_object_add(o, "cpu", json_object_new_int(st.cpu));
     json_object_object_add(o, "state", json_object_new_string(state));
     json_object_object_add(
-        o, "time", json_object_new_double((double)st.cpu_ticks / (double)sysconf(_SC_CLK_TCK)));
+        o, "time",
+        json_object_new_double((double)st.cpu_ticks / (double)sysconf(_SC_CLK_TCK)));
     json_object_object_add(o, "tid", json_object_new_int((int)tid));
     json_object_object_add(o, "hard", json_object_new_string(h));
     json_object_object_add(o, "soft", json_object_new_string(s));
@@ -579,8 +585,8 @@ static int pin_arg(const char *s, unsigned nr, cpu_set_t *set, bool *changed, ch
 }
 
 /* Sets vCPUs [lo, hi)'s thread affinity to hard; all or none. */
-static int pin_threads(struct dsd_dom *dom, unsigned lo, unsigned hi, const cpu_set_t *hard,
-                       char *err, size_t errlen)
+static int pin_threads(struct dsd_dom *dom, unsigned lo, unsigned hi,
+                       const cpu_set_t *hard, char *err, size_t errlen)
 {
     pid_t tids[XLCFG_MAX_VCPUS];
     unsigned i;

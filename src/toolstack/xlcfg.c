@@ -600,7 +600,7 @@ static int key_uuid(struct pstate *ps, const char *k, const struct value *v)
     return 0;
 }
 
-static int key_cpu_weight(struct pstate *ps, const char *k, const struct value *v)
+static int key_weight(struct pstate *ps, const char *k, const struct value *v)
 {
     char err[128];
     uint64_t n;
@@ -648,7 +648,7 @@ static int key_cpus(struct pstate *ps, const char *k, const struct value *v)
     return want_cpulist(ps, k, v, ps->cfg->cpus, sizeof(ps->cfg->cpus));
 }
 
-static int key_cpus_soft(struct pstate *ps, const char *k, const struct value *v)
+static int key_soft(struct pstate *ps, const char *k, const struct value *v)
 {
     return want_cpulist(ps, k, v, ps->cfg->cpus_soft, sizeof(ps->cfg->cpus_soft));
 }
@@ -668,8 +668,8 @@ static const struct key_handler keys[] = {
     {"on_reboot", key_on_reboot}, {"on_crash", key_on_crash},
     {"disk", key_disk},           {"vif", key_vif},
     {"uuid", key_uuid},           {"builder", key_builder},
-    {"cpu_weight", key_cpu_weight}, {"cap", key_cap},
-    {"cpus", key_cpus},           {"cpus_soft", key_cpus_soft},
+    {"cpu_weight", key_weight},   {"cap", key_cap},
+    {"cpus", key_cpus},           {"cpus_soft", key_soft},
 };
 
 _Static_assert(ARRAY_SIZE(keys) == XLCFG_NKEYS, "XLCFG_NKEYS");

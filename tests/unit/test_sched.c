@@ -52,19 +52,20 @@ static void test_cpulist(void)
     char out[TS_CPULIST_MAX];
     cpu_set_t set;
 
-    CHECK("cpus 'all' of 8 -> all", !round_trip("all", 8, out, sizeof(out)) &&
-                                       !strcmp(out, "all"));
-    CHECK("cpus '0-3,5' of 8 -> 0-3,5", !round_trip("0-3,5", 8, out, sizeof(out)) &&
-                                           !strcmp(out, "0-3,5"));
-    CHECK("cpus '5,0,1,2' of 8 -> 0-2,5", !round_trip("5,0,1,2", 8, out, sizeof(out)) &&
-                                             !strcmp(out, "0-2,5"));
+    CHECK("cpus 'all' of 8 -> all",
+          !round_trip("all", 8, out, sizeof(out)) && !strcmp(out, "all"));
+    CHECK("cpus '0-3,5' of 8 -> 0-3,5",
+          !round_trip("0-3,5", 8, out, sizeof(out)) && !strcmp(out, "0-3,5"));
+    CHECK("cpus '5,0,1,2' of 8 -> 0-2,5",
+          !round_trip("5,0,1,2", 8, out, sizeof(out)) && !strcmp(out, "0-2,5"));
     CHECK("cpus '0,1' of 2 -> all (xl prints all for every CPU)",
           !round_trip("0,1", 2, out, sizeof(out)) && !strcmp(out, "all"));
-    CHECK("cpus '1' of 2 -> 1", !round_trip("1", 2, out, sizeof(out)) && !strcmp(out, "1"));
-    CHECK("cpus 'all,^1' of 4 -> 0,2-3", !round_trip("all,^1", 4, out, sizeof(out)) &&
-                                            !strcmp(out, "0,2-3"));
-    CHECK("cpus '6-7' of 8 -> 6-7", !round_trip("6-7", 8, out, sizeof(out)) &&
-                                       !strcmp(out, "6-7"));
+    CHECK("cpus '1' of 2 -> 1",
+          !round_trip("1", 2, out, sizeof(out)) && !strcmp(out, "1"));
+    CHECK("cpus 'all,^1' of 4 -> 0,2-3",
+          !round_trip("all,^1", 4, out, sizeof(out)) && !strcmp(out, "0,2-3"));
+    CHECK("cpus '6-7' of 8 -> 6-7",
+          !round_trip("6-7", 8, out, sizeof(out)) && !strcmp(out, "6-7"));
     CHECK("cpus '2' of 2 refused (not on this host)",
           round_trip("2", 2, out, sizeof(out)) < 0 && strstr(err, "not on this host"));
     CHECK("cpus '3-1' refused (backwards)",
@@ -120,11 +121,12 @@ static void test_xlcfg_keys(void)
               strstr(err, "t.cfg:3: cpu_weight: weight 0 is out of range"));
     CHECK("xl.cfg: cpu_weight=70000 refused",
           parse("name='a'\nkernel='/k'\ncpu_weight=70000\n") < 0);
-    CHECK("xl.cfg: cap=70000 refused",
-          parse("name='a'\nkernel='/k'\ncap=70000\n") < 0 && strstr(err, "t.cfg:3: cap:"));
+    CHECK("xl.cfg: cap=70000 refused", parse("name='a'\nkernel='/k'\ncap=70000\n") < 0 &&
+                                           strstr(err, "t.cfg:3: cap:"));
     CHECK("xl.cfg: cap='x' refused", parse("name='a'\nkernel='/k'\ncap='x'\n") < 0);
     CHECK("xl.cfg: cpus='1-x' refused",
-          parse("name='a'\nkernel='/k'\ncpus='1-x'\n") < 0 && strstr(err, "t.cfg:3: cpus:"));
+          parse("name='a'\nkernel='/k'\ncpus='1-x'\n") < 0 &&
+              strstr(err, "t.cfg:3: cpus:"));
     CHECK("xl.cfg: cpus=[...] (per-vCPU) refused",
           parse("name='a'\nkernel='/k'\ncpus=['0','1']\n") < 0 &&
               strstr(err, "per-vCPU lists are not supported"));

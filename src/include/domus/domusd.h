@@ -211,8 +211,7 @@ void dsd_cgroup_remove(const struct dsd *d, const struct dsd_dom *dom);
 void dsd_sched_apply_affinity(struct dsd_dom *dom);
 /* "sched-credit" {"dom"?,"weight"?,"cap"?}, "vcpu-list" {"dom"?},
  * "vcpu-pin" {"dom","vcpu","hard","soft"?} (toolstack.h). */
-void dsd_sched_request(struct dsd *d, uint64_t client, const char *cmd,
-                       json_object *obj);
+void dsd_sched_request(struct dsd *d, uint64_t client, const char *cmd, json_object *obj);
 /* The state file's "sched" member: {"weight","cap","affinity":[[hard,soft],
  * ...]} (cpu lists, one pair per vCPU up to maxvcpus). */
 json_object *dsd_sched_save(const struct dsd_dom *dom);

@@ -15,7 +15,7 @@
 
 #define TS_WEIGHT_DEFAULT 256 /* xl's default credit weight */
 #define TS_WEIGHT_MAX 65535
-#define TS_CAP_MAX 65535     /* Xen's cap is a uint16_t percentage */
+#define TS_CAP_MAX 65535 /* Xen's cap is a uint16_t percentage */
 #define TS_CPU_PERIOD_US 100000
 #define TS_CPULIST_MAX 256 /* longest cpu list string kept */
 

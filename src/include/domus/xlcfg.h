@@ -55,7 +55,7 @@ struct xlcfg {
     unsigned maxvcpus;               /* default = vcpus */
     unsigned cpu_weight;             /* credit weight 1..65535, default 256 (sched.h) */
     unsigned cap;                    /* percent of one CPU, 0 = no cap (default) */
-    char cpus[256];                  /* hard affinity of every vCPU, xl cpu list; "" = all */
+    char cpus[256];                  /* every vCPU's hard affinity; "" = all */
     char cpus_soft[256];             /* soft affinity (recorded only); "" = all */
     enum xlcfg_action on_poweroff;   /* default destroy */
     enum xlcfg_action on_reboot;     /* default restart */
