@@ -64,7 +64,7 @@ sleep "$WINDOW"
 u1=$(( $(usage w1) - u1 )) u2=$(( $(usage w2) - u2 ))
 t1="$(awk -v a="$t1" -v b="$(vtime w1)" 'BEGIN { print b - a }')"
 t2="$(awk -v a="$t2" -v b="$(vtime w2)" 'BEGIN { print b - a }')"
-r="$(awk -v a="$u1" -v b="$u2" 'BEGIN { printf "%d", a > 0 ? 1000 * b / a : 0 }')"
+r="$(awk -v a="$u1" -v b="$u2" 'BEGIN { printf "%d", (a > 0 ? 1000 * b / a : 0) }')"
 echo "MEASURED weights 256:512 over ${WINDOW}s: cgroup usage w1 $((u1 / 1000)) ms, w2 $((u2 / 1000)) ms, ratio $r/1000; vcpu-list Time(s) w1 +$t1, w2 +$t2"
 check "weights 256:512 -> CPU time 1:2 +-15% (w2/w1 = $r/1000 by cgroup usage)" within "$r" 1700 2300
 check "CPU 1 was shared: w1 + w2 >= 80% of the window ($(((u1 + u2) / 1000)) ms)" within $(((u1 + u2) / 1000)) $((WINDOW * 800)) $((WINDOW * 1100))
@@ -91,6 +91,16 @@ check "vcpu-pin w2 0 0: it now runs on CPU 0" test "$(vrow w2 | awk '{ print $4 
 domus vcpu-pin w2 all all 1 || fail "vcpu-pin w2 all all 1"
 check "vcpu-pin w2 all all 1: vcpu-list 'all / 1'" sh -c "domus vcpu-list w2 | grep -q ' all / 1\$'"
 check "vcpu-pin w2 all all 1: Cpus_allowed_list 0-1" test "$(allowed w2)" = 0-1
+# A new domusd (the old one killed) adopts w2 with its weight, cap and pinning.
+old="$(domusd_pid)"
+kill -KILL "$old"
+sleep 1
+check "restarted domusd: sched-credit -d w2 still 512 50" sh -c "domus sched-credit -d w2 | grep -q '^w2 .* $id2    512   50\$'"
+check "restarted domusd: a new domusd ($(domusd_pid), was $old)" test -n "$(domusd_pid)" -a "$(domusd_pid)" != "$old"
+check "restarted domusd: cpu.max still '50000 100000'" test "$(cat "$CG/dom$id2/cpu.max")" = "50000 100000"
+check "restarted domusd: vcpu-list still 'all / 1'" sh -c "domus vcpu-list w2 | grep -q ' all / 1\$'"
+domus sched-credit -d w2 -w 256 -c 0 || fail "sched-credit -d w2 -w 256 -c 0"
+check "weight 256 cap 0 again: cpu.weight 100, cpu.max 'max 100000'" test "$(cat "$CG/dom$id2/cpu.weight") $(cat "$CG/dom$id2/cpu.max")" = "100 max 100000"
 refusal="$(domus vcpu-pin w2 0 7 2>&1)"
 check "vcpu-pin to CPU 7 refused: $refusal" sh -c "! domus vcpu-pin w2 0 7 2>/dev/null"
 refusal="$(domus sched-credit -d w2 -w 0 2>&1)"
