@@ -252,6 +252,10 @@ void dsd_check_deadlines(struct dsd *d)
 int dsd_next_timeout_ms(struct dsd *d)
 {
     int64_t now = dnow_ms(), best = dsd_hotplug_timeout_ms(d);
+    int cg = dsd_cgroup_timeout_ms(d);
+
+    if (cg >= 0 && (best < 0 || cg < best))
+        best = cg;
 
     for (struct dsd_dom *x = d->doms; x; x = x->next) {
         if (!x->deadline_ms)

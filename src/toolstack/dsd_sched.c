@@ -132,6 +132,13 @@ static int no_cgroup(const struct dsd *d, char *err, size_t errlen)
     return -EOPNOTSUPP;
 }
 
+static void busy_drop(struct dsd *d, unsigned i)
+{
+    d->n_cg_busy--;
+    d->cg_busy[i] = d->cg_busy[d->n_cg_busy];
+    d->cg_busy_until[i] = d->cg_busy_until[d->n_cg_busy];
+}
+
 static int cgroup_setup(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
 {
     char dir[PATH_MAX];
@@ -141,6 +148,12 @@ static int cgroup_setup(struct dsd *d, struct dsd_dom *dom, char *err, size_t er
         return dom->cfg.cpu_weight != TS_WEIGHT_DEFAULT || dom->cfg.cap
                    ? no_cgroup(d, err, errlen)
                    : 0;
+    for (unsigned i = 0; i < d->n_cg_busy;) {
+        if (d->cg_busy[i] == dom->domid)
+            busy_drop(d, i); /* the group is this domain's now */
+        else
+            i++;
+    }
     rc = group_dir(d, dom, dir, sizeof(dir));
     if (!rc && mkdir(dir, 0755) < 0 && errno != EEXIST)
         rc = -errno;
@@ -175,14 +188,51 @@ void dsd_cgroup_join(const struct dsd *d, const struct dsd_dom *dom, pid_t pid)
               strerror(-rc));
 }
 
-void dsd_cgroup_remove(const struct dsd *d, const struct dsd_dom *dom)
+static int group_rmdir(const struct dsd *d, unsigned domid)
 {
     char dir[PATH_MAX];
 
-    if (!d->cg_ok || group_dir(d, dom, dir, sizeof(dir)) < 0)
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/dom%u", d->cg_dir, domid) >= sizeof(dir))
+        return -ENAMETOOLONG;
+    return rmdir(dir) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+void dsd_cgroup_remove(struct dsd *d, const struct dsd_dom *dom)
+{
+    int rc;
+
+    if (!d->cg_ok)
         return;
-    if (rmdir(dir) < 0 && errno != ENOENT)
-        dwarn("domain %u: cannot remove %s: %s", dom->domid, dir, strerror(errno));
+    rc = group_rmdir(d, dom->domid);
+    if (rc == -EBUSY && d->n_cg_busy < DSD_CG_BUSY_MAX) {
+        d->cg_busy[d->n_cg_busy] = dom->domid;
+        d->cg_busy_until[d->n_cg_busy++] = dnow_ms() + DSD_CG_BUSY_MS;
+    } else if (rc) {
+        dwarn("domain %u: cannot remove %s/dom%u: %s", dom->domid, d->cg_dir, dom->domid,
+              strerror(-rc));
+    }
+}
+
+void dsd_cgroup_tick(struct dsd *d)
+{
+    int64_t now = dnow_ms();
+
+    for (unsigned i = 0; i < d->n_cg_busy;) {
+        int rc = group_rmdir(d, d->cg_busy[i]);
+        if (rc == -EBUSY && now < d->cg_busy_until[i]) {
+            i++;
+            continue;
+        }
+        if (rc)
+            dwarn("cgroups: cannot remove %s/dom%u: %s", d->cg_dir, d->cg_busy[i],
+                  strerror(-rc));
+        busy_drop(d, i);
+    }
+}
+
+int dsd_cgroup_timeout_ms(const struct dsd *d)
+{
+    return d->n_cg_busy ? DSD_CG_RETRY_MS : -1;
 }
 
 /* ---- affinity ---- */

@@ -357,6 +357,7 @@ int dsd_server_run(struct dsd *d)
             reap_dead_clients(d);
         }
         dsd_check_deadlines(d);
+        dsd_cgroup_tick(d);
     }
     return 0;
 }

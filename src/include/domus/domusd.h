@@ -25,6 +25,9 @@
 #define DSD_DOMID_MAX 0x7FEF        /* DOMID_FIRST_RESERVED - 1 */
 #define DSD_DETACH_TIMEOUT_MS 10000 /* for the guest to close a detached device */
 #define DSD_DETACH_POLL_MS 100      /* its back end's state is read this often */
+#define DSD_CG_BUSY_MAX 16          /* busy groups waiting to be removed */
+#define DSD_CG_BUSY_MS 10000        /* retried this long, every DSD_CG_RETRY_MS */
+#define DSD_CG_RETRY_MS 100
 
 enum dsd_state {
     DS_BUILDING, /* domus-vm started, not ready yet */
@@ -102,6 +105,11 @@ struct dsd {
     bool cg_ok;                  /* domains get cgroup v2 groups under cg_dir */
     char cg_dir[PATH_MAX];       /* <cgroup2 mount>/domus */
     char cg_why[160];            /* why not, when !cg_ok */
+    /* Groups found busy at removal (an adopted process that is not reaped
+     * yet), retried by dsd_cgroup_tick until this deadline. */
+    unsigned cg_busy[DSD_CG_BUSY_MAX];
+    int64_t cg_busy_until[DSD_CG_BUSY_MAX];
+    unsigned n_cg_busy;
 };
 
 /* epoll keys: kind in the high 32 bits, fd in the low 32. */
@@ -205,8 +213,13 @@ int dsd_sched_prepare(struct dsd *d, struct dsd_dom *dom, json_object *saved, ch
 int dsd_cgroup_procs_fd(const struct dsd *d, const struct dsd_dom *dom);
 /* Moves pid into the domain's group (again: a no-op when the child did). */
 void dsd_cgroup_join(const struct dsd *d, const struct dsd_dom *dom, pid_t pid);
-/* Removes the domain's group (once its process is gone). */
-void dsd_cgroup_remove(const struct dsd *d, const struct dsd_dom *dom);
+/* Removes the domain's group (once its process is gone); a group still
+ * busy is retried from dsd_cgroup_tick for DSD_CG_BUSY_MS. */
+void dsd_cgroup_remove(struct dsd *d, const struct dsd_dom *dom);
+/* Retries the busy groups (from the event loop). */
+void dsd_cgroup_tick(struct dsd *d);
+/* The loop's timeout while groups are busy, else -1. */
+int dsd_cgroup_timeout_ms(const struct dsd *d);
 /* Once the domain runs: its vCPU threads get their hard affinity. */
 void dsd_sched_apply_affinity(struct dsd_dom *dom);
 /* "sched-credit" {"dom"?,"weight"?,"cap"?}, "vcpu-list" {"dom"?},
