@@ -80,7 +80,7 @@ $(BUILD)/fuzz/builder_fuzz: $(BUILDER_FUZZ_SRC) $(wildcard src/builder/*.h) \
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(BUILDER_FUZZ_SRC) -lz -llzma -lzstd -llz4
 # ... and for the xl.cfg parser and its disk and vif specs -> build/fuzz/xlcfg_fuzz
-XLCFG_FUZZ_SRC := tests/fuzz/xlcfg_fuzz.c src/toolstack/xlcfg.c src/toolstack/xldisk.c \
+XLCFG_FUZZ_SRC := tests/fuzz/xlcfg_fuzz.c src/toolstack/xlcfg.c src/toolstack/ts_sched.c src/toolstack/xldisk.c \
                   src/toolstack/xlvif.c src/toolstack/xlspec.c src/hv/util.c
 $(BUILD)/fuzz/xlcfg_fuzz: $(XLCFG_FUZZ_SRC) $(addprefix src/include/domus/,xlcfg.h xldisk.h \
                           xlvif.h xlspec.h util.h)

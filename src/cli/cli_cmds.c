@@ -166,6 +166,10 @@ static int dry_run(const char *file, const char *text, size_t len)
     json_object_object_add(o, "maxmem", json_object_new_int64((int64_t)c->maxmem_mb));
     json_object_object_add(o, "vcpus", json_object_new_int((int)c->vcpus));
     json_object_object_add(o, "maxvcpus", json_object_new_int((int)c->maxvcpus));
+    json_object_object_add(o, "cpu_weight", json_object_new_int((int)c->cpu_weight));
+    json_object_object_add(o, "cap", json_object_new_int((int)c->cap));
+    json_object_object_add(o, "cpus", json_object_new_string(c->cpus));
+    json_object_object_add(o, "cpus_soft", json_object_new_string(c->cpus_soft));
     json_object_object_add(o, "on_poweroff",
                            json_object_new_string(xlcfg_action_name(c->on_poweroff)));
     json_object_object_add(o, "on_reboot",

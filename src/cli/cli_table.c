@@ -46,6 +46,18 @@ static const struct cli_cmd cmds[] = {
      "<Domain> <DevId|mac>"},
     {"network-list", cli_network_list, "List network interfaces of a domain",
      "<Domain(s)>"},
+    {"sched-credit", cli_sched_credit, "Get/set credit scheduler parameters",
+     "[-d <Domain> [-w <Weight>] [-c <Cap>]]\n"
+     "  -w  weight 1..65535 (default 256): cgroup cpu.weight = weight * 100 / 256\n"
+     "  -c  cap in percent of one CPU, 0 = none: cgroup cpu.max"},
+    {"sched-credit2", cli_sched_credit2, "Get/set credit2 scheduler parameters",
+     "[-d <Domain> [-w <Weight>] [-c <Cap>]]\n"
+     "  the same as sched-credit: one scheduler (Linux's) serves both"},
+    {"vcpu-list", cli_vcpu_list, "List the VCPUs for all/some domains", "[Domain]"},
+    {"vcpu-pin", cli_vcpu_pin, "Set which CPUs a VCPU can use",
+     "[-f] <Domain> <VCPU|all> <Hard affinity|-> [Soft affinity|-]\n"
+     "  CPU lists as xl's: all, 0-3,5, all,^1; '-' keeps that affinity;\n"
+     "  soft affinity is recorded and shown only (Linux has none)"},
     {"help", cli_help, "Print this help", "[command]"},
 };
 

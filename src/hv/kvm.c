@@ -607,6 +607,9 @@ int kvm_domain_start(struct domain *d)
             return -rc;
         }
         v->thread_started = true;
+        char name[16]; /* domusd finds the vCPU threads by this name (dsd_sched.c) */
+        dfmt(name, sizeof(name), "vcpu%u", i);
+        pthread_setname_np(v->thread, name);
     }
     return 0;
 }

@@ -198,6 +198,8 @@ static void cmd_create(const struct req *r)
         dfmt(err, sizeof(err), "out of memory");
         dsd_dom_free(r->d, dom);
     }
+    if (!rc && (rc = dsd_sched_prepare(r->d, dom, NULL, err, sizeof(err))) < 0)
+        dsd_dom_free(r->d, dom);
     if (rc)
         goto out;
     ts_mkdir_p(ts_log_dir());
@@ -507,6 +509,12 @@ static void cmd_hotplug(const struct req *r)
         dsd_hotplug_request(r->d, r->client, dom, req_str(r, "cmd"), r->obj);
 }
 
+/* sched-credit, vcpu-list, vcpu-pin (dsd_sched.c). */
+static void cmd_sched(const struct req *r)
+{
+    dsd_sched_request(r->d, r->client, req_str(r, "cmd"), r->obj);
+}
+
 static void cmd_info(const struct req *r)
 {
     json_object *o;
@@ -544,6 +552,9 @@ static const struct {
     {"network-attach", cmd_hotplug},
     {"network-detach", cmd_hotplug},
     {"network-list", cmd_hotplug},
+    {"sched-credit", cmd_sched},
+    {"vcpu-list", cmd_sched},
+    {"vcpu-pin", cmd_sched},
 };
 
 void dsd_handle_request(struct dsd *d, uint64_t client, const char *line)

@@ -95,6 +95,7 @@ void dsd_dom_free(struct dsd *d, struct dsd_dom *dom)
     if (!dom->keep_sockets) {
         unlink(dom->console_sock);
         unlink(dom->control_sock);
+        dsd_cgroup_remove(d, dom);
     }
     free(dom);
 }

@@ -63,6 +63,7 @@ void dsd_became_ready(struct dsd *d, struct dsd_dom *dom)
     dom->state = DS_RUNNING;
     dom->deadline_ms = 0;
     dinfo("domain %u (%s): running", dom->domid, dom->cfg.name);
+    dsd_sched_apply_affinity(dom);
     dom->xs_up = d->xs.enabled && dsd_xs_domain_up(d, dom) == 0;
     if (dom->wkind == DW_CREATE)
         reply_waiter_ok(d, dom);
@@ -251,6 +252,10 @@ void dsd_check_deadlines(struct dsd *d)
 int dsd_next_timeout_ms(struct dsd *d)
 {
     int64_t now = dnow_ms(), best = dsd_hotplug_timeout_ms(d);
+    int cg = dsd_cgroup_timeout_ms(d);
+
+    if (cg >= 0 && (best < 0 || cg < best))
+        best = cg;
 
     for (struct dsd_dom *x = d->doms; x; x = x->next) {
         if (!x->deadline_ms)

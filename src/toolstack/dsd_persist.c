@@ -55,6 +55,7 @@ void dsd_persist_save(const struct dsd_dom *dom)
     for (unsigned i = 0; i < dom->cfg.n_disks && i < XLCFG_MAX_DISKS; i++)
         json_object_array_add(disks, json_object_new_string(dom->cfg.disks[i]));
     json_object_object_add(o, "disks", disks);
+    json_object_object_add(o, "sched", dsd_sched_save(dom));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     rc = json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PLAIN);
     if (rc < 0 || rename(tmp, path) < 0) {
@@ -195,6 +196,18 @@ static bool disk_ok(const char *spec, unsigned i)
     return ok;
 }
 
+/* Its weight, cap and affinity as last set; its group (which outlived the
+ * previous domusd) written again. */
+static void adopt_sched(struct dsd *d, struct dsd_dom *dom, json_object *o)
+{
+    json_object *s = NULL;
+    char err[PATH_MAX + 160];
+
+    json_object_object_get_ex(o, "sched", &s);
+    if (dsd_sched_prepare(d, dom, s, err, sizeof(err)) < 0)
+        dwarn("domain %u: %s", dom->domid, err);
+}
+
 /* Rebuilds one domain from its state file; -ESRCH when its process is gone
  * (its stale sockets are then removed with it). */
 static int adopt_one(struct dsd *d, json_object *o)
@@ -235,6 +248,7 @@ static int adopt_one(struct dsd *d, json_object *o)
         goto out;
     }
     dom->pid = pid;
+    adopt_sched(d, dom, o);
     dom->gen = (unsigned)jget_int(o, "gen");
     dom->start_time = jget_double(o, "start_time");
     dom->adopted = true;

@@ -157,6 +157,8 @@ int dsd_server_init(struct dsd *d)
     if (!rc && (rc = dsd_xs_start(d)) < 0)
         derr("xenstore on %s: %s", d->xs.path, strerror(-rc));
     if (!rc)
+        dsd_cgroup_init(d);
+    if (!rc)
         dsd_persist_adopt(d);
     return rc;
 }
@@ -356,6 +358,7 @@ int dsd_server_run(struct dsd *d)
             reap_dead_clients(d);
         }
         dsd_check_deadlines(d);
+        dsd_cgroup_tick(d);
     }
     return 0;
 }

@@ -79,9 +79,10 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
     }
 }
 
-/* In the child: stdio to the stderr pipe, the ready pipe at VM_READY_FD,
- * default signal state, then exec.  Never returns. */
-static void child_exec(const char *bin, char **argv, int ready_w, int err_w)
+/* In the child: into the cgroup (cg_fd: its cgroup.procs, -1: none), stdio
+ * to the stderr pipe, the ready pipe at VM_READY_FD, default signal state,
+ * then exec.  Never returns. */
+static void child_exec(const char *bin, char **argv, int ready_w, int err_w, int cg_fd)
 {
     sigset_t none;
     int null = open("/dev/null", O_RDONLY);
@@ -92,6 +93,10 @@ static void child_exec(const char *bin, char **argv, int ready_w, int err_w)
      * survive domusd's death (the next domusd adopts it). */
     signal(SIGPIPE, SIG_IGN);
     setpgid(0, 0); /* a ^C aimed at a foreground domusd does not hit guests */
+    /* Into the domain's cgroup before any vCPU thread exists (domusd moves it
+     * again after fork, and says so if that fails). */
+    if (cg_fd >= 0 && write(cg_fd, "0", 1) < 0)
+        cg_fd = -1;
     if (null >= 0)
         dup2(null, 0);
     dup2(err_w, 1);
@@ -127,6 +132,7 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
 {
     static struct vm_argv a; /* large (disk paths); domusd is single-threaded */
     int ready[2], errp[2];
+    int cg_fd = -1;
     pid_t pid;
     int rc;
 
@@ -137,6 +143,7 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
         goto out;
     }
     dom->vmlog_fd = open(dom->vm_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    cg_fd = dsd_cgroup_procs_fd(d, dom);
     pid = fork();
     if (pid < 0) {
         rc = -errno;
@@ -144,7 +151,9 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
         goto out;
     }
     if (pid == 0)
-        child_exec(d->vm_bin, a.argv, ready[1], errp[1]);
+        child_exec(d->vm_bin, a.argv, ready[1], errp[1], cg_fd);
+    close_fd(&cg_fd);
+    dsd_cgroup_join(d, dom, pid);
     close_fd(&ready[1]);
     close_fd(&errp[1]);
     dom->pid = pid;
@@ -171,6 +180,7 @@ out:
     close_fd(&errp[0]);
     close_fd(&errp[1]);
     close_fd(&dom->vmlog_fd);
+    close_fd(&cg_fd);
     return rc;
 }
 

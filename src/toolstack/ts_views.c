@@ -54,6 +54,12 @@ static json_object *b_info_json(const struct xlcfg *c)
         add_str(o, "cmdline", c->cmdline);
     if (c->ramdisk[0])
         add_str(o, "ramdisk", c->ramdisk);
+    if (c->cpu_weight != 256 || c->cap) { /* libxl leaves defaults out */
+        json_object *s = json_object_new_object();
+        add_int(s, "weight", c->cpu_weight);
+        add_int(s, "cap", c->cap);
+        json_object_object_add(o, "sched_params", s);
+    }
     json_object_object_add(o, "type.pvh", json_object_new_object());
     return o;
 }

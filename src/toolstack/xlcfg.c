@@ -6,6 +6,7 @@
  * Every value is bounded (XLCFG_TOK_MAX bytes, XLCFG_LIST_MAX items), so hostile
  * input can only produce an error message. */
 #include "domus/xlcfg.h"
+#include "domus/sched.h"
 #include "domus/util.h"
 
 #include <ctype.h>
@@ -50,7 +51,7 @@ struct lexer {
 
 enum vkind { V_NONE, V_NUM, V_STR, V_LIST };
 
-#define XLCFG_NKEYS 18 /* entries of keys[] */
+#define XLCFG_NKEYS 22 /* entries of keys[] */
 
 struct value {
     enum vkind kind;
@@ -599,6 +600,59 @@ static int key_uuid(struct pstate *ps, const char *k, const struct value *v)
     return 0;
 }
 
+static int key_weight(struct pstate *ps, const char *k, const struct value *v)
+{
+    char err[128];
+    uint64_t n;
+    int rc = want_number(ps, k, v, &n);
+
+    if (!rc && ts_sched_check(n, 0, err, sizeof(err)) < 0)
+        return lex_error(&ps->lx, v->line, "cpu_weight: %s", err);
+    ps->cfg->cpu_weight = (unsigned)n;
+    return rc;
+}
+
+static int key_cap(struct pstate *ps, const char *k, const struct value *v)
+{
+    char err[128];
+    uint64_t n;
+    int rc = want_number(ps, k, v, &n);
+
+    if (!rc && ts_sched_check(TS_WEIGHT_DEFAULT, n, err, sizeof(err)) < 0)
+        return lex_error(&ps->lx, v->line, "cap: %s", err);
+    ps->cfg->cap = (unsigned)n;
+    return rc;
+}
+
+/* cpus= / cpus_soft=: one cpu list for every vCPU (the syntax is checked
+ * here, the CPUs against the host by domusd). */
+static int want_cpulist(struct pstate *ps, const char *k, const struct value *v,
+                        char *dst, size_t len)
+{
+    char err[128];
+    cpu_set_t set;
+
+    if (v->kind == V_LIST)
+        return lex_error(&ps->lx, v->line,
+                         "%s: per-vCPU lists are not supported; give one string "
+                         "for all vCPUs (\"0-3,5\")",
+                         k);
+    int rc = want_string(ps, k, v, dst, len);
+    if (!rc && ts_cpulist_parse(dst, CPU_SETSIZE, &set, err, sizeof(err)) < 0)
+        return lex_error(&ps->lx, v->line, "%s: %s", k, err);
+    return rc;
+}
+
+static int key_cpus(struct pstate *ps, const char *k, const struct value *v)
+{
+    return want_cpulist(ps, k, v, ps->cfg->cpus, sizeof(ps->cfg->cpus));
+}
+
+static int key_soft(struct pstate *ps, const char *k, const struct value *v)
+{
+    return want_cpulist(ps, k, v, ps->cfg->cpus_soft, sizeof(ps->cfg->cpus_soft));
+}
+
 struct key_handler {
     const char *key;
     int (*fn)(struct pstate *ps, const char *key, const struct value *v);
@@ -614,6 +668,8 @@ static const struct key_handler keys[] = {
     {"on_reboot", key_on_reboot}, {"on_crash", key_on_crash},
     {"disk", key_disk},           {"vif", key_vif},
     {"uuid", key_uuid},           {"builder", key_builder},
+    {"cpu_weight", key_weight},   {"cap", key_cap},
+    {"cpus", key_cpus},           {"cpus_soft", key_soft},
 };
 
 _Static_assert(ARRAY_SIZE(keys) == XLCFG_NKEYS, "XLCFG_NKEYS");
@@ -775,6 +831,7 @@ static void cfg_defaults(struct xlcfg *cfg)
     memset(cfg, 0, sizeof(*cfg));
     strcpy(cfg->type, "pvh");
     cfg->memory_mb = 128;
+    cfg->cpu_weight = TS_WEIGHT_DEFAULT;
     cfg->vcpus = 1;
     cfg->on_poweroff = XLCFG_ACTION_DESTROY;
     cfg->on_reboot = XLCFG_ACTION_RESTART;

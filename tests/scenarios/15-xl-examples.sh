@@ -73,9 +73,9 @@ if example pvhlinux; then
     check "pvhlinux: no warning" test -z "$(grep '^warning' "$DOMUS_TMP/pvhlinux.err")"
     views example.pvhlinux
 fi
-if example pvlinux 'cpu_weight = 512'; then
+if example pvlinux 'pool = "Pool-0"'; then
     check "pvlinux: warned that it boots as PVH" grep -q "^warning: .*no 'type' given: booting as PVH" "$DOMUS_TMP/pvlinux.err"
-    check "pvlinux: warned about the ignored key cpu_weight" grep -q "^warning: .*:[0-9]*: ignoring key 'cpu_weight'" "$DOMUS_TMP/pvlinux.err"
+    check "pvlinux: warned about the ignored key pool" grep -q "^warning: .*:[0-9]*: ignoring key 'pool'" "$DOMUS_TMP/pvlinux.err"
     views example.pvlinux restart
 fi
 check "no domus-vm process left" [ "$(vm_count)" = 0 ]

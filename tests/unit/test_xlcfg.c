@@ -296,13 +296,13 @@ static bool has_warning(unsigned i, const char *want)
 
 static void test_foreign_keys(void)
 {
-    int rc = parse("name='a'\nkernel='/k'\ntype='pvh'\ncpu_weight=512\n"
+    int rc = parse("name='a'\nkernel='/k'\ntype='pvh'\npool='Pool-0'\n"
                    "vnc=1\ncolour = \"blue\"\npci=[]\nusb=0\nvfb=[ ]\nmemory=256\n"
                    "on_watchdog='destroy'\nseclabel+='x'\n");
 
     CHECK("foreign keys: parses, values kept", rc == 0 && cfg.memory_mb == 256);
     CHECK("foreign keys: one warning per ignored key, in order, with its line",
-          cfg.n_warnings == 8 && has_warning(0, "t.cfg:4: ignoring key 'cpu_weight'") &&
+          cfg.n_warnings == 8 && has_warning(0, "t.cfg:4: ignoring key 'pool'") &&
               has_warning(1, "t.cfg:5: ignoring key 'vnc'") &&
               has_warning(2, "t.cfg:6: ignoring key 'colour'") &&
               has_warning(3, "t.cfg:7: ignoring key 'pci'") &&

@@ -49,6 +49,12 @@ int cli_network_attach(int argc, char **argv);
 int cli_network_detach(int argc, char **argv);
 int cli_network_list(int argc, char **argv);
 
+/* Scheduling (cli_sched.c). */
+int cli_sched_credit(int argc, char **argv);
+int cli_sched_credit2(int argc, char **argv);
+int cli_vcpu_list(int argc, char **argv);
+int cli_vcpu_pin(int argc, char **argv);
+
 /* Runs "domus <argv[1]> ..." through the subcommand table; the exit status. */
 int cli_main(int argc, char **argv);
 

@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,6 +25,9 @@
 #define DSD_DOMID_MAX 0x7FEF        /* DOMID_FIRST_RESERVED - 1 */
 #define DSD_DETACH_TIMEOUT_MS 10000 /* for the guest to close a detached device */
 #define DSD_DETACH_POLL_MS 100      /* its back end's state is read this often */
+#define DSD_CG_BUSY_MAX 16          /* busy groups waiting to be removed */
+#define DSD_CG_BUSY_MS 10000        /* retried this long, every DSD_CG_RETRY_MS */
+#define DSD_CG_RETRY_MS 100
 
 enum dsd_state {
     DS_BUILDING, /* domus-vm started, not ready yet */
@@ -61,6 +65,9 @@ struct dsd_dom {
     unsigned n_restarts;
     double cpu_time;   /* seconds, last known */
     double start_time; /* wall clock (s since the epoch) its domus-vm was started */
+    /* Scheduling (dsd_sched.c): weight and cap are cfg.cpu_weight/cap, kept
+     * up to date by sched-credit; each vCPU's hard and soft affinity. */
+    cpu_set_t hard[XLCFG_MAX_VCPUS], soft[XLCFG_MAX_VCPUS];
     char console_sock[DSD_SUN_PATH_MAX];
     char control_sock[DSD_SUN_PATH_MAX];
     char console_log[PATH_MAX];
@@ -95,6 +102,14 @@ struct dsd {
     bool quit;
     struct dsd_xs xs;
     struct dsd_detach *detaches; /* detaches waiting for the guest (dsd_hotplug.c) */
+    bool cg_ok;                  /* domains get cgroup v2 groups under cg_dir */
+    char cg_dir[PATH_MAX];       /* <cgroup2 mount>/domus */
+    char cg_why[160];            /* why not, when !cg_ok */
+    /* Groups found busy at removal (an adopted process that is not reaped
+     * yet), retried by dsd_cgroup_tick until this deadline. */
+    unsigned cg_busy[DSD_CG_BUSY_MAX];
+    int64_t cg_busy_until[DSD_CG_BUSY_MAX];
+    unsigned n_cg_busy;
 };
 
 /* epoll keys: kind in the high 32 bits, fd in the low 32. */
@@ -188,6 +203,42 @@ void dsd_hotplug_tick(struct dsd *d);
 int dsd_hotplug_timeout_ms(struct dsd *d);
 /* Forgets the pending detaches (at exit). */
 void dsd_hotplug_fini(struct dsd *d);
+
+/* ---- scheduling (dsd_sched.c) ---- */
+
+/* At start-up: finds cgroup v2 ($DOMUS_CGROUP_ROOT, default /sys/fs/cgroup;
+ * DOMUS_CGROUP=0 turns it off), creates <root>/domus and enables the cpu
+ * (and, when possible, cpuset) controllers for it and its children.  When
+ * that fails it says so once in the log and domains run without groups:
+ * a weight or cap other than the defaults is then refused. */
+void dsd_cgroup_init(struct dsd *d);
+/* Before dom's first spawn (and at adoption): checks cfg's cpus/cpus_soft
+ * against the host and fills dom->hard/soft, then takes what saved (the
+ * state file's "sched", NULL: none) holds, creates the domain's group
+ * <cg_dir>/dom<N> and writes its cpu.weight and cpu.max.  -errno with err;
+ * the caller frees the domain (which removes the group). */
+int dsd_sched_prepare(struct dsd *d, struct dsd_dom *dom, json_object *saved, char *err,
+                      size_t errlen);
+/* The group's cgroup.procs opened for writing (close-on-exec), -1 when the
+ * domain has no group: the child writes "0" to it before exec. */
+int dsd_cgroup_procs_fd(const struct dsd *d, const struct dsd_dom *dom);
+/* Moves pid into the domain's group (again: a no-op when the child did). */
+void dsd_cgroup_join(const struct dsd *d, const struct dsd_dom *dom, pid_t pid);
+/* Removes the domain's group (once its process is gone); a group still
+ * busy is retried from dsd_cgroup_tick for DSD_CG_BUSY_MS. */
+void dsd_cgroup_remove(struct dsd *d, const struct dsd_dom *dom);
+/* Retries the busy groups (from the event loop). */
+void dsd_cgroup_tick(struct dsd *d);
+/* The loop's timeout while groups are busy, else -1. */
+int dsd_cgroup_timeout_ms(const struct dsd *d);
+/* Once the domain runs: its vCPU threads get their hard affinity. */
+void dsd_sched_apply_affinity(struct dsd_dom *dom);
+/* "sched-credit" {"dom"?,"weight"?,"cap"?}, "vcpu-list" {"dom"?},
+ * "vcpu-pin" {"dom","vcpu","hard","soft"?} (toolstack.h). */
+void dsd_sched_request(struct dsd *d, uint64_t client, const char *cmd, json_object *obj);
+/* The state file's "sched" member: {"weight","cap","affinity":[[hard,soft],
+ * ...]} (cpu lists, one pair per vCPU up to maxvcpus). */
+json_object *dsd_sched_save(const struct dsd_dom *dom);
 
 /* ---- surviving a domusd restart (dsd_persist.c) ---- */
 

@@ -16,6 +16,13 @@
  *        destroy replies once the domain is gone
  *   {"cmd":"console-path","dom":D} -> {"ok":true,"path":SOCK,"domid":N}
  *   {"cmd":"domid","dom":D} -> {"ok":true,"domid":N,"name":S,"state":..,"gen":N}
+ *   {"cmd":"sched-credit","dom":D?,"weight":N?,"cap":N?} -> with weight or cap
+ *        (and dom): sets them, {"ok":true}; else {"ok":true,"domains":[{"name",
+ *        "domid","weight","cap"}, ...]} (Domain-0 first, 256 and 0)
+ *   {"cmd":"vcpu-list","dom":D?} -> {"ok":true,"vcpus":[{"name","domid","vcpu",
+ *        "cpu","state":"r--"|"-b-"|..p,"time":SECONDS,"tid","hard","soft"}, ...]}
+ *   {"cmd":"vcpu-pin","dom":D,"vcpu":"all"|"N","hard":LIST|"-","soft":LIST|"-"?}
+ *        -> {"ok":true}; LIST an xl cpu list (sched.h)
  * D is a domain name or a domid in decimal.  "gen" counts (re)starts of a
  * domain under the same domid.
  *

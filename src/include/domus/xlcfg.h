@@ -6,7 +6,7 @@
  * keys Domus uses are errors ("file:line: message").
  *
  * A config from a Xen host works: a key Domus does not use (unknown, or one
- * that does not apply to a PVH domain: cpu_weight, vnc, pool, ...) is
+ * that does not apply to a PVH domain: vnc, pool, ...) is
  * ignored with a warning naming it ("file:line: ignoring key 'foo'
  * ..."), as xl ignores keys it does not know.  A key whose absence would change
  * what the guest gets stays an error while it is set to something (a
@@ -53,6 +53,10 @@ struct xlcfg {
     uint64_t maxmem_mb;              /* default = memory_mb; must be >= memory_mb */
     unsigned vcpus;                  /* default 1 */
     unsigned maxvcpus;               /* default = vcpus */
+    unsigned cpu_weight;             /* credit weight 1..65535, default 256 (sched.h) */
+    unsigned cap;                    /* percent of one CPU, 0 = no cap (default) */
+    char cpus[256];                  /* every vCPU's hard affinity; "" = all */
+    char cpus_soft[256];             /* soft affinity (recorded only); "" = all */
     enum xlcfg_action on_poweroff;   /* default destroy */
     enum xlcfg_action on_reboot;     /* default restart */
     enum xlcfg_action on_crash;      /* default destroy */
