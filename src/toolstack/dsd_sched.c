@@ -5,6 +5,7 @@
  * domus-vm names its vCPU threads "vcpu<N>" (kvm.c) before it says "ready";
  * they are found by that name in /proc/<pid>/task. */
 #include "domus/domusd.h"
+#include "domus/vmctl.h"
 #include "domus/sched.h"
 #include "domus/util.h"
 
@@ -586,13 +587,19 @@ static json_object *vcpu_row(const struct dsd_dom *dom, unsigned i, pid_t tid,
     return o;
 }
 
+/* Is the domain paused?  Asks its domus-vm (vmctl.h "info": "state"). */
 static bool dom_paused(const struct dsd_dom *dom)
 {
-    char reply[256];
-    const char *p;
+    json_object *reply, *v;
+    char err[256];
+    bool paused;
 
-    return dsd_vm_control(dom, "info", reply, sizeof(reply)) == 0 &&
-           (p = strstr(reply, "state=")) && p[6] == 'p';
+    if (dsd_vm_control(dom, vmctl_req("info"), &reply, err, sizeof(err)) < 0)
+        return false;
+    paused = json_object_object_get_ex(reply, "state", &v) &&
+             json_object_is_type(v, json_type_string) && json_object_get_string(v)[0] == 'p';
+    json_object_put(reply);
+    return paused;
 }
 
 static void vcpu_list(struct dsd *d, uint64_t client, json_object *obj)
