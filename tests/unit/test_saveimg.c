@@ -375,6 +375,124 @@ static void test_memory(void)
     free_domain(b);
 }
 
+/* ---- vCPUs and the clock ---- */
+
+struct restore_ctx {
+    struct simg_vcpu v[2];
+    struct simg_clock clock;
+};
+
+static int load_vcpu(void *ctx, const struct simg_rec *rec, char *err, size_t errlen)
+{
+    return simg_load_vcpu_record(((struct restore_ctx *)ctx)->v, 2, rec, err, errlen);
+}
+
+static int load_clock(void *ctx, const struct simg_rec *rec, char *err, size_t errlen)
+{
+    return simg_load_clock(&((struct restore_ctx *)ctx)->clock, rec, err, errlen);
+}
+
+static const struct simg_handler vcpu_handlers[] = {
+    {SIMG_REC_VCPU_REGS, load_vcpu},   {SIMG_REC_VCPU_SREGS, load_vcpu},
+    {SIMG_REC_VCPU_XSAVE, load_vcpu},  {SIMG_REC_VCPU_XCRS, load_vcpu},
+    {SIMG_REC_VCPU_MSRS, load_vcpu},   {SIMG_REC_VCPU_LAPIC, load_vcpu},
+    {SIMG_REC_VCPU_EVENTS, load_vcpu}, {SIMG_REC_VCPU_MPSTATE, load_vcpu},
+    {SIMG_REC_VCPU_TSC, load_vcpu},    {SIMG_REC_CLOCK, load_clock},
+};
+
+static void fill_vcpu(struct simg_vcpu *s, unsigned seed)
+{
+    uint8_t *p = (uint8_t *)s;
+    for (size_t i = 0; i < sizeof(*s); i++)
+        p[i] = (uint8_t)(i * 31 + seed * 7 + (i >> 8));
+    s->nr_msrs = 40 + seed;
+    for (unsigned i = 0; i < SIMG_MAX_MSRS; i++)
+        s->msrs[i] = (struct kvm_msr_entry){
+            .index = 0xc0000080 + i, .data = i < s->nr_msrs ? i * 0x1001ULL + seed : 0};
+    s->have = 0;
+}
+
+static bool same_vcpu(const struct simg_vcpu *a, const struct simg_vcpu *b)
+{
+    return !memcmp(&a->regs, &b->regs, sizeof(a->regs)) &&
+           !memcmp(&a->sregs, &b->sregs, sizeof(a->sregs)) &&
+           !memcmp(&a->xsave, &b->xsave, sizeof(a->xsave)) &&
+           !memcmp(&a->xcrs, &b->xcrs, sizeof(a->xcrs)) && a->nr_msrs == b->nr_msrs &&
+           !memcmp(a->msrs, b->msrs, a->nr_msrs * sizeof(a->msrs[0])) &&
+           !memcmp(&a->lapic, &b->lapic, sizeof(a->lapic)) &&
+           !memcmp(&a->events, &b->events, sizeof(a->events)) &&
+           !memcmp(&a->mp_state, &b->mp_state, sizeof(a->mp_state)) &&
+           a->tsc_offset == b->tsc_offset && b->have == SIMG_VCPU_ALL;
+}
+
+/* An image of two vCPUs (the second without its records from skip on). */
+static struct image vcpu_image(const struct simg_vcpu *v, bool twice)
+{
+    int fd = memfd_create("img", 0);
+    struct simg_writer w;
+    simg_writer_init(&w, fd);
+    struct simg_clock c = {123456789012ULL, KVM_CLOCK_TSC_STABLE, 2994000};
+    int rc = simg_write_header(&w, config);
+    rc = rc ?: simg_write_clock(&w, &c);
+    for (unsigned i = 0; i < 2 && !rc; i++)
+        rc = simg_write_vcpu(&w, i, &v[i]);
+    if (!rc && twice)
+        rc = simg_write_vcpu(&w, 1, &v[1]);
+    rc = rc ?: simg_write_end(&w);
+    if (rc)
+        abort();
+    struct image im = slurp(fd);
+    close(fd);
+    return im;
+}
+
+static void test_vcpu_records(void)
+{
+    static struct simg_vcpu v[2];
+    static struct restore_ctx ctx;
+    fill_vcpu(&v[0], 1);
+    fill_vcpu(&v[1], 2);
+    char err[256];
+    struct image im = vcpu_image(v, false);
+    int rc =
+        read_all(&im, vcpu_handlers, ARRAY_SIZE(vcpu_handlers), &ctx, err, sizeof(err));
+    CHECK("vcpu: two vCPUs' records read back", rc == 0);
+    CHECK("vcpu: every piece equal, every record seen",
+          same_vcpu(&v[0], &ctx.v[0]) && same_vcpu(&v[1], &ctx.v[1]) &&
+              simg_vcpus_complete(ctx.v, 2, err, sizeof(err)) == 0);
+    CHECK("vcpu: the clock read back", ctx.clock.clock_ns == 123456789012ULL &&
+                                           ctx.clock.flags == KVM_CLOCK_TSC_STABLE &&
+                                           ctx.clock.tsc_khz == 2994000);
+    free(im.p);
+
+    memset(&ctx, 0, sizeof(ctx));
+    im = vcpu_image(v, true);
+    CHECK("vcpu: a record twice refused",
+          read_all(&im, vcpu_handlers, ARRAY_SIZE(vcpu_handlers), &ctx, err,
+                   sizeof(err)) == -EINVAL &&
+              strstr(err, "twice"));
+    free(im.p);
+
+    memset(&ctx, 0, sizeof(ctx));
+    CHECK("vcpu: a vCPU without records is incomplete",
+          simg_vcpus_complete(ctx.v, 1, err, sizeof(err)) == -EINVAL &&
+              strstr(err, "vcpu regs"));
+    uint8_t body[16] = {2}; /* vCPU 2 of 2 */
+    struct simg_rec rec = {SIMG_REC_VCPU_TSC, sizeof(body), body};
+    CHECK("vcpu: a record for a vCPU the domain lacks refused",
+          simg_load_vcpu_record(ctx.v, 2, &rec, err, sizeof(err)) == -EINVAL);
+    body[0] = 0;
+    rec.len = 12;
+    CHECK("vcpu: a short record refused",
+          simg_load_vcpu_record(ctx.v, 2, &rec, err, sizeof(err)) == -EINVAL);
+    rec.type = SIMG_REC_VCPU_MSRS;
+    body[4] = 1; /* one MSR in 8 bytes */
+    rec.len = 16;
+    CHECK("vcpu: an MSR count beyond the body refused",
+          simg_load_vcpu_record(ctx.v, 2, &rec, err, sizeof(err)) == -EINVAL &&
+              !ctx.v[0].have);
+}
+
 /* ---- hypervisor modules ---- */
 
 static void fill_domain(struct domain *d)
@@ -526,6 +644,7 @@ int main(void)
     test_unknown_records();
     test_bad_framing();
     test_memory();
+    test_vcpu_records();
     memset(&fk, 0, sizeof(fk));
     test_modules();
     memset(&fk, 0, sizeof(fk));

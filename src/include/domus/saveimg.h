@@ -19,6 +19,7 @@
 
 #include "domus/gmem.h"
 
+#include <linux/kvm.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +80,41 @@ int simg_write_end(struct simg_writer *w);
  * pages belong to the grant table record. */
 int simg_write_memory(struct simg_writer *w, const struct gmem *m);
 
+/* One vCPU's architectural state, as KVM gives it (KVM_GET_REGS, _SREGS,
+ * _XSAVE, _XCRS, _MSRS, _LAPIC, _VCPU_EVENTS, _MP_STATE, and the TSC offset
+ * attribute); each piece is one record. */
+#define SIMG_MAX_MSRS 256
+struct simg_vcpu {
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_xsave xsave;
+    struct kvm_xcrs xcrs;
+    uint32_t nr_msrs;
+    struct kvm_msr_entry msrs[SIMG_MAX_MSRS];
+    struct kvm_lapic_state lapic;
+    struct kvm_vcpu_events events;
+    struct kvm_mp_state mp_state;
+    uint64_t tsc_offset;
+    uint32_t have; /* on load: bit (1 << type) for each record read */
+};
+#define SIMG_VCPU_ALL                                                                    \
+    ((1u << SIMG_REC_VCPU_REGS) | (1u << SIMG_REC_VCPU_SREGS) |                          \
+     (1u << SIMG_REC_VCPU_XSAVE) | (1u << SIMG_REC_VCPU_XCRS) |                          \
+     (1u << SIMG_REC_VCPU_MSRS) | (1u << SIMG_REC_VCPU_LAPIC) |                          \
+     (1u << SIMG_REC_VCPU_EVENTS) | (1u << SIMG_REC_VCPU_MPSTATE) |                      \
+     (1u << SIMG_REC_VCPU_TSC))
+
+/* The clock: KVM_GET_CLOCK's nanoseconds and flags, and the TSC frequency. */
+struct simg_clock {
+    uint64_t clock_ns;
+    uint32_t flags;
+    uint32_t tsc_khz;
+};
+
+/* Writes vCPU id's records. */
+int simg_write_vcpu(struct simg_writer *w, uint32_t id, const struct simg_vcpu *s);
+int simg_write_clock(struct simg_writer *w, const struct simg_clock *c);
+
 /* --- reading --- */
 
 struct simg_reader {
@@ -113,6 +149,17 @@ int simg_read_record(struct simg_reader *r, struct simg_rec *rec);
 /* Loads one SIMG_REC_PAGE_DATA body into m; every pfn must lie in RAM or
  * the special pages.  0 or -EINVAL with err set. */
 int simg_load_pages(const struct gmem *m, const void *body, size_t len, char *err,
+                    size_t errlen);
+
+/* Loads one vCPU record (any SIMG_REC_VCPU_* type) into vcpus[its id];
+ * the id must be below nr and each record appear once.  0 or -EINVAL. */
+int simg_load_vcpu_record(struct simg_vcpu *vcpus, unsigned nr,
+                          const struct simg_rec *rec, char *err, size_t errlen);
+/* 0 when every vCPU below nr has all its records; -EINVAL naming the first
+ * missing one otherwise. */
+int simg_vcpus_complete(const struct simg_vcpu *vcpus, unsigned nr, char *err,
+                        size_t errlen);
+int simg_load_clock(struct simg_clock *c, const struct simg_rec *rec, char *err,
                     size_t errlen);
 
 /* A restore's record handlers: fn gets the body; 0 or -errno with err set. */
