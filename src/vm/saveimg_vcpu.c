@@ -14,7 +14,8 @@ static const struct {
 } raw[] = {
     {SIMG_REC_VCPU_REGS, offsetof(struct simg_vcpu, regs), sizeof(struct kvm_regs)},
     {SIMG_REC_VCPU_SREGS, offsetof(struct simg_vcpu, sregs), sizeof(struct kvm_sregs)},
-    {SIMG_REC_VCPU_XSAVE, offsetof(struct simg_vcpu, xsave), sizeof(struct kvm_xsave)},
+    {SIMG_REC_VCPU_XSAVE, offsetof(struct simg_vcpu, xsave),
+     sizeof(((struct simg_vcpu *)0)->xsave)},
     {SIMG_REC_VCPU_XCRS, offsetof(struct simg_vcpu, xcrs), sizeof(struct kvm_xcrs)},
     {SIMG_REC_VCPU_LAPIC, offsetof(struct simg_vcpu, lapic),
      sizeof(struct kvm_lapic_state)},

@@ -87,7 +87,7 @@ int simg_write_memory(struct simg_writer *w, const struct gmem *m);
 struct simg_vcpu {
     struct kvm_regs regs;
     struct kvm_sregs sregs;
-    struct kvm_xsave xsave;
+    uint32_t xsave[1024]; /* struct kvm_xsave's region (KVM_GET_XSAVE, 4 KiB) */
     struct kvm_xcrs xcrs;
     uint32_t nr_msrs;
     struct kvm_msr_entry msrs[SIMG_MAX_MSRS];
