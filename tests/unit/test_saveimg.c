@@ -8,6 +8,7 @@
 #include "domus/recbuf.h"
 #include "domus/saveimg.h"
 #include "domus/util.h"
+#include "domus/vmsave.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -638,6 +639,128 @@ static void test_module_bad_bodies(void)
     free_domain(b);
 }
 
+/* ---- a whole domain (vmsave.h) over fake KVM state ---- */
+
+static struct {
+    unsigned seq, clock_at, vcpu_at[2], loads;
+    int fail_vcpu_save;
+    struct simg_vcpu loaded[2];
+    struct simg_clock clock;
+} fs;
+
+static int fs_vcpu_save(struct vcpu *v, struct simg_vcpu *s)
+{
+    if (fs.fail_vcpu_save)
+        return fs.fail_vcpu_save;
+    fill_vcpu(s, v->id + 10);
+    return 0;
+}
+static int fs_vcpu_load(struct vcpu *v, const struct simg_vcpu *s)
+{
+    fs.vcpu_at[v->id] = ++fs.seq;
+    fs.loads++;
+    fs.loaded[v->id] = *s;
+    return 0;
+}
+static int fs_clock_save(struct domain *d, struct simg_clock *c)
+{
+    (void)d;
+    *c = (struct simg_clock){5000000000ULL, 0, 1000000};
+    return 0;
+}
+static int fs_clock_load(struct domain *d, const struct simg_clock *c)
+{
+    (void)d;
+    fs.clock_at = ++fs.seq;
+    fs.clock = *c;
+    return 0;
+}
+static const struct vm_state_ops fake_state = {fs_vcpu_save, fs_vcpu_load, fs_clock_save,
+                                               fs_clock_load};
+
+static int save_domain(struct domain *a, struct image *im, char *err, size_t errlen)
+{
+    int fd = memfd_create("img", 0);
+    struct simg_writer w;
+    simg_writer_init(&w, fd);
+    int rc = vm_save_image(a, &w, config, &fake_state, err, errlen);
+    *im = slurp(fd);
+    close(fd);
+    return rc;
+}
+
+static int restore_domain(const struct image *im, struct domain *b, char *err,
+                          size_t errlen)
+{
+    struct simg_reader r;
+    simg_reader_init_mem(&r, im->p, im->len);
+    char *cfg = NULL;
+    int rc = vm_restore_header(&r, &cfg);
+    if (!rc && strcmp(cfg, config))
+        rc = -EILSEQ;
+    if (!rc)
+        rc = vm_restore_body(b, &r, &fake_state);
+    dfmt(err, errlen, "%s", r.err);
+    free(cfg);
+    simg_reader_free(&r);
+    return rc;
+}
+
+static void test_vmsave(void)
+{
+    static struct simg_vcpu want[2];
+    struct domain *a = new_domain(2), *b = new_domain(2);
+    fill_domain(a);
+    gmem_write(&a->mem, 0x123000, "memory", 6);
+    char err[256];
+    struct image im;
+    CHECK("vmsave: a 2-vCPU domain saved", save_domain(a, &im, err, sizeof(err)) == 0);
+    memset(&fs, 0, sizeof(fs));
+    int rc = restore_domain(&im, b, err, sizeof(err));
+    CHECK("vmsave: restored into a new domain", rc == 0);
+    fill_vcpu(&want[0], 10);
+    fill_vcpu(&want[1], 11);
+    want[0].have = want[1].have = SIMG_VCPU_ALL;
+    CHECK("vmsave: memory, vCPUs and clock as saved",
+          !memcmp(gmem_ptr(&b->mem, 0x123000, 6), "memory", 6) &&
+              same_vcpu(&want[0], &fs.loaded[0]) && same_vcpu(&want[1], &fs.loaded[1]) &&
+              fs.clock.clock_ns == 5000000000ULL);
+    CHECK("vmsave: the clock set before the vCPUs",
+          fs.clock_at == 1 && fs.vcpu_at[0] == 2 && fs.vcpu_at[1] == 3);
+    CHECK("vmsave: the modules loaded",
+          b->ports[3].state == EVS_IPI && b->gnt_nr_frames == 2 &&
+              b->vcpus[1].singleshot_ns == 123456789 && b->shared_info_gpa == 0x20000 &&
+              b->hvm_params[HVM_PARAM_STORE_PFN] == GMEM_SPECIAL_BASE >> 12);
+    free_domain(b);
+
+    /* Cut anywhere before the checksum: refused, and nothing applied. */
+    bool all = true;
+    size_t cuts[] = {im.len - 1, im.len - 16, im.len / 2, 200};
+    for (unsigned i = 0; i < ARRAY_SIZE(cuts); i++) {
+        struct image t = {im.p, cuts[i]};
+        b = new_domain(2);
+        memset(&fs, 0, sizeof(fs));
+        all = all && restore_domain(&t, b, err, sizeof(err)) == -EINVAL && !fs.loads &&
+              !fs.clock_at && b->ports[3].state == EVS_FREE && strstr(err, "truncated");
+        free_domain(b);
+    }
+    CHECK("vmsave: a truncated image applies nothing", all);
+
+    b = new_domain(1);
+    memset(&fs, 0, sizeof(fs));
+    CHECK("vmsave: an image of 2 vCPUs refused by a 1-vCPU domain",
+          restore_domain(&im, b, err, sizeof(err)) == -EINVAL && !fs.loads);
+    free_domain(b);
+    free(im.p);
+
+    fs.fail_vcpu_save = -EIO;
+    CHECK("vmsave: a vCPU that cannot be read fails the save, saying so",
+          save_domain(a, &im, err, sizeof(err)) == -EIO && strstr(err, "vCPU 0"));
+    free(im.p);
+    fs.fail_vcpu_save = 0;
+    free_domain(a);
+}
+
 int main(void)
 {
     test_stream();
@@ -649,5 +772,6 @@ int main(void)
     test_modules();
     memset(&fk, 0, sizeof(fk));
     test_module_bad_bodies();
+    test_vmsave();
     return failures ? 1 : 0;
 }
