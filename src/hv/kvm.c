@@ -8,7 +8,7 @@
  * Everything else reaches userspace as KVM_EXIT_XEN and goes to
  * hv_hypercall. */
 #include "domus/kvm.h"
-#include "domus/builder.h"
+#include "domus/acpi_ports.h"
 #include "domus/util.h"
 #include "domus/vcpugate.h"
 
