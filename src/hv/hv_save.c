@@ -231,7 +231,7 @@ int hv_load_gnttab(struct domain *d, const void *body, size_t len, char *err,
                    size_t errlen)
 {
     uint64_t gpa[HV_GNTTAB_MAX_FRAMES];
-    unsigned n;
+    unsigned n = 0;
     struct recrd rd;
     rd_init(&rd, body, len);
     int rc = check_gnttab(&rd, gpa, &n, err, errlen);

@@ -72,6 +72,8 @@ static int put_pad(struct simg_writer *w, size_t len)
 int simg_write_header(struct simg_writer *w, const char *config_json)
 {
     size_t clen = strlen(config_json);
+    if (clen == 0)
+        return -EINVAL; /* a reader refuses an empty config */
     if (clen > SIMG_MAX_CONFIG)
         return -E2BIG;
     struct recbuf rb;

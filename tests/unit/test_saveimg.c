@@ -298,6 +298,8 @@ static void test_bad_framing(void)
     int fd = memfd_create("img", 0);
     struct simg_writer w;
     simg_writer_init(&w, fd);
+    CHECK("framing: an empty config is not written",
+          simg_write_header(&w, "") == -EINVAL && w.bytes == 0);
     CHECK("framing: header written",
           simg_write_header(&w, "[1,2]") == 0 && simg_write_end(&w) == 0);
     im = slurp(fd);

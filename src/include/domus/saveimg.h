@@ -66,7 +66,8 @@ struct simg_writer {
 };
 
 void simg_writer_init(struct simg_writer *w, int fd);
-/* Each returns 0 or -errno (a short write is -EIO). */
+/* Each returns 0 or -errno (a short write is -EIO; an empty config
+ * -EINVAL, one over SIMG_MAX_CONFIG -E2BIG). */
 int simg_write_header(struct simg_writer *w, const char *config_json);
 int simg_write_record(struct simg_writer *w, uint32_t type, const void *body, size_t len);
 /* A record whose body is head then data (no copy of data). */
