@@ -86,8 +86,15 @@ $(BUILD)/fuzz/xlcfg_fuzz: $(XLCFG_FUZZ_SRC) $(addprefix src/include/domus/,xlcfg
                           xlvif.h xlspec.h util.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(XLCFG_FUZZ_SRC)
+# ... and for the save image reader and the modules' loads -> build/fuzz/saveimg_fuzz
+SAVEIMG_FUZZ_SRC := tests/fuzz/saveimg_fuzz.c src/vm/saveimg.c src/vm/saveimg_vcpu.c \
+                    $(filter-out src/hv/kvm.c,$(wildcard src/hv/*.c))
+$(BUILD)/fuzz/saveimg_fuzz: $(SAVEIMG_FUZZ_SRC) $(addprefix src/include/domus/,saveimg.h \
+                            hv_save.h recbuf.h hv.h gmem.h util.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(SAVEIMG_FUZZ_SRC) -ljson-c -lz -pthread
 fuzz: $(BUILD)/fuzz/xenstore_fuzz $(BUILD)/fuzz/backend_fuzz $(BUILD)/fuzz/builder_fuzz \
-      $(BUILD)/fuzz/xlcfg_fuzz
+      $(BUILD)/fuzz/xlcfg_fuzz $(BUILD)/fuzz/saveimg_fuzz
 
 # The hostile guest's kernel module (tests/scenarios/60-hostile.sh), built
 # against the guest kernel's headers, /usr/src/linux-headers-$(DOMUS_KVER)

@@ -414,3 +414,8 @@ void evtchn_notify_logged(struct domain *d, uint32_t port, const char *who, bool
         dwarn("%s: raising port %u: %s", who, port, strerror(-rc));
     *said = *said || rc < 0;
 }
+
+int evtchn_route(struct domain *d, uint32_t port)
+{
+    return evtchn_valid(d, port) ? route_port(d, port) : -EINVAL;
+}

@@ -215,6 +215,14 @@ static int64_t hvm_param(struct vcpu *v, uint64_t arg, bool set)
     }
 }
 
+static int64_t set_upcall_vector(struct vcpu *t, uint8_t vector)
+{
+    int rc = t->d->ops->set_upcall_vector(t, vector);
+    if (rc == 0)
+        t->upcall_vector = vector;
+    return rc;
+}
+
 static int64_t hc_hvm_op(struct vcpu *v, const uint64_t a[6])
 {
     struct xen_hvm_evtchn_upcall_vector uv;
@@ -230,7 +238,7 @@ static int64_t hc_hvm_op(struct vcpu *v, const uint64_t a[6])
             return -ENOENT;
         if (uv.vector < 0x10)
             return -EINVAL;
-        return v->d->ops->set_upcall_vector(&v->d->vcpus[uv.vcpu], uv.vector);
+        return set_upcall_vector(&v->d->vcpus[uv.vcpu], uv.vector);
     case HVMOP_pagetable_dying:
         return 0;
     default:
@@ -260,14 +268,17 @@ static int64_t register_vcpu_info(struct vcpu *t, uint64_t arg, struct vcpu *v)
 /* Areas given by guest-virtual address: translate once, now, as Xen's
  * HVM code does for the runstate and time areas. */
 static int64_t register_area(struct vcpu *t, uint64_t arg, struct vcpu *v, size_t size,
-                             int (*set)(struct vcpu *, uint64_t))
+                             int (*set)(struct vcpu *, uint64_t), uint64_t *record)
 {
     uint64_t gva, gpa;
     if (guest_copy_from(v, &gva, arg, sizeof(gva)) < 0)
         return -EFAULT;
     if (v->d->ops->translate(v, gva, &gpa) < 0 || !gmem_ptr(&v->d->mem, gpa, size))
         return -EFAULT;
-    return set(t, gpa);
+    int rc = set(t, gpa);
+    if (rc == 0)
+        *record = gpa;
+    return rc;
 }
 
 static int64_t singleshot(struct vcpu *t, uint64_t arg, struct vcpu *v)
@@ -289,10 +300,11 @@ static int64_t hc_vcpu_op(struct vcpu *v, const uint64_t a[6])
     case VCPUOP_register_vcpu_info:
         return register_vcpu_info(t, a[2], v);
     case VCPUOP_register_runstate_memory_area:
-        return register_area(t, a[2], v, sizeof(struct vcpu_runstate_info), d->ops->set_runstate);
+        return register_area(t, a[2], v, sizeof(struct vcpu_runstate_info), d->ops->set_runstate,
+                             &t->runstate_gpa);
     case VCPUOP_register_vcpu_time_memory_area:
         return register_area(t, a[2], v, sizeof(struct vcpu_time_info),
-                             d->ops->set_vcpu_time_info);
+                             d->ops->set_vcpu_time_info, &t->time_info_gpa);
     case VCPUOP_is_up:
         return 1;
     case VCPUOP_set_singleshot_timer:

@@ -8,7 +8,7 @@
  * Everything else reaches userspace as KVM_EXIT_XEN and goes to
  * hv_hypercall. */
 #include "domus/kvm.h"
-#include "domus/builder.h"
+#include "domus/acpi_ports.h"
 #include "domus/util.h"
 #include "domus/vcpugate.h"
 
@@ -688,4 +688,147 @@ uint64_t kvm_domain_cputime_ns(struct domain *d)
             total += (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
     }
     return total;
+}
+
+/* ---- save and restore (kvm.h) ---- */
+
+/* The MSRs KVM lists for save and restore (KVM_GET_MSR_INDEX_LIST). */
+static int msr_index_list(struct domain *d, struct kvm_msr_list **out)
+{
+    struct kvm_msr_list probe = {.nmsrs = 0};
+    if (ioctl(priv(d)->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+        return -errno;
+    struct kvm_msr_list *l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(l->indices[0]));
+    if (!l)
+        return -ENOMEM;
+    l->nmsrs = probe.nmsrs;
+    if (ioctl(priv(d)->kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
+        free(l);
+        return -errno;
+    }
+    *out = l;
+    return 0;
+}
+
+/* Those of list that KVM_GET_MSRS gives for v, one at a time: the list
+ * names MSRs a given vCPU's CPUID may not have. */
+static int get_msrs(struct vcpu *v, struct simg_vcpu *s, const struct kvm_msr_list *list)
+{
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e;
+    } m;
+    s->nr_msrs = 0;
+    for (uint32_t i = 0; i < list->nmsrs && s->nr_msrs < SIMG_MAX_MSRS; i++) {
+        memset(&m, 0, sizeof(m));
+        m.h.nmsrs = 1;
+        m.e.index = list->indices[i];
+        if (ioctl(v->fd, KVM_GET_MSRS, &m) == 1)
+            s->msrs[s->nr_msrs++] = m.e;
+    }
+    return 0;
+}
+
+struct vcpu_state_arg {
+    struct simg_vcpu *s;
+    const struct kvm_msr_list *msrs;
+};
+
+static int tsc_offset_attr(struct vcpu *v, unsigned long req, uint64_t *offset)
+{
+    struct kvm_device_attr a = {.group = KVM_VCPU_TSC_CTRL,
+                                .attr = KVM_VCPU_TSC_OFFSET,
+                                .addr = (uint64_t)(uintptr_t)offset};
+    return ioctl(v->fd, req, &a) < 0 ? -errno : 0;
+}
+
+static int vcpu_save_fn(struct vcpu *v, void *arg)
+{
+    struct vcpu_state_arg *a = arg;
+    struct simg_vcpu *s = a->s;
+    if (ioctl(v->fd, KVM_GET_REGS, &s->regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s->sregs) < 0 ||
+        ioctl(v->fd, KVM_GET_XSAVE, s->xsave) < 0 || ioctl(v->fd, KVM_GET_XCRS, &s->xcrs) < 0 ||
+        ioctl(v->fd, KVM_GET_LAPIC, &s->lapic) < 0 ||
+        ioctl(v->fd, KVM_GET_VCPU_EVENTS, &s->events) < 0 ||
+        ioctl(v->fd, KVM_GET_MP_STATE, &s->mp_state) < 0)
+        return -errno;
+    return get_msrs(v, s, a->msrs) ?: tsc_offset_attr(v, KVM_GET_DEVICE_ATTR, &s->tsc_offset);
+}
+
+int kvm_vcpu_save(struct vcpu *v, struct simg_vcpu *s)
+{
+    struct kvm_msr_list *list = NULL;
+    int rc = msr_index_list(v->d, &list);
+    if (rc)
+        return rc;
+    struct vcpu_state_arg a = {s, list};
+    rc = vcpu_call(v, vcpu_save_fn, &a);
+    free(list);
+    return rc;
+}
+
+static int set_msrs(struct vcpu *v, const struct simg_vcpu *s)
+{
+    struct kvm_msrs *m = calloc(1, sizeof(*m) + s->nr_msrs * sizeof(m->entries[0]));
+    if (!m)
+        return -ENOMEM;
+    m->nmsrs = s->nr_msrs;
+    memcpy(m->entries, s->msrs, s->nr_msrs * sizeof(m->entries[0]));
+    int n = ioctl(v->fd, KVM_SET_MSRS, m);
+    int rc = n < 0 ? -errno : (uint32_t)n != s->nr_msrs ? -EINVAL : 0;
+    if (rc == -EINVAL)
+        dwarn("vcpu%u: KVM took %d of %u MSRs, refusing %#x", v->id, n, s->nr_msrs,
+              s->msrs[n].index);
+    free(m);
+    return rc;
+}
+
+/* QEMU's order: registers, XSAVE, XCRs, sregs, MSRs, mp_state before the
+ * LAPIC, events; the TSC offset last (writing MSR_IA32_TSC moves it). */
+static int vcpu_load_fn(struct vcpu *v, void *arg)
+{
+    struct simg_vcpu *s = ((struct vcpu_state_arg *)arg)->s;
+    if (ioctl(v->fd, KVM_SET_REGS, &s->regs) < 0 || ioctl(v->fd, KVM_SET_XSAVE, s->xsave) < 0 ||
+        ioctl(v->fd, KVM_SET_XCRS, &s->xcrs) < 0 || ioctl(v->fd, KVM_SET_SREGS, &s->sregs) < 0)
+        return -errno;
+    int rc = set_msrs(v, s);
+    if (rc)
+        return rc;
+    if (ioctl(v->fd, KVM_SET_MP_STATE, &s->mp_state) < 0 ||
+        ioctl(v->fd, KVM_SET_LAPIC, &s->lapic) < 0 ||
+        ioctl(v->fd, KVM_SET_VCPU_EVENTS, &s->events) < 0)
+        return -errno;
+    return tsc_offset_attr(v, KVM_SET_DEVICE_ATTR, &s->tsc_offset);
+}
+
+int kvm_vcpu_load(struct vcpu *v, const struct simg_vcpu *s)
+{
+    struct vcpu_state_arg a = {(struct simg_vcpu *)s, NULL};
+    return vcpu_call(v, vcpu_load_fn, &a);
+}
+
+int kvm_clock_save(struct domain *d, struct simg_clock *c)
+{
+    struct kvm_clock_data k = {0};
+    if (ioctl(priv(d)->vm_fd, KVM_GET_CLOCK, &k) < 0)
+        return -errno;
+    int khz = ioctl(d->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+    if (khz <= 0)
+        return khz < 0 ? -errno : -EINVAL;
+    *c = (struct simg_clock){k.clock, k.flags, (uint32_t)khz};
+    return 0;
+}
+
+/* The TSC frequency of every vCPU, then the clock: before the vCPUs' TSC
+ * offsets (kvm_vcpu_load). */
+int kvm_clock_load(struct domain *d, const struct simg_clock *c)
+{
+    for (unsigned i = 0; i < d->nr_vcpus; i++) {
+        int khz = ioctl(d->vcpus[i].fd, KVM_GET_TSC_KHZ, 0);
+        if (khz != (int)c->tsc_khz &&
+            ioctl(d->vcpus[i].fd, KVM_SET_TSC_KHZ, (unsigned long)c->tsc_khz) < 0)
+            return -errno;
+    }
+    struct kvm_clock_data k = {.clock = c->clock_ns};
+    return ioctl(priv(d)->vm_fd, KVM_SET_CLOCK, &k) < 0 ? -errno : 0;
 }

@@ -14,6 +14,7 @@
 #ifndef DOMUS_BUILDER_H
 #define DOMUS_BUILDER_H
 
+#include "domus/acpi_ports.h"
 #include "domus/gmem.h"
 
 #include <stddef.h>
@@ -24,13 +25,7 @@
 #define BUILDER_CMDLINE_MAX 2048
 #define BUILDER_ACPI_GPA 0xE0000ULL
 
-/* ACPI fixed hardware that the hypervisor core traps (I/O ports). */
-#define ACPI_SLEEP_CONTROL_PORT 0x600 /* FADT SLEEP_CONTROL_REG, 8 bit */
-#define ACPI_SLEEP_STATUS_PORT 0x601  /* FADT SLEEP_STATUS_REG, 8 bit */
-#define ACPI_RESET_PORT 0xCF9         /* FADT RESET_REG, 8 bit */
-#define ACPI_RESET_VALUE 0x06
-#define ACPI_S5_SLP_TYP 5 /* \_S5 package value: write (5 << 2) | SLP_EN */
-#define ACPI_SLP_EN (1 << 5)
+/* ACPI fixed hardware that the hypervisor core traps: acpi_ports.h. */
 
 struct build_args {
     const char *kernel;  /* path: bzImage or ELF vmlinux with a PVH entry note */

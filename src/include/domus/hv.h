@@ -92,6 +92,9 @@ struct vcpu {
     size_t run_size;
     pthread_t thread;
     uint64_t vcpu_info_gpa; /* 0 until registered */
+    uint64_t time_info_gpa; /* secondary time area, 0 until registered */
+    uint64_t runstate_gpa;  /* 0 until registered */
+    uint8_t upcall_vector;  /* HVMOP_set_evtchn_upcall_vector, 0 until set */
     uint32_t timer_port;    /* VIRQ_TIMER port or 0 */
     uint64_t periodic_ns;
     uint64_t singleshot_ns; /* pending expiry when no timer port is bound */
@@ -225,6 +228,11 @@ int evtchn_notify_guest(struct domain *d, uint32_t port);
 /* The same for a back end's thread: only the first failure is logged
  * ("WHO: raising port P: reason"); *said remembers that it was. */
 void evtchn_notify_logged(struct domain *d, uint32_t port, const char *who, bool *said);
+
+/* Routes port as its state says (IPI and loopback in-kernel, back-end
+ * ports to their eventfd), as a bind does; for a restored port table.
+ * Lock held by the caller; 0 or the ops' -errno. */
+int evtchn_route(struct domain *d, uint32_t port);
 
 /* Pure operations on the port table (lock held by caller), for unit tests. */
 int evtchn_alloc(struct domain *d);

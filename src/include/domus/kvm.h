@@ -3,6 +3,7 @@
 #define DOMUS_KVM_H
 
 #include "domus/hv.h"
+#include "domus/saveimg.h"
 
 #include <linux/kvm.h>
 #include <stddef.h>
@@ -37,6 +38,19 @@ void kvm_domain_destroy(struct domain *d);
 
 /* Microseconds of CPU time the vCPU threads used. */
 uint64_t kvm_domain_cputime_ns(struct domain *d);
+
+/* Save and restore, with the domain paused (the calls run on the vCPUs'
+ * threads).  kvm_vcpu_save fills s with the vCPU's registers, sregs,
+ * XSAVE, XCRs, LAPIC, events, mp_state, TSC offset and the MSRs of
+ * KVM_GET_MSR_INDEX_LIST that KVM_GET_MSRS gives for it; kvm_vcpu_load sets
+ * them (MSRs KVM refuses: -EINVAL, logged).  kvm_clock_save reads
+ * KVM_GET_CLOCK and the TSC kHz; kvm_clock_load sets the TSC kHz of every
+ * vCPU, then the clock, and goes before kvm_vcpu_load (KVM's order: TSC
+ * kHz, KVM_SET_CLOCK, TSC offsets, then the Xen attributes).  0 or -errno. */
+int kvm_vcpu_save(struct vcpu *v, struct simg_vcpu *s);
+int kvm_vcpu_load(struct vcpu *v, const struct simg_vcpu *s);
+int kvm_clock_save(struct domain *d, struct simg_clock *c);
+int kvm_clock_load(struct domain *d, const struct simg_clock *c);
 
 /* CPUID for vCPU vcpu_id of nr_vcpus, built from KVM's supported list:
  * Xen leaves at 0x40000000 (signature, version 4.17, hypercall MSR, TSC,

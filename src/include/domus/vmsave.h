@@ -1,0 +1,43 @@
+/* A whole domain to and from a save image (saveimg.h, docs/save-image.md).
+ *
+ * The architectural state comes from and goes to KVM through struct
+ * vm_state_ops (vm_kvm_state_ops in domus-vm; fakes in the unit tests); the
+ * memory and the hypervisor modules are read from struct domain directly. */
+#ifndef DOMUS_VMSAVE_H
+#define DOMUS_VMSAVE_H
+
+#include "domus/hv.h"
+#include "domus/saveimg.h"
+
+#include <stddef.h>
+
+struct vm_state_ops {
+    int (*vcpu_save)(struct vcpu *v, struct simg_vcpu *s);
+    int (*vcpu_load)(struct vcpu *v, const struct simg_vcpu *s);
+    int (*clock_save)(struct domain *d, struct simg_clock *c);
+    int (*clock_load)(struct domain *d, const struct simg_clock *c);
+};
+
+/* kvm.c's kvm_vcpu_save, ... */
+extern const struct vm_state_ops vm_kvm_state_ops;
+
+/* Writes d, which the caller has paused (kvm_domain_pause), to w: header
+ * with config, memory, clock, every vCPU, the modules (hv_modules[]),
+ * end.  0 or -errno with err set; on failure the caller removes what was
+ * written and unpauses d. */
+int vm_save_image(struct domain *d, struct simg_writer *w, const char *config,
+                  const struct vm_state_ops *ops, char *err, size_t errlen);
+
+/* Restoring is two steps around the domain's creation: vm_restore_header
+ * reads the header (*config, malloc'd: the domain to create from it);
+ * vm_restore_body reads the rest into d (created with its memory and
+ * vCPUs, not started).  The memory goes straight into d's fresh memfd; the
+ * vCPUs, clock and modules are held until the end record's checksum is
+ * verified and every vCPU is complete, then applied: clock, vCPUs, modules
+ * in hv_modules[] order.  0 or -errno with r->err set; on failure d is to
+ * be destroyed. */
+int vm_restore_header(struct simg_reader *r, char **config);
+int vm_restore_body(struct domain *d, struct simg_reader *r,
+                    const struct vm_state_ops *ops);
+
+#endif

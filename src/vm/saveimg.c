@@ -1,0 +1,480 @@
+/* The save image's record stream (saveimg.h, docs/save-image.md). */
+#include "domus/saveimg.h"
+#include "domus/recbuf.h"
+#include "domus/util.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define PAD8(n) (((n) + 7u) & ~(size_t)7u)
+
+static const char *const rec_names[] = {
+    [SIMG_REC_END] = "end",
+    [SIMG_REC_PAGE_DATA] = "page data",
+    [SIMG_REC_VCPU_REGS] = "vcpu regs",
+    [SIMG_REC_VCPU_SREGS] = "vcpu sregs",
+    [SIMG_REC_VCPU_XSAVE] = "vcpu xsave",
+    [SIMG_REC_VCPU_XCRS] = "vcpu xcrs",
+    [SIMG_REC_VCPU_MSRS] = "vcpu msrs",
+    [SIMG_REC_VCPU_LAPIC] = "vcpu lapic",
+    [SIMG_REC_VCPU_EVENTS] = "vcpu events",
+    [SIMG_REC_VCPU_MPSTATE] = "vcpu mp_state",
+    [SIMG_REC_CLOCK] = "clock",
+    [SIMG_REC_HVM_PARAMS] = "hvm params",
+    [SIMG_REC_HV_EVTCHN] = "event channels",
+    [SIMG_REC_HV_GNTTAB] = "grant table",
+    [SIMG_REC_HV_AREAS] = "guest areas",
+    [SIMG_REC_HV_TIMERS] = "timers",
+    [SIMG_REC_VCPU_TSC] = "vcpu tsc",
+};
+
+const char *simg_rec_name(uint32_t type)
+{
+    type &= ~SIMG_REC_OPTIONAL;
+    return type < ARRAY_SIZE(rec_names) ? rec_names[type] : NULL;
+}
+
+/* ---- writing ---- */
+
+void simg_writer_init(struct simg_writer *w, int fd)
+{
+    memset(w, 0, sizeof(*w));
+    w->fd = fd;
+}
+
+static int put(struct simg_writer *w, const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    w->crc = (uint32_t)crc32(w->crc, b, (uInt)len);
+    while (len) {
+        ssize_t n = write(w->fd, b, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        b += n;
+        len -= (size_t)n;
+        w->bytes += (uint64_t)n;
+    }
+    return 0;
+}
+
+static int put_pad(struct simg_writer *w, size_t len)
+{
+    static const uint8_t zero[8];
+    return put(w, zero, PAD8(len) - len);
+}
+
+int simg_write_header(struct simg_writer *w, const char *config_json)
+{
+    size_t clen = strlen(config_json);
+    if (clen == 0)
+        return -EINVAL; /* a reader refuses an empty config */
+    if (clen > SIMG_MAX_CONFIG)
+        return -E2BIG;
+    struct recbuf rb;
+    rb_init(&rb);
+    rb_put_bytes(&rb, SIMG_MAGIC, SIMG_MAGIC_LEN);
+    rb_put_u32(&rb, SIMG_VERSION);
+    rb_put_u32(&rb, 0);
+    rb_put_u32(&rb, (uint32_t)clen);
+    rb_put_u32(&rb, 0);
+    int rc = rb.err;
+    if (!rc)
+        rc = put(w, rb.data, rb.len);
+    if (!rc)
+        rc = put(w, config_json, clen);
+    if (!rc)
+        rc = put_pad(w, clen);
+    rb_free(&rb);
+    return rc;
+}
+
+int simg_write_record2(struct simg_writer *w, uint32_t type, const void *head,
+                       size_t hlen, const void *data, size_t dlen)
+{
+    if (hlen > SIMG_MAX_BODY || dlen > SIMG_MAX_BODY - hlen)
+        return -E2BIG;
+    struct recbuf rb;
+    rb_init(&rb);
+    rb_put_u32(&rb, type);
+    rb_put_u32(&rb, (uint32_t)(hlen + dlen));
+    int rc = rb.err;
+    if (!rc)
+        rc = put(w, rb.data, rb.len);
+    if (!rc && hlen)
+        rc = put(w, head, hlen);
+    if (!rc && dlen)
+        rc = put(w, data, dlen);
+    if (!rc)
+        rc = put_pad(w, hlen + dlen);
+    rb_free(&rb);
+    return rc;
+}
+
+int simg_write_record(struct simg_writer *w, uint32_t type, const void *body, size_t len)
+{
+    return simg_write_record2(w, type, body, len, NULL, 0);
+}
+
+int simg_write_end(struct simg_writer *w)
+{
+    uint8_t b[16] = {0}; /* type 0, length 8, crc, reserved */
+    b[4] = 8;
+    w->crc = (uint32_t)crc32(w->crc, b, 8);
+    uint32_t crc = w->crc;
+    for (int i = 0; i < 4; i++)
+        b[8 + i] = (uint8_t)(crc >> (8 * i));
+    return put(w, b, sizeof(b));
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+    static const uint8_t zero[DOMUS_PAGE_SIZE];
+    return memcmp(p, zero, DOMUS_PAGE_SIZE) == 0;
+}
+
+/* One batch: the pfns, then their pages copied into data. */
+struct batch {
+    uint32_t n;
+    uint64_t pfn[SIMG_BATCH_PAGES];
+    uint8_t *data;
+};
+
+static int flush_batch(struct simg_writer *w, struct batch *b)
+{
+    if (!b->n)
+        return 0;
+    struct recbuf rb;
+    rb_init(&rb);
+    rb_put_u32(&rb, b->n);
+    rb_put_u32(&rb, 0);
+    for (uint32_t i = 0; i < b->n; i++)
+        rb_put_u64(&rb, b->pfn[i]);
+    int rc = rb.err;
+    if (!rc)
+        rc = simg_write_record2(w, SIMG_REC_PAGE_DATA, rb.data, rb.len, b->data,
+                                (size_t)b->n * DOMUS_PAGE_SIZE);
+    if (!rc)
+        w->page_bytes += (uint64_t)b->n * DOMUS_PAGE_SIZE;
+    rb_free(&rb);
+    b->n = 0;
+    return rc;
+}
+
+static int write_region(struct simg_writer *w, const struct gmem *m, unsigned idx,
+                        struct batch *b)
+{
+    uint64_t gpa = gmem_region_gpa(m, idx), size = m->region[idx].size;
+    for (uint64_t o = 0; o < size; o += DOMUS_PAGE_SIZE) {
+        const uint8_t *p = gmem_ptr(m, gpa + o, DOMUS_PAGE_SIZE);
+        if (!p)
+            return -EFAULT;
+        if (page_is_zero(p)) {
+            w->zero_skipped++;
+            continue;
+        }
+        b->pfn[b->n] = (gpa + o) >> DOMUS_PAGE_SHIFT;
+        memcpy(b->data + (size_t)b->n * DOMUS_PAGE_SIZE, p, DOMUS_PAGE_SIZE);
+        if (++b->n == SIMG_BATCH_PAGES) {
+            int rc = flush_batch(w, b);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int simg_write_memory(struct simg_writer *w, const struct gmem *m)
+{
+    static const unsigned regions[] = {GMEM_REGION_LOW, GMEM_REGION_HIGH,
+                                       GMEM_REGION_SPECIAL};
+    struct batch *b = calloc(1, sizeof(*b));
+    int rc = -ENOMEM;
+    if (!b || !(b->data = malloc((size_t)SIMG_BATCH_PAGES * DOMUS_PAGE_SIZE)))
+        goto out;
+    rc = 0;
+    for (unsigned i = 0; i < ARRAY_SIZE(regions) && !rc; i++)
+        rc = write_region(w, m, regions[i], b);
+    if (!rc)
+        rc = flush_batch(w, b);
+out:
+    if (b)
+        free(b->data);
+    free(b);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+static void reader_init(struct simg_reader *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->fd = -1;
+}
+
+void simg_reader_init_fd(struct simg_reader *r, int fd)
+{
+    reader_init(r);
+    r->fd = fd;
+}
+
+void simg_reader_init_mem(struct simg_reader *r, const void *p, size_t len)
+{
+    reader_init(r);
+    r->mem = p;
+    r->mem_len = len;
+}
+
+void simg_reader_free(struct simg_reader *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_cap = 0;
+}
+
+/* Reads len bytes; -EINVAL with "truncated image" when the source ends. */
+static int get(struct simg_reader *r, void *dst, size_t len, const char *what)
+{
+    uint8_t *d = dst;
+    size_t got = 0;
+    if (r->fd < 0) {
+        got = len <= r->mem_len - r->off ? len : r->mem_len - r->off;
+        memcpy(d, r->mem + r->off, got);
+    } else {
+        while (got < len) {
+            ssize_t n = read(r->fd, d + got, len - got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                dfmt(r->err, sizeof(r->err), "reading the image: %s", strerror(errno));
+                return -errno;
+            }
+            if (n == 0)
+                break;
+            got += (size_t)n;
+        }
+    }
+    r->crc = (uint32_t)crc32(r->crc, d, (uInt)got);
+    r->off += got;
+    if (got < len) {
+        dfmt(r->err, sizeof(r->err), "truncated image: it ends at byte %llu inside %s",
+             (unsigned long long)r->off, what);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int get_pad(struct simg_reader *r, size_t len, const char *what)
+{
+    uint8_t pad[8];
+    size_t n = PAD8(len) - len;
+    int rc = get(r, pad, n, what);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (pad[i]) {
+            dfmt(r->err, sizeof(r->err), "corrupted image: non-zero padding after %s",
+                 what);
+            return -EINVAL;
+        }
+    return rc;
+}
+
+static int check_config(struct simg_reader *r, const char *cfg)
+{
+    json_object *o = json_tokener_parse(cfg);
+    bool ok = o && json_object_is_type(o, json_type_object);
+    json_object_put(o);
+    if (!ok) {
+        dfmt(r->err, sizeof(r->err),
+             "corrupted image: the domain config is not a JSON object");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int simg_read_header(struct simg_reader *r, char **config)
+{
+    uint8_t h[SIMG_MAGIC_LEN + 16];
+    *config = NULL;
+    int rc = get(r, h, sizeof(h), "the header");
+    if (rc)
+        return rc;
+    struct recrd rd;
+    rd_init(&rd, h + SIMG_MAGIC_LEN, 16);
+    uint32_t version = rd_u32(&rd), flags = rd_u32(&rd), clen = rd_u32(&rd),
+             res = rd_u32(&rd);
+    if (memcmp(h, SIMG_MAGIC, SIMG_MAGIC_LEN)) {
+        dfmt(r->err, sizeof(r->err), "not a Domus save image (wrong magic)");
+        return -EINVAL;
+    }
+    if (version != SIMG_VERSION) {
+        dfmt(r->err, sizeof(r->err), "save image version %u, this Domus reads version %u",
+             version, SIMG_VERSION);
+        return -EINVAL;
+    }
+    if (flags || res || clen == 0 || clen > SIMG_MAX_CONFIG) {
+        dfmt(r->err, sizeof(r->err),
+             "corrupted image header (flags %#x, config length %u)", flags, clen);
+        return -EINVAL;
+    }
+    char *cfg = malloc((size_t)clen + 1);
+    if (!cfg)
+        return -ENOMEM;
+    rc = get(r, cfg, clen, "the domain config");
+    if (!rc)
+        rc = get_pad(r, clen, "the domain config");
+    cfg[clen] = 0;
+    if (!rc && strlen(cfg) != clen) {
+        dfmt(r->err, sizeof(r->err),
+             "corrupted image: a NUL byte inside the domain config");
+        rc = -EINVAL;
+    }
+    if (!rc)
+        rc = check_config(r, cfg);
+    if (rc)
+        free(cfg);
+    else
+        *config = cfg;
+    return rc;
+}
+
+static int read_end(struct simg_reader *r, uint32_t len, uint32_t crc_before)
+{
+    uint8_t b[8];
+    if (len != 8) {
+        dfmt(r->err, sizeof(r->err), "corrupted image: end record of length %u", len);
+        return -EINVAL;
+    }
+    int rc = get(r, b, sizeof(b), "the end record");
+    if (rc)
+        return rc;
+    struct recrd rd;
+    rd_init(&rd, b, sizeof(b));
+    uint32_t crc = rd_u32(&rd);
+    if (crc != crc_before || rd_u32(&rd)) {
+        dfmt(r->err, sizeof(r->err),
+             "corrupted image: checksum mismatch (image says %08x, contents give %08x)",
+             crc, crc_before);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int grow_body(struct simg_reader *r, size_t len)
+{
+    if (len <= r->body_cap)
+        return 0;
+    uint8_t *n = realloc(r->body, len);
+    if (!n)
+        return -ENOMEM;
+    r->body = n;
+    r->body_cap = len;
+    return 0;
+}
+
+int simg_read_record(struct simg_reader *r, struct simg_rec *rec)
+{
+    uint8_t h[8];
+    uint64_t at = r->off;
+    int rc = get(r, h, sizeof(h), "a record header");
+    if (rc)
+        return rc;
+    struct recrd rd;
+    rd_init(&rd, h, sizeof(h));
+    rec->type = rd_u32(&rd);
+    rec->len = rd_u32(&rd);
+    if (rec->type == SIMG_REC_END)
+        return read_end(r, rec->len, r->crc) ?: 0;
+    if (rec->len > SIMG_MAX_BODY) {
+        dfmt(r->err, sizeof(r->err),
+             "corrupted image: record type %#x at byte %llu is %u bytes", rec->type,
+             (unsigned long long)at, rec->len);
+        return -EINVAL;
+    }
+    const char *name = simg_rec_name(rec->type);
+    char what[64];
+    dfmt(what, sizeof(what), "a %s record", name ? name : "record");
+    if (grow_body(r, rec->len ? rec->len : 1) < 0)
+        return -ENOMEM;
+    rc = get(r, r->body, rec->len, what);
+    if (!rc)
+        rc = get_pad(r, rec->len, what);
+    rec->body = r->body;
+    return rc ? rc : 1;
+}
+
+int simg_load_pages(const struct gmem *m, const void *body, size_t len, char *err,
+                    size_t errlen)
+{
+    struct recrd rd;
+    rd_init(&rd, body, len);
+    uint32_t n = rd_u32(&rd), res = rd_u32(&rd);
+    if (rd.err || res || n == 0 || n > SIMG_BATCH_PAGES ||
+        len != 8 + (size_t)n * (8 + DOMUS_PAGE_SIZE)) {
+        dfmt(err, errlen, "corrupted image: a page data record of %zu bytes for %u pages",
+             len, n);
+        return -EINVAL;
+    }
+    const uint8_t *pfns = rd_bytes(&rd, (size_t)n * 8);
+    const uint8_t *data = rd_bytes(&rd, (size_t)n * DOMUS_PAGE_SIZE);
+    for (uint32_t i = 0; i < n; i++) {
+        struct recrd p;
+        rd_init(&p, pfns + (size_t)i * 8, 8);
+        uint64_t pfn = rd_u64(&p);
+        uint8_t *dst = pfn < (UINT64_MAX >> DOMUS_PAGE_SHIFT)
+                           ? gmem_ptr(m, pfn << DOMUS_PAGE_SHIFT, DOMUS_PAGE_SIZE)
+                           : NULL;
+        /* Only RAM and the special pages: the extra pages are the grant table's. */
+        if (!dst || dst >= m->host + m->region[GMEM_REGION_EXTRA].fd_offset) {
+            dfmt(err, errlen,
+                 "corrupted image: page data for pfn %#llx, outside the guest's RAM",
+                 (unsigned long long)pfn);
+            return -EINVAL;
+        }
+        memcpy(dst, data + (size_t)i * DOMUS_PAGE_SIZE, DOMUS_PAGE_SIZE);
+    }
+    return 0;
+}
+
+static const struct simg_handler *find_handler(const struct simg_handler *h, size_t nh,
+                                               uint32_t type)
+{
+    for (size_t i = 0; i < nh; i++)
+        if (h[i].type == type)
+            return &h[i];
+    return NULL;
+}
+
+int simg_read_all(struct simg_reader *r, const struct simg_handler *h, size_t nh,
+                  void *ctx)
+{
+    struct simg_rec rec;
+    int rc;
+    while ((rc = simg_read_record(r, &rec)) == 1) {
+        const struct simg_handler *fn =
+            find_handler(h, nh, rec.type & ~SIMG_REC_OPTIONAL);
+        if (!fn && (rec.type & SIMG_REC_OPTIONAL))
+            continue;
+        if (!fn) {
+            dfmt(r->err, sizeof(r->err),
+                 "unknown mandatory record type %u (%s) at byte %llu: this Domus cannot "
+                 "restore it",
+                 rec.type, simg_rec_name(rec.type) ?: "not known to this version",
+                 (unsigned long long)(r->off - 8 - ((rec.len + 7u) & ~7u)));
+            return -EINVAL;
+        }
+        char err[sizeof(r->err) - 32];
+        err[0] = 0;
+        rc = fn->fn(ctx, &rec, err, sizeof(err));
+        if (rc) {
+            dfmt(r->err, sizeof(r->err), "%s record: %s", simg_rec_name(rec.type) ?: "a",
+                 err[0] ? err : strerror(-rc));
+            return rc;
+        }
+    }
+    return rc;
+}

@@ -1,0 +1,155 @@
+/* libFuzzer target: the save image reader on arbitrary bytes, as a restore
+ * reads it: the header, then every record through the handlers a restore
+ * uses (page data into a 32 MiB guest, the vCPU and clock records for two
+ * vCPUs, each hypervisor module's load into a fresh domain).  A read must
+ * end in success or in -errno with a message in r.err (a handler's own
+ * message included); the target aborts otherwise.
+ *
+ * Build: make build/fuzz/saveimg_fuzz   (also `make fuzz`)
+ * Run:   build/fuzz/saveimg_fuzz -max_total_time=30 build/fuzz/corpus-saveimg
+ *        (tests/proto/saveimg-fuzz.sh seeds the corpus with valid images)
+ * SAVEIMG_FUZZ_SAY=1 prints each input's outcome (accepted, or the error). */
+#include "domus/hv.h"
+#include "domus/hv_save.h"
+#include "domus/saveimg.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int f_dom(struct domain *d, uint64_t x)
+{
+    (void)d, (void)x;
+    return 0;
+}
+static int f_vcpu(struct vcpu *v, uint64_t x)
+{
+    (void)v, (void)x;
+    return 0;
+}
+static int f_vec(struct vcpu *v, uint8_t x)
+{
+    (void)v, (void)x;
+    return 0;
+}
+static int f_gvec(struct domain *d, uint8_t x)
+{
+    (void)d, (void)x;
+    return 0;
+}
+static int f_timer(struct vcpu *v, uint32_t p, uint64_t ns)
+{
+    (void)v, (void)p, (void)ns;
+    return 0;
+}
+static int f_deliver(struct domain *d, uint32_t p, uint32_t v)
+{
+    (void)d, (void)p, (void)v;
+    return 0;
+}
+static int f_local(struct domain *d, uint32_t p, uint32_t t, uint32_t v)
+{
+    (void)d, (void)p, (void)t, (void)v;
+    return 0;
+}
+static int f_fd(struct domain *d, uint32_t p, int fd)
+{
+    (void)d, (void)p, (void)fd;
+    return 0;
+}
+static int f_rm(struct domain *d, uint32_t p)
+{
+    (void)d, (void)p;
+    return 0;
+}
+static int f_extra(struct domain *d, unsigned i, uint64_t gpa, void *h)
+{
+    (void)d, (void)i, (void)gpa, (void)h;
+    return 0;
+}
+static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
+{
+    (void)v;
+    *gpa = gva;
+    return 0;
+}
+
+static const struct hv_ops ops = {
+    f_dom,     f_vcpu,  f_vcpu, f_vcpu, f_vec,   f_gvec,      f_timer,
+    f_deliver, f_local, f_fd,   f_rm,   f_extra, f_translate,
+};
+
+struct ctx {
+    struct domain *d;
+    struct simg_vcpu v[2];
+    struct simg_clock clock;
+};
+
+static int h_pages(void *c, const struct simg_rec *rec, char *err, size_t errlen)
+{
+    return simg_load_pages(&((struct ctx *)c)->d->mem, rec->body, rec->len, err, errlen);
+}
+static int h_vcpu(void *c, const struct simg_rec *rec, char *err, size_t errlen)
+{
+    return simg_load_vcpu_record(((struct ctx *)c)->v, 2, rec, err, errlen);
+}
+static int h_clock(void *c, const struct simg_rec *rec, char *err, size_t errlen)
+{
+    return simg_load_clock(&((struct ctx *)c)->clock, rec, err, errlen);
+}
+static int h_module(void *c, const struct simg_rec *rec, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < hv_nr_modules; i++)
+        if (hv_modules[i].rec_type == (rec->type & ~SIMG_REC_OPTIONAL))
+            return hv_modules[i].load(((struct ctx *)c)->d, rec->body, rec->len, err,
+                                      errlen);
+    abort(); /* a handler without a module */
+}
+
+static const struct simg_handler handlers[] = {
+    {SIMG_REC_PAGE_DATA, h_pages},   {SIMG_REC_VCPU_REGS, h_vcpu},
+    {SIMG_REC_VCPU_SREGS, h_vcpu},   {SIMG_REC_VCPU_XSAVE, h_vcpu},
+    {SIMG_REC_VCPU_XCRS, h_vcpu},    {SIMG_REC_VCPU_MSRS, h_vcpu},
+    {SIMG_REC_VCPU_LAPIC, h_vcpu},   {SIMG_REC_VCPU_EVENTS, h_vcpu},
+    {SIMG_REC_VCPU_MPSTATE, h_vcpu}, {SIMG_REC_VCPU_TSC, h_vcpu},
+    {SIMG_REC_CLOCK, h_clock},       {SIMG_REC_HVM_PARAMS, h_module},
+    {SIMG_REC_HV_EVTCHN, h_module},  {SIMG_REC_HV_GNTTAB, h_module},
+    {SIMG_REC_HV_AREAS, h_module},   {SIMG_REC_HV_TIMERS, h_module},
+};
+
+static void check(int rc, const struct simg_reader *r)
+{
+    if (rc > 0 || (rc < 0 && !r->err[0])) {
+        fprintf(stderr, "read returned %d with message '%s'\n", rc, r->err);
+        abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct ctx c;
+    static struct domain d;
+    memset(&c, 0, sizeof(c));
+    domain_init(&d, 3, "fuzz", 2, &ops);
+    if (gmem_init(&d.mem, GMEM_MIN_RAM) < 0)
+        abort();
+    c.d = &d;
+    struct simg_reader r;
+    simg_reader_init_mem(&r, data, size);
+    char *cfg = NULL;
+    int rc = simg_read_header(&r, &cfg);
+    check(rc, &r);
+    if (!rc) {
+        rc = simg_read_all(&r, handlers, sizeof(handlers) / sizeof(handlers[0]), &c);
+        check(rc, &r);
+    }
+    if (getenv("SAVEIMG_FUZZ_SAY")) /* the seeds' check: what became of each */
+        fprintf(stderr, "saveimg: %s\n", rc ? r.err : "accepted");
+    free(cfg);
+    simg_reader_free(&r);
+    gmem_destroy(&d.mem);
+    return 0;
+}
