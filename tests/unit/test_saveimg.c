@@ -109,6 +109,7 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
 static const struct hv_ops fake_ops = {
     f_shinfo,  f_info,  f_time, f_run, f_vec,   f_gvec,      f_timer,
     f_deliver, f_local, f_fd,   f_rm,  f_extra, f_translate,
+    NULL, /* kick: HV_KICK_SIGNAL */
 };
 
 static struct domain *new_domain(unsigned vcpus)
