@@ -714,17 +714,17 @@ static int msr_index_list(struct domain *d, struct kvm_msr_list **out)
  * names MSRs a given vCPU's CPUID may not have. */
 static int get_msrs(struct vcpu *v, struct simg_vcpu *s, const struct kvm_msr_list *list)
 {
-    struct {
+    union { /* a kvm_msrs with room for one entry */
         struct kvm_msrs h;
-        struct kvm_msr_entry e;
+        uint8_t raw[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
     } m;
     s->nr_msrs = 0;
     for (uint32_t i = 0; i < list->nmsrs && s->nr_msrs < SIMG_MAX_MSRS; i++) {
         memset(&m, 0, sizeof(m));
         m.h.nmsrs = 1;
-        m.e.index = list->indices[i];
+        m.h.entries[0].index = list->indices[i];
         if (ioctl(v->fd, KVM_GET_MSRS, &m) == 1)
-            s->msrs[s->nr_msrs++] = m.e;
+            s->msrs[s->nr_msrs++] = m.h.entries[0];
     }
     return 0;
 }
