@@ -1,6 +1,7 @@
 #include "domus/util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,4 +118,17 @@ int unix_listen(const char *path, int flags, const char *what, char *err, size_t
         return rc;
     }
     return fd;
+}
+
+int dpoll_fd(int fd, short events, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    int r;
+
+    do {
+        r = poll(&p, 1, timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -errno;
+    return r == 0 ? -ETIMEDOUT : 0;
 }

@@ -22,12 +22,7 @@ struct req {
 
 static const char *req_str(const struct req *r, const char *key)
 {
-    json_object *v;
-
-    if (!json_object_object_get_ex(r->obj, key, &v) ||
-        !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
+    return vmctl_get_str(r->obj, key);
 }
 
 /* The domain named by "dom", or NULL after replying with an error. */

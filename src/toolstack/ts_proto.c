@@ -83,19 +83,6 @@ int ts_mkdir_mode(const char *dir, mode_t mode)
     return 0;
 }
 
-static int wait_fd(int fd, short events, int timeout_ms)
-{
-    struct pollfd p = {.fd = fd, .events = events};
-    int r;
-
-    do {
-        r = poll(&p, 1, timeout_ms);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return -errno;
-    return r == 0 ? -ETIMEDOUT : 0;
-}
-
 static int write_all(int fd, const char *buf, size_t len, int timeout_ms)
 {
     while (len) {
@@ -103,7 +90,7 @@ static int write_all(int fd, const char *buf, size_t len, int timeout_ms)
         if (w < 0 && errno == ENOTSOCK)
             w = write(fd, buf, len);
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int rc = wait_fd(fd, POLLOUT, timeout_ms);
+            int rc = dpoll_fd(fd, POLLOUT, timeout_ms);
             if (rc)
                 return rc;
             continue;
@@ -173,7 +160,7 @@ int ts_read_line(int fd, char **line, size_t max, int timeout_ms)
             rc = -ETIMEDOUT;
             goto out;
         }
-        rc = wait_fd(fd, POLLIN, left);
+        rc = dpoll_fd(fd, POLLIN, left);
         if (rc)
             goto out;
         r = read(fd, &c, 1);

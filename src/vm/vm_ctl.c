@@ -45,12 +45,7 @@ static json_object *fail(const char *fmt, ...)
 
 static const char *req_str(const struct ctl_req *r, const char *key)
 {
-    json_object *v;
-
-    if (!json_object_object_get_ex(r->obj, key, &v) ||
-        !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
+    return vmctl_get_str(r->obj, key);
 }
 
 static void add_u64(json_object *o, const char *key, uint64_t v)

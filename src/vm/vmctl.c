@@ -1,6 +1,7 @@
 /* The domus-vm control protocol's transport: JSON lines with descriptors
  * (SCM_RIGHTS) on a unix stream socket (vmctl.h). */
 #include "domus/vmctl.h"
+#include "domus/util.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -60,19 +61,6 @@ static void take_fds(struct msghdr *mh, int *fds, unsigned max, unsigned *got)
     }
 }
 
-static int wait_in(int fd, int timeout_ms)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int r;
-
-    do {
-        r = poll(&p, 1, timeout_ms);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return -errno;
-    return r ? 0 : -ETIMEDOUT;
-}
-
 int vmctl_recv_line(int fd, char *buf, size_t len, int *fds, unsigned *nfds,
                     int timeout_ms)
 {
@@ -90,7 +78,7 @@ int vmctl_recv_line(int fd, char *buf, size_t len, int *fds, unsigned *nfds,
                             .msg_iovlen = 1,
                             .msg_control = cbuf.b,
                             .msg_controllen = sizeof(cbuf.b)};
-        if ((rc = wait_in(fd, timeout_ms)) < 0)
+        if ((rc = dpoll_fd(fd, POLLIN, timeout_ms)) < 0)
             break;
         ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -209,4 +197,13 @@ int vmctl_get_u64(json_object *obj, const char *key, uint64_t max, uint64_t *out
         return -EINVAL;
     *out = x;
     return 0;
+}
+
+const char *vmctl_get_str(json_object *obj, const char *key)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
 }

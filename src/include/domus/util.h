@@ -49,6 +49,10 @@ bool dratelimit_pass(struct dratelimit *rl, uint64_t *dropped);
 uint64_t dnow_ns(void);
 int64_t dnow_ms(void);
 
+/* Waits up to timeout_ms (-1: for ever) for events (POLLIN, POLLOUT) on fd,
+ * through EINTR: 0 when ready, -ETIMEDOUT, or -errno. */
+int dpoll_fd(int fd, short events, int timeout_ms);
+
 /* Is the environment variable name set to exactly "1"? */
 bool denv_is_1(const char *name);
 

@@ -64,4 +64,7 @@ json_object *vmctl_req(const char *cmd);
  * not such an integer. */
 int vmctl_get_u64(json_object *obj, const char *key, uint64_t max, uint64_t *out);
 
+/* String member key of obj (inside obj), or NULL if absent or not a string. */
+const char *vmctl_get_str(json_object *obj, const char *key);
+
 #endif
