@@ -18,10 +18,11 @@
 #
 # Where /proc/cpuinfo has neither vmx nor svm (the development machines), the
 # scenario runs inside the *test host*: QEMU's TCG emulator with an emulated
-# AMD SVM CPU booting Debian's 6.12 cloud kernel with its own kvm modules
-# (CONFIG_KVM_XEN=y; DOMUS_TESTHOST_KERNEL=6.1 boots Debian 12's 6.1 with the
-# kvm modules setup builds), from an initramfs built here into build/testhost/.  The serial log goes to
-# tests/out/<scenario>.log.  Elsewhere the scenario runs natively (as root,
+# AMD SVM CPU booting Debian 12's 6.1 cloud kernel with the kvm modules setup
+# builds with KVM_XEN (DOMUS_TESTHOST_KERNEL=6.12: Debian's 6.12 kernel with
+# its stock kvm modules, CONFIG_KVM_XEN=y), from an initramfs built here into
+# build/testhost/.  The serial log goes to tests/out/<scenario>.log, QEMU's
+# own log of the test host's CPU resets to tests/out/<scenario>.qemu.log.  Elsewhere the scenario runs natively (as root,
 # with the KVM_XEN modules loaded: `make setup-kvm`).
 #
 # Prints every PASS/FAIL line of the scenario, and a FAIL line of its own when
@@ -299,7 +300,11 @@ run_testhost() {
         exec "${qemu[@]}"
     fi
     HEARTBEAT="$initrd.beat"
-    qemu+=(-serial mon:stdio -serial "file:$HEARTBEAT")
+    # QEMU logs the test host's CPU resets (a triple fault ends it silently
+    # under -no-reboot): kept as tests/out/NAME.qemu.log.
+    QEMU_LOG="$OUTDIR/$NAME.qemu.log"
+    rm -f "$QEMU_LOG"
+    qemu+=(-serial mon:stdio -serial "file:$HEARTBEAT" -d cpu_reset,guest_errors -D "$QEMU_LOG")
     trap 'rm -f "$initrd" "$scen_cpio" "$HEARTBEAT" "$HEARTBEAT.stopped"' EXIT
     T0="$(date +%s.%N)"
     watch_heartbeat "$initrd" &
@@ -307,6 +312,7 @@ run_testhost() {
     filter < <(
         timeout -k 10 "$TIMEOUT" "${qemu[@]}" </dev/null 2>&1 || rc=$?
         [ "$rc" != 124 ] || echo "DOMUS-TIMEOUT"
+        echo "DOMUS-QEMU-EXIT rc=$rc"
     )
     kill "$watcher" 2>/dev/null || true
 }
@@ -328,6 +334,20 @@ watch_heartbeat() {
     done
 }
 
+# qemu_end: how the test host ended, for a scenario that did not finish.
+qemu_end() {
+    local rc
+    [ "$MODE" = testhost ] || { echo "native"; return; }
+    rc="$(sed -n 's/^DOMUS-QEMU-EXIT rc=//p' "$LOG" | tail -n 1)"
+    if grep -qi 'triple fault' "$QEMU_LOG" 2>/dev/null; then
+        echo "the test host's CPU triple-faulted (QEMU exit $rc; $QEMU_LOG)"
+    elif grep -q 'Kernel panic' "$LOG"; then
+        echo "the test host's kernel panicked: $(grep -m1 -o 'Kernel panic.*' "$LOG" | cut -c1-100)"
+    else
+        echo "QEMU exited with status ${rc:-?} and no message"
+    fi
+}
+
 START="$(date +%s.%N)"
 if [ "$MODE" = native ]; then run_native; else run_testhost; fi
 TOTAL="$(awk -v a="$START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
@@ -339,7 +359,7 @@ if [ -n "${HEARTBEAT:-}" ] && [ -e "$HEARTBEAT.stopped" ]; then
 elif grep -q '^DOMUS-TIMEOUT' "$LOG"; then
     echo "FAIL $NAME: timed out after $TIMEOUT s (log: $LOG)"; NFAIL=$((NFAIL + 1))
 elif [ -z "$END_RC" ]; then
-    echo "FAIL $NAME: the scenario did not finish (log: $LOG)"; NFAIL=$((NFAIL + 1))
+    echo "FAIL $NAME: the scenario did not finish ($(qemu_end); log: $LOG)"; NFAIL=$((NFAIL + 1))
 elif [ "$END_RC" != 0 ]; then
     echo "FAIL $NAME: scenario exited with status $END_RC (log: $LOG)"; NFAIL=$((NFAIL + 1))
 fi
