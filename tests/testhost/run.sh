@@ -294,7 +294,9 @@ run_testhost() {
     rm -rf "$r"
     cat "$BASE" "$scen_cpio" >"$initrd"
     append="console=ttyS0 quiet panic=-1 oops=panic${EXTRA_APPEND:+ $EXTRA_APPEND}"
-    local qemu=(qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 3G
+    # DOMUS_TESTHOST_TCG=thread=single: one host thread for both test-host
+    # CPUs (no cross-thread code modification; slower).
+    local qemu=(qemu-system-x86_64 -accel "tcg${DOMUS_TESTHOST_TCG:+,$DOMUS_TESTHOST_TCG}" -cpu EPYC,+svm,+npt -smp 2 -m 3G
         -nographic -nic none -no-reboot -kernel "$DOMUS_TESTHOST_KDIR/vmlinuz" -initrd "$initrd" -append "$append")
     if [ "$SHELL_MODE" = 1 ]; then
         exec "${qemu[@]}"
