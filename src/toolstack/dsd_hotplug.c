@@ -48,16 +48,6 @@ struct dsd_detach {
     int64_t deadline_ms;
 };
 
-static const char *jstr(json_object *o, const char *key)
-{
-    json_object *v;
-
-    if (!json_object_object_get_ex(o, key, &v) ||
-        !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
-
 /* A domain attach/detach/list can work on; replies with the error if not. */
 static bool usable(struct dsd *d, uint64_t client, const struct dsd_dom *dom)
 {
@@ -101,7 +91,7 @@ static int vm_cmd(const struct dsd_dom *dom, const struct dsd_dev_kind *k,
 static void attach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_object *obj,
                    const struct dsd_dev_kind *k)
 {
-    const char *spec = jstr(obj, "spec");
+    const char *spec = vmctl_get_str(obj, "spec");
     struct xlcfg *cfg = malloc(sizeof(*cfg));
     char err[1024], arg[XLDISK_TARGET_MAX + 32];
     uint32_t devid = 0;
@@ -118,7 +108,7 @@ static void attach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_obj
         dsd_reply_error(d, client, "\"spec\" (a %s spec) is missing", k->noun);
         goto out;
     }
-    rc = k->add(cfg, spec, jstr(obj, "cwd"), err, sizeof(err));
+    rc = k->add(cfg, spec, vmctl_get_str(obj, "cwd"), err, sizeof(err));
     i = k->count(cfg) - 1;
     if (!rc)
         rc = k->arg(cfg, i, arg, sizeof(arg));
@@ -210,7 +200,7 @@ static struct dsd_detach *pending(struct dsd *d, unsigned domid,
 static void detach(struct dsd *d, uint64_t client, struct dsd_dom *dom, json_object *obj,
                    const struct dsd_dev_kind *k)
 {
-    const char *which = jstr(obj, "dev");
+    const char *which = vmctl_get_str(obj, "dev");
     char path[128];
     struct dsd_detach *x;
     uint32_t devid = 0;

@@ -392,16 +392,6 @@ int dsd_sched_prepare(struct dsd *d, struct dsd_dom *dom, json_object *saved, ch
 
 /* ---- requests ---- */
 
-static const char *jstr(json_object *o, const char *key)
-{
-    json_object *v;
-
-    if (!json_object_object_get_ex(o, key, &v) ||
-        !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
-
 static bool is_dom0(const char *spec)
 {
     return spec && (!strcmp(spec, "0") || !strcmp(spec, "Domain-0"));
@@ -496,7 +486,7 @@ static int credit_values(const struct dsd *d, const struct dsd_dom *dom, json_ob
 
 static void set_credit(struct dsd *d, uint64_t client, json_object *obj)
 {
-    struct dsd_dom *dom = find_dom(d, client, jstr(obj, "dom"));
+    struct dsd_dom *dom = find_dom(d, client, vmctl_get_str(obj, "dom"));
     char err[PATH_MAX + 160], dir[PATH_MAX];
     long long w, c;
     int rc;
@@ -522,7 +512,7 @@ static void set_credit(struct dsd *d, uint64_t client, json_object *obj)
 
 static void sched_credit(struct dsd *d, uint64_t client, json_object *obj)
 {
-    const char *spec = jstr(obj, "dom");
+    const char *spec = vmctl_get_str(obj, "dom");
     json_object *o, *rows;
     struct dsd_dom **v;
     size_t n;
@@ -610,7 +600,7 @@ static void vcpu_list(struct dsd *d, uint64_t client, json_object *obj)
     struct dsd_dom **v;
     size_t n;
 
-    v = select_doms(d, client, jstr(obj, "dom"), &n);
+    v = select_doms(d, client, vmctl_get_str(obj, "dom"), &n);
     if (!v)
         return;
     rows = json_object_new_array();
@@ -689,7 +679,7 @@ static int pin_range(const struct dsd_dom *dom, const char *vcpu, unsigned *lo,
 
 static void vcpu_pin(struct dsd *d, uint64_t client, json_object *obj)
 {
-    struct dsd_dom *dom = find_dom(d, client, jstr(obj, "dom"));
+    struct dsd_dom *dom = find_dom(d, client, vmctl_get_str(obj, "dom"));
     char err[256], e[200];
     unsigned nr = host_cpus(), lo = 0, hi = 0;
     cpu_set_t hard, soft;
@@ -698,10 +688,10 @@ static void vcpu_pin(struct dsd *d, uint64_t client, json_object *obj)
 
     if (!dom)
         return;
-    rc = pin_range(dom, jstr(obj, "vcpu"), &lo, &hi, err, sizeof(err));
-    if (!rc && (rc = pin_arg(jstr(obj, "hard"), nr, &hard, &set_hard, e, sizeof(e))) < 0)
+    rc = pin_range(dom, vmctl_get_str(obj, "vcpu"), &lo, &hi, err, sizeof(err));
+    if (!rc && (rc = pin_arg(vmctl_get_str(obj, "hard"), nr, &hard, &set_hard, e, sizeof(e))) < 0)
         dfmt(err, sizeof(err), "hard affinity: %s", e);
-    if (!rc && (rc = pin_arg(jstr(obj, "soft"), nr, &soft, &set_soft, e, sizeof(e))) < 0)
+    if (!rc && (rc = pin_arg(vmctl_get_str(obj, "soft"), nr, &soft, &set_soft, e, sizeof(e))) < 0)
         dfmt(err, sizeof(err), "soft affinity: %s", e);
     if (!rc && set_hard)
         rc = pin_threads(dom, lo, hi, &hard, err, sizeof(err));
