@@ -111,6 +111,11 @@ if [ ! -x "$PROBE" ] || [ "$HERE/kvm-xen-probe.c" -nt "$PROBE" ]; then
     ${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$PROBE" "$HERE/kvm-xen-probe.c" ||
         die "cannot build kvm-xen-probe"
 fi
+KEYHOLD="$BUILDTH/bin/kvm-keys-hold"
+if [ ! -x "$KEYHOLD" ] || [ "$HERE/kvm-keys-hold.c" -nt "$KEYHOLD" ]; then
+    ${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -Werror -static -o "$KEYHOLD" "$HERE/kvm-keys-hold.c" ||
+        die "cannot build kvm-keys-hold"
+fi
 
 BINDIR="$ROOT/build/bin"
 [ "$ASAN" = 0 ] || BINDIR="$ROOT/build/asan-bin"
@@ -189,6 +194,15 @@ echo "testhost: kernel $(uname -r); $(cat /domus/kvm-from)"
 if grep -qw svm /proc/cpuinfo; then modprobe kvm_amd || echo "FAIL testhost: modprobe kvm_amd"
 else modprobe kvm_intel || echo "FAIL testhost: modprobe kvm_intel"; fi
 for m in tun bridge; do modprobe "$m" || echo "FAIL testhost: modprobe $m"; done
+# kvm.ko's run-time static branches, patched once here and never again
+# (tests/testhost/kvm-keys-hold.c); domus.keyhold=0 on the command line
+# (DOMUS_TESTHOST_KEYHOLD=0) leaves them to flip as domains come and go.
+if grep -qw 'domus.keyhold=0' /proc/cmdline; then echo "testhost: kvm static keys not held"
+else
+    kvm-keys-hold >/tmp/keyhold.out 2>&1 &
+    i=0; while [ ! -s /tmp/keyhold.out ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    cat /tmp/keyhold.out
+fi
 export DOMUS_GUEST_KERNEL=/domus/guest/vmlinuz DOMUS_GUEST_INITRD=/domus/guest/initrd.cpio
 export DOMUS_BIN=/domus/bin DOMUS_TMP=/tmp/domus DOMUS_GUEST_TESTS=/domus/tests/guest
 export HOME=/root DOMUS_TESTHOST=1
@@ -214,7 +228,7 @@ build_base() {
     local bins=() f hash mods rel r
     for f in "$BINDIR"/*; do [ -f "$f" ] && [ -x "$f" ] && bins+=("$f"); done
     local inputs=("$0" "$ROOT/scripts/lib.sh" "$GUEST_KERNEL" "$DOMUS_GUEST_INITRD"
-        "$(cat "$DOMUS_TESTHOST_KDIR/.stamp")" "kvm=$DOMUS_KVM_MODULES" "$PROBE"
+        "$(cat "$DOMUS_TESTHOST_KDIR/.stamp")" "kvm=$DOMUS_KVM_MODULES" "$PROBE" "$KEYHOLD"
         "qemu=$WITH_QEMU" "asan=$ASAN" "${bins[@]}" "$ROOT"/tests/guest/* /etc/xen/xlexample.*
         "$ROOT"/tests/hostile/* "hostile=$(cat "$ROOT/build/hostile/hostile.ko" 2>/dev/null | sha256sum)"
         "xs=$(dpkg-query -W -f='${Version}' xenstore-utils 2>/dev/null || echo none)"
@@ -244,7 +258,7 @@ build_base() {
     fi
     # Domus's binaries with their libraries; the probe.
     for f in "${bins[@]}"; do copy_with_libs "$r" "$f" "/domus/bin/$(basename "$f")"; done
-    cp "$PROBE" "$r/domus/bin/"
+    cp "$PROBE" "$KEYHOLD" "$r/domus/bin/"
     # The guest.
     cp "$GUEST_KERNEL" "$r/domus/guest/vmlinuz"
     cp "$DOMUS_GUEST_INITRD" "$r/domus/guest/initrd.cpio"
@@ -294,6 +308,7 @@ run_testhost() {
     rm -rf "$r"
     cat "$BASE" "$scen_cpio" >"$initrd"
     append="console=ttyS0 quiet panic=-1 oops=panic${EXTRA_APPEND:+ $EXTRA_APPEND}"
+    [ "${DOMUS_TESTHOST_KEYHOLD:-1}" != 0 ] || append="$append domus.keyhold=0"
     # DOMUS_TESTHOST_TCG=thread=single: one host thread for both test-host
     # CPUs (no cross-thread code modification; slower).
     local qemu=(qemu-system-x86_64 -accel "tcg${DOMUS_TESTHOST_TCG:+,$DOMUS_TESTHOST_TCG}" -cpu EPYC,+svm,+npt -smp 2 -m 3G
