@@ -34,6 +34,11 @@
 # lost: "timer wakeup didn't happen") and the other either halts too or
 # spins in the kernel ("soft lockup ... [domus-vm]").
 #
+# DOMUS_TESTHOST_LOCK=FILE  wait for FILE's flock before booting the test
+#              host, so that runs sharing a machine take turns.
+# DOMUS_TESTHOST_KEYHOLD=0  do not hold kvm.ko's static keys (kvm-keys-hold.c).
+# DOMUS_TESTHOST_TCG=thread=single  both test-host CPUs on one QEMU thread.
+#
 # --with-qemu  also put qemu-system-x86_64 (with its libraries and firmware)
 #              into the test host, for comparisons against QEMU.
 # --shell      (test host) no scenario: a shell on the serial console.
@@ -292,6 +297,11 @@ run_testhost() {
     local r rc=0 append
     command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing (scripts/setup.sh)"
     build_base
+    # DOMUS_TESTHOST_LOCK=FILE: one test host at a time among the runs that
+    # name the same FILE (flock; held until this script exits).
+    if [ -n "${DOMUS_TESTHOST_LOCK:-}" ]; then
+        exec 8>>"$DOMUS_TESTHOST_LOCK" && flock 8 || die "cannot lock $DOMUS_TESTHOST_LOCK"
+    fi
     # The scenario goes into a second, tiny cpio appended to the base.
     r="$(mktemp -d "$BUILDTH/.scen.XXXXXX")"
     mkdir -p "$r/domus/scenario"
