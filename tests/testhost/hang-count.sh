@@ -6,8 +6,9 @@
 #
 #   tests/testhost/hang-count.sh [-n N] [--lock FILE] SCENARIO [run.sh options...]
 #
-# DOMUS_TESTHOST_KERNEL=6.1 counts on the 6.1 test host.  With --lock, each
-# run holds FILE (flock), so other test-host users can interleave.
+# DOMUS_TESTHOST_KERNEL=6.1 counts on the 6.1 test host.  With --lock (or
+# DOMUS_TESTHOST_LOCK), each run holds FILE (flock) while its test host is up,
+# so other test-host users can interleave.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 N=40 LOCK=""
@@ -25,11 +26,7 @@ out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 for i in $(seq 1 "$N"); do
     t0=$(date +%s)
-    if [ -n "$LOCK" ]; then
-        flock "$LOCK" "$HERE/run.sh" "$@" "$SCEN" >"$out" 2>&1
-    else
-        "$HERE/run.sh" "$@" "$SCEN" >"$out" 2>&1
-    fi
+    DOMUS_TESTHOST_LOCK="${LOCK:-${DOMUS_TESTHOST_LOCK:-}}" "$HERE/run.sh" "$@" "$SCEN" >"$out" 2>&1
     rc=$?
     if grep -q '^FAIL .*the test host stopped' "$out"; then
         hung=$((hung + 1)) what="hung: $(grep -m1 -o 'nested-virtualization hang: [^;]*' "$out")"
