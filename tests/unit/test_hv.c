@@ -86,10 +86,22 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
     return 0;
 }
 
+static int suspended_vcpu = -1, time_area_set;
+static uint64_t time_area_gpa;
+static void f_suspend(struct vcpu *v) { suspended_vcpu = (int)v->id; }
+static int f_time_area(struct vcpu *v, uint64_t gpa)
+{
+    (void)v;
+    time_area_set++;
+    time_area_gpa = gpa;
+    return 0;
+}
+
 static const struct hv_ops fake_ops = {
-    f_shinfo, f_gpa, f_gpa, f_gpa, f_vec, f_gvec, f_timer,
+    f_shinfo, f_gpa, f_time_area, f_gpa, f_vec, f_gvec, f_timer,
     f_deliver, f_route_local, f_route_fd, f_route_rm, f_map_extra, f_translate,
     NULL, /* kick: HV_KICK_SIGNAL */
+    f_suspend,
 };
 
 static struct domain *dom;
@@ -315,6 +327,60 @@ static void test_sched_vcpu(void)
     put(&r, sizeof(r));
     CHECK("vcpu_info registered", hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 1, ARG) == 0 &&
                                       dom->vcpus[1].vcpu_info_gpa == 0x40040);
+}
+
+/* SHUTDOWN_suspend parks instead of ending; is_up/down/up; time area 0. */
+static void test_suspend_updown(void)
+{
+    setup(3);
+    dom->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct sched_shutdown sd = {.reason = SHUTDOWN_suspend};
+    uint64_t n = 0;
+    put(&sd, sizeof(sd));
+    suspended_vcpu = -1;
+    CHECK("suspend returns 0 (what a restored domain sees)",
+          hv_hypercall(&dom->vcpus[1], __HYPERVISOR_sched_op,
+                       (uint64_t[6]){SCHEDOP_shutdown, ARG}) == 0);
+    CHECK("suspend is recorded, by its vCPU, and stops the vCPUs",
+          atomic_load(&dom->suspended) && atomic_load(&dom->suspend_vcpu) == 1 &&
+              suspended_vcpu == 1);
+    CHECK("suspend does not end the domain", atomic_load(&dom->shutdown_reason) < 0);
+    CHECK("suspend signals the event fd",
+          read(dom->event_fd, &n, sizeof(n)) == sizeof(n) && n == 1);
+    CHECK("a second suspend meanwhile is -EBUSY",
+          hcall(__HYPERVISOR_sched_op, SCHEDOP_shutdown, ARG, 0) == -EBUSY &&
+              atomic_load(&dom->suspend_vcpu) == 1);
+    atomic_store(&dom->suspended, false);
+    close(dom->event_fd);
+    dom->event_fd = -1;
+
+    CHECK("a vCPU is up", hcall(__HYPERVISOR_vcpu_op, VCPUOP_is_up, 2, 0) == 1);
+    CHECK("down", hcall(__HYPERVISOR_vcpu_op, VCPUOP_down, 2, 0) == 0 &&
+                      atomic_load(&dom->vcpus[2].down));
+    CHECK("a down vCPU is not up", hcall(__HYPERVISOR_vcpu_op, VCPUOP_is_up, 2, 0) == 0);
+    CHECK("down twice is fine", hcall(__HYPERVISOR_vcpu_op, VCPUOP_down, 2, 0) == 0);
+    CHECK("up", hcall(__HYPERVISOR_vcpu_op, VCPUOP_up, 2, 0) == 0 &&
+                    hcall(__HYPERVISOR_vcpu_op, VCPUOP_is_up, 2, 0) == 1);
+    hcall(__HYPERVISOR_vcpu_op, VCPUOP_down, 1, 0);
+    hcall(__HYPERVISOR_vcpu_op, VCPUOP_down, 2, 0);
+    CHECK("two of three down, domain running", atomic_load(&dom->shutdown_reason) < 0);
+    CHECK("the last vCPU going down powers off, as on Xen",
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_down, 0, 0) == 0 &&
+              atomic_load(&dom->shutdown_reason) == SHUTDOWN_poweroff &&
+              !atomic_load(&dom->vcpus[0].down));
+
+    uint64_t gva = 0x40000;
+    put(&gva, sizeof(gva));
+    time_area_set = 0;
+    CHECK("time area registered",
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_time_memory_area, 1, ARG) == 0 &&
+              dom->vcpus[1].time_info_gpa == 0x40000 && time_area_gpa == 0x40000);
+    gva = 0;
+    put(&gva, sizeof(gva));
+    CHECK("time area at address 0 unregisters (Linux before a suspend)",
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_time_memory_area, 1, ARG) == 0 &&
+              dom->vcpus[1].time_info_gpa == 0 && time_area_gpa == HV_GPA_NONE &&
+              time_area_set == 2);
 }
 
 /* ---- event channels ---- */
@@ -755,6 +821,7 @@ int main(void)
     test_memory_op();
     test_hvm_op();
     test_sched_vcpu();
+    test_suspend_updown();
     test_evtchn_basic();
     test_evtchn_virq_ipi();
     test_evtchn_unmask();
