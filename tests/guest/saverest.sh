@@ -27,8 +27,9 @@ n=0 last=0
 while :; do
     n=$((n + 1))
     slot=$((n % 8))
-    want="$(pattern "$n" | md5sum | cut -d' ' -f1)"
-    pattern "$n" | dd of=/dev/xvdb bs=1048576 seek="$slot" count=1 conv=notrunc 2>/dev/null
+    pattern "$n" >/tmp/pattern # (dd from a pipe may write a short block)
+    want="$(md5sum </tmp/pattern | cut -d' ' -f1)"
+    dd if=/tmp/pattern of=/dev/xvdb bs=1048576 seek="$slot" count=1 conv=notrunc 2>/dev/null
     sync
     echo 3 >/proc/sys/vm/drop_caches
     got="$(dd if=/dev/xvdb bs=1048576 skip="$slot" count=1 2>/dev/null | md5sum | cut -d' ' -f1)"

@@ -27,6 +27,12 @@ rounds_after() { tr -d '\r' <"$(console_log "$1")" | tail -n "+$(($2 + 1))" | gr
 log_lines() { tr -d '\r' <"$(console_log "$1")" | wc -l; }
 last_round() { tr -d '\r' <"$(console_log "$1")" | grep '^ROUND ' | tail -n 1; }
 
+# diag NAME: the tails of its domus-vm log and console, as DIAG lines.
+diag() {
+    tail -n 15 "$DOMUS_LOG_DIR/domus-vm-$1.log" 2>/dev/null | sed 's/^/DIAG vm: /'
+    tr -d '\r' <"$(console_log "$1")" 2>/dev/null | tail -n 25 | sed 's/^/DIAG console: /'
+}
+
 guest() { # guest NAME VCPUS [CFG-LINE...]
     _n="$1" _v="$2"
     shift 2
@@ -41,6 +47,7 @@ cycle() {
     _img="$DOMUS_TMP/$1.img" _t0="$(date +%s)"
     if ! domus save "$1" "$_img" 2>"$DOMUS_TMP/err"; then
         fail "sr $2: domus save: $(tr '\n' '|' <"$DOMUS_TMP/err")"
+        diag "$1"
         return 1
     fi
     _t1="$(date +%s)"
@@ -51,7 +58,12 @@ cycle() {
         fail "sr $2: domus restore: $(tr '\n' '|' <"$DOMUS_TMP/err")"
         return 1
     fi
-    check "sr $2: restored ($(($(date +%s) - _t1)) s), the workload goes on" more_rounds "$1" 3 60
+    if more_rounds "$1" 3 60; then
+        pass "sr $2: restored ($(($(date +%s) - _t1)) s), the workload goes on"
+    else
+        fail "sr $2: restored, but the workload does not go on"
+        diag "$1"
+    fi
     _after="$(rounds_after "$1" "$_mark")"
     check "sr $2: every round since read its pattern back" \
         sh -c "[ -n '$_after' ] && ! echo '$_after' | grep -qv 'disk=ok'"
