@@ -117,7 +117,7 @@ static int64_t add_to_physmap(struct vcpu *v, uint64_t arg)
         void *page = x.idx == 0 ? gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE) : NULL;
         if (!page)
             return -EINVAL;
-        memset(page, 0, DOMUS_PAGE_SIZE);
+        evtchn_resume_shinfo(d, page); /* cleared, the masks kept after a restore */
         int rc = d->ops->set_shared_info(d, x.gpfn);
         if (rc == 0)
             d->shared_info_gpa = gpa;

@@ -221,7 +221,8 @@ static void create_domain(const struct req *r, const char *path, const char *tex
     if (rc)
         goto out;
     ts_mkdir_p(ts_log_dir());
-    rotate_log(dom->console_log);
+    if (!rs) /* a restored guest carries on: its console log goes on too */
+        rotate_log(dom->console_log);
     rc = dsd_vm_spawn(r->d, dom, err, sizeof(err));
     if (rc) {
         dsd_dom_free(r->d, dom);

@@ -267,6 +267,7 @@ int vm_init(struct vm *vm)
 void vm_exit(struct vm *vm)
 {
     vm_steps_exit(vm, vm_steps);
+    evtchn_resume_free(&vm->dom);
     if (vm->dom.event_fd >= 0)
         close(vm->dom.event_fd);
     vm->dom.event_fd = -1;

@@ -171,9 +171,11 @@ static int apply(struct staged *s, const struct vm_state_ops *ops, uint32_t modu
             dfmt(err, errlen, "setting vCPU %u's state: %s", i, strerror(-rc));
     for (size_t i = 0; i < hv_nr_modules && !rc; i++) {
         char merr[160] = "";
-        if (!(modules & (1u << i)))
+        int (*fn)(struct domain *, const void *, size_t, char *, size_t) =
+            modules & (1u << i) ? hv_modules[i].load : hv_modules[i].resume;
+        if (!fn)
             continue;
-        rc = hv_modules[i].load(d, s->mod[i].body, s->mod[i].len, merr, sizeof(merr));
+        rc = fn(d, s->mod[i].body, s->mod[i].len, merr, sizeof(merr));
         if (rc)
             dfmt(err, errlen, "%s record: %s", hv_modules[i].name,
                  merr[0] ? merr : strerror(-rc));

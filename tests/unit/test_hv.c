@@ -393,6 +393,48 @@ static int64_t evtchn(unsigned cmd, void *arg, size_t size)
     return rc;
 }
 
+/* After a restore: re-bound VIRQs and IPIs get their old ports back, and
+ * the masks in the restored shared_info page are kept at its new mapping. */
+static void test_evtchn_resume(void)
+{
+    setup(2);
+    struct evtchn *t = calloc(HV_NR_PORTS, sizeof(*t));
+    t[7] = (struct evtchn){.state = EVS_VIRQ, .vcpu = 1, .virq = VIRQ_TIMER};
+    t[9] = (struct evtchn){.state = EVS_IPI, .vcpu = 1};
+    t[11] = (struct evtchn){.state = EVS_IPI, .vcpu = 1};
+    t[13] = (struct evtchn){.state = EVS_UNBOUND};
+    CHECK("resume hints set", evtchn_resume_set(dom, t) == 0);
+    free(t);
+    struct shared_info *si = gmem_ptr(&dom->mem, SHINFO, sizeof(*si));
+    memset(si, 0, sizeof(*si));
+    si->evtchn_mask[0] = 1UL << 11;
+    si->evtchn_pending[0] = 1UL << 9;
+    map_shared_info();
+    CHECK("shared_info mapped again: the masks kept, pending cleared",
+          si->evtchn_mask[0] == 1UL << 11 && si->evtchn_pending[0] == 0);
+    si->evtchn_mask[0] = 1UL << 5;
+    map_shared_info();
+    CHECK("masks are kept once only", si->evtchn_mask[0] == 0);
+    struct evtchn_bind_ipi bi = {.vcpu = 0};
+    CHECK("an IPI of a vCPU without hints gets the lowest free port",
+          evtchn(EVTCHNOP_bind_ipi, &bi, sizeof(bi)) == 0 && bi.port == 1);
+    for (int i = 0; i < 5; i++)
+        evtchn(EVTCHNOP_bind_ipi, &bi, sizeof(bi));
+    CHECK("other bindings skip the ports kept for re-binding (2..6, then 8)",
+          evtchn(EVTCHNOP_bind_ipi, &bi, sizeof(bi)) == 0 && bi.port == 8);
+    struct evtchn_bind_virq bv = {.virq = VIRQ_TIMER, .vcpu = 1};
+    CHECK("the timer VIRQ of vCPU 1 gets its old port 7",
+          evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == 0 && bv.port == 7);
+    bi.vcpu = 1;
+    CHECK("vCPU 1's IPIs get 9, then 11",
+          evtchn(EVTCHNOP_bind_ipi, &bi, sizeof(bi)) == 0 && bi.port == 9 &&
+              evtchn(EVTCHNOP_bind_ipi, &bi, sizeof(bi)) == 0 && bi.port == 11);
+    CHECK("then the lowest free port (hints used up; unbound ones are no hints)",
+          evtchn(EVTCHNOP_bind_ipi, &bi, sizeof(bi)) == 0 && bi.port == 10);
+    evtchn_resume_free(dom);
+    CHECK("hints freed", !dom->resume_ports && !dom->resume_masks);
+}
+
 static void test_evtchn_basic(void)
 {
     setup(2);
@@ -822,6 +864,7 @@ int main(void)
     test_hvm_op();
     test_sched_vcpu();
     test_suspend_updown();
+    test_evtchn_resume();
     test_evtchn_basic();
     test_evtchn_virq_ipi();
     test_evtchn_unmask();

@@ -171,6 +171,15 @@ struct domain {
     atomic_bool suspended;
     atomic_uint suspend_vcpu;
     int event_fd; /* eventfd written on shutdown and on suspend (or -1) */
+    /* Restored after the guest's own suspend (evtchn_resume.c), under
+     * d->lock: the VIRQ and IPI ports it had bound, so that its re-binding
+     * gets the same numbers back (HV_NR_PORTS entries, or NULL), and
+     * whether the evtchn_mask words of its shared_info are to be kept when
+     * it maps the page again: together they keep each port masked or not as
+     * the guest's own IRQ state says (Linux re-binds without touching the
+     * masks; its PV spinlock kicker must stay masked). */
+    struct evtchn *resume_ports;
+    bool resume_masks;
 };
 
 /* --- vcpucall.c --- */
@@ -223,6 +232,26 @@ int64_t hv_suspend(struct vcpu *v);
  * it out of the guest (the last vCPU going down powers the domain off, as on
  * Xen); up lets it run again.  -EINVAL for another cmd. */
 int64_t hv_vcpu_updown(struct vcpu *t, unsigned cmd);
+
+/* --- evtchn_resume.c --- */
+
+/* Takes the VIRQ and IPI ports of table t (HV_NR_PORTS entries, a restored
+ * image's) as d's re-binding hints, and asks for the masks to be kept at
+ * the next shared_info mapping.  -ENOMEM. */
+int evtchn_resume_set(struct domain *d, const struct evtchn *t);
+
+/* The port a re-binding of (state EVS_VIRQ, virq, vcpu) or (EVS_IPI, vcpu:
+ * the lowest-numbered hint left of that vCPU) should get: a hint port still
+ * free, claimed (the hint is used up); 0 when there is none.  d->lock held. */
+uint32_t evtchn_resume_port(struct domain *d, enum evtchn_state state, uint32_t vcpu,
+                            uint32_t virq);
+
+/* The guest maps shared_info at page (zeroed here): its evtchn_mask words
+ * are kept when the domain was restored (once); the rest is cleared. */
+void evtchn_resume_shinfo(struct domain *d, void *page);
+
+/* Frees the hints. */
+void evtchn_resume_free(struct domain *d);
 
 /* --- hypercall.c --- */
 
