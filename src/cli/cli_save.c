@@ -68,8 +68,10 @@ static void *progress_thread(void *arg)
 /* Only on a terminal: elsewhere (scripts, logs) save is quiet, as xl. */
 static void progress_start(struct progress *p, const char *verb, const char *path)
 {
-    *p = (struct progress){
-        .verb = verb, .path = path, .t0 = dnow_ns(), .growing = !strcmp(verb, "Saving to")};
+    *p = (struct progress){.verb = verb,
+                           .path = path,
+                           .t0 = dnow_ns(),
+                           .growing = !strcmp(verb, "Saving to")};
     if (!isatty(STDERR_FILENO))
         return;
     pthread_mutex_init(&p->lock, NULL);

@@ -74,8 +74,8 @@ static int vm_save(const struct dsd_dom *dom, int fd, const char *config,
     return rc;
 }
 
-int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o,
-             char *err, size_t errlen)
+int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o, char *err,
+             size_t errlen)
 {
     const char *text = o->cfg_text ? o->cfg_text : dom->cfg_text;
     const char *cpath = o->cfg_text ? o->cfg_path : dom->cfg_path;
