@@ -22,10 +22,12 @@ check "sr bad: sb runs its workload" wait_log sb '^ROUND 2 ' 120
 check "sr bad: a checkpoint to start from (save -c)" domus save -c sb "$CK"
 check "sr bad: sb carries on after the checkpoint" more_rounds sb 2 60
 
-# restore_refused WHAT IMAGE PATTERN: fails with PATTERN, creates nothing.
+# restore_refused WHAT IMAGE PATTERN [CONFIG]: fails with PATTERN, creates
+# nothing.  With CONFIG (sb renamed sb2, so that the running sb does not
+# refuse it first) the image's body is what gets checked.
 restore_refused() {
     _before="$(vm_count)"
-    if domus restore "$2" >/dev/null 2>"$DOMUS_TMP/err"; then
+    if domus restore $4 "$2" >/dev/null 2>"$DOMUS_TMP/err"; then
         fail "sr bad: $1: domus restore succeeded"
         return
     fi
@@ -37,16 +39,18 @@ restore_refused() {
     check "sr bad: $1: nothing created" \
         sh -c "[ '$(vm_count)' = '$_before' ] && [ \"\$(domus list | wc -l)\" = 3 ]"
 }
+sed 's/^name = .*/name = "sb2"/' "$DOMUS_TMP/sb.cfg" >"$DOMUS_TMP/sb2.cfg"
+O="$DOMUS_TMP/sb2.cfg"
 size="$(stat -c %s "$CK")"
 head -c $((size / 2)) "$CK" >"$DOMUS_TMP/trunc.img"
-restore_refused "a truncated image" "$DOMUS_TMP/trunc.img" "truncated image"
+restore_refused "a truncated image" "$DOMUS_TMP/trunc.img" "truncated image" "$O"
 head -c 20 "$CK" >"$DOMUS_TMP/short.img"
-restore_refused "an image cut inside its header" "$DOMUS_TMP/short.img" "truncated image"
+restore_refused "an image cut inside its header" "$DOMUS_TMP/short.img" "truncated image" "$O"
 { printf 'NOTDOMUS'; tail -c +9 "$CK"; } >"$DOMUS_TMP/magic.img"
-restore_refused "a wrong magic" "$DOMUS_TMP/magic.img" "not a Domus save image"
+restore_refused "a wrong magic" "$DOMUS_TMP/magic.img" "not a Domus save image" "$O"
 cp "$CK" "$DOMUS_TMP/corrupt.img"
 printf '\377' | dd of="$DOMUS_TMP/corrupt.img" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
-restore_refused "a corrupted byte" "$DOMUS_TMP/corrupt.img" "checksum mismatch\|corrupt\|refus"
+restore_refused "a corrupted byte" "$DOMUS_TMP/corrupt.img" "checksum mismatch\\|pfn" "$O"
 restore_refused "the image of a domain that runs" "$CK" "domain 'sb' already exists"
 restore_refused "a missing image" "$DOMUS_TMP/none.img" "No such file"
 
