@@ -102,10 +102,16 @@ static int h_clock(void *c, const struct simg_rec *rec, char *err, size_t errlen
 }
 static int h_module(void *c, const struct simg_rec *rec, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < hv_nr_modules; i++)
-        if (hv_modules[i].rec_type == (rec->type & ~SIMG_REC_OPTIONAL))
-            return hv_modules[i].load(((struct ctx *)c)->d, rec->body, rec->len, err,
-                                      errlen);
+    for (size_t i = 0; i < hv_nr_modules; i++) {
+        if (hv_modules[i].rec_type != (rec->type & ~SIMG_REC_OPTIONAL))
+            continue;
+        /* what a restore after a suspend takes from it, then the whole load */
+        if (hv_modules[i].resume &&
+            hv_modules[i].resume(((struct ctx *)c)->d, rec->body, rec->len, err, errlen))
+            return -EINVAL;
+        evtchn_resume_free(((struct ctx *)c)->d);
+        return hv_modules[i].load(((struct ctx *)c)->d, rec->body, rec->len, err, errlen);
+    }
     abort(); /* a handler without a module */
 }
 
