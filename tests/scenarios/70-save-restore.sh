@@ -8,7 +8,9 @@
 # it running, it is destroyed, and the checkpoint restores.  No round may
 # read back a bad pattern, see the clock go back, or count an I/O error in
 # the kernel log; rounds after each restore must reach Domain 0.
-# SR_STAGE=1 stops after the first guest.
+# SR_STAGE=1 stops after the first guest, SR_CYCLES sets the cycles (both
+# only where the environment reaches the scenario: natively, or through a
+# wrapper such as save-restore-20.sh in the test host).
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib-toolstack.sh"
 trap stop_domusd EXIT
