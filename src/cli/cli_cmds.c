@@ -72,6 +72,16 @@ static int console_of(const char *dom)
     return rc;
 }
 
+int cli_read_cfg(const char *path, char **text, size_t *len)
+{
+    return read_cfg(path, text, len);
+}
+
+int cli_console_of(const char *dom)
+{
+    return console_of(dom);
+}
+
 struct create_opts {
     bool attach, dry_run;
     const char *file;

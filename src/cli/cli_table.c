@@ -18,6 +18,18 @@ static const struct cli_cmd cmds[] = {
      "  -c  attach to the console once the domain runs\n"
      "  -n  dry run: parse the config and print it, create nothing\n"
      "  KEY=VALUE  extra config lines, appended to the file's"},
+    {"save", cli_save, "Save a domain state to restore later",
+     "[-c] [-p] <Domain> <CheckpointFile> [<ConfigFile>]\n"
+     "  -c  leave the domain running after creating the snapshot\n"
+     "  -p  leave the domain paused after creating the snapshot\n"
+     "  ConfigFile: the configuration to store instead of the domain's"},
+    {"restore", cli_restore, "Restore a domain from a saved state",
+     "[-p] [-e] [-c] [<ConfigFile>] <CheckpointFile>\n"
+     "  -p  do not unpause the domain after restoring it\n"
+     "  -e  do not wait in the background for the death of the domain\n"
+     "      (domusd watches it either way)\n"
+     "  -c  attach to the console once the domain runs\n"
+     "  ConfigFile: use this configuration instead of the stored one"},
     {"list", cli_list, "List information about all/some domains",
      "[-l] [-v] [Domain, ...]\n"
      "  -l  the domains' configurations, as JSON (libxl_domain_config)\n"

@@ -26,7 +26,9 @@ bool evtchn_valid(const struct domain *d, uint32_t port)
 int evtchn_alloc(struct domain *d)
 {
     for (uint32_t p = 1; p < HV_NR_PORTS; p++) {
-        if (d->ports[p].state == EVS_FREE) {
+        /* (a port a restored guest will re-bind is kept for it) */
+        if (d->ports[p].state == EVS_FREE &&
+            !(d->resume_ports && d->resume_ports[p].state != EVS_FREE)) {
             memset(&d->ports[p], 0, sizeof(d->ports[p]));
             d->ports[p].backend_fd = -1;
             return (int)p;
@@ -132,6 +134,19 @@ static int op_bind_interdomain(struct domain *d, struct evtchn_bind_interdomain 
     return d->ops->deliver(d, (uint32_t)port, l->vcpu);
 }
 
+/* A port for a (re-)binding: the one it had before a restore, if any
+ * (evtchn_resume.c), else the lowest free one. */
+static int alloc_bound(struct domain *d, enum evtchn_state st, uint32_t vcpu, uint32_t virq)
+{
+    uint32_t p = evtchn_resume_port(d, st, vcpu, virq);
+
+    if (!p)
+        return evtchn_alloc(d);
+    memset(&d->ports[p], 0, sizeof(d->ports[p]));
+    d->ports[p].backend_fd = -1;
+    return (int)p;
+}
+
 static int op_bind_virq(struct domain *d, struct evtchn_bind_virq *b)
 {
     if (b->virq >= NR_VIRQS)
@@ -142,7 +157,7 @@ static int op_bind_virq(struct domain *d, struct evtchn_bind_virq *b)
         if (d->ports[p].state == EVS_VIRQ && d->ports[p].virq == b->virq &&
             d->ports[p].vcpu == b->vcpu)
             return -EEXIST;
-    int port = evtchn_alloc(d);
+    int port = alloc_bound(d, EVS_VIRQ, b->vcpu, b->virq);
     if (port < 0)
         return port;
     d->ports[port].state = EVS_VIRQ;
@@ -160,7 +175,7 @@ static int op_bind_ipi(struct domain *d, struct evtchn_bind_ipi *b)
 {
     if (b->vcpu >= d->nr_vcpus)
         return -ENOENT;
-    int port = evtchn_alloc(d);
+    int port = alloc_bound(d, EVS_IPI, b->vcpu, 0);
     if (port < 0)
         return port;
     d->ports[port].state = EVS_IPI;

@@ -188,6 +188,23 @@ out:
     return rc;
 }
 
+int hv_resume_evtchn(struct domain *d, const void *body, size_t len, char *err,
+                     size_t errlen)
+{
+    struct evtchn *t = calloc(HV_NR_PORTS, sizeof(*t));
+    struct recrd rd;
+    int rc;
+
+    if (!t)
+        return -ENOMEM;
+    rd_init(&rd, body, len);
+    rc = check_evtchn(d, &rd, t, err, errlen);
+    if (!rc)
+        rc = evtchn_resume_set(d, t);
+    free(t);
+    return rc;
+}
+
 /* ---- grant table ---- */
 
 int hv_save_gnttab(struct domain *d, struct recbuf *rb)
@@ -400,10 +417,11 @@ int hv_load_timers(struct domain *d, const void *body, size_t len, char *err,
 }
 
 const struct hv_module hv_modules[] = {
-    {SIMG_REC_HVM_PARAMS, "hvm params", hv_save_params, hv_load_params},
-    {SIMG_REC_HV_GNTTAB, "grant table", hv_save_gnttab, hv_load_gnttab},
-    {SIMG_REC_HV_EVTCHN, "event channels", hv_save_evtchn, hv_load_evtchn},
-    {SIMG_REC_HV_AREAS, "guest areas", hv_save_areas, hv_load_areas},
-    {SIMG_REC_HV_TIMERS, "timers", hv_save_timers, hv_load_timers},
+    {SIMG_REC_HVM_PARAMS, "hvm params", hv_save_params, hv_load_params, NULL},
+    {SIMG_REC_HV_GNTTAB, "grant table", hv_save_gnttab, hv_load_gnttab, NULL},
+    {SIMG_REC_HV_EVTCHN, "event channels", hv_save_evtchn, hv_load_evtchn,
+     hv_resume_evtchn},
+    {SIMG_REC_HV_AREAS, "guest areas", hv_save_areas, hv_load_areas, NULL},
+    {SIMG_REC_HV_TIMERS, "timers", hv_save_timers, hv_load_timers, NULL},
 };
 const size_t hv_nr_modules = ARRAY_SIZE(hv_modules);

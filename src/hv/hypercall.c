@@ -117,7 +117,7 @@ static int64_t add_to_physmap(struct vcpu *v, uint64_t arg)
         void *page = x.idx == 0 ? gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE) : NULL;
         if (!page)
             return -EINVAL;
-        memset(page, 0, DOMUS_PAGE_SIZE);
+        evtchn_resume_shinfo(d, page); /* cleared, the masks kept after a restore */
         int rc = d->ops->set_shared_info(d, x.gpfn);
         if (rc == 0)
             d->shared_info_gpa = gpa;
@@ -266,13 +266,19 @@ static int64_t register_vcpu_info(struct vcpu *t, uint64_t arg, struct vcpu *v)
 }
 
 /* Areas given by guest-virtual address: translate once, now, as Xen's
- * HVM code does for the runstate and time areas. */
+ * HVM code does for the runstate and time areas; address 0 unregisters. */
 static int64_t register_area(struct vcpu *t, uint64_t arg, struct vcpu *v, size_t size,
                              int (*set)(struct vcpu *, uint64_t), uint64_t *record)
 {
     uint64_t gva, gpa;
     if (guest_copy_from(v, &gva, arg, sizeof(gva)) < 0)
         return -EFAULT;
+    if (!gva) { /* unregisters, as Xen's null handle (Linux before a suspend) */
+        int rc = set(t, HV_GPA_NONE);
+        if (rc == 0)
+            *record = 0;
+        return rc;
+    }
     if (v->d->ops->translate(v, gva, &gpa) < 0 || !gmem_ptr(&v->d->mem, gpa, size))
         return -EFAULT;
     int rc = set(t, gpa);
@@ -306,7 +312,9 @@ static int64_t hc_vcpu_op(struct vcpu *v, const uint64_t a[6])
         return register_area(t, a[2], v, sizeof(struct vcpu_time_info),
                              d->ops->set_vcpu_time_info, &t->time_info_gpa);
     case VCPUOP_is_up:
-        return 1;
+    case VCPUOP_down:
+    case VCPUOP_up:
+        return hv_vcpu_updown(t, (unsigned)a[0]);
     case VCPUOP_set_singleshot_timer:
         return singleshot(t, a[2], v);
     case VCPUOP_stop_singleshot_timer:
@@ -337,6 +345,8 @@ static int64_t hc_sched_op(struct vcpu *v, const uint64_t a[6])
             return -EFAULT;
         if (sd.reason > SHUTDOWN_MAX)
             return -EINVAL;
+        if (sd.reason == SHUTDOWN_suspend)
+            return hv_suspend(v);
         dinfo("dom%u: guest requested shutdown, reason %u", v->d->domid, sd.reason);
         domain_shutdown(v->d, (int)sd.reason);
         return 0;

@@ -108,6 +108,8 @@ static int k_set_runstate(struct vcpu *v, uint64_t gpa)
 
     if (denv_is_1("DOMUS_KVM_RUNSTATE"))
         return k_vcpu_gpa(v, KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR, gpa);
+    if (gpa == HV_GPA_NONE)
+        return 0;
     if (!(r = gmem_ptr(&v->d->mem, gpa, sizeof(*r))))
         return -EFAULT;
     memset(r, 0, sizeof(*r));
@@ -210,12 +212,28 @@ static int k_map_extra(struct domain *d, unsigned idx, uint64_t gpa, void *host)
 /* Out of KVM_RUN by the signal, out of a pause's gate by its wake-up. */
 static void k_kick(struct vcpu *v)
 {
-    pthread_kill(v->thread, HV_KICK_SIGNAL);
+    if (v->thread_started)
+        pthread_kill(v->thread, HV_KICK_SIGNAL);
     vcpu_gate_wake(&priv(v->d)->gate);
+}
+
+/* The guest's suspend, on vCPU v's thread: the gate closes and the other
+ * vCPUs are kicked out of the guest; v parks once its hypercall has
+ * completed (serve_call).  The control thread's kvm_domain_pause then
+ * waits for them all. */
+static void k_suspend(struct vcpu *v)
+{
+    struct domain *d = v->d;
+
+    vcpu_gate_close(&priv(d)->gate);
+    for (unsigned i = 0; i < d->nr_vcpus; i++)
+        if (&d->vcpus[i] != v && d->vcpus[i].thread_started)
+            pthread_kill(d->vcpus[i].thread, HV_KICK_SIGNAL);
 }
 
 static const struct hv_ops kvm_ops = {
     .kick = k_kick,
+    .suspend = k_suspend,
     .map_extra = k_map_extra,
     .set_shared_info = k_set_shared_info,
     .set_vcpu_info = k_set_vcpu_info,
@@ -551,9 +569,52 @@ static void handle_exit(struct vcpu *v, struct kvm_run *run)
     }
 }
 
-static void serve_call(void *v)
+/* The last exit still owes the guest its completion (an I/O read's data, a
+ * hypercall's result in %rax and the step past the instruction), which KVM
+ * applies at the next KVM_RUN: see complete_exit. */
+static __thread bool exit_incomplete;
+
+static bool exit_needs_completion(const struct kvm_run *run)
 {
+    return run->exit_reason == KVM_EXIT_XEN || run->exit_reason == KVM_EXIT_IO ||
+           run->exit_reason == KVM_EXIT_MMIO;
+}
+
+/* Completes the last exit without running the guest (KVM_RUN with
+ * immediate_exit, as KVM's API document says to do before reading the
+ * state), so that a parked vCPU's registers are whole: a suspending vCPU's
+ * %rax holds its hypercall's 0 and its %rip is past the call. */
+static void complete_exit(struct vcpu *v)
+{
+    struct kvm_run *run = v->run;
+
+    if (!exit_incomplete)
+        return;
+    run->immediate_exit = 1;
+    if (ioctl(v->fd, KVM_RUN, 0) == 0 || (errno != EINTR && errno != EAGAIN))
+        dwarn("dom%u vcpu%u: completing the last exit: KVM_RUN did not return EINTR",
+              v->d->domid, v->id);
+    run->immediate_exit = 0;
+    exit_incomplete = false;
+}
+
+/* What a thread parked in the gate does first and at every wake-up. */
+static void serve_call(void *arg)
+{
+    struct vcpu *v = arg;
+
+    complete_exit(v);
     vcpu_serve_calls(v);
+}
+
+/* A vCPU the guest took down (VCPUOP_down) waits here, a millisecond at a
+ * time, until it is up again; kicks cut the wait short. */
+static void down_wait(struct vcpu *v)
+{
+    struct timespec ts = {0, 1000000};
+
+    complete_exit(v);
+    nanosleep(&ts, NULL);
 }
 
 static void *vcpu_thread(void *arg)
@@ -570,6 +631,11 @@ static void *vcpu_thread(void *arg)
         vcpu_gate_park(&priv(v->d)->gate, serve_call, v);
         if (!domain_running(v->d))
             break;
+        if (atomic_load(&v->down)) {
+            down_wait(v);
+            continue;
+        }
+        exit_incomplete = false;
         int rc = ioctl(v->fd, KVM_RUN, 0);
         run->immediate_exit = 0;
         if (rc < 0) {
@@ -580,6 +646,7 @@ static void *vcpu_thread(void *arg)
             break;
         }
         handle_exit(v, run);
+        exit_incomplete = exit_needs_completion(run);
     }
     vcpu_calls_end(v);
     log_exits(v);
@@ -631,6 +698,37 @@ void kvm_domain_pause(struct domain *d, bool pause)
         vcpu_gate_pause(&priv(d)->gate, kick_all, d);
     else
         vcpu_gate_unpause(&priv(d)->gate);
+}
+
+static int set_rax_fn(struct vcpu *v, void *arg)
+{
+    struct kvm_regs r;
+
+    if (ioctl(v->fd, KVM_GET_REGS, &r) < 0)
+        return -errno;
+    r.rax = *(uint64_t *)arg;
+    return ioctl(v->fd, KVM_SET_REGS, &r) < 0 ? -errno : 0;
+}
+
+int kvm_domain_resume(struct domain *d, uint64_t value, bool run)
+{
+    struct vcpu *v = &d->vcpus[atomic_load(&d->suspend_vcpu) % d->nr_vcpus];
+    int rc = 0;
+
+    if (!atomic_load(&d->suspended))
+        return -EINVAL;
+    kvm_domain_pause(d, true); /* every vCPU parked, its last exit completed */
+    if (priv(d))
+        rc = vcpu_call(v, set_rax_fn, &value);
+    if (rc < 0) {
+        derr("dom%u: resuming vcpu%u with %llu: %s", d->domid, v->id,
+             (unsigned long long)value, strerror(-rc));
+        return rc;
+    }
+    atomic_store(&d->suspended, false);
+    if (run)
+        kvm_domain_pause(d, false);
+    return 0;
 }
 
 void kvm_domain_stop(struct domain *d)

@@ -42,6 +42,13 @@ void vcpu_gate_pause(struct vcpu_gate *g, void (*kick)(void *), void *arg)
     pthread_mutex_unlock(&g->lock);
 }
 
+void vcpu_gate_close(struct vcpu_gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->paused = true;
+    pthread_mutex_unlock(&g->lock);
+}
+
 void vcpu_gate_unpause(struct vcpu_gate *g)
 {
     pthread_mutex_lock(&g->lock);

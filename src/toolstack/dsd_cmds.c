@@ -153,25 +153,45 @@ static void rotate_log(const char *path)
         rename(path, old);
 }
 
-static int create_parse(const struct req *r, struct xlcfg *cfg, char *err, size_t errlen)
+/* len: the text's length as sent (a NUL byte inside is refused). */
+static int create_parse(const char *path, const char *text, size_t len, struct xlcfg *cfg,
+                        char *err, size_t errlen)
 {
-    const char *path = req_str(r, "path"), *text = req_str(r, "text");
-    json_object *t;
     int rc;
 
     if (!text) {
         dfmt(err, errlen, "create: missing \"text\"");
         return -EINVAL;
     }
-    path = path ? path : "config";
-    json_object_object_get_ex(r->obj, "text", &t);
-    rc = xlcfg_check_text(text, (size_t)json_object_get_string_len(t), path, err, errlen);
+    rc = xlcfg_check_text(text, len, path, err, errlen);
     if (!rc)
         rc = xlcfg_parse_string(text, path, cfg, err, errlen);
     return rc;
 }
 
-static void cmd_create(const struct req *r)
+/* The length of text: that of the request's member it is ("text",
+ * "cfg_text": a NUL byte inside counts), or strlen for an image's. */
+static size_t text_len(const struct req *r, const char *text)
+{
+    static const char *const keys[] = {"text", "cfg_text"};
+    json_object *t;
+
+    for (unsigned i = 0; text && i < ARRAY_SIZE(keys); i++)
+        if (json_object_object_get_ex(r->obj, keys[i], &t) &&
+            json_object_get_string(t) == text)
+            return (size_t)json_object_get_string_len(t);
+    return text ? strlen(text) : 0;
+}
+
+/* A restore: the image domus-vm loads, and whether the domain stays paused. */
+struct restore {
+    const char *image;
+    bool paused;
+};
+
+/* create, and restore (rs) from an image whose config is path and text. */
+static void create_domain(const struct req *r, const char *path, const char *text,
+                          const struct restore *rs)
 {
     struct xlcfg *cfg = calloc(1, sizeof(*cfg));
     struct dsd_dom *dom = NULL;
@@ -182,23 +202,27 @@ static void cmd_create(const struct req *r)
         dsd_reply_error(r->d, r->client, "out of memory");
         return;
     }
-    rc = create_parse(r, cfg, err, sizeof(err));
+    path = path ? path : "config";
+    rc = create_parse(path, text, text_len(r, text), cfg, err, sizeof(err));
     if (!rc)
         rc = create_checks(r->d, cfg, req_str(r, "cwd"), err, sizeof(err));
     if (!rc && (rc = dsd_dom_new(r->d, cfg, &dom)) < 0)
         dfmt(err, sizeof(err), "cannot create domain: %s", strerror(-rc));
-    if (!rc &&
-        (rc = dsd_dom_set_source(dom, req_str(r, "path") ? req_str(r, "path") : "config",
-                                 req_str(r, "text"))) < 0) {
+    if (!rc && (rc = dsd_dom_set_source(dom, path, text)) < 0) {
         dfmt(err, sizeof(err), "out of memory");
         dsd_dom_free(r->d, dom);
+    }
+    if (!rc && rs) {
+        snprintf(dom->restore_path, sizeof(dom->restore_path), "%s", rs->image);
+        dom->restore_paused = rs->paused;
     }
     if (!rc && (rc = dsd_sched_prepare(r->d, dom, NULL, err, sizeof(err))) < 0)
         dsd_dom_free(r->d, dom);
     if (rc)
         goto out;
     ts_mkdir_p(ts_log_dir());
-    rotate_log(dom->console_log);
+    if (!rs) /* a restored guest carries on: its console log goes on too */
+        rotate_log(dom->console_log);
     rc = dsd_vm_spawn(r->d, dom, err, sizeof(err));
     if (rc) {
         dsd_dom_free(r->d, dom);
@@ -211,6 +235,103 @@ out:
         dsd_reply_failure(r->d, r->client, err,
                           cfg->n_warnings ? dsd_cfg_warnings(cfg) : NULL);
     free(cfg);
+}
+
+static void cmd_create(const struct req *r)
+{
+    create_domain(r, req_str(r, "path"), req_str(r, "text"), NULL);
+}
+
+/* ---- save, restore ---- */
+
+/* "path" made absolute against "cwd" into buf; NULL after replying. */
+static const char *req_path(const struct req *r, char *buf, size_t len)
+{
+    const char *p = req_str(r, "path");
+
+    if (!p || !p[0]) {
+        dsd_reply_error(r->d, r->client, "\"path\" (the checkpoint file) is missing");
+        return NULL;
+    }
+    snprintf(buf, len, "%s", p);
+    if (strlen(p) >= len || absolutize(buf, len, req_str(r, "cwd")) < 0) {
+        dsd_reply_error(r->d, r->client, "checkpoint file path too long");
+        return NULL;
+    }
+    return buf;
+}
+
+static bool req_bool(const struct req *r, const char *key)
+{
+    json_object *v;
+
+    return json_object_object_get_ex(r->obj, key, &v) && json_object_get_boolean(v);
+}
+
+/* {"dom","path","cwd","checkpoint"?,"pause"?,"cfg_path"?,"cfg_text"?}: the
+ * domain is destroyed once saved, unless checkpoint or pause. */
+static void cmd_save(const struct req *r)
+{
+    struct dsd_dom *dom = req_dom(r);
+    char path[PATH_MAX], err[1024];
+    struct dsd_save_opts o = {.checkpoint = req_bool(r, "checkpoint"),
+                              .pause = req_bool(r, "pause"),
+                              .cfg_path = req_str(r, "cfg_path"),
+                              .cfg_text = req_str(r, "cfg_text")};
+    struct xlcfg *cfg;
+    int rc;
+
+    if (!dom || !(o.path = req_path(r, path, sizeof(path))))
+        return;
+    if (o.cfg_text) { /* the config to store must be one a restore can use */
+        if (!(cfg = calloc(1, sizeof(*cfg)))) {
+            dsd_reply_error(r->d, r->client, "out of memory");
+            return;
+        }
+        o.cfg_path = o.cfg_path ? o.cfg_path : "config";
+        rc = create_parse(o.cfg_path, o.cfg_text, text_len(r, o.cfg_text), cfg, err,
+                          sizeof(err));
+        free(cfg);
+        if (rc) {
+            dsd_reply_error(r->d, r->client, "%s", err);
+            return;
+        }
+    }
+    if ((rc = dsd_save(r->d, dom, &o, err, sizeof(err))) < 0) {
+        dsd_reply_error(r->d, r->client, "domain '%s': save failed: %s%s", dom->cfg.name,
+                        err, dom->state == DS_RUNNING ? " (the domain carries on)" : "");
+        return;
+    }
+    if (o.checkpoint || o.pause) {
+        dsd_reply(r->d, r->client, dsd_ok());
+        return;
+    }
+    dom->waiter = r->client; /* answered once the saved domain is gone */
+    dom->wkind = DW_DESTROY;
+    dsd_kill_domain(r->d, dom);
+}
+
+/* {"path","cwd","paused"?,"cfg_path"?,"cfg_text"?}: a new domain from the
+ * image, answered as create is. */
+static void cmd_restore(const struct req *r)
+{
+    char path[PATH_MAX], err[1024];
+    char *cpath = NULL, *ctext = NULL;
+    struct restore rs = {.paused = req_bool(r, "paused")};
+    const char *over = req_str(r, "cfg_text");
+
+    if (!(rs.image = req_path(r, path, sizeof(path))))
+        return;
+    if (dsd_restore_config(rs.image, &cpath, &ctext, err, sizeof(err)) < 0) {
+        dsd_reply_error(r->d, r->client, "%s", err);
+        return;
+    }
+    if (over)
+        create_domain(r, req_str(r, "cfg_path"), over, &rs);
+    else
+        create_domain(r, cpath, ctext, &rs);
+    free(cpath);
+    free(ctext);
 }
 
 /* ---- list ---- */
@@ -531,6 +652,8 @@ static const struct {
     void (*fn)(const struct req *r);
 } commands[] = {
     {"create", cmd_create},
+    {"save", cmd_save},
+    {"restore", cmd_restore},
     {"list", cmd_list},
     {"destroy", cmd_destroy},
     {"shutdown", cmd_shutdown},

@@ -1,6 +1,7 @@
 /* domusd: domain lifecycle -- readiness, exits and the on_poweroff/on_reboot/
  * on_crash actions, timeouts. */
 #include "domus/domusd.h"
+#include "domus/vmctl.h"
 #include "domus/util.h"
 #include "domus/vmproc.h"
 
@@ -58,6 +59,22 @@ static void reply_waiter_ok(struct dsd *d, struct dsd_dom *dom)
     dom->wkind = DW_NONE;
 }
 
+/* A restored domain's vCPUs wait (--paused) until its xenstore nodes and
+ * back ends are there for the guest's resume; then they run, unless the
+ * restore asked for a paused domain.  Its next start (a reboot) builds the
+ * kernel again. */
+static void restored(struct dsd_dom *dom)
+{
+    char err[256];
+
+    dinfo("domain %u (%s): restored from %s", dom->domid, dom->cfg.name,
+          dom->restore_path);
+    dom->restore_path[0] = '\0';
+    if (!dom->restore_paused &&
+        dsd_vm_control(dom, vmctl_req("unpause"), NULL, err, sizeof(err)) < 0)
+        dwarn("domain %u: unpausing the restored domain: %s", dom->domid, err);
+}
+
 void dsd_became_ready(struct dsd *d, struct dsd_dom *dom)
 {
     dom->state = DS_RUNNING;
@@ -65,6 +82,8 @@ void dsd_became_ready(struct dsd *d, struct dsd_dom *dom)
     dinfo("domain %u (%s): running", dom->domid, dom->cfg.name);
     dsd_sched_apply_affinity(dom);
     dom->xs_up = d->xs.enabled && dsd_xs_domain_up(d, dom) == 0;
+    if (dom->restore_path[0])
+        restored(dom);
     if (dom->wkind == DW_CREATE)
         reply_waiter_ok(d, dom);
 }

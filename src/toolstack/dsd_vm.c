@@ -51,11 +51,16 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
     add(a, bin, NULL);
     add(a, "--domid", a->domid);
     add(a, "--name", c->name);
-    add(a, "--kernel", c->kernel);
-    if (c->ramdisk[0])
-        add(a, "--ramdisk", c->ramdisk);
-    if (c->cmdline[0])
-        add(a, "--cmdline", c->cmdline);
+    if (dom->restore_path[0]) { /* always paused: unpaused once its nodes exist */
+        add(a, "--restore", dom->restore_path);
+        add(a, "--paused", NULL);
+    } else {
+        add(a, "--kernel", c->kernel);
+        if (c->ramdisk[0])
+            add(a, "--ramdisk", c->ramdisk);
+        if (c->cmdline[0])
+            add(a, "--cmdline", c->cmdline);
+    }
     add(a, "--memory", a->memory);
     if (c->maxmem_mb != c->memory_mb)
         add(a, "--maxmem", a->maxmem);

@@ -15,7 +15,8 @@ void vm_usage(void)
             "       [--cmdline STR] --memory MIB [--maxmem MIB] --vcpus N\n"
             "       --console-log PATH --console-sock PATH --control-sock PATH\n"
             "       [--ready-fd FD] [--xenstore] [--xenstore-path SOCK]\n"
-            "       [--disk DEVID:r|w:PATH]... [--vif DEVID,MAC,BRIDGE[,MTU]]...\n");
+            "       [--disk DEVID:r|w:PATH]... [--vif DEVID,MAC,BRIDGE[,MTU]]...\n"
+            "       [--restore IMAGE [--paused]]   (instead of --kernel)\n");
 }
 
 int vm_parse_uint(const char *s, uint64_t max, uint64_t *out)
@@ -107,6 +108,12 @@ static int one_opt(struct vm_args *a, int c, char *s)
         return add_dev(a, &vm_kind_vbd, s);
     case 'N':
         return add_dev(a, &vm_kind_vif, s);
+    case 'I':
+        a->restore = s;
+        return 0;
+    case 'p':
+        a->paused = true;
+        return 0;
     default:
         return -EINVAL;
     }
@@ -130,6 +137,8 @@ int vm_parse_args(int argc, char **argv, struct vm_args *a)
                                          {"xenstore-path", 1, 0, 'P'},
                                          {"disk", 1, 0, 'D'},
                                          {"vif", 1, 0, 'N'},
+                                         {"restore", 1, 0, 'I'},
+                                         {"paused", 0, 0, 'p'},
                                          {0, 0, 0, 0}};
     int c;
 
@@ -140,7 +149,8 @@ int vm_parse_args(int argc, char **argv, struct vm_args *a)
         if (one_opt(a, c, optarg) < 0)
             return -EINVAL;
     }
-    if (optind != argc || !a->name || !a->kernel || !a->memory_mb || !a->vcpus ||
+    if (optind != argc || !a->name || !a->kernel == !a->restore || !a->memory_mb ||
+        !a->vcpus || (a->paused && !a->restore) ||
         (a->n_devs && (!a->xenstore || !a->xs_path)))
         return -EINVAL;
     return 0;

@@ -19,6 +19,8 @@ struct ctl_req {
     json_object *obj;
     int *fds;
     unsigned *nfds;
+    const int *in_fds; /* that came with the request */
+    unsigned n_in;
 };
 
 static json_object *ok(void)
@@ -159,10 +161,60 @@ static json_object *cmd_detach(const struct ctl_req *r)
     return ok();
 }
 
+#define SAVE_TIMEOUT_MAX_MS 600000
+
+static int save_after(const char *s, enum vm_save_after *after)
+{
+    static const char *const names[] = {"destroy", "resume", "pause"};
+
+    for (unsigned i = 0; s && i < ARRAY_SIZE(names); i++)
+        if (!strcmp(s, names[i])) {
+            *after = (enum vm_save_after)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+/* The image's fd came with the request; the guest was asked to suspend. */
+static json_object *cmd_save(const struct ctl_req *r)
+{
+    const char *config = req_str(r, "config");
+    struct vm_save_result res;
+    enum vm_save_after after;
+    uint64_t timeout_ms;
+    char err[400] = "";
+    json_object *o;
+
+    if (r->n_in != 1)
+        return fail("save: the image's descriptor must come with the request");
+    if (!config || !config[0])
+        return fail("save: \"config\" (a JSON object's text) is missing");
+    if (save_after(req_str(r, "after"), &after) < 0)
+        return fail("save: \"after\" must be \"destroy\", \"resume\" or \"pause\"");
+    if (vmctl_get_u64(r->obj, "timeout_ms", SAVE_TIMEOUT_MAX_MS, &timeout_ms) < 0)
+        return fail("save: \"timeout_ms\" (at most %u) is missing or out of range",
+                    SAVE_TIMEOUT_MAX_MS);
+    if (vm_save(r->vm, r->in_fds[0], config, after, (unsigned)timeout_ms, &res, err,
+                sizeof(err)) < 0)
+        return fail("%s", err);
+    o = ok();
+    add_u64(o, "bytes", res.bytes);
+    add_u64(o, "ms", res.ms);
+    return o;
+}
+
+static json_object *cmd_resume(const struct ctl_req *r)
+{
+    if (vm_resume_held(r->vm) < 0)
+        return fail("the domain is not held suspended by a save");
+    return ok();
+}
+
 static const struct {
     const char *name;
     json_object *(*fn)(const struct ctl_req *r);
 } commands[] = {
+    {"save", cmd_save},       {"resume", cmd_resume},
     {"pause", cmd_pause},     {"unpause", cmd_unpause},   {"info", cmd_info},
     {"xs-ring", cmd_xs_ring}, {"shutdown", cmd_shutdown}, {"attach", cmd_attach},
     {"detach", cmd_detach},
@@ -170,8 +222,14 @@ static const struct {
 
 json_object *vm_ctl_handle(struct vm *vm, const char *line, int *fds, unsigned *nfds)
 {
+    return vm_ctl_handle_fds(vm, line, NULL, 0, fds, nfds);
+}
+
+json_object *vm_ctl_handle_fds(struct vm *vm, const char *line, const int *in_fds,
+                               unsigned n_in, int *fds, unsigned *nfds)
+{
     enum json_tokener_error jerr;
-    struct ctl_req r = {vm, NULL, fds, nfds};
+    struct ctl_req r = {vm, NULL, fds, nfds, in_fds, n_in};
     json_object *reply;
     const char *cmd;
 
@@ -199,21 +257,25 @@ out:
 void vm_ctl_serve(struct vm *vm)
 {
     char line[VMCTL_LINE_MAX];
-    int fds[VMCTL_MAX_FDS];
-    unsigned nfds = 0;
+    int fds[VMCTL_MAX_FDS], in_fds[VMCTL_MAX_FDS];
+    unsigned nfds = 0, n_in = VMCTL_MAX_FDS;
     json_object *reply;
     int fd = accept4(vm->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
     int rc;
 
     if (fd < 0)
         return;
-    rc = vmctl_recv_line(fd, line, sizeof(line), NULL, NULL, CTL_TIMEOUT_MS);
+    rc = vmctl_recv_line(fd, line, sizeof(line), in_fds, &n_in, CTL_TIMEOUT_MS);
+    if (rc < 0)
+        n_in = 0;
     if (rc == -EMSGSIZE)
         reply = fail("request too long (at most %u bytes)", VMCTL_LINE_MAX - 1);
     else if (rc < 0)
         reply = fail("malformed request: %s", strerror(-rc));
     else
-        reply = vm_ctl_handle(vm, line, fds, &nfds);
+        reply = vm_ctl_handle_fds(vm, line, in_fds, n_in, fds, &nfds);
+    for (unsigned i = 0; i < n_in; i++)
+        close(in_fds[i]);
     if ((rc = vmctl_send(fd, reply, fds, nfds)) < 0)
         dlog_debug("control reply: %s", strerror(-rc));
     json_object_put(reply);

@@ -3,8 +3,10 @@
 #include "domus/kvm.h"
 #include "domus/util.h"
 #include "domus/vm.h"
+#include "domus/vmsave.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@ void vm_setup(struct vm *vm, const struct vm_args *args)
     vm->args = *args;
     vm->kinds = vm_dev_kinds;
     vm->ctl_fd = -1;
+    vm->state_ops = &vm_kvm_state_ops;
     domain_init(&vm->dom, args->domid, args->name ? args->name : "", args->vcpus, NULL);
     if (args->xenstore)
         vm->xs_path = args->xs_path;
@@ -137,6 +140,48 @@ static int kernel_vm_init(struct vm *vm)
     return rc;
 }
 
+/* Restore mode (--restore): the KVM VM, then the save image into it in
+ * place of the builder's work: memory, clock, vCPUs, HVM params (vmsave.h). */
+static int image_vm_init(struct vm *vm)
+{
+    struct domain *d = &vm->dom;
+    struct simg_reader r;
+    char *config = NULL;
+    int rc, fd;
+
+    if ((rc = kvm_domain_create(d, vm->err, sizeof(vm->err))) < 0)
+        return rc;
+    fd = open(vm->args.restore, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        dfmt(vm->err, sizeof(vm->err), "%s: %s", vm->args.restore, strerror(errno));
+        kvm_domain_destroy(d);
+        return rc;
+    }
+    simg_reader_init_fd(&r, fd);
+    rc = vm_restore_header(&r, &config);
+    if (!rc)
+        rc = vm_restore_body_modules(d, &r, &vm_kvm_state_ops,
+                                     vm_restore_resumed_modules());
+    if (rc < 0) {
+        dfmt(vm->err, sizeof(vm->err), "%s: %s", vm->args.restore,
+             r.err[0] ? r.err : strerror(-rc));
+        kvm_domain_destroy(d);
+    } else {
+        dlog_debug("dom%u: restored %llu bytes (%.3f s)", d->domid,
+                   (unsigned long long)r.off, elapsed());
+    }
+    free(config);
+    simg_reader_free(&r);
+    close(fd);
+    return rc;
+}
+
+static int kernel_or_image_init(struct vm *vm)
+{
+    return vm->args.restore ? image_vm_init(vm) : kernel_vm_init(vm);
+}
+
 static void kernel_vm_exit(struct vm *vm)
 {
     kvm_domain_destroy(&vm->dom);
@@ -182,7 +227,11 @@ static void control_exit(struct vm *vm)
 
 static int vcpus_init(struct vm *vm)
 {
-    int rc = kvm_domain_start(&vm->dom);
+    int rc;
+
+    if (vm->args.paused) /* the threads park at their first guest entry */
+        kvm_domain_pause(&vm->dom, true);
+    rc = kvm_domain_start(&vm->dom);
 
     if (rc < 0) {
         dfmt(vm->err, sizeof(vm->err), "cannot start vCPU threads");
@@ -199,7 +248,7 @@ static void vcpus_exit(struct vm *vm)
 
 static const struct vm_step vm_steps[] = {
     {VM_LEVEL_CORE, "memory", memory_init, memory_exit},
-    {VM_LEVEL_CORE, "kernel and VM", kernel_vm_init, kernel_vm_exit},
+    {VM_LEVEL_CORE, "kernel and VM", kernel_or_image_init, kernel_vm_exit},
     {VM_LEVEL_DEV, "devices", devices_init, vm_dev_stop_all},
     {VM_LEVEL_LATE, "control socket", control_init, control_exit},
     {VM_LEVEL_LATE, "vCPUs", vcpus_init, vcpus_exit},
@@ -207,7 +256,7 @@ static const struct vm_step vm_steps[] = {
 
 int vm_init(struct vm *vm)
 {
-    vm->dom.event_fd = eventfd(0, EFD_CLOEXEC);
+    vm->dom.event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vm->dom.event_fd < 0) {
         dfmt(vm->err, sizeof(vm->err), "eventfd: %s", strerror(errno));
         return -errno;
@@ -218,6 +267,7 @@ int vm_init(struct vm *vm)
 void vm_exit(struct vm *vm)
 {
     vm_steps_exit(vm, vm_steps);
+    evtchn_resume_free(&vm->dom);
     if (vm->dom.event_fd >= 0)
         close(vm->dom.event_fd);
     vm->dom.event_fd = -1;
@@ -255,6 +305,8 @@ int vm_run(struct vm *vm)
                 vm_ctl_serve(vm);
             else if (reason >= 0)
                 status = DOMUS_VM_EXIT_SHUTDOWN_BASE + reason;
+            else
+                vm_event(vm);
         }
     }
     close(ep);

@@ -159,8 +159,8 @@ static int check_complete(struct staged *s, char *err, size_t errlen)
     return simg_vcpus_complete(s->vcpus, s->d->nr_vcpus, err, errlen);
 }
 
-static int apply(struct staged *s, const struct vm_state_ops *ops, char *err,
-                 size_t errlen)
+static int apply(struct staged *s, const struct vm_state_ops *ops, uint32_t modules,
+                 char *err, size_t errlen)
 {
     struct domain *d = s->d;
     int rc = ops->clock_load(d, &s->clock);
@@ -171,7 +171,11 @@ static int apply(struct staged *s, const struct vm_state_ops *ops, char *err,
             dfmt(err, errlen, "setting vCPU %u's state: %s", i, strerror(-rc));
     for (size_t i = 0; i < hv_nr_modules && !rc; i++) {
         char merr[160] = "";
-        rc = hv_modules[i].load(d, s->mod[i].body, s->mod[i].len, merr, sizeof(merr));
+        int (*fn)(struct domain *, const void *, size_t, char *, size_t) =
+            modules & (1u << i) ? hv_modules[i].load : hv_modules[i].resume;
+        if (!fn)
+            continue;
+        rc = fn(d, s->mod[i].body, s->mod[i].len, merr, sizeof(merr));
         if (rc)
             dfmt(err, errlen, "%s record: %s", hv_modules[i].name,
                  merr[0] ? merr : strerror(-rc));
@@ -181,6 +185,22 @@ static int apply(struct staged *s, const struct vm_state_ops *ops, char *err,
 
 int vm_restore_body(struct domain *d, struct simg_reader *r,
                     const struct vm_state_ops *ops)
+{
+    return vm_restore_body_modules(d, r, ops, VM_RESTORE_ALL_MODULES);
+}
+
+uint32_t vm_restore_resumed_modules(void)
+{
+    uint32_t m = 0;
+
+    for (size_t i = 0; i < hv_nr_modules; i++)
+        if (hv_modules[i].rec_type == SIMG_REC_HVM_PARAMS)
+            m |= 1u << i;
+    return m;
+}
+
+int vm_restore_body_modules(struct domain *d, struct simg_reader *r,
+                            const struct vm_state_ops *ops, uint32_t modules)
 {
     _Static_assert(
         sizeof(((struct staged *)0)->mod) / sizeof(((struct staged *)0)->mod[0]) >= 5,
@@ -197,7 +217,7 @@ int vm_restore_body(struct domain *d, struct simg_reader *r,
     if (!rc)
         rc = check_complete(s, r->err, sizeof(r->err));
     if (!rc)
-        rc = apply(s, ops, r->err, sizeof(r->err));
+        rc = apply(s, ops, modules, r->err, sizeof(r->err));
 out:
     if (s) {
         for (size_t i = 0; i < ARRAY_SIZE(s->mod); i++)

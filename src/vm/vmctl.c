@@ -132,6 +132,13 @@ static int connect_sock(const char *path, int *out)
 int vmctl_call(const char *sock, json_object *req, json_object **reply, int *fds,
                unsigned *nfds, int timeout_ms)
 {
+    return vmctl_call_with(sock, req, NULL, 0, reply, fds, nfds, timeout_ms);
+}
+
+int vmctl_call_with(const char *sock, json_object *req, const int *send_fds,
+                    unsigned n_send, json_object **reply, int *fds, unsigned *nfds,
+                    int timeout_ms)
+{
     char line[VMCTL_LINE_MAX];
     unsigned none = 0;
     int fd = -1, rc;
@@ -141,7 +148,7 @@ int vmctl_call(const char *sock, json_object *req, json_object **reply, int *fds
         nfds = &none;
     rc = connect_sock(sock, &fd);
     if (!rc)
-        rc = vmctl_send(fd, req, NULL, 0);
+        rc = vmctl_send(fd, req, send_fds, n_send);
     if (!rc)
         rc = vmctl_recv_line(fd, line, sizeof(line), fds, nfds, timeout_ms);
     if (fd >= 0)

@@ -79,7 +79,7 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
 
 static const struct hv_ops ops = {
     f_dom,     f_vcpu,  f_vcpu, f_vcpu, f_vec,   f_gvec,      f_timer,
-    f_deliver, f_local, f_fd,   f_rm,   f_extra, f_translate, NULL,
+    f_deliver, f_local, f_fd,   f_rm,   f_extra, f_translate, NULL, NULL,
 };
 
 struct ctx {
@@ -102,10 +102,16 @@ static int h_clock(void *c, const struct simg_rec *rec, char *err, size_t errlen
 }
 static int h_module(void *c, const struct simg_rec *rec, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < hv_nr_modules; i++)
-        if (hv_modules[i].rec_type == (rec->type & ~SIMG_REC_OPTIONAL))
-            return hv_modules[i].load(((struct ctx *)c)->d, rec->body, rec->len, err,
-                                      errlen);
+    for (size_t i = 0; i < hv_nr_modules; i++) {
+        if (hv_modules[i].rec_type != (rec->type & ~SIMG_REC_OPTIONAL))
+            continue;
+        /* what a restore after a suspend takes from it, then the whole load */
+        if (hv_modules[i].resume &&
+            hv_modules[i].resume(((struct ctx *)c)->d, rec->body, rec->len, err, errlen))
+            return -EINVAL;
+        evtchn_resume_free(((struct ctx *)c)->d);
+        return hv_modules[i].load(((struct ctx *)c)->d, rec->body, rec->len, err, errlen);
+    }
     abort(); /* a handler without a module */
 }
 

@@ -223,6 +223,31 @@ for req, want in [({"cmd": "sched-credit", "dom": "ghost", "weight": "512"}, "do
     print(("PASS" if ok else "FAIL") + " domusd: raw %s -> %s" % (json.dumps(req), json.dumps(r)[:100]), flush=True)
 PY
 
+# Save and restore without a guest: refusals, nothing created.
+sched_refused "save of a missing domain" 1 "domain 'ghost' does not exist" "$D" save ghost "$TMP/ghost.img"
+[ ! -e "$TMP/ghost.img" ] && pass "save of a missing domain leaves no file" || fail "save of a missing domain left $TMP/ghost.img"
+sched_refused "save with one argument" 2 "Usage: domus save" "$D" save ghost
+sched_refused "save -x" 2 "Usage: domus save" "$D" save -x ghost "$TMP/g.img"
+sched_refused "restore with no argument" 2 "Usage: domus restore" "$D" restore
+sched_refused "restore of a missing file" 1 "none.img: No such file" "$D" restore "$TMP/none.img"
+sched_refused "restore of a text file" 1 "not a Domus save image\\|truncated image" "$D" restore "$TMP/text-kernel"
+# img VERSION CONFIG-JSON: a header, then garbage where the records go.
+img() {
+    python3 -c '
+import struct, sys
+cfg = sys.argv[2].encode()
+pad = b"\0" * (-len(cfg) % 8)
+sys.stdout.buffer.write(b"DOMUSIMG" + struct.pack("<IIII", int(sys.argv[1]), 0, len(cfg), 0) + cfg + pad + b"\x07" * 64)
+' "$1" "$2"
+}
+img 2 '{"path":"x.cfg","text":"name=\"r\""}' >"$TMP/v2.img"
+sched_refused "restore of a version 2 image" 1 "save image version 2, this Domus reads version 1" "$D" restore "$TMP/v2.img"
+img 1 '{"no":"config"}' >"$TMP/nocfg.img"
+sched_refused "restore of an image without a domain config" 1 "has no domain configuration" "$D" restore "$TMP/nocfg.img"
+img 1 "{\"path\":\"r.cfg\",\"text\":\"name = \\\"r\\\"\\ntype = \\\"pvh\\\"\\nkernel = \\\"$TMP/text-kernel\\\"\\nmemory = 64\\n\"}" >"$TMP/body.img"
+sched_refused "restore of an image whose records are garbage" 1 "failed to start\\|unknown mandatory record\\|/dev/kvm" "$D" restore "$TMP/body.img"
+[ "$("$D" list | wc -l)" = 2 ] && pass "restores refused: only Domain-0 listed" || fail "after the refused restores: $("$D" list | tr '\n' '|')"
+
 left="$(ls -A "$DOMUS_RUN_DIR" | grep -v '^domusd\.\(sock\|pid\|lock\)$' | grep -v '^xenstored\(\.pid\)\?$')"
 [ -z "$left" ] && pass "no per-domain files left in the run dir" || fail "left in the run dir: $left"
 kill -0 $DPID 2>/dev/null && pass "still running" || fail "domusd died"

@@ -86,10 +86,22 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
     return 0;
 }
 
+static int suspended_vcpu = -1, time_area_set;
+static uint64_t time_area_gpa;
+static void f_suspend(struct vcpu *v) { suspended_vcpu = (int)v->id; }
+static int f_time_area(struct vcpu *v, uint64_t gpa)
+{
+    (void)v;
+    time_area_set++;
+    time_area_gpa = gpa;
+    return 0;
+}
+
 static const struct hv_ops fake_ops = {
-    f_shinfo, f_gpa, f_gpa, f_gpa, f_vec, f_gvec, f_timer,
+    f_shinfo, f_gpa, f_time_area, f_gpa, f_vec, f_gvec, f_timer,
     f_deliver, f_route_local, f_route_fd, f_route_rm, f_map_extra, f_translate,
     NULL, /* kick: HV_KICK_SIGNAL */
+    f_suspend,
 };
 
 static struct domain *dom;
@@ -317,6 +329,60 @@ static void test_sched_vcpu(void)
                                       dom->vcpus[1].vcpu_info_gpa == 0x40040);
 }
 
+/* SHUTDOWN_suspend parks instead of ending; is_up/down/up; time area 0. */
+static void test_suspend_updown(void)
+{
+    setup(3);
+    dom->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct sched_shutdown sd = {.reason = SHUTDOWN_suspend};
+    uint64_t n = 0;
+    put(&sd, sizeof(sd));
+    suspended_vcpu = -1;
+    CHECK("suspend returns 0 (what a restored domain sees)",
+          hv_hypercall(&dom->vcpus[1], __HYPERVISOR_sched_op,
+                       (uint64_t[6]){SCHEDOP_shutdown, ARG}) == 0);
+    CHECK("suspend is recorded, by its vCPU, and stops the vCPUs",
+          atomic_load(&dom->suspended) && atomic_load(&dom->suspend_vcpu) == 1 &&
+              suspended_vcpu == 1);
+    CHECK("suspend does not end the domain", atomic_load(&dom->shutdown_reason) < 0);
+    CHECK("suspend signals the event fd",
+          read(dom->event_fd, &n, sizeof(n)) == sizeof(n) && n == 1);
+    CHECK("a second suspend meanwhile is -EBUSY",
+          hcall(__HYPERVISOR_sched_op, SCHEDOP_shutdown, ARG, 0) == -EBUSY &&
+              atomic_load(&dom->suspend_vcpu) == 1);
+    atomic_store(&dom->suspended, false);
+    close(dom->event_fd);
+    dom->event_fd = -1;
+
+    CHECK("a vCPU is up", hcall(__HYPERVISOR_vcpu_op, VCPUOP_is_up, 2, 0) == 1);
+    CHECK("down", hcall(__HYPERVISOR_vcpu_op, VCPUOP_down, 2, 0) == 0 &&
+                      atomic_load(&dom->vcpus[2].down));
+    CHECK("a down vCPU is not up", hcall(__HYPERVISOR_vcpu_op, VCPUOP_is_up, 2, 0) == 0);
+    CHECK("down twice is fine", hcall(__HYPERVISOR_vcpu_op, VCPUOP_down, 2, 0) == 0);
+    CHECK("up", hcall(__HYPERVISOR_vcpu_op, VCPUOP_up, 2, 0) == 0 &&
+                    hcall(__HYPERVISOR_vcpu_op, VCPUOP_is_up, 2, 0) == 1);
+    hcall(__HYPERVISOR_vcpu_op, VCPUOP_down, 1, 0);
+    hcall(__HYPERVISOR_vcpu_op, VCPUOP_down, 2, 0);
+    CHECK("two of three down, domain running", atomic_load(&dom->shutdown_reason) < 0);
+    CHECK("the last vCPU going down powers off, as on Xen",
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_down, 0, 0) == 0 &&
+              atomic_load(&dom->shutdown_reason) == SHUTDOWN_poweroff &&
+              !atomic_load(&dom->vcpus[0].down));
+
+    uint64_t gva = 0x40000;
+    put(&gva, sizeof(gva));
+    time_area_set = 0;
+    CHECK("time area registered",
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_time_memory_area, 1, ARG) == 0 &&
+              dom->vcpus[1].time_info_gpa == 0x40000 && time_area_gpa == 0x40000);
+    gva = 0;
+    put(&gva, sizeof(gva));
+    CHECK("time area at address 0 unregisters (Linux before a suspend)",
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_time_memory_area, 1, ARG) == 0 &&
+              dom->vcpus[1].time_info_gpa == 0 && time_area_gpa == HV_GPA_NONE &&
+              time_area_set == 2);
+}
+
 /* ---- event channels ---- */
 
 static int64_t evtchn(unsigned cmd, void *arg, size_t size)
@@ -325,6 +391,48 @@ static int64_t evtchn(unsigned cmd, void *arg, size_t size)
     int64_t rc = hcall(__HYPERVISOR_event_channel_op, cmd, ARG, 0);
     get(arg, size);
     return rc;
+}
+
+/* After a restore: re-bound VIRQs and IPIs get their old ports back, and
+ * the masks in the restored shared_info page are kept at its new mapping. */
+static void test_evtchn_resume(void)
+{
+    setup(2);
+    struct evtchn *t = calloc(HV_NR_PORTS, sizeof(*t));
+    t[7] = (struct evtchn){.state = EVS_VIRQ, .vcpu = 1, .virq = VIRQ_TIMER};
+    t[9] = (struct evtchn){.state = EVS_IPI, .vcpu = 1};
+    t[11] = (struct evtchn){.state = EVS_IPI, .vcpu = 1};
+    t[13] = (struct evtchn){.state = EVS_UNBOUND};
+    CHECK("resume hints set", evtchn_resume_set(dom, t) == 0);
+    free(t);
+    struct shared_info *si = gmem_ptr(&dom->mem, SHINFO, sizeof(*si));
+    memset(si, 0, sizeof(*si));
+    si->evtchn_mask[0] = 1UL << 11;
+    si->evtchn_pending[0] = 1UL << 9;
+    map_shared_info();
+    CHECK("shared_info mapped again: the masks kept, pending cleared",
+          si->evtchn_mask[0] == 1UL << 11 && si->evtchn_pending[0] == 0);
+    si->evtchn_mask[0] = 1UL << 5;
+    map_shared_info();
+    CHECK("masks are kept once only", si->evtchn_mask[0] == 0);
+    struct evtchn_bind_ipi bi = {.vcpu = 0};
+    CHECK("an IPI of a vCPU without hints gets the lowest free port",
+          evtchn(EVTCHNOP_bind_ipi, &bi, sizeof(bi)) == 0 && bi.port == 1);
+    for (int i = 0; i < 5; i++)
+        evtchn(EVTCHNOP_bind_ipi, &bi, sizeof(bi));
+    CHECK("other bindings skip the ports kept for re-binding (2..6, then 8)",
+          evtchn(EVTCHNOP_bind_ipi, &bi, sizeof(bi)) == 0 && bi.port == 8);
+    struct evtchn_bind_virq bv = {.virq = VIRQ_TIMER, .vcpu = 1};
+    CHECK("the timer VIRQ of vCPU 1 gets its old port 7",
+          evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == 0 && bv.port == 7);
+    bi.vcpu = 1;
+    CHECK("vCPU 1's IPIs get 9, then 11",
+          evtchn(EVTCHNOP_bind_ipi, &bi, sizeof(bi)) == 0 && bi.port == 9 &&
+              evtchn(EVTCHNOP_bind_ipi, &bi, sizeof(bi)) == 0 && bi.port == 11);
+    CHECK("then the lowest free port (hints used up; unbound ones are no hints)",
+          evtchn(EVTCHNOP_bind_ipi, &bi, sizeof(bi)) == 0 && bi.port == 10);
+    evtchn_resume_free(dom);
+    CHECK("hints freed", !dom->resume_ports && !dom->resume_masks);
 }
 
 static void test_evtchn_basic(void)
@@ -755,6 +863,8 @@ int main(void)
     test_memory_op();
     test_hvm_op();
     test_sched_vcpu();
+    test_suspend_updown();
+    test_evtchn_resume();
     test_evtchn_basic();
     test_evtchn_virq_ipi();
     test_evtchn_unmask();

@@ -81,6 +81,22 @@ static void test_gate(void)
     CHECK("gate: a parked thread serves a call when woken", wait_for(&call_done, 2000));
     vcpu_gate_unpause(&gate);
     kick(NULL);
+    nanosleep(&(struct timespec){0, 20000000}, NULL);
+    /* A guest's suspend: the gate closes without waiting (a vCPU thread
+     * cannot wait for its own parking); kicked threads park by themselves
+     * and a later pause finds them all parked. */
+    vcpu_gate_close(&gate);
+    CHECK("gate: close returns at once, the gate paused", vcpu_gate_paused(&gate));
+    kick(NULL);
+    for (int i = 0; i < 2000 && gate.parked < NTHREADS; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    CHECK("gate: after a close, kicked threads park by themselves",
+          gate.parked == NTHREADS && atomic_load(&in_guest) == 0);
+    vcpu_gate_pause(&gate, kick, NULL);
+    CHECK("gate: a pause after a close returns with all parked", gate.parked == NTHREADS);
+    before = atomic_load(&runs);
+    vcpu_gate_unpause(&gate);
+    kick(NULL);
     for (int i = 0; i < 2000 && atomic_load(&runs) == before; i++)
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     CHECK("gate: unpause lets them run again", atomic_load(&runs) > before);

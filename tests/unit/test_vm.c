@@ -1,11 +1,13 @@
 /* Unit tests of the domain process's library (vm.h, vmctl.h, vcpugate.h):
  * its arguments, device table, init levels, control commands and transport.
  * No KVM: devices are a fake kind. */
+#include "domus/kvm.h"
 #include "domus/util.h"
 #include "domus/vm.h"
 #include "domus/vmctl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -383,6 +385,157 @@ static void test_control(void)
     vm_dev_stop_all(&vm);
 }
 
+/* ---- save (vm_suspend.c) ---- */
+
+static int fs_vcpu_save(struct vcpu *v, struct simg_vcpu *s)
+{
+    s->regs.rax = v->id;
+    s->mp_state.mp_state = KVM_MP_STATE_RUNNABLE;
+    return 0;
+}
+static int fs_vcpu_load(struct vcpu *v, const struct simg_vcpu *s)
+{
+    (void)v, (void)s;
+    return 0;
+}
+static int fs_clock_save(struct domain *d, struct simg_clock *c)
+{
+    (void)d;
+    *c = (struct simg_clock){123456789, 0, 2000000};
+    return 0;
+}
+static int fs_clock_load(struct domain *d, const struct simg_clock *c)
+{
+    (void)d, (void)c;
+    return 0;
+}
+static const struct vm_state_ops fake_state = {fs_vcpu_save, fs_vcpu_load, fs_clock_save,
+                                               fs_clock_load};
+
+/* The save command with the image fd attached. */
+static json_object *save_req(const char *after, unsigned timeout_ms, int fd)
+{
+    char line[256];
+    int fds[VMCTL_MAX_FDS];
+    unsigned n = 0;
+
+    snprintf(line, sizeof(line),
+             "{\"cmd\":\"save\",\"config\":\"{\\\"name\\\":\\\"t\\\"}\","
+             "\"after\":\"%s\",\"timeout_ms\":%u}",
+             after, timeout_ms);
+    return vm_ctl_handle_fds(&vm, line, &fd, fd >= 0, fds, &n);
+}
+
+static bool reply_ok(json_object *r, const char *want_error)
+{
+    const char *e = NULL;
+    bool ok = r && (want_error ? !vmctl_ok(r, &e) && e && strstr(e, want_error)
+                               : vmctl_ok(r, NULL));
+    if (!ok)
+        printf("  -> %s\n", r ? json_object_to_json_string(r) : "(null)");
+    json_object_put(r);
+    return ok;
+}
+
+static bool image_has_config(const char *path)
+{
+    struct simg_reader r;
+    char *config = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    bool ok = fd >= 0;
+
+    simg_reader_init_fd(&r, fd);
+    ok = ok && vm_restore_header(&r, &config) == 0 && !strcmp(config, "{\"name\":\"t\"}");
+    free(config);
+    simg_reader_free(&r);
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static void suspend_now(void)
+{
+    uint64_t one = 1;
+    atomic_store(&vm.dom.suspended, true);
+    if (write(vm.dom.event_fd, &one, sizeof(one)) != sizeof(one))
+        printf("  event fd write failed\n");
+}
+
+static void test_save(void)
+{
+    char path[] = "/tmp/test_vm_saveXXXXXX";
+    struct domain *d = &vm.dom;
+    int fd = mkstemp(path), ro;
+    struct stat st;
+    json_object *r;
+    uint64_t bytes = 0;
+
+    setup_vm();
+    vm.state_ops = &fake_state;
+    d->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    CHECK("save: set-up", fd >= 0 && gmem_init(&d->mem, GMEM_MIN_RAM) == 0 && d->event_fd >= 0);
+    CHECK("save: the image's descriptor must come with it",
+          reply_ok(save_req("resume", 10, -1), "descriptor"));
+    CHECK("save: after and timeout checked",
+          reply_ok(save_req("later", 10, fd), "\"after\"") &&
+              reply_ok(save_req("resume", 600001, fd), "\"timeout_ms\"") &&
+              refused("{\"cmd\":\"save\",\"after\":\"resume\",\"timeout_ms\":5}",
+                      "descriptor"));
+    CHECK("save: a guest that does not suspend times out, nothing written",
+          reply_ok(save_req("resume", 50, fd), "did not suspend within 50 ms") &&
+              fstat(fd, &st) == 0 && st.st_size == 0 && !atomic_load(&d->paused));
+
+    suspend_now();
+    r = save_req("resume", 1000, fd);
+    CHECK("save -c: written, the guest resumed (not suspended, not paused)",
+          r && vmctl_ok(r, NULL) && !vmctl_get_u64(r, "bytes", UINT64_MAX, &bytes) &&
+              fstat(fd, &st) == 0 && (uint64_t)st.st_size == bytes && bytes > 4096 &&
+              !atomic_load(&d->suspended) && !atomic_load(&d->paused) && !vm.hold_suspend);
+    json_object_put(r);
+    CHECK("save: the image's header holds the config", image_has_config(path));
+
+    suspend_now();
+    CHECK("save -p: written, resumed but paused",
+          reply_ok(save_req("pause", 1000, fd), NULL) && !atomic_load(&d->suspended) &&
+              atomic_load(&d->paused));
+    kvm_domain_pause(d, false);
+
+    suspend_now();
+    CHECK("save: the guest is held suspended and paused for its destroy",
+          reply_ok(save_req("destroy", 1000, fd), NULL) && atomic_load(&d->suspended) &&
+              atomic_load(&d->paused) && vm.hold_suspend);
+    vm_event(&vm);
+    CHECK("save: the main loop leaves a held suspend alone",
+          atomic_load(&d->suspended) && vm.hold_suspend);
+    CHECK("save: a second save of a held domain is refused",
+          reply_ok(save_req("resume", 10, fd), "saved already"));
+    CHECK("resume: a held suspend is cancelled, the guest runs",
+          accepted("{\"cmd\":\"resume\"}") && !atomic_load(&d->suspended) &&
+              !atomic_load(&d->paused) && !vm.hold_suspend);
+    CHECK("resume: nothing held", refused("{\"cmd\":\"resume\"}", "not held"));
+
+    ro = open(path, O_RDONLY | O_CLOEXEC);
+    suspend_now();
+    CHECK("save: a failed write cancels the suspend, the guest runs on",
+          reply_ok(save_req("destroy", 1000, ro), "writing") && !atomic_load(&d->suspended) &&
+              !atomic_load(&d->paused) && !vm.hold_suspend);
+    close(ro);
+
+    suspend_now();
+    vm_event(&vm);
+    CHECK("a suspend nobody saves is cancelled by the main loop",
+          !atomic_load(&d->suspended) && !atomic_load(&d->paused));
+
+    atomic_store(&d->shutdown_reason, 0);
+    CHECK("save: a domain that shuts down instead",
+          reply_ok(save_req("resume", 1000, fd), "shut down instead"));
+    close(fd);
+    unlink(path);
+    close(d->event_fd);
+    d->event_fd = -1;
+    gmem_destroy(&d->mem);
+}
+
 /* ---- transport ---- */
 
 static void *serve_once(void *arg)
@@ -462,6 +615,7 @@ int main(void)
     test_devices();
     test_steps();
     test_control();
+    test_save();
     test_transport();
     return failures ? 1 : 0;
 }

@@ -28,7 +28,15 @@ void cli_print_warnings(json_object *reply);
 /* Attaches to the console socket path (see console in cli_console.c). */
 int cli_console_attach(const char *path);
 
+/* A config file's text (malloc'd, at most 1 MiB); 1 after printing why. */
+int cli_read_cfg(const char *path, char **text, size_t *len);
+/* Attaches to domain dom's console. */
+int cli_console_of(const char *dom);
+
 int cli_create(int argc, char **argv);
+/* Save and restore (cli_save.c). */
+int cli_save(int argc, char **argv);
+int cli_restore(int argc, char **argv);
 int cli_list(int argc, char **argv);
 int cli_uptime(int argc, char **argv);
 int cli_info(int argc, char **argv);

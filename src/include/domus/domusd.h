@@ -28,6 +28,8 @@
 #define DSD_CG_BUSY_MAX 16          /* busy groups waiting to be removed */
 #define DSD_CG_BUSY_MS 10000        /* retried this long, every DSD_CG_RETRY_MS */
 #define DSD_CG_RETRY_MS 100
+#define DSD_SUSPEND_TIMEOUT_MS 30000     /* for the guest to suspend when asked */
+#define DSD_SAVE_WRITE_TIMEOUT_MS 600000 /* then for its image to be written */
 
 enum dsd_state {
     DS_BUILDING, /* domus-vm started, not ready yet */
@@ -68,6 +70,10 @@ struct dsd_dom {
     /* Scheduling (dsd_sched.c): weight and cap are cfg.cpu_weight/cap, kept
      * up to date by sched-credit; each vCPU's hard and soft affinity. */
     cpu_set_t hard[XLCFG_MAX_VCPUS], soft[XLCFG_MAX_VCPUS];
+    /* Restore: domus-vm loads this image instead of building the kernel
+     * (its first start only); the domain stays paused after when paused. */
+    char restore_path[PATH_MAX];
+    bool restore_paused;
     char console_sock[DSD_SUN_PATH_MAX];
     char control_sock[DSD_SUN_PATH_MAX];
     char console_log[PATH_MAX];
@@ -185,8 +191,32 @@ void dsd_xs_stop(struct dsd *d);
 int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom);
 /* Releases the domain and removes its nodes. */
 void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom);
-/* Writes control/shutdown ("poweroff", "reboot"); -EOPNOTSUPP when off. */
+/* Writes control/shutdown ("poweroff", "reboot", "suspend", or "" to take
+ * a request back); -EOPNOTSUPP when off. */
 int dsd_xs_shutdown(struct dsd *d, struct dsd_dom *dom, const char *how);
+
+/* ---- save and restore (dsd_save.c) ---- */
+
+struct dsd_save_opts {
+    const char *path;       /* the image, absolute */
+    bool checkpoint, pause; /* xl save -c / -p: the domain is not destroyed */
+    const char *cfg_path, *cfg_text; /* a config to store instead (or NULL) */
+};
+
+/* Asks dom's guest to suspend (control/shutdown = suspend) and has its
+ * domus-vm write the image to o->path (created, or truncated as xl does)
+ * once it did, within DSD_SUSPEND_TIMEOUT_MS.  0: written; the guest is
+ * then kept suspended for the caller to destroy, or resumed (checkpoint) or
+ * paused as o says.  -errno with err: nothing is left (a file it created
+ * is removed) and the guest runs on (its suspend cancelled: it sees 1).
+ * Blocks domusd while the image is written. */
+int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o,
+             char *err, size_t errlen);
+
+/* Reads the header of the image at path: the xl.cfg path and text stored in
+ * it (malloc'd).  -errno with err ("PATH: not a Domus save image ..."). */
+int dsd_restore_config(const char *path, char **cfg_path, char **cfg_text, char *err,
+                       size_t errlen);
 
 /* ---- hot-plug (dsd_hotplug.c) ---- */
 

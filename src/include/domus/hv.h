@@ -26,6 +26,9 @@
 #define HV_GNTTAB_MAX_FRAMES 32
 #define HV_XEN_MAJOR 4
 #define HV_XEN_MINOR 17
+/* The address given to hv_ops' set_vcpu_time_info and set_runstate to end a
+ * registration (a guest's address 0; KVM's GPA_INVALID). */
+#define HV_GPA_NONE (~0ULL)
 
 struct domain;
 struct vcpu;
@@ -73,6 +76,11 @@ struct hv_ops {
     /* Gets vcpu v's thread to serve a posted call soon: out of KVM_RUN, or
      * out of a pause's wait.  NULL: HV_KICK_SIGNAL to the thread. */
     void (*kick)(struct vcpu *v);
+    /* vCPU v (on its own thread) made SCHEDOP_shutdown(SHUTDOWN_suspend):
+     * no vCPU may enter the guest again, v's own thread included once its
+     * hypercall has completed, until the domain is resumed (kvm.h).  NULL:
+     * nothing to stop (unit tests). */
+    void (*suspend)(struct vcpu *v);
 };
 
 /* What made a vCPU leave KVM_RUN for us: counted by its own thread only. */
@@ -99,6 +107,7 @@ struct vcpu {
     uint64_t periodic_ns;
     uint64_t singleshot_ns; /* pending expiry when no timer port is bound */
     atomic_bool kicked;
+    atomic_bool down; /* VCPUOP_down: the vCPU does not run until VCPUOP_up */
 
     /* A call another thread asked this vCPU's thread to run (vCPU ioctls
      * block while the vCPU is inside KVM_RUN): see vcpu_call in kvm.c. */
@@ -157,7 +166,20 @@ struct domain {
     /* Set once, by the first shutdown request; -1 while running. */
     atomic_int shutdown_reason;
     atomic_bool paused;
-    int event_fd; /* eventfd written on shutdown (or -1) */
+    /* SCHEDOP_shutdown(SHUTDOWN_suspend) made by vCPU suspend_vcpu and not
+     * yet resumed (suspend.c); the domain does not end. */
+    atomic_bool suspended;
+    atomic_uint suspend_vcpu;
+    int event_fd; /* eventfd written on shutdown and on suspend (or -1) */
+    /* Restored after the guest's own suspend (evtchn_resume.c), under
+     * d->lock: the VIRQ and IPI ports it had bound, so that its re-binding
+     * gets the same numbers back (HV_NR_PORTS entries, or NULL), and
+     * whether the evtchn_mask words of its shared_info are to be kept when
+     * it maps the page again: together they keep each port masked or not as
+     * the guest's own IRQ state says (Linux re-binds without touching the
+     * masks; its PV spinlock kicker must stay masked). */
+    struct evtchn *resume_ports;
+    bool resume_masks;
 };
 
 /* --- vcpucall.c --- */
@@ -195,6 +217,41 @@ bool domain_shutdown(struct domain *d, int reason);
  * page through ops->translate and gmem_ptr; 0 or -EFAULT. */
 int guest_copy_from(struct vcpu *v, void *dst, uint64_t gva, size_t len);
 int guest_copy_to(struct vcpu *v, uint64_t gva, const void *src, size_t len);
+
+/* --- suspend.c --- */
+
+/* SCHEDOP_shutdown(SHUTDOWN_suspend) by v: records it (d->suspended, the
+ * vCPU), stops the vCPUs through ops->suspend and writes d->event_fd.
+ * Returns the hypercall's value as a restored domain sees it, 0 (a
+ * cancelled suspend or a checkpoint later makes it 1: kvm_domain_resume);
+ * -EBUSY when the domain is suspended already. */
+int64_t hv_suspend(struct vcpu *v);
+
+/* VCPUOP_is_up, VCPUOP_down and VCPUOP_up on target t, as Xen does them for
+ * an HVM/PVH guest: is_up is 1 unless t is down; down marks t down and gets
+ * it out of the guest (the last vCPU going down powers the domain off, as on
+ * Xen); up lets it run again.  -EINVAL for another cmd. */
+int64_t hv_vcpu_updown(struct vcpu *t, unsigned cmd);
+
+/* --- evtchn_resume.c --- */
+
+/* Takes the VIRQ and IPI ports of table t (HV_NR_PORTS entries, a restored
+ * image's) as d's re-binding hints, and asks for the masks to be kept at
+ * the next shared_info mapping.  -ENOMEM. */
+int evtchn_resume_set(struct domain *d, const struct evtchn *t);
+
+/* The port a re-binding of (state EVS_VIRQ, virq, vcpu) or (EVS_IPI, vcpu:
+ * the lowest-numbered hint left of that vCPU) should get: a hint port still
+ * free, claimed (the hint is used up); 0 when there is none.  d->lock held. */
+uint32_t evtchn_resume_port(struct domain *d, enum evtchn_state state, uint32_t vcpu,
+                            uint32_t virq);
+
+/* The guest maps shared_info at page (zeroed here): its evtchn_mask words
+ * are kept when the domain was restored (once); the rest is cleared. */
+void evtchn_resume_shinfo(struct domain *d, void *page);
+
+/* Frees the hints. */
+void evtchn_resume_free(struct domain *d);
 
 /* --- hypercall.c --- */
 

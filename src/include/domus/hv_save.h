@@ -22,6 +22,10 @@ struct hv_module {
     const char *name;
     int (*save)(struct domain *d, struct recbuf *rb);
     int (*load)(struct domain *d, const void *body, size_t len, char *err, size_t errlen);
+    /* A restore after the guest's own suspend, which does not load the
+     * module: what it takes from the record all the same (NULL: nothing). */
+    int (*resume)(struct domain *d, const void *body, size_t len, char *err,
+                  size_t errlen);
 };
 
 /* In the order a restore loads them: params, grant table, event channels,
@@ -42,6 +46,10 @@ int hv_save_evtchn(struct domain *d, struct recbuf *rb);
 int hv_load_evtchn(struct domain *d, const void *body, size_t len, char *err,
                    size_t errlen);
 
+/* The event channel record checked as hv_load_evtchn does, its VIRQ and
+ * IPI ports kept as re-binding hints (evtchn_resume_set). */
+int hv_resume_evtchn(struct domain *d, const void *body, size_t len, char *err,
+                     size_t errlen);
 /* Grant table: u32 version, u32 n frames, u64 gpa[n] (0: not placed), then
  * the n frames' contents (the frames are extra pages, not RAM). */
 int hv_save_gnttab(struct domain *d, struct recbuf *rb);

@@ -28,6 +28,15 @@ int kvm_domain_start(struct domain *d);
  * d->paused. */
 void kvm_domain_pause(struct domain *d, bool pause);
 
+/* Ends a guest's suspend (hv_suspend): pauses the domain (so that the
+ * suspending vCPU's hypercall has completed), puts value in that vCPU's
+ * %rax as SCHEDOP_shutdown's result (1: cancelled or checkpointed, the
+ * guest carries on in place; a restored domain's image already holds 0),
+ * clears d->suspended and, when run, unpauses.  -EINVAL when the domain is
+ * not suspended; a failing register write leaves it suspended and paused.
+ * The control thread calls it. */
+int kvm_domain_resume(struct domain *d, uint64_t value, bool run);
+
 /* Ends the vCPU threads (shutdown reason poweroff unless one is set) and
  * joins them; the VM and its vCPU fds stay, for the back ends' event
  * channels, until kvm_domain_destroy. */

@@ -35,6 +35,11 @@ void vcpu_gate_leave(struct vcpu_gate *g);
  * when every thread entered is parked or has left.  Idempotent. */
 void vcpu_gate_pause(struct vcpu_gate *g, void (*kick)(void *), void *arg);
 
+/* Closes the gate without kicking or waiting: threads park at their next
+ * vcpu_gate_park.  For a vCPU thread stopping the others and then itself
+ * (a guest's suspend), which must not wait for its own parking. */
+void vcpu_gate_close(struct vcpu_gate *g);
+
 /* Opens the gate: parked threads go on. */
 void vcpu_gate_unpause(struct vcpu_gate *g);
 

@@ -13,6 +13,7 @@
 #include "domus/hv.h"
 #include "domus/netback.h"
 #include "domus/vmproc.h"
+#include "domus/vmsave.h"
 
 #include <json-c/json.h>
 #include <stdbool.h>
@@ -98,6 +99,8 @@ struct vm_args {
     const char *xs_path;
     struct vm_dev_spec devs[VM_MAX_DISKS + VM_MAX_VIFS]; /* --disk, --vif in order */
     unsigned n_devs;
+    const char *restore; /* --restore: a save image instead of --kernel */
+    bool paused;         /* --paused: a restored domain's vCPUs wait for unpause */
 };
 
 /* The command line of vmproc.h into *a (argv strings are referenced and the
@@ -119,6 +122,10 @@ struct vm {
     const char *xs_path; /* xenstored's socket for back ends, NULL: no xenstore */
     int ctl_fd;          /* control socket, or -1 */
     unsigned levels;     /* init steps done (vm_init) */
+    /* A save kept the guest suspended for its destroy: the main loop does
+     * not cancel that suspend (vm_suspend.c). */
+    bool hold_suspend;
+    const struct vm_state_ops *state_ops; /* vm_kvm_state_ops; fakes in tests */
     char err[512];       /* why vm_init failed */
 };
 
@@ -178,6 +185,36 @@ void vm_exit(struct vm *vm);
  * (vmproc.h): destroyed on SIGTERM/SIGINT, or the shutdown reason's. */
 int vm_run(struct vm *vm);
 
+/* ---- suspend and save (vm_suspend.c) ---- */
+
+enum vm_save_after { VM_SAVE_DESTROY, VM_SAVE_RESUME, VM_SAVE_PAUSE };
+
+struct vm_save_result {
+    uint64_t bytes; /* the image's size */
+    uint64_t ms;    /* from the guest's suspend to the image written */
+};
+
+/* Waits up to timeout_ms for the guest's suspend (hv_suspend: the caller
+ * asked for it through xenstore), pauses the domain, writes its image to fd
+ * (config, a JSON object, in the header), then as after says: DESTROY keeps
+ * the guest suspended and paused for the caller to destroy
+ * (vm->hold_suspend), RESUME resumes it with 1 (a checkpoint), PAUSE the
+ * same but leaves it paused.  When the write fails the suspend is cancelled
+ * (the guest sees 1 and runs on).  0, or -errno with a reason in err:
+ * -ETIMEDOUT when the guest did not suspend (a late suspend is cancelled by
+ * vm_event), -ESRCH when it shut down instead. */
+int vm_save(struct vm *vm, int fd, const char *config, enum vm_save_after after,
+            unsigned timeout_ms, struct vm_save_result *res, char *err, size_t errlen);
+
+/* Cancels a suspend vm_save kept (DESTROY): the guest sees 1 and runs on.
+ * -EINVAL when there is none. */
+int vm_resume_held(struct vm *vm);
+
+/* The main loop's handler of the domain's event fd when no shutdown is
+ * recorded: drains it, and cancels a suspend nobody is saving (the guest
+ * sees 1). */
+void vm_event(struct vm *vm);
+
 /* ---- control commands (vm_ctl.c) ---- */
 
 /* Answers one request line of the control protocol (vmctl.h): the reply
@@ -185,6 +222,10 @@ int vm_run(struct vm *vm);
  * to send with it (at most VMCTL_MAX_FDS; the caller does not close them).
  * Malformed, truncated or unknown requests get {"ok":false,"error":...}. */
 json_object *vm_ctl_handle(struct vm *vm, const char *line, int *fds, unsigned *nfds);
+/* The same for a request that came with descriptors in_fds[0..n_in) (the
+ * caller closes them after). */
+json_object *vm_ctl_handle_fds(struct vm *vm, const char *line, const int *in_fds,
+                               unsigned n_in, int *fds, unsigned *nfds);
 
 /* Accepts one connection on vm->ctl_fd, reads one request, answers it. */
 void vm_ctl_serve(struct vm *vm);

@@ -21,6 +21,19 @@
  *           or a kind at its maximum is refused.  Needs --xenstore-path.
  *   {"cmd":"detach","kind":"vbd"|"vif","devid":N}
  *        -> {"ok":true}: stops that device's back end.
+ *   {"cmd":"save","config":JSON,"after":"destroy"|"resume"|"pause",
+ *    "timeout_ms":N} carrying one fd (the image, open for writing)
+ *        -> waits up to timeout_ms for the guest's suspend
+ *           (SCHEDOP_shutdown(SHUTDOWN_suspend): the caller asked it with
+ *           control/shutdown), writes the image (config, a JSON object, in
+ *           its header) while every vCPU is parked, then: "destroy" keeps
+ *           the guest suspended for the caller's destroy, "resume" lets it
+ *           carry on (the hypercall returns 1: a checkpoint), "pause" the
+ *           same but paused.  {"ok":true,"bytes":N,"ms":N}.  A failed write
+ *           cancels the suspend (the guest sees 1 and runs on).
+ *   {"cmd":"resume"}
+ *        -> {"ok":true}: cancels a suspend kept for a destroy (the guest
+ *           sees 1 and runs on).
  * Every failure: {"ok":false,"error":"reason"}; a line that is not a JSON
  * object, lacks "cmd" or names an unknown command is such a failure. */
 #ifndef DOMUS_VMCTL_H
@@ -53,6 +66,11 @@ int vmctl_recv_line(int fd, char *buf, size_t len, int *fds, unsigned *nfds,
 int vmctl_call(const char *sock, json_object *req, json_object **reply, int *fds,
                unsigned *nfds, int timeout_ms);
 
+/* vmctl_call sending the n_send descriptors send_fds with the request
+ * (SCM_RIGHTS; the caller keeps them open). */
+int vmctl_call_with(const char *sock, json_object *req, const int *send_fds,
+                    unsigned n_send, json_object **reply, int *fds, unsigned *nfds,
+                    int timeout_ms);
 /* A reply's verdict: true for {"ok":true}; else false and *error points to
  * its "error" text (or a fixed text) inside reply. */
 bool vmctl_ok(json_object *reply, const char **error);

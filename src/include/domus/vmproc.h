@@ -9,6 +9,11 @@
  *            --console-log PATH --console-sock PATH --control-sock PATH
  *            [--ready-fd FD] [--xenstore] [--xenstore-path SOCK]
  *            [--disk DEVID:MODE:PATH]... [--vif DEVID,MAC,BRIDGE[,MTU]]...
+ *            [--restore IMAGE [--paused]]   (in place of --kernel)
+ *
+ * --restore IMAGE: the domain's memory, clock, vCPUs and HVM params come
+ * from a save image (docs/save-image.md) instead of the builder; a bad
+ * image is a set-up error.  --paused: its vCPUs wait for an unpause.
  *
  * Start-up: all set-up errors print one "domus-vm: error: ..." line on stderr
  * and exit with DOMUS_VM_EXIT_ERROR, leaving no file behind.  When the domain
@@ -26,7 +31,7 @@
  *
  * Control socket (unix stream): JSON lines, one request and one reply per
  * connection: the messages are in vmctl.h (pause, unpause, info, xs-ring,
- * shutdown, attach, detach).  The process's structure (init levels, device
+ * shutdown, attach, detach, save, resume).  The process's structure (init levels, device
  * table) is vm.h and docs/domain-process.md.
  *
  * --xenstore: the domain gets a xenstore ring page and event channel

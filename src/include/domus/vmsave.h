@@ -40,4 +40,18 @@ int vm_restore_header(struct simg_reader *r, char **config);
 int vm_restore_body(struct domain *d, struct simg_reader *r,
                     const struct vm_state_ops *ops);
 
+/* vm_restore_body applying only the modules whose bit (1 << index in
+ * hv_modules[]) is set in modules; every record is still read and checked
+ * for presence. */
+#define VM_RESTORE_ALL_MODULES 0xffffffffu
+int vm_restore_body_modules(struct domain *d, struct simg_reader *r,
+                            const struct vm_state_ops *ops, uint32_t modules);
+
+/* The modules a guest resumed from its own suspend (SCHEDOP_shutdown
+ * returning 0) does not rebuild itself: the HVM params (Xen's stream
+ * carries them too).  Event channels, grant frames, shared_info, vcpu_info
+ * and timers it sets up again (docs/architecture.md), and fresh back ends
+ * allocate the console and xenstore ports. */
+uint32_t vm_restore_resumed_modules(void);
+
 #endif

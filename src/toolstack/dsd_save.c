@@ -1,0 +1,164 @@
+/* domusd's save and restore (xl save / xl restore): the guest is asked to
+ * suspend through xenstore, its domus-vm writes the image, and the domain
+ * is destroyed (or left running: a checkpoint); a restore reads the image's
+ * header here and starts a domus-vm that loads the rest (domusd.h). */
+#include "domus/domusd.h"
+#include "domus/saveimg.h"
+#include "domus/util.h"
+#include "domus/vmctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The image's header config: the domain's xl.cfg text and where it came
+ * from (a restore creates the domain from it). */
+static char *image_config(const struct dsd_dom *dom, const char *path, const char *text)
+{
+    json_object *o = json_object_new_object();
+    char *s;
+
+    json_object_object_add(o, "name", json_object_new_string(dom->cfg.name));
+    json_object_object_add(o, "path", json_object_new_string(path));
+    json_object_object_add(o, "text", json_object_new_string(text));
+    s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return s;
+}
+
+/* Opens the destination: created if missing (then *created), truncated if
+ * there, as xl does. */
+static int open_dest(const char *path, bool *created, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+    *created = fd >= 0;
+    if (fd < 0 && errno == EEXIST)
+        fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0)
+        dfmt(err, errlen, "cannot create '%s': %s", path, strerror(errno));
+    return fd < 0 ? -errno : fd;
+}
+
+static const char *after_name(const struct dsd_save_opts *o)
+{
+    return o->pause ? "pause" : o->checkpoint ? "resume" : "destroy";
+}
+
+/* The save request to domus-vm, carrying the image's fd. */
+static int vm_save(const struct dsd_dom *dom, int fd, const char *config,
+                   const struct dsd_save_opts *o, char *err, size_t errlen)
+{
+    json_object *req = vmctl_req("save"), *reply = NULL;
+    const char *why;
+    int rc;
+
+    json_object_object_add(req, "config", json_object_new_string(config));
+    json_object_object_add(req, "after", json_object_new_string(after_name(o)));
+    json_object_object_add(req, "timeout_ms",
+                           json_object_new_int64(DSD_SUSPEND_TIMEOUT_MS));
+    rc = vmctl_call_with(dom->control_sock, req, &fd, 1, &reply, NULL, NULL,
+                         DSD_SUSPEND_TIMEOUT_MS + DSD_SAVE_WRITE_TIMEOUT_MS);
+    json_object_put(req);
+    if (rc)
+        dfmt(err, errlen, "control socket: %s", strerror(-rc));
+    else if (!vmctl_ok(reply, &why)) {
+        dfmt(err, errlen, "%s", why);
+        rc = -EREMOTEIO;
+    }
+    json_object_put(reply);
+    return rc;
+}
+
+int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o, char *err,
+             size_t errlen)
+{
+    const char *text = o->cfg_text ? o->cfg_text : dom->cfg_text;
+    const char *cpath = o->cfg_text ? o->cfg_path : dom->cfg_path;
+    char *config = NULL;
+    bool created = false;
+    int fd = -1, rc;
+
+    if (dom->state != DS_RUNNING) {
+        dfmt(err, errlen, "domain '%s' is not running (%s)", dom->cfg.name,
+             dsd_state_name(dom->state));
+        return -EINVAL;
+    }
+    if (!d->xs.enabled || !dom->xs_up) {
+        dfmt(err, errlen, "domain '%s' has no xenstore connection to ask it to suspend",
+             dom->cfg.name);
+        return -EOPNOTSUPP;
+    }
+    if (!(config = image_config(dom, cpath[0] ? cpath : "config", text ? text : ""))) {
+        dfmt(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if ((fd = open_dest(o->path, &created, err, errlen)) < 0) {
+        rc = fd;
+        goto out;
+    }
+    if ((rc = dsd_xs_shutdown(d, dom, "suspend")) < 0) {
+        dfmt(err, errlen, "xenstore: %s", strerror(-rc));
+        goto out;
+    }
+    dinfo("domain %u (%s): saving to %s", dom->domid, dom->cfg.name, o->path);
+    rc = vm_save(dom, fd, config, o, err, errlen);
+    if (rc)
+        dsd_xs_shutdown(d, dom, ""); /* a guest that answers late is cancelled */
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc && created)
+        unlink(o->path);
+    free(config);
+    return rc;
+}
+
+int dsd_restore_config(const char *path, char **cfg_path, char **cfg_text, char *err,
+                       size_t errlen)
+{
+    struct simg_reader r;
+    json_object *o = NULL;
+    char *config = NULL;
+    const char *p, *t;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+    *cfg_path = *cfg_text = NULL;
+    if (fd < 0) {
+        dfmt(err, errlen, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    simg_reader_init_fd(&r, fd);
+    rc = simg_read_header(&r, &config);
+    if (rc) {
+        dfmt(err, errlen, "%s: %s", path, r.err);
+        goto out;
+    }
+    o = json_tokener_parse(config);
+    p = vmctl_get_str(o, "path");
+    t = vmctl_get_str(o, "text");
+    if (!p || !t) {
+        dfmt(err, errlen, "%s: the image's config has no domain configuration", path);
+        rc = -EINVAL;
+        goto out;
+    }
+    *cfg_path = strdup(p);
+    *cfg_text = strdup(t);
+    if (!*cfg_path || !*cfg_text) {
+        free(*cfg_path);
+        free(*cfg_text);
+        *cfg_path = *cfg_text = NULL;
+        dfmt(err, errlen, "out of memory");
+        rc = -ENOMEM;
+    }
+out:
+    json_object_put(o);
+    free(config);
+    simg_reader_free(&r);
+    close(fd);
+    return rc;
+}
