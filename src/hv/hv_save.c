@@ -405,5 +405,6 @@ const struct hv_module hv_modules[] = {
     {SIMG_REC_HV_EVTCHN, "event channels", hv_save_evtchn, hv_load_evtchn},
     {SIMG_REC_HV_AREAS, "guest areas", hv_save_areas, hv_load_areas},
     {SIMG_REC_HV_TIMERS, "timers", hv_save_timers, hv_load_timers},
+    {SIMG_REC_HV_MEMRES, "memory reservation", memop_save, memop_load},
 };
 const size_t hv_nr_modules = ARRAY_SIZE(hv_modules);

@@ -118,6 +118,7 @@ static const struct simg_handler handlers[] = {
     {SIMG_REC_CLOCK, h_clock},       {SIMG_REC_HVM_PARAMS, h_module},
     {SIMG_REC_HV_EVTCHN, h_module},  {SIMG_REC_HV_GNTTAB, h_module},
     {SIMG_REC_HV_AREAS, h_module},   {SIMG_REC_HV_TIMERS, h_module},
+    {SIMG_REC_HV_MEMRES, h_module},
 };
 
 static void check(int rc, const struct simg_reader *r)
