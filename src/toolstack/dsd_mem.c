@@ -42,7 +42,8 @@ int dsd_free_mib(struct dsd *d, uint64_t *avail)
 
     if (rc)
         return rc;
-    *avail = hi.mem_available_mib > reserve_mib() ? hi.mem_available_mib - reserve_mib() : 0;
+    *avail =
+        hi.mem_available_mib > reserve_mib() ? hi.mem_available_mib - reserve_mib() : 0;
     if (hi.mem_total_mib <= committed)
         *avail = 0;
     else if (hi.mem_total_mib - committed < *avail)
@@ -61,8 +62,9 @@ static uint64_t mib_up(uint64_t kib)
 static int req_kib(struct dsd *d, uint64_t client, json_object *obj, uint64_t *kib)
 {
     if (vmctl_get_u64(obj, "kib", XLCFG_MEMORY_MAX_MB * 1024, kib) < 0 || *kib < 1024) {
-        dsd_reply_error(d, client, "\"kib\" (an integer of at least 1024) is missing "
-                                   "or out of range");
+        dsd_reply_error(d, client,
+                        "\"kib\" (an integer of at least 1024) is missing "
+                        "or out of range");
         return -EINVAL;
     }
     return 0;
@@ -83,8 +85,8 @@ static int host_backs(struct dsd *d, const struct dsd_dom *dom, uint64_t kib, ch
     }
     if (more > avail) {
         dfmt(err, errlen,
-             "memory: %" PRIu64 " MiB more requested (to %" PRIu64 " MiB), host has %" PRIu64
-             " MiB available",
+             "memory: %" PRIu64 " MiB more requested (to %" PRIu64
+             " MiB), host has %" PRIu64 " MiB available",
              more, mib_up(kib), avail);
         return -ENOMEM;
     }
@@ -97,10 +99,11 @@ static void mem_set(struct dsd *d, uint64_t client, struct dsd_dom *dom, uint64_
     int rc;
 
     if (kib > dom->cfg.maxmem_mb * 1024) {
-        dsd_reply_error(d, client,
-                        "memory_dynamic_max must be less than or equal to memory_static_max"
-                        " (%" PRIu64 " KiB > maxmem %" PRIu64 " KiB)",
-                        kib, dom->cfg.maxmem_mb * 1024);
+        dsd_reply_error(
+            d, client,
+            "memory_dynamic_max must be less than or equal to memory_static_max"
+            " (%" PRIu64 " KiB > maxmem %" PRIu64 " KiB)",
+            kib, dom->cfg.maxmem_mb * 1024);
         return;
     }
     if ((rc = host_backs(d, dom, kib, err, sizeof(err))) < 0) {
@@ -108,8 +111,10 @@ static void mem_set(struct dsd *d, uint64_t client, struct dsd_dom *dom, uint64_
         return;
     }
     if (!dom->xs_up) {
-        dsd_reply_error(d, client, "domain '%s' has no xenstore: its balloon cannot be "
-                                   "told a target", dom->cfg.name);
+        dsd_reply_error(d, client,
+                        "domain '%s' has no xenstore: its balloon cannot be "
+                        "told a target",
+                        dom->cfg.name);
         return;
     }
     snprintf(v, sizeof(v), "%" PRIu64, kib);
