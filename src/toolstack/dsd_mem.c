@@ -123,6 +123,7 @@ static void mem_set(struct dsd *d, uint64_t client, struct dsd_dom *dom, uint64_
         return;
     }
     dom->cfg.memory_mb = mib_up(kib);
+    dsd_persist_save(dom);
     dinfo("dom%u: memory target %" PRIu64 " KiB", dom->domid, kib);
     dsd_reply(d, client, dsd_ok());
 }
@@ -152,6 +153,7 @@ static void mem_max(struct dsd *d, uint64_t client, struct dsd_dom *dom, uint64_
         return;
     }
     dom->cfg.maxmem_mb = mib_up(kib);
+    dsd_persist_save(dom);
     dsd_reply(d, client, dsd_ok());
 }
 
