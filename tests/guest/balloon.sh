@@ -34,6 +34,7 @@ while [ "$i" -lt 600 ]; do
     if [ -n "$seen_low" ] && [ "$t" -gt $((high * 1024)) ]; then
         touch_all back
         echo "PASS balloon: MemTotal fell below $low MiB and came back to $((t / 1024)) MiB"
+        sleep 5 # Domain 0 looks at the domain once more
         poweroff -f
     fi
     sleep 1; i=$((i + 1))

@@ -78,7 +78,9 @@ check "... not in domus list" [ -z "$(list_row big)" ]
 # Back to full: the guest takes its memory again and touches all of it.
 domus mem-set bal $FULL || fail "mem-set bal $FULL"
 if wait_log bal '^TOUCHED back' 120; then
-    pass "mem-set $FULL: guest MemTotal back to $(memtotal bal) MiB, list Mem $(list_mem bal)"
+    m="$(list_mem bal)"
+    pass "mem-set $FULL: guest MemTotal back to $(memtotal bal) MiB"
+    check "mem-set $FULL: list shows Mem $m (pages held, $FULL -8)" sh -c "[ 0$m -ge $((FULL - 8)) ]"
 else
     fail "mem-set $FULL: guest did not get its memory back: $(tail -n 4 "$(console_log bal)" | tr '\n' '|')"
 fi
@@ -104,7 +106,9 @@ m="$(list_mem grow)"
 check "grow: list shows Mem $m (pages held, $LOW +-16)" sh -c "[ $m -ge $((LOW - 16)) ] && [ $m -le $((LOW + 16)) ]"
 domus mem-set grow $FULL || fail "mem-set grow $FULL"
 if wait_log grow '^TOUCHED back' 120; then
-    pass "grow: mem-set $FULL: MemTotal $(memtotal grow) MiB, list Mem $(list_mem grow)"
+    m="$(list_mem grow)"
+    pass "grow: mem-set $FULL: MemTotal $(memtotal grow) MiB"
+    check "grow: list shows Mem $m (pages held, $FULL -8)" sh -c "[ 0$m -ge $((FULL - 8)) ]"
 else
     fail "grow: mem-set $FULL: no more memory: $(tail -n 4 "$(console_log grow)" | tr '\n' '|')"
 fi
