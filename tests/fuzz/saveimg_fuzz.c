@@ -135,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct domain d;
     memset(&c, 0, sizeof(c));
     domain_init(&d, 3, "fuzz", 2, &ops);
-    if (gmem_init(&d.mem, GMEM_MIN_RAM) < 0)
+    if (gmem_init(&d.mem, GMEM_MIN_RAM) < 0 || memop_init(&d) < 0)
         abort();
     c.d = &d;
     struct simg_reader r;
@@ -151,6 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "saveimg: %s\n", rc ? r.err : "accepted");
     free(cfg);
     simg_reader_free(&r);
+    memop_destroy(&d);
     gmem_destroy(&d.mem);
     return 0;
 }
