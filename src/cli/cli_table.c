@@ -70,6 +70,13 @@ static const struct cli_cmd cmds[] = {
      "[-f] <Domain> <VCPU|all> <Hard affinity|-> [Soft affinity|-]\n"
      "  CPU lists as xl's: all, 0-3,5, all,^1; '-' keeps that affinity;\n"
      "  soft affinity is recorded and shown only (Linux has none)"},
+    {"mem-set", cli_mem_set, "Set the current memory usage for a domain",
+     "<Domain> <Mem>\n"
+     "  a size as xl's: a number with b, k, m, g or t (none: MiB); the guest's\n"
+     "  balloon driver gives memory back to the host or takes it again"},
+    {"mem-max", cli_mem_max, "Set the maximum amount reservation for a domain",
+     "<Domain> <Mem>\n"
+     "  as mem-set's sizes; at least the target, at most the maxmem it was created with"},
     {"help", cli_help, "Print this help", "[command]"},
 };
 

@@ -14,6 +14,7 @@ void domain_init(struct domain *d, uint32_t domid, const char *name, unsigned nr
     d->nr_vcpus = nr_vcpus;
     pthread_mutex_init(&d->lock, NULL);
     pthread_mutex_init(&d->gnt_lock, NULL);
+    pthread_mutex_init(&d->res.lock, NULL);
     d->log_rl = (struct dratelimit)DRATELIMIT_INIT(10, 5000);
     for (unsigned i = 0; i < HV_MAX_VCPUS; i++) {
         d->vcpus[i].d = d;

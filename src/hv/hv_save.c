@@ -423,5 +423,6 @@ const struct hv_module hv_modules[] = {
      hv_resume_evtchn},
     {SIMG_REC_HV_AREAS, "guest areas", hv_save_areas, hv_load_areas, NULL},
     {SIMG_REC_HV_TIMERS, "timers", hv_save_timers, hv_load_timers, NULL},
+    {SIMG_REC_HV_MEMRES, "memory reservation", memop_save, memop_load, NULL},
 };
 const size_t hv_nr_modules = ARRAY_SIZE(hv_modules);

@@ -155,23 +155,20 @@ static int64_t memory_map(struct vcpu *v, uint64_t arg)
 static int64_t hc_memory_op(struct vcpu *v, const uint64_t a[6])
 {
     struct domain *d = v->d;
-    domid_t dom;
+    int64_t rc;
     switch (a[0]) {
     case XENMEM_add_to_physmap:
         return add_to_physmap(v, a[1]);
     case XENMEM_memory_map:
         return memory_map(v, a[1]);
-    case XENMEM_current_reservation:
-    case XENMEM_maximum_reservation:
-        if (guest_copy_from(v, &dom, a[1], sizeof(dom)) < 0)
-            return -EFAULT;
-        if (dom != DOMID_SELF && dom != d->domid)
-            return -ESRCH;
-        return (int64_t)(d->mem.ram_size >> DOMUS_PAGE_SHIFT);
     case XENMEM_maximum_gpfn:
         return (int64_t)((d->mem.high_size ? GMEM_HIGH_BASE + d->mem.high_size : d->mem.low_end) >>
                          DOMUS_PAGE_SHIFT) - 1;
     default:
+        /* The reservation ops (memop.c) take a continuation in a[0]'s
+         * high bits. */
+        if ((rc = memop_op(v, a[0], a[1])) != -ENOSYS)
+            return rc;
         return unknown(v, "memory_op", a[0]);
     }
 }

@@ -73,28 +73,10 @@ static int check_image(const char *what, const char *path, char *err, size_t err
     return 0;
 }
 
-/* Memory a new domain can have: the host's available memory, at most what
- * the running domains' configs leave of its total. */
-static int free_mib(struct dsd *d, uint64_t *avail)
-{
-    struct ts_hostinfo hi;
-    uint64_t committed = dsd_committed_mib(d);
-    int rc = ts_hostinfo(&hi);
-
-    if (rc)
-        return rc;
-    *avail = hi.mem_available_mib;
-    if (hi.mem_total_mib > committed && hi.mem_total_mib - committed < *avail)
-        *avail = hi.mem_total_mib - committed;
-    else if (hi.mem_total_mib <= committed)
-        *avail = 0;
-    return 0;
-}
-
 static int check_memory(struct dsd *d, const struct xlcfg *cfg, char *err, size_t errlen)
 {
     uint64_t avail;
-    int rc = free_mib(d, &avail);
+    int rc = dsd_free_mib(d, &avail);
 
     if (rc) {
         dfmt(err, errlen, "memory: cannot read host memory: %s", strerror(-rc));
@@ -386,8 +368,9 @@ static void query_info(struct dsd_dom *dom, char *state, uint64_t *mem_mib,
         *state = json_object_get_string(v)[0];
     if (!vmctl_get_u64(reply, "cputime_ns", UINT64_MAX, &n))
         dom->cpu_time = (double)n / 1e9;
-    if (!vmctl_get_u64(reply, "mem_kib", UINT64_MAX, &n))
-        *mem_mib = n / 1024;
+    if (!vmctl_get_u64(reply, "tot_kib", UINT64_MAX, &n) ||
+        !vmctl_get_u64(reply, "mem_kib", UINT64_MAX, &n))
+        *mem_mib = n / 1024; /* the pages it holds (xl's Mem) */
     if (!vmctl_get_u64(reply, "vcpus", UINT32_MAX, &n))
         *vcpus = (unsigned)n;
     json_object_put(reply);
@@ -631,12 +614,21 @@ static void cmd_sched(const struct req *r)
     dsd_sched_request(r->d, r->client, req_str(r, "cmd"), r->obj);
 }
 
+/* mem-set, mem-max (dsd_mem.c). */
+static void cmd_mem(const struct req *r)
+{
+    struct dsd_dom *dom = req_dom(r);
+
+    if (dom)
+        dsd_mem_request(r->d, r->client, dom, req_str(r, "cmd"), r->obj);
+}
+
 static void cmd_info(const struct req *r)
 {
     json_object *o;
     uint64_t avail = 0;
 
-    free_mib(r->d, &avail); /* 0 when the host's memory cannot be read */
+    dsd_free_mib(r->d, &avail); /* 0 when the host's memory cannot be read */
     o = dsd_ok();
     json_object_object_add(o, "info", ts_xlinfo(avail));
     dsd_reply(r->d, r->client, o);
@@ -673,6 +665,8 @@ static const struct {
     {"sched-credit", cmd_sched},
     {"vcpu-list", cmd_sched},
     {"vcpu-pin", cmd_sched},
+    {"mem-set", cmd_mem},
+    {"mem-max", cmd_mem},
 };
 
 void dsd_handle_request(struct dsd *d, uint64_t client, const char *line)

@@ -56,6 +56,10 @@ void dsd_persist_save(const struct dsd_dom *dom)
         json_object_array_add(disks, json_object_new_string(dom->cfg.disks[i]));
     json_object_object_add(o, "disks", disks);
     json_object_object_add(o, "sched", dsd_sched_save(dom));
+    json_object_object_add(o, "memory",
+                           json_object_new_int64((int64_t)dom->cfg.memory_mb));
+    json_object_object_add(o, "maxmem",
+                           json_object_new_int64((int64_t)dom->cfg.maxmem_mb));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     rc = json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PLAIN);
     if (rc < 0 || rename(tmp, path) < 0) {
@@ -126,6 +130,19 @@ static int jget_int(json_object *o, const char *key)
 {
     json_object *v;
     return json_object_object_get_ex(o, key, &v) ? json_object_get_int(v) : -1;
+}
+
+/* The target and maximum mem-set/mem-max left (dsd_mem.c), when they are
+ * sane: a target of 1 .. maxmem MiB, a maxmem no larger than the config's
+ * (the domain's memory was made for that). */
+static void adopt_memory(json_object *o, struct xlcfg *cfg)
+{
+    int mem = jget_int(o, "memory"), max = jget_int(o, "maxmem");
+
+    if (max >= 1 && (uint64_t)max <= cfg->maxmem_mb && mem >= 1 && mem <= max) {
+        cfg->memory_mb = (uint64_t)mem;
+        cfg->maxmem_mb = (uint64_t)max;
+    }
 }
 
 static double jget_double(json_object *o, const char *key)
@@ -226,6 +243,7 @@ static int adopt_one(struct dsd *d, json_object *o)
         adopt_specs(o, "vifs", cfg->vifs, &cfg->n_vifs, XLCFG_MAX_VIFS, vif_ok);
         adopt_specs(o, "disks", cfg->disks, &cfg->n_disks, XLCFG_MAX_DISKS, disk_ok);
         adopt_uuid(o, cfg);
+        adopt_memory(o, cfg);
     }
     if (!rc)
         rc = pidfd = live_vm(domid, pid);

@@ -320,10 +320,10 @@ void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom)
     xsc_close(&b.c);
 }
 
-int dsd_xs_shutdown(struct dsd *d, struct dsd_dom *dom, const char *how)
+int dsd_xs_write(struct dsd *d, struct dsd_dom *dom, const char *rel, const char *value)
 {
     struct xs_batch b;
-    char path[96];
+    char path[256];
     int rc;
 
     if (!d->xs.enabled)
@@ -331,8 +331,15 @@ int dsd_xs_shutdown(struct dsd *d, struct dsd_dom *dom, const char *how)
     rc = batch_open(d, dom, &b);
     if (rc)
         return rc;
-    snprintf(path, sizeof(path), "%s/control/shutdown", b.base);
-    rc = xsc_write(&b.c, path, how);
+    snprintf(path, sizeof(path), "%s/%s", b.base, rel);
+    rc = xsc_write(&b.c, path, value);
     xsc_close(&b.c);
     return rc;
+}
+
+int dsd_xs_shutdown(struct dsd *d, struct dsd_dom *dom, const char *how)
+{
+    if (!d->xs.enabled)
+        return -EOPNOTSUPP;
+    return dsd_xs_write(d, dom, "control/shutdown", how);
 }

@@ -30,6 +30,7 @@ static const char *const rec_names[] = {
     [SIMG_REC_HV_AREAS] = "guest areas",
     [SIMG_REC_HV_TIMERS] = "timers",
     [SIMG_REC_VCPU_TSC] = "vcpu tsc",
+    [SIMG_REC_HV_MEMRES] = "memory reservation",
 };
 
 const char *simg_rec_name(uint32_t type)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CTL_TIMEOUT_MS 1000
@@ -67,6 +68,21 @@ static json_object *cmd_unpause(const struct ctl_req *r)
     return ok();
 }
 
+/* The pages the guest holds and may hold, in KiB (Xen's tot_pages and
+ * max_pages), and what the memfd holds: what the host backs. */
+static json_object *add_reservation(json_object *o, struct domain *d)
+{
+    uint64_t tot, max;
+    struct stat st;
+
+    memop_counts(d, &tot, &max);
+    add_u64(o, "tot_kib", tot << 2);
+    add_u64(o, "max_kib", max << 2);
+    if (fstat(d->mem.fd, &st) == 0)
+        add_u64(o, "backed_kib", (uint64_t)st.st_blocks / 2);
+    return o;
+}
+
 static json_object *cmd_info(const struct ctl_req *r)
 {
     struct domain *d = &r->vm->dom;
@@ -77,7 +93,21 @@ static json_object *cmd_info(const struct ctl_req *r)
     add_u64(o, "cputime_ns", kvm_domain_cputime_ns(d));
     add_u64(o, "mem_kib", d->mem.ram_size >> 10);
     add_u64(o, "vcpus", d->nr_vcpus);
-    return o;
+    return add_reservation(o, d);
+}
+
+/* "mem-max" {"kib"}: the most the guest may populate (memop.h). */
+static json_object *cmd_mem_max(const struct ctl_req *r)
+{
+    uint64_t kib;
+
+    if (vmctl_get_u64(r->obj, "kib", UINT64_MAX, &kib) < 0)
+        return fail("\"kib\" (an integer) is missing or out of range");
+    if (memop_set_max(&r->vm->dom, kib >> 2) < 0)
+        return fail("maxmem %llu KiB: the domain's memory was made for %llu KiB at most",
+                    (unsigned long long)kib,
+                    (unsigned long long)(r->vm->dom.mem.ram_size >> 10));
+    return add_reservation(ok(), &r->vm->dom);
 }
 
 /* The xenstore ring's place and its three fds (memory, kick, notify). */
@@ -217,7 +247,7 @@ static const struct {
     {"save", cmd_save},       {"resume", cmd_resume},
     {"pause", cmd_pause},     {"unpause", cmd_unpause},   {"info", cmd_info},
     {"xs-ring", cmd_xs_ring}, {"shutdown", cmd_shutdown}, {"attach", cmd_attach},
-    {"detach", cmd_detach},
+    {"detach", cmd_detach},   {"mem-max", cmd_mem_max},
 };
 
 json_object *vm_ctl_handle(struct vm *vm, const char *line, int *fds, unsigned *nfds)

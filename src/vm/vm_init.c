@@ -86,14 +86,26 @@ static int memory_init(struct vm *vm)
              (unsigned long long)mb, (unsigned long long)avail);
         return -ENOMEM;
     }
-    if ((rc = gmem_init(&vm->dom.mem, mb << 20)) < 0)
+    /* The memfd and the e820 cover maxmem; a guest booted with less gives
+     * the rest back through its balloon (memop.h), as on Xen. */
+    if (vm->args.maxmem_mb > mb)
+        mb = vm->args.maxmem_mb;
+    if ((rc = gmem_init(&vm->dom.mem, mb << 20)) < 0) {
         dfmt(vm->err, sizeof(vm->err), "guest memory (%llu MiB): %s",
              (unsigned long long)mb, strerror(-rc));
+        return rc;
+    }
+    if ((rc = memop_init(&vm->dom)) < 0) {
+        dfmt(vm->err, sizeof(vm->err), "guest memory's reservation table: %s",
+             strerror(-rc));
+        gmem_destroy(&vm->dom.mem);
+    }
     return rc;
 }
 
 static void memory_exit(struct vm *vm)
 {
+    memop_destroy(&vm->dom);
     gmem_destroy(&vm->dom.mem);
 }
 

@@ -142,6 +142,7 @@ static const struct simg_handler handlers[] = {
     {SIMG_REC_CLOCK, st_clock},       {SIMG_REC_HVM_PARAMS, st_module},
     {SIMG_REC_HV_EVTCHN, st_module},  {SIMG_REC_HV_GNTTAB, st_module},
     {SIMG_REC_HV_AREAS, st_module},   {SIMG_REC_HV_TIMERS, st_module},
+    {SIMG_REC_HV_MEMRES, st_module},
 };
 
 /* Everything present: the clock, every vCPU's records, every module's. */

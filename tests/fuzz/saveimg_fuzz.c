@@ -124,6 +124,7 @@ static const struct simg_handler handlers[] = {
     {SIMG_REC_CLOCK, h_clock},       {SIMG_REC_HVM_PARAMS, h_module},
     {SIMG_REC_HV_EVTCHN, h_module},  {SIMG_REC_HV_GNTTAB, h_module},
     {SIMG_REC_HV_AREAS, h_module},   {SIMG_REC_HV_TIMERS, h_module},
+    {SIMG_REC_HV_MEMRES, h_module},
 };
 
 static void check(int rc, const struct simg_reader *r)
@@ -140,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct domain d;
     memset(&c, 0, sizeof(c));
     domain_init(&d, 3, "fuzz", 2, &ops);
-    if (gmem_init(&d.mem, GMEM_MIN_RAM) < 0)
+    if (gmem_init(&d.mem, GMEM_MIN_RAM) < 0 || memop_init(&d) < 0)
         abort();
     c.d = &d;
     struct simg_reader r;
@@ -156,6 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "saveimg: %s\n", rc ? r.err : "accepted");
     free(cfg);
     simg_reader_free(&r);
+    memop_destroy(&d);
     gmem_destroy(&d.mem);
     return 0;
 }

@@ -197,6 +197,11 @@ sched_refused "sched-credit2 -d x -w 65536" 2 "Usage: domus sched-credit2" "$D" 
 sched_refused "vcpu-list ghost" 1 "domain 'ghost' does not exist" "$D" vcpu-list ghost
 sched_refused "vcpu-pin ghost 0 1" 1 "domain 'ghost' does not exist" "$D" vcpu-pin ghost 0 1
 sched_refused "vcpu-pin with 2 arguments" 2 "Usage: domus vcpu-pin" "$D" vcpu-pin ghost 0
+sched_refused "mem-set ghost 256" 1 "domain 'ghost' does not exist" "$D" mem-set ghost 256
+sched_refused "mem-max ghost 1g" 1 "domain 'ghost' does not exist" "$D" mem-max ghost 1g
+sched_refused "mem-set ghost 12q" 1 "Invalid memory size: 12q" "$D" mem-set ghost 12q
+sched_refused "mem-set ghost 5mb" 1 "Invalid memory size: 5mb" "$D" mem-set ghost 5mb
+sched_refused "mem-set with 1 argument" 2 "Usage: domus mem-set" "$D" mem-set ghost
 for line in 'cpu_weight = 512' 'cap = 50'; do
     printf 'name = "s"\ntype = "pvh"\nkernel = "%s"\n%s\n' "$TMP/text-kernel" "$line" >"$TMP/s.cfg"
     sched_refused "create with $line without cgroups" 1 "need a cgroup v2 group, which domusd cannot use: turned off" "$D" create "$TMP/s.cfg"

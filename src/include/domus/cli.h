@@ -63,6 +63,12 @@ int cli_sched_credit2(int argc, char **argv);
 int cli_vcpu_list(int argc, char **argv);
 int cli_vcpu_pin(int argc, char **argv);
 
+/* Memory (cli_mem.c): xl's sizes, "<n>[bBkKmMgGtT]" (no suffix: MiB), in
+ * KiB; -1 when malformed or too large. */
+long long cli_parse_mem_kb(const char *s);
+int cli_mem_set(int argc, char **argv);
+int cli_mem_max(int argc, char **argv);
+
 /* Runs "domus <argv[1]> ..." through the subcommand table; the exit status. */
 int cli_main(int argc, char **argv);
 

@@ -191,6 +191,9 @@ void dsd_xs_stop(struct dsd *d);
 int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom);
 /* Releases the domain and removes its nodes. */
 void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom);
+/* Writes the domain's node rel (under /local/domain/N) = value, keeping its
+ * permissions; -EOPNOTSUPP without xenstore. */
+int dsd_xs_write(struct dsd *d, struct dsd_dom *dom, const char *rel, const char *value);
 /* Writes control/shutdown ("poweroff", "reboot", "suspend", or "" to take
  * a request back); -EOPNOTSUPP when off. */
 int dsd_xs_shutdown(struct dsd *d, struct dsd_dom *dom, const char *how);
@@ -269,6 +272,21 @@ void dsd_sched_request(struct dsd *d, uint64_t client, const char *cmd, json_obj
 /* The state file's "sched" member: {"weight","cap","affinity":[[hard,soft],
  * ...]} (cpu lists, one pair per vCPU up to maxvcpus). */
 json_object *dsd_sched_save(const struct dsd_dom *dom);
+
+/* ---- memory (dsd_mem.c) ---- */
+
+#define DSD_MEM_RESERVE_MIB 64 /* kept for Domain 0 (DOMUS_MEM_RESERVE_MIB) */
+
+/* MiB a new domain or a larger target may take: the host's MemAvailable,
+ * at most MemTotal less the running domains' targets, both less the
+ * reserve.  0 or -errno (the host's memory cannot be read). */
+int dsd_free_mib(struct dsd *d, uint64_t *avail);
+/* "mem-set" {"dom","kib"}: memory/target, refused above maxmem or beyond
+ * what the host can back; "mem-max" {"dom","kib"}: domus-vm's maximum and
+ * memory/static-max, refused below the target or above the memory the
+ * domain was made with.  dom is running or the reply is an error. */
+void dsd_mem_request(struct dsd *d, uint64_t client, struct dsd_dom *dom, const char *cmd,
+                     json_object *obj);
 
 /* ---- surviving a domusd restart (dsd_persist.c) ---- */
 

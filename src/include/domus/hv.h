@@ -8,6 +8,7 @@
 #define DOMUS_HV_H
 
 #include "domus/gmem.h"
+#include "domus/memop.h"
 #include "domus/util.h"
 
 #include <pthread.h>
@@ -129,6 +130,7 @@ struct domain {
     uint32_t domid;
     char name[64];
     struct gmem mem;
+    struct hv_res res; /* memory reservation (memop.h), under res.lock */
     const struct hv_ops *ops;
     void *priv; /* for ops */
 

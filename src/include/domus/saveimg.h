@@ -50,6 +50,7 @@ enum simg_rec_type {
     SIMG_REC_HV_AREAS = 14,
     SIMG_REC_HV_TIMERS = 15,
     SIMG_REC_VCPU_TSC = 16, /* u32 vcpu, u32 0, u64 TSC offset */
+    SIMG_REC_HV_MEMRES = 17, /* memop.h: the memory reservation */
 };
 
 /* Name of a record type ("page data", ...) or NULL when unknown. */
