@@ -385,6 +385,14 @@ static int64_t hc_event_channel_op(struct vcpu *v, const uint64_t a[6])
     return evtchn_op(v, (unsigned)a[0], a[1]);
 }
 
+/* SCHEDOP_yield, block and poll are schedop.c's (their cases in
+ * hc_sched_op are no longer reached); the other sub-ops hc_sched_op's. */
+static int64_t hc_sched(struct vcpu *v, const uint64_t a[6])
+{
+    int64_t rc;
+    return schedop(v, a[0], a[1], &rc) ? rc : hc_sched_op(v, a);
+}
+
 static const hcall_fn hcall_table[] = {
     [__HYPERVISOR_memory_op] = hc_memory_op,
     [__HYPERVISOR_xen_version] = hc_xen_version,
@@ -392,7 +400,7 @@ static const hcall_fn hcall_table[] = {
     [__HYPERVISOR_grant_table_op] = hc_grant_table_op,
     [__HYPERVISOR_vm_assist] = hc_vm_assist,
     [__HYPERVISOR_vcpu_op] = hc_vcpu_op,
-    [__HYPERVISOR_sched_op] = hc_sched_op,
+    [__HYPERVISOR_sched_op] = hc_sched,
     [__HYPERVISOR_event_channel_op] = hc_event_channel_op,
     [__HYPERVISOR_physdev_op] = hc_physdev_op,
     [__HYPERVISOR_hvm_op] = hc_hvm_op,
