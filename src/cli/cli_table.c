@@ -58,6 +58,9 @@ static const struct cli_cmd cmds[] = {
      "[-f] <Domain> <VCPU|all> <Hard affinity|-> [Soft affinity|-]\n"
      "  CPU lists as xl's: all, 0-3,5, all,^1; '-' keeps that affinity;\n"
      "  soft affinity is recorded and shown only (Linux has none)"},
+    {"vcpu-set", cli_vcpu_set, "Set the number of active VCPUs allowed for the domain",
+     "[-i|--ignore-host] <Domain> <vCPUs>\n"
+     "  -i, --ignore-host  Don't limit the vCPU based on the host CPU count"},
     {"help", cli_help, "Print this help", "[command]"},
 };
 

@@ -68,6 +68,9 @@ struct dsd_dom {
     /* Scheduling (dsd_sched.c): weight and cap are cfg.cpu_weight/cap, kept
      * up to date by sched-credit; each vCPU's hard and soft affinity. */
     cpu_set_t hard[XLCFG_MAX_VCPUS], soft[XLCFG_MAX_VCPUS];
+    /* vCPUs 0..vcpus_online-1 are online (cpu/N/availability), the others up
+     * to cfg.maxvcpus offline: cfg.vcpus at each start, then vcpu-set's. */
+    unsigned vcpus_online;
     char console_sock[DSD_SUN_PATH_MAX];
     char control_sock[DSD_SUN_PATH_MAX];
     char console_log[PATH_MAX];
@@ -237,8 +240,16 @@ void dsd_sched_apply_affinity(struct dsd_dom *dom);
  * "vcpu-pin" {"dom","vcpu","hard","soft"?} (toolstack.h). */
 void dsd_sched_request(struct dsd *d, uint64_t client, const char *cmd, json_object *obj);
 /* The state file's "sched" member: {"weight","cap","affinity":[[hard,soft],
- * ...]} (cpu lists, one pair per vCPU up to maxvcpus). */
+ * ...],"online":n} (cpu lists, one pair per vCPU up to maxvcpus; the vCPUs
+ * online). */
 json_object *dsd_sched_save(const struct dsd_dom *dom);
+
+/* ---- vCPU hot-plug (dsd_vcpu.c) ---- */
+
+/* "vcpu-set" {"dom","vcpus","ignore_host"?}: vCPUs 0..vcpus-1 online, the
+ * rest offline, through cpu/N/availability in the guest's xenstore (the
+ * guest's own Xen CPU hot-plug does the rest), as libxl_set_vcpuonline. */
+void dsd_vcpu_set(struct dsd *d, uint64_t client, json_object *obj);
 
 /* ---- surviving a domusd restart (dsd_persist.c) ---- */
 

@@ -1,0 +1,65 @@
+#!/bin/sh
+# vCPU hot-plug (issue 13): a guest with vcpus=2, maxvcpus=4 (tests/guest/
+# vcpu.sh) boots with 2 of its 4 vCPUs online; domus vcpu-set 4 -> 2 -> 4
+# and the guest's nproc follows (its own Xen CPU hot-plug, through
+# cpu/N/availability); vcpu-list shows offline vCPUs as xl does ("-" for the
+# CPU, state "--p"), and an offline vCPU's thread takes no CPU time.  xl's
+# refusals: above maxvcpus, 0, more than the host's CPUs without -i.
+HERE="$(cd "$(dirname "$0")" && pwd)"
+. "$HERE/lib-toolstack.sh"
+trap stop_domusd EXIT
+BOOT=240 # seconds to boot 4 vCPUs in the TCG test host
+WAIT=90  # seconds for the guest to follow a vcpu-set
+
+# vrow N: vcpu-list's row of v4's vCPU N.
+vrow() { domus vcpu-list v4 | awk -v n="$1" '$1 == "v4" && $3 == n'; }
+# vtime N: vcpu-list's Time(s) of vCPU N.
+vtime() { vrow "$1" | awk '{ print $6 }'; }
+nproc_is() { wait_log v4 "^NPROC $1 " "$WAIT" "$2"; }
+last_nproc() { tr -d '\r' <"$(console_log v4)" | grep '^NPROC' | tail -n 1; }
+
+mkcfg v4 vcpu 2 'maxvcpus = 4'
+domus create "$DOMUS_TMP/v4.cfg" || { fail "create v4 (vcpus 2, maxvcpus 4)"; exit 1; }
+pass "create v4 (vcpus 2, maxvcpus 4)"
+wait_log v4 '^BOOTED' "$BOOT" || { fail "v4 did not boot ($(tail -n 3 "$(console_log v4)" | tr '\n' '|'))"; exit 1; }
+check "boot: the guest has 2 CPUs online ($(last_nproc))" nproc_is 2 1
+check "list: VCPUs 2" test "$(list_row v4 | awk '{ print $4 }')" = 2
+domus vcpu-list v4
+check "vcpu-list: 4 rows" test "$(domus vcpu-list v4 | grep -c '^v4 ')" = 4
+check "vcpu-list: vCPU 2 offline as xl shows it ('-' CPU, '--p')" sh -c "domus vcpu-list v4 | grep -q '^v4 .* 2     -   --p '"
+check "vcpu-list: vCPU 0 online" sh -c "! domus vcpu-list v4 | grep -q '^v4 .* 0     -   --p '"
+t2="$(vtime 2)" t3="$(vtime 3)"
+sleep 10
+d="$(awk -v a="$t2" -v b="$(vtime 2)" -v c="$t3" -v e="$(vtime 3)" 'BEGIN { printf "%.1f", (b - a) + (e - c) }')"
+echo "MEASURED offline vCPUs 2 and 3 over 10 s: $d s of CPU"
+check "offline vCPUs burn no host CPU (vCPUs 2+3: $d s in 10 s)" awk -v d="$d" 'BEGIN { exit !(d <= 0.3) }'
+
+# xl's refusals.
+err="$(domus vcpu-set v4 5 2>&1)"
+check "vcpu-set 5 refused: $err" sh -c "! domus vcpu-set v4 5 2>/dev/null && echo '$err' | grep -q 'maxcpus is 4'"
+err="$(domus vcpu-set v4 0 2>&1)"
+check "vcpu-set 0 refused: $err" sh -c "! domus vcpu-set v4 0 2>/dev/null"
+err="$(domus vcpu-set v4 x 2>&1)"
+check "vcpu-set x refused: $err" sh -c "! domus vcpu-set v4 x 2>/dev/null"
+err="$(domus vcpu-set nosuch 2 2>&1)"
+check "vcpu-set of a missing domain refused: $err" sh -c "! domus vcpu-set nosuch 2 2>/dev/null"
+if [ "$(nproc)" -lt 4 ]; then
+    err="$(domus vcpu-set v4 4 2>&1)"
+    check "vcpu-set 4 on a $(nproc)-CPU host refused without -i: $err" sh -c "! domus vcpu-set v4 4 2>/dev/null && echo '$err' | grep -q overcommmitting"
+fi
+
+domus vcpu-set -i v4 4 || fail "vcpu-set -i v4 4"
+check "vcpu-set 4: the guest's nproc goes to 4 ($(last_nproc))" nproc_is 4 1
+check "vcpu-set 4: list VCPUs 4" test "$(list_row v4 | awk '{ print $4 }')" = 4
+check "vcpu-set 4: no vCPU offline in vcpu-list" sh -c "! domus vcpu-list v4 | grep -q -- ' --p '"
+domus vcpu-set v4 2 || fail "vcpu-set v4 2"
+check "vcpu-set 2: the guest's nproc goes to 2 ($(last_nproc))" nproc_is 2 2
+check "vcpu-set 2: vCPU 3 offline in vcpu-list" sh -c "domus vcpu-list v4 | grep -q '^v4 .* 3     -   --p '"
+check "vcpu-set 2: the state file says 2 online" grep -q '"online": *2' "$DOMUS_RUN_DIR/dom$(domus domid v4).json"
+domus vcpu-set --ignore-host v4 4 || fail "vcpu-set --ignore-host v4 4"
+check "vcpu-set 4 again: the guest's nproc goes back to 4 ($(last_nproc))" nproc_is 4 2
+tr -d '\r' <"$(console_log v4)" | grep -E '^(NPROC|ONLINED)'
+domus vcpu-list v4
+domus destroy v4
+check "destroy v4" wait_gone v4 30
+exit 0
