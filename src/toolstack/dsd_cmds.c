@@ -512,6 +512,12 @@ static void cmd_sched(const struct req *r)
     dsd_sched_request(r->d, r->client, req_str(r, "cmd"), r->obj);
 }
 
+/* top (dsd_top.c). */
+static void cmd_top(const struct req *r)
+{
+    dsd_top(r->d, r->client);
+}
+
 /* vcpu-set (dsd_vcpu.c). */
 static void cmd_vcpu_set(const struct req *r)
 {
@@ -559,6 +565,7 @@ static const struct {
     {"vcpu-list", cmd_sched},
     {"vcpu-pin", cmd_sched},
     {"vcpu-set", cmd_vcpu_set},
+    {"top", cmd_top},
 };
 
 void dsd_handle_request(struct dsd *d, uint64_t client, const char *line)

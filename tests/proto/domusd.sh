@@ -197,6 +197,25 @@ sched_refused "sched-credit2 -d x -w 65536" 2 "Usage: domus sched-credit2" "$D" 
 sched_refused "vcpu-list ghost" 1 "domain 'ghost' does not exist" "$D" vcpu-list ghost
 sched_refused "vcpu-pin ghost 0 1" 1 "domain 'ghost' does not exist" "$D" vcpu-pin ghost 0 1
 sched_refused "vcpu-pin with 2 arguments" 2 "Usage: domus vcpu-pin" "$D" vcpu-pin ghost 0
+sched_refused "vcpu-set ghost 2" 1 "domain 'ghost' does not exist" "$D" vcpu-set ghost 2
+sched_refused "vcpu-set Domain-0 1" 1 "Domain-0 is the host" "$D" vcpu-set Domain-0 1
+sched_refused "vcpu-set ghost -1" 1 "Invalid argument" "$D" vcpu-set ghost -1
+sched_refused "vcpu-set ghost 2x" 1 "Invalid argument" "$D" vcpu-set ghost 2x
+sched_refused "vcpu-set with 1 argument" 2 "Usage: domus vcpu-set" "$D" vcpu-set ghost
+sched_refused "vcpu-set -q" 2 "Usage: domus vcpu-set" "$D" vcpu-set -q ghost 1
+# top: xentop's batch table, Domain-0 only; two iterations, the header each time.
+want="$(printf '%10s %6s %10s %6s %10s %6s %10s %9s %5s %4s %8s %8s %4s %8s %8s %8s %10s %10s %4s' \
+    NAME STATE 'CPU(sec)' 'CPU(%)' 'MEM(k)' 'MEM(%)' 'MAXMEM(k)' 'MAXMEM(%)' VCPUS NETS 'NETTX(k)' \
+    'NETRX(k)' VBDS VBD_OO VBD_RD VBD_WR VBD_RSECT VBD_WSECT SSID)"
+"$D" top -b -i 2 -d 0.2 >"$TMP/top.out" 2>"$TMP/top.err"
+[ "$(grep -c . "$TMP/top.out")" = 4 ] && [ "$(head -n 1 "$TMP/top.out")" = "$want" ] &&
+    [ "$(sed -n 3p "$TMP/top.out")" = "$want" ] &&
+    sed -n 2p "$TMP/top.out" | grep -Eq '^  Domain-0 -----r +[0-9]+ +0\.0 +[0-9]+ +[0-9.]+ +no limit +n/a +[0-9]+ +0 +0 +0 +0 +0 +0 +0 +0 +0 +0$' &&
+    sed -n 4p "$TMP/top.out" | grep -Eq '^  Domain-0 -----r +[0-9]+ +[0-9]+\.[0-9] ' &&
+    pass "top -b -i 2: xentop's header and a Domain-0 row, twice" || fail "top -b -i 2: $(tr '\n' '|' <"$TMP/top.out") $(cat "$TMP/top.err")"
+sched_refused "top -i 0" 2 "Usage: domus top" "$D" top -b -i 0
+sched_refused "top -d -1" 2 "Usage: domus top" "$D" top -b -d -1
+sched_refused "top -v" 2 "Usage: domus top" "$D" top -v
 for line in 'cpu_weight = 512' 'cap = 50'; do
     printf 'name = "s"\ntype = "pvh"\nkernel = "%s"\n%s\n' "$TMP/text-kernel" "$line" >"$TMP/s.cfg"
     sched_refused "create with $line without cgroups" 1 "need a cgroup v2 group, which domusd cannot use: turned off" "$D" create "$TMP/s.cfg"

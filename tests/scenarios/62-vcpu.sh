@@ -16,6 +16,16 @@ vrow() { domus vcpu-list v4 | awk -v n="$1" '$1 == "v4" && $3 == n'; }
 # vtime N: vcpu-list's Time(s) of vCPU N.
 vtime() { vrow "$1" | awk '{ print $6 }'; }
 nproc_is() { wait_log v4 "^NPROC $1 " "$WAIT" "$2"; }
+# dump: what the guest, its domus-vm and domusd said last (after a FAIL).
+dump() {
+    echo "--- console of v4"; tr -d '\r' <"$(console_log v4)" | tail -n 40
+    echo "--- domus-vm-v4.log"; tail -n 40 "$DOMUS_LOG_DIR/domus-vm-v4.log"
+    echo "--- domusd.log"; tail -n 20 "$DOMUS_LOG_DIR/domusd.log"
+}
+# expect_nproc N COUNT LABEL: the COUNTth "NPROC N" line comes, or FAIL and dump.
+expect_nproc() {
+    if nproc_is "$1" "$2"; then pass "$3 ($(last_nproc))"; else fail "$3 ($(last_nproc))"; dump; fi
+}
 last_nproc() { tr -d '\r' <"$(console_log v4)" | grep '^NPROC' | tail -n 1; }
 
 mkcfg v4 vcpu 2 'maxvcpus = 4'
@@ -49,15 +59,15 @@ if [ "$(nproc)" -lt 4 ]; then
 fi
 
 domus vcpu-set -i v4 4 || fail "vcpu-set -i v4 4"
-check "vcpu-set 4: the guest's nproc goes to 4 ($(last_nproc))" nproc_is 4 1
+expect_nproc 4 1 "vcpu-set 4: the guest's nproc goes to 4"
 check "vcpu-set 4: list VCPUs 4" test "$(list_row v4 | awk '{ print $4 }')" = 4
 check "vcpu-set 4: no vCPU offline in vcpu-list" sh -c "! domus vcpu-list v4 | grep -q -- ' --p '"
 domus vcpu-set v4 2 || fail "vcpu-set v4 2"
-check "vcpu-set 2: the guest's nproc goes to 2 ($(last_nproc))" nproc_is 2 2
+expect_nproc 2 2 "vcpu-set 2: the guest's nproc goes to 2"
 check "vcpu-set 2: vCPU 3 offline in vcpu-list" sh -c "domus vcpu-list v4 | grep -q '^v4 .* 3     -   --p '"
 check "vcpu-set 2: the state file says 2 online" grep -q '"online": *2' "$DOMUS_RUN_DIR/dom$(domus domid v4).json"
 domus vcpu-set --ignore-host v4 4 || fail "vcpu-set --ignore-host v4 4"
-check "vcpu-set 4 again: the guest's nproc goes back to 4 ($(last_nproc))" nproc_is 4 2
+expect_nproc 4 2 "vcpu-set 4 again: the guest's nproc goes back to 4"
 tr -d '\r' <"$(console_log v4)" | grep -E '^(NPROC|ONLINED)'
 domus vcpu-list v4
 domus destroy v4

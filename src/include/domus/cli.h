@@ -56,6 +56,7 @@ int cli_vcpu_list(int argc, char **argv);
 int cli_vcpu_pin(int argc, char **argv);
 /* vCPU hot-plug (cli_vcpu.c) and xentop's view (cli_top.c). */
 int cli_vcpu_set(int argc, char **argv);
+int cli_top(int argc, char **argv);
 
 /* Runs "domus <argv[1]> ..." through the subcommand table; the exit status. */
 int cli_main(int argc, char **argv);

@@ -251,6 +251,16 @@ json_object *dsd_sched_save(const struct dsd_dom *dom);
  * guest's own Xen CPU hot-plug does the rest), as libxl_set_vcpuonline. */
 void dsd_vcpu_set(struct dsd *d, uint64_t client, json_object *obj);
 
+/* ---- xentop's view (dsd_top.c) ---- */
+
+/* "top": {"node":{tot_mem_kib,free_mem_kib,cpus,xen_version},"domains":[
+ * {domid,name,state (xentop's letters dsbcpr),cpu_ns,mem_kib,maxmem_kib
+ * (-1: no limit),vcpus,vcpus_online,nets,net_tx_bytes,net_rx_bytes,vbds,
+ * vbd_oo,vbd_rd,vbd_wr,vbd_rsect,vbd_wsect,vifs:[...],vbd_list:[...]}]}
+ * (the lists as domus-vm's "stats" has them), Domain-0 (the host) first,
+ * then by domid. */
+void dsd_top(struct dsd *d, uint64_t client);
+
 /* ---- surviving a domusd restart (dsd_persist.c) ---- */
 
 /* Writes $DOMUS_RUN_DIR/dom<N>.json (domid, gen, pid, cfg); removed with the
