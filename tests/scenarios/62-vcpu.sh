@@ -5,6 +5,7 @@
 # cpu/N/availability); vcpu-list shows offline vCPUs as xl does ("-" for the
 # CPU, state "--p"), and an offline vCPU's thread takes no CPU time.  xl's
 # refusals: above maxvcpus, 0, more than the host's CPUs without -i.
+# domus top -b: xentop's columns for it, with its disk's and vif's counters.
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib-toolstack.sh"
 trap stop_domusd EXIT
@@ -28,12 +29,32 @@ expect_nproc() {
 }
 last_nproc() { tr -d '\r' <"$(console_log v4)" | grep '^NPROC' | tail -n 1; }
 
-mkcfg v4 vcpu 2 'maxvcpus = 4'
+IMG="$DOMUS_TMP/v4.img"
+dd if=/dev/zero of="$IMG" bs=1048576 count=4 2>/dev/null
+mkcfg v4 vcpu 2 'maxvcpus = 4' "disk = [ '$IMG,raw,xvdb,rw' ]" "vif = [ 'bridge=xenbr0' ]"
 domus create "$DOMUS_TMP/v4.cfg" || { fail "create v4 (vcpus 2, maxvcpus 4)"; exit 1; }
 pass "create v4 (vcpus 2, maxvcpus 4)"
 wait_log v4 '^BOOTED' "$BOOT" || { fail "v4 did not boot ($(tail -n 3 "$(console_log v4)" | tr '\n' '|'))"; exit 1; }
 check "boot: the guest has 2 CPUs online ($(last_nproc))" nproc_is 2 1
 check "list: VCPUs 2" test "$(list_row v4 | awk '{ print $4 }')" = 2
+# xentop's batch table: the header, then Domain-0's and v4's rows, twice.
+domus top -b -i 2 -d 2 -n -x >"$DOMUS_TMP/top.out" 2>&1
+cat "$DOMUS_TMP/top.out"
+r="$(awk '$1 == "v4"' "$DOMUS_TMP/top.out" | tail -n 1)"
+# f N: field N of v4's last row
+f() { echo "$r" | awk -v n="$1" '{ print $n }'; }
+check "top: header twice, as xentop's" test "$(grep -c '^      NAME  STATE   CPU(sec) CPU(%)     MEM(k) MEM(%)  MAXMEM(k) MAXMEM(%) VCPUS NETS' "$DOMUS_TMP/top.out")" = 2
+check "top: v4 -----r, MEM(k) and MAXMEM(k) 262144, VCPUS 4, NETS 1, VBDS 1: $r" \
+    test "$(f 2) $(f 5) $(f 7) $(f 9) $(f 10) $(f 13)" = "-----r 262144 262144 4 1 1"
+check "top: CPU(%) of the second sample is a percentage ($(f 4))" sh -c "echo '$(f 4)' | grep -Eq '^[0-9]+[.][0-9]\$'"
+check "top: VBD_RD >= 8 and VBD_RSECT >= 2048 (the guest read 1 MiB): $(f 15) $(f 17)" \
+    sh -c "[ '$(f 15)' -ge 8 ] && [ '$(f 17)' -ge 2048 ]"
+check "top: VBD_WR >= 1 and VBD_WSECT >= 64 (it wrote 32 KiB): $(f 16) $(f 18)" \
+    sh -c "[ '$(f 16)' -ge 1 ] && [ '$(f 18)' -ge 64 ]"
+tx="$(grep '^Net0 ' "$DOMUS_TMP/top.out" | tail -n 1 | sed 's/.*TX: *\([0-9]*\)bytes.*/\1/')"
+check "top -n: v4's vif sent bytes (ARP for its pings): TX $tx" sh -c "[ '${tx:-0}' -gt 0 ]"
+check "top -x: v4's VBD line (xvdb = 51728, [ca:10])" grep -q '^VBD BlkBack 51728 \[ca:10\]  OO: ' "$DOMUS_TMP/top.out"
+
 domus vcpu-list v4
 check "vcpu-list: 4 rows" test "$(domus vcpu-list v4 | grep -c '^v4 ')" = 4
 check "vcpu-list: vCPU 2 offline as xl shows it ('-' CPU, '--p')" sh -c "domus vcpu-list v4 | grep -q '^v4 .* 2     -   --p '"
