@@ -50,7 +50,10 @@ static void on_signal(int sig)
     top_stop = 1;
 }
 
-static long long num(json_object *o, const char *key) { return cli_jnum(o, key); }
+static long long num(json_object *o, const char *key)
+{
+    return cli_jnum(o, key);
+}
 
 /* Digits of v + 1, as xentop's INT_FIELD_WIDTH((v) + 1). */
 static int digits(long long v)
@@ -87,10 +90,10 @@ static void header(const struct top_widths *w)
 {
     printf("%*s %6s %10s %6s %10s %6s %10s %9s %5s %4s %*s %*s %4s %8s %*s %*s %*s %*s "
            "%4s\n",
-           w->name, "NAME", "STATE", "CPU(sec)", "CPU(%)", "MEM(k)", "MEM(%)", "MAXMEM(k)",
-           "MAXMEM(%)", "VCPUS", "NETS", w->tx, "NETTX(k)", w->rx, "NETRX(k)", "VBDS",
-           "VBD_OO", w->rd, "VBD_RD", w->wr, "VBD_WR", w->rsect, "VBD_RSECT", w->wsect,
-           "VBD_WSECT", "SSID");
+           w->name, "NAME", "STATE", "CPU(sec)", "CPU(%)", "MEM(k)", "MEM(%)",
+           "MAXMEM(k)", "MAXMEM(%)", "VCPUS", "NETS", w->tx, "NETTX(k)", w->rx,
+           "NETRX(k)", "VBDS", "VBD_OO", w->rd, "VBD_RD", w->wr, "VBD_WR", w->rsect,
+           "VBD_RSECT", w->wsect, "VBD_WSECT", "SSID");
 }
 
 static double cpu_pct(const struct top_prev *p, const struct timeval *now, json_object *r)
@@ -116,14 +119,15 @@ static void row(json_object *r, const struct top_widths *w, double pct, double t
         snprintf(maxs, sizeof(maxs), "%10lld", max);
         snprintf(maxp, sizeof(maxp), "%9.1f", (double)max / tot_kib * 100);
     }
-    printf("%*.*s %6s %10lld %6.1f %10lld %6.1f %s %s %5lld %4lld %*lld %*lld %4lld %8lld "
-           "%*lld %*lld %*lld %*lld %4u\n",
-           w->name, w->name, cli_jstr(r, "name"), cli_jstr(r, "state"),
-           num(r, "cpu_ns") / 1000000000LL, pct, mem, (double)mem / tot_kib * 100, maxs, maxp,
-           num(r, "vcpus"), num(r, "nets"), w->tx, num(r, "net_tx_bytes") / 1024, w->rx,
-           num(r, "net_rx_bytes") / 1024, num(r, "vbds"), num(r, "vbd_oo"), w->rd,
-           num(r, "vbd_rd"), w->wr, num(r, "vbd_wr"), w->rsect, num(r, "vbd_rsect"), w->wsect,
-           num(r, "vbd_wsect"), 0u);
+    printf(
+        "%*.*s %6s %10lld %6.1f %10lld %6.1f %s %s %5lld %4lld %*lld %*lld %4lld %8lld "
+        "%*lld %*lld %*lld %*lld %4u\n",
+        w->name, w->name, cli_jstr(r, "name"), cli_jstr(r, "state"),
+        num(r, "cpu_ns") / 1000000000LL, pct, mem, (double)mem / tot_kib * 100, maxs,
+        maxp, num(r, "vcpus"), num(r, "nets"), w->tx, num(r, "net_tx_bytes") / 1024,
+        w->rx, num(r, "net_rx_bytes") / 1024, num(r, "vbds"), num(r, "vbd_oo"), w->rd,
+        num(r, "vbd_rd"), w->wr, num(r, "vbd_wr"), w->rsect, num(r, "vbd_rsect"),
+        w->wsect, num(r, "vbd_wsect"), 0u);
 }
 
 /* xentop -n's lines: the guest's side (netback_stats), no errors or drops
@@ -191,8 +195,8 @@ static void summary(json_object *node, json_object *rows, const struct timeval *
            "%u shutdown \n",
            json_object_array_length(rows), run, block, pause, crash, dying, shut);
     printf("Mem: %lluk total, %lluk used, %lluk free    CPUs: %lld\n",
-           (unsigned long long)tot, (unsigned long long)(tot - fr), (unsigned long long)fr,
-           num(node, "cpus"));
+           (unsigned long long)tot, (unsigned long long)(tot - fr),
+           (unsigned long long)fr, num(node, "cpus"));
 }
 
 static void remember(struct top_prev *p, json_object *rows, const struct timeval *now)
@@ -251,10 +255,10 @@ static int one(const struct top_opts *o, struct top_prev *prev)
 static int top_args(int argc, char **argv, struct top_opts *o)
 {
     static const struct option longs[] = {
-        {"batch", 0, NULL, 'b'},         {"iterations", 1, NULL, 'i'},
-        {"delay", 1, NULL, 'd'},         {"networks", 0, NULL, 'n'},
-        {"vbds", 0, NULL, 'x'},          {"repeat-header", 0, NULL, 'r'},
-        {"full-name", 0, NULL, 'f'},     {NULL, 0, NULL, 0}};
+        {"batch", 0, NULL, 'b'},     {"iterations", 1, NULL, 'i'},
+        {"delay", 1, NULL, 'd'},     {"networks", 0, NULL, 'n'},
+        {"vbds", 0, NULL, 'x'},      {"repeat-header", 0, NULL, 'r'},
+        {"full-name", 0, NULL, 'f'}, {NULL, 0, NULL, 0}};
     char *end;
     int c;
 
@@ -271,8 +275,11 @@ static int top_args(int argc, char **argv, struct top_opts *o)
             if (*end || end == optarg || !(o->delay >= 0) || o->delay > 86400)
                 return -1;
         } else if (c == 'b' || c == 'n' || c == 'x' || c == 'r' || c == 'f') {
-            bool *flag = c == 'b' ? &o->batch : c == 'n' ? &o->nets : c == 'x' ? &o->vbds
-                                                        : c == 'r' ? &o->repeat : &o->full;
+            bool *flag = c == 'b'   ? &o->batch
+                         : c == 'n' ? &o->nets
+                         : c == 'x' ? &o->vbds
+                         : c == 'r' ? &o->repeat
+                                    : &o->full;
             *flag = true;
         } else {
             return -1;
@@ -300,7 +307,8 @@ int cli_top(int argc, char **argv)
         rc = one(&o, prev);
         if (rc || (o.iterations && it >= o.iterations))
             break;
-        struct timespec ts = {(time_t)o.delay, (long)((o.delay - (double)(time_t)o.delay) * 1e9)};
+        struct timespec ts = {(time_t)o.delay,
+                              (long)((o.delay - (double)(time_t)o.delay) * 1e9)};
         while (!top_stop && nanosleep(&ts, &ts) < 0)
             ;
     }

@@ -9,7 +9,8 @@
 
 int cli_vcpu_set(int argc, char **argv)
 {
-    static const struct option longs[] = {{"ignore-host", 0, NULL, 'i'}, {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"ignore-host", 0, NULL, 'i'},
+                                          {NULL, 0, NULL, 0}};
     json_object *req, *reply = NULL;
     bool ignore_host = false;
     unsigned long long n;

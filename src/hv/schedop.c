@@ -157,7 +157,8 @@ static bool poll_ready(struct vcpu *v, const void *arg)
 
 /* Reads and checks the guest's port list: -EINVAL for more than Xen's 128
  * ports or a port that is not in use, -EFAULT for an unreadable list. */
-static int poll_args(struct vcpu *v, uint64_t arg, struct sched_poll *sp, struct poll_set *ps)
+static int poll_args(struct vcpu *v, uint64_t arg, struct sched_poll *sp,
+                     struct poll_set *ps)
 {
     struct domain *d = v->d;
     int rc = 0;

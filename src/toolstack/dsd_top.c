@@ -30,8 +30,9 @@ static uint64_t sum(json_object *arr, const char *key)
 
 static size_t count(json_object *arr)
 {
-    return arr && json_object_is_type(arr, json_type_array) ? json_object_array_length(arr)
-                                                             : 0;
+    return arr && json_object_is_type(arr, json_type_array)
+               ? json_object_array_length(arr)
+               : 0;
 }
 
 /* xentop's letters, in its order: dying, shutdown, blocked, crashed,
@@ -68,7 +69,8 @@ static void add_devices(json_object *o, json_object *reply)
     add_u64(o, "vbd_wr", sum(vbds, "wr_req"));
     add_u64(o, "vbd_rsect", sum(vbds, "rd_sect"));
     add_u64(o, "vbd_wsect", sum(vbds, "wr_sect"));
-    json_object_object_add(o, "vifs", vifs ? json_object_get(vifs) : json_object_new_array());
+    json_object_object_add(o, "vifs",
+                           vifs ? json_object_get(vifs) : json_object_new_array());
     json_object_object_add(o, "vbd_list",
                            vbds ? json_object_get(vbds) : json_object_new_array());
 }
@@ -121,7 +123,8 @@ static json_object *dom0_row(const struct ts_hostinfo *hi)
 
 static int by_domid(const void *a, const void *b)
 {
-    const struct dsd_dom *x = *(struct dsd_dom *const *)a, *y = *(struct dsd_dom *const *)b;
+    const struct dsd_dom *x = *(struct dsd_dom *const *)a,
+                         *y = *(struct dsd_dom *const *)b;
     return x->domid < y->domid ? -1 : x->domid > y->domid;
 }
 

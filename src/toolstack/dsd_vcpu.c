@@ -30,7 +30,8 @@ static int write_availability(struct dsd *d, const struct dsd_dom *dom, unsigned
     int rc = xsc_open(&c, d->xs.path);
 
     for (unsigned i = 0; !rc && i < dom->cfg.maxvcpus; i++) {
-        snprintf(path, sizeof(path), "/local/domain/%u/cpu/%u/availability", dom->domid, i);
+        snprintf(path, sizeof(path), "/local/domain/%u/cpu/%u/availability", dom->domid,
+                 i);
         rc = xsc_write(&c, path, i < n ? "online" : "offline");
     }
     if (c.fd >= 0)
@@ -77,8 +78,9 @@ static struct dsd_dom *target(struct dsd *d, uint64_t client, const char *spec)
     else if (dom->state != DS_RUNNING)
         dsd_reply_error(d, client, "%s: the domain is not running", dom->cfg.name);
     else if (!d->xs.enabled || !dom->xs_up)
-        dsd_reply_error(d, client, "%s: the domain has no xenstore (its CPU hot-plug "
-                                   "goes through cpu/N/availability)",
+        dsd_reply_error(d, client,
+                        "%s: the domain has no xenstore (its CPU hot-plug "
+                        "goes through cpu/N/availability)",
                         dom->cfg.name);
     else
         return dom;
@@ -99,8 +101,9 @@ void dsd_vcpu_set(struct dsd *d, uint64_t client, json_object *obj)
         dsd_reply_error(d, client, "\"vcpus\" (an integer) is missing or out of range");
         return;
     }
-    if (check_count(dom, n, json_object_object_get_ex(obj, "ignore_host", &ih) &&
-                                json_object_get_boolean(ih),
+    if (check_count(dom, n,
+                    json_object_object_get_ex(obj, "ignore_host", &ih) &&
+                        json_object_get_boolean(ih),
                     err, sizeof(err)) < 0) {
         dsd_reply_error(d, client, "%s", err);
         return;

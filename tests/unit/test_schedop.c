@@ -28,18 +28,46 @@ static struct domain *dom;
 static atomic_uint delivered;
 static _Atomic uint64_t timer_at; /* the fake in-kernel timer's expiry */
 
-static int f_shinfo(struct domain *d, uint64_t gfn) { (void)d, (void)gfn; return 0; }
-static int f_gpa(struct vcpu *v, uint64_t gpa) { (void)v, (void)gpa; return 0; }
-static int f_vec(struct vcpu *v, uint8_t vec) { (void)v, (void)vec; return 0; }
-static int f_gvec(struct domain *d, uint8_t vec) { (void)d, (void)vec; return 0; }
-static int f_timer(struct vcpu *v, uint32_t p, uint64_t ns) { (void)v, (void)p, (void)ns; return 0; }
+static int f_shinfo(struct domain *d, uint64_t gfn)
+{
+    (void)d, (void)gfn;
+    return 0;
+}
+static int f_gpa(struct vcpu *v, uint64_t gpa)
+{
+    (void)v, (void)gpa;
+    return 0;
+}
+static int f_vec(struct vcpu *v, uint8_t vec)
+{
+    (void)v, (void)vec;
+    return 0;
+}
+static int f_gvec(struct domain *d, uint8_t vec)
+{
+    (void)d, (void)vec;
+    return 0;
+}
+static int f_timer(struct vcpu *v, uint32_t p, uint64_t ns)
+{
+    (void)v, (void)p, (void)ns;
+    return 0;
+}
 static int f_route_local(struct domain *d, uint32_t p, uint32_t t, uint32_t v)
 {
     (void)d, (void)p, (void)t, (void)v;
     return 0;
 }
-static int f_route_fd(struct domain *d, uint32_t p, int fd) { (void)d, (void)p, (void)fd; return 0; }
-static int f_route_rm(struct domain *d, uint32_t p) { (void)d, (void)p; return 0; }
+static int f_route_fd(struct domain *d, uint32_t p, int fd)
+{
+    (void)d, (void)p, (void)fd;
+    return 0;
+}
+static int f_route_rm(struct domain *d, uint32_t p)
+{
+    (void)d, (void)p;
+    return 0;
+}
 static int f_map_extra(struct domain *d, unsigned i, uint64_t g, void *h)
 {
     (void)d, (void)i, (void)g, (void)h;
@@ -52,14 +80,18 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
     return 0;
 }
 
-static struct shared_info *shinfo(void) { return gmem_ptr(&dom->mem, SHINFO, 4096); }
+static struct shared_info *shinfo(void)
+{
+    return gmem_ptr(&dom->mem, SHINFO, 4096);
+}
 
 /* As KVM: pending bit, selector bit, upcall pending on the target vCPU. */
 static int f_deliver(struct domain *d, uint32_t port, uint32_t vcpu)
 {
     struct shared_info *s = shinfo();
     (void)d;
-    __atomic_fetch_or(&s->evtchn_pending[port / 64], 1ULL << (port % 64), __ATOMIC_SEQ_CST);
+    __atomic_fetch_or(&s->evtchn_pending[port / 64], 1ULL << (port % 64),
+                      __ATOMIC_SEQ_CST);
     __atomic_fetch_or(&s->vcpu_info[vcpu].evtchn_pending_sel, 1ULL << (port / 64),
                       __ATOMIC_SEQ_CST);
     __atomic_store_n(&s->vcpu_info[vcpu].evtchn_upcall_pending, 1, __ATOMIC_SEQ_CST);
@@ -105,7 +137,10 @@ static int64_t hc(unsigned vcpu, unsigned nr, uint64_t a0, uint64_t a1)
     return hv_hypercall(&dom->vcpus[vcpu], nr, a);
 }
 
-static void put(uint64_t gpa, const void *p, size_t n) { gmem_write(&dom->mem, gpa, p, n); }
+static void put(uint64_t gpa, const void *p, size_t n)
+{
+    gmem_write(&dom->mem, gpa, p, n);
+}
 
 static void setup(void)
 {
@@ -117,8 +152,8 @@ static void setup(void)
     domain_init(dom, 3, "s", 2, &ops);
     if (gmem_init(&dom->mem, 64ULL << 20) < 0)
         abort();
-    struct xen_add_to_physmap x = {.domid = DOMID_SELF, .space = XENMAPSPACE_shared_info,
-                                   .gpfn = SHINFO >> 12};
+    struct xen_add_to_physmap x = {
+        .domid = DOMID_SELF, .space = XENMAPSPACE_shared_info, .gpfn = SHINFO >> 12};
     put(ARG, &x, sizeof(x));
     hc(0, __HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG);
     atomic_store(&timer_at, 0);
@@ -157,7 +192,8 @@ static double ms_since(const struct timespec *t0)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+    return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
+           (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
 /* ---- a second thread that acts after a delay ---- */
@@ -362,7 +398,10 @@ static int on_thread(struct vcpu *v, void *arg)
     return 7;
 }
 
-static void kick(int sig) { (void)sig; }
+static void kick(int sig)
+{
+    (void)sig;
+}
 
 static void test_call_while_blocked(void)
 {
