@@ -199,6 +199,10 @@ static void close_port(struct domain *d, uint32_t port)
         d->ops->route_remove(d, e->remote_port);
     }
     d->ops->route_remove(d, port);
+    /* As Xen's evtchn_free: an event left pending must not fire at the
+     * port's next binding (Linux binds its PV-spinlock kicker, an IPI whose
+     * handler BUG()s, again when a CPU comes back online). */
+    shinfo_test_and_clear(d, PENDING, port);
     memset(e, 0, sizeof(*e));
     e->backend_fd = -1;
 }

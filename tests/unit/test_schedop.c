@@ -456,6 +456,23 @@ static void test_poll_other_vcpu(void)
           ms_since(&t0) < 40);
 }
 
+/* Xen's evtchn_free clears the pending bit: a port bound again (Linux's
+ * spinlock kicker after a CPU went offline and back) starts quiet. */
+static void test_close_clears_pending(void)
+{
+    setup();
+    clear_pending();
+    int p = bind_ipi(1);
+    evtchn_notify_guest(dom, (uint32_t)p);
+    bool was = evtchn_is_pending(dom, (uint32_t)p);
+    struct evtchn_close c = {.port = (evtchn_port_t)p};
+    put(ARG, &c, sizeof(c));
+    hc(0, __HYPERVISOR_event_channel_op, EVTCHNOP_close, ARG);
+    int q = bind_ipi(1);
+    CHECK("close clears the port's pending bit; bound again it is quiet",
+          was && q == p && !evtchn_is_pending(dom, (uint32_t)q));
+}
+
 int main(void)
 {
     test_yield();
@@ -464,6 +481,7 @@ int main(void)
     test_block();
     test_call_while_blocked();
     test_poll_other_vcpu();
+    test_close_clears_pending();
     gmem_destroy(&dom->mem);
     free(dom);
     return failures ? 1 : 0;
