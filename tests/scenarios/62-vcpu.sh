@@ -1,7 +1,7 @@
 #!/bin/sh
 # vCPU hot-plug (issue 13): a guest with vcpus=2, maxvcpus=4 (tests/guest/
 # vcpu.sh) boots with 2 of its 4 vCPUs online; domus vcpu-set 4 -> 2 -> 4
-# and the guest's nproc follows (its own Xen CPU hot-plug, through
+# (and -> 1 -> 4) and the guest's nproc follows (its own Xen CPU hot-plug, through
 # cpu/N/availability); vcpu-list shows offline vCPUs as xl does ("-" for the
 # CPU, state "--p"), and an offline vCPU's thread takes no CPU time.  xl's
 # refusals: above maxvcpus, 0, more than the host's CPUs without -i.
@@ -87,8 +87,18 @@ domus vcpu-set v4 2 || fail "vcpu-set v4 2"
 expect_nproc 2 2 "vcpu-set 2: the guest's nproc goes to 2"
 check "vcpu-set 2: vCPU 3 offline in vcpu-list" sh -c "domus vcpu-list v4 | grep -q '^v4 .* 3     -   --p '"
 check "vcpu-set 2: the state file says 2 online" grep -q '"online": *2' "$DOMUS_RUN_DIR/dom$(domus domid v4).json"
+# A new domusd (the old one killed) adopts v4 with 2 of its 4 vCPUs online.
+old="$(domusd_pid)"
+kill -KILL "$old"
+sleep 1
+check "restarted domusd ($(domus list >/dev/null; domusd_pid), was $old): list VCPUs still 2" test "$(list_row v4 | awk '{ print $4 }')" = 2
+check "restarted domusd: vCPU 3 still offline in vcpu-list" sh -c "domus vcpu-list v4 | grep -q '^v4 .* 3     -   --p '"
 domus vcpu-set --ignore-host v4 4 || fail "vcpu-set --ignore-host v4 4"
 expect_nproc 4 2 "vcpu-set 4 again: the guest's nproc goes back to 4"
+domus vcpu-set v4 1 || fail "vcpu-set v4 1"
+expect_nproc 1 1 "vcpu-set 1: the guest's nproc goes to 1"
+domus vcpu-set -i v4 4 || fail "vcpu-set -i v4 4 (third time)"
+expect_nproc 4 3 "vcpu-set 4 a third time: the guest's nproc goes back to 4"
 tr -d '\r' <"$(console_log v4)" | grep -E '^(NPROC|ONLINED)'
 domus vcpu-list v4
 domus destroy v4
