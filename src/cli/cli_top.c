@@ -194,9 +194,9 @@ static void summary(json_object *node, json_object *rows, const struct timeval *
     printf("%zu domains: %u running, %u blocked, %u paused, %u crashed, %u dying, "
            "%u shutdown \n",
            json_object_array_length(rows), run, block, pause, crash, dying, shut);
-    printf("Mem: %lluk total, %lluk used, %lluk free    CPUs: %lld\n",
+    printf("Mem: %lluk total, %lluk used, %lluk free    CPUs: %lld @ %lldMHz\n",
            (unsigned long long)tot, (unsigned long long)(tot - fr),
-           (unsigned long long)fr, num(node, "cpus"));
+           (unsigned long long)fr, num(node, "cpus"), num(node, "cpu_mhz"));
 }
 
 static void remember(struct top_prev *p, json_object *rows, const struct timeval *now)

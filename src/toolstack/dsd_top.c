@@ -121,6 +121,23 @@ static json_object *dom0_row(const struct ts_hostinfo *hi)
     return o;
 }
 
+/* xl info's cpu_mhz (ts_xlinfo), whole MHz; 0 when it has none. */
+static uint64_t cpu_mhz(void)
+{
+    json_object *info = ts_xlinfo(0);
+    uint64_t mhz = 0;
+
+    for (size_t i = 0; info && i < json_object_array_length(info); i++) {
+        json_object *pair = json_object_array_get_idx(info, i);
+        const char *k = json_object_get_string(json_object_array_get_idx(pair, 0));
+        if (k && !strcmp(k, "cpu_mhz"))
+            mhz = (uint64_t)atof(
+                json_object_get_string(json_object_array_get_idx(pair, 1)));
+    }
+    json_object_put(info);
+    return mhz;
+}
+
 static int by_domid(const void *a, const void *b)
 {
     const struct dsd_dom *x = *(struct dsd_dom *const *)a,
@@ -156,6 +173,7 @@ void dsd_top(struct dsd *d, uint64_t client)
     add_u64(node, "tot_mem_kib", hi.mem_total_mib * 1024);
     add_u64(node, "free_mem_kib", hi.mem_available_mib * 1024);
     add_u64(node, "cpus", hi.cpus);
+    add_u64(node, "cpu_mhz", cpu_mhz());
     snprintf(ver, sizeof(ver), "%d.%d.0-domus", HV_XEN_MAJOR, HV_XEN_MINOR);
     json_object_object_add(node, "xen_version", json_object_new_string(ver));
     o = dsd_ok();

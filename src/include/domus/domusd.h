@@ -253,7 +253,7 @@ void dsd_vcpu_set(struct dsd *d, uint64_t client, json_object *obj);
 
 /* ---- xentop's view (dsd_top.c) ---- */
 
-/* "top": {"node":{tot_mem_kib,free_mem_kib,cpus,xen_version},"domains":[
+/* "top": {"node":{tot_mem_kib,free_mem_kib,cpus,cpu_mhz,xen_version},"domains":[
  * {domid,name,state (xentop's letters dsbcpr),cpu_ns,mem_kib,maxmem_kib
  * (-1: no limit),vcpus,vcpus_online,nets,net_tx_bytes,net_rx_bytes,vbds,
  * vbd_oo,vbd_rd,vbd_wr,vbd_rsect,vbd_wsect,vifs:[...],vbd_list:[...]}]}
