@@ -59,10 +59,10 @@ static const struct cli_cmd cmds[] = {
      "  CPU lists as xl's: all, 0-3,5, all,^1; '-' keeps that affinity;\n"
      "  soft affinity is recorded and shown only (Linux has none)"},
     {"top", cli_top, "Monitor a host and the domains in real time (xentop's table)",
-     "[-b] [-i N] [-d S] [-n] [-x] [-r] [-f]\n"
+     "[-b] [-i N] [-d S] [-n] [-x] [-v] [-r] [-f]\n"
      "  -b batch: the table only, each iteration; -i N iterations; -d S seconds between\n"
-     "  them (3); -n per-vif lines; -x per-vbd lines; -r header before each domain;\n"
-     "  -f full names"},
+     "  them (3); -n per-vif lines; -x per-vbd lines; -v online vCPUs' seconds;\n"
+     "  -r header before each domain; -f full names"},
     {"vcpu-set", cli_vcpu_set, "Set the number of active VCPUs allowed for the domain",
      "[-i|--ignore-host] <Domain> <vCPUs>\n"
      "  -i, --ignore-host  Don't limit the vCPU based on the host CPU count"},

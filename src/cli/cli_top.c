@@ -1,6 +1,6 @@
 /* domus top: xentop's table (xl top runs xentop), from domusd's "top".
  *
- *   domus top [-b] [-i N] [-d S] [-n] [-x] [-r] [-f]
+ *   domus top [-b] [-i N] [-d S] [-n] [-x] [-v] [-r] [-f]
  *
  * Columns, widths and number formats are xentop's: NAME STATE CPU(sec)
  * CPU(%) MEM(k) MEM(%) MAXMEM(k) MAXMEM(%) VCPUS NETS NETTX(k) NETRX(k) VBDS
@@ -23,7 +23,7 @@
 #define TOP_MAX_DOMS 1024
 
 struct top_opts {
-    bool batch, nets, vbds, repeat, full;
+    bool batch, nets, vbds, vcpus, repeat, full;
     long iterations; /* 0: until interrupted */
     double delay;
 };
@@ -147,6 +147,27 @@ static void nets(json_object *r)
     }
 }
 
+/* xentop -v's line: each online vCPU's seconds, five to a line. */
+static void vcpus(json_object *r)
+{
+    json_object *t;
+    long long online = num(r, "vcpus_online");
+
+    printf("VCPUs(sec): ");
+    if (json_object_object_get_ex(r, "vcpu_ns", &t) &&
+        json_object_is_type(t, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(t) && (long long)i < online;
+             i++) {
+            if (i != 0 && i % 5 == 0)
+                printf("\n        ");
+            printf(" %2zu: %10llus", i,
+                   (unsigned long long)json_object_get_uint64(
+                       json_object_array_get_idx(t, i)) /
+                       1000000000ULL);
+        }
+    printf("\n");
+}
+
 /* xentop -x's lines. */
 static void vbds(json_object *r)
 {
@@ -241,6 +262,8 @@ static int one(const struct top_opts *o, struct top_prev *prev)
         if (i == 0 || o->repeat)
             header(&w);
         row(r, &w, cpu_pct(prev, &now, r), (double)num(node, "tot_mem_kib"));
+        if (o->vcpus)
+            vcpus(r);
         if (o->nets)
             nets(r);
         if (o->vbds)
@@ -252,20 +275,43 @@ static int one(const struct top_opts *o, struct top_prev *prev)
     return 0;
 }
 
+/* The switch that option letter c sets. */
+static bool *flag_of(struct top_opts *o, int c)
+{
+    switch (c) {
+    case 'b':
+        return &o->batch;
+    case 'n':
+        return &o->nets;
+    case 'x':
+        return &o->vbds;
+    case 'v':
+        return &o->vcpus;
+    case 'r':
+        return &o->repeat;
+    default:
+        return &o->full;
+    }
+}
+
 static int top_args(int argc, char **argv, struct top_opts *o)
 {
-    static const struct option longs[] = {
-        {"batch", 0, NULL, 'b'},     {"iterations", 1, NULL, 'i'},
-        {"delay", 1, NULL, 'd'},     {"networks", 0, NULL, 'n'},
-        {"vbds", 0, NULL, 'x'},      {"repeat-header", 0, NULL, 'r'},
-        {"full-name", 0, NULL, 'f'}, {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"batch", 0, NULL, 'b'},
+                                          {"iterations", 1, NULL, 'i'},
+                                          {"delay", 1, NULL, 'd'},
+                                          {"networks", 0, NULL, 'n'},
+                                          {"vbds", 0, NULL, 'x'},
+                                          {"vcpus", 0, NULL, 'v'},
+                                          {"repeat-header", 0, NULL, 'r'},
+                                          {"full-name", 0, NULL, 'f'},
+                                          {NULL, 0, NULL, 0}};
     char *end;
     int c;
 
     *o = (struct top_opts){.delay = 3};
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+bi:d:nxrf", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+bi:d:nxvrf", longs, NULL)) != -1) {
         if (c == 'i') {
             o->iterations = strtol(optarg, &end, 10);
             if (*end || end == optarg || o->iterations < 1)
@@ -274,13 +320,8 @@ static int top_args(int argc, char **argv, struct top_opts *o)
             o->delay = strtod(optarg, &end);
             if (*end || end == optarg || !(o->delay >= 0) || o->delay > 86400)
                 return -1;
-        } else if (c == 'b' || c == 'n' || c == 'x' || c == 'r' || c == 'f') {
-            bool *flag = c == 'b'   ? &o->batch
-                         : c == 'n' ? &o->nets
-                         : c == 'x' ? &o->vbds
-                         : c == 'r' ? &o->repeat
-                                    : &o->full;
-            *flag = true;
+        } else if (c == 'b' || c == 'n' || c == 'x' || c == 'v' || c == 'r' || c == 'f') {
+            *flag_of(o, c) = true;
         } else {
             return -1;
         }

@@ -75,6 +75,19 @@ static void add_devices(json_object *o, json_object *reply)
                            vbds ? json_object_get(vbds) : json_object_new_array());
 }
 
+/* Each vCPU's CPU time (the reply's "vcpu_ns"), for xentop -v. */
+static void add_vcpu_times(json_object *o, json_object *reply)
+{
+    json_object *t = NULL;
+
+    if (reply)
+        json_object_object_get_ex(reply, "vcpu_ns", &t);
+    json_object_object_add(o, "vcpu_ns",
+                           t && json_object_is_type(t, json_type_array)
+                               ? json_object_get(t)
+                               : json_object_new_array());
+}
+
 static json_object *dom_row(struct dsd_dom *dom)
 {
     json_object *o = json_object_new_object(), *reply = NULL, *st;
@@ -101,6 +114,7 @@ static json_object *dom_row(struct dsd_dom *dom)
     add_u64(o, "vcpus", dom->pid ? dom->cfg.maxvcpus : 0);
     add_u64(o, "vcpus_online", dom->pid ? dom->vcpus_online : 0);
     add_devices(o, reply);
+    add_vcpu_times(o, reply);
     json_object_put(reply);
     return o;
 }

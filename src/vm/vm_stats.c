@@ -6,6 +6,9 @@
 #include "domus/netback.h"
 #include "domus/vm.h"
 
+#include <pthread.h>
+#include <time.h>
+
 static void add_u64(json_object *o, const char *key, uint64_t v)
 {
     json_object_object_add(o, key, json_object_new_uint64(v));
@@ -42,6 +45,24 @@ static json_object *vif_json(const struct vm_dev *dev)
     return o;
 }
 
+/* Each vCPU thread's CPU time in ns (0 for one that is not running). */
+static json_object *vcpu_times(struct domain *d)
+{
+    json_object *a = json_object_new_array();
+
+    for (unsigned i = 0; i < d->nr_vcpus; i++) {
+        struct timespec ts = {0, 0};
+        clockid_t cid;
+        if (d->vcpus[i].thread_started &&
+            pthread_getcpuclockid(d->vcpus[i].thread, &cid) == 0)
+            clock_gettime(cid, &ts);
+        json_object_array_add(a,
+                              json_object_new_uint64((uint64_t)ts.tv_sec * 1000000000ULL +
+                                                     (uint64_t)ts.tv_nsec));
+    }
+    return a;
+}
+
 json_object *vm_stats_json(struct vm *vm)
 {
     json_object *o = json_object_new_object(), *vbds = json_object_new_array(),
@@ -59,6 +80,7 @@ json_object *vm_stats_json(struct vm *vm)
         else if (dev->kind == &vm_kind_vif && dev->be)
             json_object_array_add(vifs, vif_json(dev));
     }
+    json_object_object_add(o, "vcpu_ns", vcpu_times(d));
     json_object_object_add(o, "vbds", vbds);
     json_object_object_add(o, "vifs", vifs);
     return o;

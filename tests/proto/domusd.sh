@@ -215,7 +215,9 @@ want="$(printf '%10s %6s %10s %6s %10s %6s %10s %9s %5s %4s %8s %8s %4s %8s %8s 
     pass "top -b -i 2: xentop's header and a Domain-0 row, twice" || fail "top -b -i 2: $(tr '\n' '|' <"$TMP/top.out") $(cat "$TMP/top.err")"
 sched_refused "top -i 0" 2 "Usage: domus top" "$D" top -b -i 0
 sched_refused "top -d -1" 2 "Usage: domus top" "$D" top -b -d -1
-sched_refused "top -v" 2 "Usage: domus top" "$D" top -v
+sched_refused "top -y" 2 "Usage: domus top" "$D" top -y
+[ "$("$D" top -b -i 1 -v | sed -n 3p)" = "VCPUs(sec): " ] && pass "top -v: Domain-0's VCPUs(sec) line (no guest vCPU)" ||
+    fail "top -v: $("$D" top -b -i 1 -v | tr '\n' '|')"
 for line in 'cpu_weight = 512' 'cap = 50'; do
     printf 'name = "s"\ntype = "pvh"\nkernel = "%s"\n%s\n' "$TMP/text-kernel" "$line" >"$TMP/s.cfg"
     sched_refused "create with $line without cgroups" 1 "need a cgroup v2 group, which domusd cannot use: turned off" "$D" create "$TMP/s.cfg"

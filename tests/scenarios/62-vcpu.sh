@@ -93,6 +93,8 @@ kill -KILL "$old"
 sleep 1
 check "restarted domusd ($(domus list >/dev/null; domusd_pid), was $old): list VCPUs still 2" test "$(list_row v4 | awk '{ print $4 }')" = 2
 check "restarted domusd: vCPU 3 still offline in vcpu-list" sh -c "domus vcpu-list v4 | grep -q '^v4 .* 3     -   --p '"
+vl="$(domus top -b -i 1 -v | grep -A1 '^ *v4 ' | tail -n 1)"
+check "top -v: the 2 online vCPUs' seconds ($vl)" sh -c "echo '$vl' | grep -Eq '^VCPUs\(sec\):  +0: +[0-9]+s +1: +[0-9]+s\$'"
 domus vcpu-set --ignore-host v4 4 || fail "vcpu-set --ignore-host v4 4"
 expect_nproc 4 2 "vcpu-set 4 again: the guest's nproc goes back to 4"
 domus vcpu-set v4 1 || fail "vcpu-set v4 1"

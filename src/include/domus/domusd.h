@@ -256,7 +256,8 @@ void dsd_vcpu_set(struct dsd *d, uint64_t client, json_object *obj);
 /* "top": {"node":{tot_mem_kib,free_mem_kib,cpus,cpu_mhz,xen_version},"domains":[
  * {domid,name,state (xentop's letters dsbcpr),cpu_ns,mem_kib,maxmem_kib
  * (-1: no limit),vcpus,vcpus_online,nets,net_tx_bytes,net_rx_bytes,vbds,
- * vbd_oo,vbd_rd,vbd_wr,vbd_rsect,vbd_wsect,vifs:[...],vbd_list:[...]}]}
+ * vbd_oo,vbd_rd,vbd_wr,vbd_rsect,vbd_wsect,vifs:[...],vbd_list:[...],
+ * vcpu_ns:[each vCPU's CPU time]}]}
  * (the lists as domus-vm's "stats" has them), Domain-0 (the host) first,
  * then by domid. */
 void dsd_top(struct dsd *d, uint64_t client);

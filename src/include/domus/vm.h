@@ -141,7 +141,7 @@ void vm_dev_stop_all(struct vm *vm);
 unsigned vm_dev_count(const struct vm *vm, const struct vm_dev_kind *k);
 
 /* The "stats" control command's reply (vm_stats.c): {"ok":true,
- * "cputime_ns","mem_kib","vcpus","vbds":[{"devid","oo_req","rd_req",
+ * "cputime_ns","mem_kib","vcpus","vcpu_ns":[each vCPU's],"vbds":[{"devid","oo_req","rd_req",
  * "wr_req","f_req","ds_req","rd_sect","wr_sect"}],"vifs":[{"devid",
  * "tx_pkts","tx_bytes","rx_pkts","rx_bytes"}]}: the vCPUs' CPU time and the
  * back ends' counters (blkback_stats, netback_stats), for xentop's view. */
