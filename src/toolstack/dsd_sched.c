@@ -351,10 +351,9 @@ static void sched_restore(struct dsd_dom *dom, json_object *o)
     long long w = dom->cfg.cpu_weight, c = dom->cfg.cap;
     unsigned nr = host_cpus();
     json_object *aff, *pair;
+    long long online = dom->vcpus_online;
     cpu_set_t h, s;
     char err[160];
-
-    long long online = dom->vcpus_online;
 
     jint(o, "weight", &w);
     jint(o, "cap", &c);
