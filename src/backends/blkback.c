@@ -210,8 +210,8 @@ static int do_discard(const struct blkback_io *io, const blkif_request_t *req)
 
 /* Checks one request: its final BLKIF_RSP_* status, or BLK_PENDING with
  * the I/O still to do in op. */
-static int prepare(const struct blkback_io *io, const blkif_request_t *req,
-                   struct blk_op *op)
+static int check(const struct blkback_io *io, const blkif_request_t *req,
+                 struct blk_op *op)
 {
     op->flush = false;
     op->nmapped = 0;
@@ -232,6 +232,37 @@ static int prepare(const struct blkback_io *io, const blkif_request_t *req,
     default:
         return BLKIF_RSP_EOPNOTSUPP;
     }
+}
+
+static void add(uint64_t *counter, uint64_t n)
+{
+    __atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+/* check, and the request counted as Xen's blkback counts it: a read, a
+ * write or a flush that passed the checks, with its sectors; a discard. */
+static int prepare(const struct blkback_io *io, const blkif_request_t *req,
+                   struct blk_op *op)
+{
+    int st = check(io, req, op);
+    struct blkback_stats *s = io->stats;
+
+    if (!s)
+        return st;
+    if (req->operation == BLKIF_OP_DISCARD)
+        add(&s->ds_req, 1);
+    if (st != BLK_PENDING)
+        return st;
+    if (op->flush && !op->left)
+        add(&s->f_req, 1);
+    else if (op->write) {
+        add(&s->wr_req, 1);
+        add(&s->wr_sect, op->left / BLKBACK_SECTOR);
+    } else {
+        add(&s->rd_req, 1);
+        add(&s->rd_sect, op->left / BLKBACK_SECTOR);
+    }
+    return st;
 }
 
 /* fdatasync's result as a status (EINVAL: nothing to sync). */
@@ -531,6 +562,9 @@ static int take(const struct blkback_io *io, blkif_back_ring_t *ring, RING_IDX r
             release(a, s);
         }
     }
+    /* Requests left waiting for a free slot: Xen's "out of requests". */
+    if (!a->nfree && ring->req_cons != rp && io->stats)
+        add(&io->stats->oo_req, 1);
     return taken;
 }
 
@@ -676,7 +710,17 @@ struct blkback {
     /* This connection's work, logged at disconnect: serve calls, requests
      * taken, nanoseconds spent serving, events sent to the guest. */
     uint64_t serves, requests, busy_ns, events;
+    struct blkback_stats stats; /* for the domain's whole life, across connections */
 };
+
+void blkback_get_stats(const struct blkback *b, struct blkback_stats *out)
+{
+    const uint64_t *in = b ? (const uint64_t *)&b->stats : NULL;
+    uint64_t *o = (uint64_t *)out;
+
+    for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+        o[i] = in ? __atomic_load_n(&in[i], __ATOMIC_RELAXED) : 0;
+}
 
 static int advertise(struct xbe *x)
 {
@@ -909,6 +953,7 @@ int blkback_start(struct domain *d, const struct blkback_cfg *cfg, struct blkbac
     if (!b)
         return -ENOMEM;
     b->io = (struct blkback_io){.d = d, .fd = -1, .readwrite = cfg->readwrite};
+    b->io.stats = &b->stats;
     b->offer_persistent = denv_is_1("DOMUS_BLK_PERSISTENT");
     if ((rc = xbe_init(&b->xb, d, "vbd", cfg->devid, cfg->xs_path, &blk_ops, b)) < 0) {
         dfmt(err, errlen, "disk %s: %s", cfg->path, strerror(-rc));

@@ -256,6 +256,12 @@ static int tx_iov(const struct iovec *in, unsigned nin, struct virtio_net_hdr *v
     return k;
 }
 
+static void count(uint64_t *pkts, uint64_t *bytes, uint64_t len)
+{
+    __atomic_fetch_add(pkts, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(bytes, len, __ATOMIC_RELAXED);
+}
+
 /* Sends one packet to the tap; the status for its responses. */
 static int16_t tx_send(const struct netback_io *io, const struct txpkt *pkt)
 {
@@ -271,6 +277,8 @@ static int16_t tx_send(const struct netback_io *io, const struct txpkt *pkt)
         int cnt = tx_iov(iov + 1, pkt->nreq, &vh, head, n, out);
         if (writev(io->tap_fd, out, cnt) < 0)
             dlog_debug("vif tx: %s", strerror(errno)); /* dropped */
+        else if (io->stats)
+            count(&io->stats->tx_pkts, &io->stats->tx_bytes, (uint64_t)len);
     } /* else taken and dropped, as a NIC would */
     tx_unmap(io, pkt, pkt->nreq);
     return NETIF_RSP_OKAY;
@@ -398,6 +406,8 @@ int netback_rx_frame(const struct netback_io *io, netif_rx_back_ring_t *ring,
     ring->req_cons = i;
     ring->rsp_prod_pvt = i;
     RING_PUSH_RESPONSES_AND_CHECK_NOTIFY(ring, *notify);
+    if (io->stats)
+        count(&io->stats->rx_pkts, &io->stats->rx_bytes, len);
     return 0;
 }
 
@@ -416,7 +426,17 @@ struct netback {
     grant_ref_t ring_ref[2];        /* tx, rx: in use while ring_mapped[i] */
     bool ring_mapped[2];
     uint64_t rx_frames, rx_bytes, rx_waits, tx_pkts; /* for the log line at stop */
+    struct netback_stats stats; /* the domain's whole life, across connections */
 };
+
+void netback_get_stats(const struct netback *nb, struct netback_stats *out)
+{
+    const uint64_t *in = nb ? (const uint64_t *)&nb->stats : NULL;
+    uint64_t *o = (uint64_t *)out;
+
+    for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+        o[i] = in ? __atomic_load_n(&in[i], __ATOMIC_RELAXED) : 0;
+}
 
 static int nb_advertise(struct xbe *x)
 {
@@ -680,7 +700,7 @@ int netback_start(struct domain *d, const struct netback_cfg *cfg, struct netbac
 
     if (!nb)
         return -ENOMEM;
-    nb->io = (struct netback_io){.d = d, .tap_fd = -1};
+    nb->io = (struct netback_io){.d = d, .tap_fd = -1, .stats = &nb->stats};
     nb->cfg = *cfg;
     snprintf(nb->ifname, sizeof(nb->ifname), "vif%u.%u", d->domid, cfg->devid);
     if ((rc = xbe_init(&nb->xb, d, "vif", cfg->devid, cfg->xs_path, &nb_ops, nb)) < 0) {

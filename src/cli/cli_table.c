@@ -77,6 +77,14 @@ static const struct cli_cmd cmds[] = {
     {"mem-max", cli_mem_max, "Set the maximum amount reservation for a domain",
      "<Domain> <Mem>\n"
      "  as mem-set's sizes; at least the target, at most the maxmem it was created with"},
+    {"top", cli_top, "Monitor a host and the domains in real time (xentop's table)",
+     "[-b] [-i N] [-d S] [-n] [-x] [-v] [-r] [-f]\n"
+     "  -b batch: the table only, each iteration; -i N iterations; -d S seconds between\n"
+     "  them (3); -n per-vif lines; -x per-vbd lines; -v online vCPUs' seconds;\n"
+     "  -r header before each domain; -f full names"},
+    {"vcpu-set", cli_vcpu_set, "Set the number of active VCPUs allowed for the domain",
+     "[-i|--ignore-host] <Domain> <vCPUs>\n"
+     "  -i, --ignore-host  Don't limit the vCPU based on the host CPU count"},
     {"help", cli_help, "Print this help", "[command]"},
 };
 

@@ -22,6 +22,8 @@ void domain_init(struct domain *d, uint32_t domid, const char *name, unsigned nr
         d->vcpus[i].fd = -1;
         pthread_mutex_init(&d->vcpus[i].call_lock, NULL);
         pthread_cond_init(&d->vcpus[i].call_cond, NULL);
+        pthread_mutex_init(&d->vcpus[i].sched_lock, NULL);
+        pthread_cond_init(&d->vcpus[i].sched_cond, NULL);
     }
     d->event_fd = -1;
     d->mem.fd = -1;
@@ -42,6 +44,8 @@ bool domain_shutdown(struct domain *d, int reason)
         if (write(d->event_fd, &one, sizeof(one)) < 0)
             dwarn("dom%u: cannot signal shutdown: %s", d->domid, strerror(errno));
     }
+    for (unsigned i = 0; i < d->nr_vcpus; i++)
+        sched_wake(&d->vcpus[i]); /* out of SCHEDOP_block/poll */
     return true;
 }
 

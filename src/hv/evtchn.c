@@ -55,6 +55,21 @@ static bool shinfo_test_and_clear(struct domain *d, size_t field_off, uint32_t p
 #define PENDING offsetof(struct shared_info, evtchn_pending)
 #define MASK offsetof(struct shared_info, evtchn_mask)
 
+bool evtchn_is_pending(struct domain *d, uint32_t port)
+{
+    xen_ulong_t *w = port < HV_NR_PORTS ? shinfo_word(d, PENDING, port) : NULL;
+    xen_ulong_t bit = (xen_ulong_t)1 << (port % BITS_PER_WORD);
+    return w && (__atomic_load_n(w, __ATOMIC_ACQUIRE) & bit);
+}
+
+/* ops->deliver, then a vCPU waiting in SCHEDOP_block/poll looks again. */
+static int deliver(struct domain *d, uint32_t port, uint32_t vcpu)
+{
+    int rc = d->ops->deliver(d, port, vcpu);
+    sched_wake_event(d, vcpu);
+    return rc;
+}
+
 /* Sends on local port `port` as the guest would: delivers to whatever is at
  * the other end. */
 static int send_local(struct domain *d, uint32_t port)
@@ -62,14 +77,14 @@ static int send_local(struct domain *d, uint32_t port)
     struct evtchn *e = &d->ports[port];
     switch (e->state) {
     case EVS_IPI:
-        return d->ops->deliver(d, port, e->vcpu);
+        return deliver(d, port, e->vcpu);
     case EVS_INTERDOMAIN:
         if (e->backend_fd >= 0) {
             uint64_t one = 1;
             return write(e->backend_fd, &one, sizeof(one)) == sizeof(one) ? 0 : -EIO;
         }
         if (e->remote_dom == d->domid && evtchn_valid(d, e->remote_port))
-            return d->ops->deliver(d, e->remote_port, d->ports[e->remote_port].vcpu);
+            return deliver(d, e->remote_port, d->ports[e->remote_port].vcpu);
         return 0;
     case EVS_UNBOUND:
     case EVS_VIRQ:
@@ -131,7 +146,7 @@ static int op_bind_interdomain(struct domain *d, struct evtchn_bind_interdomain 
     route_port(d, (uint32_t)port);
     route_port(d, rport);
     /* Xen always sets the new local port pending. */
-    return d->ops->deliver(d, (uint32_t)port, l->vcpu);
+    return deliver(d, (uint32_t)port, l->vcpu);
 }
 
 /* A port for a (re-)binding: the one it had before a restore, if any
@@ -199,6 +214,10 @@ static void close_port(struct domain *d, uint32_t port)
         d->ops->route_remove(d, e->remote_port);
     }
     d->ops->route_remove(d, port);
+    /* As Xen's evtchn_free: an event left pending must not fire at the
+     * port's next binding (Linux binds its PV-spinlock kicker, an IPI whose
+     * handler BUG()s, again when a CPU comes back online). */
+    shinfo_test_and_clear(d, PENDING, port);
     memset(e, 0, sizeof(*e));
     e->backend_fd = -1;
 }
@@ -263,7 +282,7 @@ static int op_unmask(struct domain *d, struct evtchn_unmask *u)
         return 0;
     shinfo_test_and_clear(d, MASK, u->port);
     if (shinfo_test_and_clear(d, PENDING, u->port))
-        return d->ops->deliver(d, u->port, d->ports[u->port].vcpu);
+        return deliver(d, u->port, d->ports[u->port].vcpu);
     return 0;
 }
 
@@ -416,7 +435,7 @@ int evtchn_unbind_backend(struct domain *d, uint32_t port, int fd)
 int evtchn_notify_guest(struct domain *d, uint32_t port)
 {
     pthread_mutex_lock(&d->lock);
-    int rc = evtchn_valid(d, port) ? d->ops->deliver(d, port, d->ports[port].vcpu) : -EINVAL;
+    int rc = evtchn_valid(d, port) ? deliver(d, port, d->ports[port].vcpu) : -EINVAL;
     pthread_mutex_unlock(&d->lock);
     return rc;
 }

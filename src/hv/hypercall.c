@@ -332,11 +332,14 @@ static int64_t hc_vcpu_op(struct vcpu *v, const uint64_t a[6])
 static int64_t hc_sched_op(struct vcpu *v, const uint64_t a[6])
 {
     struct sched_shutdown sd;
+    int64_t rc;
+
     switch (a[0]) {
     case SCHEDOP_yield:
     case SCHEDOP_block:
     case SCHEDOP_poll:
-        return 0;
+        schedop(v, a[0], a[1], &rc); /* schedop.c */
+        return rc;
     case SCHEDOP_shutdown:
         if (guest_copy_from(v, &sd, a[1], sizeof(sd)) < 0)
             return -EFAULT;

@@ -231,7 +231,25 @@ static void k_suspend(struct vcpu *v)
             pthread_kill(d->vcpus[i].thread, HV_KICK_SIGNAL);
 }
 
+/* kvmclock: the system time the guest's timers and timeouts are in. */
+static uint64_t k_now_ns(struct domain *d)
+{
+    struct kvm_clock_data k = {0};
+    return ioctl(priv(d)->vm_fd, KVM_GET_CLOCK, &k) < 0 ? 0 : k.clock;
+}
+
+/* The in-kernel Xen timer's expiry (on v's own thread: no KVM_RUN now). */
+static uint64_t k_timer_expiry(struct vcpu *v)
+{
+    struct kvm_xen_vcpu_attr a = {.type = KVM_XEN_VCPU_ATTR_TYPE_TIMER};
+    if (ioctl(v->fd, KVM_XEN_VCPU_GET_ATTR, &a) < 0)
+        return v->singleshot_ns;
+    return a.u.timer.port ? a.u.timer.expires_ns : 0;
+}
+
 static const struct hv_ops kvm_ops = {
+    .now_ns = k_now_ns,
+    .timer_expiry = k_timer_expiry,
     .kick = k_kick,
     .suspend = k_suspend,
     .map_extra = k_map_extra,
@@ -685,8 +703,10 @@ static void kick_all(void *arg)
 {
     struct domain *d = arg;
     for (unsigned i = 0; i < d->nr_vcpus; i++)
-        if (d->vcpus[i].thread_started)
+        if (d->vcpus[i].thread_started) {
             pthread_kill(d->vcpus[i].thread, HV_KICK_SIGNAL);
+            sched_wake(&d->vcpus[i]);
+        }
 }
 
 void kvm_domain_pause(struct domain *d, bool pause)

@@ -44,6 +44,7 @@ int vcpu_call(struct vcpu *t, int (*fn)(struct vcpu *, void *), void *arg)
         t->d->ops->kick(t);
     else
         pthread_kill(t->thread, HV_KICK_SIGNAL);
+    sched_wake(t); /* it may wait in SCHEDOP_block/poll */
     while (!t->call_done) {
         wait_a_little(t);
         if (vcpu_current && !t->call_done) {

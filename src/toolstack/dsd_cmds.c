@@ -393,8 +393,10 @@ static json_object *dom_row(struct dsd_dom *dom, bool with_config)
     unsigned vcpus = dom->pid ? dom->cfg.vcpus : 0;
     char info_state = 0, letters[7];
 
-    if (dom->state == DS_RUNNING)
+    if (dom->state == DS_RUNNING) {
         query_info(dom, &info_state, &mem, &vcpus);
+        vcpus = dom->vcpus_online; /* domus-vm has maxvcpus, some offline */
+    }
     dsd_state_letters(dom, info_state, letters);
     json_object_object_add(o, "domid", json_object_new_int((int)dom->domid));
     json_object_object_add(o, "name", json_object_new_string(dom->cfg.name));
@@ -623,6 +625,18 @@ static void cmd_mem(const struct req *r)
         dsd_mem_request(r->d, r->client, dom, req_str(r, "cmd"), r->obj);
 }
 
+/* top (dsd_top.c). */
+static void cmd_top(const struct req *r)
+{
+    dsd_top(r->d, r->client);
+}
+
+/* vcpu-set (dsd_vcpu.c). */
+static void cmd_vcpu_set(const struct req *r)
+{
+    dsd_vcpu_set(r->d, r->client, r->obj);
+}
+
 static void cmd_info(const struct req *r)
 {
     json_object *o;
@@ -667,6 +681,8 @@ static const struct {
     {"vcpu-pin", cmd_sched},
     {"mem-set", cmd_mem},
     {"mem-max", cmd_mem},
+    {"vcpu-set", cmd_vcpu_set},
+    {"top", cmd_top},
 };
 
 void dsd_handle_request(struct dsd *d, uint64_t client, const char *line)

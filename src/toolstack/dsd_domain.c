@@ -62,6 +62,7 @@ int dsd_dom_new(struct dsd *d, const struct xlcfg *cfg, struct dsd_dom **out)
     dom->cfg = *cfg;
     dom->ready_fd = dom->err_fd = dom->vmlog_fd = dom->pidfd = -1;
     dom->shutdown_reason = -1;
+    dom->vcpus_online = cfg->vcpus;
     rc = alloc_domid(d, &dom->domid);
     if (rc)
         goto out;

@@ -298,7 +298,7 @@ static unsigned vcpu_threads(pid_t pid, pid_t *tids, unsigned n)
 void dsd_sched_apply_affinity(struct dsd_dom *dom)
 {
     pid_t tids[XLCFG_MAX_VCPUS];
-    unsigned n = dom->cfg.vcpus, found;
+    unsigned n = dom->cfg.maxvcpus, found;
 
     if (!dom->pid)
         return;
@@ -331,6 +331,7 @@ json_object *dsd_sched_save(const struct dsd_dom *dom)
         json_object_array_add(aff, pair);
     }
     json_object_object_add(o, "affinity", aff);
+    json_object_object_add(o, "online", json_object_new_int((int)dom->vcpus_online));
     return o;
 }
 
@@ -350,11 +351,14 @@ static void sched_restore(struct dsd_dom *dom, json_object *o)
     long long w = dom->cfg.cpu_weight, c = dom->cfg.cap;
     unsigned nr = host_cpus();
     json_object *aff, *pair;
+    long long online = dom->vcpus_online;
     cpu_set_t h, s;
     char err[160];
 
     jint(o, "weight", &w);
     jint(o, "cap", &c);
+    if (jint(o, "online", &online) == 0 && online >= 1 && online <= dom->cfg.maxvcpus)
+        dom->vcpus_online = (unsigned)online;
     if (w >= 0 && c >= 0 &&
         ts_sched_check((unsigned long long)w, (unsigned long long)c, err, sizeof(err)) ==
             0) {
@@ -560,13 +564,18 @@ static json_object *vcpu_row(const struct dsd_dom *dom, unsigned i, pid_t tid,
         hard = dom->hard[i];
     ts_cpulist_format(&hard, nr, h, sizeof(h));
     ts_cpulist_format(&dom->soft[i], nr, s, sizeof(s));
-    snprintf(state, sizeof(state), "%c%c%c", st.state == 'R' ? 'r' : '-',
-             st.state == 'R' ? '-' : 'b', paused ? 'p' : '-');
+    /* xl: an offline vCPU is "--p" with no CPU ("-"). */
+    if (i >= dom->vcpus_online)
+        snprintf(state, sizeof(state), "--p");
+    else
+        snprintf(state, sizeof(state), "%c%c%c", st.state == 'R' ? 'r' : '-',
+                 st.state == 'R' ? '-' : 'b', paused ? 'p' : '-');
     o = json_object_new_object();
     json_object_object_add(o, "name", json_object_new_string(dom->cfg.name));
     json_object_object_add(o, "domid", json_object_new_int((int)dom->domid));
     json_object_object_add(o, "vcpu", json_object_new_int((int)i));
-    json_object_object_add(o, "cpu", json_object_new_int(st.cpu));
+    json_object_object_add(o, "cpu", json_object_new_int(i < dom->vcpus_online ? st.cpu : -1));
+    json_object_object_add(o, "online", json_object_new_boolean(i < dom->vcpus_online));
     json_object_object_add(o, "state", json_object_new_string(state));
     json_object_object_add(
         o, "time",
@@ -610,8 +619,8 @@ static void vcpu_list(struct dsd *d, uint64_t client, json_object *obj)
         if (dom->state != DS_RUNNING || !dom->pid)
             continue;
         paused = dom_paused(dom);
-        vcpu_threads(dom->pid, tids, dom->cfg.vcpus);
-        for (unsigned i = 0; i < dom->cfg.vcpus; i++) {
+        vcpu_threads(dom->pid, tids, dom->cfg.maxvcpus);
+        for (unsigned i = 0; i < dom->cfg.maxvcpus; i++) {
             json_object *row = tids[i] ? vcpu_row(dom, i, tids[i], paused, nr) : NULL;
             if (row)
                 json_object_array_add(rows, row);
@@ -640,8 +649,8 @@ static int pin_threads(struct dsd_dom *dom, unsigned lo, unsigned hi,
 
     if (dom->state != DS_RUNNING || !dom->pid)
         return 0; /* applied when it runs */
-    vcpu_threads(dom->pid, tids, dom->cfg.vcpus);
-    for (i = lo; i < hi && i < dom->cfg.vcpus; i++) {
+    vcpu_threads(dom->pid, tids, dom->cfg.maxvcpus);
+    for (i = lo; i < hi && i < dom->cfg.maxvcpus; i++) {
         if (tids[i] && sched_setaffinity(tids[i], sizeof(*hard), hard) < 0) {
             int rc = -errno;
             dfmt(err, errlen, "vcpu%u: sched_setaffinity: %s", i, strerror(errno));

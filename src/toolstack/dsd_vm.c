@@ -46,7 +46,8 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
     snprintf(a->domid, sizeof(a->domid), "%u", dom->domid);
     snprintf(a->memory, sizeof(a->memory), "%llu", (unsigned long long)c->memory_mb);
     snprintf(a->maxmem, sizeof(a->maxmem), "%llu", (unsigned long long)c->maxmem_mb);
-    snprintf(a->vcpus, sizeof(a->vcpus), "%u", c->vcpus);
+    /* Every vCPU up to maxvcpus exists; those beyond vcpus are offline. */
+    snprintf(a->vcpus, sizeof(a->vcpus), "%u", c->maxvcpus);
     snprintf(a->ready, sizeof(a->ready), "%d", VM_READY_FD);
     add(a, bin, NULL);
     add(a, "--domid", a->domid);
@@ -172,6 +173,7 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
     dom->deadline_ms = dnow_ms() + DSD_BUILD_TIMEOUT_MS;
     dom->gen++;
     dom->start_time = ts_wall_s();
+    dom->vcpus_online = dom->cfg.vcpus;
     /* The process is reaped through SIGCHLD whatever happens to the watches. */
     if (dsd_watch(d, EV_READY, dom->ready_fd) < 0 ||
         dsd_watch(d, EV_STDERR, dom->err_fd) < 0)

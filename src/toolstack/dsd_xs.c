@@ -238,10 +238,10 @@ static void write_domain_nodes(struct xs_batch *b, const struct dsd_dom *dom)
     b_node(b, "memory/target", v, false);
     snprintf(v, sizeof(v), "%" PRIu64, dom->cfg.maxmem_mb * 1024);
     b_node(b, "memory/static-max", v, false);
-    for (unsigned i = 0; i < dom->cfg.vcpus; i++) {
+    for (unsigned i = 0; i < dom->cfg.maxvcpus; i++) {
         char rel[32];
         snprintf(rel, sizeof(rel), "cpu/%u/availability", i);
-        b_node(b, rel, "online", false);
+        b_node(b, rel, i < dom->vcpus_online ? "online" : "offline", false);
     }
 }
 

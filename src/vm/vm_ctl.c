@@ -240,6 +240,11 @@ static json_object *cmd_resume(const struct ctl_req *r)
     return ok();
 }
 
+static json_object *cmd_stats(const struct ctl_req *r)
+{
+    return vm_stats_json(r->vm);
+}
+
 static const struct {
     const char *name;
     json_object *(*fn)(const struct ctl_req *r);
@@ -248,6 +253,7 @@ static const struct {
     {"pause", cmd_pause},     {"unpause", cmd_unpause},   {"info", cmd_info},
     {"xs-ring", cmd_xs_ring}, {"shutdown", cmd_shutdown}, {"attach", cmd_attach},
     {"detach", cmd_detach},   {"mem-max", cmd_mem_max},
+    {"stats", cmd_stats},
 };
 
 json_object *vm_ctl_handle(struct vm *vm, const char *line, int *fds, unsigned *nfds)

@@ -79,7 +79,7 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
 
 static const struct hv_ops ops = {
     f_dom,     f_vcpu,  f_vcpu, f_vcpu, f_vec,   f_gvec,      f_timer,
-    f_deliver, f_local, f_fd,   f_rm,   f_extra, f_translate, NULL, NULL,
+    f_deliver, f_local, f_fd,   f_rm,   f_extra, f_translate, NULL, NULL, NULL, NULL,
 };
 
 struct ctx {

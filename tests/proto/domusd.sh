@@ -202,6 +202,27 @@ sched_refused "mem-max ghost 1g" 1 "domain 'ghost' does not exist" "$D" mem-max 
 sched_refused "mem-set ghost 12q" 1 "Invalid memory size: 12q" "$D" mem-set ghost 12q
 sched_refused "mem-set ghost 5mb" 1 "Invalid memory size: 5mb" "$D" mem-set ghost 5mb
 sched_refused "mem-set with 1 argument" 2 "Usage: domus mem-set" "$D" mem-set ghost
+sched_refused "vcpu-set ghost 2" 1 "domain 'ghost' does not exist" "$D" vcpu-set ghost 2
+sched_refused "vcpu-set Domain-0 1" 1 "Domain-0 is the host" "$D" vcpu-set Domain-0 1
+sched_refused "vcpu-set ghost -1" 1 "Invalid argument" "$D" vcpu-set ghost -1
+sched_refused "vcpu-set ghost 2x" 1 "Invalid argument" "$D" vcpu-set ghost 2x
+sched_refused "vcpu-set with 1 argument" 2 "Usage: domus vcpu-set" "$D" vcpu-set ghost
+sched_refused "vcpu-set -q" 2 "Usage: domus vcpu-set" "$D" vcpu-set -q ghost 1
+# top: xentop's batch table, Domain-0 only; two iterations, the header each time.
+want="$(printf '%10s %6s %10s %6s %10s %6s %10s %9s %5s %4s %8s %8s %4s %8s %8s %8s %10s %10s %4s' \
+    NAME STATE 'CPU(sec)' 'CPU(%)' 'MEM(k)' 'MEM(%)' 'MAXMEM(k)' 'MAXMEM(%)' VCPUS NETS 'NETTX(k)' \
+    'NETRX(k)' VBDS VBD_OO VBD_RD VBD_WR VBD_RSECT VBD_WSECT SSID)"
+"$D" top -b -i 2 -d 0.2 >"$TMP/top.out" 2>"$TMP/top.err"
+[ "$(grep -c . "$TMP/top.out")" = 4 ] && [ "$(head -n 1 "$TMP/top.out")" = "$want" ] &&
+    [ "$(sed -n 3p "$TMP/top.out")" = "$want" ] &&
+    sed -n 2p "$TMP/top.out" | grep -Eq '^  Domain-0 -----r +[0-9]+ +0\.0 +[0-9]+ +[0-9.]+ +no limit +n/a +[0-9]+ +0 +0 +0 +0 +0 +0 +0 +0 +0 +0$' &&
+    sed -n 4p "$TMP/top.out" | grep -Eq '^  Domain-0 -----r +[0-9]+ +[0-9]+\.[0-9] ' &&
+    pass "top -b -i 2: xentop's header and a Domain-0 row, twice" || fail "top -b -i 2: $(tr '\n' '|' <"$TMP/top.out") $(cat "$TMP/top.err")"
+sched_refused "top -i 0" 2 "Usage: domus top" "$D" top -b -i 0
+sched_refused "top -d -1" 2 "Usage: domus top" "$D" top -b -d -1
+sched_refused "top -y" 2 "Usage: domus top" "$D" top -y
+[ "$("$D" top -b -i 1 -v | sed -n 3p)" = "VCPUs(sec): " ] && pass "top -v: Domain-0's VCPUs(sec) line (no guest vCPU)" ||
+    fail "top -v: $("$D" top -b -i 1 -v | tr '\n' '|')"
 for line in 'cpu_weight = 512' 'cap = 50'; do
     printf 'name = "s"\ntype = "pvh"\nkernel = "%s"\n%s\n' "$TMP/text-kernel" "$line" >"$TMP/s.cfg"
     sched_refused "create with $line without cgroups" 1 "need a cgroup v2 group, which domusd cannot use: turned off" "$D" create "$TMP/s.cfg"

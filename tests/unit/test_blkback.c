@@ -206,6 +206,44 @@ static void test_indirect(void)
     io.readwrite = true;
 }
 
+/* The counters xentop shows, as Xen's blkback keeps them: requests that
+ * passed the checks, by kind, with their sectors; refused ones not at all. */
+static void test_stats(void)
+{
+    struct blkback_stats st = {0}, z;
+    blkif_request_t r;
+
+    io.stats = &st;
+    r = rq(BLKIF_OP_WRITE, 8, 2);
+    blkback_do_request(&io, &r);
+    r = rq(BLKIF_OP_READ, 0, 3);
+    blkback_do_request(&io, &r);
+    r = rq(BLKIF_OP_READ, 9, 1);
+    r.seg[0] = (struct blkif_request_segment){.gref = 3, .first_sect = 2, .last_sect = 3};
+    blkback_do_request(&io, &r);
+    r = rq(BLKIF_OP_FLUSH_DISKCACHE, 0, 0);
+    blkback_do_request(&io, &r);
+    r = rq(BLKIF_OP_WRITE_BARRIER, 16, 1); /* data, then a flush: a write */
+    blkback_do_request(&io, &r);
+    CHECK("stats: 2 reads of 24 + 2 sectors, 2 writes of 16 + 8, 1 flush",
+          st.rd_req == 2 && st.rd_sect == 26 && st.wr_req == 2 && st.wr_sect == 24 &&
+              st.f_req == 1 && st.oo_req == 0);
+    r = rq(BLKIF_OP_READ, IMG_SECTORS - 7, 1);
+    blkback_do_request(&io, &r);
+    r = rq(BLKIF_OP_WRITE, 0, 12);
+    blkback_do_request(&io, &r);
+    r = rq(BLKIF_OP_READ, 0, 1);
+    r.seg[0].gref = 21; /* granted to another domain */
+    blkback_do_request(&io, &r);
+    r.operation = 99;
+    blkback_do_request(&io, &r);
+    CHECK("stats: refused requests are not counted",
+          st.rd_req == 2 && st.wr_req == 2 && st.rd_sect == 26 && st.wr_sect == 24);
+    io.stats = NULL;
+    blkback_get_stats(NULL, &z);
+    CHECK("stats: a NULL back end has zero counters", z.rd_req == 0 && z.wr_sect == 0);
+}
+
 static void test_flush_discard_ro(void)
 {
     blkif_request_t r = rq(BLKIF_OP_FLUSH_DISKCACHE, 0, 0);
@@ -605,6 +643,7 @@ int main(void)
     test_rw();
     test_hostile_segments();
     test_indirect();
+    test_stats();
     test_flush_discard_ro();
     test_ring();
     test_ring_aio();

@@ -102,6 +102,8 @@ static const struct hv_ops fake_ops = {
     f_deliver, f_route_local, f_route_fd, f_route_rm, f_map_extra, f_translate,
     NULL, /* kick: HV_KICK_SIGNAL */
     f_suspend,
+    NULL, /* now_ns: CLOCK_MONOTONIC */
+    NULL, /* timer_expiry: singleshot_ns */
 };
 
 static struct domain *dom;

@@ -245,13 +245,18 @@ static ssize_t tx_single(const uint8_t *frame, size_t len, uint16_t flags, int16
 
 static void test_tx_single(void)
 {
+    struct netback_stats stats = {0};
     uint8_t f[256];
     int16_t st;
     ssize_t n;
 
     tx_reset();
     mkframe(f, 60, K_V4TCP, 1);
+    io.stats = &stats;
     n = tx_single(f, 60, 0, &st);
+    io.stats = NULL;
+    CHECK("tx: counted, 1 packet of 60 bytes", stats.tx_pkts == 1 && stats.tx_bytes == 60 &&
+                                                   stats.rx_pkts == 0);
     CHECK("tx: a single-slot packet is written whole behind its virtio header",
           n == (ssize_t)(VH + 60) && !memcmp(got + VH, f, 60) && st == NETIF_RSP_OKAY);
     CHECK("tx: no flags, an empty virtio header",
@@ -766,7 +771,11 @@ static void test_rx(void)
     memset(page(10), 0xee, PG);
     first = rxf.req_prod_pvt;
     rxpost(5, 10);
+    struct netback_stats stats = {0};
+    io.stats = &stats;
     rc = rx(0, VIRTIO_NET_HDR_GSO_NONE, 0, f, 100);
+    io.stats = NULL;
+    CHECK("rx: counted, 1 frame of 100 bytes", stats.rx_pkts == 1 && stats.rx_bytes == 100);
     CHECK("rx: a 100-byte frame into one buffer",
           rc == 0 && rxs->rsp_prod == first + 1 && rxr(first)->id == 5 &&
               rxr(first)->offset == 0 && rxr(first)->status == 100 &&

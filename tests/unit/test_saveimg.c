@@ -111,6 +111,8 @@ static const struct hv_ops fake_ops = {
     f_deliver, f_local, f_fd,   f_rm,  f_extra, f_translate,
     NULL, /* kick: HV_KICK_SIGNAL */
     NULL, /* suspend */
+    NULL, /* now_ns: CLOCK_MONOTONIC */
+    NULL, /* timer_expiry: singleshot_ns */
 };
 
 static struct domain *new_domain(unsigned vcpus)

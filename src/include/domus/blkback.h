@@ -83,6 +83,17 @@ int blkback_start(struct domain *d, const struct blkback_cfg *cfg, struct blkbac
  * NULL is fine. */
 void blkback_stop(struct blkback *b);
 
+/* What a disk's front end asked for, as Xen's blkback counts it (the
+ * statistics/ files xentop reads): requests checked and started, by kind,
+ * and the sectors they move.  Updated by the back end's thread, read by
+ * anyone (relaxed atomics). */
+struct blkback_stats {
+    uint64_t rd_req, wr_req, f_req, ds_req, oo_req, rd_sect, wr_sect;
+};
+
+/* A copy of b's counters (zeros for NULL). */
+void blkback_get_stats(const struct blkback *b, struct blkback_stats *out);
+
 /* ---- the request path, exposed for unit tests (no thread, no xenstore) ---- */
 
 struct blkback_io {
@@ -93,6 +104,7 @@ struct blkback_io {
     bool direct;             /* the image is open O_DIRECT (a block device) */
     bool discard;            /* DISCARD offered */
     struct blkback_aio *aio; /* NULL: requests served synchronously */
+    struct blkback_stats *stats; /* counted into, or NULL */
 };
 
 /* Serves one request (a private copy of the ring slot) synchronously,

@@ -62,6 +62,9 @@ int cli_sched_credit(int argc, char **argv);
 int cli_sched_credit2(int argc, char **argv);
 int cli_vcpu_list(int argc, char **argv);
 int cli_vcpu_pin(int argc, char **argv);
+/* vCPU hot-plug (cli_vcpu.c) and xentop's view (cli_top.c). */
+int cli_vcpu_set(int argc, char **argv);
+int cli_top(int argc, char **argv);
 
 /* Memory (cli_mem.c): xl's sizes, "<n>[bBkKmMgGtT]" (no suffix: MiB), in
  * KiB; -1 when malformed or too large. */

@@ -74,6 +74,9 @@ struct dsd_dom {
      * (its first start only); the domain stays paused after when paused. */
     char restore_path[PATH_MAX];
     bool restore_paused;
+    /* vCPUs 0..vcpus_online-1 are online (cpu/N/availability), the others up
+     * to cfg.maxvcpus offline: cfg.vcpus at each start, then vcpu-set's. */
+    unsigned vcpus_online;
     char console_sock[DSD_SUN_PATH_MAX];
     char control_sock[DSD_SUN_PATH_MAX];
     char console_log[PATH_MAX];
@@ -270,7 +273,8 @@ void dsd_sched_apply_affinity(struct dsd_dom *dom);
  * "vcpu-pin" {"dom","vcpu","hard","soft"?} (toolstack.h). */
 void dsd_sched_request(struct dsd *d, uint64_t client, const char *cmd, json_object *obj);
 /* The state file's "sched" member: {"weight","cap","affinity":[[hard,soft],
- * ...]} (cpu lists, one pair per vCPU up to maxvcpus). */
+ * ...],"online":n} (cpu lists, one pair per vCPU up to maxvcpus; the vCPUs
+ * online). */
 json_object *dsd_sched_save(const struct dsd_dom *dom);
 
 /* ---- memory (dsd_mem.c) ---- */
@@ -287,6 +291,23 @@ int dsd_free_mib(struct dsd *d, uint64_t *avail);
  * domain was made with.  dom is running or the reply is an error. */
 void dsd_mem_request(struct dsd *d, uint64_t client, struct dsd_dom *dom, const char *cmd,
                      json_object *obj);
+/* ---- vCPU hot-plug (dsd_vcpu.c) ---- */
+
+/* "vcpu-set" {"dom","vcpus","ignore_host"?}: vCPUs 0..vcpus-1 online, the
+ * rest offline, through cpu/N/availability in the guest's xenstore (the
+ * guest's own Xen CPU hot-plug does the rest), as libxl_set_vcpuonline. */
+void dsd_vcpu_set(struct dsd *d, uint64_t client, json_object *obj);
+
+/* ---- xentop's view (dsd_top.c) ---- */
+
+/* "top": {"node":{tot_mem_kib,free_mem_kib,cpus,cpu_mhz,xen_version},"domains":[
+ * {domid,name,state (xentop's letters dsbcpr),cpu_ns,mem_kib,maxmem_kib
+ * (-1: no limit),vcpus,vcpus_online,nets,net_tx_bytes,net_rx_bytes,vbds,
+ * vbd_oo,vbd_rd,vbd_wr,vbd_rsect,vbd_wsect,vifs:[...],vbd_list:[...],
+ * vcpu_ns:[each vCPU's CPU time]}]}
+ * (the lists as domus-vm's "stats" has them), Domain-0 (the host) first,
+ * then by domid. */
+void dsd_top(struct dsd *d, uint64_t client);
 
 /* ---- surviving a domusd restart (dsd_persist.c) ---- */
 

@@ -82,6 +82,12 @@ struct hv_ops {
      * hypercall has completed, until the domain is resumed (kvm.h).  NULL:
      * nothing to stop (unit tests). */
     void (*suspend)(struct vcpu *v);
+    /* The guest's system time in ns (what timeouts and timers are absolute
+     * in: kvmclock).  NULL: CLOCK_MONOTONIC. */
+    uint64_t (*now_ns)(struct domain *d);
+    /* When v's one-shot timer fires (system ns), 0 if it is not set; called
+     * on v's own thread.  NULL: v->singleshot_ns. */
+    uint64_t (*timer_expiry)(struct vcpu *v);
 };
 
 /* What made a vCPU leave KVM_RUN for us: counted by its own thread only. */
@@ -124,6 +130,14 @@ struct vcpu {
      * after d->lock is released: see evtchn.c. */
     atomic_bool timer_dirty;
     struct vcpu_stats stats; /* this vCPU's exits, logged when it stops */
+
+    /* SCHEDOP_block and SCHEDOP_poll wait here (schedop.c): sched_seq counts
+     * wake-ups, under sched_lock. */
+    pthread_mutex_t sched_lock;
+    pthread_cond_t sched_cond;
+    uint64_t sched_seq;
+    atomic_bool polling; /* inside SCHEDOP_poll: any delivery wakes it */
+    uint64_t blocks, polls, yields; /* served SCHEDOPs, for vcpu-list/top */
 };
 
 struct domain {
@@ -204,6 +218,27 @@ void vcpu_serve_calls(struct vcpu *v);
 /* For v's own thread leaving its loop: serves the last posted call; later
  * calls run on their callers' threads. */
 void vcpu_calls_end(struct vcpu *v);
+
+/* --- schedop.c --- */
+
+/* SCHEDOP_yield, SCHEDOP_block and SCHEDOP_poll for vCPU v (arg: the
+ * guest-virtual argument); true with *rc set when cmd is one of them.
+ * Block waits until an event is pending for v (evtchn_upcall_pending in its
+ * vcpu_info) or its timer is due; poll until one of the ports is pending, an
+ * upcall is pending or the timeout (absolute system time, 0 for none)
+ * passes.  Both return early (0, a spurious wake-up that Xen allows too) when
+ * the domain is paused or shuts down, and serve calls posted to v meanwhile. */
+bool schedop(struct vcpu *v, uint64_t cmd, uint64_t arg, int64_t *rc);
+
+/* Wakes v if it waits in SCHEDOP_block or SCHEDOP_poll (it looks again). */
+void sched_wake(struct vcpu *v);
+
+/* An event was raised for vCPU vcpu of d: wakes it, and every vCPU in
+ * SCHEDOP_poll (the port may be one of theirs). */
+void sched_wake_event(struct domain *d, uint32_t vcpu);
+
+/* The guest's system time (ops->now_ns, or CLOCK_MONOTONIC). */
+uint64_t hv_now_ns(struct domain *d);
 
 /* --- domain.c --- */
 
@@ -292,6 +327,9 @@ void evtchn_notify_logged(struct domain *d, uint32_t port, const char *who, bool
  * ports to their eventfd), as a bind does; for a restored port table.
  * Lock held by the caller; 0 or the ops' -errno. */
 int evtchn_route(struct domain *d, uint32_t port);
+
+/* Is port pending in d's shared_info (false when there is none)? */
+bool evtchn_is_pending(struct domain *d, uint32_t port);
 
 /* Pure operations on the port table (lock held by caller), for unit tests. */
 int evtchn_alloc(struct domain *d);

@@ -69,11 +69,22 @@ int netback_start(struct domain *d, const struct netback_cfg *cfg, struct netbac
  * removes it).  NULL is fine. */
 void netback_stop(struct netback *nb);
 
+/* A vif's traffic from the guest's side (xentop's NETTX/NETRX): packets and
+ * bytes (Ethernet frames) it sent that reached the tap, and that it was
+ * given.  Updated by the back end's thread, read by anyone. */
+struct netback_stats {
+    uint64_t tx_pkts, tx_bytes, rx_pkts, rx_bytes;
+};
+
+/* A copy of nb's counters (zeros for NULL). */
+void netback_get_stats(const struct netback *nb, struct netback_stats *out);
+
 /* ---- the data path, exposed for unit tests (no thread, no xenstore) ---- */
 
 struct netback_io {
     struct domain *d;
-    int tap_fd; /* frames with a virtio_net_hdr in front */
+    int tap_fd;                  /* frames with a virtio_net_hdr in front */
+    struct netback_stats *stats; /* counted into, or NULL */
 };
 
 /* Consumes every complete packet on the tx ring, writing each to tap_fd.

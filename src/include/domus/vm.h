@@ -147,6 +147,13 @@ void vm_dev_stop_all(struct vm *vm);
 /* Number of devices of kind k. */
 unsigned vm_dev_count(const struct vm *vm, const struct vm_dev_kind *k);
 
+/* The "stats" control command's reply (vm_stats.c): {"ok":true,
+ * "cputime_ns","mem_kib","vcpus","vcpu_ns":[each vCPU's],"vbds":[{"devid","oo_req","rd_req",
+ * "wr_req","f_req","ds_req","rd_sect","wr_sect"}],"vifs":[{"devid",
+ * "tx_pkts","tx_bytes","rx_pkts","rx_bytes"}]}: the vCPUs' CPU time and the
+ * back ends' counters (blkback_stats, netback_stats), for xentop's view. */
+json_object *vm_stats_json(struct vm *vm);
+
 /* ---- init levels (vm_init.c) ----
  * Set-up is a table of steps in three levels, as kvmtool's core_init,
  * dev_init and late_init:
