@@ -344,8 +344,9 @@ static int rec_write(int fd, const struct rec *r)
     return 0;
 }
 
-/* A connection to ADDR:PORT, retried while refused or unreachable for up to
- * timeout seconds; -1 after a message. */
+/* A connection to ADDR:PORT, retried while refused, unreachable or timed
+ * out (Domain 0 may not have its address yet) for up to timeout seconds; -1
+ * after a message. */
 static int connect_to(const char *host, const char *port, unsigned timeout)
 {
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -364,7 +365,8 @@ static int connect_to(const char *host, const char *port, unsigned timeout)
         int e = errno;
         close(fd);
         errno = e;
-        if ((e != ECONNREFUSED && e != ENETUNREACH && e != EHOSTUNREACH) ||
+        if ((e != ECONNREFUSED && e != ENETUNREACH && e != EHOSTUNREACH &&
+             e != ETIMEDOUT) ||
             now() > give_up)
             return die("connect"), -1;
         usleep(200000);
