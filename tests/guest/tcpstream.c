@@ -26,15 +26,18 @@
  *       limit on one echo (a paused peer is waited for; TCP retransmits);
  *       TIMEOUT (default 60) bounds only the connect.  Prints
  *       "FLOW n=N stall=S" every 2 s (N records echoed, S the longest wait
- *       for one echo so far) and "FLOW done n=N stall=S" when the server
+ *       for one echo so far, on this end's clock: a saved guest's does not
+ *       run while it is saved) and "FLOW done n=N stall=S" when the server
  *       ends the stream cleanly (at a record boundary; exit 0); a gap,
  *       duplicate, damaged record, reset or error prints
  *       "FAIL flow: ..." (exit 1).
  *   tcpstream echo PORT [TIMEOUT]            the server of flow: takes one
  *       connection, checks each record is the next one in sequence and
- *       intact, sends it back; prints "ECHO n=N" every 2 s and, on SIGTERM
- *       (or after TIMEOUT s, default 3600), ends the stream at a record
- *       boundary and prints "ECHO done n=N" (exit 0); a gap, duplicate,
+ *       intact, sends it back; prints "ECHO n=N gap=S" every 2 s (S: the
+ *       longest time between two records so far, on this end's clock, which
+ *       runs on while the other end is saved) and, on SIGTERM (or after
+ *       TIMEOUT s, default 3600), ends the stream at a record boundary and
+ *       prints "ECHO done n=N gap=S" (exit 0); a gap, duplicate,
  *       damaged record, early end, reset or error prints "ECHO ERROR ..."
  *       (exit 1).
  *
@@ -433,14 +436,14 @@ static int echo_fail(const char *what, uint64_t n)
 
 /* Ends the stream at a record boundary: half-close, then wait (5 s at
  * most) for the client to close, discarding what it sent meanwhile. */
-static int echo_end(int fd, uint64_t n)
+static int echo_end(int fd, uint64_t n, double gap)
 {
     shutdown(fd, SHUT_WR);
     alarm(5);
     while (read(fd, buf, sizeof buf) > 0)
         ;
     close(fd);
-    printf("ECHO done n=%llu\n", (unsigned long long)n);
+    printf("ECHO done n=%llu gap=%.1f\n", (unsigned long long)n, gap);
     fflush(stdout);
     return 0;
 }
@@ -462,15 +465,18 @@ static int do_echo(const char *port, unsigned timeout)
         return echo_fail("no connection", 0);
     close(s);
     uint64_t n = 0;
-    double next_print = now() + 2;
+    double next_print = now() + 2, last = now(), gap = 0;
     char why[128];
     for (;;) {
         struct rec r;
         int got = rec_read(fd, &r, &echo_stop);
+        if (got > 0 && now() - last > gap)
+            gap = now() - last;
+        last = now();
         if (got < 0)
             return echo_fail(strerror(errno), n);
         if (got == 0 && echo_stop)
-            return echo_end(fd, n);
+            return echo_end(fd, n, gap);
         if (got == 0)
             return echo_fail("the client ended the stream", n);
         if (rec_check(&r, n, why, sizeof why) < 0)
@@ -479,12 +485,12 @@ static int do_echo(const char *port, unsigned timeout)
             return echo_fail(strerror(errno), n);
         n++;
         if (now() >= next_print) {
-            printf("ECHO n=%llu\n", (unsigned long long)n);
+            printf("ECHO n=%llu gap=%.1f\n", (unsigned long long)n, gap);
             fflush(stdout);
             next_print = now() + 2;
         }
         if (echo_stop)
-            return echo_end(fd, n);
+            return echo_end(fd, n, gap);
     }
 }
 

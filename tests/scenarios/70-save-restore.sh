@@ -99,7 +99,7 @@ flow_moves() {
         sleep 1
         _i=$((_i + 1))
     done
-    check "sr $2: the TCP stream moves on at both ends (guest $_f0 -> $(flow_n "$1"), Domain 0 $_e0 -> $(echo_n) records, $_i s)" \
+    check "sr $2: the TCP stream moves on at both ends (guest $_f0 -> $(flow_n "$1"), Domain 0 $_e0 -> $(echo_n) records, $_i s; longest pause so far on Domain 0's clock $(sed -n 's/^ECHO n=.* gap=//p' "$DOMUS_TMP/echo.log" | tail -n 1) s)" \
         [ "$_i" -lt 60 ]
 }
 
