@@ -165,11 +165,23 @@ static size_t text_len(const struct req *r, const char *text)
     return text ? strlen(text) : 0;
 }
 
-/* A restore: the image domus-vm loads, and whether the domain stays paused. */
+/* A restore: the image domus-vm loads, whether the domain stays paused,
+ * and the memory the image holds (MiB, 0: the config's). */
 struct restore {
     const char *image;
     bool paused;
+    uint64_t memory_mib, maxmem_mib;
 };
+
+/* A restored domain has the memory its image holds, whatever the config
+ * says: the memory check and domus-vm's RAM are the image's. */
+static void restore_memory(struct xlcfg *cfg, const struct restore *rs)
+{
+    if (!rs || !rs->memory_mib)
+        return;
+    cfg->memory_mb = rs->memory_mib;
+    cfg->maxmem_mb = rs->maxmem_mib;
+}
 
 /* create, and restore (rs) from an image whose config is path and text. */
 static void create_domain(const struct req *r, const char *path, const char *text,
@@ -186,6 +198,8 @@ static void create_domain(const struct req *r, const char *path, const char *tex
     }
     path = path ? path : "config";
     rc = create_parse(path, text, text_len(r, text), cfg, err, sizeof(err));
+    if (!rc)
+        restore_memory(cfg, rs);
     if (!rc)
         rc = create_checks(r->d, cfg, req_str(r, "cwd"), err, sizeof(err));
     if (!rc && (rc = dsd_dom_new(r->d, cfg, &dom)) < 0)
@@ -298,22 +312,23 @@ static void cmd_save(const struct req *r)
 static void cmd_restore(const struct req *r)
 {
     char path[PATH_MAX], err[1024];
-    char *cpath = NULL, *ctext = NULL;
+    struct dsd_image_cfg ic;
     struct restore rs = {.paused = req_bool(r, "paused")};
     const char *over = req_str(r, "cfg_text");
 
     if (!(rs.image = req_path(r, path, sizeof(path))))
         return;
-    if (dsd_restore_config(rs.image, &cpath, &ctext, err, sizeof(err)) < 0) {
+    if (dsd_restore_config(rs.image, &ic, err, sizeof(err)) < 0) {
         dsd_reply_error(r->d, r->client, "%s", err);
         return;
     }
+    rs.memory_mib = ic.memory_mib;
+    rs.maxmem_mib = ic.maxmem_mib;
     if (over)
         create_domain(r, req_str(r, "cfg_path"), over, &rs);
     else
-        create_domain(r, cpath, ctext, &rs);
-    free(cpath);
-    free(ctext);
+        create_domain(r, ic.path, ic.text, &rs);
+    dsd_image_cfg_free(&ic);
 }
 
 /* ---- list ---- */

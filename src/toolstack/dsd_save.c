@@ -25,6 +25,10 @@ static char *image_config(const struct dsd_dom *dom, const char *path, const cha
     json_object_object_add(o, "name", json_object_new_string(dom->cfg.name));
     json_object_object_add(o, "path", json_object_new_string(path));
     json_object_object_add(o, "text", json_object_new_string(text));
+    json_object_object_add(o, "memory_mib",
+                           json_object_new_int64((int64_t)dom->cfg.memory_mb));
+    json_object_object_add(o, "maxmem_mib",
+                           json_object_new_int64((int64_t)dom->cfg.maxmem_mb));
     s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
     return s;
@@ -118,7 +122,33 @@ out:
     return rc;
 }
 
-int dsd_restore_config(const char *path, char **cfg_path, char **cfg_text, char *err,
+void dsd_image_cfg_free(struct dsd_image_cfg *ic)
+{
+    free(ic->path);
+    free(ic->text);
+    *ic = (struct dsd_image_cfg){0};
+}
+
+/* The header's memory sizes: both or neither, each a config could give. */
+static int image_memory(json_object *o, struct dsd_image_cfg *ic, const char *path,
+                        char *err, size_t errlen)
+{
+    bool has_mem = json_object_object_get_ex(o, "memory_mib", NULL),
+         has_max = json_object_object_get_ex(o, "maxmem_mib", NULL);
+
+    if (!has_mem && !has_max)
+        return 0;
+    if (vmctl_get_u64(o, "memory_mib", XLCFG_MEMORY_MAX_MB, &ic->memory_mib) < 0 ||
+        vmctl_get_u64(o, "maxmem_mib", XLCFG_MEMORY_MAX_MB, &ic->maxmem_mib) < 0 ||
+        ic->memory_mib < XLCFG_MEMORY_MIN_MB || ic->maxmem_mib < ic->memory_mib) {
+        dfmt(err, errlen, "%s: the image's memory (memory_mib, maxmem_mib) is not valid",
+             path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int dsd_restore_config(const char *path, struct dsd_image_cfg *ic, char *err,
                        size_t errlen)
 {
     struct simg_reader r;
@@ -127,7 +157,7 @@ int dsd_restore_config(const char *path, char **cfg_path, char **cfg_text, char 
     const char *p, *t;
     int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
 
-    *cfg_path = *cfg_text = NULL;
+    *ic = (struct dsd_image_cfg){0};
     if (fd < 0) {
         dfmt(err, errlen, "%s: %s", path, strerror(errno));
         return -errno;
@@ -146,12 +176,13 @@ int dsd_restore_config(const char *path, char **cfg_path, char **cfg_text, char 
         rc = -EINVAL;
         goto out;
     }
-    *cfg_path = strdup(p);
-    *cfg_text = strdup(t);
-    if (!*cfg_path || !*cfg_text) {
-        free(*cfg_path);
-        free(*cfg_text);
-        *cfg_path = *cfg_text = NULL;
+    rc = image_memory(o, ic, path, err, errlen);
+    if (rc)
+        goto out;
+    ic->path = strdup(p);
+    ic->text = strdup(t);
+    if (!ic->path || !ic->text) {
+        dsd_image_cfg_free(ic);
         dfmt(err, errlen, "out of memory");
         rc = -ENOMEM;
     }

@@ -8,7 +8,10 @@
 # once.  Each round prints one line:
 #   ROUND n up=SECONDS disk=ok|bad net=ok|bad|- ioerr=N
 # where ioerr counts "I/O error" lines in the kernel log so far.  A clock
-# that went back prints "FAIL clock went back".
+# that went back prints "FAIL clock went back".  With domus.flow=PORT too,
+# a TCP stream with sequence checks runs beside the rounds against Domain
+# 0's `tcpstream echo PORT` (`tcpstream flow`: its "FLOW n=N stall=S",
+# "FLOW done ..." and "FAIL flow: ..." lines go to the console).
 . /tests/lib.sh
 ip="$(cmdline_get domus.ip)" peer="$(cmdline_get domus.peer)"
 if [ -n "$ip" ]; then
@@ -22,6 +25,8 @@ _i=0
 while [ ! -b /dev/xvdb ] && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
 check "saverest: xvdb appeared" [ -b /dev/xvdb ]
 echo BOOTED
+flow="$(cmdline_get domus.flow)"
+[ -z "$flow" ] || [ -z "$peer" ] || tcpstream flow "$peer" "$flow" 60 &
 pattern() { yes "domus-save-round-$1-" | head -c 1048576; }
 n=0 last=0
 while :; do

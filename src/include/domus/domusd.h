@@ -219,10 +219,20 @@ struct dsd_save_opts {
 int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o,
              char *err, size_t errlen);
 
-/* Reads the header of the image at path: the xl.cfg path and text stored in
- * it (malloc'd).  -errno with err ("PATH: not a Domus save image ..."). */
-int dsd_restore_config(const char *path, char **cfg_path, char **cfg_text, char *err,
+/* What the header of an image says: the xl.cfg path and text stored in it
+ * (malloc'd), and the memory the domain had (MiB; 0 in an image that does
+ * not say: the config's is used). */
+struct dsd_image_cfg {
+    char *path, *text;
+    uint64_t memory_mib, maxmem_mib;
+};
+
+/* Reads the header of the image at path into ic (free with
+ * dsd_image_cfg_free).  -errno with err ("PATH: not a Domus save image
+ * ...", "PATH: the image's memory ... is not valid"). */
+int dsd_restore_config(const char *path, struct dsd_image_cfg *ic, char *err,
                        size_t errlen);
+void dsd_image_cfg_free(struct dsd_image_cfg *ic);
 
 /* ---- hot-plug (dsd_hotplug.c) ---- */
 
