@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* The rogue front end's shared state and helpers (rogue_main.c); its
- * attacks on blkback (rogue_blk.c) and netback (rogue_net.c). */
+ * attacks on blkback (rogue_blk.c) and netback (rogue_net.c), and the
+ * xenstore abuser (rogue_xs.c). */
 #ifndef ROGUE_H
 #define ROGUE_H
 #include <linux/delay.h>
@@ -65,4 +66,6 @@ void rg_kick(struct rogue *r);
 
 void vbd_attacks(struct rogue *r);
 void vif_attacks(struct rogue *r);
+/* The xenstore abuser: r->kind only. */
+void xs_attacks(struct rogue *r);
 #endif

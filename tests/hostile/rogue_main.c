@@ -7,9 +7,11 @@
  * counts and pages, a ring full of garbage, event floods, rsp_event games,
  * grants revoked and changed under a request, producer indexes far ahead,
  * requests after the back end closed, bad ring refs and ports at connect,
- * and connect/close cycles.  Each expectation is one line on the console:
+ * and connect/close cycles; then it abuses xenstore (quotas on entries,
+ * values, paths, watches, transactions).  Each expectation is one line
+ * on the console:
  *
- *   rogue: PASS|FAIL vbd|vif: what
+ *   rogue: PASS|FAIL vbd|vif|xs: what
  *
  * and `rogue: done` at the end.  Built with hostile.ko (`make hostile`). */
 #include "rogue.h"
@@ -20,6 +22,7 @@ module_param(flood, uint, 0444);
 module_param(revokes, uint, 0444);
 
 static atomic_t running = ATOMIC_INIT(0);
+static struct rogue xs = {.kind = "xs"};
 static DECLARE_WAIT_QUEUE_HEAD(all_done);
 
 bool rg_check(struct rogue *r, bool ok, const char *fmt, ...)
@@ -257,6 +260,9 @@ static int __init rogue_init(void)
 	/* The probes start their threads from the registration; wait for them. */
 	msleep(500);
 	wait_event_timeout(all_done, atomic_read(&running) == 0, 600 * HZ);
+	/* The xenstore abuser last: the devices' watches must find room. */
+	xs_attacks(&xs);
+	pr_info("rogue: xs finished: %u passed, %u failed\n", xs.pass, xs.fail);
 	pr_info("rogue: done\n");
 	return 0;
 }
