@@ -135,7 +135,10 @@ bench-boot: setup
 bench-io: setup
 	$(MAKE) all
 	bench/io
-.PHONY: fuzz bench-xenstore bench-boot bench-io
+# A well-behaved guest's I/O alone and beside a rogue one (scenario 61-rogue).
+bench-hostile: setup
+	bench/hostile
+.PHONY: fuzz bench-xenstore bench-boot bench-io bench-hostile
 
 # One-time machine set-up (packages, guest kernel, KVM_XEN modules, initramfs).
 setup:
