@@ -639,7 +639,8 @@ void blkback_drain(const struct blkback_io *io, blkif_back_ring_t *ring, bool *n
         return; /* nothing in flight (ring may be unset) */
     while (a->nfree < a->depth) {
         int rc = broken ? wait_completion(a) : io_uring_submit_and_wait(&a->ring, 1);
-        bool again = rc == -EINTR || ((rc == -EAGAIN || rc == -EBUSY) && ++retries < 1000);
+        bool again =
+            rc == -EINTR || ((rc == -EAGAIN || rc == -EBUSY) && ++retries < 1000);
         if (rc < 0 && broken) {
             /* What the kernel has keeps its grants busy, as in Xen. */
             dwarn("blkback: %u requests left in flight: %s", a->depth - a->nfree,
@@ -760,7 +761,7 @@ static void blk_disconnect(struct xbe *x)
     bool notify;
 
     blkback_drain(&b->io, &b->ring, &notify); /* the port is gone: no event */
-    if (b->serves)
+    if (b->serves && xbe_log_ok(x))
         dinfo("%s: %" PRIu64 " requests in %" PRIu64 " wake-ups, %.3f s busy, %" PRIu64
               " events to the guest (%" PRIu64 " sent again)",
               x->who, b->requests, b->serves, (double)b->busy_ns / 1e9, b->events,
@@ -858,9 +859,11 @@ static const char *blk_connect(struct xbe *x)
         b->ring_map = NULL;
         return why;
     }
-    dinfo("%s: ring of %u page(s), %u requests, %s%s I/O, persistent grants %s", x->who,
-          b->ring_pages, RING_SIZE(&b->ring), b->io.aio ? "io_uring" : "synchronous",
-          b->io.direct ? " direct" : "", b->persistent ? "on" : "off");
+    if (xbe_log_ok(x))
+        dinfo("%s: ring of %u page(s), %u requests, %s%s I/O, persistent grants %s",
+              x->who, b->ring_pages, RING_SIZE(&b->ring),
+              b->io.aio ? "io_uring" : "synchronous", b->io.direct ? " direct" : "",
+              b->persistent ? "on" : "off");
     return NULL;
 }
 

@@ -580,6 +580,20 @@ static void test_drain_broken_ring(void)
     close(devnull);
 }
 
+/* A front end cycling through its states logs at most 10 lines in 5 s. */
+static void test_log_limit(void)
+{
+    struct xbe x;
+    unsigned ok = 0;
+
+    if (xbe_init(&x, dom, "vbd", 51712, NULL, NULL, NULL) < 0)
+        abort();
+    for (unsigned i = 0; i < 1000; i++)
+        ok += xbe_log_ok(&x);
+    CHECK("xbe: 1000 lines a front end causes at once, 10 let through", ok == 10);
+    xbe_stop(&x);
+}
+
 #define RING16_GPA 0x200000ULL /* 16 ring pages, grants 40..55 */
 
 /* The GTF_reading | GTF_writing bits set in any of grants first..first+n-1. */
@@ -686,6 +700,7 @@ int main(void)
     test_ring_aio();
     test_multipage_ring();
     test_drain_broken_ring();
+    test_log_limit();
     close(io.fd);
     gmem_destroy(&dom->mem);
     free(dom);
