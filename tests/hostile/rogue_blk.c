@@ -258,10 +258,12 @@ static void overrun(struct rogue *r)
 	struct blkif_request q = rw(BLKIF_OP_READ, 0, r->data_ref, 0, 7);
 	unsigned int okay;
 
+	bool closed;
+
 	WRITE_ONCE(r->blk.sring->req_prod, r->blk.req_prod_pvt + 100000);
 	rg_kick(r);
-	rg_check(r, rg_wait_be(r, XenbusStateClosing),
-		 "req_prod 100000 ahead: the back end closes the device (state %u)",
+	closed = rg_wait_be(r, XenbusStateClosing);
+	rg_check(r, closed, "req_prod 100000 ahead: the back end closes the device (state %u)",
 		 rg_be_state(r));
 	WRITE_ONCE(r->blk.sring->req_prod, r->blk.req_prod_pvt);
 	push(r, &q);
@@ -302,11 +304,13 @@ static void connect_cycles(struct rogue *r)
 
 void vbd_attacks(struct rogue *r)
 {
+	bool ok;
+
 	r->data_ref = rg_grant(r, r->data[0], r->dev->otherend_id, false);
 	rg_set_fe(r, XenbusStateInitialising);
-	if (!rg_check(r, rg_wait_be(r, XenbusStateInitWait) &&
-			      vbd_connect(r, NULL, NULL, XenbusStateConnected),
-		      "connected (back end state %u)", rg_be_state(r)))
+	ok = rg_wait_be(r, XenbusStateInitWait) &&
+	     vbd_connect(r, NULL, NULL, XenbusStateConnected);
+	if (!rg_check(r, ok, "connected (back end state %u)", rg_be_state(r)))
 		return;
 	valid_read(r, "a well-formed read");
 	bad_requests(r);

@@ -10,14 +10,15 @@
 
 static void entries(struct rogue *r)
 {
-	char node[16];
+	char node[24];
 	int i, err = 0;
 
+	/* 40 directories, so that no children list reaches the node size */
 	for (i = 0; i < 1500 && !err; i++) {
-		snprintf(node, sizeof(node), "n%d", i);
+		snprintf(node, sizeof(node), "d%d/n%d", i % 40, i / 40);
 		err = xenbus_write(XBT_NIL, XS_DIR, node, "x");
 	}
-	rg_check(r, err == -ENOSPC && i > 500 && i <= 1000,
+	rg_check(r, err == -ENOSPC && i > 700 && i <= 1000,
 		 "entries: refused at the %dth node with %d (want -ENOSPC, quota 1000)", i, err);
 	xenbus_rm(XBT_NIL, "data", "rogue");
 	rg_check(r, !xenbus_write(XBT_NIL, XS_DIR, "after", "1"),
@@ -53,7 +54,7 @@ static void paths(struct rogue *r)
 	p[2398] = 'z';
 	p[2399] = 0;
 	longp = xenbus_write(XBT_NIL, XS_DIR, p, "1");
-	p[400] = 0; /* 200 levels */
+	p[399] = 0; /* 200 levels: a/a/.../a */
 	deep = xenbus_write(XBT_NIL, XS_DIR, p, "1");
 	rg_check(r, longp == -EINVAL && !deep,
 		 "paths: 2400 bytes refused with %d (want -EINVAL), 200 levels %d", longp, deep);
@@ -110,7 +111,7 @@ static void transactions(struct rogue *r)
 static void tx_flood(struct rogue *r)
 {
 	struct xenbus_transaction t;
-	char node[16];
+	char node[24];
 	int i, err = 0, rewrites;
 
 	if (xenbus_transaction_start(&t))
@@ -119,11 +120,11 @@ static void tx_flood(struct rogue *r)
 		err = xenbus_printf(t, XS_DIR, "same", "%d", i);
 	rewrites = i;
 	for (i = 0; i < 1100 && !err; i++) {
-		snprintf(node, sizeof(node), "t%d", i);
+		snprintf(node, sizeof(node), "t%d/n%d", i % 40, i / 40);
 		err = xenbus_write(t, XS_DIR, node, "x");
 	}
 	xenbus_transaction_end(t, 1);
-	rg_check(r, rewrites == 5000 && err == -ENOSPC && i > 900,
+	rg_check(r, rewrites == 5000 && err == -ENOSPC && i > 700,
 		 "a transaction: 5000 rewrites of one node, then refused at its %dth node with %d "
 		 "(want -ENOSPC)",
 		 i, err);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The well-behaved guest of tests/scenarios/61-rogue.sh: for domus.steady_s
-# seconds, rounds of disk and network I/O: each writes 4 MiB to xvdb
+# seconds or until Domain 0 writes its data/steady-stop, rounds of disk and network I/O: each writes 4 MiB to xvdb
 # (O_DIRECT), reads it back and compares, and pings Domain 0 (domus.peer).
 # One line per round, `STEADY <n> <centiseconds> ok|bad`, then PASS/FAIL
 # and STEADY DONE; it powers off.
@@ -22,7 +22,8 @@ want="$(md5sum </tmp/pat | cut -d' ' -f1)"
 echo "STEADY START"
 end=$(($(cut -d. -f1 /proc/uptime) + secs))
 n=0 bad=0
-while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do
+# Until domus.steady_s have passed or Domain 0 writes data/steady-stop.
+while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ] && ! xenstore-read data/steady-stop >/dev/null 2>&1; do
     t0="$(cs)"
     ok=ok
     dd if=/tmp/pat of=/dev/xvdb bs=65536 oflag=direct 2>/dev/null || ok=bad
