@@ -217,8 +217,8 @@ static void rsp_event_games(struct rogue *r)
 /* A read into a fresh grant, whose access we try to end at once and, when
  * that works, hand the ref to another page: the back end must answer, and
  * once it has, every grant must end (none left reading or writing). */
-static void revoke_once(struct rogue *r, unsigned int *ended, unsigned int *answered,
-			unsigned int *left_busy)
+static void revoke_once(struct rogue *r, unsigned int i, unsigned int *ended,
+			unsigned int *answered, unsigned int *left_busy)
 {
 	domid_t be = r->dev->otherend_id;
 	int ref = rg_grant(r, r->data[1], be, false);
@@ -230,6 +230,7 @@ static void revoke_once(struct rogue *r, unsigned int *ended, unsigned int *answ
 	q = rw(BLKIF_OP_READ, 8, ref, 0, 7);
 	push(r, &q);
 	send(r);
+	udelay((i % 4) * 500); /* at once, or while the back end may have it */
 	if (gnttab_end_foreign_access_ref(ref)) {
 		(*ended)++;
 		gnttab_grant_foreign_access_ref(ref, be, virt_to_gfn(r->data[0]), 1);
@@ -244,7 +245,7 @@ static void revoke(struct rogue *r)
 	unsigned int i, ended = 0, answered = 0, busy = 0;
 
 	for (i = 0; i < revokes; i++)
-		revoke_once(r, &ended, &answered, &busy);
+		revoke_once(r, i, &ended, &answered, &busy);
 	rg_check(r, answered == revokes && busy == 0,
 		 "%u reads whose grant was revoked or changed under them (%u ended early): %u "
 		 "answered, %u grants left busy after the answer",

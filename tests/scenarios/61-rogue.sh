@@ -25,6 +25,7 @@ STEADY=$((ALONE + WAIT + 20)) # at most; told to stop once the rogue guest is go
 ARGS=${ROGUE_ARGS:-cycles=10,flood=20000,revokes=100} # rogue.ko's parameters
 LOG_MAX_KB=24576
 RSS_MAX_KB=262144
+XS_GROWTH_KB=16384
 LIST_MAX_MS=5000
 
 KO=/domus/hostile/rogue.ko
@@ -66,6 +67,7 @@ check "rogue: the well-behaved guest started its rounds" wait_log good 'STEADY S
 sleep "$ALONE"
 alone_n="$(count_in_log good '^STEADY [0-9]')"
 gvm="$(only_vm)"
+xs_before="$(rss_kb "$(xs_pid)")"
 domus create "$DOMUS_TMP/rg.cfg" || fail "rogue: domus create of the rogue guest"
 
 max_list=0 max_log=0 max_dsd=0 max_xs=0 samples=0 t=0 gvm_died=0
@@ -111,6 +113,9 @@ check "rogue: xenstored's RSS stayed under ${RSS_MAX_KB} kB (max ${max_xs} kB)" 
     [ "$max_xs" -gt 0 -a "$max_xs" -le "$RSS_MAX_KB" ]
 check "rogue: domusd lives" [ -d "/proc/$dsd" ]
 check "rogue: xenstored lives" [ -n "$xs" -a -d "/proc/$xs" ]
+xs_after="$(rss_kb "$xs")"
+check "rogue: xenstored's RSS grew by at most ${XS_GROWTH_KB} kB (${xs_before} kB before the rogue guest, ${xs_after} kB after)" \
+    [ "$((xs_after - xs_before))" -le "$XS_GROWTH_KB" ]
 check "rogue: the well-behaved guest's domus-vm lived through it" [ -n "$gvm" -a "$gvm_died" = 0 ]
 
 wait_log good 'STEADY DONE' "$STEADY" || fail "rogue: the well-behaved guest did not finish its rounds"
@@ -124,3 +129,4 @@ tr -d '\r' <"$(console_log good)" | awk -v a="$alone_n" -v r="$rogue_n" '
         na, sa / na / 100, nr, sr / nr / 100, (sr / nr) / (sa / na) }'
 domus destroy rg >/dev/null 2>&1
 domus destroy good >/dev/null 2>&1
+exit 0 # the verdict is in the PASS/FAIL lines
