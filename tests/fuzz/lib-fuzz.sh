@@ -40,10 +40,10 @@ fuzz_main() {
         return 1
     fi
 
-    local limit=(-max_total_time="$secs")
+    local limit=(-max_total_time="$secs") what="${secs}s"
     if [ -n "${FUZZ_RUNS:-}" ]; then
         limit=(-runs="$FUZZ_RUNS" -max_total_time="${FUZZ_MAX_SECONDS:-86400}")
-        secs="${FUZZ_RUNS} runs,"
+        what="asked $FUZZ_RUNS runs"
     fi
     local t0=$SECONDS
     "$fuzz" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" -print_final_stats=1 \
@@ -52,7 +52,7 @@ fuzz_main() {
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
     if [ $rc = 0 ]; then
-        echo "PASS $label: ${secs}s, ${runs:-?} inputs in $((SECONDS - t0)) s, ${cov:-cov ?}, no crash"
+        echo "PASS $label: $what, ${runs:-?} inputs in $((SECONDS - t0)) s, ${cov:-cov ?}, no crash"
         return 0
     fi
     echo "FAIL $label: exit $rc (artifact in build/fuzz/, log $log)"
