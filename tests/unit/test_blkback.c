@@ -568,7 +568,8 @@ static void test_drain_broken_ring(void)
         ok += x->id == 700 && x->status == BLKIF_RSP_OKAY;
         err += x->id == 701 && x->status == BLKIF_RSP_ERROR;
     }
-    CHECK("drain: nothing left in flight after the failed wait", blkback_in_flight(&io) == 0);
+    CHECK("drain: nothing left in flight after the failed wait",
+          blkback_in_flight(&io) == 0);
     CHECK("drain: the read the kernel had is answered with its data",
           ok == 1 && page(5)[0] == 'Q');
     CHECK("drain: the read it never took is an error, its grant ended",

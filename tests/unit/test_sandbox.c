@@ -472,7 +472,8 @@ static void test_process(void)
     CHECK("process: sandbox_process in a child", process_run(SANDBOX_PROC_NO_EXEC, r));
     CHECK("process: applied", r[P_STILL] == 0);
     CHECK("process: no_new_privs set", r[P_NNP] == 0);
-    CHECK("process: only the capability kept is left (none when not root)", r[P_CAPS] == 0);
+    CHECK("process: only the capability kept is left (none when not root)",
+          r[P_CAPS] == 0);
     CHECK("process: execve refused (SANDBOX_PROC_NO_EXEC)", r[P_EXEC] == EPERM);
     CHECK("process: unshare refused", r[P_UNSHARE] == EPERM);
     CHECK("process: mount refused", r[P_MOUNT] == EPERM);
