@@ -25,19 +25,19 @@ extern unsigned int cycles, flood, revokes;
 #define FOREIGN_DOMID 7 /* a domain that is not the back end's */
 
 struct rogue {
-	struct xenbus_device *dev;
-	const char *kind; /* "vbd", "vif" */
-	void *ring[2];    /* vbd: ring[0]; vif: tx, rx */
-	grant_ref_t ring_ref[2];
-	evtchn_port_t port;
-	int irq;
-	atomic_t events;
-	void *data[2]; /* pages for I/O: data[0] granted writable to the back end */
-	grant_ref_t data_ref;
-	struct blkif_front_ring blk;
-	struct xen_netif_tx_front_ring tx;
-	struct xen_netif_rx_front_ring rx;
-	unsigned int pass, fail;
+    struct xenbus_device *dev;
+    const char *kind; /* "vbd", "vif" */
+    void *ring[2];    /* vbd: ring[0]; vif: tx, rx */
+    grant_ref_t ring_ref[2];
+    evtchn_port_t port;
+    int irq;
+    atomic_t events;
+    void *data[2]; /* pages for I/O: data[0] granted writable to the back end */
+    grant_ref_t data_ref;
+    struct blkif_front_ring blk;
+    struct xen_netif_tx_front_ring tx;
+    struct xen_netif_rx_front_ring rx;
+    unsigned int pass, fail;
 };
 
 /* One expectation: a PASS or FAIL line; returns ok. */
