@@ -626,19 +626,68 @@ int blkback_do_ring(const struct blkback_io *io, blkif_back_ring_t *ring, bool *
     return io->aio ? do_ring_aio(io, ring, notify) : do_ring_sync(io, ring, notify);
 }
 
+/* Slots whose SQEs the kernel never took (a submission that failed for
+ * good): they are answered with an error and their grants ended, and the
+ * SQEs taken back, so that no later io_uring_enter hands them over.  The
+ * SQ ring maps slot i to SQE i (liburing sets it so; no SQPOLL here). */
+static unsigned abandon_unsubmitted(const struct blkback_io *io, blkif_back_ring_t *ring)
+{
+    struct blkback_aio *a = io->aio;
+    struct io_uring_sq *sq = &a->ring.sq;
+    unsigned head = __atomic_load_n(sq->khead, __ATOMIC_ACQUIRE), n = 0;
+
+    for (unsigned i = head; i != sq->sqe_tail; i++, n++) {
+        uint64_t s = sq->sqes[i & sq->ring_mask].user_data;
+        if (s >= a->depth)
+            continue;
+        struct blk_slot *sl = &a->slots[s];
+        unmap_op(io, &sl->op);
+        answer(ring, sl->id, sl->operation, BLKIF_RSP_ERROR);
+        release(a, (unsigned)s);
+    }
+    sq->sqe_head = sq->sqe_tail = head;
+    __atomic_store_n(sq->ktail, head, __ATOMIC_RELEASE);
+    return n;
+}
+
+/* Waits for one completion of what the kernel has, without submitting. */
+static int wait_completion(struct blkback_aio *a)
+{
+    struct io_uring_cqe *cqe;
+    int rc;
+
+    do
+        rc = io_uring_wait_cqe(&a->ring, &cqe);
+    while (rc == -EINTR);
+    return rc;
+}
+
 void blkback_drain(const struct blkback_io *io, blkif_back_ring_t *ring, bool *notify)
 {
     struct blkback_aio *a = io->aio;
-    bool n;
+    unsigned retries = 0;
+    bool n, broken = false;
 
     *notify = false;
     if (!a || a->nfree == a->depth)
         return; /* nothing in flight (ring may be unset) */
     while (a->nfree < a->depth) {
-        int rc = io_uring_submit_and_wait(&a->ring, 1);
-        if (rc < 0 && rc != -EINTR) {
-            dwarn("blkback: waiting for I/O: %s", strerror(-rc));
+        int rc = broken ? wait_completion(a) : io_uring_submit_and_wait(&a->ring, 1);
+        bool again =
+            rc == -EINTR || ((rc == -EAGAIN || rc == -EBUSY) && ++retries < 1000);
+        if (rc < 0 && broken) {
+            /* What the kernel has keeps its grants busy, as in Xen. */
+            dwarn("blkback: %u requests left in flight: %s", a->depth - a->nfree,
+                  strerror(-rc));
             break;
+        }
+        if (rc < 0 && !again) {
+            /* What the kernel never took is answered now; the rest is
+             * waited for without submitting. */
+            dwarn("blkback: waiting for I/O: %s", strerror(-rc));
+            abandon_unsubmitted(io, ring);
+            broken = true;
+            continue;
         }
         reap(io, ring);
     }
@@ -756,7 +805,7 @@ static void blk_disconnect(struct xbe *x)
     bool notify;
 
     blkback_drain(&b->io, &b->ring, &notify); /* the port is gone: no event */
-    if (b->serves)
+    if (b->serves && xbe_log_ok(x))
         dinfo("%s: %" PRIu64 " requests in %" PRIu64 " wake-ups, %.3f s busy, %" PRIu64
               " events to the guest (%" PRIu64 " sent again)",
               x->who, b->requests, b->serves, (double)b->busy_ns / 1e9, b->events,
@@ -854,9 +903,11 @@ static const char *blk_connect(struct xbe *x)
         b->ring_map = NULL;
         return why;
     }
-    dinfo("%s: ring of %u page(s), %u requests, %s%s I/O, persistent grants %s", x->who,
-          b->ring_pages, RING_SIZE(&b->ring), b->io.aio ? "io_uring" : "synchronous",
-          b->io.direct ? " direct" : "", b->persistent ? "on" : "off");
+    if (xbe_log_ok(x))
+        dinfo("%s: ring of %u page(s), %u requests, %s%s I/O, persistent grants %s",
+              x->who, b->ring_pages, RING_SIZE(&b->ring),
+              b->io.aio ? "io_uring" : "synchronous", b->io.direct ? " direct" : "",
+              b->persistent ? "on" : "off");
     return NULL;
 }
 

@@ -491,7 +491,7 @@ static void set_offloads(struct netback *nb)
         if (fe_flag(x, "feature-sg") && fe_flag(x, "feature-gso-tcpv6"))
             off |= TUN_F_TSO6 | TUN_F_TSO_ECN;
     }
-    if (ioctl(nb->io.tap_fd, TUNSETOFFLOAD, off) < 0)
+    if (ioctl(nb->io.tap_fd, TUNSETOFFLOAD, off) < 0 && xbe_log_ok(x))
         dwarn("%s: offloads %#x: %s", nb->ifname, off, strerror(errno));
 }
 

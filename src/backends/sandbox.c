@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <liburing.h>
@@ -12,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -219,5 +222,143 @@ int sandbox_uring(unsigned entries, struct io_uring *ring, struct io_uring_param
     rc = rc ? rc : uring_register(ring, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
     if (rc)
         io_uring_queue_exit(ring);
+    return rc;
+}
+
+/* ---- whole daemons ---- */
+
+/* What no Domus process does; refused to the daemons and what they run. */
+static const int never_calls[] = {
+    SCMP_SYS(init_module),
+    SCMP_SYS(finit_module),
+    SCMP_SYS(delete_module),
+    SCMP_SYS(kexec_load),
+    SCMP_SYS(kexec_file_load),
+    SCMP_SYS(reboot),
+    SCMP_SYS(mount),
+    SCMP_SYS(umount2),
+    SCMP_SYS(pivot_root),
+    SCMP_SYS(chroot),
+    SCMP_SYS(unshare),
+    SCMP_SYS(setns),
+    SCMP_SYS(process_vm_readv),
+    SCMP_SYS(process_vm_writev),
+    SCMP_SYS(bpf),
+    SCMP_SYS(perf_event_open),
+    SCMP_SYS(userfaultfd),
+    SCMP_SYS(keyctl),
+    SCMP_SYS(add_key),
+    SCMP_SYS(request_key),
+    SCMP_SYS(swapon),
+    SCMP_SYS(swapoff),
+    SCMP_SYS(settimeofday),
+    SCMP_SYS(clock_settime),
+    SCMP_SYS(clock_adjtime),
+    SCMP_SYS(adjtimex),
+    SCMP_SYS(iopl),
+    SCMP_SYS(ioperm),
+    SCMP_SYS(acct),
+    SCMP_SYS(personality),
+    SCMP_SYS(open_by_handle_at),
+    SCMP_SYS(name_to_handle_at),
+    SCMP_SYS(quotactl),
+    SCMP_SYS(syslog),
+    SCMP_SYS(uselib),
+    SCMP_SYS(fanotify_init),
+#ifndef SANDBOX_ASAN
+    SCMP_SYS(ptrace), /* LeakSanitizer stops the threads with it at exit */
+#endif
+};
+static const int exec_calls[] = {SCMP_SYS(execve), SCMP_SYS(execveat)};
+
+static int deny_calls(scmp_filter_ctx ctx, const int *calls, size_t n)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), calls[i], 0);
+    return rc;
+}
+
+/* The deny filter on every thread of the process (TSYNC). */
+static int deny_filter(unsigned flags)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    int rc;
+
+    if (!ctx)
+        return -ENOMEM;
+    rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+    rc = rc ? rc : deny_calls(ctx, never_calls, ARRAY_SIZE(never_calls));
+    if (!rc && (flags & SANDBOX_PROC_NO_EXEC))
+        rc = deny_calls(ctx, exec_calls, ARRAY_SIZE(exec_calls));
+    rc = rc ? rc : seccomp_load(ctx);
+    seccomp_release(ctx);
+    return rc;
+}
+
+static bool kept(int cap, const int *keep, unsigned nkeep)
+{
+    for (unsigned i = 0; i < nkeep; i++)
+        if (keep[i] == cap)
+            return true;
+    return false;
+}
+
+static int last_cap(void)
+{
+    int last = CAP_LAST_CAP;
+    FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+
+    if (f) {
+        if (fscanf(f, "%d", &last) != 1 || last < 0 || last > 63)
+            last = CAP_LAST_CAP;
+        fclose(f);
+    }
+    return last;
+}
+
+/* Every capability but keep leaves every set; the bounding set only when
+ * we may (CAP_SETPCAP). */
+static int drop_caps(const int *keep, unsigned nkeep)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct c[2];
+    int last = last_cap();
+
+    if (syscall(SYS_capget, &h, c) < 0)
+        return -errno;
+    bool setpcap = c[0].effective & (1u << CAP_SETPCAP);
+    for (int cap = 0; cap <= last; cap++) {
+        if (kept(cap, keep, nkeep))
+            continue;
+        if (setpcap && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+            return -errno;
+        c[cap / 32].effective &= ~(1u << (cap % 32));
+        c[cap / 32].permitted &= ~(1u << (cap % 32));
+    }
+    c[0].inheritable = c[1].inheritable = 0;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        return -errno;
+    return syscall(SYS_capset, &h, c) < 0 ? -errno : 0;
+}
+
+int sandbox_process(const char *who, const int *keep, unsigned nkeep, unsigned flags)
+{
+    int rc;
+
+    if (disabled()) {
+        dinfo("%s: not sandboxed (DOMUS_NO_SANDBOX=1)", who);
+        return 0;
+    }
+    rc = drop_caps(keep, nkeep);
+    if (!rc && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        rc = -errno;
+    rc = rc ? rc : deny_filter(flags);
+    if (rc)
+        dwarn("%s: least privilege: %s", who, strerror(-rc));
+    else
+        dinfo("%s: %u capabilities kept, no_new_privs, seccomp deny list%s", who, nkeep,
+              flags & SANDBOX_PROC_NO_EXEC ? " (no exec)" : "");
     return rc;
 }

@@ -66,9 +66,22 @@ static void disconnect(struct xbe *x)
     x->ops->disconnect(x);
 }
 
+bool xbe_log_ok(struct xbe *x)
+{
+    uint64_t dropped;
+
+    if (!dratelimit_pass(&x->log_rl, &dropped))
+        return false;
+    if (dropped)
+        dwarn("%s: %" PRIu64 " lines about the front end were not logged", x->who,
+              dropped);
+    return true;
+}
+
 void xbe_fatal(struct xbe *x, const char *why)
 {
-    dwarn("%s: %s; closing", x->who, why);
+    if (xbe_log_ok(x))
+        dwarn("%s: %s; closing", x->who, why);
     disconnect(x);
     set_state(x, XenbusStateClosing);
 }
@@ -89,7 +102,8 @@ const char *xbe_bind_port(struct xbe *x, const char *rel)
     if ((rc = evtchn_bind_backend(x->d, (uint32_t)port, x->kick_fd)) == -EINVAL)
         return "event-channel is not a port unbound for Domain 0";
     if (rc < 0) {
-        dwarn("%s: binding port %" PRIu64 ": %s", x->who, port, strerror(-rc));
+        if (xbe_log_ok(x))
+            dwarn("%s: binding port %" PRIu64 ": %s", x->who, port, strerror(-rc));
         return "event-channel could not be bound";
     }
     x->port = (uint32_t)port;
@@ -133,7 +147,8 @@ static void frontend_changed(struct xbe *x, uint64_t fst)
             break;
         }
         x->connected = true;
-        dinfo("%s: connected (port %u)", x->who, x->port);
+        if (xbe_log_ok(x))
+            dinfo("%s: connected (port %u)", x->who, x->port);
         set_state(x, XenbusStateConnected);
         x->ops->serve(x);
         break;
@@ -299,7 +314,8 @@ int xbe_init(struct xbe *x, struct domain *d, const char *kind, uint32_t devid,
                       .xw = {.fd = -1},
                       .kick_fd = -1,
                       .stop_fd = -1,
-                      .state = XenbusStateInitialising};
+                      .state = XenbusStateInitialising,
+                      .log_rl = DRATELIMIT_INIT(10, 5000)};
     snprintf(x->bpath, sizeof(x->bpath), "/local/domain/0/backend/%s/%u/%u", kind,
              d->domid, devid);
     snprintf(x->fpath, sizeof(x->fpath), "/local/domain/%u/device/%s/%u", d->domid, kind,

@@ -12,6 +12,19 @@
 
 #define ENTRIES_PER_FRAME (DOMUS_PAGE_SIZE / sizeof(grant_entry_v1_t))
 
+/* Frame idx moves onto RAM (used in place): the extra page it had, at old
+ * (0: none), leaves the guest's map and Domus's. */
+static int unplace_frame(struct domain *d, unsigned idx, uint64_t old)
+{
+    if (!old)
+        return 0;
+    int rc = d->ops->map_extra(d, idx, 0, NULL);
+    if (rc < 0)
+        return rc; /* still mapped where it was, and still known there */
+    gmem_unplace_extra(&d->mem, idx);
+    return 0;
+}
+
 /* A grant frame at a RAM page is used in place; one outside RAM (Linux PVH
  * picks unpopulated addresses) is backed by an extra page of the domain.
  * A placement that fails leaves the frame where it was, content included. */
@@ -21,8 +34,10 @@ static int place_frame(struct domain *d, unsigned idx, uint64_t gpa)
         if (i != idx && gmem_region_gpa(&d->mem, GMEM_REGION_EXTRA + i) == gpa)
             return -EINVAL; /* another frame is there */
     uint64_t old = gmem_region_gpa(&d->mem, GMEM_REGION_EXTRA + idx);
-    if (old == gpa || gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
+    if (old == gpa)
         return 0;
+    if (gmem_ptr(&d->mem, gpa, DOMUS_PAGE_SIZE))
+        return unplace_frame(d, idx, old);
     void *host = gmem_place_extra(&d->mem, idx, gpa);
     if (!host)
         return -EINVAL;

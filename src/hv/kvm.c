@@ -197,16 +197,19 @@ static int k_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
 
 static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *host);
 
-/* Extra page idx's region moved to gpa (gmem_place_extra): its slot follows. */
+/* Extra page idx's region moved to gpa (gmem_place_extra): its slot follows;
+ * gpa 0 (host NULL) only drops the slot. */
 static int k_map_extra(struct domain *d, unsigned idx, uint64_t gpa, void *host)
 {
+    if (idx >= GMEM_EXTRA_PAGES)
+        return -EINVAL;
     const struct gmem_region *r = &d->mem.region[GMEM_REGION_EXTRA + idx];
     int fd = priv(d)->vm_fd;
 
-    if (idx >= GMEM_EXTRA_PAGES || host != d->mem.host + r->fd_offset)
+    if (gpa ? host != d->mem.host + r->fd_offset : host != NULL)
         return -EINVAL;
-    set_slot(fd, r->slot, 0, 0, NULL); /* drop an earlier placement */
-    return set_slot(fd, r->slot, gpa, r->size, host);
+    int rc = set_slot(fd, r->slot, 0, 0, NULL); /* drop an earlier placement */
+    return gpa ? set_slot(fd, r->slot, gpa, r->size, host) : rc;
 }
 
 /* Out of KVM_RUN by the signal, out of a pause's gate by its wake-up. */

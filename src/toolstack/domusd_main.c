@@ -6,10 +6,12 @@
  * One instance per $DOMUS_RUN_DIR, guarded by a lock on domusd.lock; a second
  * --daemon start while one runs succeeds without doing anything. */
 #include "domus/domusd.h"
+#include "domus/sandbox.h"
 #include "domus/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +218,17 @@ static void absolute_env(const char *name)
     setenv(name, abs, 1);
 }
 
+/* What domusd and what it runs (domus-vm, domus-xenstored) keep: taps and
+ * bridges (NET_ADMIN); disk images and directories whoever owns them (the
+ * DAC ones, FOWNER); vCPU pinning (SYS_NICE).  The rest goes (sandbox.h). */
+static void least_privilege(void)
+{
+    static const int keep[] = {CAP_NET_ADMIN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
+                               CAP_FOWNER, CAP_SYS_NICE};
+
+    sandbox_process("domusd", keep, sizeof(keep) / sizeof(keep[0]), 0);
+}
+
 int main(int argc, char **argv)
 {
     struct dsd d = {.epfd = -1};
@@ -233,6 +246,7 @@ int main(int argc, char **argv)
             return usage(stderr), 2;
     }
     ensure_stdio();
+    least_privilege();
     absolute_env("DOMUS_RUN_DIR");
     absolute_env("DOMUS_LOG_DIR");
     absolute_env("XENSTORED_PATH");

@@ -7,6 +7,7 @@
  * --daemon detaches once the socket is listening.  --run-dir installs the
  * domus-vm INTRODUCE hook (xs_vmhook.h): a guest's ring is fetched from
  * DIR/dom<N>.control; without it INTRODUCE records domains without rings. */
+#include "domus/sandbox.h"
 #include "domus/util.h"
 #include "domus/xs_vmhook.h"
 #include "domus/xenstore.h"
@@ -148,6 +149,9 @@ int main(int argc, char **argv)
     dlog_set_prog("domus-xenstored");
     if (parse_opts(argc, argv, &o))
         return 2;
+    /* No capabilities, no programs run: sockets, guest memfds handed over
+     * by domus-vm and files in its own directories are all it touches. */
+    sandbox_process("domus-xenstored", NULL, 0, SANDBOX_PROC_NO_EXEC);
     d = xs_daemon_new(NULL);
     if (!d) {
         derr("out of memory");

@@ -10,6 +10,8 @@
 #   on inputs of at most MAX_LEN bytes (default 16384) and prints PASS/FAIL
 #   lines labelled NAME-fuzz.  Returns 1 on a failed build or seeding, a
 #   crash or a sanitizer report (artifact in build/fuzz/).
+#   FUZZ_RUNS=N (make fuzz-long): N executions instead, SECONDS ignored
+#   (FUZZ_MAX_SECONDS, default a day, still bounds the run).
 
 fuzz_main() {
     local name=$1 secs=$2 max_len=${3:-16384}
@@ -38,13 +40,19 @@ fuzz_main() {
         return 1
     fi
 
-    "$fuzz" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" -print_final_stats=1 \
+    local limit=(-max_total_time="$secs") what="${secs}s"
+    if [ -n "${FUZZ_RUNS:-}" ]; then
+        limit=(-runs="$FUZZ_RUNS" -max_total_time="${FUZZ_MAX_SECONDS:-86400}")
+        what="asked $FUZZ_RUNS runs"
+    fi
+    local t0=$SECONDS
+    "$fuzz" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" -print_final_stats=1 \
         -artifact_prefix=build/fuzz/ "$corpus" >"$log" 2>&1
     local rc=$? runs cov
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
     if [ $rc = 0 ]; then
-        echo "PASS $label: ${secs}s, ${runs:-?} inputs, ${cov:-cov ?}, no crash"
+        echo "PASS $label: $what, ${runs:-?} inputs in $((SECONDS - t0)) s, ${cov:-cov ?}, no crash"
         return 0
     fi
     echo "FAIL $label: exit $rc (artifact in build/fuzz/, log $log)"

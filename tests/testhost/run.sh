@@ -235,7 +235,7 @@ build_base() {
     local inputs=("$0" "$ROOT/scripts/lib.sh" "$GUEST_KERNEL" "$DOMUS_GUEST_INITRD"
         "$(cat "$DOMUS_TESTHOST_KDIR/.stamp")" "kvm=$DOMUS_KVM_MODULES" "$PROBE" "$KEYHOLD"
         "qemu=$WITH_QEMU" "asan=$ASAN" "${bins[@]}" "$ROOT"/tests/guest/* /etc/xen/xlexample.*
-        "$ROOT"/tests/hostile/* "hostile=$(cat "$ROOT/build/hostile/hostile.ko" 2>/dev/null | sha256sum)"
+        "$ROOT"/tests/hostile/* "hostile=$(cat "$ROOT"/build/hostile/*.ko 2>/dev/null | sha256sum)"
         "xs=$(dpkg-query -W -f='${Version}' xenstore-utils 2>/dev/null || echo none)"
         "bb=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo none)")
     [ "$WITH_QEMU" = 0 ] || inputs+=("$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || echo none)")
@@ -271,10 +271,11 @@ build_base() {
     # Debian's example xl configs (xen-utils-common), for 15-xl-examples.
     mkdir -p "$r/etc/xen"
     cp /etc/xen/xlexample.* "$r/etc/xen/" 2>/dev/null || true
-    # The hostile guest's additions (60-hostile.sh), when `make hostile` built them.
+    # The hostile guests' additions (60-hostile.sh, 61-rogue.sh), when `make
+    # hostile` built them.
     mkdir -p "$r/domus/hostile"
-    cp "$ROOT/tests/hostile/hostile.sh" "$r/domus/hostile/"
-    [ ! -f "$ROOT/build/hostile/hostile.ko" ] || cp "$ROOT/build/hostile/hostile.ko" "$r/domus/hostile/"
+    cp "$ROOT"/tests/hostile/*.sh "$r/domus/hostile/"
+    for f in "$ROOT"/build/hostile/*.ko; do [ ! -f "$f" ] || cp "$f" "$r/domus/hostile/"; done
     if [ "$WITH_QEMU" = 1 ]; then
         # In /usr/bin: QEMU finds its firmware relative to its own location,
         # where we put what Debian's build finds along its firmware path.

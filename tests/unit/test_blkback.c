@@ -7,6 +7,7 @@
 #include "domus/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,6 +543,96 @@ static void test_ring_aio(void)
     CHECK("aio: finished", io.aio == NULL && blkback_aio_fd(&io) == -1);
 }
 
+/* The io_uring instance's fd (there is one at a time here). */
+static int uring_fd(void)
+{
+    char path[64], link[64];
+    for (int fd = 3; fd < 1024; fd++) {
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, link, sizeof(link) - 1);
+        if (n > 0 && (link[n] = 0, strstr(link, "io_uring")))
+            return fd;
+    }
+    return -1;
+}
+
+/* The drain when io_uring_enter fails for good: a read the kernel has (A)
+ * is still reaped when it completes, a read the kernel never took (B) is
+ * answered with an error and its grant ended, nothing stays in flight.
+ * The ring's fd is replaced by /dev/null (its mappings keep it alive), so
+ * every io_uring_enter fails with EOPNOTSUPP. */
+static void test_drain_broken_ring(void)
+{
+    blkif_sring_t *s = gmem_ptr(&dom->mem, RING_GPA, 4096);
+    grant_entry_v1_t *g6 = gmem_ptr(&dom->mem, GT_GPA + 6 * sizeof(*g6), sizeof(*g6));
+    blkif_front_ring_t front;
+    blkif_back_ring_t back;
+    int p[2], img = io.fd, devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    bool notify;
+    static uint8_t data[4096];
+
+    if (blkback_aio_init(&io, 4) < 0 || pipe(p) < 0 || devnull < 0) {
+        printf("# io_uring unavailable: the broken drain not tested\n");
+        return;
+    }
+    SHARED_RING_INIT(s);
+    FRONT_RING_INIT(&front, s, 4096);
+    BACK_RING_INIT(&back, s, 4096);
+    io.fd = p[0];
+    blkif_request_t *r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
+    *r = rq(BLKIF_OP_READ, 0, 1);
+    r->seg[0].gref = 5, r->id = 700;
+    s->req_prod = front.req_prod_pvt;
+    blkback_do_ring(&io, &back, &notify); /* A: the kernel waits on the pipe */
+    int rfd = uring_fd();
+    CHECK("drain: the ring broken under a read in flight",
+          rfd >= 0 && dup2(devnull, rfd) == rfd && blkback_in_flight(&io) == 1);
+    r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
+    *r = rq(BLKIF_OP_READ, 8, 1);
+    r->seg[0].gref = 6, r->id = 701;
+    s->req_prod = front.req_prod_pvt;
+    blkback_do_ring(&io, &back, &notify); /* B: its submission fails */
+    CHECK("drain: a read never submitted holds its grant",
+          blkback_in_flight(&io) == 2 && (g6->flags & (GTF_reading | GTF_writing)));
+    memset(data, 'Q', sizeof(data));
+    if (write(p[1], data, sizeof(data)) != sizeof(data))
+        abort();
+    struct pollfd pe = {blkback_aio_fd(&io), POLLIN, 0};
+    poll(&pe, 1, 2000);
+    blkback_drain(&io, &back, &notify);
+    unsigned ok = 0, err = 0;
+    for (RING_IDX i = 0; i != back.rsp_prod_pvt; i++) {
+        blkif_response_t *x = RING_GET_RESPONSE(&front, i);
+        ok += x->id == 700 && x->status == BLKIF_RSP_OKAY;
+        err += x->id == 701 && x->status == BLKIF_RSP_ERROR;
+    }
+    CHECK("drain: nothing left in flight after the failed wait",
+          blkback_in_flight(&io) == 0);
+    CHECK("drain: the read the kernel had is answered with its data",
+          ok == 1 && page(5)[0] == 'Q');
+    CHECK("drain: the read it never took is an error, its grant ended",
+          err == 1 && back.rsp_prod_pvt == 2 && g6->flags == GTF_permit_access);
+    blkback_aio_fini(&io);
+    io.fd = img;
+    close(p[0]);
+    close(p[1]);
+    close(devnull);
+}
+
+/* A front end cycling through its states logs at most 10 lines in 5 s. */
+static void test_log_limit(void)
+{
+    struct xbe x;
+    unsigned ok = 0;
+
+    if (xbe_init(&x, dom, "vbd", 51712, NULL, NULL, NULL) < 0)
+        abort();
+    for (unsigned i = 0; i < 1000; i++)
+        ok += xbe_log_ok(&x);
+    CHECK("xbe: 1000 lines a front end causes at once, 10 let through", ok == 10);
+    xbe_stop(&x);
+}
+
 #define RING16_GPA 0x200000ULL /* 16 ring pages, grants 40..55 */
 
 /* The GTF_reading | GTF_writing bits set in any of grants first..first+n-1. */
@@ -648,6 +739,8 @@ int main(void)
     test_ring();
     test_ring_aio();
     test_multipage_ring();
+    test_drain_broken_ring();
+    test_log_limit();
     close(io.fd);
     gmem_destroy(&dom->mem);
     free(dom);

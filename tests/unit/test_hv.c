@@ -69,11 +69,15 @@ static int f_route_local(struct domain *d, uint32_t p, uint32_t t, uint32_t v)
 }
 static int f_route_fd(struct domain *d, uint32_t p, int fd) { (void)d, (void)p, (void)fd; return 0; }
 static int f_route_rm(struct domain *d, uint32_t p) { (void)d, (void)p; fk.routes_removed++; return 0; }
-static unsigned extra_maps;
+static unsigned extra_maps, extra_unmaps;
 static uint64_t extra_refused; /* a gpa where map_extra fails (KVM out of slots) */
 static int f_map_extra(struct domain *d, unsigned i, uint64_t gpa, void *h)
 {
-    (void)d, (void)i, (void)h;
+    (void)d, (void)i;
+    if (!gpa) {
+        extra_unmaps += h == NULL;
+        return h ? -EINVAL : 0;
+    }
     if (gpa == extra_refused)
         return -ENOSPC;
     extra_maps++;
@@ -272,6 +276,16 @@ static void test_memory_op(void)
           kept && !memcmp(kept, "grants!", 8) && !gmem_ptr(&dom->mem, 0xF0001000ULL, 1) &&
               dom->gnt_frame_gpa[1] == 0xF0000000ULL);
     extra_refused = 0;
+    /* From an extra page onto RAM: the extra page leaves both maps. */
+    x = (struct xen_add_to_physmap){.domid = DOMID_SELF, .space = XENMAPSPACE_grant_table,
+                                    .idx = 1, .gpfn = 0x40};
+    put(&x, sizeof(x));
+    CHECK("grant frame moved from an extra page onto RAM",
+          hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == 0 &&
+              dom->gnt_frame_gpa[1] == 0x40000ULL);
+    CHECK("... leaves no extra page placed where it was",
+          !gmem_ptr(&dom->mem, 0xF0000000ULL, 1) && extra_unmaps == 1 &&
+              gmem_region_gpa(&dom->mem, GMEM_REGION_EXTRA + 1) == 0);
     domid_t self = DOMID_SELF;
     put(&self, sizeof(self));
     CHECK("current_reservation in pages",

@@ -3,12 +3,15 @@
  * ENOTTY), the rest fails with EPERM; the dangerous calls fail under every
  * need; DOMUS_NO_SANDBOX=1 leaves it free; sandbox_uring's ring runs only
  * the operations named; a sanitizer report from a sandboxed thread is still
- * whole (run in a child: --use-after-free). */
+ * whole (run in a child: --use-after-free); sandbox_process, in a child,
+ * keeps only the capabilities named, sets no_new_privs and refuses exec
+ * (when asked), unshare, mount and bpf. */
 #include "domus/sandbox.h"
 #include "domus/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <liburing.h>
@@ -22,6 +25,8 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -415,6 +420,68 @@ static void test_report(const char *self)
               strstr(out, "test_sandbox.c:") && strstr(out, "freed by thread T1"));
 }
 
+/* ---- sandbox_process: a whole daemon, in a child ---- */
+
+enum { P_NNP, P_CAPS, P_EXEC, P_UNSHARE, P_MOUNT, P_BPF_ERRNO, P_STILL, P_N };
+
+/* In a child: sandbox_process(keep NET_ADMIN, flags), then what passes;
+ * last an execve, after which (when it works) nothing is written to out. */
+static void process_child(unsigned flags, int out)
+{
+    static const int keep[] = {CAP_NET_ADMIN};
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct c[2] = {{0}};
+    int r[P_N] = {0};
+    char *const argv[] = {"/bin/true", NULL};
+
+    r[P_STILL] = sandbox_process("test", keep, 1, flags);
+    r[P_NNP] = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1 ? 0 : EINVAL;
+    bool root = geteuid() == 0;
+    if (syscall(SYS_capget, &h, c) < 0)
+        r[P_CAPS] = errno;
+    else if (c[0].effective != (root ? 1u << CAP_NET_ADMIN : 0) || c[1].effective ||
+             c[0].inheritable)
+        r[P_CAPS] = EINVAL;
+    r[P_UNSHARE] = result(unshare(CLONE_NEWUTS));
+    r[P_MOUNT] = result(mount("none", dir, "tmpfs", 0, NULL));
+    r[P_BPF_ERRNO] = result(syscall(SYS_bpf, 0, NULL, 0));
+    r[P_EXEC] = result(execve("/bin/true", argv, NULL)); /* returns only on failure */
+    if (write(out, r, sizeof(r)) != sizeof(r))
+        _exit(2);
+    _exit(0);
+}
+
+static bool process_run(unsigned flags, int r[P_N])
+{
+    int p[2], st;
+    if (pipe(p) < 0)
+        return false;
+    pid_t pid = fork();
+    if (pid == 0)
+        process_child(flags, p[1]);
+    close(p[1]);
+    bool ok = pid > 0 && read(p[0], r, sizeof(int) * P_N) == (ssize_t)(sizeof(int) * P_N);
+    close(p[0]);
+    return ok && waitpid(pid, &st, 0) == pid;
+}
+
+static void test_process(void)
+{
+    int r[P_N];
+
+    CHECK("process: sandbox_process in a child", process_run(SANDBOX_PROC_NO_EXEC, r));
+    CHECK("process: applied", r[P_STILL] == 0);
+    CHECK("process: no_new_privs set", r[P_NNP] == 0);
+    CHECK("process: only the capability kept is left (none when not root)",
+          r[P_CAPS] == 0);
+    CHECK("process: execve refused (SANDBOX_PROC_NO_EXEC)", r[P_EXEC] == EPERM);
+    CHECK("process: unshare refused", r[P_UNSHARE] == EPERM);
+    CHECK("process: mount refused", r[P_MOUNT] == EPERM);
+    CHECK("process: bpf refused", r[P_BPF_ERRNO] == EPERM);
+    /* Without NO_EXEC the child execs /bin/true and writes nothing. */
+    CHECK("process: execve allowed without SANDBOX_PROC_NO_EXEC", !process_run(0, r));
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--use-after-free")) {
@@ -435,6 +502,7 @@ int main(int argc, char **argv)
     test_clients();
     test_uring();
     test_only_the_thread();
+    test_process();
     test_report(argv[0]);
     unlink(file);
     char sock[200];

@@ -70,7 +70,8 @@ struct hv_ops {
     int (*route_local)(struct domain *d, uint32_t port, uint32_t target, uint32_t vcpu);
     int (*route_eventfd)(struct domain *d, uint32_t port, int fd);
     int (*route_remove)(struct domain *d, uint32_t port);
-    /* Makes extra page idx (gmem_place_extra) appear at gpa in the guest. */
+    /* Makes extra page idx (gmem_place_extra) appear at gpa in the guest;
+     * gpa 0 and host NULL: takes it out of the guest's map. */
     int (*map_extra)(struct domain *d, unsigned idx, uint64_t gpa, void *host);
     /* Guest-virtual to guest-physical for vcpu v; -EFAULT when unmapped. */
     int (*translate)(struct vcpu *v, uint64_t gva, uint64_t *gpa);

@@ -45,6 +45,23 @@
  * (the thread then runs unrestricted, with a warning in the log). */
 int sandbox_thread(const char *who, unsigned needs);
 
+/* Least privilege for a whole daemon (domusd, domus-xenstored), called
+ * once early, before it starts threads or children (all of which inherit
+ * it):
+ *  - every capability but keep[0..nkeep) (CAP_*) leaves the permitted,
+ *    effective, inheritable and ambient sets, and the bounding set where
+ *    the process may drop from it (CAP_SETPCAP);
+ *  - no_new_privs: nothing it runs gains privileges (setuid, file caps);
+ *  - a seccomp filter on all its threads that refuses (EPERM) what no
+ *    Domus process does: loading kernel code, kexec, reboot, mounts and
+ *    namespaces, tracing or reading other processes' memory, keyrings,
+ *    swap, setting clocks, I/O ports, the kernel log; and with
+ *    SANDBOX_PROC_NO_EXEC, running programs.
+ * DOMUS_NO_SANDBOX=1 leaves the process as it is.  0 or -errno (a warning
+ * in the log; the process goes on, maybe partly restricted). */
+#define SANDBOX_PROC_NO_EXEC (1u << 0)
+int sandbox_process(const char *who, const int *keep, unsigned nkeep, unsigned flags);
+
 /* io_uring's operations are not system calls: seccomp does not see them,
  * and a thread allowed io_uring_enter could open, connect or send through
  * its ring.  So a back end's ring is restricted as it is set up: it runs

@@ -101,6 +101,7 @@ struct xbe {
     bool notify_failed;       /* raising the port failed (said once in the log) */
     uint64_t resent;          /* events sent again for responses left unseen */
     char who[64];             /* "dom<domid> <kind> <devid>", for the log */
+    struct dratelimit log_rl; /* lines the front end causes (xbe_log_ok) */
 };
 
 /* Fills x for device kind/devid of d (paths, eventfds; no thread yet).
@@ -114,6 +115,12 @@ int xbe_start(struct xbe *x);
 /* Stops the thread, unbinds the port, closes what xbe_init opened.  Safe
  * on a zeroed or half-initialised xbe whose fds are -1. */
 void xbe_stop(struct xbe *x);
+
+/* May a line the front end causes (each connect, close or refusal) be
+ * logged now?  At most 10 per 5 s per device, as Xen's printk_ratelimit
+ * (a front end cycling through its states would otherwise log without
+ * bound); the next line let through is preceded by how many were not. */
+bool xbe_log_ok(struct xbe *x);
 
 /* Writes <bpath>/<rel> = printf(fmt, ...).  0 or -errno. */
 int xbe_writef(struct xbe *x, const char *rel, const char *fmt, ...)
