@@ -45,8 +45,9 @@ count_tier() {
 # SVM, KVM inside it) has been seen to soft-lock, and, rarely, to crash its
 # own kernel or a guest under load (see the issue notes).  A scenario that
 # fails twice fails, except that when the second failure is the test host
-# stopping (run.sh's heartbeat FAIL line, a hang of the emulation that no
-# assertion saw) it gets a third and last run.
+# stopping or dying (run.sh's heartbeat FAIL line, a hang of the emulation
+# that no assertion saw; a triple fault or a panic of the test host's own
+# kernel) it gets a third and last run.
 # More arguments go to run.sh (--guest 6.12; NAME is then NAME@6.12, as
 # run.sh names its log).
 run_scenario() {
@@ -68,10 +69,12 @@ run_scenario() {
     count_tier "scenario $name" "$rc"
 }
 
-# stopped_only: the run in $out failed only by the test host stopping.
+# stopped_only: the run in $out failed only by the test host stopping or
+# dying (a triple fault or a panic of its own kernel: run.sh's qemu_end).
 stopped_only() {
-    grep -q '^FAIL .*: the test host stopped: no heartbeat' "$out" &&
-        ! grep '^FAIL ' "$out" | grep -v ': the test host stopped: no heartbeat\|: the scenario did not finish' | grep -q .
+    local died=': the test host stopped: no heartbeat\|: the scenario did not finish (the test host'"'"'s'
+    grep -q "^FAIL .*\($died\)" "$out" &&
+        ! grep '^FAIL ' "$out" | grep -v "$died\|: the scenario did not finish" | grep -q .
 }
 
 want() { [ -z "${DOMUS_CHECK_ONLY:-}" ] || [ "$DOMUS_CHECK_ONLY" = "$1" ]; }
