@@ -112,8 +112,11 @@ static int __init hostile_init(void)
     memset(buf, 'H', 4096);
     for (i = 0; i < n_unknown; i++) {
         /* hypercall numbers Xen has but Domus does not serve, and sub-ops */
+        /* memory_op's sub-op is cmd's low 6 bits (Xen's MEMOP_CMD_MASK; the
+         * bits above carry a continuation's start extent): 63 is none of
+         * Xen's, whatever the bits above say. */
         long rc = i % 2 ? hcall(48 + i % 16, i, 0, 0)
-                        : hcall(__HYPERVISOR_memory_op, 1000 + i, 0, 0);
+                        : hcall(__HYPERVISOR_memory_op, ((1000UL + i) << 6) | 63, 0, 0);
         enosys += rc == -ENOSYS;
         if (!(i & 1023))
             cond_resched();
