@@ -63,6 +63,8 @@ void rg_drop_rings(struct rogue *r);
 /* Closing, Closed, Initialising: true when the back end followed to InitWait. */
 bool rg_reset(struct rogue *r);
 void rg_kick(struct rogue *r);
+/* flood events with nothing on the ring; checks the back end stays Connected. */
+void rg_event_flood(struct rogue *r);
 
 void vbd_attacks(struct rogue *r);
 void vif_attacks(struct rogue *r);

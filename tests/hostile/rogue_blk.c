@@ -184,17 +184,7 @@ static void garbage(struct rogue *r)
 
 static void event_flood(struct rogue *r)
 {
-    unsigned long t0 = jiffies;
-    unsigned int i;
-
-    for (i = 0; i < flood; i++) {
-        rg_kick(r);
-        if (!(i & 1023))
-            cond_resched();
-    }
-    rg_check(r, rg_be_state(r) == XenbusStateConnected,
-             "%u events with nothing on the ring (%u ms), still connected", flood,
-             jiffies_to_msecs(jiffies - t0));
+    rg_event_flood(r);
     valid_read(r, "a read after the event flood");
 }
 

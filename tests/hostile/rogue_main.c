@@ -179,6 +179,21 @@ void rg_kick(struct rogue *r)
     notify_remote_via_evtchn(r->port);
 }
 
+void rg_event_flood(struct rogue *r)
+{
+    unsigned long t0 = jiffies;
+    unsigned int i;
+
+    for (i = 0; i < flood; i++) {
+        rg_kick(r);
+        if (!(i & 1023))
+            cond_resched();
+    }
+    rg_check(r, rg_be_state(r) == XenbusStateConnected,
+             "%u events with nothing on the ring (%u ms), still connected", flood,
+             jiffies_to_msecs(jiffies - t0));
+}
+
 /* ---- the driver ---- */
 
 static int rogue_thread(void *arg)
