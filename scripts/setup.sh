@@ -5,13 +5,13 @@
 #
 #  1. apt packages (only the missing ones; apt-get update only if needed),
 #  2. Debian's kernels, fetched with `apt-get download` and extracted into the
-#     cache: 6.1 cloud (Debian 12's; the main guest kernel and the default
-#     test host's) and the newest 6.12 cloud (Debian 13's series; a second
-#     guest kernel, and the test host's with DOMUS_TESTHOST_KERNEL=6.12),
-#  3. KVM's Xen support: for the default 6.1 test host, kvm modules built
-#     with it from linux-source-6.1 (scripts/build-kvm-xen.sh); a 6.12 test
-#     host (DOMUS_TESTHOST_KERNEL=6.12) has it in its stock kvm.ko
-#     (CONFIG_KVM_XEN=y) and nothing is built.  On a host with vmx/svm, /dev/kvm
+#     cache: 6.1 cloud (Debian 12's; the main guest kernel, and the test
+#     host's with DOMUS_TESTHOST_KERNEL=6.1) and the newest 6.12 cloud
+#     (Debian 13's series; a second guest kernel, and the default test host's),
+#  3. KVM's Xen support: the default 6.12 test host has it in its stock
+#     kvm.ko (CONFIG_KVM_XEN=y) and nothing is built; for a 6.1 test host
+#     (DOMUS_TESTHOST_KERNEL=6.1), kvm modules built with it from
+#     linux-source-6.1 (scripts/build-kvm-xen.sh).  On a host with vmx/svm, /dev/kvm
 #     is asked for KVM_CAP_XEN_HVM and `make setup-kvm` is suggested where
 #     it lacks it,
 #  4. the guest initramfs (busybox, tests/guest/*, xenstore-utils, the front-end
@@ -44,10 +44,9 @@ progress() { echo "setup: $*" >&2; } # only for steps that do real work
 PACKAGES="build-essential clang llvm qemu-system-x86 busybox-static cpio kmod xz-utils libxen-dev
 zlib1g-dev liblzma-dev libzstd-dev liblz4-dev lz4 libjson-c-dev liburing-dev libseccomp-dev
 xenstore-utils iproute2 xen-utils-common"
-# Which kernel the test host boots: 6.1 (kvm modules built with KVM_XEN) or
-# 6.12 (stock KVM_XEN, nothing built).  6.1 stays the default while the 6.12
-# test host dies under the hostile scenario (see README, "How the tests run").
-TH_SERIES="${DOMUS_TESTHOST_KERNEL:-6.1}"
+# Which kernel the test host boots: 6.12 (stock KVM_XEN, nothing built; the
+# default) or 6.1 (kvm modules built with KVM_XEN from linux-source-6.1).
+TH_SERIES="${DOMUS_TESTHOST_KERNEL:-6.12}"
 case "$TH_SERIES" in 6.12|6.1) ;; *) die "DOMUS_TESTHOST_KERNEL must be 6.12 or 6.1, not '$TH_SERIES'" ;; esac
 # Building kvm modules for a 6.1 test host needs the sources and a kernel
 # build's tools.

@@ -18,9 +18,9 @@
 #
 # Where /proc/cpuinfo has neither vmx nor svm (the development machines), the
 # scenario runs inside the *test host*: QEMU's TCG emulator with an emulated
-# AMD SVM CPU booting Debian 12's 6.1 cloud kernel with the kvm modules setup
-# builds with KVM_XEN (DOMUS_TESTHOST_KERNEL=6.12: Debian's 6.12 kernel with
-# its stock kvm modules, CONFIG_KVM_XEN=y), from an initramfs built here into
+# AMD SVM CPU booting Debian's 6.12 cloud kernel with its stock kvm modules
+# (CONFIG_KVM_XEN=y; DOMUS_TESTHOST_KERNEL=6.1: Debian 12's 6.1 kernel with the
+# kvm modules setup builds with KVM_XEN), from an initramfs built here into
 # build/testhost/.  The serial log goes to tests/out/<scenario>.log, QEMU's
 # own log of the test host's CPU resets to tests/out/<scenario>.qemu.log.  Elsewhere the scenario runs natively (as root,
 # with the KVM_XEN modules loaded: `make setup-kvm`).
