@@ -41,29 +41,15 @@ domus create "$DOMUS_TMP/hg.cfg" || { fail "hostile: domus create"; exit 0; }
 pass "hostile: domus create"
 domus create "$DOMUS_TMP/good.cfg" || fail "hostile: domus create of the well-behaved guest"
 
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; } # 10 ms steps (busybox date has no %N)
-xs_pid() { cat "$DOMUS_RUN_DIR/xenstored.pid" 2>/dev/null; }
-
-max_list=0 max_log=0 max_dsd=0 max_xs=0 samples=0 t=0
-dsd="$(domusd_pid)" xs="$(xs_pid)"
+dom0_sample_init
+t=0
 while [ "$t" -lt "$WAIT" ]; do
-    t0="$(now_ms)"
-    domus list >/dev/null 2>&1 || fail "hostile: domus list failed at ${t}s"
-    ms=$(($(now_ms) - t0))
-    log="$(du -sk "$DOMUS_LOG_DIR" | awk '{ print $1 }')"
-    r1="$(rss_kb "$dsd")" r2="$(rss_kb "$xs")"
-    [ "$ms" -gt "$max_list" ] && max_list=$ms
-    [ "$log" -gt "$max_log" ] && max_log=$log
-    [ "${r1:-0}" -gt "$max_dsd" ] && max_dsd=$r1
-    [ "${r2:-0}" -gt "$max_xs" ] && max_xs=$r2
-    samples=$((samples + 1))
+    dom0_sample hostile "$t"
     listed hg || listed good || break
     sleep 2
     t=$((t + 2))
 done
-echo "hostile: $samples samples over ${t}s: domus list max ${max_list} ms, log dir max ${max_log} kB," \
-    "domusd RSS max ${max_dsd} kB, xenstored RSS max ${max_xs} kB"
+dom0_sample_report hostile "$t"
 result="$(tr -d '\r' <"$(console_log hg)" | grep -m1 'hostile: unknown')"
 echo "hostile: guest said: ${result:-nothing}"
 

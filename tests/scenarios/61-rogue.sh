@@ -51,9 +51,6 @@ EXTRA_CMDLINE="module_blacklist=xen_blkfront,xen_netfront domus.rogue=$ARGS" \
     mkcfg rg rogue 1 'on_poweroff = "destroy"' 'on_crash = "destroy"' \
     "disk = [ '$DOMUS_TMP/rogue.img,raw,xvdb,rw' ]" "vif = [ 'mac=00:16:3e:00:00:66, bridge=xenbr0' ]"
 
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
-xs_pid() { cat "$DOMUS_RUN_DIR/xenstored.pid" 2>/dev/null; }
 # The one domus-vm there is (the well-behaved guest's, before the rogue's).
 only_vm() {
     for _p in /proc/[0-9]*; do
@@ -70,22 +67,13 @@ gvm="$(only_vm)"
 xs_before="$(rss_kb "$(xs_pid)")"
 domus create "$DOMUS_TMP/rg.cfg" || fail "rogue: domus create of the rogue guest"
 
-max_list=0 max_log=0 max_dsd=0 max_xs=0 samples=0 t=0 gvm_died=0
-dsd="$(domusd_pid)" xs="$(xs_pid)"
+dom0_sample_init
+gvm_died=0
 up_s() { cut -d. -f1 /proc/uptime; }
 t0_s="$(up_s)"
 # A wall-clock bound: on a loaded test host each sample takes longer than 2 s.
 while [ "$(($(up_s) - t0_s))" -lt "$WAIT" ]; do
-    t0="$(now_ms)"
-    domus list >/dev/null 2>&1 || fail "rogue: domus list failed at ${t}s"
-    ms=$(($(now_ms) - t0))
-    log="$(du -sk "$DOMUS_LOG_DIR" | awk '{ print $1 }')"
-    r1="$(rss_kb "$dsd")" r2="$(rss_kb "$xs")"
-    [ "$ms" -gt "$max_list" ] && max_list=$ms
-    [ "$log" -gt "$max_log" ] && max_log=$log
-    [ "${r1:-0}" -gt "$max_dsd" ] && max_dsd=$r1
-    [ "${r2:-0}" -gt "$max_xs" ] && max_xs=$r2
-    samples=$((samples + 1))
+    dom0_sample rogue "$(($(up_s) - t0_s))"
     [ -d "/proc/$gvm" ] || ! listed good || gvm_died=1
     listed rg || break
     sleep 2
@@ -94,8 +82,7 @@ t=$(($(up_s) - t0_s))
 rogue_n="$(count_in_log good '^STEADY [0-9]')"
 xenstore-write "/local/domain/$(domus domid good)/data/steady-stop" 1 ||
     fail "rogue: telling the well-behaved guest to stop"
-echo "rogue: $samples samples over ${t}s: domus list max ${max_list} ms, log dir max ${max_log} kB," \
-    "domusd RSS max ${max_dsd} kB, xenstored RSS max ${max_xs} kB"
+dom0_sample_report rogue "$t"
 echo "rogue: the rogue guest's domus-vm log: $(wc -l <"$DOMUS_LOG_DIR/domus-vm-rg.log" 2>/dev/null) lines"
 tr -d '\r' <"$DOMUS_LOG_DIR/domus-vm-rg.log" 2>/dev/null | head -n 30 | sed 's/^/rogue: dom0 said: /'
 

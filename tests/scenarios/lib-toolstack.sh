@@ -159,3 +159,31 @@ stop_domusd() {
     fi
     sanitizer_reports
 }
+
+# Domain 0 under load, sampled: dom0_sample_init, then dom0_sample LABEL ELAPSED
+# each round (a `domus list` timed; the log directory's size; domusd's and
+# xenstored's RSS), then dom0_sample_report LABEL.  The maxima are in
+# max_list (ms), max_log, max_dsd, max_xs (kB); samples counts the rounds.
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; } # 10 ms steps (busybox date has no %N)
+xs_pid() { cat "$DOMUS_RUN_DIR/xenstored.pid" 2>/dev/null; }
+dom0_sample_init() {
+    max_list=0 max_log=0 max_dsd=0 max_xs=0 samples=0
+    dsd="$(domusd_pid)" xs="$(xs_pid)"
+}
+dom0_sample() {
+    _t0="$(now_ms)"
+    domus list >/dev/null 2>&1 || fail "$1: domus list failed at ${2}s"
+    _ms=$(($(now_ms) - _t0))
+    _log="$(du -sk "$DOMUS_LOG_DIR" | awk '{ print $1 }')"
+    _r1="$(rss_kb "$dsd")" _r2="$(rss_kb "$xs")"
+    [ "$_ms" -gt "$max_list" ] && max_list=$_ms
+    [ "$_log" -gt "$max_log" ] && max_log=$_log
+    [ "${_r1:-0}" -gt "$max_dsd" ] && max_dsd=$_r1
+    [ "${_r2:-0}" -gt "$max_xs" ] && max_xs=$_r2
+    samples=$((samples + 1))
+}
+dom0_sample_report() {
+    echo "$1: $samples samples over ${2}s: domus list max ${max_list} ms, log dir max ${max_log} kB," \
+        "domusd RSS max ${max_dsd} kB, xenstored RSS max ${max_xs} kB"
+}
