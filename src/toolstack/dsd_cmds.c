@@ -702,16 +702,11 @@ static const struct {
 
 void dsd_handle_request(struct dsd *d, uint64_t client, const char *line)
 {
-    enum json_tokener_error jerr;
     struct req r = {.d = d, .client = client};
-    const char *cmd;
+    const char *cmd, *why;
 
-    r.obj = json_tokener_parse_verbose(line, &jerr);
-    if (!r.obj || !json_object_is_type(r.obj, json_type_object)) {
-        dsd_reply_error(d, client, "malformed request: %s",
-                        r.obj || jerr == json_tokener_success
-                            ? "not a JSON object"
-                            : json_tokener_error_desc(jerr));
+    if (!(r.obj = vmctl_parse_request(line, &why))) {
+        dsd_reply_error(d, client, "malformed request: %s", why);
         goto out;
     }
     cmd = req_str(&r, "cmd");

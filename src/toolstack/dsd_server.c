@@ -1,6 +1,7 @@
 /* domusd: the listening socket, client connections and the event loop. */
 #include "domus/domusd.h"
 #include "domus/util.h"
+#include "domus/vmctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,15 +65,12 @@ void dsd_reply(struct dsd *d, uint64_t client, json_object *obj)
 
 void dsd_reply_error(struct dsd *d, uint64_t client, const char *fmt, ...)
 {
-    char msg[1024];
-    json_object *o = json_object_new_object();
+    json_object *o;
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    o = vmctl_verror(fmt, ap);
     va_end(ap);
-    json_object_object_add(o, "ok", json_object_new_boolean(0));
-    json_object_object_add(o, "error", json_object_new_string(msg));
     dsd_reply(d, client, o);
 }
 

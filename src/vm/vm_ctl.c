@@ -31,20 +31,7 @@ static json_object *ok(void)
     return o;
 }
 
-static json_object *fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_object *fail(const char *fmt, ...)
-{
-    json_object *o = json_object_new_object();
-    char msg[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    json_object_object_add(o, "ok", json_object_new_boolean(0));
-    json_object_object_add(o, "error", json_object_new_string(msg));
-    return o;
-}
+#define fail vmctl_error
 
 static const char *req_str(const struct ctl_req *r, const char *key)
 {
@@ -264,17 +251,13 @@ json_object *vm_ctl_handle(struct vm *vm, const char *line, int *fds, unsigned *
 json_object *vm_ctl_handle_fds(struct vm *vm, const char *line, const int *in_fds,
                                unsigned n_in, int *fds, unsigned *nfds)
 {
-    enum json_tokener_error jerr;
     struct ctl_req r = {vm, NULL, fds, nfds, in_fds, n_in};
     json_object *reply;
-    const char *cmd;
+    const char *cmd, *why;
 
     *nfds = 0;
-    r.obj = json_tokener_parse_verbose(line, &jerr);
-    if (!r.obj || !json_object_is_type(r.obj, json_type_object)) {
-        reply = fail("malformed request: %s", r.obj || jerr == json_tokener_success
-                                                  ? "not a JSON object"
-                                                  : json_tokener_error_desc(jerr));
+    if (!(r.obj = vmctl_parse_request(line, &why))) {
+        reply = fail("malformed request: %s", why);
         goto out;
     }
     cmd = req_str(&r, "cmd");

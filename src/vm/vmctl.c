@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -213,4 +214,38 @@ const char *vmctl_get_str(json_object *obj, const char *key)
     if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
         return NULL;
     return json_object_get_string(v);
+}
+
+json_object *vmctl_verror(const char *fmt, va_list ap)
+{
+    json_object *o = json_object_new_object();
+    char msg[1024];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    json_object_object_add(o, "ok", json_object_new_boolean(0));
+    json_object_object_add(o, "error", json_object_new_string(msg));
+    return o;
+}
+
+json_object *vmctl_error(const char *fmt, ...)
+{
+    json_object *o;
+    va_list ap;
+
+    va_start(ap, fmt);
+    o = vmctl_verror(fmt, ap);
+    va_end(ap);
+    return o;
+}
+
+json_object *vmctl_parse_request(const char *line, const char **why)
+{
+    enum json_tokener_error jerr;
+    json_object *o = json_tokener_parse_verbose(line, &jerr);
+
+    if (o && json_object_is_type(o, json_type_object))
+        return o;
+    *why = o || jerr == json_tokener_success ? "not a JSON object" : json_tokener_error_desc(jerr);
+    json_object_put(o);
+    return NULL;
 }

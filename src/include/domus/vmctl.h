@@ -40,6 +40,7 @@
 #define DOMUS_VMCTL_H
 
 #include <json-c/json.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,5 +85,13 @@ int vmctl_get_u64(json_object *obj, const char *key, uint64_t max, uint64_t *out
 
 /* String member key of obj (inside obj), or NULL if absent or not a string. */
 const char *vmctl_get_str(json_object *obj, const char *key);
+
+/* A failure reply, {"ok":false,"error":<fmt formatted, cut at 1 KiB>}. */
+json_object *vmctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+json_object *vmctl_verror(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+/* The request object one line holds (the caller puts it), or NULL with *why
+ * saying what is wrong: json-c's reason, or "not a JSON object". */
+json_object *vmctl_parse_request(const char *line, const char **why);
 
 #endif
