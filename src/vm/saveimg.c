@@ -210,6 +210,37 @@ out:
     return rc;
 }
 
+int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t *bm,
+                     uint64_t npages)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+    int rc = -ENOMEM;
+    if (!b || !(b->data = malloc((size_t)SIMG_BATCH_PAGES * DOMUS_PAGE_SIZE)))
+        goto out;
+    rc = 0;
+    for (uint64_t p = 0; p < npages && !rc; p++) {
+        if (!(bm[p / 64] & (1ULL << (p % 64))))
+            continue;
+        uint64_t gpa = gmem_page_gpa(m, p);
+        const uint8_t *src = gmem_ptr(m, gpa, DOMUS_PAGE_SIZE);
+        if (!src) {
+            rc = -EFAULT;
+            break;
+        }
+        b->pfn[b->n] = gpa >> DOMUS_PAGE_SHIFT;
+        memcpy(b->data + (size_t)b->n * DOMUS_PAGE_SIZE, src, DOMUS_PAGE_SIZE);
+        if (++b->n == SIMG_BATCH_PAGES)
+            rc = flush_batch(w, b);
+    }
+    if (!rc)
+        rc = flush_batch(w, b);
+out:
+    if (b)
+        free(b->data);
+    free(b);
+    return rc;
+}
+
 /* ---- reading ---- */
 
 static void reader_init(struct simg_reader *r)

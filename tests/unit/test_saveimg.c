@@ -682,7 +682,7 @@ static int fs_clock_load(struct domain *d, const struct simg_clock *c)
     return 0;
 }
 static const struct vm_state_ops fake_state = {fs_vcpu_save, fs_vcpu_load, fs_clock_save,
-                                               fs_clock_load};
+                                               fs_clock_load, NULL, NULL, NULL};
 
 static int save_domain(struct domain *a, struct image *im, char *err, size_t errlen)
 {

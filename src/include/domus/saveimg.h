@@ -82,6 +82,13 @@ int simg_write_end(struct simg_writer *w);
  * pages belong to the grant table record. */
 int simg_write_memory(struct simg_writer *w, const struct gmem *m);
 
+/* Writes the pages of m whose bits are set in bm (npages bits, by memfd
+ * page: gmem_dirty_npages), zero pages too (a page that became zero since
+ * an earlier round must be sent again), as page data records.  A reader
+ * takes a pfn's last record: live migration's rounds send pages again. */
+int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t *bm,
+                     uint64_t npages);
+
 /* One vCPU's architectural state, as KVM gives it (KVM_GET_REGS, _SREGS,
  * _XSAVE, _XCRS, _MSRS, _LAPIC, _VCPU_EVENTS, _MP_STATE, and the TSC offset
  * attribute); each piece is one record. */
