@@ -1,5 +1,6 @@
 /* domus CLI: talking to domusd, starting it when needed (as xencommons would). */
 #include "domus/cli.h"
+#include "domus/vmctl.h"
 #include "domus/toolstack.h"
 
 #include <errno.h>
@@ -148,4 +149,39 @@ out:
         close(fd);
     json_object_put(req);
     return ret;
+}
+
+int cli_call_fds(json_object *req, const int *fds, unsigned nfds, json_object **reply,
+                 char *err, size_t errlen)
+{
+    char *line = NULL;
+    int fd = -1, rc;
+
+    *reply = NULL;
+    rc = connect_daemon(&fd);
+    if (rc) {
+        snprintf(err, errlen, "cannot reach domusd: %s", strerror(-rc));
+        goto out;
+    }
+    rc = vmctl_send(fd, req, fds, nfds);
+    if (!rc)
+        rc = ts_read_line(fd, &line, DOMUS_REQ_MAX, -1);
+    if (rc) {
+        snprintf(err, errlen, "talking to domusd: %s",
+                 rc == -EPIPE ? "connection closed" : strerror(-rc));
+        goto out;
+    }
+    *reply = json_tokener_parse(line);
+    if (!*reply || !json_object_is_type(*reply, json_type_object)) {
+        json_object_put(*reply);
+        *reply = NULL;
+        snprintf(err, errlen, "malformed reply from domusd");
+        rc = -EPROTO;
+    }
+out:
+    free(line);
+    if (fd >= 0)
+        close(fd);
+    json_object_put(req);
+    return rc;
 }

@@ -307,6 +307,59 @@ static void cmd_save(const struct req *r)
     dsd_kill_domain(r->d, dom);
 }
 
+#define MIG_DEFAULT_DOWNTIME_MS 300 /* QEMU's and Cloud Hypervisor's default */
+#define MIG_DEFAULT_ROUNDS 30
+#define MIG_MAX_DOWNTIME_MS 60000
+#define MIG_MAX_ROUNDS 1000
+
+/* An optional number in [1, max], def when absent; -1 after replying. */
+static int64_t req_num(const struct req *r, const char *key, uint64_t max, uint64_t def)
+{
+    uint64_t v = def;
+
+    if (json_object_object_get_ex(r->obj, key, NULL) &&
+        (vmctl_get_u64(r->obj, key, max, &v) < 0 || v == 0)) {
+        dsd_reply_error(r->d, r->client, "\"%s\" must be a number from 1 to %llu", key,
+                        (unsigned long long)max);
+        return -1;
+    }
+    return (int64_t)v;
+}
+
+/* {"dom","downtime_ms"?,"max_rounds"?} with the connection to the
+ * receiver's migrate-receive (and a terminal for progress) as SCM_RIGHTS:
+ * live migration (dsd_migrate.c).  Answered with the numbers once the
+ * receiver runs the domain; the held copy here is then destroyed. */
+static void cmd_migrate(const struct req *r)
+{
+    struct dsd_dom *dom = req_dom(r);
+    int64_t downtime = req_num(r, "downtime_ms", MIG_MAX_DOWNTIME_MS, MIG_DEFAULT_DOWNTIME_MS);
+    int64_t rounds = downtime < 0 ? -1 : req_num(r, "max_rounds", MIG_MAX_ROUNDS,
+                                                   MIG_DEFAULT_ROUNDS);
+    struct dsd *d = r->d;
+    char err[1024];
+    json_object *stats;
+
+    if (!dom || downtime < 0 || rounds < 0)
+        return;
+    if (d->req_nfds < 1) {
+        dsd_reply_error(d, r->client, "migrate: the connection must come with the request");
+        return;
+    }
+    struct dsd_migrate_opts o = {d->req_fds[0], d->req_nfds > 1 ? d->req_fds[1] : -1,
+                                 (unsigned)downtime, (unsigned)rounds};
+    stats = json_object_new_object();
+    if (dsd_migrate(d, dom, &o, stats, err, sizeof(err)) < 0) {
+        dsd_reply_error(d, r->client, "domain '%s': migration failed: %s%s", dom->cfg.name,
+                        err, dom->state == DS_RUNNING ? " (the domain carries on here)" : "");
+        json_object_put(stats);
+        return;
+    }
+    json_object_object_add(stats, "ok", json_object_new_boolean(1));
+    dsd_reply(d, r->client, stats);
+    dsd_kill_domain(d, dom); /* held suspended: it never runs here again */
+}
+
 /* {"path","cwd","paused"?,"cfg_path"?,"cfg_text"?}: a new domain from the
  * image, answered as create is. */
 static void cmd_restore(const struct req *r)
@@ -675,6 +728,7 @@ static const struct {
     {"create", cmd_create},
     {"save", cmd_save},
     {"restore", cmd_restore},
+    {"migrate", cmd_migrate},
     {"list", cmd_list},
     {"destroy", cmd_destroy},
     {"shutdown", cmd_shutdown},

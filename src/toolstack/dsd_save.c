@@ -17,7 +17,7 @@
 
 /* The image's header config: the domain's xl.cfg text and where it came
  * from (a restore creates the domain from it). */
-static char *image_config(const struct dsd_dom *dom, const char *path, const char *text)
+char *dsd_image_config(const struct dsd_dom *dom, const char *path, const char *text)
 {
     json_object *o = json_object_new_object();
     char *s;
@@ -97,7 +97,7 @@ int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o, 
              dom->cfg.name);
         return -EOPNOTSUPP;
     }
-    if (!(config = image_config(dom, cpath[0] ? cpath : "config", text ? text : ""))) {
+    if (!(config = dsd_image_config(dom, cpath[0] ? cpath : "config", text ? text : ""))) {
         dfmt(err, errlen, "out of memory");
         return -ENOMEM;
     }

@@ -9,6 +9,7 @@
 #include "domus/vmsave.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +102,7 @@ static int mig_open(struct vm *vm, int fd, const struct vm_mig_opts *o)
     vm->mig = m;
     if (!(m->bm = calloc((m->npages + 63) / 64, sizeof(uint64_t))))
         return -ENOMEM;
-    if ((m->fd = dup(fd)) < 0)
+    if ((m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
         return -errno;
     simg_writer_init(&m->w, m->fd);
     return 0;

@@ -100,6 +100,8 @@ struct dsd_xs {
     char pid_file[PATH_MAX];
 };
 
+#define DSD_REQ_FDS 2
+
 struct dsd {
     int epfd, listen_fd, sig_fd;
     char sock_path[DSD_SUN_PATH_MAX];
@@ -119,6 +121,11 @@ struct dsd {
     unsigned cg_busy[DSD_CG_BUSY_MAX];
     int64_t cg_busy_until[DSD_CG_BUSY_MAX];
     unsigned n_cg_busy;
+    /* Descriptors that came (SCM_RIGHTS) with the request being handled;
+     * a command that keeps one sets it to -1, the rest are closed after
+     * it (migrate's stream, dsd_migrate.c). */
+    int req_fds[DSD_REQ_FDS];
+    unsigned req_nfds;
 };
 
 /* epoll keys: kind in the high 32 bits, fd in the low 32. */
@@ -218,6 +225,29 @@ struct dsd_save_opts {
  * Blocks domusd while the image is written. */
 int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o,
              char *err, size_t errlen);
+
+/* The image header's config (JSON text, malloc'd): name, the xl.cfg path
+ * and text, the memory; NULL when out of memory. */
+char *dsd_image_config(const struct dsd_dom *dom, const char *path, const char *text);
+
+/* ---- live migration, the source (dsd_migrate.c, docs/migration.md) ---- */
+
+struct dsd_migrate_opts {
+    int conn;             /* the connection to migrate-receive, both ways */
+    int progress_fd;      /* a terminal for progress lines, or -1 */
+    unsigned downtime_ms; /* the final round's target */
+    unsigned max_rounds;
+};
+
+/* Sends dom over o->conn while it runs (domus-vm's migrate-precopy), asks
+ * it to suspend, sends the rest (migrate-finish), then waits for the
+ * receiver's "ready": the domain is then the destination's; "go" is sent
+ * and 0 returned with the numbers in *stats (the caller destroys dom).
+ * Any failure before: the guest runs on (its suspend cancelled: it sees 1),
+ * -errno with err (the receiver's own words when it said why).  Blocks
+ * domusd meanwhile, as a save does. */
+int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opts *o,
+                json_object *stats, char *err, size_t errlen);
 
 /* What the header of an image says: the xl.cfg path and text stored in it
  * (malloc'd), and the memory the domain had (MiB; 0 in an image that does
