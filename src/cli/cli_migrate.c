@@ -473,25 +473,38 @@ static int restore_spool(const char *path, char *name, size_t nlen, char *err,
     return rc;
 }
 
+/* The spool: a file in the run dir, unlinked at once (nothing is left
+ * behind, whatever ends this process); domusd and domus-vm open it as
+ * /proc/<pid>/fd/<fd> while we wait for the restore.  Its fd, or -1. */
+static int spool_file(char *path, size_t len, char *err, size_t errlen)
+{
+    char tmpl[4096];
+    int fd;
+
+    ts_mkdir_p(ts_run_dir());
+    snprintf(tmpl, sizeof(tmpl), "%s/migrate-XXXXXX", ts_run_dir());
+    if ((fd = mkostemp(tmpl, O_CLOEXEC)) < 0) {
+        dfmt(err, errlen, "cannot create %s: %s", tmpl, strerror(errno));
+        return -1;
+    }
+    unlink(tmpl);
+    snprintf(path, len, "/proc/%d/fd/%d", (int)getpid(), fd);
+    return fd;
+}
+
 static int receive(int in, int out, bool paused)
 {
-    char path[4096], err[1024], msg[1100], name[128];
-    int sfd, rc;
+    char path[64], err[1024], msg[1100], name[128];
+    int sfd = spool_file(path, sizeof(path), err, sizeof(err)), rc = -EIO;
 
-    snprintf(path, sizeof(path), "%s/migrate-XXXXXX", ts_run_dir());
-    ts_mkdir_p(ts_run_dir());
-    if ((sfd = mkstemp(path)) < 0) {
-        dfmt(err, sizeof(err), "cannot create %s: %s", path, strerror(errno));
-        rc = -errno;
-    } else {
+    if (sfd >= 0) {
         rc = spool(in, sfd, err, sizeof(err));
-        close(sfd);
         dbg("stream received: %s", rc ? err : "whole");
     }
     if (!rc)
         rc = restore_spool(path, name, sizeof(name), err, sizeof(err));
     if (sfd >= 0)
-        unlink(path);
+        close(sfd);
     if (rc) {
         dfmt(msg, sizeof(msg), "error: %s\n", err);
         put_line(out, msg);
