@@ -34,8 +34,6 @@
 #define BANNER "domus-migrate-receive 1"
 #define LINE_TIMEOUT_MS 60000
 #define GO_TIMEOUT_MS 120000
-#define MAX_CONFIG (1u << 20)
-#define MAX_BODY (4u << 20)
 
 static bool debug;
 
@@ -305,89 +303,6 @@ int cli_migrate(int argc, char **argv)
 
 /* ---- the receiver ---- */
 
-/* Exactly n bytes from fd to out (and the count in *at); 0, or -EPIPE at
- * the end of the stream. */
-static int copy_n(int fd, int out, uint64_t n, uint64_t *at)
-{
-    static char buf[1 << 16];
-
-    while (n) {
-        ssize_t r = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -EPIPE;
-        for (ssize_t w = 0, k; w < r; w += k)
-            if ((k = write(out, buf + w, (size_t)(r - w))) <= 0)
-                return -EIO;
-        n -= (uint64_t)r;
-        *at += (uint64_t)r;
-    }
-    return 0;
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-/* Reads 8 bytes of fd into b and out. */
-static int take8(int fd, int out, uint8_t *b, uint64_t *at)
-{
-    size_t got = 0;
-
-    while (got < 8) {
-        ssize_t r = read(fd, b + got, 8 - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -EPIPE;
-        got += (size_t)r;
-    }
-    *at += 8;
-    return write(out, b, 8) == 8 ? 0 : -EIO;
-}
-
-/* The stream from fd into the spool file out, record by record, up to and
- * with the end record (the restore checks the rest: checksum, contents). */
-static int spool(int fd, int out, char *err, size_t errlen)
-{
-    uint8_t b[8];
-    uint64_t at = 0;
-    int rc = take8(fd, out, b, &at);
-
-    if (!rc && memcmp(b, "DOMUSIMG", 8)) {
-        dfmt(err, errlen, "not a Domus migration stream (no DOMUSIMG magic)");
-        return -EINVAL;
-    }
-    rc = rc ?: take8(fd, out, b, &at); /* version, flags */
-    rc = rc ?: take8(fd, out, b, &at); /* config length, reserved */
-    if (!rc && (le32(b) == 0 || le32(b) > MAX_CONFIG)) {
-        dfmt(err, errlen, "malformed stream: a config of %u bytes", le32(b));
-        return -EINVAL;
-    }
-    rc = rc ?: copy_n(fd, out, (le32(b) + 7u) & ~7u, &at);
-    while (!rc) {
-        if ((rc = take8(fd, out, b, &at)))
-            break;
-        uint32_t type = le32(b), len = le32(b + 4);
-        if (len > MAX_BODY) {
-            dfmt(err, errlen, "malformed stream: a record of %u bytes at byte %llu", len,
-                 (unsigned long long)at - 8);
-            return -EINVAL;
-        }
-        rc = copy_n(fd, out, (len + 7ull) & ~7ull, &at);
-        if (!rc && type == 0)
-            return 0;
-    }
-    dfmt(err, errlen,
-         rc == -EPIPE ? "truncated stream: it ends at byte %llu"
-                      : "reading the stream at byte %llu",
-         (unsigned long long)at);
-    return rc;
-}
-
 static int listen_once(const char *port_s)
 {
     struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
@@ -498,7 +413,7 @@ static int receive(int in, int out, bool paused)
     int sfd = spool_file(path, sizeof(path), err, sizeof(err)), rc = -EIO;
 
     if (sfd >= 0) {
-        rc = spool(in, sfd, err, sizeof(err));
+        rc = simg_spool(in, sfd, err, sizeof(err));
         dbg("stream received: %s", rc ? err : "whole");
     }
     if (!rc)

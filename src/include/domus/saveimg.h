@@ -89,6 +89,14 @@ int simg_write_memory(struct simg_writer *w, const struct gmem *m);
 int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t *bm,
                      uint64_t npages);
 
+/* Copies one stream from fd to out record by record, up to and with its
+ * end record, reading nothing after it (live migration's receiver spools
+ * the stream before restoring it; the restore checks the rest: checksum,
+ * contents).  0; -EINVAL for a stream that is not one (no magic, a config
+ * or record over the limits), -EPIPE when fd ends early ("truncated
+ * stream: it ends at byte N"), or -errno; err says which. */
+int simg_spool(int fd, int out, char *err, size_t errlen);
+
 /* One vCPU's architectural state, as KVM gives it (KVM_GET_REGS, _SREGS,
  * _XSAVE, _XCRS, _MSRS, _LAPIC, _VCPU_EVENTS, _MP_STATE, and the TSC offset
  * attribute); each piece is one record. */
