@@ -371,17 +371,21 @@ static int hand_over(int in, int out, const char *name, bool paused)
     return 1;
 }
 
-/* Restores the spooled image, paused; its name into name. */
-static int restore_spool(const char *path, char *name, size_t nlen, char *err,
-                         size_t errlen)
+/* Restores the spooled image (sent as a descriptor), paused; its name
+ * into name. */
+static int restore_spool(int sfd, char *name, size_t nlen, char *err, size_t errlen)
 {
     json_object *req = json_object_new_object(), *reply = NULL;
     int rc;
 
     json_object_object_add(req, "cmd", json_object_new_string("restore"));
-    json_object_object_add(req, "path", json_object_new_string(path));
+    json_object_object_add(req, "fd", json_object_new_boolean(1));
     json_object_object_add(req, "paused", json_object_new_boolean(1));
-    rc = call(req, &reply, err, errlen);
+    rc = cli_call_fds(req, &sfd, 1, &reply, err, errlen);
+    if (!rc && !json_object_get_boolean(json_object_object_get(reply, "ok"))) {
+        snprintf(err, errlen, "%s", cli_jstr(reply, "error"));
+        rc = -EREMOTEIO;
+    }
     if (!rc)
         snprintf(name, nlen, "%s", cli_jstr(reply, "name"));
     json_object_put(reply);
@@ -389,9 +393,9 @@ static int restore_spool(const char *path, char *name, size_t nlen, char *err,
 }
 
 /* The spool: a file in the run dir, unlinked at once (nothing is left
- * behind, whatever ends this process); domusd and domus-vm open it as
- * /proc/<pid>/fd/<fd> while we wait for the restore.  Its fd, or -1. */
-static int spool_file(char *path, size_t len, char *err, size_t errlen)
+ * behind, whatever ends this process); domusd and domus-vm get its
+ * descriptor.  The fd, or -1. */
+static int spool_file(char *err, size_t errlen)
 {
     char tmpl[4096];
     int fd;
@@ -403,21 +407,20 @@ static int spool_file(char *path, size_t len, char *err, size_t errlen)
         return -1;
     }
     unlink(tmpl);
-    snprintf(path, len, "/proc/%d/fd/%d", (int)getpid(), fd);
     return fd;
 }
 
 static int receive(int in, int out, bool paused)
 {
-    char path[64], err[1024], msg[1100], name[128];
-    int sfd = spool_file(path, sizeof(path), err, sizeof(err)), rc = -EIO;
+    char err[1024], msg[1100], name[128];
+    int sfd = spool_file(err, sizeof(err)), rc = -EIO;
 
     if (sfd >= 0) {
         rc = simg_spool(in, sfd, err, sizeof(err));
         dbg("stream received: %s", rc ? err : "whole");
     }
     if (!rc)
-        rc = restore_spool(path, name, sizeof(name), err, sizeof(err));
+        rc = restore_spool(sfd, name, sizeof(name), err, sizeof(err));
     if (sfd >= 0)
         close(sfd);
     if (rc) {

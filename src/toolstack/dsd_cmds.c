@@ -169,6 +169,7 @@ static size_t text_len(const struct req *r, const char *text)
  * and the memory the image holds (MiB, 0: the config's). */
 struct restore {
     const char *image;
+    int fd; /* > 0: the image came as this descriptor (image names it) */
     bool paused;
     uint64_t memory_mib, maxmem_mib;
 };
@@ -209,8 +210,10 @@ static void create_domain(const struct req *r, const char *path, const char *tex
         dsd_dom_free(r->d, dom);
     }
     if (!rc && rs) {
-        snprintf(dom->restore_path, sizeof(dom->restore_path), "%s", rs->image);
+        snprintf(dom->restore_path, sizeof(dom->restore_path), "%s",
+                 rs->fd > 0 ? "/proc/self/fd/0" : rs->image);
         dom->restore_paused = rs->paused;
+        dom->restore_fd = rs->fd;
     }
     if (!rc && (rc = dsd_sched_prepare(r->d, dom, NULL, err, sizeof(err))) < 0)
         dsd_dom_free(r->d, dom);
@@ -220,6 +223,7 @@ static void create_domain(const struct req *r, const char *path, const char *tex
     if (!rs) /* a restored guest carries on: its console log goes on too */
         rotate_log(dom->console_log);
     rc = dsd_vm_spawn(r->d, dom, err, sizeof(err));
+    dom->restore_fd = 0; /* domus-vm has it (or failed): the caller closes it */
     if (rc) {
         dsd_dom_free(r->d, dom);
         goto out;
@@ -369,7 +373,15 @@ static void cmd_restore(const struct req *r)
     struct restore rs = {.paused = req_bool(r, "paused")};
     const char *over = req_str(r, "cfg_text");
 
-    if (!(rs.image = req_path(r, path, sizeof(path))))
+    if (req_bool(r, "fd")) { /* the image came as a descriptor (migrate-receive) */
+        if (r->d->req_nfds < 1 || r->d->req_fds[0] <= 0) {
+            dsd_reply_error(r->d, r->client, "restore: the image's descriptor is missing");
+            return;
+        }
+        rs.fd = r->d->req_fds[0];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", rs.fd);
+        rs.image = path;
+    } else if (!(rs.image = req_path(r, path, sizeof(path))))
         return;
     if (dsd_restore_config(rs.image, &ic, err, sizeof(err)) < 0) {
         dsd_reply_error(r->d, r->client, "%s", err);

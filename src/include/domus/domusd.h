@@ -74,6 +74,9 @@ struct dsd_dom {
      * (its first start only); the domain stays paused after when paused. */
     char restore_path[PATH_MAX];
     bool restore_paused;
+    /* A restore from a descriptor (migrate-receive's spool): it becomes
+     * domus-vm's stdin, restore_path "/proc/self/fd/0"; > 0 while set. */
+    int restore_fd;
     /* vCPUs 0..vcpus_online-1 are online (cpu/N/availability), the others up
      * to cfg.maxvcpus offline: cfg.vcpus at each start, then vcpu-set's. */
     unsigned vcpus_online;
