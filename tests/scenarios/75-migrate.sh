@@ -56,7 +56,7 @@ diag() {
 }
 # runs_on SIDE LABEL: g runs on SIDE (A|B) and its workload goes on there.
 runs_on() {
-    if on$1 more_rounds g 3 90; then
+    if on$1 more_rounds g 2 90; then
         pass "mig $2: g runs on $1, its workload goes on ($(on$1 last_round g))"
     else
         fail "mig $2: g's workload does not go on on $1"
@@ -86,7 +86,14 @@ to_b() {
 # listen_b|listen_a PORT: a receiver on that side, its pid in recv_pid.
 listen_on() {
     rm -f "$DOMUS_TMP/recv.err"
-    on$1 domus migrate-receive --listen "$2" >/dev/null 2>"$DOMUS_TMP/recv.err" &
+    # env execs domus: $! is the receiver itself (a function would fork)
+    if [ "$1" = A ]; then
+        env DOMUS_RUN_DIR="$A_RUN" DOMUS_LOG_DIR="$A_LOG" domus migrate-receive \
+            --listen "$2" >/dev/null 2>"$DOMUS_TMP/recv.err" &
+    else
+        env DOMUS_RUN_DIR="$B_RUN" DOMUS_LOG_DIR="$B_LOG" domus migrate-receive \
+            --listen "$2" >/dev/null 2>"$DOMUS_TMP/recv.err" &
+    fi
     recv_pid=$!
     for _i in $(seq 50); do
         grep -q listening "$DOMUS_TMP/recv.err" 2>/dev/null && return 0
@@ -156,10 +163,12 @@ for _i in $(seq 300); do
 done
 kill -9 "$recv_pid"
 recv_pid=
+check "mig kill: the receiver was killed mid-stream (after ${spooled:-0} bytes)" \
+    [ "${spooled:-0}" -gt 1048576 ]
 if wait "$mig_pid"; then
     fail "mig kill: domus migrate succeeded with its receiver killed"
 else
-    pass "mig kill: the receiver killed after ${spooled:-0} bytes: migrate fails: $(tail -n 1 "$DOMUS_TMP/err")"
+    pass "mig kill: migrate fails: $(tail -n 1 "$DOMUS_TMP/err")"
 fi
 stays "kill"
 
@@ -201,6 +210,7 @@ if onB domus migrate-receive <"$DOMUS_TMP/bad.img" >"$DOMUS_TMP/recv.out" 2>"$DO
 else
     pass "mig corrupted: refused: $(tail -n 1 "$DOMUS_TMP/err")"
 fi
+check "mig corrupted: refused as corrupted (checksum or framing)" grep -q 'checksum\|corrupted\|malformed' "$DOMUS_TMP/err"
 check "mig corrupted: nothing on B" onB nothing_on
 stays "bad streams"
 clean A
