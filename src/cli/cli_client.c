@@ -151,37 +151,51 @@ out:
     return ret;
 }
 
-int cli_call_fds(json_object *req, const int *fds, unsigned nfds, json_object **reply,
-                 char *err, size_t errlen)
+int cli_send_fds(json_object *req, const int *fds, unsigned nfds, int *conn, char *err,
+                 size_t errlen)
+{
+    int rc = connect_daemon(conn);
+
+    if (rc) {
+        *conn = -1;
+        snprintf(err, errlen, "cannot reach domusd: %s", strerror(-rc));
+    } else if ((rc = vmctl_send(*conn, req, fds, nfds))) {
+        snprintf(err, errlen, "talking to domusd: %s", strerror(-rc));
+        close(*conn);
+        *conn = -1;
+    }
+    json_object_put(req);
+    return rc;
+}
+
+int cli_recv_reply(int conn, json_object **reply, char *err, size_t errlen)
 {
     char *line = NULL;
-    int fd = -1, rc;
+    int rc = ts_read_line(conn, &line, DOMUS_REQ_MAX, -1);
 
     *reply = NULL;
-    rc = connect_daemon(&fd);
-    if (rc) {
-        snprintf(err, errlen, "cannot reach domusd: %s", strerror(-rc));
-        goto out;
-    }
-    rc = vmctl_send(fd, req, fds, nfds);
-    if (!rc)
-        rc = ts_read_line(fd, &line, DOMUS_REQ_MAX, -1);
     if (rc) {
         snprintf(err, errlen, "talking to domusd: %s",
                  rc == -EPIPE ? "connection closed" : strerror(-rc));
-        goto out;
+    } else {
+        *reply = json_tokener_parse(line);
+        if (!*reply || !json_object_is_type(*reply, json_type_object)) {
+            json_object_put(*reply);
+            *reply = NULL;
+            snprintf(err, errlen, "malformed reply from domusd");
+            rc = -EPROTO;
+        }
     }
-    *reply = json_tokener_parse(line);
-    if (!*reply || !json_object_is_type(*reply, json_type_object)) {
-        json_object_put(*reply);
-        *reply = NULL;
-        snprintf(err, errlen, "malformed reply from domusd");
-        rc = -EPROTO;
-    }
-out:
     free(line);
-    if (fd >= 0)
-        close(fd);
-    json_object_put(req);
+    close(conn);
     return rc;
+}
+
+int cli_call_fds(json_object *req, const int *fds, unsigned nfds, json_object **reply,
+                 char *err, size_t errlen)
+{
+    int conn, rc = cli_send_fds(req, fds, nfds, &conn, err, errlen);
+
+    *reply = NULL;
+    return rc ?: cli_recv_reply(conn, reply, err, errlen);
 }

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -371,62 +372,109 @@ static int hand_over(int in, int out, const char *name, bool paused)
     return 1;
 }
 
-/* Restores the spooled image (sent as a descriptor), paused; its name
- * into name. */
-static int restore_spool(int sfd, char *name, size_t nlen, char *err, size_t errlen)
+/* The header's config (malloc'd) from the memfd it was copied into. */
+static char *header_config(int hfd)
 {
-    json_object *req = json_object_new_object(), *reply = NULL;
-    int rc;
+    uint8_t b[4];
+    char *config = NULL;
+
+    if (pread(hfd, b, 4, 16) == 4) {
+        uint32_t len = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                       (uint32_t)b[3] << 24;
+        if ((config = calloc(1, (size_t)len + 1)) && pread(hfd, config, len, 24) != len) {
+            free(config);
+            config = NULL;
+        }
+    }
+    return config;
+}
+
+/* The restore request: the stream comes through the pipe p (domus-vm's
+ * stdin), its header's config with the request, so that domusd can check
+ * it (name, memory) before domus-vm starts reading.  *conn: the
+ * connection to domusd its answer will come on. */
+static int send_restore(int p, const char *config, int *conn, char *err, size_t errlen)
+{
+    json_object *req = json_object_new_object();
 
     json_object_object_add(req, "cmd", json_object_new_string("restore"));
     json_object_object_add(req, "fd", json_object_new_boolean(1));
+    json_object_object_add(req, "config", json_object_new_string(config));
     json_object_object_add(req, "paused", json_object_new_boolean(1));
-    rc = cli_call_fds(req, &sfd, 1, &reply, err, errlen);
+    return cli_send_fds(req, &p, 1, conn, err, errlen);
+}
+
+/* The header from hfd, then the records from in, into the pipe. */
+static int feed(int in, int hfd, int p, uint64_t *at, char *err, size_t errlen)
+{
+    char buf[4096];
+    off_t off = 0;
+    ssize_t n;
+
+    while ((n = pread(hfd, buf, sizeof(buf), off)) > 0) {
+        if (write(p, buf, (size_t)n) != n) {
+            dfmt(err, errlen, "the stream could not be passed on");
+            return -EIO;
+        }
+        off += n;
+    }
+    return simg_spool_records(in, p, at, err, errlen);
+}
+
+/* domusd's answer to the restore: 0 with the domain's name, or its error
+ * (which explains a feed that failed to pass the stream on: -EIO). */
+static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *err,
+                         size_t errlen)
+{
+    json_object *reply = NULL;
+    char rerr[1024];
+    int rc = cli_recv_reply(conn, &reply, rerr, sizeof(rerr));
+
     if (!rc && !json_object_get_boolean(json_object_object_get(reply, "ok"))) {
-        snprintf(err, errlen, "%s", cli_jstr(reply, "error"));
+        dfmt(rerr, sizeof(rerr), "%s", cli_jstr(reply, "error"));
         rc = -EREMOTEIO;
     }
     if (!rc)
         snprintf(name, nlen, "%s", cli_jstr(reply, "name"));
     json_object_put(reply);
-    return rc;
+    if (rc && (!feed_rc || feed_rc == -EIO))
+        dfmt(err, errlen, "%s", rerr);
+    return feed_rc ?: rc;
 }
 
-/* The spool: a file in the run dir, unlinked at once (nothing is left
- * behind, whatever ends this process); domusd and domus-vm get its
- * descriptor.  The fd, or -1. */
-static int spool_file(char *err, size_t errlen)
-{
-    char tmpl[4096];
-    int fd;
-
-    ts_mkdir_p(ts_run_dir());
-    snprintf(tmpl, sizeof(tmpl), "%s/migrate-XXXXXX", ts_run_dir());
-    if ((fd = mkostemp(tmpl, O_CLOEXEC)) < 0) {
-        dfmt(err, errlen, "cannot create %s: %s", tmpl, strerror(errno));
-        return -1;
-    }
-    unlink(tmpl);
-    return fd;
-}
-
+/* The stream goes into the new domain as it arrives: its header first
+ * (into a memfd: domusd checks the config before the domain exists), then
+ * through a pipe that domus-vm restores from while the source still sends
+ * rounds; the domain exists, paused, once the end record is read. */
 static int receive(int in, int out, bool paused)
 {
-    char err[1024], msg[1100], name[128];
-    int sfd = spool_file(err, sizeof(err)), rc = -EIO;
+    char err[1024] = "", msg[1100], name[128], *config = NULL;
+    int hfd = memfd_create("migrate-header", MFD_CLOEXEC), p[2] = {-1, -1}, conn = -1, rc;
+    uint64_t at = 0;
 
-    if (sfd >= 0) {
-        rc = simg_spool(in, sfd, err, sizeof(err));
-        dbg("stream received: %s", rc ? err : "whole");
-    }
+    rc = hfd < 0 ? -errno : simg_spool_header(in, hfd, &at, err, sizeof(err));
+    if (!rc && !(config = header_config(hfd)))
+        rc = -ENOMEM;
+    if (!rc && pipe2(p, O_CLOEXEC) < 0)
+        rc = -errno;
     if (!rc)
-        rc = restore_spool(sfd, name, sizeof(name), err, sizeof(err));
-    if (sfd >= 0)
-        close(sfd);
+        rc = send_restore(p[0], config, &conn, err, sizeof(err));
+    if (p[0] >= 0)
+        close(p[0]);
+    if (!rc)
+        rc = feed(in, hfd, p[1], &at, err, sizeof(err));
+    dbg("stream received: %s", rc ? err : "whole");
+    if (p[1] >= 0)
+        close(p[1]); /* domus-vm sees the end (a cut stream: truncated) */
+    if (conn >= 0)
+        rc = restore_reply(conn, rc, name, sizeof(name), err, sizeof(err));
+    if (hfd >= 0)
+        close(hfd);
+    free(config);
     if (rc) {
-        dfmt(msg, sizeof(msg), "error: %s\n", err);
+        dfmt(msg, sizeof(msg), "error: %s\n", err[0] ? err : strerror(-rc));
         put_line(out, msg);
-        fprintf(stderr, "domus: error: %s\n", err);
+        fprintf(stderr, "domus: error: %s\n", err[0] ? err : strerror(-rc));
         return 1;
     }
     return hand_over(in, out, name, paused);

@@ -383,7 +383,13 @@ static void cmd_restore(const struct req *r)
         rs.image = path;
     } else if (!(rs.image = req_path(r, path, sizeof(path))))
         return;
-    if (dsd_restore_config(rs.image, &ic, err, sizeof(err)) < 0) {
+    /* A stream (a pipe: migrate-receive) comes with its header's config,
+     * which domus-vm reads again from the stream itself. */
+    if (rs.fd > 0 && req_str(r, "config") ? dsd_image_cfg_parse(req_str(r, "config"),
+                                                                  "the stream", &ic, err,
+                                                                  sizeof(err)) < 0
+                                           : dsd_restore_config(rs.image, &ic, err,
+                                                                sizeof(err)) < 0) {
         dsd_reply_error(r->d, r->client, "%s", err);
         return;
     }

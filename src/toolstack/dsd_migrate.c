@@ -142,6 +142,16 @@ static int handshake(struct dsd_dom *dom, int conn, char *err, size_t errlen)
     return rc;
 }
 
+/* After a failed stream: the receiver's own reason, when it gave one
+ * (a name in use, too little memory, ...), replaces ours. */
+static void receiver_error(int conn, char *err, size_t errlen)
+{
+    char line[512];
+
+    if (!read_line(conn, line, sizeof(line), 2000) && !strncmp(line, "error: ", 7))
+        dfmt(err, errlen, "the destination: %s", line + 7);
+}
+
 int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opts *o,
                 json_object *stats, char *err, size_t errlen)
 {
@@ -168,7 +178,9 @@ int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opt
     free(config);
     if (!rc)
         rc = finish(d, dom, stats, err, errlen);
-    if (!rc)
+    if (rc)
+        receiver_error(o->conn, err, errlen);
+    else
         rc = handshake(dom, o->conn, err, errlen);
     if (!rc)
         dinfo("domain %u (%s): migrated away", dom->domid, dom->cfg.name);

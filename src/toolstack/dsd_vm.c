@@ -173,7 +173,10 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
     dom->errline[0] = '\0';
     dom->errpart_len = 0;
     dom->timed_out = false;
-    dom->deadline_ms = dnow_ms() + DSD_BUILD_TIMEOUT_MS;
+    /* A stream's restore (migrate-receive) lasts as long as the source's
+     * pre-copy: the receiver ends it by closing the stream. */
+    dom->deadline_ms = dnow_ms() + (dom->restore_fd > 0 ? DSD_STREAM_TIMEOUT_MS
+                                                          : DSD_BUILD_TIMEOUT_MS);
     dom->gen++;
     dom->start_time = ts_wall_s();
     dom->vcpus_online = dom->cfg.vcpus;

@@ -289,41 +289,60 @@ static int take8(int fd, int out, uint8_t *b, uint64_t *at)
 
 /* The stream from fd into the spool file out, record by record, up to and
  * with the end record (the restore checks the rest: checksum, contents). */
-int simg_spool(int fd, int out, char *err, size_t errlen)
+static int spool_error(int rc, uint64_t at, char *err, size_t errlen)
+{
+    dfmt(err, errlen,
+         rc == -EPIPE  ? "truncated stream: it ends at byte %llu"
+         : rc == -EIO ? "the stream could not be passed on at byte %llu"
+                      : "reading the stream at byte %llu",
+         (unsigned long long)at);
+    return rc;
+}
+
+int simg_spool_header(int fd, int out, uint64_t *at, char *err, size_t errlen)
 {
     uint8_t b[8];
-    uint64_t at = 0;
-    int rc = take8(fd, out, b, &at);
+    int rc = take8(fd, out, b, at);
 
     if (!rc && memcmp(b, "DOMUSIMG", 8)) {
         dfmt(err, errlen, "not a Domus migration stream (no DOMUSIMG magic)");
         return -EINVAL;
     }
-    rc = rc ?: take8(fd, out, b, &at); /* version, flags */
-    rc = rc ?: take8(fd, out, b, &at); /* config length, reserved */
+    rc = rc ?: take8(fd, out, b, at); /* version, flags */
+    rc = rc ?: take8(fd, out, b, at); /* config length, reserved */
     if (!rc && (le32(b) == 0 || le32(b) > SIMG_MAX_CONFIG)) {
         dfmt(err, errlen, "malformed stream: a config of %u bytes", le32(b));
         return -EINVAL;
     }
-    rc = rc ?: copy_n(fd, out, (le32(b) + 7u) & ~7u, &at);
+    rc = rc ?: copy_n(fd, out, (le32(b) + 7u) & ~7u, at);
+    return rc ? spool_error(rc, *at, err, errlen) : 0;
+}
+
+int simg_spool_records(int fd, int out, uint64_t *at, char *err, size_t errlen)
+{
+    uint8_t b[8];
+    int rc = 0;
+
     while (!rc) {
-        if ((rc = take8(fd, out, b, &at)))
+        if ((rc = take8(fd, out, b, at)))
             break;
         uint32_t type = le32(b), len = le32(b + 4);
         if (len > SIMG_MAX_BODY) {
             dfmt(err, errlen, "malformed stream: a record of %u bytes at byte %llu", len,
-                 (unsigned long long)at - 8);
+                 (unsigned long long)*at - 8);
             return -EINVAL;
         }
-        rc = copy_n(fd, out, (len + 7ull) & ~7ull, &at);
+        rc = copy_n(fd, out, (len + 7ull) & ~7ull, at);
         if (!rc && type == 0)
             return 0;
     }
-    dfmt(err, errlen,
-         rc == -EPIPE ? "truncated stream: it ends at byte %llu"
-                      : "reading the stream at byte %llu",
-         (unsigned long long)at);
-    return rc;
+    return spool_error(rc, *at, err, errlen);
+}
+
+int simg_spool(int fd, int out, char *err, size_t errlen)
+{
+    uint64_t at = 0;
+    return simg_spool_header(fd, out, &at, err, errlen) ?: simg_spool_records(fd, out, &at, err, errlen);
 }
 
 /* ---- reading ---- */

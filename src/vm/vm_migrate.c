@@ -10,6 +10,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +125,16 @@ static int round0(struct vm_mig *m, struct domain *d, const char *config)
     return rc;
 }
 
+/* The receiver says nothing while the stream runs: a line from it (its
+ * error) or its end means it stopped reading. */
+static bool receiver_spoke(int fd)
+{
+    struct pollfd p = {fd, POLLIN | POLLRDHUP, 0};
+    struct stat st;
+
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && poll(&p, 1, 0) > 0;
+}
+
 /* The rounds after round 0; *left: the pages dirty and not sent. */
 static int rounds(struct vm_mig *m, struct vm *vm, unsigned *nr, uint64_t *left)
 {
@@ -131,6 +143,10 @@ static int rounds(struct vm_mig *m, struct vm *vm, unsigned *nr, uint64_t *left)
     int rc = 0;
 
     for (r = 1; r <= m->o.max_rounds && !rc; r++) {
+        if (receiver_spoke(m->fd)) {
+            rc = -ECONNABORTED;
+            break;
+        }
         if ((rc = vm->state_ops->dirty_get(&vm->dom, m->bm)))
             break;
         n = count(m->bm, m->npages);
@@ -183,7 +199,9 @@ int vm_migrate_precopy(struct vm *vm, int fd, const char *config,
     if (!rc)
         rc = rounds(m, vm, &res->rounds, &res->last_dirty);
     if (rc) {
-        dfmt(err, errlen, "sending the memory: %s", strerror(-rc));
+        dfmt(err, errlen, "sending the memory: %s",
+             rc == -ECONNABORTED ? "the receiver stopped (connection abort)"
+                                 : strerror(-rc));
         vm_migrate_abort(vm);
         return rc;
     }

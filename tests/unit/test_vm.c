@@ -682,8 +682,16 @@ static void test_migrate(void)
     CHECK("migrate: a stream that cannot be written fails, nothing left open",
           reply_ok(precopy_req(ro, 1000, 10), "sending") && !vm.mig && !fake_started);
     close(ro);
+    int sv[2];
     fake_calls = 0;
     fake_dirty = shrinking;
+    CHECK("migrate: a receiver that speaks up (its error) ends the pre-copy",
+          socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0 &&
+              write(sv[1], "error: no\n", 10) == 10 &&
+              reply_ok(precopy_req(sv[0], 5, 10), "connection abort") && !vm.mig && !fake_started &&
+              fake_calls == 0);
+    close(sv[0]);
+    close(sv[1]);
     CHECK("migrate: finish without a pre-copy is refused",
           refused("{\"cmd\":\"migrate-finish\",\"timeout_ms\":10}", "no migration"));
     close(fd);

@@ -20,6 +20,12 @@ int cli_request(json_object *req, json_object **reply);
 int cli_call_fds(json_object *req, const int *fds, unsigned nfds, json_object **reply,
                  char *err, size_t errlen);
 
+/* cli_call_fds in two steps: the request (consumed) sent on a new
+ * connection (*conn), and later its reply read and the connection closed. */
+int cli_send_fds(json_object *req, const int *fds, unsigned nfds, int *conn, char *err,
+                 size_t errlen);
+int cli_recv_reply(int conn, json_object **reply, char *err, size_t errlen);
+
 /* {"cmd":cmd,"dom":dom} */
 json_object *cli_dom_req(const char *cmd, const char *dom);
 

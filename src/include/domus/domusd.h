@@ -18,6 +18,7 @@
 
 #define DSD_SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 #define DSD_BUILD_TIMEOUT_MS 180000 /* from spawn to "ready" */
+#define DSD_STREAM_TIMEOUT_MS (3600 * 1000) /* ... restoring from a migration stream */
 #define DSD_KILL_TIMEOUT_MS 10000   /* from SIGTERM to SIGKILL */
 #define DSD_CONTROL_TIMEOUT_MS 2000 /* one control-socket exchange */
 #define DSD_RESTART_BURST 10        /* this many restarts ...      */
@@ -263,6 +264,10 @@ struct dsd_image_cfg {
 /* Reads the header of the image at path into ic (free with
  * dsd_image_cfg_free).  -errno with err ("PATH: not a Domus save image
  * ...", "PATH: the image's memory ... is not valid"). */
+/* The header's config text (a JSON object) into ic; path names the image
+ * in messages.  0 or -errno with err. */
+int dsd_image_cfg_parse(const char *config, const char *path, struct dsd_image_cfg *ic,
+                        char *err, size_t errlen);
 int dsd_restore_config(const char *path, struct dsd_image_cfg *ic, char *err,
                        size_t errlen);
 void dsd_image_cfg_free(struct dsd_image_cfg *ic);

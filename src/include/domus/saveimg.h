@@ -96,6 +96,11 @@ int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t
  * or record over the limits), -EPIPE when fd ends early ("truncated
  * stream: it ends at byte N"), or -errno; err says which. */
 int simg_spool(int fd, int out, char *err, size_t errlen);
+/* Its two halves: the header (magic, version, config), then the records
+ * up to and with the end; *at counts the bytes copied (start it at 0).
+ * A write to out that fails: -EIO. */
+int simg_spool_header(int fd, int out, uint64_t *at, char *err, size_t errlen);
+int simg_spool_records(int fd, int out, uint64_t *at, char *err, size_t errlen);
 
 /* One vCPU's architectural state, as KVM gives it (KVM_GET_REGS, _SREGS,
  * _XSAVE, _XCRS, _MSRS, _LAPIC, _VCPU_EVENTS, _MP_STATE, and the TSC offset
