@@ -437,8 +437,13 @@ static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *e
     if (!rc)
         snprintf(name, nlen, "%s", cli_jstr(reply, "name"));
     json_object_put(reply);
-    if (rc && (!feed_rc || feed_rc == -EIO))
+    if (rc && (!feed_rc || feed_rc == -EIO)) /* why the pipe was closed */
         dfmt(err, errlen, "%s", rerr);
+    else if (rc) { /* both: the stream's fault first, then domusd's answer */
+        char both[2200];
+        dfmt(both, sizeof(both), "%s; domusd: %s", err, rerr);
+        dfmt(err, errlen, "%s", both);
+    }
     return feed_rc ?: rc;
 }
 

@@ -336,20 +336,21 @@ static int64_t req_num(const struct req *r, const char *key, uint64_t max, uint6
  * receiver runs the domain; the held copy here is then destroyed. */
 static void cmd_migrate(const struct req *r)
 {
-    struct dsd_dom *dom = req_dom(r);
-    int64_t downtime = req_num(r, "downtime_ms", MIG_MAX_DOWNTIME_MS, MIG_DEFAULT_DOWNTIME_MS);
-    int64_t rounds = downtime < 0 ? -1 : req_num(r, "max_rounds", MIG_MAX_ROUNDS,
-                                                   MIG_DEFAULT_ROUNDS);
     struct dsd *d = r->d;
+    struct dsd_dom *dom;
+    int64_t downtime, rounds;
     char err[1024];
     json_object *stats;
 
-    if (!dom || downtime < 0 || rounds < 0)
-        return;
     if (d->req_nfds < 1) {
         dsd_reply_error(d, r->client, "migrate: the connection must come with the request");
         return;
     }
+    if (!(dom = req_dom(r)) ||
+        (downtime = req_num(r, "downtime_ms", MIG_MAX_DOWNTIME_MS,
+                            MIG_DEFAULT_DOWNTIME_MS)) < 0 ||
+        (rounds = req_num(r, "max_rounds", MIG_MAX_ROUNDS, MIG_DEFAULT_ROUNDS)) < 0)
+        return;
     struct dsd_migrate_opts o = {d->req_fds[0], d->req_nfds > 1 ? d->req_fds[1] : -1,
                                  (unsigned)downtime, (unsigned)rounds};
     stats = json_object_new_object();
