@@ -1,5 +1,6 @@
 /* domus CLI: talking to domusd, starting it when needed (as xencommons would). */
 #include "domus/cli.h"
+#include "domus/vmctl.h"
 #include "domus/toolstack.h"
 
 #include <errno.h>
@@ -148,4 +149,53 @@ out:
         close(fd);
     json_object_put(req);
     return ret;
+}
+
+int cli_send_fds(json_object *req, const int *fds, unsigned nfds, int *conn, char *err,
+                 size_t errlen)
+{
+    int rc = connect_daemon(conn);
+
+    if (rc) {
+        *conn = -1;
+        snprintf(err, errlen, "cannot reach domusd: %s", strerror(-rc));
+    } else if ((rc = vmctl_send(*conn, req, fds, nfds))) {
+        snprintf(err, errlen, "talking to domusd: %s", strerror(-rc));
+        close(*conn);
+        *conn = -1;
+    }
+    json_object_put(req);
+    return rc;
+}
+
+int cli_recv_reply(int conn, json_object **reply, char *err, size_t errlen)
+{
+    char *line = NULL;
+    int rc = ts_read_line(conn, &line, DOMUS_REQ_MAX, -1);
+
+    *reply = NULL;
+    if (rc) {
+        snprintf(err, errlen, "talking to domusd: %s",
+                 rc == -EPIPE ? "connection closed" : strerror(-rc));
+    } else {
+        *reply = json_tokener_parse(line);
+        if (!*reply || !json_object_is_type(*reply, json_type_object)) {
+            json_object_put(*reply);
+            *reply = NULL;
+            snprintf(err, errlen, "malformed reply from domusd");
+            rc = -EPROTO;
+        }
+    }
+    free(line);
+    close(conn);
+    return rc;
+}
+
+int cli_call_fds(json_object *req, const int *fds, unsigned nfds, json_object **reply,
+                 char *err, size_t errlen)
+{
+    int conn, rc = cli_send_fds(req, fds, nfds, &conn, err, errlen);
+
+    *reply = NULL;
+    return rc ?: cli_recv_reply(conn, reply, err, errlen);
 }

@@ -30,6 +30,26 @@ static const struct cli_cmd cmds[] = {
      "      (domusd watches it either way)\n"
      "  -c  attach to the console once the domain runs\n"
      "  ConfigFile: use this configuration instead of the stored one"},
+    {"migrate", cli_migrate, "Migrate a domain to another host",
+     "[options] <Domain> <host>\n"
+     "  -s <sshcommand>  use <sshcommand> instead of ssh: migrate runs\n"
+     "                   '<sshcommand> <host> domus migrate-receive [-p]'\n"
+     "  -e               do not wait in the background on <host> for the death\n"
+     "                   of the domain (domusd watches it either way)\n"
+     "  -C <config>      send <config> instead of the config the domain was\n"
+     "                   created from\n"
+     "  -p               leave the domain paused on <host> after the migration\n"
+     "  --debug          print the migration protocol's steps\n"
+     "  --transport tcp:<addr>:<port>  connect to a 'domus migrate-receive\n"
+     "                   --listen <port>' instead of running ssh\n"
+     "  --downtime <ms>  the final round's target (default 300)\n"
+     "  --max-rounds <n> of dirty pages before the final round (default 30)"},
+    {"migrate-receive", cli_migrate_receive,
+     "Receive a migrating domain (run by migrate over ssh)",
+     "[-p] [-e] [-d] [--listen <port>]\n"
+     "  -p  leave the domain paused once it is here\n"
+     "  -e, -d  accepted (xl's)\n"
+     "  --listen <port>  take one connection on TCP <port> instead of stdin/stdout"},
     {"list", cli_list, "List information about all/some domains",
      "[-l] [-v] [Domain, ...]\n"
      "  -l  the domains' configurations, as JSON (libxl_domain_config)\n"

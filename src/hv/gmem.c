@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
@@ -69,6 +70,7 @@ void gmem_destroy(struct gmem *m)
         munmap(m->host, m->ram_size + TAIL_SIZE);
     if (m->fd >= 0)
         close(m->fd);
+    free(m->dirty);
     memset(m, 0, sizeof(*m));
     m->fd = -1;
 }
@@ -189,4 +191,59 @@ int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len)
         return -EFAULT;
     memcpy(p, src, len);
     return 0;
+}
+
+/* ---- dirty tracking ---- */
+
+uint64_t gmem_dirty_npages(const struct gmem *m)
+{
+    return (m->ram_size + SPECIAL_SIZE) >> DOMUS_PAGE_SHIFT;
+}
+
+int gmem_dirty_start(struct gmem *m)
+{
+    size_t words = (gmem_dirty_npages(m) + 63) / 64;
+
+    if (!m->dirty && !(m->dirty = calloc(words ? words : 1, sizeof(uint64_t))))
+        return -ENOMEM;
+    atomic_store(&m->dirty_on, 1);
+    return 0;
+}
+
+void gmem_dirty_stop(struct gmem *m)
+{
+    atomic_store(&m->dirty_on, 0);
+}
+
+void gmem_mark_dirty(const struct gmem *m, uint64_t gpa, uint64_t len)
+{
+    int64_t off;
+
+    if (!atomic_load(&m->dirty_on) || !len || (off = fd_range(m, gpa, len)) < 0)
+        return;
+    uint64_t first = (uint64_t)off >> DOMUS_PAGE_SHIFT,
+             last = ((uint64_t)off + len - 1) >> DOMUS_PAGE_SHIFT;
+    for (uint64_t p = first; p <= last && p < gmem_dirty_npages(m); p++)
+        __atomic_fetch_or(&m->dirty[p / 64], 1ULL << (p % 64), __ATOMIC_RELEASE);
+}
+
+void gmem_dirty_collect(struct gmem *m, uint64_t *bm)
+{
+    size_t words = (gmem_dirty_npages(m) + 63) / 64;
+
+    if (!m->dirty)
+        return;
+    for (size_t i = 0; i < words; i++)
+        bm[i] |= __atomic_exchange_n(&m->dirty[i], 0, __ATOMIC_ACQ_REL);
+}
+
+uint64_t gmem_page_gpa(const struct gmem *m, uint64_t p)
+{
+    uint64_t off = p << DOMUS_PAGE_SHIFT;
+
+    if (off < m->low_end)
+        return off;
+    if (off < m->ram_size)
+        return GMEM_HIGH_BASE + (off - m->low_end);
+    return GMEM_SPECIAL_BASE + (off - m->ram_size);
 }

@@ -174,9 +174,10 @@ int gnttab_map(struct domain *d, grant_ref_t ref, domid_t grantee, bool write, u
                                    (write && !a->writers ? GTF_writing : 0)));
         goto out;
     }
-    if (write)
+    if (write) { /* Domus's writes are not in KVM's dirty log */
         a->writers++;
-    else
+        gmem_mark_dirty(&d->mem, addr, DOMUS_PAGE_SIZE);
+    } else
         a->readers++;
     *gpa = addr;
 out:
@@ -189,8 +190,10 @@ void gnttab_unmap(struct domain *d, grant_ref_t ref, bool write)
     pthread_mutex_lock(&d->gnt_lock);
     grant_entry_v1_t *e = entry(d, ref);
     struct gnt_active *a = ref < ARRAY_SIZE(d->gnt_active) ? &d->gnt_active[ref] : NULL;
-    if (a && write && a->writers)
-        a->writers--;
+    if (a && write && a->writers) {
+        a->writers--; /* written until now: dirty again after the last round */
+        gmem_mark_dirty(&d->mem, (uint64_t)a->frame << DOMUS_PAGE_SHIFT, DOMUS_PAGE_SIZE);
+    }
     else if (a && !write && a->readers)
         a->readers--;
     if (e && a && !a->writers)
@@ -268,6 +271,8 @@ static int16_t copy_side(struct vcpu *v, const struct gnttab_copy_ptr *p, bool g
     uint8_t *page = gmem_ptr(&d->mem, base, DOMUS_PAGE_SIZE);
     if (!page)
         return GNTST_bad_page;
+    if (write && !gref) /* a gref's page is marked by gnttab_map/_unmap */
+        gmem_mark_dirty(&d->mem, base, DOMUS_PAGE_SIZE);
     *host = page + p->offset;
     return GNTST_okay;
 }

@@ -281,6 +281,85 @@ static int set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void 
     return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
 
+/* ---- dirty logging (kvm.h) ---- */
+
+static int set_fixed_slots(struct domain *d, uint32_t flags)
+{
+    struct gmem *m = &d->mem;
+    int rc = 0;
+
+    for (unsigned i = 0; !rc && i < GMEM_REGION_EXTRA; i++) {
+        const struct gmem_region *r = &m->region[i];
+        struct kvm_userspace_memory_region k = {
+            .slot = r->slot,
+            .flags = flags,
+            .guest_phys_addr = r->gpa,
+            .memory_size = r->size,
+            .userspace_addr = (uint64_t)(uintptr_t)(m->host + r->fd_offset)};
+        if (r->size && ioctl(priv(d)->vm_fd, KVM_SET_USER_MEMORY_REGION, &k) < 0)
+            rc = -errno;
+    }
+    return rc;
+}
+
+int kvm_dirty_log_start(struct domain *d)
+{
+    int rc = gmem_dirty_start(&d->mem);
+    if (!rc && (rc = set_fixed_slots(d, KVM_MEM_LOG_DIRTY_PAGES)))
+        kvm_dirty_log_stop(d);
+    return rc;
+}
+
+void kvm_dirty_log_stop(struct domain *d)
+{
+    gmem_dirty_stop(&d->mem);
+    if (set_fixed_slots(d, 0))
+        dwarn("dom%u: dirty logging could not be turned off", d->domid);
+}
+
+/* Region r's slot log (KVM_GET_DIRTY_LOG returns and clears it) ORed into
+ * bm from the region's first memfd page. */
+static int get_slot_log(struct domain *d, const struct gmem_region *r, uint64_t *bm,
+                        uint64_t *tmp)
+{
+    uint64_t words = (r->size / DOMUS_PAGE_SIZE + 63) / 64,
+             first = r->fd_offset / DOMUS_PAGE_SIZE;
+    struct kvm_dirty_log l = {.slot = r->slot, .dirty_bitmap = tmp};
+
+    memset(tmp, 0, words * sizeof(uint64_t));
+    if (ioctl(priv(d)->vm_fd, KVM_GET_DIRTY_LOG, &l) < 0)
+        return -errno;
+    for (uint64_t w = 0; w < words; w++) {
+        if (!tmp[w])
+            continue;
+        if (first % 64 == 0) {
+            bm[first / 64 + w] |= tmp[w];
+            continue;
+        }
+        for (unsigned b = 0; b < 64; b++) /* a region not 64-page aligned */
+            if (tmp[w] & (1ULL << b)) {
+                uint64_t p = first + w * 64 + b;
+                bm[p / 64] |= 1ULL << (p % 64);
+            }
+    }
+    return 0;
+}
+
+int kvm_dirty_log_get(struct domain *d, uint64_t *bm)
+{
+    struct gmem *m = &d->mem;
+    uint64_t *tmp = calloc((gmem_dirty_npages(m) + 63) / 64 + 1, sizeof(uint64_t));
+    int rc = tmp ? 0 : -ENOMEM;
+
+    for (unsigned i = 0; !rc && i < GMEM_REGION_EXTRA; i++)
+        if (m->region[i].size)
+            rc = get_slot_log(d, &m->region[i], bm, tmp);
+    free(tmp);
+    if (!rc)
+        gmem_dirty_collect(m, bm);
+    return rc;
+}
+
 /* One KVM slot per fixed region of the region table (gmem.h); the extra
  * pages get theirs when the guest places them (k_map_extra). */
 static int map_memory(struct domain *d)

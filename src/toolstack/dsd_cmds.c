@@ -169,6 +169,7 @@ static size_t text_len(const struct req *r, const char *text)
  * and the memory the image holds (MiB, 0: the config's). */
 struct restore {
     const char *image;
+    int fd; /* > 0: the image came as this descriptor (image names it) */
     bool paused;
     uint64_t memory_mib, maxmem_mib;
 };
@@ -209,8 +210,10 @@ static void create_domain(const struct req *r, const char *path, const char *tex
         dsd_dom_free(r->d, dom);
     }
     if (!rc && rs) {
-        snprintf(dom->restore_path, sizeof(dom->restore_path), "%s", rs->image);
+        snprintf(dom->restore_path, sizeof(dom->restore_path), "%s",
+                 rs->fd > 0 ? "/proc/self/fd/0" : rs->image);
         dom->restore_paused = rs->paused;
+        dom->restore_fd = rs->fd;
     }
     if (!rc && (rc = dsd_sched_prepare(r->d, dom, NULL, err, sizeof(err))) < 0)
         dsd_dom_free(r->d, dom);
@@ -220,6 +223,7 @@ static void create_domain(const struct req *r, const char *path, const char *tex
     if (!rs) /* a restored guest carries on: its console log goes on too */
         rotate_log(dom->console_log);
     rc = dsd_vm_spawn(r->d, dom, err, sizeof(err));
+    dom->restore_fd = 0; /* domus-vm has it (or failed): the caller closes it */
     if (rc) {
         dsd_dom_free(r->d, dom);
         goto out;
@@ -307,6 +311,60 @@ static void cmd_save(const struct req *r)
     dsd_kill_domain(r->d, dom);
 }
 
+#define MIG_DEFAULT_DOWNTIME_MS 300 /* QEMU's and Cloud Hypervisor's default */
+#define MIG_DEFAULT_ROUNDS 30
+#define MIG_MAX_DOWNTIME_MS 60000
+#define MIG_MAX_ROUNDS 1000
+
+/* An optional number in [1, max], def when absent; -1 after replying. */
+static int64_t req_num(const struct req *r, const char *key, uint64_t max, uint64_t def)
+{
+    uint64_t v = def;
+
+    if (json_object_object_get_ex(r->obj, key, NULL) &&
+        (vmctl_get_u64(r->obj, key, max, &v) < 0 || v == 0)) {
+        dsd_reply_error(r->d, r->client, "\"%s\" must be a number from 1 to %llu", key,
+                        (unsigned long long)max);
+        return -1;
+    }
+    return (int64_t)v;
+}
+
+/* {"dom","downtime_ms"?,"max_rounds"?} with the connection to the
+ * receiver's migrate-receive (and a terminal for progress) as SCM_RIGHTS:
+ * live migration (dsd_migrate.c).  Answered with the numbers once the
+ * receiver runs the domain; the held copy here is then destroyed. */
+static void cmd_migrate(const struct req *r)
+{
+    struct dsd *d = r->d;
+    struct dsd_dom *dom;
+    int64_t downtime, rounds;
+    char err[1024];
+    json_object *stats;
+
+    if (d->req_nfds < 1) {
+        dsd_reply_error(d, r->client, "migrate: the connection must come with the request");
+        return;
+    }
+    if (!(dom = req_dom(r)) ||
+        (downtime = req_num(r, "downtime_ms", MIG_MAX_DOWNTIME_MS,
+                            MIG_DEFAULT_DOWNTIME_MS)) < 0 ||
+        (rounds = req_num(r, "max_rounds", MIG_MAX_ROUNDS, MIG_DEFAULT_ROUNDS)) < 0)
+        return;
+    struct dsd_migrate_opts o = {d->req_fds[0], d->req_nfds > 1 ? d->req_fds[1] : -1,
+                                 (unsigned)downtime, (unsigned)rounds};
+    stats = json_object_new_object();
+    if (dsd_migrate(d, dom, &o, stats, err, sizeof(err)) < 0) {
+        dsd_reply_error(d, r->client, "domain '%s': migration failed: %s%s", dom->cfg.name,
+                        err, dom->state == DS_RUNNING ? " (the domain carries on here)" : "");
+        json_object_put(stats);
+        return;
+    }
+    json_object_object_add(stats, "ok", json_object_new_boolean(1));
+    dsd_reply(d, r->client, stats);
+    dsd_kill_domain(d, dom); /* held suspended: it never runs here again */
+}
+
 /* {"path","cwd","paused"?,"cfg_path"?,"cfg_text"?}: a new domain from the
  * image, answered as create is. */
 static void cmd_restore(const struct req *r)
@@ -316,9 +374,23 @@ static void cmd_restore(const struct req *r)
     struct restore rs = {.paused = req_bool(r, "paused")};
     const char *over = req_str(r, "cfg_text");
 
-    if (!(rs.image = req_path(r, path, sizeof(path))))
+    if (req_bool(r, "fd")) { /* the image came as a descriptor (migrate-receive) */
+        if (r->d->req_nfds < 1 || r->d->req_fds[0] <= 0) {
+            dsd_reply_error(r->d, r->client, "restore: the image's descriptor is missing");
+            return;
+        }
+        rs.fd = r->d->req_fds[0];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", rs.fd);
+        rs.image = path;
+    } else if (!(rs.image = req_path(r, path, sizeof(path))))
         return;
-    if (dsd_restore_config(rs.image, &ic, err, sizeof(err)) < 0) {
+    /* A stream (a pipe: migrate-receive) comes with its header's config,
+     * which domus-vm reads again from the stream itself. */
+    if (rs.fd > 0 && req_str(r, "config") ? dsd_image_cfg_parse(req_str(r, "config"),
+                                                                  "the stream", &ic, err,
+                                                                  sizeof(err)) < 0
+                                           : dsd_restore_config(rs.image, &ic, err,
+                                                                sizeof(err)) < 0) {
         dsd_reply_error(r->d, r->client, "%s", err);
         return;
     }
@@ -675,6 +747,7 @@ static const struct {
     {"create", cmd_create},
     {"save", cmd_save},
     {"restore", cmd_restore},
+    {"migrate", cmd_migrate},
     {"list", cmd_list},
     {"destroy", cmd_destroy},
     {"shutdown", cmd_shutdown},

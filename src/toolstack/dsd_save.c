@@ -17,7 +17,7 @@
 
 /* The image's header config: the domain's xl.cfg text and where it came
  * from (a restore creates the domain from it). */
-static char *image_config(const struct dsd_dom *dom, const char *path, const char *text)
+char *dsd_image_config(const struct dsd_dom *dom, const char *path, const char *text)
 {
     json_object *o = json_object_new_object();
     char *s;
@@ -97,7 +97,7 @@ int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o, 
              dom->cfg.name);
         return -EOPNOTSUPP;
     }
-    if (!(config = image_config(dom, cpath[0] ? cpath : "config", text ? text : ""))) {
+    if (!(config = dsd_image_config(dom, cpath[0] ? cpath : "config", text ? text : ""))) {
         dfmt(err, errlen, "out of memory");
         return -ENOMEM;
     }
@@ -148,29 +148,14 @@ static int image_memory(json_object *o, struct dsd_image_cfg *ic, const char *pa
     return 0;
 }
 
-int dsd_restore_config(const char *path, struct dsd_image_cfg *ic, char *err,
-                       size_t errlen)
+int dsd_image_cfg_parse(const char *config, const char *path, struct dsd_image_cfg *ic,
+                        char *err, size_t errlen)
 {
-    struct simg_reader r;
-    json_object *o = NULL;
-    char *config = NULL;
-    const char *p, *t;
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+    json_object *o = json_tokener_parse(config);
+    const char *p = vmctl_get_str(o, "path"), *t = vmctl_get_str(o, "text");
+    int rc = 0;
 
     *ic = (struct dsd_image_cfg){0};
-    if (fd < 0) {
-        dfmt(err, errlen, "%s: %s", path, strerror(errno));
-        return -errno;
-    }
-    simg_reader_init_fd(&r, fd);
-    rc = simg_read_header(&r, &config);
-    if (rc) {
-        dfmt(err, errlen, "%s: %s", path, r.err);
-        goto out;
-    }
-    o = json_tokener_parse(config);
-    p = vmctl_get_str(o, "path");
-    t = vmctl_get_str(o, "text");
     if (!p || !t) {
         dfmt(err, errlen, "%s: the image's config has no domain configuration", path);
         rc = -EINVAL;
@@ -188,6 +173,27 @@ int dsd_restore_config(const char *path, struct dsd_image_cfg *ic, char *err,
     }
 out:
     json_object_put(o);
+    return rc;
+}
+
+int dsd_restore_config(const char *path, struct dsd_image_cfg *ic, char *err,
+                       size_t errlen)
+{
+    struct simg_reader r;
+    char *config = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+    *ic = (struct dsd_image_cfg){0};
+    if (fd < 0) {
+        dfmt(err, errlen, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    simg_reader_init_fd(&r, fd);
+    rc = simg_read_header(&r, &config);
+    if (rc)
+        dfmt(err, errlen, "%s: %s", path, r.err);
+    else
+        rc = dsd_image_cfg_parse(config, path, ic, err, errlen);
     free(config);
     simg_reader_free(&r);
     close(fd);

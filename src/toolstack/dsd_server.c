@@ -259,6 +259,46 @@ static int client_grow(struct dsd_client *c)
     return 0;
 }
 
+static void close_req_fds(struct dsd *d)
+{
+    for (unsigned i = 0; i < d->req_nfds; i++)
+        if (d->req_fds[i] >= 0)
+            close(d->req_fds[i]);
+    d->req_nfds = 0;
+}
+
+/* read() that also takes the descriptors a client sent (SCM_RIGHTS) into
+ * d->req_fds for the request they came with (up to DSD_REQ_FDS). */
+static ssize_t recv_fds(struct dsd *d, struct dsd_client *c)
+{
+    union {
+        char buf[CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } cbuf;
+    struct iovec iov = {c->buf + c->len, c->cap - c->len};
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = cbuf.buf,
+                        .msg_controllen = sizeof(cbuf.buf)};
+    ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+
+    close_req_fds(d);
+    for (struct cmsghdr *cm = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm;
+         cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            if (d->req_nfds < DSD_REQ_FDS)
+                d->req_fds[d->req_nfds++] = fd;
+            else
+                close(fd);
+        }
+    }
+    return n;
+}
+
 static void client_readable(struct dsd *d, struct dsd_client *c)
 {
     ssize_t n;
@@ -268,7 +308,7 @@ static void client_readable(struct dsd *d, struct dsd_client *c)
         c->dead = true;
         return;
     }
-    n = read(c->fd, c->buf + c->len, c->cap - c->len);
+    n = recv_fds(d, c);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
@@ -277,6 +317,7 @@ static void client_readable(struct dsd *d, struct dsd_client *c)
     }
     c->len += (size_t)n;
     client_lines(d, c);
+    close_req_fds(d);
 }
 
 static void reap_dead_clients(struct dsd *d)

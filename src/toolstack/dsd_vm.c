@@ -88,7 +88,8 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
 /* In the child: into the cgroup (cg_fd: its cgroup.procs, -1: none), stdio
  * to the stderr pipe, the ready pipe at VM_READY_FD, default signal state,
  * then exec.  Never returns. */
-static void child_exec(const char *bin, char **argv, int ready_w, int err_w, int cg_fd)
+static void child_exec(const char *bin, char **argv, int ready_w, int err_w, int cg_fd,
+                       int in_fd)
 {
     sigset_t none;
     int null = open("/dev/null", O_RDONLY);
@@ -103,7 +104,9 @@ static void child_exec(const char *bin, char **argv, int ready_w, int err_w, int
      * again after fork, and says so if that fails). */
     if (cg_fd >= 0 && write(cg_fd, "0", 1) < 0)
         cg_fd = -1;
-    if (null >= 0)
+    if (in_fd > 0) /* a restore's image by descriptor */
+        dup2(in_fd, 0);
+    else if (null >= 0)
         dup2(null, 0);
     dup2(err_w, 1);
     dup2(err_w, 2);
@@ -157,7 +160,7 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
         goto out;
     }
     if (pid == 0)
-        child_exec(d->vm_bin, a.argv, ready[1], errp[1], cg_fd);
+        child_exec(d->vm_bin, a.argv, ready[1], errp[1], cg_fd, dom->restore_fd);
     close_fd(&cg_fd);
     dsd_cgroup_join(d, dom, pid);
     close_fd(&ready[1]);
@@ -170,7 +173,10 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
     dom->errline[0] = '\0';
     dom->errpart_len = 0;
     dom->timed_out = false;
-    dom->deadline_ms = dnow_ms() + DSD_BUILD_TIMEOUT_MS;
+    /* A stream's restore (migrate-receive) lasts as long as the source's
+     * pre-copy: the receiver ends it by closing the stream. */
+    dom->deadline_ms = dnow_ms() + (dom->restore_fd > 0 ? DSD_STREAM_TIMEOUT_MS
+                                                          : DSD_BUILD_TIMEOUT_MS);
     dom->gen++;
     dom->start_time = ts_wall_s();
     dom->vcpus_online = dom->cfg.vcpus;

@@ -210,6 +210,141 @@ out:
     return rc;
 }
 
+int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t *bm,
+                     uint64_t npages)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+    int rc = -ENOMEM;
+    if (!b || !(b->data = malloc((size_t)SIMG_BATCH_PAGES * DOMUS_PAGE_SIZE)))
+        goto out;
+    rc = 0;
+    for (uint64_t p = 0; p < npages && !rc; p++) {
+        if (!(bm[p / 64] & (1ULL << (p % 64))))
+            continue;
+        uint64_t gpa = gmem_page_gpa(m, p);
+        const uint8_t *src = gmem_ptr(m, gpa, DOMUS_PAGE_SIZE);
+        if (!src) {
+            rc = -EFAULT;
+            break;
+        }
+        b->pfn[b->n] = gpa >> DOMUS_PAGE_SHIFT;
+        memcpy(b->data + (size_t)b->n * DOMUS_PAGE_SIZE, src, DOMUS_PAGE_SIZE);
+        if (++b->n == SIMG_BATCH_PAGES)
+            rc = flush_batch(w, b);
+    }
+    if (!rc)
+        rc = flush_batch(w, b);
+out:
+    if (b)
+        free(b->data);
+    free(b);
+    return rc;
+}
+
+/* ---- spooling a stream (live migration's receiver) ---- */
+
+/* Exactly n bytes from fd to out (and the count in *at); 0, or -EPIPE at
+ * the end of the stream. */
+static int copy_n(int fd, int out, uint64_t n, uint64_t *at)
+{
+    char buf[1 << 14];
+
+    while (n) {
+        ssize_t r = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EPIPE;
+        for (ssize_t w = 0, k; w < r; w += k)
+            if ((k = write(out, buf + w, (size_t)(r - w))) <= 0)
+                return -EIO;
+        n -= (uint64_t)r;
+        *at += (uint64_t)r;
+    }
+    return 0;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+/* Reads 8 bytes of fd into b and out. */
+static int take8(int fd, int out, uint8_t *b, uint64_t *at)
+{
+    size_t got = 0;
+
+    while (got < 8) {
+        ssize_t r = read(fd, b + got, 8 - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EPIPE;
+        got += (size_t)r;
+    }
+    *at += 8;
+    return write(out, b, 8) == 8 ? 0 : -EIO;
+}
+
+/* The stream from fd into the spool file out, record by record, up to and
+ * with the end record (the restore checks the rest: checksum, contents). */
+static int spool_error(int rc, uint64_t at, char *err, size_t errlen)
+{
+    dfmt(err, errlen,
+         rc == -EPIPE  ? "truncated stream: it ends at byte %llu"
+         : rc == -EIO ? "the stream could not be passed on at byte %llu"
+                      : "reading the stream at byte %llu",
+         (unsigned long long)at);
+    return rc;
+}
+
+int simg_spool_header(int fd, int out, uint64_t *at, char *err, size_t errlen)
+{
+    uint8_t b[8];
+    int rc = take8(fd, out, b, at);
+
+    if (!rc && memcmp(b, "DOMUSIMG", 8)) {
+        dfmt(err, errlen, "not a Domus migration stream (no DOMUSIMG magic)");
+        return -EINVAL;
+    }
+    rc = rc ?: take8(fd, out, b, at); /* version, flags */
+    rc = rc ?: take8(fd, out, b, at); /* config length, reserved */
+    if (!rc && (le32(b) == 0 || le32(b) > SIMG_MAX_CONFIG)) {
+        dfmt(err, errlen, "malformed stream: a config of %u bytes", le32(b));
+        return -EINVAL;
+    }
+    rc = rc ?: copy_n(fd, out, (le32(b) + 7u) & ~7u, at);
+    return rc ? spool_error(rc, *at, err, errlen) : 0;
+}
+
+int simg_spool_records(int fd, int out, uint64_t *at, char *err, size_t errlen)
+{
+    uint8_t b[8];
+    int rc = 0;
+
+    while (!rc) {
+        if ((rc = take8(fd, out, b, at)))
+            break;
+        uint32_t type = le32(b), len = le32(b + 4);
+        if (len > SIMG_MAX_BODY) {
+            dfmt(err, errlen, "malformed stream: a record of %u bytes at byte %llu", len,
+                 (unsigned long long)*at - 8);
+            return -EINVAL;
+        }
+        rc = copy_n(fd, out, (len + 7ull) & ~7ull, at);
+        if (!rc && type == 0)
+            return 0;
+    }
+    return spool_error(rc, *at, err, errlen);
+}
+
+int simg_spool(int fd, int out, char *err, size_t errlen)
+{
+    uint64_t at = 0;
+    return simg_spool_header(fd, out, &at, err, errlen) ?: simg_spool_records(fd, out, &at, err, errlen);
+}
+
 /* ---- reading ---- */
 
 static void reader_init(struct simg_reader *r)

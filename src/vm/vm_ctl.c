@@ -227,6 +227,71 @@ static json_object *cmd_resume(const struct ctl_req *r)
     return ok();
 }
 
+#define MIG_DOWNTIME_MAX_MS 60000
+#define MIG_ROUNDS_MAX 1000
+
+static void add_mig(json_object *o, const struct vm_mig_result *m)
+{
+    add_u64(o, "rounds", m->rounds);
+    add_u64(o, "pages", m->pages);
+    add_u64(o, "bytes", m->bytes);
+    add_u64(o, "last_dirty", m->last_dirty);
+    add_u64(o, "expected_ms", m->expected_ms);
+    add_u64(o, "mib_s", m->mib_s);
+    add_u64(o, "paused_at_ns", m->paused_at_ns);
+    add_u64(o, "final_ms", m->final_ms);
+}
+
+/* The stream's fd (and a terminal's for progress) came with the request. */
+static json_object *cmd_migrate_precopy(const struct ctl_req *r)
+{
+    const char *config = req_str(r, "config");
+    struct vm_mig_opts o = {.progress_fd = r->n_in > 1 ? r->in_fds[1] : -1};
+    struct vm_mig_result res;
+    uint64_t downtime, rounds;
+    char err[400] = "";
+
+    if (r->n_in < 1)
+        return fail("migrate-precopy: the stream's descriptor must come with the request");
+    if (!config || !config[0])
+        return fail("migrate-precopy: \"config\" (a JSON object's text) is missing");
+    if (vmctl_get_u64(r->obj, "downtime_ms", MIG_DOWNTIME_MAX_MS, &downtime) < 0 ||
+        vmctl_get_u64(r->obj, "max_rounds", MIG_ROUNDS_MAX, &rounds) < 0)
+        return fail("migrate-precopy: \"downtime_ms\" (at most %u) or \"max_rounds\" "
+                    "(at most %u) is missing or out of range",
+                    MIG_DOWNTIME_MAX_MS, MIG_ROUNDS_MAX);
+    o.downtime_ms = (unsigned)downtime;
+    o.max_rounds = (unsigned)rounds;
+    if (vm_migrate_precopy(r->vm, r->in_fds[0], config, &o, &res, err, sizeof(err)) < 0)
+        return fail("%s", err);
+    json_object *j = ok();
+    add_mig(j, &res);
+    return j;
+}
+
+static json_object *cmd_migrate_finish(const struct ctl_req *r)
+{
+    struct vm_mig_result res;
+    uint64_t timeout_ms;
+    char err[400] = "";
+
+    if (vmctl_get_u64(r->obj, "timeout_ms", SAVE_TIMEOUT_MAX_MS, &timeout_ms) < 0)
+        return fail("migrate-finish: \"timeout_ms\" (at most %u) is missing or out of "
+                    "range",
+                    SAVE_TIMEOUT_MAX_MS);
+    if (vm_migrate_finish(r->vm, (unsigned)timeout_ms, &res, err, sizeof(err)) < 0)
+        return fail("%s", err);
+    json_object *j = ok();
+    add_mig(j, &res);
+    return j;
+}
+
+static json_object *cmd_migrate_abort(const struct ctl_req *r)
+{
+    vm_migrate_abort(r->vm);
+    return ok();
+}
+
 static json_object *cmd_stats(const struct ctl_req *r)
 {
     return vm_stats_json(r->vm);
@@ -240,7 +305,8 @@ static const struct {
     {"pause", cmd_pause},     {"unpause", cmd_unpause},   {"info", cmd_info},
     {"xs-ring", cmd_xs_ring}, {"shutdown", cmd_shutdown}, {"attach", cmd_attach},
     {"detach", cmd_detach},   {"mem-max", cmd_mem_max},
-    {"stats", cmd_stats},
+    {"stats", cmd_stats},     {"migrate-precopy", cmd_migrate_precopy},
+    {"migrate-finish", cmd_migrate_finish}, {"migrate-abort", cmd_migrate_abort},
 };
 
 json_object *vm_ctl_handle(struct vm *vm, const char *line, int *fds, unsigned *nfds)

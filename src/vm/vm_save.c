@@ -14,6 +14,9 @@ const struct vm_state_ops vm_kvm_state_ops = {
     kvm_vcpu_load,
     kvm_clock_save,
     kvm_clock_load,
+    kvm_dirty_log_start,
+    kvm_dirty_log_get,
+    kvm_dirty_log_stop,
 };
 
 static int save_vcpus(struct domain *d, struct simg_writer *w,
@@ -54,13 +57,20 @@ static int save_modules(struct domain *d, struct simg_writer *w, char *err, size
 int vm_save_image(struct domain *d, struct simg_writer *w, const char *config,
                   const struct vm_state_ops *ops, char *err, size_t errlen)
 {
-    struct simg_clock c;
     int rc = simg_write_header(w, config);
     if (!rc && (rc = simg_write_memory(w, &d->mem)))
         dfmt(err, errlen, "writing the memory: %s", strerror(-rc));
     else if (rc)
         dfmt(err, errlen, "writing the header: %s", strerror(-rc));
-    if (!rc && (rc = ops->clock_save(d, &c)))
+    return rc ?: vm_save_state(d, w, ops, err, errlen);
+}
+
+int vm_save_state(struct domain *d, struct simg_writer *w, const struct vm_state_ops *ops,
+                  char *err, size_t errlen)
+{
+    struct simg_clock c;
+    int rc = 0;
+    if ((rc = ops->clock_save(d, &c)))
         dfmt(err, errlen, "reading the clock: %s", strerror(-rc));
     if (!rc && (rc = simg_write_clock(w, &c)))
         dfmt(err, errlen, "writing the image: %s", strerror(-rc));

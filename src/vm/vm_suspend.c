@@ -12,8 +12,7 @@
 
 #define SUSPEND_POLL_NS 5000000 /* 5 ms */
 
-/* Waits for d->suspended; -ETIMEDOUT, or -ESRCH when the domain shut down. */
-static int wait_suspend(struct domain *d, unsigned timeout_ms)
+int vm_wait_suspend(struct domain *d, unsigned timeout_ms)
 {
     uint64_t end = dnow_ns() + (uint64_t)timeout_ms * 1000000u;
     struct timespec ts = {0, SUSPEND_POLL_NS};
@@ -65,7 +64,7 @@ int vm_save(struct vm *vm, int fd, const char *config, enum vm_save_after after,
         dfmt(err, errlen, "the domain is saved already, waiting for its destroy");
         return -EBUSY;
     }
-    rc = wait_suspend(d, timeout_ms);
+    rc = vm_wait_suspend(d, timeout_ms);
     if (rc == -ETIMEDOUT)
         dfmt(err, errlen,
              "the guest did not suspend within %u ms (its kernel answers "
@@ -109,8 +108,8 @@ void vm_event(struct vm *vm)
 
     if (d->event_fd >= 0 && read(d->event_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
         dwarn("dom%u: event fd: %s", d->domid, strerror(errno));
-    if (!atomic_load(&d->suspended) || vm->hold_suspend)
-        return;
+    if (!atomic_load(&d->suspended) || vm->hold_suspend || vm->mig)
+        return; /* a migration's vm_migrate_finish takes (or cancels) it */
     dinfo("dom%u: a suspend nobody saves: cancelled (the guest sees 1)", d->domid);
     if (cancel(vm, true) < 0)
         derr("dom%u: the suspend could not be cancelled", d->domid);

@@ -282,6 +282,42 @@ img 1 "{$RCFG,\"memory_mib\":64}" >"$TMP/halfmem.img"
 sched_refused "restore of an image with memory_mib but no maxmem_mib" 1 "is not valid" "$D" restore "$TMP/halfmem.img"
 [ "$("$D" list | wc -l)" = 2 ] && pass "restores refused: only Domain-0 listed" || fail "after the refused restores: $("$D" list | tr '\n' '|')"
 
+# Live migration without a guest: refusals, nothing created (docs/migration.md).
+SOCK="$DOMUS_RUN_DIR/domusd.sock" python3 - <<'PY'
+import json, os, socket
+s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(os.environ["SOCK"])
+f = s.makefile("rb")
+r0, w0 = os.pipe()
+for req, want in [({"cmd": "migrate", "dom": "ghost"}, "connection must come"),
+                  ({"cmd": "migrate", "dom": "ghost", "fd": 1}, "does not exist"),
+                  ({"cmd": "restore", "fd": True, "paused": True}, "descriptor is missing")]:
+    line = json.dumps(req).encode() + b"\n"
+    if "fd" in req and req["cmd"] == "migrate":  # the connection: a pipe stands in
+        socket.send_fds(s, [line], [w0])
+    else:
+        s.sendall(line)
+    r = json.loads(f.readline())
+    ok = want in r.get("error", "")
+    print(("PASS" if ok else "FAIL") + " domusd: raw %s -> %s" % (json.dumps(req), json.dumps(r)[:100]), flush=True)
+PY
+sched_refused "migrate with one argument" 2 "Usage: domus migrate" "$D" migrate ghost
+sched_refused "migrate through a command that fails" 1 "the receiver did not start" "$D" migrate -s false ghost nowhere
+sched_refused "migrate over TCP to nobody" 1 "Connection refused" "$D" migrate --transport tcp:127.0.0.1:1 ghost h
+recv_refused() { # recv_refused WHAT PATTERN IMAGE: fed to migrate-receive
+    local rc=0
+    "$D" migrate-receive <"$3" >"$TMP/r.out" 2>"$TMP/s.err" || rc=$?
+    [ "$rc" = 1 ] && grep -q -- "^error: .*$2" "$TMP/r.out" &&
+        pass "migrate-receive of $1 refused, the source told: $(tail -n 1 "$TMP/r.out")" ||
+        fail "migrate-receive of $1: rc $rc, $(tr '\n' '|' <"$TMP/r.out")"
+}
+recv_refused "a text file" "not a Domus migration stream" "$TMP/text-kernel"
+head -c 30 "$TMP/body.img" >"$TMP/cut.img"
+recv_refused "a stream cut in its header" "truncated stream" "$TMP/cut.img"
+recv_refused "a stream whose config has no domain" "has no domain configuration" "$TMP/nocfg.img"
+recv_refused "a stream holding more memory than the host has" "memory: 4194304 MiB requested" "$TMP/bigmem.img"
+recv_refused "a stream of garbage records" "failed to start\\|unknown mandatory record\\|/dev/kvm\\|malformed\\|truncated" "$TMP/body.img"
+[ "$("$D" list | wc -l)" = 2 ] && pass "migrations refused: only Domain-0 listed" || fail "after the refused migrations: $("$D" list | tr '\n' '|')"
+
 left="$(ls -A "$DOMUS_RUN_DIR" | grep -v '^domusd\.\(sock\|pid\|lock\)$' | grep -v '^xenstored\(\.pid\)\?$')"
 [ -z "$left" ] && pass "no per-domain files left in the run dir" || fail "left in the run dir: $left"
 kill -0 $DPID 2>/dev/null && pass "still running" || fail "domusd died"

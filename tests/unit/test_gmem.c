@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "check.h"
 
@@ -65,8 +66,66 @@ static void test_regions(uint64_t ram, uint64_t low, uint64_t high)
     gmem_destroy(&m);
 }
 
+static int bit(const uint64_t *bm, uint64_t p)
+{
+    return (int)((bm[p / 64] >> (p % 64)) & 1);
+}
+
+static uint64_t popcount(const uint64_t *bm, uint64_t n)
+{
+    uint64_t c = 0;
+    for (uint64_t p = 0; p < n; p++)
+        c += (uint64_t)bit(bm, p);
+    return c;
+}
+
+/* Domus's own dirty marks: by memfd page, across low RAM, high RAM and the
+ * special pages; nothing before the start, nothing for extra pages. */
+static void test_dirty(void)
+{
+    struct gmem m;
+    uint64_t ram = 3584ULL << 20, bm[(3584ULL << 20) / 4096 / 64 + 1] = {0};
+
+    if (gmem_init(&m, ram) < 0) {
+        CHECK("dirty: init", 0);
+        return;
+    }
+    uint64_t n = gmem_dirty_npages(&m), high0 = GMEM_LOW_LIMIT / 4096;
+    CHECK("dirty: RAM and the special pages are tracked",
+          n == ram / 4096 + GMEM_SPECIAL_PAGES && (n + 63) / 64 <= ARRAY_SIZE(bm));
+    gmem_mark_dirty(&m, 0x5000, 1);
+    gmem_dirty_collect(&m, bm);
+    CHECK("dirty: nothing is marked before gmem_dirty_start", popcount(bm, n) == 0);
+    CHECK("dirty: start", gmem_dirty_start(&m) == 0);
+    gmem_mark_dirty(&m, 0x5000, 1);
+    gmem_mark_dirty(&m, 0x7ff0, 0x20); /* two pages */
+    gmem_mark_dirty(&m, GMEM_HIGH_BASE + 0x3000, 4096);
+    gmem_mark_dirty(&m, GMEM_SPECIAL_BASE + 4096, 8);
+    gmem_mark_dirty(&m, GMEM_SPECIAL_BASE - 4096, 8); /* a hole: ignored */
+    uint8_t *x = gmem_place_extra(&m, 0, 0x200000000ULL);
+    gmem_mark_dirty(&m, 0x200000000ULL, 8); /* an extra page: not tracked */
+    gmem_dirty_collect(&m, bm);
+    uint64_t sp = (ram >> 12) + 1;
+    CHECK("dirty: the pages written are marked, by memfd page",
+          x && bit(bm, 5) && bit(bm, 7) && bit(bm, 8) && bit(bm, high0 + 3) &&
+              bit(bm, sp) && popcount(bm, n) == 5);
+    CHECK("dirty: page numbers map back to their gpa",
+          gmem_page_gpa(&m, 5) == 0x5000 && gmem_page_gpa(&m, high0 + 3) ==
+                                                GMEM_HIGH_BASE + 0x3000 &&
+              gmem_page_gpa(&m, sp) == GMEM_SPECIAL_BASE + 4096);
+    memset(bm, 0, sizeof(bm));
+    gmem_dirty_collect(&m, bm);
+    CHECK("dirty: a collect clears the marks", popcount(bm, n) == 0);
+    gmem_dirty_stop(&m);
+    gmem_mark_dirty(&m, 0x5000, 1);
+    gmem_dirty_collect(&m, bm);
+    CHECK("dirty: nothing is marked after gmem_dirty_stop", popcount(bm, n) == 0);
+    gmem_destroy(&m);
+}
+
 int main(void)
 {
+    test_dirty();
     test_regions(64ULL << 20, 64ULL << 20, 0);
     test_regions(3584ULL << 20, GMEM_LOW_LIMIT, 512ULL << 20);
     return failures ? 1 : 0;

@@ -721,17 +721,30 @@ static void test_gnttab(void)
             __atomic_compare_exchange_n(&(e)->flags, &f_, 0, false, __ATOMIC_SEQ_CST,     \
                                         __ATOMIC_SEQ_CST);                               \
     })
+    /* Live migration: Domus's writes to granted pages are dirty pages. */
+    uint64_t *dbm = calloc((gmem_dirty_npages(&dom->mem) + 63) / 64, sizeof(uint64_t));
+    CHECK("dirty marking starts", dbm && gmem_dirty_start(&dom->mem) == 0);
     CHECK("map for reading sets GTF_reading only",
           gnttab_map(dom, 1, 0, false, &gpa) == GNTST_okay && gpa == 0x50000 &&
               (g[1].flags & (GTF_reading | GTF_writing)) == GTF_reading);
+    gmem_dirty_collect(&dom->mem, dbm);
+    CHECK("a read mapping marks nothing dirty", !(dbm[0x50 / 64] & (1ULL << (0x50 % 64))));
     CHECK("map for writing sets GTF_writing too",
           gnttab_map(dom, 1, 0, true, &gpa) == GNTST_okay &&
               (g[1].flags & (GTF_reading | GTF_writing)) == (GTF_reading | GTF_writing));
+    gmem_dirty_collect(&dom->mem, dbm);
+    CHECK("a write mapping marks its page dirty", dbm[0x50 / 64] & (1ULL << (0x50 % 64)));
+    dbm[0x50 / 64] = 0;
     g[1].frame = 0x52; /* the guest changes the frame under use */
     CHECK("a third use gets the frame of the first", gnttab_map(dom, 1, 0, false, &gpa) ==
                                                         GNTST_okay && gpa == 0x50000);
     CHECK("front end cannot end access while in use", !END_ACCESS(&g[1]));
     gnttab_unmap(dom, 1, true);
+    gmem_dirty_collect(&dom->mem, dbm);
+    CHECK("the end of a write use marks the page dirty again",
+          dbm[0x50 / 64] & (1ULL << (0x50 % 64)));
+    gmem_dirty_stop(&dom->mem);
+    free(dbm);
     CHECK("last writer gone: GTF_writing cleared, GTF_reading kept",
           (g[1].flags & (GTF_reading | GTF_writing)) == GTF_reading && !END_ACCESS(&g[1]));
     gnttab_unmap(dom, 1, false);

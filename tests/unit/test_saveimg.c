@@ -682,7 +682,7 @@ static int fs_clock_load(struct domain *d, const struct simg_clock *c)
     return 0;
 }
 static const struct vm_state_ops fake_state = {fs_vcpu_save, fs_vcpu_load, fs_clock_save,
-                                               fs_clock_load};
+                                               fs_clock_load, NULL, NULL, NULL};
 
 static int save_domain(struct domain *a, struct image *im, char *err, size_t errlen)
 {
@@ -767,8 +767,81 @@ static void test_vmsave(void)
     free_domain(a);
 }
 
+/* A memfd holding len bytes of p, at offset 0. */
+static int mem_file(const void *p, size_t len)
+{
+    int fd = memfd_create("spool-test", MFD_CLOEXEC);
+    if (fd < 0 || write(fd, p, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET) != 0)
+        return -1;
+    return fd;
+}
+
+/* simg_spool over in[0, len): its result, err, the bytes it wrote and how
+ * far it read. */
+static int spool_of(const uint8_t *in, size_t len, char *err, size_t errlen, size_t *wrote,
+                    off_t *read_to)
+{
+    int ifd = mem_file(in, len), ofd = memfd_create("spool-out", MFD_CLOEXEC);
+    int rc = simg_spool(ifd, ofd, err, errlen);
+    *wrote = (size_t)lseek(ofd, 0, SEEK_END);
+    *read_to = lseek(ifd, 0, SEEK_CUR);
+    close(ifd);
+    close(ofd);
+    return rc;
+}
+
+/* Live migration's receiver: a stream copied up to its end record and no
+ * further; anything that is not a whole stream refused with why. */
+static void test_spool(void)
+{
+    int fd = memfd_create("spool-img", MFD_CLOEXEC);
+    struct simg_writer w;
+    uint8_t body[100] = {1, 2, 3}, *img;
+    char err[160];
+    size_t wrote;
+    off_t at;
+
+    simg_writer_init(&w, fd);
+    CHECK("spool: an image to spool", simg_write_header(&w, "{\"name\":\"g\"}") == 0 &&
+                                          simg_write_record(&w, 16, body, sizeof(body)) == 0 &&
+                                          simg_write_end(&w) == 0);
+    size_t n = (size_t)w.bytes;
+    img = calloc(1, n + 64);
+    CHECK("spool: read back", pread(fd, img, n, 0) == (ssize_t)n);
+    memcpy(img + n, "NEXT LINE\n", 10); /* what follows the stream on a connection */
+    CHECK("spool: the whole stream, nothing after its end record",
+          spool_of(img, n + 10, err, sizeof(err), &wrote, &at) == 0 && wrote == n &&
+              at == (off_t)n);
+    size_t cuts[] = {0, 5, 8, 20, 24, 40, n - 16, n - 1};
+    bool all = true;
+    for (size_t i = 0; i < ARRAY_SIZE(cuts); i++) {
+        err[0] = '\0';
+        int rc = spool_of(img, cuts[i], err, sizeof(err), &wrote, &at);
+        if (rc != -EPIPE || !strstr(err, "truncated stream")) {
+            printf("  cut at %zu: %d '%s'\n", cuts[i], rc, err);
+            all = false;
+        }
+    }
+    CHECK("spool: a stream cut anywhere is truncated", all);
+    img[0] = 'X';
+    CHECK("spool: no magic",
+          spool_of(img, n, err, sizeof(err), &wrote, &at) == -EINVAL && strstr(err, "magic"));
+    img[0] = 'D';
+    img[16] = 0xff, img[18] = 0xff; /* a config of 16 MiB */
+    CHECK("spool: a config over the limit",
+          spool_of(img, n, err, sizeof(err), &wrote, &at) == -EINVAL && strstr(err, "config"));
+    CHECK("spool: read back again", pread(fd, img, n, 0) == (ssize_t)n);
+    size_t rec = 24 + 16; /* the header and its padded config */
+    img[rec + 6] = 0x50; /* the record's length: 5 MiB */
+    CHECK("spool: a record over the limit",
+          spool_of(img, n, err, sizeof(err), &wrote, &at) == -EINVAL && strstr(err, "record"));
+    free(img);
+    close(fd);
+}
+
 int main(void)
 {
+    test_spool();
     test_stream();
     test_unknown_records();
     test_bad_framing();

@@ -14,6 +14,18 @@
  * (the daemon's message is printed as is). */
 int cli_request(json_object *req, json_object **reply);
 
+/* cli_request sending nfds descriptors with req (SCM_RIGHTS) and printing
+ * nothing: 0 with the reply object in *reply, whether ok or not (the caller
+ * puts it), or -errno with err set. */
+int cli_call_fds(json_object *req, const int *fds, unsigned nfds, json_object **reply,
+                 char *err, size_t errlen);
+
+/* cli_call_fds in two steps: the request (consumed) sent on a new
+ * connection (*conn), and later its reply read and the connection closed. */
+int cli_send_fds(json_object *req, const int *fds, unsigned nfds, int *conn, char *err,
+                 size_t errlen);
+int cli_recv_reply(int conn, json_object **reply, char *err, size_t errlen);
+
 /* {"cmd":cmd,"dom":dom} */
 json_object *cli_dom_req(const char *cmd, const char *dom);
 
@@ -37,6 +49,9 @@ int cli_create(int argc, char **argv);
 /* Save and restore (cli_save.c). */
 int cli_save(int argc, char **argv);
 int cli_restore(int argc, char **argv);
+/* Live migration (cli_migrate.c, docs/migration.md). */
+int cli_migrate(int argc, char **argv);
+int cli_migrate_receive(int argc, char **argv);
 int cli_list(int argc, char **argv);
 int cli_uptime(int argc, char **argv);
 int cli_info(int argc, char **argv);

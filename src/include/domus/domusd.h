@@ -18,6 +18,7 @@
 
 #define DSD_SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 #define DSD_BUILD_TIMEOUT_MS 180000 /* from spawn to "ready" */
+#define DSD_STREAM_TIMEOUT_MS (3600 * 1000) /* ... restoring from a migration stream */
 #define DSD_KILL_TIMEOUT_MS 10000   /* from SIGTERM to SIGKILL */
 #define DSD_CONTROL_TIMEOUT_MS 2000 /* one control-socket exchange */
 #define DSD_RESTART_BURST 10        /* this many restarts ...      */
@@ -74,6 +75,9 @@ struct dsd_dom {
      * (its first start only); the domain stays paused after when paused. */
     char restore_path[PATH_MAX];
     bool restore_paused;
+    /* A restore from a descriptor (migrate-receive's spool): it becomes
+     * domus-vm's stdin, restore_path "/proc/self/fd/0"; > 0 while set. */
+    int restore_fd;
     /* vCPUs 0..vcpus_online-1 are online (cpu/N/availability), the others up
      * to cfg.maxvcpus offline: cfg.vcpus at each start, then vcpu-set's. */
     unsigned vcpus_online;
@@ -100,6 +104,8 @@ struct dsd_xs {
     char pid_file[PATH_MAX];
 };
 
+#define DSD_REQ_FDS 2
+
 struct dsd {
     int epfd, listen_fd, sig_fd;
     char sock_path[DSD_SUN_PATH_MAX];
@@ -119,6 +125,11 @@ struct dsd {
     unsigned cg_busy[DSD_CG_BUSY_MAX];
     int64_t cg_busy_until[DSD_CG_BUSY_MAX];
     unsigned n_cg_busy;
+    /* Descriptors that came (SCM_RIGHTS) with the request being handled;
+     * a command that keeps one sets it to -1, the rest are closed after
+     * it (migrate's stream, dsd_migrate.c). */
+    int req_fds[DSD_REQ_FDS];
+    unsigned req_nfds;
 };
 
 /* epoll keys: kind in the high 32 bits, fd in the low 32. */
@@ -219,6 +230,29 @@ struct dsd_save_opts {
 int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o,
              char *err, size_t errlen);
 
+/* The image header's config (JSON text, malloc'd): name, the xl.cfg path
+ * and text, the memory; NULL when out of memory. */
+char *dsd_image_config(const struct dsd_dom *dom, const char *path, const char *text);
+
+/* ---- live migration, the source (dsd_migrate.c, docs/migration.md) ---- */
+
+struct dsd_migrate_opts {
+    int conn;             /* the connection to migrate-receive, both ways */
+    int progress_fd;      /* a terminal for progress lines, or -1 */
+    unsigned downtime_ms; /* the final round's target */
+    unsigned max_rounds;
+};
+
+/* Sends dom over o->conn while it runs (domus-vm's migrate-precopy), asks
+ * it to suspend, sends the rest (migrate-finish), then waits for the
+ * receiver's "ready": the domain is then the destination's; "go" is sent
+ * and 0 returned with the numbers in *stats (the caller destroys dom).
+ * Any failure before: the guest runs on (its suspend cancelled: it sees 1),
+ * -errno with err (the receiver's own words when it said why).  Blocks
+ * domusd meanwhile, as a save does. */
+int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opts *o,
+                json_object *stats, char *err, size_t errlen);
+
 /* What the header of an image says: the xl.cfg path and text stored in it
  * (malloc'd), and the memory the domain had (MiB; 0 in an image that does
  * not say: the config's is used). */
@@ -230,6 +264,10 @@ struct dsd_image_cfg {
 /* Reads the header of the image at path into ic (free with
  * dsd_image_cfg_free).  -errno with err ("PATH: not a Domus save image
  * ...", "PATH: the image's memory ... is not valid"). */
+/* The header's config text (a JSON object) into ic; path names the image
+ * in messages.  0 or -errno with err. */
+int dsd_image_cfg_parse(const char *config, const char *path, struct dsd_image_cfg *ic,
+                        char *err, size_t errlen);
 int dsd_restore_config(const char *path, struct dsd_image_cfg *ic, char *err,
                        size_t errlen);
 void dsd_image_cfg_free(struct dsd_image_cfg *ic);

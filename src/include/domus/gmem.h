@@ -12,6 +12,7 @@
 #define DOMUS_GMEM_H
 
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,10 @@ struct gmem {
     uint64_t low_end;   /* gpa where low RAM ends */
     uint64_t high_size; /* bytes of RAM at GMEM_HIGH_BASE */
     struct gmem_region region[GMEM_NR_REGIONS];
+    /* Pages Domus itself wrote while dirty logging is on (gmem_dirty_*):
+     * one bit per page of RAM and the special pages, by memfd page. */
+    uint64_t *dirty;
+    _Atomic int dirty_on;
 };
 
 /* The seals of a guest memfd: it can neither shrink nor grow. */
@@ -98,6 +103,36 @@ int gmem_store_file(const struct gmem *m, uint64_t gpa, int fd, size_t len);
 
 /* Offset in the memfd of a gpa that gmem_ptr accepts, or -1. */
 int64_t gmem_fd_offset(const struct gmem *m, uint64_t gpa);
+
+/* ---- dirty tracking (live migration) ----
+ * KVM logs the pages the guest's vCPUs write (KVM_MEM_LOG_DIRTY_PAGES,
+ * kvm_dirty_log_*); writes by Domus on the guest's behalf through the host
+ * mapping are invisible to it.  Those whose pages can be anywhere in RAM
+ * (back ends writing granted pages, grant copies) are marked here; the
+ * pages at fixed places (the special pages, shared_info, vcpu_info) are
+ * sent again in the final round instead.  Pages are numbered by their
+ * place in the memfd (page p is at fd offset p * 4096), which is also how
+ * the memslots' dirty bitmaps of the fixed regions line up. */
+
+/* The pages tracked: RAM and the special pages. */
+uint64_t gmem_dirty_npages(const struct gmem *m);
+
+/* Starts marking (allocates the bitmap, all clear); 0 or -ENOMEM. */
+int gmem_dirty_start(struct gmem *m);
+
+/* Stops marking; the bitmap is kept (freed by gmem_destroy). */
+void gmem_dirty_stop(struct gmem *m);
+
+/* The pages of [gpa, gpa + len) are dirty (no-op unless marking, or
+ * outside RAM and the special pages). */
+void gmem_mark_dirty(const struct gmem *m, uint64_t gpa, uint64_t len);
+
+/* ORs the pages marked since the last call into bm (gmem_dirty_npages
+ * bits) and clears them. */
+void gmem_dirty_collect(struct gmem *m, uint64_t *bm);
+
+/* The guest-physical address of memfd page p (< gmem_dirty_npages). */
+uint64_t gmem_page_gpa(const struct gmem *m, uint64_t p);
 
 /* Region i's guest-physical base (an atomic read: extra pages move). */
 uint64_t gmem_region_gpa(const struct gmem *m, unsigned i);

@@ -37,6 +37,17 @@ void kvm_domain_pause(struct domain *d, bool pause);
  * The control thread calls it. */
 int kvm_domain_resume(struct domain *d, uint64_t value, bool run);
 
+/* Dirty logging for live migration: kvm_dirty_log_start sets
+ * KVM_MEM_LOG_DIRTY_PAGES on the fixed regions' memslots (RAM, special
+ * pages) and starts gmem's own marking (gmem.h); kvm_dirty_log_get ORs
+ * into bm (gmem_dirty_npages bits, by memfd page) every page written since
+ * the last call or the start, by the vCPUs (KVM_GET_DIRTY_LOG, which also
+ * clears the log and write-protects them again) and by Domus
+ * (gmem_dirty_collect); kvm_dirty_log_stop turns both off.  0 or -errno. */
+int kvm_dirty_log_start(struct domain *d);
+int kvm_dirty_log_get(struct domain *d, uint64_t *bm);
+void kvm_dirty_log_stop(struct domain *d);
+
 /* Ends the vCPU threads (shutdown reason poweroff unless one is set) and
  * joins them; the VM and its vCPU fds stay, for the back ends' event
  * channels, until kvm_domain_destroy. */

@@ -82,6 +82,26 @@ int simg_write_end(struct simg_writer *w);
  * pages belong to the grant table record. */
 int simg_write_memory(struct simg_writer *w, const struct gmem *m);
 
+/* Writes the pages of m whose bits are set in bm (npages bits, by memfd
+ * page: gmem_dirty_npages), zero pages too (a page that became zero since
+ * an earlier round must be sent again), as page data records.  A reader
+ * takes a pfn's last record: live migration's rounds send pages again. */
+int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t *bm,
+                     uint64_t npages);
+
+/* Copies one stream from fd to out record by record, up to and with its
+ * end record, reading nothing after it (live migration's receiver spools
+ * the stream before restoring it; the restore checks the rest: checksum,
+ * contents).  0; -EINVAL for a stream that is not one (no magic, a config
+ * or record over the limits), -EPIPE when fd ends early ("truncated
+ * stream: it ends at byte N"), or -errno; err says which. */
+int simg_spool(int fd, int out, char *err, size_t errlen);
+/* Its two halves: the header (magic, version, config), then the records
+ * up to and with the end; *at counts the bytes copied (start it at 0).
+ * A write to out that fails: -EIO. */
+int simg_spool_header(int fd, int out, uint64_t *at, char *err, size_t errlen);
+int simg_spool_records(int fd, int out, uint64_t *at, char *err, size_t errlen);
+
 /* One vCPU's architectural state, as KVM gives it (KVM_GET_REGS, _SREGS,
  * _XSAVE, _XCRS, _MSRS, _LAPIC, _VCPU_EVENTS, _MP_STATE, and the TSC offset
  * attribute); each piece is one record. */

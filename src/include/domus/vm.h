@@ -125,6 +125,7 @@ struct vm {
     /* A save kept the guest suspended for its destroy: the main loop does
      * not cancel that suspend (vm_suspend.c). */
     bool hold_suspend;
+    struct vm_mig *mig; /* a live migration between its pre-copy and its end */
     const struct vm_state_ops *state_ops; /* vm_kvm_state_ops; fakes in tests */
     char err[512];       /* why vm_init failed */
 };
@@ -212,6 +213,46 @@ struct vm_save_result {
  * vm_event), -ESRCH when it shut down instead. */
 int vm_save(struct vm *vm, int fd, const char *config, enum vm_save_after after,
             unsigned timeout_ms, struct vm_save_result *res, char *err, size_t errlen);
+
+/* Waits up to timeout_ms for d->suspended: 0, -ETIMEDOUT, or -ESRCH when
+ * the domain shut down instead (vm_suspend.c). */
+int vm_wait_suspend(struct domain *d, unsigned timeout_ms);
+
+/* ---- live migration (vm_migrate.c, docs/migration.md) ----
+ * The save image's stream, sent while the guest runs.  vm_migrate_precopy
+ * starts dirty logging, writes the header and every non-zero page (round
+ * 0), then rounds of the pages dirtied since the last one, until the
+ * pages left would take at most downtime_ms at the bandwidth measured, or
+ * they stop shrinking, or max_rounds; it returns with the guest running
+ * and the migration open.  The caller then asks the guest to suspend
+ * (control/shutdown) and calls vm_migrate_finish: it waits for the
+ * suspend, pauses, sends the pages dirtied since (with the special pages,
+ * shared_info and the vCPUs' registered areas, which KVM's log does not
+ * see), then the state records and the end, exactly as vm_save_image.
+ * Then the guest is held suspended for its destroy (vm_resume_held cancels
+ * it, as after a save); a failure cancels the suspend (the guest sees 1).
+ * vm_migrate_abort ends an open migration whose guest never suspended. */
+struct vm_mig_opts {
+    unsigned downtime_ms; /* target for the final round */
+    unsigned max_rounds;  /* of dirty pages after round 0 */
+    int progress_fd;      /* a terminal for progress lines, or -1 */
+};
+struct vm_mig_result {
+    unsigned rounds;           /* after round 0 */
+    uint64_t pages;            /* page records' pages sent */
+    uint64_t bytes;            /* the stream so far */
+    uint64_t last_dirty;       /* pages left for the final round */
+    uint64_t expected_ms;      /* their time at the measured bandwidth */
+    uint64_t mib_s;            /* the bandwidth measured, MiB/s */
+    uint64_t paused_at_ns;     /* finish: CLOCK_REALTIME of the pause */
+    uint64_t final_ms;         /* finish: from the pause to the end record */
+};
+int vm_migrate_precopy(struct vm *vm, int fd, const char *config,
+                       const struct vm_mig_opts *o, struct vm_mig_result *res, char *err,
+                       size_t errlen);
+int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, struct vm_mig_result *res,
+                      char *err, size_t errlen);
+void vm_migrate_abort(struct vm *vm);
 
 /* Cancels a suspend vm_save kept (DESTROY): the guest sees 1 and runs on.
  * -EINVAL when there is none. */

@@ -34,6 +34,19 @@
  *   {"cmd":"resume"}
  *        -> {"ok":true}: cancels a suspend kept for a destroy (the guest
  *           sees 1 and runs on).
+ *   {"cmd":"migrate-precopy","config":JSON,"downtime_ms":N,"max_rounds":N}
+ *    carrying the stream's fd (and a terminal's for progress lines)
+ *        -> live migration's pre-copy (vm.h, docs/migration.md): header,
+ *           round 0, dirty rounds, the guest running; {"ok":true,
+ *           "rounds":N,"pages":N,"bytes":N,"last_dirty":N,"expected_ms":N,
+ *           "mib_s":N}.  A failure ends it (dirty logging off).
+ *   {"cmd":"migrate-finish","timeout_ms":N}
+ *        -> waits for the guest's suspend, sends the rest; the guest is
+ *           then held as after a save "destroy" ("resume" cancels it);
+ *           the same numbers plus "paused_at_ns" (CLOCK_REALTIME) and
+ *           "final_ms".  A failure cancels the suspend (the guest sees 1).
+ *   {"cmd":"migrate-abort"}
+ *        -> {"ok":true}: ends a pre-copy whose guest was never suspended.
  * Every failure: {"ok":false,"error":"reason"}; a line that is not a JSON
  * object, lacks "cmd" or names an unknown command is such a failure. */
 #ifndef DOMUS_VMCTL_H

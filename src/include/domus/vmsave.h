@@ -16,6 +16,10 @@ struct vm_state_ops {
     int (*vcpu_load)(struct vcpu *v, const struct simg_vcpu *s);
     int (*clock_save)(struct domain *d, struct simg_clock *c);
     int (*clock_load)(struct domain *d, const struct simg_clock *c);
+    /* Dirty logging (kvm.h's kvm_dirty_log_*); NULL: no live migration. */
+    int (*dirty_start)(struct domain *d);
+    int (*dirty_get)(struct domain *d, uint64_t *bm);
+    void (*dirty_stop)(struct domain *d);
 };
 
 /* kvm.c's kvm_vcpu_save, ... */
@@ -27,6 +31,11 @@ extern const struct vm_state_ops vm_kvm_state_ops;
  * written and unpauses d. */
 int vm_save_image(struct domain *d, struct simg_writer *w, const char *config,
                   const struct vm_state_ops *ops, char *err, size_t errlen);
+
+/* The part of vm_save_image after the memory: clock, vCPUs, modules, end
+ * (live migration sends the header and the memory itself). */
+int vm_save_state(struct domain *d, struct simg_writer *w, const struct vm_state_ops *ops,
+                  char *err, size_t errlen);
 
 /* Restoring is two steps around the domain's creation: vm_restore_header
  * reads the header (*config, malloc'd: the domain to create from it);

@@ -1,0 +1,536 @@
+/* domus migrate and domus migrate-receive (cli.h), with xl's options.
+ *
+ * The connection between them carries, both ways (docs/migration.md):
+ *   receiver -> source: "domus-migrate-receive 1\n" (it runs);
+ *   source -> receiver: the save image stream, sent while the guest runs;
+ *   receiver -> source: "ready\n" once the domain is restored, paused,
+ *                       or "error: <why>\n";
+ *   source -> receiver: "go\n" (the source's copy will never run again);
+ *   receiver -> source: "done <ns>\n" once it unpaused the domain
+ *                       (CLOCK_REALTIME), or "error: <why>\n".
+ * The source's domusd does the stream and reads "ready" (dsd_migrate.c);
+ * the receiver spools the stream to a file, then restores it as `domus
+ * restore -p` does and unpauses on "go". */
+#include "domus/cli.h"
+#include "domus/saveimg.h"
+#include "domus/toolstack.h"
+#include "domus/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BANNER "domus-migrate-receive 1"
+#define LINE_TIMEOUT_MS 60000
+#define GO_TIMEOUT_MS 120000
+
+static bool debug;
+
+static void dbg(const char *fmt, const char *arg)
+{
+    if (debug) {
+        fprintf(stderr, "migrate: ");
+        fprintf(stderr, fmt, arg);
+        fputc('\n', stderr);
+    }
+}
+
+static uint64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One line (newline removed) from fd, a byte at a time: the stream or the
+ * next line follows it.  0, -ETIMEDOUT, -EPIPE (closed) or -errno. */
+static int read_line(int fd, char *buf, size_t len, int timeout_ms)
+{
+    size_t n = 0;
+
+    while (n + 1 < len) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int rc = poll(&p, 1, timeout_ms);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            return rc < 0 ? -errno : -ETIMEDOUT;
+        ssize_t r = read(fd, buf + n, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EPIPE;
+        if (buf[n] == '\n')
+            break;
+        n++;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+static int put_line(int fd, const char *s)
+{
+    size_t len = strlen(s);
+    dbg("-> %s", s);
+    while (len) {
+        ssize_t n = write(fd, s, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -EPIPE;
+        s += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* ---- the source ---- */
+
+struct mig_args {
+    const char *ssh, *transport, *config, *dom, *host;
+    bool paused;
+    long downtime_ms, max_rounds;
+};
+
+/* "tcp:HOST:PORT" connected; -1 after printing why. */
+static int connect_tcp(const char *spec)
+{
+    char host[256], *port;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL, *a;
+    int fd = -1, rc;
+
+    snprintf(host, sizeof(host), "%s", spec + 4);
+    port = strrchr(host, ':');
+    if (strncmp(spec, "tcp:", 4) || !port || port == host) {
+        fprintf(stderr, "domus: error: --transport must be tcp:<addr>:<port>\n");
+        return -1;
+    }
+    *port++ = '\0';
+    if ((rc = getaddrinfo(host, port, &hints, &ai))) {
+        fprintf(stderr, "domus: error: %s:%s: %s\n", host, port, gai_strerror(rc));
+        return -1;
+    }
+    for (a = ai; a && fd < 0; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+            rc = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(ai);
+    if (fd < 0)
+        fprintf(stderr, "domus: error: connecting to %s:%s: %s\n", host, port,
+                strerror(rc ? rc : ECONNREFUSED));
+    return fd;
+}
+
+/* `<ssh> <host> domus migrate-receive` on one end of a socket pair, as xl
+ * runs its ssh command (sh -c); the other end, or -1. */
+static int spawn_ssh(const struct mig_args *a, pid_t *pid)
+{
+    char rune[1024];
+    int sv[2];
+
+    snprintf(rune, sizeof(rune), "exec %s %s domus migrate-receive%s", a->ssh, a->host,
+             a->paused ? " -p" : "");
+    dbg("running: %s", rune);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    *pid = fork();
+    if (*pid == 0) {
+        dup2(sv[1], STDIN_FILENO);
+        dup2(sv[1], STDOUT_FILENO);
+        execl("/bin/sh", "sh", "-c", rune, (char *)NULL);
+        _exit(127);
+    }
+    close(sv[1]);
+    if (*pid < 0) {
+        close(sv[0]);
+        return -1;
+    }
+    return sv[0];
+}
+
+static json_object *migrate_req(const struct mig_args *a)
+{
+    json_object *req = cli_dom_req("migrate", a->dom);
+
+    if (a->downtime_ms > 0)
+        json_object_object_add(req, "downtime_ms", json_object_new_int64(a->downtime_ms));
+    if (a->max_rounds > 0)
+        json_object_object_add(req, "max_rounds", json_object_new_int64(a->max_rounds));
+    return req;
+}
+
+static void summary(json_object *r, uint64_t t0, uint64_t done_ns)
+{
+    long long paused = cli_jnum(r, "paused_at_ns");
+    double mib = (double)cli_jnum(r, "bytes") / (1 << 20);
+
+    if (isatty(STDERR_FILENO))
+        fputc('\n', stderr);
+    printf(
+        "migration: %lld rounds, %.1f MiB sent, final round %lld ms, downtime %.1f ms, "
+        "total %.2f s\n",
+        cli_jnum(r, "rounds"), mib, cli_jnum(r, "final_ms"),
+        paused > 0 && done_ns > (uint64_t)paused
+            ? (double)(done_ns - (uint64_t)paused) / 1e6
+            : -1.0,
+        (double)(realtime_ns() - t0) / 1e9);
+}
+
+/* The connection is up and the receiver said hello: domusd migrates. */
+static int run_migration(const struct mig_args *a, int conn)
+{
+    int fds[2] = {conn, STDERR_FILENO};
+    json_object *reply = NULL;
+    char err[1024], line[512];
+    uint64_t t0 = realtime_ns(), done = 0;
+    int rc;
+
+    rc = cli_call_fds(migrate_req(a), fds, isatty(STDERR_FILENO) ? 2 : 1, &reply, err,
+                      sizeof(err));
+    if (rc) {
+        fprintf(stderr, "domus: error: %s\n", err);
+        return 1;
+    }
+    if (!json_object_get_boolean(json_object_object_get(reply, "ok"))) {
+        if (isatty(STDERR_FILENO))
+            fputc('\n', stderr);
+        fprintf(stderr, "%s\n", cli_jstr(reply, "error"));
+        json_object_put(reply);
+        return 1;
+    }
+    rc = read_line(conn, line, sizeof(line), LINE_TIMEOUT_MS);
+    dbg("<- %s", rc ? strerror(-rc) : line);
+    if (!rc && !strncmp(line, "done ", 5))
+        done = strtoull(line + 5, NULL, 10);
+    summary(reply, t0, done);
+    json_object_put(reply);
+    if (!done) {
+        fprintf(stderr,
+                "domus: error: the destination did not say it runs the domain (%s): "
+                "it may be lost\n",
+                rc ? strerror(-rc) : line);
+        return 1;
+    }
+    return 0;
+}
+
+static int parse_migrate(int argc, char **argv, struct mig_args *a)
+{
+    static const struct option longs[] = {{"debug", 0, NULL, 'D'},
+                                          {"transport", 1, NULL, 'T'},
+                                          {"downtime", 1, NULL, 'W'},
+                                          {"max-rounds", 1, NULL, 'R'},
+                                          {NULL, 0, NULL, 0}};
+    int c;
+
+    *a = (struct mig_args){.ssh = "ssh"};
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+s:eC:p", longs, NULL)) != -1) {
+        if (c == 's')
+            a->ssh = optarg;
+        else if (c == 'C')
+            a->config = optarg;
+        else if (c == 'p')
+            a->paused = true;
+        else if (c == 'D')
+            debug = true;
+        else if (c == 'T')
+            a->transport = optarg;
+        else if (c == 'W' && (a->downtime_ms = strtol(optarg, NULL, 10)) > 0)
+            continue;
+        else if (c == 'R' && (a->max_rounds = strtol(optarg, NULL, 10)) > 0)
+            continue;
+        else if (c != 'e')
+            return -1;
+    }
+    if (argc - optind != 2)
+        return -1;
+    a->dom = argv[optind];
+    a->host = argv[optind + 1];
+    return 0;
+}
+
+int cli_migrate(int argc, char **argv)
+{
+    struct mig_args a;
+    char line[256];
+    pid_t pid = -1;
+    int conn, rc = 1;
+
+    if (parse_migrate(argc, argv, &a) < 0)
+        return cli_usage_error("migrate");
+    if (a.config) {
+        fprintf(stderr, "domus: error: migrate -C is not supported yet\n");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    conn = a.transport ? connect_tcp(a.transport) : spawn_ssh(&a, &pid);
+    if (conn < 0) {
+        if (!a.transport)
+            fprintf(stderr, "domus: error: cannot run '%s': %s\n", a.ssh,
+                    strerror(errno));
+        return 1;
+    }
+    int hr = read_line(conn, line, sizeof(line), LINE_TIMEOUT_MS);
+    dbg("<- %s", hr ? strerror(-hr) : line);
+    if (hr || strcmp(line, BANNER))
+        fprintf(stderr,
+                "domus: error: the receiver did not start on %s (%s): nothing was sent\n",
+                a.host, hr ? strerror(-hr) : line);
+    else
+        rc = run_migration(&a, conn);
+    close(conn);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    return rc;
+}
+
+/* ---- the receiver ---- */
+
+static int listen_once(const char *port_s)
+{
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+    long port = strtol(port_s, NULL, 10);
+    int one = 1, s = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), c = -1;
+
+    if (port <= 0 || port > 65535 || s < 0) {
+        fprintf(stderr, "domus: error: --listen needs a port (1-65535)\n");
+        goto out;
+    }
+    sa.sin6_port = htons((uint16_t)port);
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s, 1) < 0) {
+        fprintf(stderr, "domus: error: listening on port %ld: %s\n", port,
+                strerror(errno));
+        goto out;
+    }
+    fprintf(stderr, "migrate-receive: listening on port %ld\n", port);
+    if ((c = accept4(s, NULL, NULL, SOCK_CLOEXEC)) < 0)
+        fprintf(stderr, "domus: error: accept: %s\n", strerror(errno));
+out:
+    if (s >= 0)
+        close(s);
+    return c;
+}
+
+/* A domusd request by name; its error text into err. */
+static int call(json_object *req, json_object **reply, char *err, size_t errlen)
+{
+    int rc = cli_call_fds(req, NULL, 0, reply, err, errlen);
+
+    if (!rc && !json_object_get_boolean(json_object_object_get(*reply, "ok"))) {
+        snprintf(err, errlen, "%s", cli_jstr(*reply, "error"));
+        rc = -EREMOTEIO;
+    }
+    return rc;
+}
+
+/* The restored domain, paused: unpaused on "go", destroyed otherwise. */
+static int hand_over(int in, int out, const char *name, bool paused)
+{
+    json_object *reply = NULL;
+    char line[64], err[1024], done[64];
+    int rc = put_line(out, "ready\n") ?: read_line(in, line, sizeof(line), GO_TIMEOUT_MS);
+
+    dbg("<- %s", rc ? strerror(-rc) : line);
+    if (!rc && strcmp(line, "go"))
+        rc = -EPROTO;
+    if (!rc && !paused)
+        rc = call(cli_dom_req("unpause", name), &reply, err, sizeof(err));
+    json_object_put(reply);
+    if (!rc) {
+        snprintf(done, sizeof(done), "done %llu\n", (unsigned long long)realtime_ns());
+        put_line(out, done);
+        fprintf(stderr, "migrate-receive: domain %s runs here\n", name);
+        return 0;
+    }
+    fprintf(stderr,
+            "domus: error: migration of %s not completed (%s): destroying it here\n",
+            name,
+            rc == -EREMOTEIO ? err
+            : rc == -EPROTO  ? line
+                             : strerror(-rc));
+    call(cli_dom_req("destroy", name), &reply, err, sizeof(err));
+    json_object_put(reply);
+    return 1;
+}
+
+/* The header's config (malloc'd) from the memfd it was copied into. */
+static char *header_config(int hfd)
+{
+    uint8_t b[4];
+    char *config = NULL;
+
+    if (pread(hfd, b, 4, 16) == 4) {
+        uint32_t len = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                       (uint32_t)b[3] << 24;
+        if ((config = calloc(1, (size_t)len + 1)) && pread(hfd, config, len, 24) != len) {
+            free(config);
+            config = NULL;
+        }
+    }
+    return config;
+}
+
+/* The restore request: the stream comes through the pipe p (domus-vm's
+ * stdin), its header's config with the request, so that domusd can check
+ * it (name, memory) before domus-vm starts reading.  *conn: the
+ * connection to domusd its answer will come on. */
+static int send_restore(int p, const char *config, int *conn, char *err, size_t errlen)
+{
+    json_object *req = json_object_new_object();
+
+    json_object_object_add(req, "cmd", json_object_new_string("restore"));
+    json_object_object_add(req, "fd", json_object_new_boolean(1));
+    json_object_object_add(req, "config", json_object_new_string(config));
+    json_object_object_add(req, "paused", json_object_new_boolean(1));
+    return cli_send_fds(req, &p, 1, conn, err, errlen);
+}
+
+/* The header from hfd, then the records from in, into the pipe. */
+static int feed(int in, int hfd, int p, uint64_t *at, char *err, size_t errlen)
+{
+    char buf[4096];
+    off_t off = 0;
+    ssize_t n;
+
+    while ((n = pread(hfd, buf, sizeof(buf), off)) > 0) {
+        if (write(p, buf, (size_t)n) != n) {
+            dfmt(err, errlen, "the stream could not be passed on");
+            return -EIO;
+        }
+        off += n;
+    }
+    return simg_spool_records(in, p, at, err, errlen);
+}
+
+/* domusd's answer to the restore: 0 with the domain's name, or its error
+ * (which explains a feed that failed to pass the stream on: -EIO). */
+static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *err,
+                         size_t errlen)
+{
+    json_object *reply = NULL;
+    char rerr[1024];
+    int rc = cli_recv_reply(conn, &reply, rerr, sizeof(rerr));
+
+    if (!rc && !json_object_get_boolean(json_object_object_get(reply, "ok"))) {
+        dfmt(rerr, sizeof(rerr), "%s", cli_jstr(reply, "error"));
+        rc = -EREMOTEIO;
+    }
+    if (!rc)
+        snprintf(name, nlen, "%s", cli_jstr(reply, "name"));
+    json_object_put(reply);
+    if (rc && (!feed_rc || feed_rc == -EIO)) /* why the pipe was closed */
+        dfmt(err, errlen, "%s", rerr);
+    else if (rc) { /* both: the stream's fault first, then domusd's answer */
+        char both[2200];
+        dfmt(both, sizeof(both), "%s; domusd: %s", err, rerr);
+        dfmt(err, errlen, "%s", both);
+    }
+    return feed_rc ?: rc;
+}
+
+/* The stream goes into the new domain as it arrives: its header first
+ * (into a memfd: domusd checks the config before the domain exists), then
+ * through a pipe that domus-vm restores from while the source still sends
+ * rounds; the domain exists, paused, once the end record is read. */
+static int receive(int in, int out, bool paused)
+{
+    char err[1024] = "", msg[1100], name[128], *config = NULL;
+    int hfd = memfd_create("migrate-header", MFD_CLOEXEC), p[2] = {-1, -1}, conn = -1, rc;
+    uint64_t at = 0;
+
+    rc = hfd < 0 ? -errno : simg_spool_header(in, hfd, &at, err, sizeof(err));
+    if (!rc && !(config = header_config(hfd)))
+        rc = -ENOMEM;
+    if (!rc && pipe2(p, O_CLOEXEC) < 0)
+        rc = -errno;
+    if (!rc)
+        rc = send_restore(p[0], config, &conn, err, sizeof(err));
+    if (p[0] >= 0)
+        close(p[0]);
+    if (!rc)
+        rc = feed(in, hfd, p[1], &at, err, sizeof(err));
+    dbg("stream received: %s", rc ? err : "whole");
+    if (p[1] >= 0)
+        close(p[1]); /* domus-vm sees the end (a cut stream: truncated) */
+    if (conn >= 0)
+        rc = restore_reply(conn, rc, name, sizeof(name), err, sizeof(err));
+    if (hfd >= 0)
+        close(hfd);
+    free(config);
+    if (rc) {
+        dfmt(msg, sizeof(msg), "error: %s\n", err[0] ? err : strerror(-rc));
+        put_line(out, msg);
+        fprintf(stderr, "domus: error: %s\n", err[0] ? err : strerror(-rc));
+        return 1;
+    }
+    return hand_over(in, out, name, paused);
+}
+
+/* The connection on stdin/stdout moved to descriptors no child inherits
+ * (a domusd the CLI starts would hold it open), /dev/null in their place. */
+static int stdio_aside(int *in, int *out)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+    *in = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+    *out = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (null < 0 || *in < 0 || *out < 0 || dup2(null, STDIN_FILENO) < 0 ||
+        dup2(null, STDOUT_FILENO) < 0)
+        return -1;
+    close(null);
+    return 0;
+}
+
+int cli_migrate_receive(int argc, char **argv)
+{
+    static const struct option longs[] = {{"listen", 1, NULL, 'L'}, {NULL, 0, NULL, 0}};
+    const char *listen_port = NULL;
+    bool paused = false;
+    int c, in = STDIN_FILENO, out = STDOUT_FILENO, rc;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+pedD", longs, NULL)) != -1) {
+        if (c == 'p')
+            paused = true;
+        else if (c == 'L')
+            listen_port = optarg;
+        else if (c != 'e' && c != 'd' && c != 'D')
+            return cli_usage_error("migrate-receive");
+    }
+    if (optind != argc)
+        return cli_usage_error("migrate-receive");
+    signal(SIGPIPE, SIG_IGN);
+    if (listen_port && (in = out = listen_once(listen_port)) < 0)
+        return 1;
+    if (!listen_port && stdio_aside(&in, &out) < 0) {
+        fprintf(stderr, "domus: error: %s\n", strerror(errno));
+        return 1;
+    }
+    if (put_line(out, BANNER "\n") < 0)
+        return 1;
+    rc = receive(in, out, paused);
+    close(in);
+    if (out != in)
+        close(out);
+    return rc;
+}

@@ -1,0 +1,188 @@
+/* domusd's side of live migration at the source (domusd.h): domus-vm
+ * sends the stream over the connection the CLI brought; domusd asks the
+ * guest to suspend between pre-copy and the final round and then waits
+ * for the receiver's verdict (docs/migration.md). */
+#include "domus/domusd.h"
+#include "domus/util.h"
+#include "domus/vmctl.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MIG_PRECOPY_TIMEOUT_MS (3600 * 1000) /* rounds over a slow link */
+#define MIG_READY_TIMEOUT_MS 300000          /* the destination's restore */
+
+/* One line from the receiver ("ready", "error: ...") into buf, read a
+ * byte at a time: what follows is the CLI's to read.  0, -ETIMEDOUT,
+ * -EPIPE (closed) or -errno. */
+static int read_line(int fd, char *buf, size_t len, int timeout_ms)
+{
+    size_t n = 0;
+    uint64_t end = dnow_ns() + (uint64_t)timeout_ms * 1000000u;
+
+    while (n + 1 < len) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int64_t left = (int64_t)(end - dnow_ns()) / 1000000;
+        if ((int64_t)(end - dnow_ns()) <= 0)
+            return -ETIMEDOUT;
+        int rc = poll(&p, 1, (int)(left > 0 ? left : 1));
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0)
+            return -errno;
+        if (rc == 0)
+            continue;
+        ssize_t r = read(fd, buf + n, 1);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EPIPE;
+        if (buf[n] == '\n')
+            break;
+        n++;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+/* The numbers domus-vm gave, for the CLI's summary: a later call's
+ * non-zero ones replace an earlier call's (finish's totals). */
+static void copy_stats(json_object *reply, json_object *stats)
+{
+    json_object_object_foreach(reply, k, val)
+    {
+        if (!strcmp(k, "ok") || (json_object_get_int64(val) == 0 &&
+                                 json_object_object_get_ex(stats, k, NULL)))
+            continue;
+        json_object_object_add(stats, k, json_object_get(val));
+    }
+}
+
+static int vm_call(const struct dsd_dom *dom, json_object *req, const int *fds,
+                   unsigned nfds, json_object *stats, int timeout_ms, char *err,
+                   size_t errlen)
+{
+    json_object *reply = NULL;
+    const char *why;
+    int rc = vmctl_call_with(dom->control_sock, req, fds, nfds, &reply, NULL, NULL,
+                             timeout_ms);
+
+    json_object_put(req);
+    if (rc)
+        dfmt(err, errlen, "control socket: %s", strerror(-rc));
+    else if (!vmctl_ok(reply, &why)) {
+        dfmt(err, errlen, "%s", why);
+        rc = -EREMOTEIO;
+    }
+    if (!rc && stats)
+        copy_stats(reply, stats);
+    json_object_put(reply);
+    return rc;
+}
+
+static int precopy(const struct dsd_dom *dom, const struct dsd_migrate_opts *o,
+                   const char *config, json_object *stats, char *err, size_t errlen)
+{
+    json_object *req = vmctl_req("migrate-precopy");
+    int fds[2] = {o->conn, o->progress_fd};
+
+    json_object_object_add(req, "config", json_object_new_string(config));
+    json_object_object_add(req, "downtime_ms", json_object_new_int64(o->downtime_ms));
+    json_object_object_add(req, "max_rounds", json_object_new_int64(o->max_rounds));
+    return vm_call(dom, req, fds, o->progress_fd >= 0 ? 2 : 1, stats,
+                   MIG_PRECOPY_TIMEOUT_MS, err, errlen);
+}
+
+static int finish(struct dsd *d, struct dsd_dom *dom, json_object *stats, char *err,
+                  size_t errlen)
+{
+    json_object *req;
+    int rc = dsd_xs_shutdown(d, dom, "suspend");
+
+    if (rc < 0) {
+        dfmt(err, errlen, "xenstore: %s", strerror(-rc));
+        vm_call(dom, vmctl_req("migrate-abort"), NULL, 0, NULL, 10000, NULL, 0);
+        return rc;
+    }
+    req = vmctl_req("migrate-finish");
+    json_object_object_add(req, "timeout_ms",
+                           json_object_new_int64(DSD_SUSPEND_TIMEOUT_MS));
+    rc = vm_call(dom, req, NULL, 0, stats,
+                 DSD_SUSPEND_TIMEOUT_MS + DSD_SAVE_WRITE_TIMEOUT_MS, err, errlen);
+    if (rc)
+        dsd_xs_shutdown(d, dom, ""); /* a guest that answers late is cancelled */
+    return rc;
+}
+
+/* The receiver's verdict; on anything but "ready" the held guest resumes. */
+static int handshake(struct dsd_dom *dom, int conn, char *err, size_t errlen)
+{
+    char line[512], verr[160];
+    int rc = read_line(conn, line, sizeof(line), MIG_READY_TIMEOUT_MS);
+
+    if (!rc && !strcmp(line, "ready")) {
+        if (write(conn, "go\n", 3) == 3)
+            return 0;
+        rc = -errno;
+        dfmt(err, errlen, "the receiver could not be told to go: %s", strerror(errno));
+    } else if (!rc) {
+        dfmt(err, errlen, "the destination: %s",
+             strncmp(line, "error: ", 7) ? line : line + 7);
+        rc = -EREMOTEIO;
+    } else
+        dfmt(err, errlen, "the receiver %s",
+             rc == -ETIMEDOUT ? "did not answer" : "closed the connection");
+    if (vm_call(dom, vmctl_req("resume"), NULL, 0, NULL, 10000, verr, sizeof(verr)) < 0)
+        dwarn("domain %u: resuming it after a failed migration: %s", dom->domid, verr);
+    return rc;
+}
+
+/* After a failed stream: the receiver's own reason, when it gave one
+ * (a name in use, too little memory, ...), replaces ours. */
+static void receiver_error(int conn, char *err, size_t errlen)
+{
+    char line[512];
+
+    if (!read_line(conn, line, sizeof(line), 2000) && !strncmp(line, "error: ", 7))
+        dfmt(err, errlen, "the destination: %s", line + 7);
+}
+
+int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opts *o,
+                json_object *stats, char *err, size_t errlen)
+{
+    const char *path = dom->cfg_path[0] ? dom->cfg_path : "config";
+    char *config;
+    int rc;
+
+    if (dom->state != DS_RUNNING) {
+        dfmt(err, errlen, "domain '%s' is not running (%s)", dom->cfg.name,
+             dsd_state_name(dom->state));
+        return -EINVAL;
+    }
+    if (!d->xs.enabled || !dom->xs_up) {
+        dfmt(err, errlen, "domain '%s' has no xenstore connection to ask it to suspend",
+             dom->cfg.name);
+        return -EOPNOTSUPP;
+    }
+    if (!(config = dsd_image_config(dom, path, dom->cfg_text ? dom->cfg_text : ""))) {
+        dfmt(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    dinfo("domain %u (%s): migrating", dom->domid, dom->cfg.name);
+    rc = precopy(dom, o, config, stats, err, errlen);
+    free(config);
+    if (!rc)
+        rc = finish(d, dom, stats, err, errlen);
+    if (rc)
+        receiver_error(o->conn, err, errlen);
+    else
+        rc = handshake(dom, o->conn, err, errlen);
+    if (!rc)
+        dinfo("domain %u (%s): migrated away", dom->domid, dom->cfg.name);
+    return rc;
+}
