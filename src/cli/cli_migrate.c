@@ -54,32 +54,6 @@ static uint64_t realtime_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* One line (newline removed) from fd, a byte at a time: the stream or the
- * next line follows it.  0, -ETIMEDOUT, -EPIPE (closed) or -errno. */
-static int read_line(int fd, char *buf, size_t len, int timeout_ms)
-{
-    size_t n = 0;
-
-    while (n + 1 < len) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int rc = poll(&p, 1, timeout_ms);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc <= 0)
-            return rc < 0 ? -errno : -ETIMEDOUT;
-        ssize_t r = read(fd, buf + n, 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -EPIPE;
-        if (buf[n] == '\n')
-            break;
-        n++;
-    }
-    buf[n] = '\0';
-    return 0;
-}
-
 static int put_line(int fd, const char *s)
 {
     size_t len = strlen(s);
@@ -214,7 +188,7 @@ static int run_migration(const struct mig_args *a, int conn)
         json_object_put(reply);
         return 1;
     }
-    rc = read_line(conn, line, sizeof(line), LINE_TIMEOUT_MS);
+    rc = ts_read_line_bytewise(conn, line, sizeof(line), LINE_TIMEOUT_MS);
     dbg("<- %s", rc ? strerror(-rc) : line);
     if (!rc && !strncmp(line, "done ", 5))
         done = strtoull(line + 5, NULL, 10);
@@ -288,7 +262,7 @@ int cli_migrate(int argc, char **argv)
                     strerror(errno));
         return 1;
     }
-    int hr = read_line(conn, line, sizeof(line), LINE_TIMEOUT_MS);
+    int hr = ts_read_line_bytewise(conn, line, sizeof(line), LINE_TIMEOUT_MS);
     dbg("<- %s", hr ? strerror(-hr) : line);
     if (hr || strcmp(line, BANNER))
         fprintf(stderr,
@@ -347,7 +321,7 @@ static int hand_over(int in, int out, const char *name, bool paused)
 {
     json_object *reply = NULL;
     char line[64], err[1024], done[64];
-    int rc = put_line(out, "ready\n") ?: read_line(in, line, sizeof(line), GO_TIMEOUT_MS);
+    int rc = put_line(out, "ready\n") ?: ts_read_line_bytewise(in, line, sizeof(line), GO_TIMEOUT_MS);
 
     dbg("<- %s", rc ? strerror(-rc) : line);
     if (!rc && strcmp(line, "go"))

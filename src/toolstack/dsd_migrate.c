@@ -17,39 +17,6 @@
 #define MIG_PRECOPY_TIMEOUT_MS (3600 * 1000) /* rounds over a slow link */
 #define MIG_READY_TIMEOUT_MS 300000          /* the destination's restore */
 
-/* One line from the receiver ("ready", "error: ...") into buf, read a
- * byte at a time: what follows is the CLI's to read.  0, -ETIMEDOUT,
- * -EPIPE (closed) or -errno. */
-static int read_line(int fd, char *buf, size_t len, int timeout_ms)
-{
-    size_t n = 0;
-    uint64_t end = dnow_ns() + (uint64_t)timeout_ms * 1000000u;
-
-    while (n + 1 < len) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int64_t left = (int64_t)(end - dnow_ns()) / 1000000;
-        if ((int64_t)(end - dnow_ns()) <= 0)
-            return -ETIMEDOUT;
-        int rc = poll(&p, 1, (int)(left > 0 ? left : 1));
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0)
-            return -errno;
-        if (rc == 0)
-            continue;
-        ssize_t r = read(fd, buf + n, 1);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -EPIPE;
-        if (buf[n] == '\n')
-            break;
-        n++;
-    }
-    buf[n] = '\0';
-    return 0;
-}
-
 /* The numbers domus-vm gave, for the CLI's summary: a later call's
  * non-zero ones replace an earlier call's (finish's totals). */
 static void copy_stats(json_object *reply, json_object *stats)
@@ -123,7 +90,7 @@ static int finish(struct dsd *d, struct dsd_dom *dom, json_object *stats, char *
 static int handshake(struct dsd_dom *dom, int conn, char *err, size_t errlen)
 {
     char line[512], verr[160];
-    int rc = read_line(conn, line, sizeof(line), MIG_READY_TIMEOUT_MS);
+    int rc = ts_read_line_bytewise(conn, line, sizeof(line), MIG_READY_TIMEOUT_MS);
 
     if (!rc && !strcmp(line, "ready")) {
         if (write(conn, "go\n", 3) == 3)
@@ -148,7 +115,7 @@ static void receiver_error(int conn, char *err, size_t errlen)
 {
     char line[512];
 
-    if (!read_line(conn, line, sizeof(line), 2000) && !strncmp(line, "error: ", 7))
+    if (!ts_read_line_bytewise(conn, line, sizeof(line), 2000) && !strncmp(line, "error: ", 7))
         dfmt(err, errlen, "the destination: %s", line + 7);
 }
 
@@ -159,16 +126,8 @@ int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opt
     char *config;
     int rc;
 
-    if (dom->state != DS_RUNNING) {
-        dfmt(err, errlen, "domain '%s' is not running (%s)", dom->cfg.name,
-             dsd_state_name(dom->state));
-        return -EINVAL;
-    }
-    if (!d->xs.enabled || !dom->xs_up) {
-        dfmt(err, errlen, "domain '%s' has no xenstore connection to ask it to suspend",
-             dom->cfg.name);
-        return -EOPNOTSUPP;
-    }
+    if ((rc = dsd_can_suspend(d, dom, err, errlen)) < 0)
+        return rc;
     if (!(config = dsd_image_config(dom, path, dom->cfg_text ? dom->cfg_text : ""))) {
         dfmt(err, errlen, "out of memory");
         return -ENOMEM;

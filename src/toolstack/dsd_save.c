@@ -36,6 +36,21 @@ char *dsd_image_config(const struct dsd_dom *dom, const char *path, const char *
 
 /* Opens the destination: created if missing (then *created), truncated if
  * there, as xl does. */
+int dsd_can_suspend(const struct dsd *d, const struct dsd_dom *dom, char *err, size_t errlen)
+{
+    if (dom->state != DS_RUNNING) {
+        dfmt(err, errlen, "domain '%s' is not running (%s)", dom->cfg.name,
+             dsd_state_name(dom->state));
+        return -EINVAL;
+    }
+    if (!d->xs.enabled || !dom->xs_up) {
+        dfmt(err, errlen, "domain '%s' has no xenstore connection to ask it to suspend",
+             dom->cfg.name);
+        return -EOPNOTSUPP;
+    }
+    return 0;
+}
+
 static int open_dest(const char *path, bool *created, char *err, size_t errlen)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -87,16 +102,8 @@ int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o, 
     bool created = false;
     int fd = -1, rc;
 
-    if (dom->state != DS_RUNNING) {
-        dfmt(err, errlen, "domain '%s' is not running (%s)", dom->cfg.name,
-             dsd_state_name(dom->state));
-        return -EINVAL;
-    }
-    if (!d->xs.enabled || !dom->xs_up) {
-        dfmt(err, errlen, "domain '%s' has no xenstore connection to ask it to suspend",
-             dom->cfg.name);
-        return -EOPNOTSUPP;
-    }
+    if ((rc = dsd_can_suspend(d, dom, err, errlen)) < 0)
+        return rc;
     if (!(config = dsd_image_config(dom, cpath[0] ? cpath : "config", text ? text : ""))) {
         dfmt(err, errlen, "out of memory");
         return -ENOMEM;

@@ -194,3 +194,33 @@ out:
     free(buf);
     return rc;
 }
+
+int ts_read_line_bytewise(int fd, char *buf, size_t len, int timeout_ms)
+{
+    size_t n = 0;
+    uint64_t end = dnow_ns() + (uint64_t)timeout_ms * 1000000u;
+
+    while (n + 1 < len) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int64_t left_ns = (int64_t)(end - dnow_ns());
+        if (left_ns <= 0)
+            return -ETIMEDOUT;
+        int rc = poll(&p, 1, (int)(left_ns / 1000000) + 1);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0)
+            return -errno;
+        if (rc == 0)
+            continue;
+        ssize_t r = read(fd, buf + n, 1);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EPIPE;
+        if (buf[n] == '\n')
+            break;
+        n++;
+    }
+    buf[n] = '\0';
+    return 0;
+}

@@ -233,6 +233,9 @@ int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o,
 /* The image header's config (JSON text, malloc'd): name, the xl.cfg path
  * and text, the memory; NULL when out of memory. */
 char *dsd_image_config(const struct dsd_dom *dom, const char *path, const char *text);
+/* 0 if dom can be asked to suspend (it runs and has its xenstore
+ * connection), else -EINVAL / -EOPNOTSUPP with the reason in err. */
+int dsd_can_suspend(const struct dsd *d, const struct dsd_dom *dom, char *err, size_t errlen);
 
 /* ---- live migration, the source (dsd_migrate.c, docs/migration.md) ---- */
 

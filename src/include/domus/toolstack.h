@@ -69,6 +69,12 @@ int ts_mkdir_mode(const char *dir, mode_t mode);
  * the socket is full (-1: forever).  0 or -errno. */
 int ts_send_json(int fd, json_object *obj, int timeout_ms);
 
+/* One line from fd into buf (NUL-terminated, newline removed), read a byte
+ * at a time so that what follows it stays in fd (the migration handshake's
+ * lines, then the stream), waiting at most timeout_ms in all.  0,
+ * -ETIMEDOUT, -EPIPE (closed first) or -errno. */
+int ts_read_line_bytewise(int fd, char *buf, size_t len, int timeout_ms);
+
 /* Connects a unix stream socket to path without ever blocking (-EAGAIN when
  * the listener's backlog is full); 0 or -errno.  *out gets a blocking,
  * close-on-exec fd. */
