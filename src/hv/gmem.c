@@ -190,3 +190,14 @@ int gmem_write(const struct gmem *m, uint64_t gpa, const void *src, size_t len)
     memcpy(p, src, len);
     return 0;
 }
+
+int gmem_populate(const struct gmem *m, uint64_t gpa, uint64_t len)
+{
+    const volatile uint8_t *p = gmem_ptr(m, gpa, len);
+
+    if (!p)
+        return -EFAULT;
+    for (uint64_t o = 0; o < len; o += DOMUS_PAGE_SIZE)
+        (void)p[o];
+    return 0;
+}

@@ -169,7 +169,7 @@ static size_t text_len(const struct req *r, const char *text)
  * and the memory the image holds (MiB, 0: the config's). */
 struct restore {
     const char *image;
-    bool paused;
+    bool paused, lazy;
     uint64_t memory_mib, maxmem_mib;
 };
 
@@ -211,6 +211,7 @@ static void create_domain(const struct req *r, const char *path, const char *tex
     if (!rc && rs) {
         snprintf(dom->restore_path, sizeof(dom->restore_path), "%s", rs->image);
         dom->restore_paused = rs->paused;
+        dom->restore_lazy = rs->lazy;
     }
     if (!rc && (rc = dsd_sched_prepare(r->d, dom, NULL, err, sizeof(err))) < 0)
         dsd_dom_free(r->d, dom);
@@ -313,7 +314,7 @@ static void cmd_restore(const struct req *r)
 {
     char path[PATH_MAX], err[1024];
     struct dsd_image_cfg ic;
-    struct restore rs = {.paused = req_bool(r, "paused")};
+    struct restore rs = {.paused = req_bool(r, "paused"), .lazy = req_bool(r, "lazy")};
     const char *over = req_str(r, "cfg_text");
 
     if (!(rs.image = req_path(r, path, sizeof(path))))

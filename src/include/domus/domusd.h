@@ -74,6 +74,7 @@ struct dsd_dom {
      * (its first start only); the domain stays paused after when paused. */
     char restore_path[PATH_MAX];
     bool restore_paused;
+    bool restore_lazy; /* domus-vm --lazy (vmlazy.h) */
     /* vCPUs 0..vcpus_online-1 are online (cpu/N/availability), the others up
      * to cfg.maxvcpus offline: cfg.vcpus at each start, then vcpu-set's. */
     unsigned vcpus_online;
