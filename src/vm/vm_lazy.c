@@ -138,6 +138,26 @@ static void *fault_thread(void *arg)
     return NULL;
 }
 
+/* A new userfaultfd that also sees faults taken in the kernel (KVM's, a
+ * read(2) into guest memory): from /dev/userfaultfd (Linux 6.1; its file
+ * mode is the permission, and domusd's children have no CAP_SYS_PTRACE),
+ * else from the system call (which needs that capability unless
+ * vm.unprivileged_userfaultfd is 1).  The fd, or -1 with errno set. */
+static int uffd_new(void)
+{
+    int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC), fd, e;
+
+    if (dev >= 0) {
+        fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+        e = errno;
+        close(dev);
+        if (fd >= 0)
+            return fd;
+        errno = e;
+    }
+    return (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+}
+
 /* A userfaultfd registered over the range, with copy and zero page. */
 static int uffd_open(struct vm_lazy *lz, char *err, size_t errlen)
 {
@@ -146,11 +166,11 @@ static int uffd_open(struct vm_lazy *lz, char *err, size_t errlen)
         {(uint64_t)(uintptr_t)lz->base, lz->len}, UFFDIO_REGISTER_MODE_MISSING, 0};
     uint64_t need = (1ULL << _UFFDIO_COPY) | (1ULL << _UFFDIO_ZEROPAGE);
 
-    lz->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    lz->uffd = uffd_new();
     if (lz->uffd < 0) {
         dfmt(err, errlen, "userfaultfd: %s%s", strerror(errno),
-             errno == EPERM ? " (a lazy restore needs root, or "
-                              "vm.unprivileged_userfaultfd = 1)"
+             errno == EPERM ? " (a lazy restore needs /dev/userfaultfd, or "
+                              "CAP_SYS_PTRACE, or vm.unprivileged_userfaultfd = 1)"
                             : "");
         return -errno;
     }
