@@ -168,11 +168,39 @@ static int flush_batch(struct simg_writer *w, struct batch *b)
     return rc;
 }
 
+/* The next offset at or after o (region-relative, below size) where the
+ * memfd may hold data, and in *end where that data stops: holes (pages
+ * never touched, or punched out) read as zeros and are not read at all,
+ * which would allocate them (SEEK_DATA / SEEK_HOLE; without them, every
+ * page is data). */
+static uint64_t next_data(const struct gmem *m, uint64_t base, uint64_t o, uint64_t size,
+                          uint64_t *end)
+{
+    off_t d = lseek(m->fd, (off_t)(base + o), SEEK_DATA), h;
+
+    *end = size;
+    if (d < 0)
+        return errno == ENXIO ? size : o;
+    if ((uint64_t)d >= base + size)
+        return size;
+    h = lseek(m->fd, d, SEEK_HOLE);
+    if (h >= 0 && (uint64_t)h < base + size)
+        *end = ((uint64_t)h - base + DOMUS_PAGE_SIZE - 1) & ~(DOMUS_PAGE_SIZE - 1);
+    return ((uint64_t)d - base) & ~(DOMUS_PAGE_SIZE - 1);
+}
+
 static int write_region(struct simg_writer *w, const struct gmem *m, unsigned idx,
                         struct batch *b)
 {
     uint64_t gpa = gmem_region_gpa(m, idx), size = m->region[idx].size;
+    uint64_t base = m->region[idx].fd_offset, end = 0;
     for (uint64_t o = 0; o < size; o += DOMUS_PAGE_SIZE) {
+        if (o >= end) {
+            uint64_t d = next_data(m, base, o, size, &end);
+            w->zero_skipped += (d - o) >> DOMUS_PAGE_SHIFT;
+            if ((o = d) >= size)
+                break;
+        }
         const uint8_t *p = gmem_ptr(m, gpa + o, DOMUS_PAGE_SIZE);
         if (!p)
             return -EFAULT;
