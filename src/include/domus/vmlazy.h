@@ -65,9 +65,10 @@ int vm_lazy_fill(struct vm_lazy *lz, const char *path, vm_lazy_done_fn done, voi
 /* Snapshot of the counters. */
 void vm_lazy_stats(const struct vm_lazy *lz, struct vm_lazy_stats *s);
 
-/* Stops the fill and fault threads (joined), unregisters, frees.  Every
- * other thread that touches guest memory (vCPUs, back ends) must be
- * stopped first: a fault nobody serves blocks forever.  NULL is fine. */
+/* Stops the fill and fault threads (joined), unregisters, frees.  Stop the
+ * other threads that touch guest memory (vCPUs, back ends) first: once the
+ * userfaultfd is closed, a page not yet brought in reads as zeros (a thread
+ * still waiting is woken to that).  NULL is fine. */
 void vm_lazy_free(struct vm_lazy *lz);
 
 #endif
