@@ -135,10 +135,14 @@ bench-boot: setup
 bench-io: setup
 	$(MAKE) all
 	bench/io
+# Save, eager and lazy restore vs QEMU's migrate to a file and -incoming.
+bench-save: setup
+	$(MAKE) all
+	bench/save
 # A well-behaved guest's I/O alone and beside a rogue one (scenario 61-rogue).
 bench-hostile: setup
 	bench/hostile
-.PHONY: fuzz bench-xenstore bench-boot bench-io bench-hostile
+.PHONY: fuzz bench-xenstore bench-boot bench-io bench-save bench-hostile
 
 # One-time machine set-up (packages, guest kernel, KVM_XEN modules, initramfs).
 setup:

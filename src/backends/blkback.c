@@ -717,7 +717,9 @@ void *blkback_map_ring(struct domain *d, const grant_ref_t *refs, unsigned n,
             *bad = i;
             goto fail;
         }
-        if ((off = gmem_fd_offset(&d->mem, gpa)) < 0) {
+        /* This second mapping of the memfd is not one a lazy restore serves. */
+        if ((off = gmem_fd_offset(&d->mem, gpa)) < 0 ||
+            gmem_populate(&d->mem, gpa, DOMUS_PAGE_SIZE) < 0) {
             *bad = i++;
             goto fail;
         }

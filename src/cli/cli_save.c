@@ -159,7 +159,8 @@ int cli_save(int argc, char **argv)
 
 int cli_restore(int argc, char **argv)
 {
-    bool paused = false, console = false;
+    static const struct option opts[] = {{"lazy", 0, 0, 'L'}, {0, 0, 0, 0}};
+    bool paused = false, console = false, lazy = false;
     json_object *req, *reply = NULL;
     char name[128];
     const char *image;
@@ -167,8 +168,10 @@ int cli_restore(int argc, char **argv)
 
     optind = 1;
     opterr = 0;
-    while ((c = getopt(argc, argv, "+pecd")) != -1) {
-        if (c == 'p')
+    while ((c = getopt_long(argc, argv, "+pecd", opts, NULL)) != -1) {
+        if (c == 'L')
+            lazy = true;
+        else if (c == 'p')
             paused = true;
         else if (c == 'c')
             console = true;
@@ -183,6 +186,8 @@ int cli_restore(int argc, char **argv)
     json_object_object_add(req, "cmd", json_object_new_string("restore"));
     json_object_object_add(req, "path", json_object_new_string(image));
     json_object_object_add(req, "paused", json_object_new_boolean(paused));
+    if (lazy)
+        json_object_object_add(req, "lazy", json_object_new_boolean(true));
     if (add_common(req, n == 2 ? argv[optind] : NULL)) {
         json_object_put(req);
         return 1;

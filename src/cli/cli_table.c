@@ -24,8 +24,10 @@ static const struct cli_cmd cmds[] = {
      "  -p  leave the domain paused after creating the snapshot\n"
      "  ConfigFile: the configuration to store instead of the domain's"},
     {"restore", cli_restore, "Restore a domain from a saved state",
-     "[-p] [-e] [-c] [<ConfigFile>] <CheckpointFile>\n"
+     "[-p] [-e] [-c] [--lazy] [<ConfigFile>] <CheckpointFile>\n"
      "  -p  do not unpause the domain after restoring it\n"
+     "  --lazy  run the guest before its memory is read: pages come from\n"
+     "      the file when first touched, the rest in the background\n"
      "  -e  do not wait in the background for the death of the domain\n"
      "      (domusd watches it either way)\n"
      "  -c  attach to the console once the domain runs\n"

@@ -247,3 +247,13 @@ uint64_t gmem_page_gpa(const struct gmem *m, uint64_t p)
         return GMEM_HIGH_BASE + (off - m->low_end);
     return GMEM_SPECIAL_BASE + (off - m->ram_size);
 }
+int gmem_populate(const struct gmem *m, uint64_t gpa, uint64_t len)
+{
+    const volatile uint8_t *p = gmem_ptr(m, gpa, len);
+
+    if (!p)
+        return -EFAULT;
+    for (uint64_t o = 0; o < len; o += DOMUS_PAGE_SIZE)
+        (void)p[o];
+    return 0;
+}

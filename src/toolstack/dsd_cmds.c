@@ -170,7 +170,7 @@ static size_t text_len(const struct req *r, const char *text)
 struct restore {
     const char *image;
     int fd; /* > 0: the image came as this descriptor (image names it) */
-    bool paused;
+    bool paused, lazy;
     uint64_t memory_mib, maxmem_mib;
 };
 
@@ -214,6 +214,7 @@ static void create_domain(const struct req *r, const char *path, const char *tex
                  rs->fd > 0 ? "/proc/self/fd/0" : rs->image);
         dom->restore_paused = rs->paused;
         dom->restore_fd = rs->fd;
+        dom->restore_lazy = rs->lazy;
     }
     if (!rc && (rc = dsd_sched_prepare(r->d, dom, NULL, err, sizeof(err))) < 0)
         dsd_dom_free(r->d, dom);
@@ -371,7 +372,7 @@ static void cmd_restore(const struct req *r)
 {
     char path[PATH_MAX], err[1024];
     struct dsd_image_cfg ic;
-    struct restore rs = {.paused = req_bool(r, "paused")};
+    struct restore rs = {.paused = req_bool(r, "paused"), .lazy = req_bool(r, "lazy")};
     const char *over = req_str(r, "cfg_text");
 
     if (req_bool(r, "fd")) { /* the image came as a descriptor (migrate-receive) */

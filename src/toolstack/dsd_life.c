@@ -70,6 +70,7 @@ static void restored(struct dsd_dom *dom)
     dinfo("domain %u (%s): restored from %s", dom->domid, dom->cfg.name,
           dom->restore_path);
     dom->restore_path[0] = '\0';
+    dom->restore_lazy = false;
     if (!dom->restore_paused &&
         dsd_vm_control(dom, vmctl_req("unpause"), NULL, err, sizeof(err)) < 0)
         dwarn("domain %u: unpausing the restored domain: %s", dom->domid, err);

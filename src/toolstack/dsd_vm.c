@@ -55,6 +55,8 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
     if (dom->restore_path[0]) { /* always paused: unpaused once its nodes exist */
         add(a, "--restore", dom->restore_path);
         add(a, "--paused", NULL);
+        if (dom->restore_lazy)
+            add(a, "--lazy", NULL);
     } else {
         add(a, "--kernel", c->kernel);
         if (c->ramdisk[0])

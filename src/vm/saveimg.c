@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -167,11 +168,39 @@ static int flush_batch(struct simg_writer *w, struct batch *b)
     return rc;
 }
 
+/* The next offset at or after o (region-relative, below size) where the
+ * memfd may hold data, and in *end where that data stops: holes (pages
+ * never touched, or punched out) read as zeros and are not read at all,
+ * which would allocate them (SEEK_DATA / SEEK_HOLE; without them, every
+ * page is data). */
+static uint64_t next_data(const struct gmem *m, uint64_t base, uint64_t o, uint64_t size,
+                          uint64_t *end)
+{
+    off_t d = lseek(m->fd, (off_t)(base + o), SEEK_DATA), h;
+
+    *end = size;
+    if (d < 0)
+        return errno == ENXIO ? size : o;
+    if ((uint64_t)d >= base + size)
+        return size;
+    h = lseek(m->fd, d, SEEK_HOLE);
+    if (h >= 0 && (uint64_t)h < base + size)
+        *end = ((uint64_t)h - base + DOMUS_PAGE_SIZE - 1) & ~(DOMUS_PAGE_SIZE - 1);
+    return ((uint64_t)d - base) & ~(DOMUS_PAGE_SIZE - 1);
+}
+
 static int write_region(struct simg_writer *w, const struct gmem *m, unsigned idx,
                         struct batch *b)
 {
     uint64_t gpa = gmem_region_gpa(m, idx), size = m->region[idx].size;
+    uint64_t base = m->region[idx].fd_offset, end = 0;
     for (uint64_t o = 0; o < size; o += DOMUS_PAGE_SIZE) {
+        if (o >= end) {
+            uint64_t d = next_data(m, base, o, size, &end);
+            w->zero_skipped += (d - o) >> DOMUS_PAGE_SHIFT;
+            if ((o = d) >= size)
+                break;
+        }
         const uint8_t *p = gmem_ptr(m, gpa + o, DOMUS_PAGE_SIZE);
         if (!p)
             return -EFAULT;
@@ -491,7 +520,7 @@ static int read_end(struct simg_reader *r, uint32_t len, uint32_t crc_before)
     struct recrd rd;
     rd_init(&rd, b, sizeof(b));
     uint32_t crc = rd_u32(&rd);
-    if (crc != crc_before || rd_u32(&rd)) {
+    if ((crc != crc_before && !r->skipped) || rd_u32(&rd)) {
         dfmt(r->err, sizeof(r->err),
              "corrupted image: checksum mismatch (image says %08x, contents give %08x)",
              crc, crc_before);
@@ -512,6 +541,62 @@ static int grow_body(struct simg_reader *r, size_t len)
     return 0;
 }
 
+/* Index mode: moves past len bytes of page data without reading them. */
+static int skip(struct simg_reader *r, uint64_t len, const char *what)
+{
+    struct stat st;
+
+    if (r->fd >= 0 && !r->size) {
+        if (fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+            dfmt(r->err, sizeof(r->err), "a lazy restore needs a regular image file");
+            return -EINVAL;
+        }
+        r->size = (uint64_t)st.st_size;
+    }
+    uint64_t size = r->fd >= 0 ? r->size : r->mem_len;
+    if (len > size - r->off || size < r->off) {
+        r->off = size;
+        dfmt(r->err, sizeof(r->err), "truncated image: it ends at byte %llu inside %s",
+             (unsigned long long)r->off, what);
+        return -EINVAL;
+    }
+    if (r->fd >= 0 && lseek(r->fd, (off_t)len, SEEK_CUR) < 0) {
+        dfmt(r->err, sizeof(r->err), "reading the image: %s", strerror(errno));
+        return -errno;
+    }
+    r->off += len;
+    r->skipped = true;
+    return 0;
+}
+
+/* Index mode's page data record: its pfns into the body, the pages skipped. */
+static int read_page_index(struct simg_reader *r, struct simg_rec *rec)
+{
+    const char *what = "a page data record";
+    uint8_t h[8];
+    int rc = get(r, h, sizeof(h), what);
+    if (rc)
+        return rc;
+    struct recrd rd;
+    rd_init(&rd, h, sizeof(h));
+    uint32_t n = rd_u32(&rd), res = rd_u32(&rd);
+    if (res || n == 0 || n > SIMG_BATCH_PAGES ||
+        rec->len != 8 + (size_t)n * (8 + DOMUS_PAGE_SIZE)) {
+        dfmt(r->err, sizeof(r->err),
+             "corrupted image: a page data record of %u bytes for %u pages", rec->len, n);
+        return -EINVAL;
+    }
+    if (grow_body(r, 8 + (size_t)n * 8) < 0)
+        return -ENOMEM;
+    memcpy(r->body, h, 8);
+    rc = get(r, r->body + 8, (size_t)n * 8, what);
+    rec->data_off = r->off;
+    if (!rc)
+        rc = skip(r, PAD8((size_t)n * DOMUS_PAGE_SIZE), what);
+    rec->body = r->body;
+    return rc ? rc : 1;
+}
+
 int simg_read_record(struct simg_reader *r, struct simg_rec *rec)
 {
     uint8_t h[8];
@@ -523,6 +608,7 @@ int simg_read_record(struct simg_reader *r, struct simg_rec *rec)
     rd_init(&rd, h, sizeof(h));
     rec->type = rd_u32(&rd);
     rec->len = rd_u32(&rd);
+    rec->data_off = 0;
     if (rec->type == SIMG_REC_END)
         return read_end(r, rec->len, r->crc) ?: 0;
     if (rec->len > SIMG_MAX_BODY) {
@@ -531,6 +617,8 @@ int simg_read_record(struct simg_reader *r, struct simg_rec *rec)
              (unsigned long long)at, rec->len);
         return -EINVAL;
     }
+    if (r->index_only && rec->type == SIMG_REC_PAGE_DATA)
+        return read_page_index(r, rec);
     const char *name = simg_rec_name(rec->type);
     char what[64];
     dfmt(what, sizeof(what), "a %s record", name ? name : "record");
@@ -543,35 +631,75 @@ int simg_read_record(struct simg_reader *r, struct simg_rec *rec)
     return rc ? rc : 1;
 }
 
-int simg_load_pages(const struct gmem *m, const void *body, size_t len, char *err,
-                    size_t errlen)
+/* The i-th pfn of a page data record: its host address, or NULL with err
+ * set when it lies outside RAM and the special pages (the extra pages are
+ * the grant table's). */
+static uint8_t *page_dst(const struct gmem *m, const uint8_t *pfns, uint32_t i, char *err,
+                         size_t errlen)
+{
+    struct recrd p;
+    rd_init(&p, pfns + (size_t)i * 8, 8);
+    uint64_t pfn = rd_u64(&p);
+    uint8_t *dst = pfn < (UINT64_MAX >> DOMUS_PAGE_SHIFT)
+                       ? gmem_ptr(m, pfn << DOMUS_PAGE_SHIFT, DOMUS_PAGE_SIZE)
+                       : NULL;
+    if (!dst || dst >= m->host + m->region[GMEM_REGION_EXTRA].fd_offset) {
+        dfmt(err, errlen, "corrupted image: page data for pfn %#llx, outside the guest's RAM",
+             (unsigned long long)pfn);
+        return NULL;
+    }
+    return dst;
+}
+
+/* A page data body's count, checked against its length (the full record's
+ * length: in index mode the body holds only the pfns); 0 when bad. */
+static uint32_t page_count(const void *body, size_t len, char *err, size_t errlen)
 {
     struct recrd rd;
-    rd_init(&rd, body, len);
+    rd_init(&rd, body, len < 8 ? 0 : 8);
     uint32_t n = rd_u32(&rd), res = rd_u32(&rd);
     if (rd.err || res || n == 0 || n > SIMG_BATCH_PAGES ||
         len != 8 + (size_t)n * (8 + DOMUS_PAGE_SIZE)) {
         dfmt(err, errlen, "corrupted image: a page data record of %zu bytes for %u pages",
              len, n);
+        return 0;
+    }
+    return n;
+}
+
+int simg_load_pages(const struct gmem *m, const void *body, size_t len, char *err,
+                    size_t errlen)
+{
+    uint32_t n = page_count(body, len, err, errlen);
+    if (!n)
+        return -EINVAL;
+    const uint8_t *pfns = (const uint8_t *)body + 8;
+    const uint8_t *data = pfns + (size_t)n * 8;
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t *dst = page_dst(m, pfns, i, err, errlen);
+        if (!dst)
+            return -EINVAL;
+        memcpy(dst, data + (size_t)i * DOMUS_PAGE_SIZE, DOMUS_PAGE_SIZE);
+    }
+    return 0;
+}
+
+int simg_index_pages(const struct gmem *m, const struct simg_rec *rec, uint64_t *index,
+                     char *err, size_t errlen)
+{
+    uint32_t n = page_count(rec->body, rec->len, err, errlen);
+    if (!n || !rec->data_off) {
+        if (n)
+            dfmt(err, errlen, "a page data record read whole in index mode");
         return -EINVAL;
     }
-    const uint8_t *pfns = rd_bytes(&rd, (size_t)n * 8);
-    const uint8_t *data = rd_bytes(&rd, (size_t)n * DOMUS_PAGE_SIZE);
+    const uint8_t *pfns = rec->body + 8;
     for (uint32_t i = 0; i < n; i++) {
-        struct recrd p;
-        rd_init(&p, pfns + (size_t)i * 8, 8);
-        uint64_t pfn = rd_u64(&p);
-        uint8_t *dst = pfn < (UINT64_MAX >> DOMUS_PAGE_SHIFT)
-                           ? gmem_ptr(m, pfn << DOMUS_PAGE_SHIFT, DOMUS_PAGE_SIZE)
-                           : NULL;
-        /* Only RAM and the special pages: the extra pages are the grant table's. */
-        if (!dst || dst >= m->host + m->region[GMEM_REGION_EXTRA].fd_offset) {
-            dfmt(err, errlen,
-                 "corrupted image: page data for pfn %#llx, outside the guest's RAM",
-                 (unsigned long long)pfn);
+        uint8_t *dst = page_dst(m, pfns, i, err, errlen);
+        if (!dst)
             return -EINVAL;
-        }
-        memcpy(dst, data + (size_t)i * DOMUS_PAGE_SIZE, DOMUS_PAGE_SIZE);
+        index[(size_t)(dst - m->host) >> DOMUS_PAGE_SHIFT] =
+            rec->data_off + (uint64_t)i * DOMUS_PAGE_SIZE + 1;
     }
     return 0;
 }

@@ -3,6 +3,7 @@
 #include "domus/kvm.h"
 #include "domus/util.h"
 #include "domus/vm.h"
+#include "domus/vmlazy.h"
 #include "domus/vmsave.h"
 
 #include <errno.h>
@@ -152,6 +153,58 @@ static int kernel_vm_init(struct vm *vm)
     return rc;
 }
 
+/* ---- lazy restore (vmlazy.h) ---- */
+
+static int lazy_serve(void *ctx, char *err, size_t errlen)
+{
+    struct vm *vm = ctx;
+    return vm_lazy_serve(vm->lazy, vm->args.restore, err, errlen);
+}
+
+/* The fill thread's end: said in the log; a failure destroys the domain
+ * (vm_run). */
+static void lazy_done(void *ctx, int rc, const char *err)
+{
+    struct vm *vm = ctx;
+    struct vm_lazy_stats st;
+
+    vm_lazy_stats(vm->lazy, &st);
+    if (rc == 0)
+        dinfo("dom%u: lazy restore: every page in after %.3f s (%llu copied by the "
+              "fill, %llu faults served, %llu of them zero pages)",
+              vm->dom.domid, (double)st.fill_ns / 1e9, (unsigned long long)st.filled,
+              (unsigned long long)st.faults, (unsigned long long)st.zero_faults);
+    else
+        snprintf(vm->lazy_err, sizeof(vm->lazy_err), "%s", err);
+    atomic_store(&vm->lazy_rc, rc ? rc : 1);
+    eventfd_write(vm->dom.event_fd, 1);
+}
+
+/* The image's records but its pages, the fault thread serving guest memory
+ * before the state is applied, then the fill thread; the special pages
+ * (the rings xenstored maps on its own) are brought in at once. */
+static int lazy_body(struct vm *vm, struct simg_reader *r)
+{
+    struct domain *d = &vm->dom;
+    struct vm_lazy_start ls = {NULL, lazy_serve, vm};
+    int rc;
+
+    if (!(vm->lazy = ls.lz = vm_lazy_new(&d->mem)))
+        return -ENOMEM;
+    rc = vm_restore_body_lazy(d, r, &vm_kvm_state_ops, vm_restore_resumed_modules(), &ls);
+    if (!rc)
+        rc = vm_lazy_fill(vm->lazy, vm->args.restore, lazy_done, vm, r->err,
+                          sizeof(r->err));
+    if (!rc)
+        rc = gmem_populate(&d->mem, GMEM_SPECIAL_BASE,
+                           (uint64_t)GMEM_SPECIAL_PAGES * DOMUS_PAGE_SIZE);
+    if (rc < 0) {
+        vm_lazy_free(vm->lazy);
+        vm->lazy = NULL;
+    }
+    return rc;
+}
+
 /* Restore mode (--restore): the KVM VM, then the save image into it in
  * place of the builder's work: memory, clock, vCPUs, HVM params (vmsave.h). */
 static int image_vm_init(struct vm *vm)
@@ -171,8 +224,11 @@ static int image_vm_init(struct vm *vm)
         return rc;
     }
     simg_reader_init_fd(&r, fd);
+    r.index_only = vm->args.lazy;
     rc = vm_restore_header(&r, &config);
-    if (!rc)
+    if (!rc && vm->args.lazy)
+        rc = lazy_body(vm, &r);
+    else if (!rc)
         rc = vm_restore_body_modules(d, &r, &vm_kvm_state_ops,
                                      vm_restore_resumed_modules());
     if (rc < 0) {
@@ -194,9 +250,13 @@ static int kernel_or_image_init(struct vm *vm)
     return vm->args.restore ? image_vm_init(vm) : kernel_vm_init(vm);
 }
 
+/* The lazy restore's threads serve faults until the vCPUs and the VM are
+ * gone. */
 static void kernel_vm_exit(struct vm *vm)
 {
     kvm_domain_destroy(&vm->dom);
+    vm_lazy_free(vm->lazy);
+    vm->lazy = NULL;
 }
 
 /* ---- dev: the device table ---- */
@@ -319,6 +379,13 @@ int vm_run(struct vm *vm)
                 status = DOMUS_VM_EXIT_SHUTDOWN_BASE + reason;
             else
                 vm_event(vm);
+        }
+        if (status < 0 && atomic_load(&vm->lazy_rc) < 0) {
+            derr("dom%u: lazy restore of %s failed after the guest started: %s; the "
+                 "domain is destroyed",
+                 vm->dom.domid, vm->args.restore, vm->lazy_err);
+            kvm_domain_pause(&vm->dom, true);
+            status = DOMUS_VM_EXIT_DESTROYED;
         }
     }
     close(ep);

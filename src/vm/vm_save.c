@@ -3,6 +3,7 @@
 #include "domus/kvm.h"
 #include "domus/recbuf.h"
 #include "domus/util.h"
+#include "domus/vmlazy.h"
 #include "domus/vmsave.h"
 
 #include <errno.h>
@@ -89,6 +90,7 @@ int vm_restore_header(struct simg_reader *r, char **config)
 /* What a restore holds until the image is verified. */
 struct staged {
     struct domain *d;
+    struct vm_lazy *lz; /* a lazy restore: page data indexed, not loaded */
     struct simg_vcpu *vcpus;
     struct simg_clock clock;
     bool have_clock;
@@ -101,8 +103,10 @@ struct staged {
 
 static int st_pages(void *ctx, const struct simg_rec *rec, char *err, size_t errlen)
 {
-    return simg_load_pages(&((struct staged *)ctx)->d->mem, rec->body, rec->len, err,
-                           errlen);
+    struct staged *s = ctx;
+    if (s->lz)
+        return vm_lazy_index(s->lz, rec, err, errlen);
+    return simg_load_pages(&s->d->mem, rec->body, rec->len, err, errlen);
 }
 
 static int st_vcpu(void *ctx, const struct simg_rec *rec, char *err, size_t errlen)
@@ -210,8 +214,28 @@ uint32_t vm_restore_resumed_modules(void)
     return m;
 }
 
+static int restore_body(struct domain *d, struct simg_reader *r,
+                        const struct vm_state_ops *ops, uint32_t modules,
+                        const struct vm_lazy_start *ls);
+
 int vm_restore_body_modules(struct domain *d, struct simg_reader *r,
                             const struct vm_state_ops *ops, uint32_t modules)
+{
+    return restore_body(d, r, ops, modules, NULL);
+}
+
+int vm_restore_body_lazy(struct domain *d, struct simg_reader *r,
+                         const struct vm_state_ops *ops, uint32_t modules,
+                         const struct vm_lazy_start *ls)
+{
+    if (!r->index_only || !ls->lz)
+        return -EINVAL;
+    return restore_body(d, r, ops, modules, ls);
+}
+
+static int restore_body(struct domain *d, struct simg_reader *r,
+                        const struct vm_state_ops *ops, uint32_t modules,
+                        const struct vm_lazy_start *ls)
 {
     _Static_assert(
         sizeof(((struct staged *)0)->mod) / sizeof(((struct staged *)0)->mod[0]) >= 5,
@@ -221,12 +245,15 @@ int vm_restore_body_modules(struct domain *d, struct simg_reader *r,
     if (!s || hv_nr_modules > ARRAY_SIZE(s->mod))
         goto out;
     s->d = d;
+    s->lz = ls ? ls->lz : NULL;
     s->vcpus = calloc(d->nr_vcpus ? d->nr_vcpus : 1, sizeof(*s->vcpus));
     if (!s->vcpus)
         goto out;
     rc = simg_read_all(r, handlers, ARRAY_SIZE(handlers), s);
     if (!rc)
         rc = check_complete(s, r->err, sizeof(r->err));
+    if (!rc && ls) /* KVM may touch guest memory from here on */
+        rc = ls->serve(ls->ctx, r->err, sizeof(r->err));
     if (!rc)
         rc = apply(s, ops, modules, r->err, sizeof(r->err));
 out:

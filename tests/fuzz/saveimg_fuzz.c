@@ -129,6 +129,13 @@ static const struct simg_handler handlers[] = {
     {SIMG_REC_HV_MEMRES, h_module},
 };
 
+/* A lazy restore's index pass (vmlazy.h): page data indexed, not read. */
+static uint64_t lazy_index[(GMEM_MIN_RAM >> 12) + GMEM_SPECIAL_PAGES];
+static int h_index(void *c, const struct simg_rec *rec, char *err, size_t errlen)
+{
+    return simg_index_pages(&((struct ctx *)c)->d->mem, rec, lazy_index, err, errlen);
+}
+
 static void check(int rc, const struct simg_reader *r)
 {
     if (rc > 0 || (rc < 0 && !r->err[0])) {
@@ -181,6 +188,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (getenv("SAVEIMG_FUZZ_SAY")) /* the seeds' check: what became of each */
         fprintf(stderr, "saveimg: %s\n", rc ? r.err : "accepted");
+    free(cfg);
+    simg_reader_free(&r);
+    /* The same bytes in index mode, page data through the lazy index. */
+    simg_reader_init_mem(&r, data, size);
+    r.index_only = true;
+    cfg = NULL;
+    rc = simg_read_header(&r, &cfg);
+    check(rc, &r);
+    struct simg_rec rec;
+    while (!rc && (rc = simg_read_record(&r, &rec)) == 1) {
+        char err[128] = "";
+        rc = 0;
+        if ((rec.type & ~SIMG_REC_OPTIONAL) == SIMG_REC_PAGE_DATA &&
+            h_index(&c, &rec, err, sizeof(err)) < 0) {
+            if (!err[0])
+                abort();
+            rc = -EINVAL;
+        }
+    }
+    if (rc > 0 || (rc < 0 && rc != -EINVAL && !r.err[0]))
+        abort(); /* -EINVAL: the reader's message or the handler's */
     free(cfg);
     simg_reader_free(&r);
     memop_destroy(&d);

@@ -485,7 +485,7 @@ static void test_vcpu_records(void)
           simg_vcpus_complete(ctx.v, 1, err, sizeof(err)) == -EINVAL &&
               strstr(err, "vcpu regs"));
     uint8_t body[16] = {2}; /* vCPU 2 of 2 */
-    struct simg_rec rec = {SIMG_REC_VCPU_TSC, sizeof(body), body};
+    struct simg_rec rec = {SIMG_REC_VCPU_TSC, sizeof(body), body, 0};
     CHECK("vcpu: a record for a vCPU the domain lacks refused",
           simg_load_vcpu_record(ctx.v, 2, &rec, err, sizeof(err)) == -EINVAL);
     body[0] = 0;

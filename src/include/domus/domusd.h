@@ -78,6 +78,7 @@ struct dsd_dom {
     /* A restore from a descriptor (migrate-receive's spool): it becomes
      * domus-vm's stdin, restore_path "/proc/self/fd/0"; > 0 while set. */
     int restore_fd;
+    bool restore_lazy; /* domus-vm --lazy (vmlazy.h) */
     /* vCPUs 0..vcpus_online-1 are online (cpu/N/availability), the others up
      * to cfg.maxvcpus offline: cfg.vcpus at each start, then vcpu-set's. */
     unsigned vcpus_online;

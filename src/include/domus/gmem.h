@@ -101,6 +101,12 @@ void gmem_unplace_extra(struct gmem *m, unsigned idx);
 int gmem_store(const struct gmem *m, uint64_t gpa, const void *src, size_t len);
 int gmem_store_file(const struct gmem *m, uint64_t gpa, int fd, size_t len);
 
+/* Reads one byte of each page of [gpa, gpa+len) through the mapping, so
+ * that a page a lazy restore has not brought in yet (vmlazy.h: only this
+ * mapping is served) is in the memfd before another mapping of it sees it.
+ * 0 or -EFAULT when gmem_ptr refuses the range. */
+int gmem_populate(const struct gmem *m, uint64_t gpa, uint64_t len);
+
 /* Offset in the memfd of a gpa that gmem_ptr accepts, or -1. */
 int64_t gmem_fd_offset(const struct gmem *m, uint64_t gpa);
 

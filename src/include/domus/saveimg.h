@@ -147,6 +147,12 @@ struct simg_reader {
     uint32_t crc;
     uint8_t *body; /* the current record's body (owned) */
     size_t body_cap;
+    /* Index mode (a lazy restore's first pass): page data records are not
+     * read, only their pfns (simg_rec.data_off says where the pages are);
+     * the end record's checksum cannot be checked then and is not. */
+    bool index_only;
+    bool skipped; /* index mode skipped page data: the crc is not known */
+    uint64_t size; /* the fd's size (index mode), 0 until known */
     char err[256];
 };
 
@@ -162,6 +168,10 @@ struct simg_rec {
     uint32_t type; /* with SIMG_REC_OPTIONAL as read */
     uint32_t len;
     const uint8_t *body; /* valid until the next read */
+    /* Index mode, page data: body holds only u32 n, u32 0, u64 pfn[n] (len
+     * is still the record's); the n pages start at byte data_off of the
+     * image.  0 otherwise. */
+    uint64_t data_off;
 };
 
 /* Reads the next record: 1 and *rec, or 0 at a verified end record, or
@@ -172,6 +182,13 @@ int simg_read_record(struct simg_reader *r, struct simg_rec *rec);
  * the special pages.  0 or -EINVAL with err set. */
 int simg_load_pages(const struct gmem *m, const void *body, size_t len, char *err,
                     size_t errlen);
+
+/* Index mode's page data record: checks it as simg_load_pages does and
+ * sets index[page] = data_off + 4096 * i + 1 for the i-th pfn, page being
+ * its page in the memfd (gmem_fd_offset / 4096); index has one entry per
+ * page of RAM and the special pages.  0 or -EINVAL with err set. */
+int simg_index_pages(const struct gmem *m, const struct simg_rec *rec, uint64_t *index,
+                     char *err, size_t errlen);
 
 /* Loads one vCPU record (any SIMG_REC_VCPU_* type) into vcpus[its id];
  * the id must be below nr and each record appear once.  0 or -EINVAL. */

@@ -16,6 +16,7 @@
 #include "domus/vmsave.h"
 
 #include <json-c/json.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,6 +102,7 @@ struct vm_args {
     unsigned n_devs;
     const char *restore; /* --restore: a save image instead of --kernel */
     bool paused;         /* --paused: a restored domain's vCPUs wait for unpause */
+    bool lazy;           /* --lazy: the guest runs before its memory is read */
 };
 
 /* The command line of vmproc.h into *a (argv strings are referenced and the
@@ -127,6 +129,11 @@ struct vm {
     bool hold_suspend;
     struct vm_mig *mig; /* a live migration between its pre-copy and its end */
     const struct vm_state_ops *state_ops; /* vm_kvm_state_ops; fakes in tests */
+    /* --lazy (vmlazy.h): the fault and fill threads; lazy_rc is 0 while
+     * filling, 1 when done, -errno (with lazy_err) when it failed. */
+    struct vm_lazy *lazy;
+    atomic_int lazy_rc;
+    char lazy_err[256];
     char err[512];       /* why vm_init failed */
 };
 

@@ -9,11 +9,15 @@
  *            --console-log PATH --console-sock PATH --control-sock PATH
  *            [--ready-fd FD] [--xenstore] [--xenstore-path SOCK]
  *            [--disk DEVID:MODE:PATH]... [--vif DEVID,MAC,BRIDGE[,MTU]]...
- *            [--restore IMAGE [--paused]]   (in place of --kernel)
+ *            [--restore IMAGE [--paused] [--lazy]]   (in place of --kernel)
  *
  * --restore IMAGE: the domain's memory, clock, vCPUs and HVM params come
  * from a save image (docs/save-image.md) instead of the builder; a bad
  * image is a set-up error.  --paused: its vCPUs wait for an unpause.
+ * --lazy: the memory is read on demand and in the background (vmlazy.h);
+ * the records but the pages are checked at set-up, the checksum once every
+ * page is read: a failure then destroys the domain (DOMUS_VM_EXIT_DESTROYED,
+ * with an error line).
  *
  * Start-up: all set-up errors print one "domus-vm: error: ..." line on stderr
  * and exit with DOMUS_VM_EXIT_ERROR, leaving no file behind.  When the domain

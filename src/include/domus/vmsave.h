@@ -56,6 +56,21 @@ int vm_restore_body(struct domain *d, struct simg_reader *r,
 int vm_restore_body_modules(struct domain *d, struct simg_reader *r,
                             const struct vm_state_ops *ops, uint32_t modules);
 
+/* A lazy restore (vmlazy.h): r in index mode (simg_reader.index_only);
+ * page data goes into lz's index instead of memory, and once every other
+ * record is read and checked (the structure, not the checksum: the pages
+ * are not read yet) serve(ctx) is called to start serving guest memory
+ * before the state is applied (KVM may touch guest memory then). */
+struct vm_lazy;
+struct vm_lazy_start {
+    struct vm_lazy *lz;
+    int (*serve)(void *ctx, char *err, size_t errlen);
+    void *ctx;
+};
+int vm_restore_body_lazy(struct domain *d, struct simg_reader *r,
+                         const struct vm_state_ops *ops, uint32_t modules,
+                         const struct vm_lazy_start *ls);
+
 /* The modules a guest resumed from its own suspend (SCHEDOP_shutdown
  * returning 0) does not rebuild itself: the HVM params (Xen's stream
  * carries them too).  Event channels, grant frames, shared_info, vcpu_info
