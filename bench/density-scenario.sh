@@ -214,7 +214,10 @@ fill() {
         wait_balloon "$_log" ${P_}_alive 120
         case $? in
         0) ;;
-        2) why="guest $_i: MemTotal $(($(memtotal "$_log") / 1024)) MiB, not ballooned to $TARGET"; ${P_}_stop_one $_i; break ;;
+        2) why="guest $_i: MemTotal $(($(memtotal "$_log") / 1024)) MiB, not ballooned to $TARGET"
+            say "$_s: guest $_i's console: $(tr -d '\r' <"$_log" | grep -v '^ALIVE' | tail -n 4 | tr '\n' '|')"
+            [ "$_s" = qemu ] && say "qemu: its monitor: $(tr -d '\r' <"$DOMUS_TMP/q$_i.monlog" 2>/dev/null | tail -n 3 | tr '\n' '|')"
+            ${P_}_stop_one $_i; break ;;
         *) why="guest $_i: gone while ballooning"; ${P_}_stop_one $_i; break ;;
         esac
         _n=$_i
