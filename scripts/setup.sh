@@ -185,8 +185,9 @@ if grep -qwE 'vmx|svm' /proc/cpuinfo; then
 fi
 
 # --- 4. guest initramfs --------------------------------------------------------
-# Xen's front ends, and virtio's for the same initramfs under QEMU (bench/io).
-GUEST_MODULES="xen-blkfront xen-netfront virtio_pci virtio_blk virtio_net"
+# Xen's front ends, and virtio's for the same initramfs under QEMU (bench/io;
+# bench/density: its balloon, on virtio-mmio or virtio-pci).
+GUEST_MODULES="xen-blkfront xen-netfront virtio_pci virtio_blk virtio_net virtio_mmio virtio_balloon"
 guest_inputs=("$ROOT"/tests/guest/* "$HERE/setup.sh" "$HERE/lib.sh" "$KVER" "$(cat "$KDIR/.stamp")"
     "$KVER612" "$(cat "$KDIR612/.stamp")"
     "busybox=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || sha256sum </bin/busybox)"
