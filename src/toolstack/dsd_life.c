@@ -117,8 +117,8 @@ static void build_failed(struct dsd *d, struct dsd_dom *dom, int status)
     char why[600];
 
     if (dom->timed_out)
-        dfmt(why, sizeof(why), "timed out after %d s waiting for the domain to start",
-             DSD_BUILD_TIMEOUT_MS / 1000);
+        dfmt(why, sizeof(why), "timed out after %lld s waiting for the domain to start",
+             (long long)(dom->start_timeout_ms / 1000));
     else if (dom->destroy_requested)
         dfmt(why, sizeof(why), "destroyed while being built");
     else if (dom->errline[0])

@@ -64,6 +64,7 @@ struct dsd_dom {
     uint64_t waiter;         /* client id waiting for the reply, 0: none */
     enum dsd_wait wkind;
     int64_t deadline_ms; /* 0: none (build timeout or SIGKILL escalation) */
+    int64_t start_timeout_ms; /* the start's deadline, from spawn (said when it passes) */
     int64_t restarts[DSD_RESTART_BURST];
     unsigned n_restarts;
     double cpu_time;   /* seconds, last known */
