@@ -1,14 +1,15 @@
 #!/bin/sh
 # Save and restore refusing bad input (issue 10): a guest running
 # tests/guest/saverest.sh is saved to a checkpoint (save -c); then restoring
-# a truncated image, one with a wrong magic, one with a corrupted byte, and
-# the checkpoint while its domain still runs must each fail with a clear
+# a truncated image, one with a wrong magic, another version, an unknown
+# mandatory record or a corrupted byte, the checkpoint while its domain
+# still runs or while the host lacks the memory must each fail with a clear
 # error and create nothing; saving to a destination that cannot be created
 # and to one that fills up mid-way must fail, leave no file, and the guest
 # must carry on (its suspend cancelled: the hypercall returned 1).
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib-toolstack.sh"
-trap 'umount "$DOMUS_TMP/small" 2>/dev/null; stop_domusd' EXIT
+trap 'umount "$DOMUS_TMP/small" 2>/dev/null; umount "$DOMUS_TMP/hog" 2>/dev/null; stop_domusd' EXIT
 IMG="$DOMUS_TMP/disk.img" CK="$DOMUS_TMP/ck.img"
 dd if=/dev/zero of="$IMG" bs=1048576 count=16 2>/dev/null
 
@@ -51,6 +52,27 @@ restore_refused "a wrong magic" "$DOMUS_TMP/magic.img" "not a Domus save image" 
 cp "$CK" "$DOMUS_TMP/corrupt.img"
 printf '\377' | dd of="$DOMUS_TMP/corrupt.img" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
 restore_refused "a corrupted byte" "$DOMUS_TMP/corrupt.img" "checksum mismatch\\|pfn" "$O"
+{ head -c 8 "$CK"; printf '\002\000\000\000'; tail -c +13 "$CK"; } >"$DOMUS_TMP/version.img"
+restore_refused "another version" "$DOMUS_TMP/version.img" "save image version 2, this Domus reads version 1" "$O"
+# The first record follows the header: 24 bytes, then the config (length at
+# byte 16) padded to 8.  Its type becomes 0x7f7f, mandatory and unknown.
+cfg_len="$(od -An -tu4 -j16 -N4 "$CK" | tr -d ' ')"
+cp "$CK" "$DOMUS_TMP/unknown.img"
+printf '\177\177\000\000' |
+    dd of="$DOMUS_TMP/unknown.img" bs=1 seek=$((24 + (cfg_len + 7) / 8 * 8)) conv=notrunc 2>/dev/null
+restore_refused "an unknown mandatory record" "$DOMUS_TMP/unknown.img" "unknown mandatory record type 32639" "$O"
+# Too little host memory: a tmpfs file takes all but 160 MiB of what the
+# host has available, less than the image's 256 MiB plus domusd's 64 MiB
+# reserve (and enough for the running guest meanwhile).
+mkdir -p "$DOMUS_TMP/hog"
+avail_mib=$(($(awk '$1 == "MemAvailable:" { print $2 }' /proc/meminfo) / 1024))
+if mount -t tmpfs -o size=${avail_mib}m tmpfs "$DOMUS_TMP/hog"; then
+    dd if=/dev/zero of="$DOMUS_TMP/hog/x" bs=1M count=$((avail_mib - 160)) 2>/dev/null
+    restore_refused "too little host memory" "$CK" "memory: 256 MiB requested, host has [0-9]* MiB available" "$O"
+    umount "$DOMUS_TMP/hog"
+else
+    fail "sr bad: cannot mount a tmpfs to take the host's memory"
+fi
 restore_refused "the image of a domain that runs" "$CK" "domain 'sb' already exists"
 restore_refused "a missing image" "$DOMUS_TMP/none.img" "No such file"
 
