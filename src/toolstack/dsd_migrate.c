@@ -17,41 +17,6 @@
 #define MIG_PRECOPY_TIMEOUT_MS (3600 * 1000) /* rounds over a slow link */
 #define MIG_READY_TIMEOUT_MS 300000          /* the destination's restore */
 
-/* The numbers domus-vm gave, for the CLI's summary: a later call's
- * non-zero ones replace an earlier call's (finish's totals). */
-static void copy_stats(json_object *reply, json_object *stats)
-{
-    json_object_object_foreach(reply, k, val)
-    {
-        if (!strcmp(k, "ok") || (json_object_get_int64(val) == 0 &&
-                                 json_object_object_get_ex(stats, k, NULL)))
-            continue;
-        json_object_object_add(stats, k, json_object_get(val));
-    }
-}
-
-static int vm_call(const struct dsd_dom *dom, json_object *req, const int *fds,
-                   unsigned nfds, json_object *stats, int timeout_ms, char *err,
-                   size_t errlen)
-{
-    json_object *reply = NULL;
-    const char *why;
-    int rc = vmctl_call_with(dom->control_sock, req, fds, nfds, &reply, NULL, NULL,
-                             timeout_ms);
-
-    json_object_put(req);
-    if (rc)
-        dfmt(err, errlen, "control socket: %s", strerror(-rc));
-    else if (!vmctl_ok(reply, &why)) {
-        dfmt(err, errlen, "%s", why);
-        rc = -EREMOTEIO;
-    }
-    if (!rc && stats)
-        copy_stats(reply, stats);
-    json_object_put(reply);
-    return rc;
-}
-
 static int precopy(const struct dsd_dom *dom, const struct dsd_migrate_opts *o,
                    const char *config, json_object *stats, char *err, size_t errlen)
 {
@@ -61,7 +26,7 @@ static int precopy(const struct dsd_dom *dom, const struct dsd_migrate_opts *o,
     json_object_object_add(req, "config", json_object_new_string(config));
     json_object_object_add(req, "downtime_ms", json_object_new_int64(o->downtime_ms));
     json_object_object_add(req, "max_rounds", json_object_new_int64(o->max_rounds));
-    return vm_call(dom, req, fds, o->progress_fd >= 0 ? 2 : 1, stats,
+    return dsd_vm_call(dom, req, fds, o->progress_fd >= 0 ? 2 : 1, stats,
                    MIG_PRECOPY_TIMEOUT_MS, err, errlen);
 }
 
@@ -73,13 +38,13 @@ static int finish(struct dsd *d, struct dsd_dom *dom, json_object *stats, char *
 
     if (rc < 0) {
         dfmt(err, errlen, "xenstore: %s", strerror(-rc));
-        vm_call(dom, vmctl_req("migrate-abort"), NULL, 0, NULL, 10000, NULL, 0);
+        dsd_vm_call(dom, vmctl_req("migrate-abort"), NULL, 0, NULL, 10000, NULL, 0);
         return rc;
     }
     req = vmctl_req("migrate-finish");
     json_object_object_add(req, "timeout_ms",
                            json_object_new_int64(DSD_SUSPEND_TIMEOUT_MS));
-    rc = vm_call(dom, req, NULL, 0, stats,
+    rc = dsd_vm_call(dom, req, NULL, 0, stats,
                  DSD_SUSPEND_TIMEOUT_MS + DSD_SAVE_WRITE_TIMEOUT_MS, err, errlen);
     if (rc)
         dsd_xs_shutdown(d, dom, ""); /* a guest that answers late is cancelled */
@@ -104,7 +69,7 @@ static int handshake(struct dsd_dom *dom, int conn, char *err, size_t errlen)
     } else
         dfmt(err, errlen, "the receiver %s",
              rc == -ETIMEDOUT ? "did not answer" : "closed the connection");
-    if (vm_call(dom, vmctl_req("resume"), NULL, 0, NULL, 10000, verr, sizeof(verr)) < 0)
+    if (dsd_vm_call(dom, vmctl_req("resume"), NULL, 0, NULL, 10000, verr, sizeof(verr)) < 0)
         dwarn("domain %u: resuming it after a failed migration: %s", dom->domid, verr);
     return rc;
 }

@@ -68,20 +68,28 @@ static const char *after_name(const struct dsd_save_opts *o)
     return o->pause ? "pause" : o->checkpoint ? "resume" : "destroy";
 }
 
-/* The save request to domus-vm, carrying the image's fd. */
-static int vm_save(const struct dsd_dom *dom, int fd, const char *config,
-                   const struct dsd_save_opts *o, char *err, size_t errlen)
+/* The numbers domus-vm gave, for the CLI's summary: a later call's
+ * non-zero ones replace an earlier call's (finish's totals). */
+static void copy_stats(json_object *reply, json_object *stats)
 {
-    json_object *req = vmctl_req("save"), *reply = NULL;
-    const char *why;
-    int rc;
+    json_object_object_foreach(reply, k, val)
+    {
+        if (!strcmp(k, "ok") || (json_object_get_int64(val) == 0 &&
+                                 json_object_object_get_ex(stats, k, NULL)))
+            continue;
+        json_object_object_add(stats, k, json_object_get(val));
+    }
+}
 
-    json_object_object_add(req, "config", json_object_new_string(config));
-    json_object_object_add(req, "after", json_object_new_string(after_name(o)));
-    json_object_object_add(req, "timeout_ms",
-                           json_object_new_int64(DSD_SUSPEND_TIMEOUT_MS));
-    rc = vmctl_call_with(dom->control_sock, req, &fd, 1, &reply, NULL, NULL,
-                         DSD_SUSPEND_TIMEOUT_MS + DSD_SAVE_WRITE_TIMEOUT_MS);
+int dsd_vm_call(const struct dsd_dom *dom, json_object *req, const int *fds,
+                   unsigned nfds, json_object *stats, int timeout_ms, char *err,
+                   size_t errlen)
+{
+    json_object *reply = NULL;
+    const char *why;
+    int rc = vmctl_call_with(dom->control_sock, req, fds, nfds, &reply, NULL, NULL,
+                             timeout_ms);
+
     json_object_put(req);
     if (rc)
         dfmt(err, errlen, "control socket: %s", strerror(-rc));
@@ -89,8 +97,24 @@ static int vm_save(const struct dsd_dom *dom, int fd, const char *config,
         dfmt(err, errlen, "%s", why);
         rc = -EREMOTEIO;
     }
+    if (!rc && stats)
+        copy_stats(reply, stats);
     json_object_put(reply);
     return rc;
+}
+
+/* The save request to domus-vm, carrying the image's fd. */
+static int vm_save(const struct dsd_dom *dom, int fd, const char *config,
+                   const struct dsd_save_opts *o, char *err, size_t errlen)
+{
+    json_object *req = vmctl_req("save");
+
+    json_object_object_add(req, "config", json_object_new_string(config));
+    json_object_object_add(req, "after", json_object_new_string(after_name(o)));
+    json_object_object_add(req, "timeout_ms",
+                           json_object_new_int64(DSD_SUSPEND_TIMEOUT_MS));
+    return dsd_vm_call(dom, req, &fd, 1, NULL, DSD_SUSPEND_TIMEOUT_MS + DSD_SAVE_WRITE_TIMEOUT_MS,
+                       err, errlen);
 }
 
 int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o, char *err,

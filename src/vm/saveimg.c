@@ -147,6 +147,24 @@ struct batch {
     uint8_t *data;
 };
 
+static struct batch *batch_new(void)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+
+    if (b && !(b->data = malloc((size_t)SIMG_BATCH_PAGES * DOMUS_PAGE_SIZE))) {
+        free(b);
+        b = NULL;
+    }
+    return b;
+}
+
+static void batch_free(struct batch *b)
+{
+    if (b)
+        free(b->data);
+    free(b);
+}
+
 static int flush_batch(struct simg_writer *w, struct batch *b)
 {
     if (!b->n)
@@ -223,30 +241,21 @@ int simg_write_memory(struct simg_writer *w, const struct gmem *m)
 {
     static const unsigned regions[] = {GMEM_REGION_LOW, GMEM_REGION_HIGH,
                                        GMEM_REGION_SPECIAL};
-    struct batch *b = calloc(1, sizeof(*b));
-    int rc = -ENOMEM;
-    if (!b || !(b->data = malloc((size_t)SIMG_BATCH_PAGES * DOMUS_PAGE_SIZE)))
-        goto out;
-    rc = 0;
+    struct batch *b = batch_new();
+    int rc = b ? 0 : -ENOMEM;
     for (unsigned i = 0; i < ARRAY_SIZE(regions) && !rc; i++)
         rc = write_region(w, m, regions[i], b);
     if (!rc)
         rc = flush_batch(w, b);
-out:
-    if (b)
-        free(b->data);
-    free(b);
+    batch_free(b);
     return rc;
 }
 
 int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t *bm,
                      uint64_t npages)
 {
-    struct batch *b = calloc(1, sizeof(*b));
-    int rc = -ENOMEM;
-    if (!b || !(b->data = malloc((size_t)SIMG_BATCH_PAGES * DOMUS_PAGE_SIZE)))
-        goto out;
-    rc = 0;
+    struct batch *b = batch_new();
+    int rc = b ? 0 : -ENOMEM;
     for (uint64_t p = 0; p < npages && !rc; p++) {
         if (!(bm[p / 64] & (1ULL << (p % 64))))
             continue;
@@ -263,10 +272,7 @@ int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t
     }
     if (!rc)
         rc = flush_batch(w, b);
-out:
-    if (b)
-        free(b->data);
-    free(b);
+    batch_free(b);
     return rc;
 }
 

@@ -238,6 +238,11 @@ char *dsd_image_config(const struct dsd_dom *dom, const char *path, const char *
 /* 0 if dom can be asked to suspend (it runs and has its xenstore
  * connection), else -EINVAL / -EOPNOTSUPP with the reason in err. */
 int dsd_can_suspend(const struct dsd *d, const struct dsd_dom *dom, char *err, size_t errlen);
+/* One request req (put here) to dom's domus-vm with nfds descriptors: 0, or
+ * -errno / -EREMOTEIO (its refusal) with the reason in err; with stats, the
+ * reply's numbers are copied there (a later call's non-zero ones win). */
+int dsd_vm_call(const struct dsd_dom *dom, json_object *req, const int *fds, unsigned nfds,
+                json_object *stats, int timeout_ms, char *err, size_t errlen);
 
 /* ---- live migration, the source (dsd_migrate.c, docs/migration.md) ---- */
 
