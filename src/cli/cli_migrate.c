@@ -21,6 +21,7 @@
 #include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -78,6 +79,25 @@ struct mig_args {
     long downtime_ms, max_rounds;
 };
 
+/* A TCP connection whose peer or path vanishes (a host gone, a link cut)
+ * fails its reads and writes within TCP_DEAD_S seconds instead of TCP's
+ * quarter of an hour of retransmissions, so that neither end of a
+ * migration waits for ever: data unacknowledged that long ends it
+ * (TCP_USER_TIMEOUT), and so does an idle connection whose keepalive
+ * probes go unanswered (waiting for "ready" or "go"). */
+#define TCP_DEAD_S 30
+static void tcp_bound(int fd)
+{
+    int on = 1, idle = 5, intvl = 2, cnt = 10, ms = TCP_DEAD_S * 1000;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) < 0)
+        fprintf(stderr, "domus: warning: TCP keepalive: %s\n", strerror(errno));
+}
+
 /* "tcp:HOST:PORT" connected; -1 after printing why. */
 static int connect_tcp(const char *spec)
 {
@@ -108,6 +128,8 @@ static int connect_tcp(const char *spec)
     if (fd < 0)
         fprintf(stderr, "domus: error: connecting to %s:%s: %s\n", host, port,
                 strerror(rc ? rc : ECONNREFUSED));
+    else
+        tcp_bound(fd);
     return fd;
 }
 
@@ -298,6 +320,8 @@ static int listen_once(const char *port_s)
     fprintf(stderr, "migrate-receive: listening on port %ld\n", port);
     if ((c = accept4(s, NULL, NULL, SOCK_CLOEXEC)) < 0)
         fprintf(stderr, "domus: error: accept: %s\n", strerror(errno));
+    else
+        tcp_bound(c);
 out:
     if (s >= 0)
         close(s);
