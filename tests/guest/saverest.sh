@@ -11,7 +11,10 @@
 # that went back prints "FAIL clock went back".  With domus.flow=PORT too,
 # a TCP stream with sequence checks runs beside the rounds against Domain
 # 0's `tcpstream echo PORT` (`tcpstream flow`: its "FLOW n=N stall=S",
-# "FLOW done ..." and "FAIL flow: ..." lines go to the console).
+# "FLOW done ..." and "FAIL flow: ..." lines go to the console).  With
+# domus.dirty=MIB:RATE, memdirty (tests/guest/memdirty.c) rewrites MIB MiB
+# of its memory at RATE MiB/s beside them, checking each page still holds
+# what it last wrote ("DIRTY ... bad=N" every 5 s, "FAIL memdirty: ...").
 . /tests/lib.sh
 ip="$(cmdline_get domus.ip)" peer="$(cmdline_get domus.peer)"
 if [ -n "$ip" ]; then
@@ -27,6 +30,8 @@ check "saverest: xvdb appeared" [ -b /dev/xvdb ]
 echo BOOTED
 flow="$(cmdline_get domus.flow)"
 [ -z "$flow" ] || [ -z "$peer" ] || tcpstream flow "$peer" "$flow" 60 &
+dirty="$(cmdline_get domus.dirty)"
+[ -z "$dirty" ] || memdirty "${dirty%:*}" "${dirty#*:}" &
 pattern() { yes "domus-save-round-$1-" | head -c 1048576; }
 n=0 last=0
 while :; do
