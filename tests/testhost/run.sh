@@ -199,7 +199,7 @@ ip link set lo up 2>/dev/null
 echo "testhost: kernel $(uname -r); $(cat /domus/kvm-from)"
 if grep -qw svm /proc/cpuinfo; then modprobe kvm_amd || echo "FAIL testhost: modprobe kvm_amd"
 else modprobe kvm_intel || echo "FAIL testhost: modprobe kvm_intel"; fi
-for m in tun bridge; do modprobe "$m" || echo "FAIL testhost: modprobe $m"; done
+for m in tun bridge veth; do modprobe "$m" || echo "FAIL testhost: modprobe $m"; done
 # kvm.ko's run-time static branches, patched once here and never again
 # (tests/testhost/kvm-keys-hold.c); domus.keyhold=0 on the command line
 # (DOMUS_TESTHOST_KEYHOLD=0) leaves them to flip as domains come and go.
@@ -254,7 +254,7 @@ build_base() {
     # Modules: Debian's, with kvm's replaced by ours where setup built them
     # (a 6.1 test host); the test host says which it loaded.
     local kv="$DOMUS_TESTHOST_KVER" mroot="$r/lib/modules/$DOMUS_TESTHOST_KVER"
-    modules_into "$r" "$DOMUS_TESTHOST_KDIR" "$kv" irqbypass tun bridge stp llc brd kvm kvm-amd kvm-intel
+    modules_into "$r" "$DOMUS_TESTHOST_KDIR" "$kv" irqbypass tun bridge stp llc veth brd kvm kvm-amd kvm-intel
     if [ -n "$DOMUS_KVM_MODULES" ]; then
         cp "$DOMUS_KVM_MODULES"/kvm.ko "$DOMUS_KVM_MODULES"/kvm-amd.ko "$DOMUS_KVM_MODULES"/kvm-intel.ko "$mroot/kernel/arch/x86/kvm/"
         depmod -b "$r" "$kv"
