@@ -33,9 +33,10 @@
  *       "FAIL flow: ..." (exit 1).
  *   tcpstream echo PORT [TIMEOUT]            the server of flow: takes one
  *       connection, checks each record is the next one in sequence and
- *       intact, sends it back; prints "ECHO n=N gap=S" every 2 s (S: the
- *       longest time between two records so far, on this end's clock, which
- *       runs on while the other end is saved) and, on SIGTERM (or after
+ *       intact, sends it back; prints "ECHO n=N recent=R gap=S" every 2 s
+ *       (R: the longest time between two records since the last such line,
+ *       S: the longest so far, on this end's clock, which runs on while the
+ *       other end is saved or migrated) and, on SIGTERM (or after
  *       TIMEOUT s, default 3600), ends the stream at a record boundary and
  *       prints "ECHO done n=N gap=S" (exit 0); a gap, duplicate,
  *       damaged record, early end, reset or error prints "ECHO ERROR ..."
@@ -465,13 +466,15 @@ static int do_echo(const char *port, unsigned timeout)
         return echo_fail("no connection", 0);
     close(s);
     uint64_t n = 0;
-    double next_print = now() + 2, last = now(), gap = 0;
+    double next_print = now() + 2, last = now(), gap = 0, recent = 0;
     char why[128];
     for (;;) {
         struct rec r;
         int got = rec_read(fd, &r, &echo_stop);
         if (got > 0 && now() - last > gap)
             gap = now() - last;
+        if (got > 0 && now() - last > recent)
+            recent = now() - last;
         last = now();
         if (got < 0)
             return echo_fail(strerror(errno), n);
@@ -485,8 +488,9 @@ static int do_echo(const char *port, unsigned timeout)
             return echo_fail(strerror(errno), n);
         n++;
         if (now() >= next_print) {
-            printf("ECHO n=%llu gap=%.1f\n", (unsigned long long)n, gap);
+            printf("ECHO n=%llu recent=%.3f gap=%.1f\n", (unsigned long long)n, recent, gap);
             fflush(stdout);
+            recent = 0;
             next_print = now() + 2;
         }
         if (echo_stop)
