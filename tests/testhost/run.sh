@@ -40,6 +40,8 @@
 #              not; the default holds them on the 6.12 test host only.
 # DOMUS_TESTHOST_TCG=thread=single  both test-host CPUs on one QEMU thread.
 #
+# --timeout SEC  the scenario's limit: by default its own "# testhost-timeout:
+#              SEC" line, else 300.
 # --with-qemu  also put qemu-system-x86_64 (with its libraries and firmware)
 #              into the test host, for comparisons against QEMU.
 # --shell      (test host) no scenario: a shell on the serial console.
@@ -59,7 +61,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 
 usage() { sed -n '2,30p' "$0" >&2; exit 2; }
 GUEST_SERIES="${DOMUS_GUEST_SERIES:-6.1}"
-SCEN="" TIMEOUT=300 WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0 EXTRA_APPEND="" ASAN="${DOMUS_TESTHOST_ASAN:-0}"
+SCEN="" TIMEOUT="" WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0 EXTRA_APPEND="" ASAN="${DOMUS_TESTHOST_ASAN:-0}"
 while [ $# -gt 0 ]; do
     case "$1" in
     --timeout) TIMEOUT="${2:?}"; shift 2 ;;
@@ -77,7 +79,6 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$SCEN" ] || [ "$SHELL_MODE" = 1 ] || usage
-case "$TIMEOUT" in ''|*[!0-9]*) die "--timeout wants seconds" ;; esac
 
 if [ "$SHELL_MODE" = 1 ] && [ -z "$SCEN" ]; then
     SCEN_PATH="" NAME=shell
@@ -90,6 +91,13 @@ else
     [ -n "$SCEN_PATH" ] || die "no scenario '$SCEN'"
     NAME="$(basename "$SCEN_PATH" .sh)"
 fi
+# Without --timeout: the scenario's own line "# testhost-timeout: SEC"
+# (a long one, e.g. 76-migrate-net), else 300 s.
+if [ -z "$TIMEOUT" ] && [ -n "$SCEN_PATH" ]; then
+    TIMEOUT="$(sed -n 's/^# testhost-timeout: \([0-9]*\)$/\1/p' "$SCEN_PATH" | head -n 1)"
+fi
+TIMEOUT="${TIMEOUT:-300}"
+case "$TIMEOUT" in ''|*[!0-9]*) die "--timeout wants seconds" ;; esac
 NAME_SUFFIX=""
 
 # Machine set-up (cached; quiet when done).  check.sh runs it once for all.
