@@ -25,8 +25,8 @@
 # little memory: a tmpfs takes the test host's memory); the veth cut
 # (ab down) during the copy, which both ends must notice (the source within
 # 150 s: TCP's keepalive and user timeout, 30 s, on the migration sockets).
-# Malformed and truncated streams are 75-migrate's.  About 8 min in the test
-# host with 3 cycles (each about a minute and a half under TCG).
+# Malformed and truncated streams are 75-migrate's.  About 7 min in the test
+# host with 3 cycles (410 s when all passed; a cycle 70-100 s under TCG).
 # testhost-timeout: 720
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib-toolstack.sh"
