@@ -22,17 +22,15 @@
 #           RAM is a memfd, i.e. shmem, for both), sampled at BOOTED
 # Prints medians, the ratio Domus/QEMU of the medians, and the spread of the
 # per-pair ratios (min..max).  Targets are printed, not asserted.
+# (bench/lib-trace.sh comes first: now, median, setup_trace, arm_trace, first_entry.)
 : "${DOMUS_TMP:?}" "${DOMUS_GUEST_KERNEL:?}" "${DOMUS_GUEST_INITRD:?}"
 N=${BENCH_RUNS:-5}
 MEM=256
 DOMUS_RUN_DIR="$DOMUS_TMP/run" DOMUS_LOG_DIR="$DOMUS_TMP/log"
 export DOMUS_RUN_DIR DOMUS_LOG_DIR
-TR=/sys/kernel/tracing
 
-now() { cut -d' ' -f1 /proc/uptime; }
 # RSS not backed by shmem (guest RAM), in KiB.
 overhead_kib() { awk '/^RssAnon|^RssFile/ {s += $2} END {print s}' "/proc/$1/status"; }
-median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 # wait_for FILE PATTERN: polls every 25 ms, 60 s at most; prints the time.
 # (Every poll forks a grep; at 10 ms they took a share of the test host's CPU
@@ -44,25 +42,6 @@ wait_for() {
         usleep 25000; _i=$((_i + 1))
     done
     return 1
-}
-
-# The first guest entry after arm_trace, by any VM (one runs at a time).
-setup_trace() {
-    [ -d "$TR/events" ] || mount -t tracefs nodev "$TR" 2>/dev/null
-    [ -d "$TR/events/kvm/kvm_entry" ] || { echo "FAIL bench: no kvm:kvm_entry tracepoint in $TR"; exit 1; }
-    echo boot >"$TR/trace_clock"
-}
-arm_trace() {
-    echo 0 >"$TR/tracing_on"
-    echo 0 >"$TR/events/kvm/kvm_entry/enable"
-    echo '!traceoff:1' >"$TR/events/kvm/kvm_entry/trigger" 2>/dev/null
-    : >"$TR/trace"
-    echo 'traceoff:1' >"$TR/events/kvm/kvm_entry/trigger"
-    echo 1 >"$TR/events/kvm/kvm_entry/enable"
-    echo 1 >"$TR/tracing_on"
-}
-first_entry() {
-    awk '{for (i = 2; i <= NF; i++) if ($i == "kvm_entry:") {t = $(i - 1); sub(":", "", t); print t; exit}}' "$TR/trace"
 }
 
 # The minimal initramfs: busybox and an /init printing its times.

@@ -25,21 +25,20 @@
 #                      serial pipe), resent every 0.5 s, until PONG is there
 # Domus restores alternately eager and lazy (each after its own save).
 # Then lazy restore's first instruction at 256 MiB, 1 GiB and 2 GiB of
-# guest RAM (and eager's beside it), BENCH_RUNS each.  Prints medians, the
+# guest RAM (and eager's beside it), BENCH_RUNS each, the sizes taken in
+# turn within each run.  Prints medians, the
 # ratio of the medians and the spread of the per-pair ratios (min..max),
 # and the targets (save and eager restore <= 1.0x QEMU; lazy at 2 GiB <=
 # 1.2x lazy at 256 MiB), which are printed, not asserted.
+# (bench/lib-trace.sh comes first: now, median, setup_trace, arm_trace, first_entry.)
 : "${DOMUS_TMP:?}" "${DOMUS_GUEST_KERNEL:?}" "${DOMUS_GUEST_INITRD:?}"
 N=${BENCH_RUNS:-3}
 MEM=256
 DOMUS_RUN_DIR="$DOMUS_TMP/run" DOMUS_LOG_DIR="$DOMUS_TMP/log"
 export DOMUS_RUN_DIR DOMUS_LOG_DIR
-TR=/sys/kernel/tracing
 DISK="$DOMUS_TMP/disk.img"
 QDISK="$DOMUS_TMP/qdisk.img"
 
-now() { cut -d' ' -f1 /proc/uptime; }
-median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 count() { tr -d '\r' <"$1" 2>/dev/null | grep -c "$2"; }
 # wait_count FILE PATTERN N [SECONDS]: until FILE has N lines matching;
 # prints the time.  Polls every 25 ms (each poll forks: bounded by the clock).
@@ -53,23 +52,6 @@ wait_count() {
     done
 }
 
-setup_trace() {
-    [ -d "$TR/events" ] || mount -t tracefs nodev "$TR" 2>/dev/null
-    [ -d "$TR/events/kvm/kvm_entry" ] || { echo "FAIL bench: no kvm:kvm_entry tracepoint in $TR"; exit 1; }
-    echo boot >"$TR/trace_clock"
-}
-arm_trace() {
-    echo 0 >"$TR/tracing_on"
-    echo 0 >"$TR/events/kvm/kvm_entry/enable"
-    echo '!traceoff:1' >"$TR/events/kvm/kvm_entry/trigger" 2>/dev/null
-    : >"$TR/trace"
-    echo 'traceoff:1' >"$TR/events/kvm/kvm_entry/trigger"
-    echo 1 >"$TR/events/kvm/kvm_entry/enable"
-    echo 1 >"$TR/tracing_on"
-}
-first_entry() {
-    awk '{for (i = 2; i <= NF; i++) if ($i == "kvm_entry:") {t = $(i - 1); sub(":", "", t); print t; exit}}' "$TR/trace"
-}
 
 # ---- Domus ----
 
@@ -280,18 +262,25 @@ echo "PASS bench: save/restore at $MEM MiB: $N runs of each side measured"
 for s in domus-eager domus-lazy qemu; do cp "$DOMUS_TMP/res.$s" "$DOMUS_TMP/main.$s"; done
 
 # ---- lazy restore's first instruction as RAM grows ----
-for m in 256 1024 2048; do
-    : >"$DOMUS_TMP/res.domus-eager"
-    : >"$DOMUS_TMP/res.domus-lazy"
-    d_boot $m || exit 1
-    j=0
-    while [ $j -lt "$N" ]; do
-        d_round lazy && d_round eager || exit 1
-        j=$((j + 1))
+# Interleaved: each run boots and measures every size in turn (256, 1024,
+# 2048 MiB), so that the test host's drift falls on all sizes alike and the
+# per-run ratios compare samples taken minutes apart, not a quarter hour.
+for m in 256 1024 2048; do : >"$DOMUS_TMP/lazy.$m"; : >"$DOMUS_TMP/eager.$m"; done
+j=0
+while [ $j -lt "$N" ]; do
+    for m in 256 1024 2048; do
+        : >"$DOMUS_TMP/res.domus-eager"
+        : >"$DOMUS_TMP/res.domus-lazy"
+        d_boot $m || exit 1
+        if [ $((j % 2)) = 0 ]; then d_round lazy && d_round eager || exit 1
+        else d_round eager && d_round lazy || exit 1; fi
+        domus destroy bench >/dev/null 2>&1
+        cat "$DOMUS_TMP/res.domus-lazy" >>"$DOMUS_TMP/lazy.$m"
+        cat "$DOMUS_TMP/res.domus-eager" >>"$DOMUS_TMP/eager.$m"
     done
-    domus destroy bench >/dev/null 2>&1
-    cp "$DOMUS_TMP/res.domus-lazy" "$DOMUS_TMP/lazy.$m"
-    cp "$DOMUS_TMP/res.domus-eager" "$DOMUS_TMP/eager.$m"
+    j=$((j + 1))
+done
+for m in 256 1024 2048; do
     echo "ram $m MiB: first instruction after restore, median of $N: lazy $(col "lazy.$m" 3) s, eager $(col "eager.$m" 3) s; console: lazy $(col "lazy.$m" 4) s, eager $(col "eager.$m" 4) s; image $(col "lazy.$m" 2 | awk '{printf "%.1f", $1 / 1048576}') MiB"
 done
 for m in 1024 2048; do

@@ -39,6 +39,8 @@
 # DOMUS_TESTHOST_KEYHOLD=1|0  hold kvm.ko's static keys (kvm-keys-hold.c) or
 #              not; the default holds them on the 6.12 test host only.
 # DOMUS_TESTHOST_TCG=thread=single  both test-host CPUs on one QEMU thread.
+# DOMUS_TESTHOST_TOOLS="strace perf"  this machine's tools (with their
+#              libraries) in the test host's /usr/bin, to look into a run.
 #
 # --timeout SEC  the scenario's limit: by default its own "# testhost-timeout:
 #              SEC" line, else 300.
@@ -247,6 +249,11 @@ build_base() {
         "$ROOT"/tests/hostile/* "hostile=$(cat "$ROOT"/build/hostile/*.ko 2>/dev/null | sha256sum)"
         "xs=$(dpkg-query -W -f='${Version}' xenstore-utils 2>/dev/null || echo none)"
         "bb=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo none)")
+    local t
+    for t in ${DOMUS_TESTHOST_TOOLS:-}; do
+        command -v "$t" >/dev/null || die "DOMUS_TESTHOST_TOOLS: no $t on this machine"
+        inputs+=("$(command -v "$t")")
+    done
     [ "$WITH_QEMU" = 0 ] || inputs+=("$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || echo none)")
     hash="$(inputs_hash "${inputs[@]}")"
     BASE="$BUILDTH/base-$hash.cpio"
@@ -297,6 +304,7 @@ build_base() {
             done
         done
     fi
+    for t in ${DOMUS_TESTHOST_TOOLS:-}; do copy_with_libs "$r" "$(command -v "$t")" "/usr/bin/$t"; done
     cpio_from "$r" "$BASE"
     rm -rf "$r"
     # Older bases are of no use (but a concurrent run may still be reading one).
