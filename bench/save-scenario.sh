@@ -94,7 +94,12 @@ d_boot() { # d_boot MEM
     write_cfg "$1"
     domus create "$DOMUS_TMP/bench.cfg" >/dev/null 2>"$DOMUS_TMP/err" ||
         { echo "FAIL bench: domus create ($1 MiB): $(cat "$DOMUS_TMP/err")"; return 1; }
-    wait_count "$DLOG" 'shell on' 1 120 >/dev/null || { echo "FAIL bench: the Domus guest gives no shell"; return 1; }
+    wait_count "$DLOG" 'shell on' 1 180 >/dev/null || {
+        echo "FAIL bench: the Domus guest ($1 MiB) gives no shell in 180 s; its console's last lines:"
+        tail -n 8 "$DLOG" | sed 's/^/  /'
+        domus list 2>&1 | sed 's/^/  /'
+        return 1
+    }
     d_ping >/dev/null || { echo "FAIL bench: the Domus guest does not answer"; return 1; }
 }
 
