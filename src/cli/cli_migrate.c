@@ -47,13 +47,6 @@ static void dbg(const char *fmt, const char *arg)
     }
 }
 
-static uint64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int put_line(int fd, const char *s)
 {
     size_t len = strlen(s);
@@ -149,6 +142,56 @@ static json_object *migrate_req(const struct mig_args *a)
     return req;
 }
 
+/* The downtime's phases (docs/migration.md): from one instant to the next,
+ * the source's in the reply, the destination's in its "done" line. */
+static const struct phase {
+    const char *label, *from, *to;
+} phases[] = {
+    {"guest suspend", "suspend_req_ns", "suspended_ns"},
+    {"suspend seen", "suspended_ns", "paused_at_ns"},
+    {"final pages", "paused_at_ns", "pages_ns"},
+    {"state", "pages_ns", "end_ns"},
+    {"to receiver", "end_ns", "rcv_end"},
+    {"end verified", "rcv_end", "vm_end"},
+    {"state applied", "vm_end", "vm_applied"},
+    {"back ends", "vm_applied", "vm_devices"},
+    {"vCPUs", "vm_devices", "vm_vcpus"},
+    {"ready to domusd", "vm_vcpus", "dsd_ready"},
+    {"xenstore", "dsd_ready", "dsd_xs"},
+    {"restore answer", "dsd_xs", "rcv_reply"},
+    {"ready/go", "rcv_reply", "rcv_go"},
+    {"unpause", "rcv_go", "done"},
+};
+
+/* key's instant: a number in the reply, or "key=N" in the done line. */
+static uint64_t instant(json_object *r, const char *done, const char *key)
+{
+    size_t kl = strlen(key);
+
+    if (!strcmp(key, "done"))
+        return strtoull(done + 5, NULL, 10);
+    for (const char *p = done; (p = strstr(p, key)); p += kl)
+        if ((p == done || p[-1] == ' ') && p[kl] == '=')
+            return strtoull(p + kl + 1, NULL, 10);
+    return (uint64_t)cli_jnum(r, key);
+}
+
+/* --debug: "downtime phases: label ms, ..." (the first two are before
+ * the pause: the guest's own suspend). */
+static void print_phases(json_object *r, const char *done)
+{
+    printf("downtime phases (ms):");
+    for (size_t i = 0; i < ARRAY_SIZE(phases); i++) {
+        uint64_t a = instant(r, done, phases[i].from), b = instant(r, done, phases[i].to);
+        if (a && b)
+            printf("%s %s %.1f", i ? "," : "", phases[i].label,
+                   ((double)b - (double)a) / 1e6);
+        else
+            printf("%s %s ?", i ? "," : "", phases[i].label);
+    }
+    printf("\n");
+}
+
 static void summary(json_object *r, uint64_t t0, uint64_t done_ns)
 {
     long long paused = cli_jnum(r, "paused_at_ns");
@@ -163,7 +206,7 @@ static void summary(json_object *r, uint64_t t0, uint64_t done_ns)
         paused > 0 && done_ns > (uint64_t)paused
             ? (double)(done_ns - (uint64_t)paused) / 1e6
             : -1.0,
-        (double)(realtime_ns() - t0) / 1e9);
+        (double)(drealtime_ns() - t0) / 1e9);
 }
 
 /* The connection is up and the receiver said hello: domusd migrates. */
@@ -171,8 +214,8 @@ static int run_migration(const struct mig_args *a, int conn)
 {
     int fds[2] = {conn, STDERR_FILENO};
     json_object *reply = NULL;
-    char err[1024], line[512];
-    uint64_t t0 = realtime_ns(), done = 0;
+    char err[1024], line[1024];
+    uint64_t t0 = drealtime_ns(), done = 0;
     int rc;
 
     rc = cli_call_fds(migrate_req(a), fds, isatty(STDERR_FILENO) ? 2 : 1, &reply, err,
@@ -193,6 +236,8 @@ static int run_migration(const struct mig_args *a, int conn)
     if (!rc && !strncmp(line, "done ", 5))
         done = strtoull(line + 5, NULL, 10);
     summary(reply, t0, done);
+    if (debug && done)
+        print_phases(reply, line);
     json_object_put(reply);
     if (!done) {
         fprintf(stderr,
@@ -317,11 +362,12 @@ static int call(json_object *req, json_object **reply, char *err, size_t errlen)
 }
 
 /* The restored domain, paused: unpaused on "go", destroyed otherwise. */
-static int hand_over(int in, int out, const char *name, bool paused)
+static int hand_over(int in, int out, const char *name, bool paused, const char *times)
 {
     json_object *reply = NULL;
-    char line[64], err[1024], done[64];
+    char line[64], err[1024], done[1024];
     int rc = put_line(out, "ready\n") ?: ts_read_line_bytewise(in, line, sizeof(line), GO_TIMEOUT_MS);
+    uint64_t go = drealtime_ns();
 
     dbg("<- %s", rc ? strerror(-rc) : line);
     if (!rc && strcmp(line, "go"))
@@ -330,7 +376,8 @@ static int hand_over(int in, int out, const char *name, bool paused)
         rc = call(cli_dom_req("unpause", name), &reply, err, sizeof(err));
     json_object_put(reply);
     if (!rc) {
-        snprintf(done, sizeof(done), "done %llu\n", (unsigned long long)realtime_ns());
+        snprintf(done, sizeof(done), "done %llu%s rcv_go=%llu\n",
+                 (unsigned long long)drealtime_ns(), times, (unsigned long long)go);
         put_line(out, done);
         fprintf(stderr, "migrate-receive: domain %s runs here\n", name);
         return 0;
@@ -397,8 +444,8 @@ static int feed(int in, int hfd, int p, uint64_t *at, char *err, size_t errlen)
 
 /* domusd's answer to the restore: 0 with the domain's name, or its error
  * (which explains a feed that failed to pass the stream on: -EIO). */
-static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *err,
-                         size_t errlen)
+static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *times,
+                         size_t tlen, char *err, size_t errlen)
 {
     json_object *reply = NULL;
     char rerr[1024];
@@ -408,8 +455,12 @@ static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *e
         dfmt(rerr, sizeof(rerr), "%s", cli_jstr(reply, "error"));
         rc = -EREMOTEIO;
     }
-    if (!rc)
+    if (!rc) {
+        size_t n = strlen(times);
         snprintf(name, nlen, "%s", cli_jstr(reply, "name"));
+        snprintf(times + n, tlen - n, " %s rcv_reply=%llu", cli_jstr(reply, "timings"),
+                 (unsigned long long)drealtime_ns());
+    }
     json_object_put(reply);
     if (rc && (!feed_rc || feed_rc == -EIO)) /* why the pipe was closed */
         dfmt(err, errlen, "%s", rerr);
@@ -427,7 +478,7 @@ static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *e
  * rounds; the domain exists, paused, once the end record is read. */
 static int receive(int in, int out, bool paused)
 {
-    char err[1024] = "", msg[1100], name[128], *config = NULL;
+    char err[1024] = "", msg[1100], name[128], times[700], *config = NULL;
     int hfd = memfd_create("migrate-header", MFD_CLOEXEC), p[2] = {-1, -1}, conn = -1, rc;
     uint64_t at = 0;
 
@@ -442,11 +493,13 @@ static int receive(int in, int out, bool paused)
         close(p[0]);
     if (!rc)
         rc = feed(in, hfd, p[1], &at, err, sizeof(err));
+    snprintf(times, sizeof(times), " rcv_end=%llu", (unsigned long long)drealtime_ns());
     dbg("stream received: %s", rc ? err : "whole");
     if (p[1] >= 0)
         close(p[1]); /* domus-vm sees the end (a cut stream: truncated) */
     if (conn >= 0)
-        rc = restore_reply(conn, rc, name, sizeof(name), err, sizeof(err));
+        rc = restore_reply(conn, rc, name, sizeof(name), times, sizeof(times), err,
+                           sizeof(err));
     if (hfd >= 0)
         close(hfd);
     free(config);
@@ -456,7 +509,7 @@ static int receive(int in, int out, bool paused)
         fprintf(stderr, "domus: error: %s\n", err[0] ? err : strerror(-rc));
         return 1;
     }
-    return hand_over(in, out, name, paused);
+    return hand_over(in, out, name, paused, times);
 }
 
 /* The connection on stdin/stdout moved to descriptors no child inherits

@@ -30,11 +30,20 @@ static int precopy(const struct dsd_dom *dom, const struct dsd_migrate_opts *o,
                    MIG_PRECOPY_TIMEOUT_MS, err, errlen);
 }
 
+/* An instant of the downtime's phases (docs/migration.md) for the CLI. */
+static void stamp(json_object *stats, const char *key)
+{
+    json_object_object_add(stats, key, json_object_new_int64((int64_t)drealtime_ns()));
+}
+
 static int finish(struct dsd *d, struct dsd_dom *dom, json_object *stats, char *err,
                   size_t errlen)
 {
     json_object *req;
-    int rc = dsd_xs_shutdown(d, dom, "suspend");
+    int rc;
+
+    stamp(stats, "suspend_req_ns");
+    rc = dsd_xs_shutdown(d, dom, "suspend");
 
     if (rc < 0) {
         dfmt(err, errlen, "xenstore: %s", strerror(-rc));
@@ -52,12 +61,14 @@ static int finish(struct dsd *d, struct dsd_dom *dom, json_object *stats, char *
 }
 
 /* The receiver's verdict; on anything but "ready" the held guest resumes. */
-static int handshake(struct dsd_dom *dom, int conn, char *err, size_t errlen)
+static int handshake(struct dsd_dom *dom, int conn, json_object *stats, char *err,
+                     size_t errlen)
 {
     char line[512], verr[160];
     int rc = ts_read_line_bytewise(conn, line, sizeof(line), MIG_READY_TIMEOUT_MS);
 
     if (!rc && !strcmp(line, "ready")) {
+        stamp(stats, "ready_ns");
         if (write(conn, "go\n", 3) == 3)
             return 0;
         rc = -errno;
@@ -105,7 +116,7 @@ int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opt
     if (rc)
         receiver_error(o->conn, err, errlen);
     else
-        rc = handshake(dom, o->conn, err, errlen);
+        rc = handshake(dom, o->conn, stats, err, errlen);
     if (!rc)
         dinfo("domain %u (%s): migrated away", dom->domid, dom->cfg.name);
     return rc;

@@ -250,6 +250,7 @@ static int restore_body(struct domain *d, struct simg_reader *r,
     if (!s->vcpus)
         goto out;
     rc = simg_read_all(r, handlers, ARRAY_SIZE(handlers), s);
+    r->end_ns = drealtime_ns();
     if (!rc)
         rc = check_complete(s, r->err, sizeof(r->err));
     if (!rc && ls) /* KVM may touch guest memory from here on */

@@ -70,11 +70,18 @@ landed() {
     check "mig $3: no domus-vm left on $1" on$1 vms 0
     runs_on "$2" "$3"
 }
-summary() { grep '^migration:' "$DOMUS_TMP/mig.out" | tail -n 1; }
+# The summary, and (--debug) the downtime's phases.
+summary() {
+    {
+        grep '^migration:' "$DOMUS_TMP/mig.out" | tail -n 1
+        grep '^downtime phases' "$DOMUS_TMP/mig.out" | tail -n 1 | sed 's/^/; /'
+    } | tr '\n' ' '
+}
 
 # A->B as xl does (-s: the "ssh" command), the guest's workload across it.
 to_b() {
-    if onA domus migrate -s env g "$B_HOST" >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err"; then
+    if onA domus migrate --debug -s env g "$B_HOST" >"$DOMUS_TMP/mig.out" \
+        2>"$DOMUS_TMP/err"; then
         pass "mig $1: domus migrate -s env g <B> ($(summary))"
     else
         fail "mig $1: domus migrate A->B: $(tr '\n' '|' <"$DOMUS_TMP/err")"
@@ -104,7 +111,7 @@ listen_on() {
 # B->A over TCP.
 to_a() {
     listen_on A 7075 || fail "mig $1: migrate-receive --listen on A"
-    if onB domus migrate --transport tcp:127.0.0.1:7075 g A >"$DOMUS_TMP/mig.out" \
+    if onB domus migrate --debug --transport tcp:127.0.0.1:7075 g A >"$DOMUS_TMP/mig.out" \
         2>"$DOMUS_TMP/err"; then
         pass "mig $1: domus migrate --transport tcp g A ($(summary))"
     else

@@ -52,6 +52,9 @@ struct dsd_dom {
     pid_t pid;           /* 0: no process */
     int ready_fd, err_fd, vmlog_fd;
     char errline[512]; /* last "error: ..." line of domus-vm */
+    /* A restore's instants ("key=ns ..."): domus-vm's with its "ready", then
+     * domusd's, given with the answer (migration's downtime phases). */
+    char timings[512];
     char errpart[512]; /* incomplete stderr line */
     size_t errpart_len;
     bool destroy_requested, timed_out;

@@ -153,6 +153,7 @@ struct simg_reader {
     bool index_only;
     bool skipped; /* index mode skipped page data: the crc is not known */
     uint64_t size; /* the fd's size (index mode), 0 until known */
+    uint64_t end_ns; /* CLOCK_REALTIME when vm_restore_body verified the end */
     char err[256];
 };
 
