@@ -4,6 +4,7 @@
 #include "domus/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,12 +279,37 @@ int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t
 
 /* ---- spooling a stream (live migration's receiver) ---- */
 
+/* splice(2) of up to n bytes when one side is a pipe (the receiver's
+ * stream into domus-vm's stdin: the pages are not copied through user
+ * space): the bytes moved, -EPIPE at the end, -EIO when out failed, or 1
+ * with nothing moved when splice cannot join these two. */
+static int splice_n(int fd, int out, uint64_t n, uint64_t *at)
+{
+    for (bool first = true; n; first = false) {
+        ssize_t r = splice(fd, NULL, out, NULL, n < (1u << 20) ? n : (1u << 20), 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && first && (errno == EINVAL || errno == ENOSYS))
+            return 1;
+        if (r < 0)
+            return errno == EPIPE ? -EIO : -errno;
+        if (r == 0)
+            return -EPIPE;
+        n -= (uint64_t)r;
+        *at += (uint64_t)r;
+    }
+    return 0;
+}
+
 /* Exactly n bytes from fd to out (and the count in *at); 0, or -EPIPE at
  * the end of the stream. */
 static int copy_n(int fd, int out, uint64_t n, uint64_t *at)
 {
     char buf[1 << 14];
+    int rc = n ? splice_n(fd, out, n, at) : 0;
 
+    if (rc <= 0)
+        return rc;
     while (n) {
         ssize_t r = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
         if (r < 0 && errno == EINTR)
