@@ -15,6 +15,7 @@
 #include "domus/saveimg.h"
 #include "domus/toolstack.h"
 #include "domus/util.h"
+#include "domus/vmctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -361,8 +362,33 @@ static int call(json_object *req, json_object **reply, char *err, size_t errlen)
     return rc;
 }
 
+/* "migrate-release" on the connection that restored the domain (held: its
+ * end before this destroys the domain), which it closes. */
+static int release(int held, const char *name, bool paused, char *err, size_t errlen)
+{
+    json_object *req = cli_dom_req("migrate-release", name), *reply = NULL;
+    int rc;
+
+    json_object_object_add(req, "unpause", json_object_new_boolean(!paused));
+    rc = vmctl_send(held, req, NULL, 0);
+    json_object_put(req);
+    if (rc) {
+        close(held);
+        dfmt(err, errlen, "talking to domusd: %s", strerror(-rc));
+        return -EREMOTEIO;
+    }
+    rc = cli_recv_reply(held, &reply, err, errlen);
+    if (!rc && !json_object_get_boolean(json_object_object_get(reply, "ok"))) {
+        dfmt(err, errlen, "%s", cli_jstr(reply, "error"));
+        rc = -EREMOTEIO;
+    }
+    json_object_put(reply);
+    return rc ? -EREMOTEIO : 0;
+}
+
 /* The restored domain, paused: unpaused on "go", destroyed otherwise. */
-static int hand_over(int in, int out, const char *name, bool paused, const char *times)
+static int hand_over(int in, int out, int held, const char *name, bool paused,
+                     const char *times)
 {
     json_object *reply = NULL;
     char line[64], err[1024], done[1024];
@@ -372,9 +398,10 @@ static int hand_over(int in, int out, const char *name, bool paused, const char 
     dbg("<- %s", rc ? strerror(-rc) : line);
     if (!rc && strcmp(line, "go"))
         rc = -EPROTO;
-    if (!rc && !paused)
-        rc = call(cli_dom_req("unpause", name), &reply, err, sizeof(err));
-    json_object_put(reply);
+    if (!rc)
+        rc = release(held, name, paused, err, sizeof(err));
+    else
+        close(held);
     if (!rc) {
         snprintf(done, sizeof(done), "done %llu%s rcv_go=%llu\n",
                  (unsigned long long)drealtime_ns(), times, (unsigned long long)go);
@@ -422,6 +449,7 @@ static int send_restore(int p, const char *config, int *conn, char *err, size_t 
     json_object_object_add(req, "fd", json_object_new_boolean(1));
     json_object_object_add(req, "config", json_object_new_string(config));
     json_object_object_add(req, "paused", json_object_new_boolean(1));
+    json_object_object_add(req, "hold", json_object_new_boolean(1));
     return cli_send_fds(req, &p, 1, conn, err, errlen);
 }
 
@@ -480,6 +508,8 @@ static int receive(int in, int out, bool paused)
 {
     char err[1024] = "", msg[1100], name[128], times[700], *config = NULL;
     int hfd = memfd_create("migrate-header", MFD_CLOEXEC), p[2] = {-1, -1}, conn = -1, rc;
+    int held = -1; /* the restore's connection, kept: domusd destroys the
+                    * domain if it ends before the release */
     uint64_t at = 0;
 
     rc = hfd < 0 ? -errno : simg_spool_header(in, hfd, &at, err, sizeof(err));
@@ -491,6 +521,8 @@ static int receive(int in, int out, bool paused)
         rc = send_restore(p[0], config, &conn, err, sizeof(err));
     if (p[0] >= 0)
         close(p[0]);
+    if (!rc && (held = fcntl(conn, F_DUPFD_CLOEXEC, 3)) < 0)
+        rc = -errno;
     if (!rc)
         rc = feed(in, hfd, p[1], &at, err, sizeof(err));
     snprintf(times, sizeof(times), " rcv_end=%llu", (unsigned long long)drealtime_ns());
@@ -507,9 +539,11 @@ static int receive(int in, int out, bool paused)
         dfmt(msg, sizeof(msg), "error: %s\n", err[0] ? err : strerror(-rc));
         put_line(out, msg);
         fprintf(stderr, "domus: error: %s\n", err[0] ? err : strerror(-rc));
+        if (held >= 0)
+            close(held);
         return 1;
     }
-    return hand_over(in, out, name, paused, times);
+    return hand_over(in, out, held, name, paused, times);
 }
 
 /* The connection on stdin/stdout moved to descriptors no child inherits

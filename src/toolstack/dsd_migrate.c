@@ -121,3 +121,16 @@ int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opt
         dinfo("domain %u (%s): migrated away", dom->domid, dom->cfg.name);
     return rc;
 }
+
+void dsd_migrate_client_gone(struct dsd *d, uint64_t client)
+{
+    for (struct dsd_dom *x = d->doms; x; x = x->next) {
+        if (!x->mig_holder || x->mig_holder != client)
+            continue;
+        x->mig_holder = 0;
+        dwarn("domain %u (%s): its migration receiver went away before the source said "
+              "go: destroyed",
+              x->domid, x->cfg.name);
+        dsd_kill_domain(d, x);
+    }
+}

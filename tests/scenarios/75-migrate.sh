@@ -216,6 +216,28 @@ else
 fi
 check "mig corrupted: refused as corrupted (checksum or framing)" grep -q 'checksum\|corrupted\|malformed' "$DOMUS_TMP/err"
 check "mig corrupted: nothing on B" onB nothing_on
+# A receiver killed between its "ready" and the source's "go" (a whole
+# stream, then a source that never answers): its domusd destroys the domain.
+rm -f "$DOMUS_TMP/recv.out"
+(
+    cat "$DOMUS_TMP/ck.img"
+    sleep 60
+) | env DOMUS_RUN_DIR="$B_RUN" DOMUS_LOG_DIR="$B_LOG" domus migrate-receive \
+    >"$DOMUS_TMP/recv.out" 2>"$DOMUS_TMP/err" &
+recv_pid=$!
+for _i in $(seq 600); do
+    grep -q '^ready' "$DOMUS_TMP/recv.out" 2>/dev/null && break
+    sleep 0.1
+done
+if grep -q '^ready' "$DOMUS_TMP/recv.out" 2>/dev/null; then
+    kill -9 "$recv_pid"
+    pass "mig killed after ready: the receiver said ready, then was killed"
+    check "mig killed after ready: B destroys the domain" onB wait_gone g 20
+    check "mig killed after ready: nothing on B" onB nothing_on
+else
+    fail "mig killed after ready: the receiver never said ready ($(tail -n 1 "$DOMUS_TMP/err"))"
+fi
+recv_pid=
 stays "bad streams"
 clean A
 

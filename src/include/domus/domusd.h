@@ -61,6 +61,9 @@ struct dsd_dom {
     bool xs_up;              /* its xenstore nodes exist and it was introduced */
     bool keep_sockets;       /* freed without unlinking its sockets (a live orphan's) */
     bool adopted;            /* its domus-vm was started by an earlier domusd */
+    /* The migration receiver's connection (client id) that restored it:
+     * its end before "migrate-release" destroys the domain (0: none). */
+    uint64_t mig_holder;
     int pidfd;               /* adopted: becomes readable when the process ends */
     char *cfg_text;          /* the xl.cfg text it was created from */
     char cfg_path[PATH_MAX]; /* and that file's name */
@@ -265,6 +268,11 @@ struct dsd_migrate_opts {
  * domusd meanwhile, as a save does. */
 int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opts *o,
                 json_object *stats, char *err, size_t errlen);
+
+/* The destination: a client connection closed.  A domain it restored for
+ * a migration and never released (the receiver died between "ready" and
+ * "go") is destroyed: the source's copy runs on. */
+void dsd_migrate_client_gone(struct dsd *d, uint64_t client);
 
 /* What the header of an image says: the xl.cfg path and text stored in it
  * (malloc'd), and the memory the domain had (MiB; 0 in an image that does
