@@ -233,6 +233,11 @@ static void create_domain(const struct req *r, const char *path, const char *tex
     }
     dom->waiter = r->client;
     dom->wkind = DW_CREATE;
+    /* A migration's domain: its nodes now, while the stream comes, not in
+     * the downtime (the guest sees them when it resumes, as before). */
+    if (rs && rs->hold && dsd_xs_domain_nodes(r->d, dom) < 0)
+        dwarn("domain %u: xenstore nodes before the stream's end: written at its end",
+              dom->domid);
 out:
     if (rc) /* a config that parsed may explain the failure with its warnings */
         dsd_reply_failure(r->d, r->client, err,

@@ -216,7 +216,7 @@ static void child_exited(struct dsd *d, struct dsd_dom *dom, int status)
     dom->deadline_ms = 0;
     if (dom->err_fd >= 0)
         dsd_vm_read_stderr(d, dom); /* the dead child's last words */
-    if (dom->xs_up)
+    if (dom->xs_up || dom->xs_nodes)
         dsd_xs_domain_down(d, dom);
     dom->xs_up = false;
     if (dom->state == DS_BUILDING) {

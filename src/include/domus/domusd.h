@@ -59,6 +59,7 @@ struct dsd_dom {
     size_t errpart_len;
     bool destroy_requested, timed_out;
     bool xs_up;              /* its xenstore nodes exist and it was introduced */
+    bool xs_nodes;           /* its nodes exist, written before it was ready */
     bool keep_sockets;       /* freed without unlinking its sockets (a live orphan's) */
     bool adopted;            /* its domus-vm was started by an earlier domusd */
     /* The migration receiver's connection (client id) that restored it:
@@ -209,8 +210,12 @@ void dsd_destroy_all(struct dsd *d);
  * failure an error (-errno); otherwise domains run without xenstore. */
 int dsd_xs_start(struct dsd *d);
 void dsd_xs_stop(struct dsd *d);
-/* Writes the domain's nodes and introduces it (its ring from domus-vm). */
+/* Writes the domain's nodes (unless dsd_xs_domain_nodes did) and
+ * introduces it (its ring from domus-vm). */
 int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom);
+/* Writes the domain's and its devices' nodes before it is ready (a
+ * migration's restore, while the stream comes): dom->xs_nodes. */
+int dsd_xs_domain_nodes(struct dsd *d, struct dsd_dom *dom);
 /* Releases the domain and removes its nodes. */
 void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom);
 /* Writes the domain's node rel (under /local/domain/N) = value, keeping its
