@@ -225,6 +225,7 @@ static int image_vm_init(struct vm *vm)
     }
     simg_reader_init_fd(&r, fd);
     r.index_only = vm->args.lazy;
+    r.pages_to = vm->args.lazy ? NULL : &d->mem;
     rc = vm_restore_header(&r, &config);
     if (!rc && vm->args.lazy)
         rc = lazy_body(vm, &r);

@@ -104,6 +104,8 @@ struct staged {
 static int st_pages(void *ctx, const struct simg_rec *rec, char *err, size_t errlen)
 {
     struct staged *s = ctx;
+    if (rec->loaded) /* read straight into guest memory */
+        return 0;
     if (s->lz)
         return vm_lazy_index(s->lz, rec, err, errlen);
     return simg_load_pages(&s->d->mem, rec->body, rec->len, err, errlen);

@@ -326,6 +326,70 @@ static int load_pages(void *ctx, const struct simg_rec *rec, char *err, size_t e
     return simg_load_pages(ctx, rec->body, rec->len, err, errlen);
 }
 
+/* A reader with pages_to: every page data record comes loaded already. */
+static int loaded_pages(void *ctx, const struct simg_rec *rec, char *err, size_t errlen)
+{
+    (void)ctx, (void)err, (void)errlen;
+    return rec->loaded ? 0 : -EINVAL;
+}
+
+/* The image in fd read again with pages_to = m: the reader's result. */
+static int read_into(int fd, struct gmem *m, char *err, size_t errlen)
+{
+    const struct simg_handler h[] = {{SIMG_REC_PAGE_DATA, loaded_pages}};
+    struct simg_reader r;
+    char *cfg = NULL;
+    int rc;
+
+    simg_reader_init_fd(&r, fd);
+    r.pages_to = m;
+    lseek(fd, 0, SEEK_SET);
+    rc = simg_read_header(&r, &cfg);
+    rc = rc ?: simg_read_all(&r, h, 1, NULL);
+    snprintf(err, errlen, "%s", r.err);
+    free(cfg);
+    simg_reader_free(&r);
+    return rc;
+}
+
+/* Page data read straight into guest memory: the same RAM as through the
+ * record's body; a pfn outside RAM and a stream cut inside the pages are
+ * refused, and a flipped byte fails the checksum. */
+static void test_pages_into(struct domain *a, int fd, size_t len)
+{
+    struct domain *c = new_domain(1);
+    uint8_t byte;
+    char err[256];
+    int cut = memfd_create("cut", 0);
+
+    CHECK("memory: read straight into guest memory, the same RAM and special pages",
+          read_into(fd, &c->mem, err, sizeof(err)) == 0 &&
+              !memcmp(a->mem.host, c->mem.host, a->mem.ram_size + GMEM_SPECIAL_PAGES * 4096));
+    pread(fd, &byte, 1, (off_t)len / 2);
+    byte ^= 0x40;
+    pwrite(fd, &byte, 1, (off_t)len / 2);
+    CHECK("memory: straight in, a flipped byte fails the checksum",
+          read_into(fd, &c->mem, err, sizeof(err)) == -EINVAL && strstr(err, "checksum"));
+    byte ^= 0x40;
+    pwrite(fd, &byte, 1, (off_t)len / 2);
+    struct image im = slurp(fd);
+    CHECK("memory: straight in, a stream cut inside a record's pages is truncated",
+          write(cut, im.p, len / 3) == (ssize_t)(len / 3) &&
+              read_into(cut, &c->mem, err, sizeof(err)) == -EINVAL &&
+              strstr(err, "truncated"));
+    uint64_t bad = (64ULL << 20) >> 12; /* the first record's first pfn: past RAM */
+    size_t first = 24 + ((strlen(config) + 7) & ~(size_t)7) + 8 + 8;
+    ftruncate(cut, 0);
+    memcpy(im.p + first, &bad, 8);
+    CHECK("memory: straight in, a pfn outside RAM refused",
+          pwrite(cut, im.p, im.len, 0) == (ssize_t)im.len &&
+              read_into(cut, &c->mem, err, sizeof(err)) == -EINVAL &&
+              strstr(err, "outside"));
+    free(im.p);
+    close(cut);
+    free_domain(c);
+}
+
 static void test_memory(void)
 {
     struct domain *a = new_domain(1), *b = new_domain(1);
@@ -361,6 +425,7 @@ static void test_memory(void)
     CHECK("memory: read back from the fd into a new domain", rc == 0);
     CHECK("memory: RAM and special pages equal",
           !memcmp(a->mem.host, b->mem.host, a->mem.ram_size + GMEM_SPECIAL_PAGES * 4096));
+    test_pages_into(a, fd, im.len);
     free(cfg);
     simg_reader_free(&r);
     close(fd);
@@ -487,7 +552,7 @@ static void test_vcpu_records(void)
           simg_vcpus_complete(ctx.v, 1, err, sizeof(err)) == -EINVAL &&
               strstr(err, "vcpu regs"));
     uint8_t body[16] = {2}; /* vCPU 2 of 2 */
-    struct simg_rec rec = {SIMG_REC_VCPU_TSC, sizeof(body), body, 0};
+    struct simg_rec rec = {SIMG_REC_VCPU_TSC, sizeof(body), body, 0, false};
     CHECK("vcpu: a record for a vCPU the domain lacks refused",
           simg_load_vcpu_record(ctx.v, 2, &rec, err, sizeof(err)) == -EINVAL);
     body[0] = 0;
