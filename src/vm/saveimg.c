@@ -142,13 +142,11 @@ static bool page_is_zero(const uint8_t *p)
     return memcmp(p, zero, DOMUS_PAGE_SIZE) == 0;
 }
 
-/* One batch: the pfns, then their pages copied into data, or (a frozen
- * writer's) where they are in guest memory. */
+/* One batch: the pfns, then their pages copied into data. */
 struct batch {
     uint32_t n;
     uint64_t pfn[SIMG_BATCH_PAGES];
     uint8_t *data;
-    const uint8_t *at[SIMG_BATCH_PAGES];
 };
 
 static struct batch *batch_new(void)
@@ -169,49 +167,6 @@ static void batch_free(struct batch *b)
     free(b);
 }
 
-/* n pages from where they are, in as few writev calls as the fd takes. */
-static int put_pages(struct simg_writer *w, const uint8_t *const *at, uint32_t n)
-{
-    struct iovec iov[SIMG_BATCH_PAGES];
-    uint32_t i = 0;
-
-    for (uint32_t k = 0; k < n; k++) {
-        w->crc = (uint32_t)crc32(w->crc, at[k], DOMUS_PAGE_SIZE);
-        iov[k] = (struct iovec){(void *)at[k], DOMUS_PAGE_SIZE};
-    }
-    while (i < n) {
-        ssize_t r = writev(w->fd, iov + i, (int)(n - i));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -EIO;
-        w->bytes += (uint64_t)r;
-        for (; i < n && (size_t)r >= iov[i].iov_len; i++)
-            r -= (ssize_t)iov[i].iov_len;
-        if (i < n) {
-            iov[i].iov_base = (uint8_t *)iov[i].iov_base + r;
-            iov[i].iov_len -= (size_t)r;
-        }
-    }
-    return 0;
-}
-
-/* A frozen writer's batch: the record's head, then the pages in place. */
-static int flush_direct(struct simg_writer *w, struct batch *b, const struct recbuf *head)
-{
-    size_t dlen = (size_t)b->n * DOMUS_PAGE_SIZE;
-    uint8_t hdr[8];
-    int rc;
-
-    for (int i = 0; i < 4; i++) {
-        hdr[i] = (uint8_t)(SIMG_REC_PAGE_DATA >> (8 * i));
-        hdr[4 + i] = (uint8_t)((head->len + dlen) >> (8 * i));
-    }
-    rc = put(w, hdr, sizeof(hdr));
-    rc = rc ?: put(w, head->data, head->len);
-    return rc ?: put_pages(w, b->at, b->n); /* whole pages: no padding */
-}
-
 static int flush_batch(struct simg_writer *w, struct batch *b)
 {
     if (!b->n)
@@ -223,9 +178,7 @@ static int flush_batch(struct simg_writer *w, struct batch *b)
     for (uint32_t i = 0; i < b->n; i++)
         rb_put_u64(&rb, b->pfn[i]);
     int rc = rb.err;
-    if (!rc && w->frozen)
-        rc = flush_direct(w, b, &rb);
-    else if (!rc)
+    if (!rc)
         rc = simg_write_record2(w, SIMG_REC_PAGE_DATA, rb.data, rb.len, b->data,
                                 (size_t)b->n * DOMUS_PAGE_SIZE);
     if (!rc)
@@ -315,10 +268,7 @@ int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t
             break;
         }
         b->pfn[b->n] = gpa >> DOMUS_PAGE_SHIFT;
-        if (w->frozen)
-            b->at[b->n] = src;
-        else
-            memcpy(b->data + (size_t)b->n * DOMUS_PAGE_SIZE, src, DOMUS_PAGE_SIZE);
+        memcpy(b->data + (size_t)b->n * DOMUS_PAGE_SIZE, src, DOMUS_PAGE_SIZE);
         if (++b->n == SIMG_BATCH_PAGES)
             rc = flush_batch(w, b);
     }

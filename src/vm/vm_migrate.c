@@ -253,7 +253,6 @@ static int final_round(struct vm *vm, struct vm_mig_result *res, char *err,
     }
     mark_fixed(m, d);
     progress(m, 0, count(m->bm, m->npages));
-    m->w.frozen = true; /* paused: the pages go from guest memory itself */
     if ((rc = send_round(m, d)))
         dfmt(err, errlen, "sending the last pages: %s", strerror(-rc));
     res->pages_ns = drealtime_ns();

@@ -11,7 +11,6 @@
 #include "domus/vmsave.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -857,57 +856,6 @@ static int spool_of(const uint8_t *in, size_t len, char *err, size_t errlen, siz
     return rc;
 }
 
-/* A socket's reader: everything until its end, into a memfd. */
-static void *drain(void *arg)
-{
-    int *fds = arg; /* the socket, the memfd */
-    char buf[3000];
-    ssize_t n;
-
-    while ((n = read(fds[0], buf, sizeof(buf))) > 0)
-        if (write(fds[1], buf, (size_t)n) != n)
-            break;
-    return NULL;
-}
-
-/* The dirty pages of a's RAM (700 of them: two records) through a copying
- * writer into a memfd and through a frozen one (writev from guest memory)
- * into a small socket buffer: the same bytes. */
-static void test_frozen_pages(void)
-{
-    struct domain *a = new_domain(1);
-    uint64_t npages = gmem_dirty_npages(&a->mem), *bm = calloc((npages + 63) / 64, 8);
-    int fd = memfd_create("copied", 0), out = memfd_create("frozen", 0), sv[2];
-    int fds[2], small = 4096, rc;
-    struct simg_writer w, f;
-    pthread_t t;
-
-    for (unsigned i = 0; i < 700; i++) {
-        uint64_t v = 0xfeed000000000000ULL | i, p = 5 * i + 3;
-        gmem_write(&a->mem, gmem_page_gpa(&a->mem, p) + (i % 500) * 8, &v, 8);
-        bm[p / 64] |= 1ULL << (p % 64);
-    }
-    simg_writer_init(&w, fd);
-    rc = simg_write_pages(&w, &a->mem, bm, npages);
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    fds[0] = sv[1], fds[1] = out;
-    pthread_create(&t, NULL, drain, fds);
-    simg_writer_init(&f, sv[0]);
-    f.frozen = true;
-    rc = rc ?: simg_write_pages(&f, &a->mem, bm, npages);
-    close(sv[0]);
-    pthread_join(t, NULL);
-    close(sv[1]);
-    struct image c = slurp(fd), z = slurp(out);
-    CHECK("frozen pages: written from guest memory, the same stream as copied",
-          rc == 0 && c.len == z.len && c.len > 700 * 4096 && !memcmp(c.p, z.p, c.len) &&
-              w.crc == f.crc && w.bytes == f.bytes);
-    free(c.p), free(z.p), free(bm);
-    close(fd), close(out);
-    free_domain(a);
-}
-
 /* simg_spool from a connection (a socket pair holding in[0, len), then
  * closed when close_after) into a pipe, as migrate-receive feeds domus-vm
  * (splice): its result; the pipe's bytes in out, what is left on the
@@ -1004,7 +952,6 @@ static void test_spool(void)
 int main(void)
 {
     test_spool();
-    test_frozen_pages();
     test_stream();
     test_unknown_records();
     test_bad_framing();

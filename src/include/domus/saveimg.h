@@ -64,9 +64,6 @@ struct simg_writer {
     uint64_t bytes;        /* written so far */
     uint64_t page_bytes;   /* of which page data (for a progress line) */
     uint64_t zero_skipped; /* pages not written because they were zero */
-    /* The guest is paused: simg_write_pages writes its pages from guest
-     * memory itself (writev), not from a copy taken for the checksum. */
-    bool frozen;
 };
 
 void simg_writer_init(struct simg_writer *w, int fd);
