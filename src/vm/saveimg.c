@@ -725,7 +725,8 @@ static int readv_pages(struct simg_reader *r, struct iovec *iov, uint32_t n)
 }
 
 /* A page data record read into r->pages_to: its pfns (all checked first)
- * into the body, then its pages where they go. */
+ * into the body, then its pages where they go.  A pfn twice in one record
+ * (no writer does that) may fail the checksum: one readv fills both. */
 static int read_pages_into(struct simg_reader *r, struct simg_rec *rec)
 {
     const char *what = "a page data record";
