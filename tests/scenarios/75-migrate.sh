@@ -154,20 +154,31 @@ stays() { # stays LABEL: g still runs on A, B holds nothing
     check "mig $1: nothing on B (no domain, no domus-vm, no file)" onB nothing_on
 }
 
-# The receiver killed mid-stream: once it has read 16 MiB of it (its
-# /proc/PID/io; B's domus-vm is restoring from it by then).
+# Bytes B's domus-vm has read (its /proc/PID/io): the stream it restores
+# from (the receiver splices it, which its own rchar does not count).
+b_vm_read() {
+    _d="$(onB domusd_pid)"
+    for _p in /proc/[0-9]*; do
+        [ "$(cat "$_p/comm" 2>/dev/null)" = domus-vm ] || continue
+        [ "$(awk '{ print $4 }' "$_p/stat" 2>/dev/null)" = "$_d" ] || continue
+        sed -n 's/^rchar: //p' "$_p/io" 2>/dev/null
+        return
+    done
+    echo 0
+}
+# The receiver killed mid-stream: once B's domus-vm has read 16 MiB of it.
 listen_on B 7076 || fail "mig kill: migrate-receive --listen on B"
 onA domus migrate --transport tcp:127.0.0.1:7076 g B >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err" &
 mig_pid=$!
 got=0
 for _i in $(seq 600); do
-    got="$(sed -n 's/^rchar: //p' "/proc/$recv_pid/io" 2>/dev/null)"
+    got="$(b_vm_read)"
     [ "${got:-0}" -gt 16777216 ] && break
     sleep 0.05
 done
 kill -9 "$recv_pid"
 recv_pid=
-check "mig kill: the receiver was killed mid-stream (after reading ${got:-0} bytes)" \
+check "mig kill: the receiver was killed mid-stream (B's domus-vm had read ${got:-0} bytes)" \
     [ "${got:-0}" -gt 16777216 ]
 if wait "$mig_pid"; then
     fail "mig kill: domus migrate succeeded with its receiver killed"
