@@ -232,7 +232,12 @@ static int run_migration(const struct mig_args *a, int conn)
         json_object_put(reply);
         return 1;
     }
-    rc = ts_read_line_bytewise(conn, line, sizeof(line), LINE_TIMEOUT_MS);
+    if (cli_jstr(reply, "done_line")[0]) { /* domusd read it, before its destroy */
+        snprintf(line, sizeof(line), "%s", cli_jstr(reply, "done_line"));
+        rc = 0;
+    } else {
+        rc = ts_read_line_bytewise(conn, line, sizeof(line), LINE_TIMEOUT_MS);
+    }
     dbg("<- %s", rc ? strerror(-rc) : line);
     if (!rc && !strncmp(line, "done ", 5))
         done = strtoull(line + 5, NULL, 10);

@@ -16,6 +16,7 @@
 
 #define MIG_PRECOPY_TIMEOUT_MS (3600 * 1000) /* rounds over a slow link */
 #define MIG_READY_TIMEOUT_MS 300000          /* the destination's restore */
+#define MIG_DONE_TIMEOUT_MS 60000            /* its unpause after "go" */
 
 static int precopy(const struct dsd_dom *dom, const struct dsd_migrate_opts *o,
                    const char *config, json_object *stats, char *err, size_t errlen)
@@ -60,6 +61,17 @@ static int finish(struct dsd *d, struct dsd_dom *dom, json_object *stats, char *
     return rc;
 }
 
+/* The receiver's answer to "go" ("done <ns> ..." once the domain runs
+ * there, or its error) for the CLI, read before this copy is destroyed:
+ * its teardown then does not compete with the destination's unpause. */
+static void after_go(int conn, json_object *stats)
+{
+    char line[1024];
+
+    if (!ts_read_line_bytewise(conn, line, sizeof(line), MIG_DONE_TIMEOUT_MS))
+        json_object_object_add(stats, "done_line", json_object_new_string(line));
+}
+
 /* The receiver's verdict; on anything but "ready" the held guest resumes. */
 static int handshake(struct dsd_dom *dom, int conn, json_object *stats, char *err,
                      size_t errlen)
@@ -69,8 +81,10 @@ static int handshake(struct dsd_dom *dom, int conn, json_object *stats, char *er
 
     if (!rc && !strcmp(line, "ready")) {
         stamp(stats, "ready_ns");
-        if (write(conn, "go\n", 3) == 3)
+        if (write(conn, "go\n", 3) == 3) {
+            after_go(conn, stats);
             return 0;
+        }
         rc = -errno;
         dfmt(err, errlen, "the receiver could not be told to go: %s", strerror(errno));
     } else if (!rc) {
