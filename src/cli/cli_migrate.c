@@ -15,6 +15,7 @@
 #include "domus/saveimg.h"
 #include "domus/toolstack.h"
 #include "domus/util.h"
+#include "domus/vmctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,13 +47,6 @@ static void dbg(const char *fmt, const char *arg)
         fprintf(stderr, fmt, arg);
         fputc('\n', stderr);
     }
-}
-
-static uint64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static int put_line(int fd, const char *s)
@@ -171,6 +165,56 @@ static json_object *migrate_req(const struct mig_args *a)
     return req;
 }
 
+/* The downtime's phases (docs/migration.md): from one instant to the next,
+ * the source's in the reply, the destination's in its "done" line. */
+static const struct phase {
+    const char *label, *from, *to;
+} phases[] = {
+    {"guest suspend", "suspend_req_ns", "suspended_ns"},
+    {"suspend seen", "suspended_ns", "paused_at_ns"},
+    {"final pages", "paused_at_ns", "pages_ns"},
+    {"state", "pages_ns", "end_ns"},
+    {"to receiver", "end_ns", "rcv_end"},
+    {"end verified", "rcv_end", "vm_end"},
+    {"state applied", "vm_end", "vm_applied"},
+    {"back ends", "vm_applied", "vm_devices"},
+    {"vCPUs", "vm_devices", "vm_vcpus"},
+    {"ready to domusd", "vm_vcpus", "dsd_ready"},
+    {"xenstore", "dsd_ready", "dsd_xs"},
+    {"restore answer", "dsd_xs", "rcv_reply"},
+    {"ready/go", "rcv_reply", "rcv_go"},
+    {"unpause", "rcv_go", "done"},
+};
+
+/* key's instant: a number in the reply, or "key=N" in the done line. */
+static uint64_t instant(json_object *r, const char *done, const char *key)
+{
+    size_t kl = strlen(key);
+
+    if (!strcmp(key, "done"))
+        return strtoull(done + 5, NULL, 10);
+    for (const char *p = done; (p = strstr(p, key)); p += kl)
+        if ((p == done || p[-1] == ' ') && p[kl] == '=')
+            return strtoull(p + kl + 1, NULL, 10);
+    return (uint64_t)cli_jnum(r, key);
+}
+
+/* --debug: "downtime phases: label ms, ..." (the first two are before
+ * the pause: the guest's own suspend). */
+static void print_phases(json_object *r, const char *done)
+{
+    printf("downtime phases (ms):");
+    for (size_t i = 0; i < ARRAY_SIZE(phases); i++) {
+        uint64_t a = instant(r, done, phases[i].from), b = instant(r, done, phases[i].to);
+        if (a && b)
+            printf("%s %s %.1f", i ? "," : "", phases[i].label,
+                   ((double)b - (double)a) / 1e6);
+        else
+            printf("%s %s ?", i ? "," : "", phases[i].label);
+    }
+    printf("\n");
+}
+
 static void summary(json_object *r, uint64_t t0, uint64_t done_ns)
 {
     long long paused = cli_jnum(r, "paused_at_ns");
@@ -185,7 +229,7 @@ static void summary(json_object *r, uint64_t t0, uint64_t done_ns)
         paused > 0 && done_ns > (uint64_t)paused
             ? (double)(done_ns - (uint64_t)paused) / 1e6
             : -1.0,
-        (double)(realtime_ns() - t0) / 1e9);
+        (double)(drealtime_ns() - t0) / 1e9);
 }
 
 /* The connection is up and the receiver said hello: domusd migrates. */
@@ -193,8 +237,8 @@ static int run_migration(const struct mig_args *a, int conn)
 {
     int fds[2] = {conn, STDERR_FILENO};
     json_object *reply = NULL;
-    char err[1024], line[512];
-    uint64_t t0 = realtime_ns(), done = 0;
+    char err[1024], line[1024];
+    uint64_t t0 = drealtime_ns(), done = 0;
     int rc;
 
     rc = cli_call_fds(migrate_req(a), fds, isatty(STDERR_FILENO) ? 2 : 1, &reply, err,
@@ -210,11 +254,18 @@ static int run_migration(const struct mig_args *a, int conn)
         json_object_put(reply);
         return 1;
     }
-    rc = ts_read_line_bytewise(conn, line, sizeof(line), LINE_TIMEOUT_MS);
+    if (cli_jstr(reply, "done_line")[0]) { /* domusd read it, before its destroy */
+        snprintf(line, sizeof(line), "%s", cli_jstr(reply, "done_line"));
+        rc = 0;
+    } else {
+        rc = ts_read_line_bytewise(conn, line, sizeof(line), LINE_TIMEOUT_MS);
+    }
     dbg("<- %s", rc ? strerror(-rc) : line);
     if (!rc && !strncmp(line, "done ", 5))
         done = strtoull(line + 5, NULL, 10);
     summary(reply, t0, done);
+    if (debug && done)
+        print_phases(reply, line);
     json_object_put(reply);
     if (!done) {
         fprintf(stderr,
@@ -340,21 +391,49 @@ static int call(json_object *req, json_object **reply, char *err, size_t errlen)
     return rc;
 }
 
+/* "migrate-release" on the connection that restored the domain (held: its
+ * end before this destroys the domain), which it closes. */
+static int release(int held, const char *name, bool paused, char *err, size_t errlen)
+{
+    json_object *req = cli_dom_req("migrate-release", name), *reply = NULL;
+    int rc;
+
+    json_object_object_add(req, "unpause", json_object_new_boolean(!paused));
+    rc = vmctl_send(held, req, NULL, 0);
+    json_object_put(req);
+    if (rc) {
+        close(held);
+        dfmt(err, errlen, "talking to domusd: %s", strerror(-rc));
+        return -EREMOTEIO;
+    }
+    rc = cli_recv_reply(held, &reply, err, errlen);
+    if (!rc && !json_object_get_boolean(json_object_object_get(reply, "ok"))) {
+        dfmt(err, errlen, "%s", cli_jstr(reply, "error"));
+        rc = -EREMOTEIO;
+    }
+    json_object_put(reply);
+    return rc ? -EREMOTEIO : 0;
+}
+
 /* The restored domain, paused: unpaused on "go", destroyed otherwise. */
-static int hand_over(int in, int out, const char *name, bool paused)
+static int hand_over(int in, int out, int held, const char *name, bool paused,
+                     const char *times)
 {
     json_object *reply = NULL;
-    char line[64], err[1024], done[64];
+    char line[64], err[1024], done[1024];
     int rc = put_line(out, "ready\n") ?: ts_read_line_bytewise(in, line, sizeof(line), GO_TIMEOUT_MS);
+    uint64_t go = drealtime_ns();
 
     dbg("<- %s", rc ? strerror(-rc) : line);
     if (!rc && strcmp(line, "go"))
         rc = -EPROTO;
-    if (!rc && !paused)
-        rc = call(cli_dom_req("unpause", name), &reply, err, sizeof(err));
-    json_object_put(reply);
+    if (!rc)
+        rc = release(held, name, paused, err, sizeof(err));
+    else
+        close(held);
     if (!rc) {
-        snprintf(done, sizeof(done), "done %llu\n", (unsigned long long)realtime_ns());
+        snprintf(done, sizeof(done), "done %llu%s rcv_go=%llu\n",
+                 (unsigned long long)drealtime_ns(), times, (unsigned long long)go);
         put_line(out, done);
         fprintf(stderr, "migrate-receive: domain %s runs here\n", name);
         return 0;
@@ -399,6 +478,7 @@ static int send_restore(int p, const char *config, int *conn, char *err, size_t 
     json_object_object_add(req, "fd", json_object_new_boolean(1));
     json_object_object_add(req, "config", json_object_new_string(config));
     json_object_object_add(req, "paused", json_object_new_boolean(1));
+    json_object_object_add(req, "hold", json_object_new_boolean(1));
     return cli_send_fds(req, &p, 1, conn, err, errlen);
 }
 
@@ -421,8 +501,8 @@ static int feed(int in, int hfd, int p, uint64_t *at, char *err, size_t errlen)
 
 /* domusd's answer to the restore: 0 with the domain's name, or its error
  * (which explains a feed that failed to pass the stream on: -EIO). */
-static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *err,
-                         size_t errlen)
+static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *times,
+                         size_t tlen, char *err, size_t errlen)
 {
     json_object *reply = NULL;
     char rerr[1024];
@@ -432,8 +512,12 @@ static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *e
         dfmt(rerr, sizeof(rerr), "%s", cli_jstr(reply, "error"));
         rc = -EREMOTEIO;
     }
-    if (!rc)
+    if (!rc) {
+        size_t n = strlen(times);
         snprintf(name, nlen, "%s", cli_jstr(reply, "name"));
+        snprintf(times + n, tlen - n, " %s rcv_reply=%llu", cli_jstr(reply, "timings"),
+                 (unsigned long long)drealtime_ns());
+    }
     json_object_put(reply);
     if (rc && (!feed_rc || feed_rc == -EIO)) /* why the pipe was closed */
         dfmt(err, errlen, "%s", rerr);
@@ -451,8 +535,10 @@ static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *e
  * rounds; the domain exists, paused, once the end record is read. */
 static int receive(int in, int out, bool paused)
 {
-    char err[1024] = "", msg[1100], name[128], *config = NULL;
+    char err[1024] = "", msg[1100], name[128], times[700], *config = NULL;
     int hfd = memfd_create("migrate-header", MFD_CLOEXEC), p[2] = {-1, -1}, conn = -1, rc;
+    int held = -1; /* the restore's connection, kept: domusd destroys the
+                    * domain if it ends before the release */
     uint64_t at = 0;
 
     rc = hfd < 0 ? -errno : simg_spool_header(in, hfd, &at, err, sizeof(err));
@@ -464,13 +550,17 @@ static int receive(int in, int out, bool paused)
         rc = send_restore(p[0], config, &conn, err, sizeof(err));
     if (p[0] >= 0)
         close(p[0]);
+    if (!rc && (held = fcntl(conn, F_DUPFD_CLOEXEC, 3)) < 0)
+        rc = -errno;
     if (!rc)
         rc = feed(in, hfd, p[1], &at, err, sizeof(err));
+    snprintf(times, sizeof(times), " rcv_end=%llu", (unsigned long long)drealtime_ns());
     dbg("stream received: %s", rc ? err : "whole");
     if (p[1] >= 0)
         close(p[1]); /* domus-vm sees the end (a cut stream: truncated) */
     if (conn >= 0)
-        rc = restore_reply(conn, rc, name, sizeof(name), err, sizeof(err));
+        rc = restore_reply(conn, rc, name, sizeof(name), times, sizeof(times), err,
+                           sizeof(err));
     if (hfd >= 0)
         close(hfd);
     free(config);
@@ -478,9 +568,11 @@ static int receive(int in, int out, bool paused)
         dfmt(msg, sizeof(msg), "error: %s\n", err[0] ? err : strerror(-rc));
         put_line(out, msg);
         fprintf(stderr, "domus: error: %s\n", err[0] ? err : strerror(-rc));
+        if (held >= 0)
+            close(held);
         return 1;
     }
-    return hand_over(in, out, name, paused);
+    return hand_over(in, out, held, name, paused, times);
 }
 
 /* The connection on stdin/stdout moved to descriptors no child inherits

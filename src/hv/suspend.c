@@ -27,6 +27,7 @@ int64_t hv_suspend(struct vcpu *v)
     if (!atomic_compare_exchange_strong(&d->suspended, &expected, true))
         return -EBUSY;
     atomic_store(&d->suspend_vcpu, v->id);
+    atomic_store(&d->suspended_at_ns, drealtime_ns());
     dinfo("dom%u: guest suspended (vcpu%u)", d->domid, v->id);
     if (d->ops && d->ops->suspend)
         d->ops->suspend(v);

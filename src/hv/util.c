@@ -40,6 +40,13 @@ uint64_t dnow_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+uint64_t drealtime_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 int64_t dnow_ms(void)
 {
     return (int64_t)(dnow_ns() / 1000000u);

@@ -171,6 +171,7 @@ struct restore {
     const char *image;
     int fd; /* > 0: the image came as this descriptor (image names it) */
     bool paused, lazy;
+    bool hold; /* a migration's: destroyed if the client goes before its release */
     uint64_t memory_mib, maxmem_mib;
 };
 
@@ -215,6 +216,7 @@ static void create_domain(const struct req *r, const char *path, const char *tex
         dom->restore_paused = rs->paused;
         dom->restore_fd = rs->fd;
         dom->restore_lazy = rs->lazy;
+        dom->mig_holder = rs->hold ? r->client : 0;
     }
     if (!rc && (rc = dsd_sched_prepare(r->d, dom, NULL, err, sizeof(err))) < 0)
         dsd_dom_free(r->d, dom);
@@ -231,6 +233,11 @@ static void create_domain(const struct req *r, const char *path, const char *tex
     }
     dom->waiter = r->client;
     dom->wkind = DW_CREATE;
+    /* A migration's domain: its nodes now, while the stream comes, not in
+     * the downtime (the guest sees them when it resumes, as before). */
+    if (rs && rs->hold && dsd_xs_domain_nodes(r->d, dom) < 0)
+        dwarn("domain %u: xenstore nodes before the stream's end: written at its end",
+              dom->domid);
 out:
     if (rc) /* a config that parsed may explain the failure with its warnings */
         dsd_reply_failure(r->d, r->client, err,
@@ -381,6 +388,7 @@ static void cmd_restore(const struct req *r)
             return;
         }
         rs.fd = r->d->req_fds[0];
+        rs.hold = req_bool(r, "hold");
         snprintf(path, sizeof(path), "/proc/self/fd/%d", rs.fd);
         rs.image = path;
     } else if (!(rs.image = req_path(r, path, sizeof(path))))
@@ -644,6 +652,21 @@ static void cmd_unpause(const struct req *r)
     control_cmd(r, vmctl_req("unpause"));
 }
 
+/* {"dom","unpause"}: a migration's receiver was told "go": the domain it
+ * restored is no longer destroyed when it goes, and runs unless -p. */
+static void cmd_migrate_release(const struct req *r)
+{
+    struct dsd_dom *dom = req_dom(r);
+
+    if (!dom)
+        return;
+    dom->mig_holder = 0;
+    if (req_bool(r, "unpause"))
+        control_cmd(r, vmctl_req("unpause"));
+    else
+        dsd_reply(r->d, r->client, dsd_ok());
+}
+
 static void cmd_console_path(const struct req *r)
 {
     struct dsd_dom *dom = req_dom(r);
@@ -755,6 +778,7 @@ static const struct {
     {"reboot", cmd_reboot},
     {"pause", cmd_pause},
     {"unpause", cmd_unpause},
+    {"migrate-release", cmd_migrate_release},
     {"console-path", cmd_console_path},
     {"domid", cmd_domid},
     {"ping", cmd_ping},

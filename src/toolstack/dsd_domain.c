@@ -88,7 +88,7 @@ void dsd_dom_free(struct dsd *d, struct dsd_dom *dom)
     }
     dsd_vm_close_pipes(d, dom);
     dsd_unwatch_close(d, &dom->pidfd);
-    if (dom->xs_up)
+    if (dom->xs_up || dom->xs_nodes)
         dsd_xs_domain_down(d, dom);
     dsd_persist_remove(dom);
     free(dom->cfg_text);

@@ -54,6 +54,8 @@ static void reply_waiter_ok(struct dsd *d, struct dsd_dom *dom)
     json_object_object_add(o, "domid", json_object_new_int((int)dom->domid));
     json_object_object_add(o, "name", json_object_new_string(dom->cfg.name));
     json_object_object_add(o, "warnings", create_warnings(d, dom));
+    if (dom->timings[0])
+        json_object_object_add(o, "timings", json_object_new_string(dom->timings));
     dsd_reply(d, dom->waiter, o);
     dom->waiter = 0;
     dom->wkind = DW_NONE;
@@ -83,6 +85,11 @@ void dsd_became_ready(struct dsd *d, struct dsd_dom *dom)
     dinfo("domain %u (%s): running", dom->domid, dom->cfg.name);
     dsd_sched_apply_affinity(dom);
     dom->xs_up = d->xs.enabled && dsd_xs_domain_up(d, dom) == 0;
+    if (dom->timings[0]) {
+        size_t n = strlen(dom->timings);
+        snprintf(dom->timings + n, sizeof(dom->timings) - n, " dsd_xs=%llu",
+                 (unsigned long long)drealtime_ns());
+    }
     if (dom->restore_path[0])
         restored(dom);
     if (dom->wkind == DW_CREATE)
@@ -209,7 +216,7 @@ static void child_exited(struct dsd *d, struct dsd_dom *dom, int status)
     dom->deadline_ms = 0;
     if (dom->err_fd >= 0)
         dsd_vm_read_stderr(d, dom); /* the dead child's last words */
-    if (dom->xs_up)
+    if (dom->xs_up || dom->xs_nodes)
         dsd_xs_domain_down(d, dom);
     dom->xs_up = false;
     if (dom->state == DS_BUILDING) {

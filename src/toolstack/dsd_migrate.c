@@ -16,6 +16,7 @@
 
 #define MIG_PRECOPY_TIMEOUT_MS (3600 * 1000) /* rounds over a slow link */
 #define MIG_READY_TIMEOUT_MS 300000          /* the destination's restore */
+#define MIG_DONE_TIMEOUT_MS 60000            /* its unpause after "go" */
 
 static int precopy(const struct dsd_dom *dom, const struct dsd_migrate_opts *o,
                    const char *config, json_object *stats, char *err, size_t errlen)
@@ -30,11 +31,20 @@ static int precopy(const struct dsd_dom *dom, const struct dsd_migrate_opts *o,
                    MIG_PRECOPY_TIMEOUT_MS, err, errlen);
 }
 
+/* An instant of the downtime's phases (docs/migration.md) for the CLI. */
+static void stamp(json_object *stats, const char *key)
+{
+    json_object_object_add(stats, key, json_object_new_int64((int64_t)drealtime_ns()));
+}
+
 static int finish(struct dsd *d, struct dsd_dom *dom, json_object *stats, char *err,
                   size_t errlen)
 {
     json_object *req;
-    int rc = dsd_xs_shutdown(d, dom, "suspend");
+    int rc;
+
+    stamp(stats, "suspend_req_ns");
+    rc = dsd_xs_shutdown(d, dom, "suspend");
 
     if (rc < 0) {
         dfmt(err, errlen, "xenstore: %s", strerror(-rc));
@@ -51,15 +61,30 @@ static int finish(struct dsd *d, struct dsd_dom *dom, json_object *stats, char *
     return rc;
 }
 
+/* The receiver's answer to "go" ("done <ns> ..." once the domain runs
+ * there, or its error) for the CLI, read before this copy is destroyed:
+ * its teardown then does not compete with the destination's unpause. */
+static void after_go(int conn, json_object *stats)
+{
+    char line[1024];
+
+    if (!ts_read_line_bytewise(conn, line, sizeof(line), MIG_DONE_TIMEOUT_MS))
+        json_object_object_add(stats, "done_line", json_object_new_string(line));
+}
+
 /* The receiver's verdict; on anything but "ready" the held guest resumes. */
-static int handshake(struct dsd_dom *dom, int conn, char *err, size_t errlen)
+static int handshake(struct dsd_dom *dom, int conn, json_object *stats, char *err,
+                     size_t errlen)
 {
     char line[512], verr[160];
     int rc = ts_read_line_bytewise(conn, line, sizeof(line), MIG_READY_TIMEOUT_MS);
 
     if (!rc && !strcmp(line, "ready")) {
-        if (write(conn, "go\n", 3) == 3)
+        stamp(stats, "ready_ns");
+        if (write(conn, "go\n", 3) == 3) {
+            after_go(conn, stats);
             return 0;
+        }
         rc = -errno;
         dfmt(err, errlen, "the receiver could not be told to go: %s", strerror(errno));
     } else if (!rc) {
@@ -105,8 +130,21 @@ int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opt
     if (rc)
         receiver_error(o->conn, err, errlen);
     else
-        rc = handshake(dom, o->conn, err, errlen);
+        rc = handshake(dom, o->conn, stats, err, errlen);
     if (!rc)
         dinfo("domain %u (%s): migrated away", dom->domid, dom->cfg.name);
     return rc;
+}
+
+void dsd_migrate_client_gone(struct dsd *d, uint64_t client)
+{
+    for (struct dsd_dom *x = d->doms; x; x = x->next) {
+        if (!x->mig_holder || x->mig_holder != client)
+            continue;
+        x->mig_holder = 0;
+        dwarn("domain %u (%s): its migration receiver went away before the source said "
+              "go: destroyed",
+              x->domid, x->cfg.name);
+        dsd_kill_domain(d, x);
+    }
 }

@@ -216,6 +216,7 @@ static bool accept_client(struct dsd *d)
 
 static void free_client(struct dsd *d, struct dsd_client *c)
 {
+    dsd_migrate_client_gone(d, c->id);
     for (struct dsd_client **pp = &d->clients; *pp; pp = &(*pp)->next) {
         if (*pp == c) {
             *pp = c->next;

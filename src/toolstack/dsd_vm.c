@@ -206,15 +206,31 @@ void dsd_vm_close_pipes(struct dsd *d, struct dsd_dom *dom)
     close_fd(&dom->vmlog_fd);
 }
 
+/* The "key=ns" words after "ready" (digits, letters, '_', '='), and when
+ * domusd read them. */
+static void keep_timings(struct dsd_dom *dom, const char *s)
+{
+    size_t n = 0;
+
+    for (; *s && n + 1 < sizeof(dom->timings) - 40; s++)
+        if (*s == ' ' || *s == '=' || *s == '_' || (*s >= '0' && *s <= '9') ||
+            (*s >= 'a' && *s <= 'z'))
+            dom->timings[n++] = *s;
+    snprintf(dom->timings + n, sizeof(dom->timings) - n, " dsd_ready=%llu",
+             (unsigned long long)drealtime_ns());
+}
+
 void dsd_vm_read_ready(struct dsd *d, struct dsd_dom *dom)
 {
-    char buf[64];
+    char buf[256];
     ssize_t n = read(dom->ready_fd, buf, sizeof(buf) - 1);
 
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n > 0) {
         buf[n] = '\0';
+        if (!strncmp(buf, "ready ", 6))
+            keep_timings(dom, buf + 5);
         if (strstr(buf, "ready") && dom->state == DS_BUILDING)
             dsd_became_ready(d, dom);
     }

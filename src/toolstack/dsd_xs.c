@@ -273,6 +273,40 @@ static int ring_of(const struct dsd_dom *dom, uint64_t *gfn, unsigned *port)
     return rc;
 }
 
+/* The domain's and its devices' nodes; none of them when one fails. */
+static int write_nodes(struct xs_batch *b, const struct dsd_dom *dom)
+{
+    int rc;
+
+    write_domain_nodes(b, dom);
+    rc = b->rc;
+    for (const struct dsd_dev_kind *const *k = dsd_dev_kinds; !rc && *k; k++)
+        rc = (*k)->nodes(&b->c, dom->domid, &dom->cfg);
+    return rc;
+}
+
+static void rm_nodes(struct xs_batch *b, const struct dsd_dom *dom)
+{
+    xsc_rm(&b->c, b->base);
+    rm_vm_nodes(b, dom);
+    for (const struct dsd_dev_kind *const *k = dsd_dev_kinds; *k; k++)
+        (*k)->nodes_rm(&b->c, dom->domid);
+}
+
+int dsd_xs_domain_nodes(struct dsd *d, struct dsd_dom *dom)
+{
+    struct xs_batch b;
+    int rc;
+
+    if (!d->xs.enabled || dom->xs_nodes)
+        return 0;
+    if ((rc = batch_open(d, dom, &b)) == 0 && (rc = write_nodes(&b, dom)))
+        rm_nodes(&b, dom); /* nothing half-made stays behind */
+    xsc_close(&b.c);
+    dom->xs_nodes = !rc;
+    return rc;
+}
+
 int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom)
 {
     struct xs_batch b;
@@ -289,19 +323,14 @@ int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom)
         dwarn("domain %u: xenstore: %s", dom->domid, strerror(-rc));
         return rc;
     }
-    write_domain_nodes(&b, dom);
-    rc = b.rc;
-    for (const struct dsd_dev_kind *const *k = dsd_dev_kinds; !rc && *k; k++)
-        rc = (*k)->nodes(&b.c, dom->domid, &dom->cfg);
+    rc = dom->xs_nodes ? 0 : write_nodes(&b, dom);
     if (!rc)
         rc = xsc_introduce(&b.c, dom->domid, gfn, port);
     if (rc) {
         dwarn("domain %u: xenstore introduce: %s", dom->domid, strerror(-rc));
-        xsc_rm(&b.c, b.base); /* nothing half-made stays behind */
-        rm_vm_nodes(&b, dom);
-        for (const struct dsd_dev_kind *const *k = dsd_dev_kinds; *k; k++)
-            (*k)->nodes_rm(&b.c, dom->domid);
+        rm_nodes(&b, dom); /* nothing half-made stays behind */
     }
+    dom->xs_nodes = false;
     xsc_close(&b.c);
     return rc;
 }
@@ -310,13 +339,11 @@ void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom)
 {
     struct xs_batch b;
 
+    dom->xs_nodes = false;
     if (!d->xs.enabled || batch_open(d, dom, &b) < 0)
         return;
     xsc_release(&b.c, dom->domid); /* -ENOENT when never introduced: fine */
-    xsc_rm(&b.c, b.base);
-    rm_vm_nodes(&b, dom);
-    for (const struct dsd_dev_kind *const *k = dsd_dev_kinds; *k; k++)
-        (*k)->nodes_rm(&b.c, dom->domid);
+    rm_nodes(&b, dom);
     xsc_close(&b.c);
 }
 

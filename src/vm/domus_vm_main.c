@@ -9,11 +9,24 @@
 
 static struct vm vm; /* large: the domain and its device table */
 
+/* "ready", and a restore's instants for migration's downtime phases. */
 static void signal_ready(int fd)
 {
+    char line[200];
+    int n;
+
     if (fd < 0)
         return;
-    if (write(fd, "ready\n", 6) != 6)
+    n = snprintf(line, sizeof(line), "ready");
+    if (vm.args.restore)
+        n += snprintf(line + n, sizeof(line) - (size_t)n,
+                      " vm_end=%llu vm_applied=%llu vm_devices=%llu vm_vcpus=%llu "
+                      "vm_ready=%llu",
+                      (unsigned long long)vm.t_end, (unsigned long long)vm.t_applied,
+                      (unsigned long long)vm.t_devices, (unsigned long long)vm.t_vcpus,
+                      (unsigned long long)drealtime_ns());
+    line[n++] = '\n';
+    if (write(fd, line, (size_t)n) != n)
         dwarn("ready fd: %s", strerror(errno));
     close(fd);
 }

@@ -4,10 +4,12 @@
 #include "domus/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -278,12 +280,37 @@ int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t
 
 /* ---- spooling a stream (live migration's receiver) ---- */
 
+/* splice(2) of up to n bytes when one side is a pipe (the receiver's
+ * stream into domus-vm's stdin: the pages are not copied through user
+ * space): the bytes moved, -EPIPE at the end, -EIO when out failed, or 1
+ * with nothing moved when splice cannot join these two. */
+static int splice_n(int fd, int out, uint64_t n, uint64_t *at)
+{
+    for (bool first = true; n; first = false) {
+        ssize_t r = splice(fd, NULL, out, NULL, n < (1u << 20) ? n : (1u << 20), 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && first && (errno == EINVAL || errno == ENOSYS))
+            return 1;
+        if (r < 0)
+            return errno == EPIPE ? -EIO : -errno;
+        if (r == 0)
+            return -EPIPE;
+        n -= (uint64_t)r;
+        *at += (uint64_t)r;
+    }
+    return 0;
+}
+
 /* Exactly n bytes from fd to out (and the count in *at); 0, or -EPIPE at
  * the end of the stream. */
 static int copy_n(int fd, int out, uint64_t n, uint64_t *at)
 {
     char buf[1 << 14];
+    int rc = n ? splice_n(fd, out, n, at) : 0;
 
+    if (rc <= 0)
+        return rc;
     while (n) {
         ssize_t r = read(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
         if (r < 0 && errno == EINTR)
@@ -603,6 +630,8 @@ static int read_page_index(struct simg_reader *r, struct simg_rec *rec)
     return rc ? rc : 1;
 }
 
+static int read_pages_into(struct simg_reader *r, struct simg_rec *rec);
+
 int simg_read_record(struct simg_reader *r, struct simg_rec *rec)
 {
     uint8_t h[8];
@@ -615,6 +644,7 @@ int simg_read_record(struct simg_reader *r, struct simg_rec *rec)
     rec->type = rd_u32(&rd);
     rec->len = rd_u32(&rd);
     rec->data_off = 0;
+    rec->loaded = false;
     if (rec->type == SIMG_REC_END)
         return read_end(r, rec->len, r->crc) ?: 0;
     if (rec->len > SIMG_MAX_BODY) {
@@ -625,6 +655,8 @@ int simg_read_record(struct simg_reader *r, struct simg_rec *rec)
     }
     if (r->index_only && rec->type == SIMG_REC_PAGE_DATA)
         return read_page_index(r, rec);
+    if (r->pages_to && r->fd >= 0 && rec->type == SIMG_REC_PAGE_DATA)
+        return read_pages_into(r, rec);
     const char *name = simg_rec_name(rec->type);
     char what[64];
     dfmt(what, sizeof(what), "a %s record", name ? name : "record");
@@ -655,6 +687,74 @@ static uint8_t *page_dst(const struct gmem *m, const uint8_t *pfns, uint32_t i, 
         return NULL;
     }
     return dst;
+}
+
+/* n pages from the fd straight to where iov says, into the checksum. */
+static int readv_pages(struct simg_reader *r, struct iovec *iov, uint32_t n)
+{
+    uint32_t i = 0;
+
+    for (uint32_t k = 0; k < n; k++)
+        iov[k].iov_len = DOMUS_PAGE_SIZE;
+    while (i < n) {
+        ssize_t got = readv(r->fd, iov + i, (int)(n - i));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            dfmt(r->err, sizeof(r->err), "reading the image: %s", strerror(errno));
+            return -errno;
+        }
+        if (got == 0) {
+            dfmt(r->err, sizeof(r->err),
+                 "truncated image: it ends at byte %llu inside a page data record",
+                 (unsigned long long)r->off);
+            return -EINVAL;
+        }
+        r->off += (uint64_t)got;
+        for (; i < n && (size_t)got >= iov[i].iov_len; i++) {
+            got -= (ssize_t)iov[i].iov_len;
+            uint8_t *page = (uint8_t *)iov[i].iov_base + iov[i].iov_len - DOMUS_PAGE_SIZE;
+            r->crc = (uint32_t)crc32(r->crc, page, DOMUS_PAGE_SIZE);
+        }
+        if (i < n) {
+            iov[i].iov_base = (uint8_t *)iov[i].iov_base + got;
+            iov[i].iov_len -= (size_t)got;
+        }
+    }
+    return 0;
+}
+
+/* A page data record read into r->pages_to: its pfns (all checked first)
+ * into the body, then its pages where they go.  A pfn twice in one record
+ * (no writer does that) may fail the checksum: one readv fills both. */
+static int read_pages_into(struct simg_reader *r, struct simg_rec *rec)
+{
+    const char *what = "a page data record";
+    struct iovec iov[SIMG_BATCH_PAGES];
+    uint8_t h[8];
+    int rc = get(r, h, sizeof(h), what);
+    uint32_t n = rc ? 0 : le32(h);
+
+    if (rc)
+        return rc;
+    if (le32(h + 4) || n == 0 || n > SIMG_BATCH_PAGES ||
+        rec->len != 8 + (size_t)n * (8 + DOMUS_PAGE_SIZE)) {
+        dfmt(r->err, sizeof(r->err),
+             "corrupted image: a page data record of %u bytes for %u pages", rec->len, n);
+        return -EINVAL;
+    }
+    if (grow_body(r, 8 + (size_t)n * 8) < 0)
+        return -ENOMEM;
+    memcpy(r->body, h, 8);
+    if ((rc = get(r, r->body + 8, (size_t)n * 8, what)))
+        return rc;
+    for (uint32_t i = 0; i < n; i++)
+        if (!(iov[i].iov_base = page_dst(r->pages_to, r->body + 8, i, r->err,
+                                         sizeof(r->err))))
+            return -EINVAL;
+    rec->body = r->body;
+    rec->loaded = true;
+    return readv_pages(r, iov, n) ?: 1; /* whole pages: no padding */
 }
 
 /* A page data body's count, checked against its length (the full record's

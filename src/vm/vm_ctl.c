@@ -240,6 +240,9 @@ static void add_mig(json_object *o, const struct vm_mig_result *m)
     add_u64(o, "mib_s", m->mib_s);
     add_u64(o, "paused_at_ns", m->paused_at_ns);
     add_u64(o, "final_ms", m->final_ms);
+    add_u64(o, "suspended_ns", m->suspended_ns);
+    add_u64(o, "pages_ns", m->pages_ns);
+    add_u64(o, "end_ns", m->end_ns);
 }
 
 /* The stream's fd (and a terminal's for progress) came with the request. */

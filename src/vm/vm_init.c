@@ -225,6 +225,7 @@ static int image_vm_init(struct vm *vm)
     }
     simg_reader_init_fd(&r, fd);
     r.index_only = vm->args.lazy;
+    r.pages_to = vm->args.lazy ? NULL : &d->mem;
     rc = vm_restore_header(&r, &config);
     if (!rc && vm->args.lazy)
         rc = lazy_body(vm, &r);
@@ -236,6 +237,8 @@ static int image_vm_init(struct vm *vm)
              r.err[0] ? r.err : strerror(-rc));
         kvm_domain_destroy(d);
     } else {
+        vm->t_end = r.end_ns;
+        vm->t_applied = drealtime_ns();
         dlog_debug("dom%u: restored %llu bytes (%.3f s)", d->domid,
                    (unsigned long long)r.off, elapsed());
     }
@@ -274,6 +277,7 @@ static int devices_init(struct vm *vm)
                         sizeof(vm->err));
     if (rc < 0)
         vm_dev_stop_all(vm);
+    vm->t_devices = drealtime_ns();
     return rc;
 }
 
@@ -309,6 +313,7 @@ static int vcpus_init(struct vm *vm)
         dfmt(vm->err, sizeof(vm->err), "cannot start vCPU threads");
         kvm_domain_stop(&vm->dom);
     }
+    vm->t_vcpus = drealtime_ns();
     return rc;
 }
 

@@ -240,7 +240,8 @@ static void mark_fixed(struct vm_mig *m, struct domain *d)
     }
 }
 
-static int final_round(struct vm *vm, char *err, size_t errlen)
+static int final_round(struct vm *vm, struct vm_mig_result *res, char *err,
+                       size_t errlen)
 {
     struct vm_mig *m = vm->mig;
     struct domain *d = &vm->dom;
@@ -254,14 +255,10 @@ static int final_round(struct vm *vm, char *err, size_t errlen)
     progress(m, 0, count(m->bm, m->npages));
     if ((rc = send_round(m, d)))
         dfmt(err, errlen, "sending the last pages: %s", strerror(-rc));
-    return rc ?: vm_save_state(d, &m->w, vm->state_ops, err, errlen);
-}
-
-static uint64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    res->pages_ns = drealtime_ns();
+    rc = rc ?: vm_save_state(d, &m->w, vm->state_ops, err, errlen);
+    res->end_ns = drealtime_ns();
+    return rc;
 }
 
 int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, struct vm_mig_result *res,
@@ -285,10 +282,11 @@ int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, struct vm_mig_result *
         vm_migrate_abort(vm);
         return rc;
     }
-    res->paused_at_ns = realtime_ns();
+    res->suspended_ns = atomic_load(&d->suspended_at_ns);
+    res->paused_at_ns = drealtime_ns();
     t0 = dnow_ns();
     kvm_domain_pause(d, true);
-    rc = final_round(vm, err, errlen);
+    rc = final_round(vm, res, err, errlen);
     res->final_ms = (dnow_ns() - t0) / 1000000u;
     res->pages = vm->mig->pages_sent;
     res->bytes = vm->mig->w.bytes;

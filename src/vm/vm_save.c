@@ -104,6 +104,8 @@ struct staged {
 static int st_pages(void *ctx, const struct simg_rec *rec, char *err, size_t errlen)
 {
     struct staged *s = ctx;
+    if (rec->loaded) /* read straight into guest memory */
+        return 0;
     if (s->lz)
         return vm_lazy_index(s->lz, rec, err, errlen);
     return simg_load_pages(&s->d->mem, rec->body, rec->len, err, errlen);
@@ -250,6 +252,7 @@ static int restore_body(struct domain *d, struct simg_reader *r,
     if (!s->vcpus)
         goto out;
     rc = simg_read_all(r, handlers, ARRAY_SIZE(handlers), s);
+    r->end_ns = drealtime_ns();
     if (!rc)
         rc = check_complete(s, r->err, sizeof(r->err));
     if (!rc && ls) /* KVM may touch guest memory from here on */

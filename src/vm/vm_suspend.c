@@ -6,16 +6,30 @@
 #include "domus/vm.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#define SUSPEND_POLL_NS 5000000 /* 5 ms */
+#define SUSPEND_POLL_MS 5
+
+/* Sleeps until the domain's event fd is written (a suspend, a shutdown) or
+ * SUSPEND_POLL_MS pass.  The fd is left for the main loop to drain: while
+ * it holds an older event, this is a plain 1 ms sleep. */
+static void wait_event(const struct domain *d)
+{
+    struct pollfd p = {d->event_fd, POLLIN, 0};
+    struct timespec ts = {0, 1000000};
+
+    if (d->event_fd < 0 || poll(&p, 1, 0) != 0)
+        nanosleep(&ts, NULL);
+    else
+        poll(&p, 1, SUSPEND_POLL_MS);
+}
 
 int vm_wait_suspend(struct domain *d, unsigned timeout_ms)
 {
     uint64_t end = dnow_ns() + (uint64_t)timeout_ms * 1000000u;
-    struct timespec ts = {0, SUSPEND_POLL_NS};
 
     for (;;) {
         if (atomic_load(&d->suspended))
@@ -24,7 +38,7 @@ int vm_wait_suspend(struct domain *d, unsigned timeout_ms)
             return -ESRCH;
         if (dnow_ns() >= end)
             return -ETIMEDOUT;
-        nanosleep(&ts, NULL);
+        wait_event(d);
     }
 }
 

@@ -92,6 +92,8 @@ struct ctx {
 
 static int h_pages(void *c, const struct simg_rec *rec, char *err, size_t errlen)
 {
+    if (rec->loaded) /* read straight into guest memory (pages_to) */
+        return 0;
     return simg_load_pages(&((struct ctx *)c)->d->mem, rec->body, rec->len, err, errlen);
 }
 static int h_vcpu(void *c, const struct simg_rec *rec, char *err, size_t errlen)
@@ -167,6 +169,30 @@ static void spool(const uint8_t *data, size_t size)
     }
 }
 
+/* An eager restore's reader: the same bytes from a file, page data read
+ * straight into guest memory (pages_to). */
+static void direct(const uint8_t *data, size_t size, struct ctx *c)
+{
+    static int fd = -1;
+    struct simg_reader r;
+    char *cfg = NULL;
+    int rc;
+
+    if ((fd < 0 && (fd = memfd_create("direct", MFD_CLOEXEC)) < 0) || ftruncate(fd, 0) ||
+        pwrite(fd, data, size, 0) != (ssize_t)size || lseek(fd, 0, SEEK_SET))
+        abort();
+    simg_reader_init_fd(&r, fd);
+    r.pages_to = &c->d->mem;
+    rc = simg_read_header(&r, &cfg);
+    check(rc, &r);
+    if (!rc) {
+        rc = simg_read_all(&r, handlers, sizeof(handlers) / sizeof(handlers[0]), c);
+        check(rc, &r);
+    }
+    free(cfg);
+    simg_reader_free(&r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     spool(data, size);
@@ -190,6 +216,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "saveimg: %s\n", rc ? r.err : "accepted");
     free(cfg);
     simg_reader_free(&r);
+    memset(&c, 0, sizeof(c));
+    c.d = &d;
+    direct(data, size, &c);
     /* The same bytes in index mode, page data through the lazy index. */
     simg_reader_init_mem(&r, data, size);
     r.index_only = true;

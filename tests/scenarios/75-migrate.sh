@@ -70,11 +70,18 @@ landed() {
     check "mig $3: no domus-vm left on $1" on$1 vms 0
     runs_on "$2" "$3"
 }
-summary() { grep '^migration:' "$DOMUS_TMP/mig.out" | tail -n 1; }
+# The summary, and (--debug) the downtime's phases.
+summary() {
+    {
+        grep '^migration:' "$DOMUS_TMP/mig.out" | tail -n 1
+        grep '^downtime phases' "$DOMUS_TMP/mig.out" | tail -n 1 | sed 's/^/; /'
+    } | tr '\n' ' '
+}
 
 # A->B as xl does (-s: the "ssh" command), the guest's workload across it.
 to_b() {
-    if onA domus migrate -s env g "$B_HOST" >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err"; then
+    if onA domus migrate --debug -s env g "$B_HOST" >"$DOMUS_TMP/mig.out" \
+        2>"$DOMUS_TMP/err"; then
         pass "mig $1: domus migrate -s env g <B> ($(summary))"
     else
         fail "mig $1: domus migrate A->B: $(tr '\n' '|' <"$DOMUS_TMP/err")"
@@ -104,7 +111,7 @@ listen_on() {
 # B->A over TCP.
 to_a() {
     listen_on A 7075 || fail "mig $1: migrate-receive --listen on A"
-    if onB domus migrate --transport tcp:127.0.0.1:7075 g A >"$DOMUS_TMP/mig.out" \
+    if onB domus migrate --debug --transport tcp:127.0.0.1:7075 g A >"$DOMUS_TMP/mig.out" \
         2>"$DOMUS_TMP/err"; then
         pass "mig $1: domus migrate --transport tcp g A ($(summary))"
     else
@@ -147,20 +154,31 @@ stays() { # stays LABEL: g still runs on A, B holds nothing
     check "mig $1: nothing on B (no domain, no domus-vm, no file)" onB nothing_on
 }
 
-# The receiver killed mid-stream: once it has read 16 MiB of it (its
-# /proc/PID/io; B's domus-vm is restoring from it by then).
+# Bytes B's domus-vm has read (its /proc/PID/io): the stream it restores
+# from (the receiver splices it, which its own rchar does not count).
+b_vm_read() {
+    _d="$(onB domusd_pid)"
+    for _p in /proc/[0-9]*; do
+        [ "$(cat "$_p/comm" 2>/dev/null)" = domus-vm ] || continue
+        [ "$(awk '{ print $4 }' "$_p/stat" 2>/dev/null)" = "$_d" ] || continue
+        sed -n 's/^rchar: //p' "$_p/io" 2>/dev/null
+        return
+    done
+    echo 0
+}
+# The receiver killed mid-stream: once B's domus-vm has read 16 MiB of it.
 listen_on B 7076 || fail "mig kill: migrate-receive --listen on B"
 onA domus migrate --transport tcp:127.0.0.1:7076 g B >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err" &
 mig_pid=$!
 got=0
 for _i in $(seq 600); do
-    got="$(sed -n 's/^rchar: //p' "/proc/$recv_pid/io" 2>/dev/null)"
+    got="$(b_vm_read)"
     [ "${got:-0}" -gt 16777216 ] && break
     sleep 0.05
 done
 kill -9 "$recv_pid"
 recv_pid=
-check "mig kill: the receiver was killed mid-stream (after reading ${got:-0} bytes)" \
+check "mig kill: the receiver was killed mid-stream (B's domus-vm had read ${got:-0} bytes)" \
     [ "${got:-0}" -gt 16777216 ]
 if wait "$mig_pid"; then
     fail "mig kill: domus migrate succeeded with its receiver killed"
@@ -209,6 +227,28 @@ else
 fi
 check "mig corrupted: refused as corrupted (checksum or framing)" grep -q 'checksum\|corrupted\|malformed' "$DOMUS_TMP/err"
 check "mig corrupted: nothing on B" onB nothing_on
+# A receiver killed between its "ready" and the source's "go" (a whole
+# stream, then a source that never answers): its domusd destroys the domain.
+rm -f "$DOMUS_TMP/recv.out"
+(
+    cat "$DOMUS_TMP/ck.img"
+    sleep 60
+) | env DOMUS_RUN_DIR="$B_RUN" DOMUS_LOG_DIR="$B_LOG" domus migrate-receive \
+    >"$DOMUS_TMP/recv.out" 2>"$DOMUS_TMP/err" &
+recv_pid=$!
+for _i in $(seq 600); do
+    grep -q '^ready' "$DOMUS_TMP/recv.out" 2>/dev/null && break
+    sleep 0.1
+done
+if grep -q '^ready' "$DOMUS_TMP/recv.out" 2>/dev/null; then
+    kill -9 "$recv_pid"
+    pass "mig killed after ready: the receiver said ready, then was killed"
+    check "mig killed after ready: B destroys the domain" onB wait_gone g 20
+    check "mig killed after ready: nothing on B" onB nothing_on
+else
+    fail "mig killed after ready: the receiver never said ready ($(tail -n 1 "$DOMUS_TMP/err"))"
+fi
+recv_pid=
 stays "bad streams"
 clean A
 

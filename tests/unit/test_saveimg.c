@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -324,6 +325,70 @@ static int load_pages(void *ctx, const struct simg_rec *rec, char *err, size_t e
     return simg_load_pages(ctx, rec->body, rec->len, err, errlen);
 }
 
+/* A reader with pages_to: every page data record comes loaded already. */
+static int loaded_pages(void *ctx, const struct simg_rec *rec, char *err, size_t errlen)
+{
+    (void)ctx, (void)err, (void)errlen;
+    return rec->loaded ? 0 : -EINVAL;
+}
+
+/* The image in fd read again with pages_to = m: the reader's result. */
+static int read_into(int fd, struct gmem *m, char *err, size_t errlen)
+{
+    const struct simg_handler h[] = {{SIMG_REC_PAGE_DATA, loaded_pages}};
+    struct simg_reader r;
+    char *cfg = NULL;
+    int rc;
+
+    simg_reader_init_fd(&r, fd);
+    r.pages_to = m;
+    lseek(fd, 0, SEEK_SET);
+    rc = simg_read_header(&r, &cfg);
+    rc = rc ?: simg_read_all(&r, h, 1, NULL);
+    snprintf(err, errlen, "%s", r.err);
+    free(cfg);
+    simg_reader_free(&r);
+    return rc;
+}
+
+/* Page data read straight into guest memory: the same RAM as through the
+ * record's body; a pfn outside RAM and a stream cut inside the pages are
+ * refused, and a flipped byte fails the checksum. */
+static void test_pages_into(struct domain *a, int fd, size_t len)
+{
+    struct domain *c = new_domain(1);
+    uint8_t byte;
+    char err[256];
+    int cut = memfd_create("cut", 0);
+
+    CHECK("memory: read straight into guest memory, the same RAM and special pages",
+          read_into(fd, &c->mem, err, sizeof(err)) == 0 &&
+              !memcmp(a->mem.host, c->mem.host, a->mem.ram_size + GMEM_SPECIAL_PAGES * 4096));
+    pread(fd, &byte, 1, (off_t)len / 2);
+    byte ^= 0x40;
+    pwrite(fd, &byte, 1, (off_t)len / 2);
+    CHECK("memory: straight in, a flipped byte fails the checksum",
+          read_into(fd, &c->mem, err, sizeof(err)) == -EINVAL && strstr(err, "checksum"));
+    byte ^= 0x40;
+    pwrite(fd, &byte, 1, (off_t)len / 2);
+    struct image im = slurp(fd);
+    CHECK("memory: straight in, a stream cut inside a record's pages is truncated",
+          write(cut, im.p, len / 3) == (ssize_t)(len / 3) &&
+              read_into(cut, &c->mem, err, sizeof(err)) == -EINVAL &&
+              strstr(err, "truncated"));
+    uint64_t bad = (64ULL << 20) >> 12; /* the first record's first pfn: past RAM */
+    size_t first = 24 + ((strlen(config) + 7) & ~(size_t)7) + 8 + 8;
+    ftruncate(cut, 0);
+    memcpy(im.p + first, &bad, 8);
+    CHECK("memory: straight in, a pfn outside RAM refused",
+          pwrite(cut, im.p, im.len, 0) == (ssize_t)im.len &&
+              read_into(cut, &c->mem, err, sizeof(err)) == -EINVAL &&
+              strstr(err, "outside"));
+    free(im.p);
+    close(cut);
+    free_domain(c);
+}
+
 static void test_memory(void)
 {
     struct domain *a = new_domain(1), *b = new_domain(1);
@@ -359,6 +424,7 @@ static void test_memory(void)
     CHECK("memory: read back from the fd into a new domain", rc == 0);
     CHECK("memory: RAM and special pages equal",
           !memcmp(a->mem.host, b->mem.host, a->mem.ram_size + GMEM_SPECIAL_PAGES * 4096));
+    test_pages_into(a, fd, im.len);
     free(cfg);
     simg_reader_free(&r);
     close(fd);
@@ -485,7 +551,7 @@ static void test_vcpu_records(void)
           simg_vcpus_complete(ctx.v, 1, err, sizeof(err)) == -EINVAL &&
               strstr(err, "vcpu regs"));
     uint8_t body[16] = {2}; /* vCPU 2 of 2 */
-    struct simg_rec rec = {SIMG_REC_VCPU_TSC, sizeof(body), body, 0};
+    struct simg_rec rec = {SIMG_REC_VCPU_TSC, sizeof(body), body, 0, false};
     CHECK("vcpu: a record for a vCPU the domain lacks refused",
           simg_load_vcpu_record(ctx.v, 2, &rec, err, sizeof(err)) == -EINVAL);
     body[0] = 0;
@@ -790,6 +856,49 @@ static int spool_of(const uint8_t *in, size_t len, char *err, size_t errlen, siz
     return rc;
 }
 
+/* simg_spool from a connection (a socket pair holding in[0, len), then
+ * closed when close_after) into a pipe, as migrate-receive feeds domus-vm
+ * (splice): its result; the pipe's bytes in out, what is left on the
+ * connection in *left. */
+static int spool_pipe(const uint8_t *in, size_t len, bool close_after, uint8_t *out,
+                      size_t *wrote, size_t *left)
+{
+    int sv[2], p[2], rc = -1;
+    char err[160], rest[64];
+    ssize_t n;
+
+    *wrote = *left = 0;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 || pipe(p) < 0)
+        return -1;
+    if (write(sv[1], in, len) == (ssize_t)len) {
+        if (close_after)
+            shutdown(sv[1], SHUT_WR);
+        rc = simg_spool(sv[0], p[1], err, sizeof(err));
+    }
+    close(p[1]);
+    while ((n = read(p[0], out + *wrote, 4096)) > 0)
+        *wrote += (size_t)n;
+    shutdown(sv[1], SHUT_WR);
+    while ((n = read(sv[0], rest, sizeof(rest))) > 0)
+        *left += (size_t)n;
+    close(sv[0]), close(sv[1]), close(p[0]);
+    return rc;
+}
+
+static void test_spool_pipe(const uint8_t *img, size_t n)
+{
+    uint8_t *out = calloc(1, n + 64);
+    size_t wrote, left;
+
+    CHECK("spool: a connection into a pipe, up to the end record",
+          spool_pipe(img, n + 10, false, out, &wrote, &left) == 0 && wrote == n &&
+              !memcmp(out, img, n) && left == 10);
+    CHECK("spool: a connection cut inside a record is truncated",
+          spool_pipe(img, n - 20, true, out, &wrote, &left) == -EPIPE &&
+              !memcmp(out, img, wrote) && left == 0);
+    free(out);
+}
+
 /* Live migration's receiver: a stream copied up to its end record and no
  * further; anything that is not a whole stream refused with why. */
 static void test_spool(void)
@@ -812,6 +921,7 @@ static void test_spool(void)
     CHECK("spool: the whole stream, nothing after its end record",
           spool_of(img, n + 10, err, sizeof(err), &wrote, &at) == 0 && wrote == n &&
               at == (off_t)n);
+    test_spool_pipe(img, n);
     size_t cuts[] = {0, 5, 8, 20, 24, 40, n - 16, n - 1};
     bool all = true;
     for (size_t i = 0; i < ARRAY_SIZE(cuts); i++) {

@@ -52,12 +52,19 @@ struct dsd_dom {
     pid_t pid;           /* 0: no process */
     int ready_fd, err_fd, vmlog_fd;
     char errline[512]; /* last "error: ..." line of domus-vm */
+    /* A restore's instants ("key=ns ..."): domus-vm's with its "ready", then
+     * domusd's, given with the answer (migration's downtime phases). */
+    char timings[512];
     char errpart[512]; /* incomplete stderr line */
     size_t errpart_len;
     bool destroy_requested, timed_out;
     bool xs_up;              /* its xenstore nodes exist and it was introduced */
+    bool xs_nodes;           /* its nodes exist, written before it was ready */
     bool keep_sockets;       /* freed without unlinking its sockets (a live orphan's) */
     bool adopted;            /* its domus-vm was started by an earlier domusd */
+    /* The migration receiver's connection (client id) that restored it:
+     * its end before "migrate-release" destroys the domain (0: none). */
+    uint64_t mig_holder;
     int pidfd;               /* adopted: becomes readable when the process ends */
     char *cfg_text;          /* the xl.cfg text it was created from */
     char cfg_path[PATH_MAX]; /* and that file's name */
@@ -203,8 +210,12 @@ void dsd_destroy_all(struct dsd *d);
  * failure an error (-errno); otherwise domains run without xenstore. */
 int dsd_xs_start(struct dsd *d);
 void dsd_xs_stop(struct dsd *d);
-/* Writes the domain's nodes and introduces it (its ring from domus-vm). */
+/* Writes the domain's nodes (unless dsd_xs_domain_nodes did) and
+ * introduces it (its ring from domus-vm). */
 int dsd_xs_domain_up(struct dsd *d, struct dsd_dom *dom);
+/* Writes the domain's and its devices' nodes before it is ready (a
+ * migration's restore, while the stream comes): dom->xs_nodes. */
+int dsd_xs_domain_nodes(struct dsd *d, struct dsd_dom *dom);
 /* Releases the domain and removes its nodes. */
 void dsd_xs_domain_down(struct dsd *d, struct dsd_dom *dom);
 /* Writes the domain's node rel (under /local/domain/N) = value, keeping its
@@ -262,6 +273,11 @@ struct dsd_migrate_opts {
  * domusd meanwhile, as a save does. */
 int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opts *o,
                 json_object *stats, char *err, size_t errlen);
+
+/* The destination: a client connection closed.  A domain it restored for
+ * a migration and never released (the receiver died between "ready" and
+ * "go") is destroyed: the source's copy runs on. */
+void dsd_migrate_client_gone(struct dsd *d, uint64_t client);
 
 /* What the header of an image says: the xl.cfg path and text stored in it
  * (malloc'd), and the memory the domain had (MiB; 0 in an image that does

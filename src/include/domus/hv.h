@@ -187,6 +187,7 @@ struct domain {
      * yet resumed (suspend.c); the domain does not end. */
     atomic_bool suspended;
     atomic_uint suspend_vcpu;
+    _Atomic uint64_t suspended_at_ns; /* CLOCK_REALTIME of that call */
     int event_fd; /* eventfd written on shutdown and on suspend (or -1) */
     /* Restored after the guest's own suspend (evtchn_resume.c), under
      * d->lock: the VIRQ and IPI ports it had bound, so that its re-binding

@@ -153,6 +153,10 @@ struct simg_reader {
     bool index_only;
     bool skipped; /* index mode skipped page data: the crc is not known */
     uint64_t size; /* the fd's size (index mode), 0 until known */
+    uint64_t end_ns; /* CLOCK_REALTIME when vm_restore_body verified the end */
+    /* Not NULL (an fd source, not index mode): page data records are read
+     * straight into this memory (no copy through body), rec.loaded. */
+    const struct gmem *pages_to;
     char err[256];
 };
 
@@ -172,6 +176,9 @@ struct simg_rec {
      * is still the record's); the n pages start at byte data_off of the
      * image.  0 otherwise. */
     uint64_t data_off;
+    /* Page data read straight into the reader's pages_to: body holds only
+     * u32 n, u32 0, u64 pfn[n]; the pages are in place already. */
+    bool loaded;
 };
 
 /* Reads the next record: 1 and *rec, or 0 at a verified end record, or

@@ -48,6 +48,9 @@ bool dratelimit_pass(struct dratelimit *rl, uint64_t *dropped);
 /* CLOCK_MONOTONIC in nanoseconds and in milliseconds. */
 uint64_t dnow_ns(void);
 int64_t dnow_ms(void);
+/* CLOCK_REALTIME in nanoseconds: instants compared between processes (and
+ * hosts), as live migration's downtime phases are. */
+uint64_t drealtime_ns(void);
 
 /* Waits up to timeout_ms (-1: for ever) for events (POLLIN, POLLOUT) on fd,
  * through EINTR: 0 when ready, -ETIMEDOUT, or -errno. */

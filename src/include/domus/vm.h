@@ -135,6 +135,10 @@ struct vm {
     atomic_int lazy_rc;
     char lazy_err[256];
     char err[512];       /* why vm_init failed */
+    /* A restore's instants (CLOCK_REALTIME), told with "ready" for live
+     * migration's downtime phases: the end record verified, the state
+     * applied, the back ends up, the vCPU threads started. */
+    uint64_t t_end, t_applied, t_devices, t_vcpus;
 };
 
 /* vm ready for vm_init or for the unit tests: domain_init'd from args,
@@ -253,6 +257,10 @@ struct vm_mig_result {
     uint64_t mib_s;            /* the bandwidth measured, MiB/s */
     uint64_t paused_at_ns;     /* finish: CLOCK_REALTIME of the pause */
     uint64_t final_ms;         /* finish: from the pause to the end record */
+    /* finish, CLOCK_REALTIME (the downtime's phases, docs/migration.md):
+     * the guest's SCHEDOP_shutdown(suspend), the last pages and the end
+     * record sent */
+    uint64_t suspended_ns, pages_ns, end_ns;
 };
 int vm_migrate_precopy(struct vm *vm, int fd, const char *config,
                        const struct vm_mig_opts *o, struct vm_mig_result *res, char *err,
