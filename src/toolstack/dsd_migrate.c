@@ -61,15 +61,31 @@ static int finish(struct dsd *d, struct dsd_dom *dom, json_object *stats, char *
     return rc;
 }
 
-/* The receiver's answer to "go" ("done <ns> ..." once the domain runs
- * there, or its error) for the CLI, read before this copy is destroyed:
- * its teardown then does not compete with the destination's unpause. */
-static void after_go(int conn, json_object *stats)
+/* The receiver's answer to "go": "done <ns> ..." once the domain runs
+ * there (kept for the CLI), read before this copy is destroyed, so that
+ * its teardown does not compete with the destination's unpause.  0, or
+ * -errno with err set when the receiver went away or said something else:
+ * its domusd destroys a domain whose receiver leaves before releasing it,
+ * so this copy must run on (the issue's "until the destination says it
+ * runs").  The one window left: a receiver dying between its release and
+ * its "done" leaves a copy on both sides. */
+static int after_go(int conn, json_object *stats, char *err, size_t errlen)
 {
     char line[1024];
+    int rc = ts_read_line_bytewise(conn, line, sizeof(line), MIG_DONE_TIMEOUT_MS);
 
-    if (!ts_read_line_bytewise(conn, line, sizeof(line), MIG_DONE_TIMEOUT_MS))
+    if (!rc && !strncmp(line, "done ", 5)) {
         json_object_object_add(stats, "done_line", json_object_new_string(line));
+        return 0;
+    }
+    if (!rc) {
+        dfmt(err, errlen, "the destination, after go: %s",
+             strncmp(line, "error: ", 7) ? line : line + 7);
+        return -EREMOTEIO;
+    }
+    dfmt(err, errlen, "the receiver %s after go, before saying the domain runs there",
+         rc == -ETIMEDOUT ? "did not answer" : "closed the connection");
+    return rc;
 }
 
 /* The receiver's verdict; on anything but "ready" the held guest resumes. */
@@ -81,12 +97,12 @@ static int handshake(struct dsd_dom *dom, int conn, json_object *stats, char *er
 
     if (!rc && !strcmp(line, "ready")) {
         stamp(stats, "ready_ns");
-        if (write(conn, "go\n", 3) == 3) {
-            after_go(conn, stats);
+        if (write(conn, "go\n", 3) != 3) {
+            rc = -errno;
+            dfmt(err, errlen, "the receiver could not be told to go: %s", strerror(errno));
+        } else if (!(rc = after_go(conn, stats, err, errlen))) {
             return 0;
         }
-        rc = -errno;
-        dfmt(err, errlen, "the receiver could not be told to go: %s", strerror(errno));
     } else if (!rc) {
         dfmt(err, errlen, "the destination: %s",
              strncmp(line, "error: ", 7) ? line : line + 7);

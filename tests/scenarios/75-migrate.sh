@@ -154,27 +154,30 @@ stays() { # stays LABEL: g still runs on A, B holds nothing
     check "mig $1: nothing on B (no domain, no domus-vm, no file)" onB nothing_on
 }
 
-# Bytes B's domus-vm has read (its /proc/PID/io): the stream it restores
-# from (the receiver splices it, which its own rchar does not count).
-b_vm_read() {
+# B's domus-vm (a child of B's domusd), once it exists: it reads the
+# stream the receiver splices to it (the receiver's own rchar does not
+# count spliced bytes).
+b_vm_pid() {
     _d="$(onB domusd_pid)"
     for _p in /proc/[0-9]*; do
         [ "$(cat "$_p/comm" 2>/dev/null)" = domus-vm ] || continue
         [ "$(awk '{ print $4 }' "$_p/stat" 2>/dev/null)" = "$_d" ] || continue
-        sed -n 's/^rchar: //p' "$_p/io" 2>/dev/null
+        echo "${_p#/proc/}"
         return
     done
-    echo 0
 }
 # The receiver killed mid-stream: once B's domus-vm has read 16 MiB of it.
+# One read of /proc/PID/io a poll: a scan of /proc each time was slow enough
+# under TCG that the whole stream, ready and go had passed before the kill.
 listen_on B 7076 || fail "mig kill: migrate-receive --listen on B"
 onA domus migrate --transport tcp:127.0.0.1:7076 g B >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err" &
 mig_pid=$!
-got=0
-for _i in $(seq 600); do
-    got="$(b_vm_read)"
+got=0 vmp=""
+for _i in $(seq 1200); do
+    [ -n "$vmp" ] || vmp="$(b_vm_pid)"
+    [ -n "$vmp" ] && got="$(sed -n 's/^rchar: //p' "/proc/$vmp/io" 2>/dev/null)"
     [ "${got:-0}" -gt 16777216 ] && break
-    sleep 0.05
+    usleep 20000
 done
 kill -9 "$recv_pid"
 recv_pid=
