@@ -602,30 +602,37 @@ static int skip(struct simg_reader *r, uint64_t len, const char *what)
     return 0;
 }
 
-/* Index mode's page data record: its pfns into the body, the pages skipped. */
-static int read_page_index(struct simg_reader *r, struct simg_rec *rec)
+/* A page data record's count and pfns into r->body (the pages not read):
+ * its count in *n; 0 or -errno with r->err set. */
+static int read_page_head(struct simg_reader *r, const struct simg_rec *rec, uint32_t *n)
 {
     const char *what = "a page data record";
     uint8_t h[8];
     int rc = get(r, h, sizeof(h), what);
+
     if (rc)
         return rc;
-    struct recrd rd;
-    rd_init(&rd, h, sizeof(h));
-    uint32_t n = rd_u32(&rd), res = rd_u32(&rd);
-    if (res || n == 0 || n > SIMG_BATCH_PAGES ||
-        rec->len != 8 + (size_t)n * (8 + DOMUS_PAGE_SIZE)) {
+    *n = le32(h);
+    if (le32(h + 4) || *n == 0 || *n > SIMG_BATCH_PAGES ||
+        rec->len != 8 + (size_t)*n * (8 + DOMUS_PAGE_SIZE)) {
         dfmt(r->err, sizeof(r->err),
-             "corrupted image: a page data record of %u bytes for %u pages", rec->len, n);
+             "corrupted image: a page data record of %u bytes for %u pages", rec->len, *n);
         return -EINVAL;
     }
-    if (grow_body(r, 8 + (size_t)n * 8) < 0)
+    if (grow_body(r, 8 + (size_t)*n * 8) < 0)
         return -ENOMEM;
     memcpy(r->body, h, 8);
-    rc = get(r, r->body + 8, (size_t)n * 8, what);
+    return get(r, r->body + 8, (size_t)*n * 8, what);
+}
+
+/* Index mode's page data record: its pfns into the body, the pages skipped. */
+static int read_page_index(struct simg_reader *r, struct simg_rec *rec)
+{
+    uint32_t n = 0;
+    int rc = read_page_head(r, rec, &n);
     rec->data_off = r->off;
     if (!rc)
-        rc = skip(r, PAD8((size_t)n * DOMUS_PAGE_SIZE), what);
+        rc = skip(r, PAD8((size_t)n * DOMUS_PAGE_SIZE), "a page data record");
     rec->body = r->body;
     return rc ? rc : 1;
 }
@@ -729,24 +736,11 @@ static int readv_pages(struct simg_reader *r, struct iovec *iov, uint32_t n)
  * (no writer does that) may fail the checksum: one readv fills both. */
 static int read_pages_into(struct simg_reader *r, struct simg_rec *rec)
 {
-    const char *what = "a page data record";
     struct iovec iov[SIMG_BATCH_PAGES];
-    uint8_t h[8];
-    int rc = get(r, h, sizeof(h), what);
-    uint32_t n = rc ? 0 : le32(h);
+    uint32_t n = 0;
+    int rc = read_page_head(r, rec, &n);
 
     if (rc)
-        return rc;
-    if (le32(h + 4) || n == 0 || n > SIMG_BATCH_PAGES ||
-        rec->len != 8 + (size_t)n * (8 + DOMUS_PAGE_SIZE)) {
-        dfmt(r->err, sizeof(r->err),
-             "corrupted image: a page data record of %u bytes for %u pages", rec->len, n);
-        return -EINVAL;
-    }
-    if (grow_body(r, 8 + (size_t)n * 8) < 0)
-        return -ENOMEM;
-    memcpy(r->body, h, 8);
-    if ((rc = get(r, r->body + 8, (size_t)n * 8, what)))
         return rc;
     for (uint32_t i = 0; i < n; i++)
         if (!(iov[i].iov_base = page_dst(r->pages_to, r->body + 8, i, r->err,
