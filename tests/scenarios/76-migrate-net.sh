@@ -282,13 +282,21 @@ mig_bg() {
         2>"$DOMUS_TMP/err" &
     mig_pid=$!
 }
-# read_mib N: until the receiver has read N MiB (its /proc/PID/io), 30 s.
+# read_mib N: until B's domus-vm (a child of B's domusd) has read N MiB of
+# the stream (its /proc/PID/io; the receiver splices the stream to it, and
+# spliced bytes are not in the receiver's own rchar), 30 s.  One read a poll.
 read_mib() {
-    got=0
-    for _i in $(seq 600); do
-        got="$(sed -n 's/^rchar: //p' "/proc/$recv_pid/io" 2>/dev/null)"
+    got=0 _vm="" _d="$(onB domusd_pid)"
+    for _i in $(seq 1500); do
+        if [ -z "$_vm" ]; then
+            for _p in /proc/[0-9]*; do
+                [ "$(cat "$_p/comm" 2>/dev/null)" = domus-vm ] || continue
+                [ "$(awk '{ print $4 }' "$_p/stat" 2>/dev/null)" = "$_d" ] && _vm="${_p#/proc/}"
+            done
+        fi
+        [ -n "$_vm" ] && got="$(sed -n 's/^rchar: //p' "/proc/$_vm/io" 2>/dev/null)"
         [ "${got:-0}" -gt $(($1 * 1048576)) ] && return 0
-        sleep 0.05
+        usleep 20000
     done
     return 1
 }
