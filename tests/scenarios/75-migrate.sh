@@ -154,31 +154,11 @@ stays() { # stays LABEL: g still runs on A, B holds nothing
     check "mig $1: nothing on B (no domain, no domus-vm, no file)" onB nothing_on
 }
 
-# B's domus-vm (a child of B's domusd), once it exists: it reads the
-# stream the receiver splices to it (the receiver's own rchar does not
-# count spliced bytes).
-b_vm_pid() {
-    _d="$(onB domusd_pid)"
-    for _p in /proc/[0-9]*; do
-        [ "$(cat "$_p/comm" 2>/dev/null)" = domus-vm ] || continue
-        [ "$(awk '{ print $4 }' "$_p/stat" 2>/dev/null)" = "$_d" ] || continue
-        echo "${_p#/proc/}"
-        return
-    done
-}
 # The receiver killed mid-stream: once B's domus-vm has read 16 MiB of it.
-# One read of /proc/PID/io a poll: a scan of /proc each time was slow enough
-# under TCG that the whole stream, ready and go had passed before the kill.
 listen_on B 7076 || fail "mig kill: migrate-receive --listen on B"
 onA domus migrate --transport tcp:127.0.0.1:7076 g B >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err" &
 mig_pid=$!
-got=0 vmp=""
-for _i in $(seq 1200); do
-    [ -n "$vmp" ] || vmp="$(b_vm_pid)"
-    [ -n "$vmp" ] && got="$(sed -n 's/^rchar: //p' "/proc/$vmp/io" 2>/dev/null)"
-    [ "${got:-0}" -gt 16777216 ] && break
-    usleep 20000
-done
+wait_vm_read "$(onB domusd_pid)" 16777216
 kill -9 "$recv_pid"
 recv_pid=
 check "mig kill: the receiver was killed mid-stream (B's domus-vm had read ${got:-0} bytes)" \
@@ -191,14 +171,7 @@ fi
 stays "kill"
 
 # The destination refuses: a domain named g exists there.
-{
-    echo 'name = "g"'
-    echo 'type = "pvh"'
-    echo "kernel = \"$DOMUS_GUEST_KERNEL\""
-    echo "ramdisk = \"$DOMUS_GUEST_INITRD\""
-    echo 'memory = 128'
-    echo 'cmdline = "console=hvc0 domus.test=idle"'
-} >"$DOMUS_TMP/clash.cfg"
+clash_cfg "$DOMUS_TMP/clash.cfg"
 check "mig clash: another g on B" onB domus create "$DOMUS_TMP/clash.cfg"
 if onA domus migrate -s env g "$B_HOST" >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err"; then
     fail "mig clash: domus migrate succeeded onto a name in use"

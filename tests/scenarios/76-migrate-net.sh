@@ -282,24 +282,8 @@ mig_bg() {
         2>"$DOMUS_TMP/err" &
     mig_pid=$!
 }
-# read_mib N: until B's domus-vm (a child of B's domusd) has read N MiB of
-# the stream (its /proc/PID/io; the receiver splices the stream to it, and
-# spliced bytes are not in the receiver's own rchar), 30 s.  One read a poll.
-read_mib() {
-    got=0 _vm="" _d="$(onB domusd_pid)"
-    for _i in $(seq 1500); do
-        if [ -z "$_vm" ]; then
-            for _p in /proc/[0-9]*; do
-                [ "$(cat "$_p/comm" 2>/dev/null)" = domus-vm ] || continue
-                [ "$(awk '{ print $4 }' "$_p/stat" 2>/dev/null)" = "$_d" ] && _vm="${_p#/proc/}"
-            done
-        fi
-        [ -n "$_vm" ] && got="$(sed -n 's/^rchar: //p' "/proc/$_vm/io" 2>/dev/null)"
-        [ "${got:-0}" -gt $(($1 * 1048576)) ] && return 0
-        usleep 20000
-    done
-    return 1
-}
+# read_mib N: until B's domus-vm has read N MiB of the stream, 30 s.
+read_mib() { wait_vm_read "$(onB domusd_pid)" $(($1 * 1048576)); }
 
 # The receiver killed mid-stream.
 listen_on B 7077 || fail "mig kill: migrate-receive --listen on B"
@@ -318,14 +302,7 @@ mig_pid=
 stays "kill"
 
 # B refuses: a domain named g runs there.
-{
-    echo 'name = "g"'
-    echo 'type = "pvh"'
-    echo "kernel = \"$DOMUS_GUEST_KERNEL\""
-    echo "ramdisk = \"$DOMUS_GUEST_INITRD\""
-    echo 'memory = 128'
-    echo 'cmdline = "console=hvc0 domus.test=idle"'
-} >"$DOMUS_TMP/clash.cfg"
+clash_cfg "$DOMUS_TMP/clash.cfg"
 check "mig clash: another g on B" onB domus create "$DOMUS_TMP/clash.cfg"
 listen_on B 7078 || fail "mig clash: migrate-receive --listen on B"
 if onA inns A domus migrate --transport tcp:10.0.0.12:7078 g B >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err"; then

@@ -102,6 +102,39 @@ wait_state() {
 
 domusd_pid() { cat "$DOMUS_RUN_DIR/domusd.pid" 2>/dev/null; }
 
+# vm_of_domusd PID: the domus-vm whose parent is domusd PID (nothing if none).
+vm_of_domusd() {
+    for _p in /proc/[0-9]*; do
+        [ "$(cat "$_p/comm" 2>/dev/null)" = domus-vm ] || continue
+        [ "$(awk '{ print $4 }' "$_p/stat" 2>/dev/null)" = "$1" ] && { echo "${_p#/proc/}"; return; }
+    done
+}
+# wait_vm_read DOMUSD-PID BYTES: until that domusd's domus-vm has read more
+# than BYTES (its /proc/PID/io: a migration receiver splices the stream to
+# it, and spliced bytes are not in the receiver's own rchar), 30 s, one
+# read a poll; $got holds the last count.
+wait_vm_read() {
+    got=0 _vm=""
+    for _i in $(seq 1500); do
+        [ -n "$_vm" ] || _vm="$(vm_of_domusd "$1")"
+        [ -n "$_vm" ] && got="$(sed -n 's/^rchar: //p' "/proc/$_vm/io" 2>/dev/null)"
+        [ "${got:-0}" -gt "$2" ] && return 0
+        usleep 20000
+    done
+    return 1
+}
+# clash_cfg FILE: a small idle guest named g (a name clash on a destination).
+clash_cfg() {
+    {
+        echo 'name = "g"'
+        echo 'type = "pvh"'
+        echo "kernel = \"$DOMUS_GUEST_KERNEL\""
+        echo "ramdisk = \"$DOMUS_GUEST_INITRD\""
+        echo 'memory = 128'
+        echo 'cmdline = "console=hvc0 domus.test=idle"'
+    } >"$1"
+}
+
 # Number of domus-vm processes whose parent is our domusd.
 vm_count() {
     _d="$(domusd_pid)" _n=0
