@@ -28,7 +28,7 @@ static int precopy(const struct dsd_dom *dom, const struct dsd_migrate_opts *o,
     json_object_object_add(req, "downtime_ms", json_object_new_int64(o->downtime_ms));
     json_object_object_add(req, "max_rounds", json_object_new_int64(o->max_rounds));
     return dsd_vm_call(dom, req, fds, o->progress_fd >= 0 ? 2 : 1, stats,
-                   MIG_PRECOPY_TIMEOUT_MS, err, errlen);
+                       MIG_PRECOPY_TIMEOUT_MS, err, errlen);
 }
 
 /* An instant of the downtime's phases (docs/migration.md) for the CLI. */
@@ -55,7 +55,7 @@ static int finish(struct dsd *d, struct dsd_dom *dom, json_object *stats, char *
     json_object_object_add(req, "timeout_ms",
                            json_object_new_int64(DSD_SUSPEND_TIMEOUT_MS));
     rc = dsd_vm_call(dom, req, NULL, 0, stats,
-                 DSD_SUSPEND_TIMEOUT_MS + DSD_SAVE_WRITE_TIMEOUT_MS, err, errlen);
+                     DSD_SUSPEND_TIMEOUT_MS + DSD_SAVE_WRITE_TIMEOUT_MS, err, errlen);
     if (rc)
         dsd_xs_shutdown(d, dom, ""); /* a guest that answers late is cancelled */
     return rc;
@@ -99,7 +99,8 @@ static int handshake(struct dsd_dom *dom, int conn, json_object *stats, char *er
         stamp(stats, "ready_ns");
         if (write(conn, "go\n", 3) != 3) {
             rc = -errno;
-            dfmt(err, errlen, "the receiver could not be told to go: %s", strerror(errno));
+            dfmt(err, errlen, "the receiver could not be told to go: %s",
+                 strerror(errno));
         } else if (!(rc = after_go(conn, stats, err, errlen))) {
             return 0;
         }
@@ -110,7 +111,8 @@ static int handshake(struct dsd_dom *dom, int conn, json_object *stats, char *er
     } else
         dfmt(err, errlen, "the receiver %s",
              rc == -ETIMEDOUT ? "did not answer" : "closed the connection");
-    if (dsd_vm_call(dom, vmctl_req("resume"), NULL, 0, NULL, 10000, verr, sizeof(verr)) < 0)
+    if (dsd_vm_call(dom, vmctl_req("resume"), NULL, 0, NULL, 10000, verr, sizeof(verr)) <
+        0)
         dwarn("domain %u: resuming it after a failed migration: %s", dom->domid, verr);
     return rc;
 }
@@ -121,7 +123,8 @@ static void receiver_error(int conn, char *err, size_t errlen)
 {
     char line[512];
 
-    if (!ts_read_line_bytewise(conn, line, sizeof(line), 2000) && !strncmp(line, "error: ", 7))
+    if (!ts_read_line_bytewise(conn, line, sizeof(line), 2000) &&
+        !strncmp(line, "error: ", 7))
         dfmt(err, errlen, "the destination: %s", line + 7);
 }
 

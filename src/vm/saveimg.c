@@ -354,7 +354,7 @@ static int take8(int fd, int out, uint8_t *b, uint64_t *at)
 static int spool_error(int rc, uint64_t at, char *err, size_t errlen)
 {
     dfmt(err, errlen,
-         rc == -EPIPE  ? "truncated stream: it ends at byte %llu"
+         rc == -EPIPE ? "truncated stream: it ends at byte %llu"
          : rc == -EIO ? "the stream could not be passed on at byte %llu"
                       : "reading the stream at byte %llu",
          (unsigned long long)at);
@@ -404,7 +404,8 @@ int simg_spool_records(int fd, int out, uint64_t *at, char *err, size_t errlen)
 int simg_spool(int fd, int out, char *err, size_t errlen)
 {
     uint64_t at = 0;
-    return simg_spool_header(fd, out, &at, err, errlen) ?: simg_spool_records(fd, out, &at, err, errlen);
+    return simg_spool_header(fd, out, &at, err, errlen)
+               ?: simg_spool_records(fd, out, &at, err, errlen);
 }
 
 /* ---- reading ---- */
@@ -616,7 +617,8 @@ static int read_page_head(struct simg_reader *r, const struct simg_rec *rec, uin
     if (le32(h + 4) || *n == 0 || *n > SIMG_BATCH_PAGES ||
         rec->len != 8 + (size_t)*n * (8 + DOMUS_PAGE_SIZE)) {
         dfmt(r->err, sizeof(r->err),
-             "corrupted image: a page data record of %u bytes for %u pages", rec->len, *n);
+             "corrupted image: a page data record of %u bytes for %u pages", rec->len,
+             *n);
         return -EINVAL;
     }
     if (grow_body(r, 8 + (size_t)*n * 8) < 0)
@@ -689,7 +691,8 @@ static uint8_t *page_dst(const struct gmem *m, const uint8_t *pfns, uint32_t i, 
                        ? gmem_ptr(m, pfn << DOMUS_PAGE_SHIFT, DOMUS_PAGE_SIZE)
                        : NULL;
     if (!dst || dst >= m->host + m->region[GMEM_REGION_EXTRA].fd_offset) {
-        dfmt(err, errlen, "corrupted image: page data for pfn %#llx, outside the guest's RAM",
+        dfmt(err, errlen,
+             "corrupted image: page data for pfn %#llx, outside the guest's RAM",
              (unsigned long long)pfn);
         return NULL;
     }
@@ -743,8 +746,8 @@ static int read_pages_into(struct simg_reader *r, struct simg_rec *rec)
     if (rc)
         return rc;
     for (uint32_t i = 0; i < n; i++)
-        if (!(iov[i].iov_base = page_dst(r->pages_to, r->body + 8, i, r->err,
-                                         sizeof(r->err))))
+        if (!(iov[i].iov_base =
+                  page_dst(r->pages_to, r->body + 8, i, r->err, sizeof(r->err))))
             return -EINVAL;
     rec->body = r->body;
     rec->loaded = true;
