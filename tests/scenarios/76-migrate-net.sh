@@ -195,11 +195,7 @@ listen_on() {
             domus migrate-receive --listen "$2" >/dev/null 2>"$DOMUS_TMP/recv.err" &
     fi
     recv_pid=$!
-    for _i in $(seq 50); do
-        grep -q listening "$DOMUS_TMP/recv.err" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
+    wait_listening "$DOMUS_TMP/recv.err"
 }
 # A->B over TCP across the veth.
 to_b() {

@@ -102,6 +102,15 @@ wait_state() {
 
 domusd_pid() { cat "$DOMUS_RUN_DIR/domusd.pid" 2>/dev/null; }
 
+# wait_listening ERRFILE: until a `migrate-receive --listen` writing its
+# stderr to ERRFILE says it listens, 5 s.
+wait_listening() {
+    for _i in $(seq 50); do
+        grep -q listening "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
 # vm_of_domusd PID: the domus-vm whose parent is domusd PID (nothing if none).
 vm_of_domusd() {
     for _p in /proc/[0-9]*; do
