@@ -77,6 +77,19 @@ int cli_read_cfg(const char *path, char **text, size_t *len)
     return read_cfg(path, text, len);
 }
 
+int cli_req_add_cfg(json_object *req, const char *path)
+{
+    char *text = NULL;
+    size_t len;
+
+    if (read_cfg(path, &text, &len))
+        return 1;
+    json_object_object_add(req, "cfg_path", json_object_new_string(path));
+    json_object_object_add(req, "cfg_text", json_object_new_string_len(text, (int)len));
+    free(text);
+    return 0;
+}
+
 int cli_console_of(const char *dom)
 {
     return console_of(dom);

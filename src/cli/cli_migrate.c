@@ -162,6 +162,10 @@ static json_object *migrate_req(const struct mig_args *a)
         json_object_object_add(req, "downtime_ms", json_object_new_int64(a->downtime_ms));
     if (a->max_rounds > 0)
         json_object_object_add(req, "max_rounds", json_object_new_int64(a->max_rounds));
+    if (a->config && cli_req_add_cfg(req, a->config)) {
+        json_object_put(req);
+        return NULL;
+    }
     return req;
 }
 
@@ -233,7 +237,7 @@ static void summary(json_object *r, uint64_t t0, uint64_t done_ns)
 }
 
 /* The connection is up and the receiver said hello: domusd migrates. */
-static int run_migration(const struct mig_args *a, int conn)
+static int run_migration(json_object *req, int conn)
 {
     int fds[2] = {conn, STDERR_FILENO};
     json_object *reply = NULL;
@@ -241,8 +245,7 @@ static int run_migration(const struct mig_args *a, int conn)
     uint64_t t0 = drealtime_ns(), done = 0;
     int rc;
 
-    rc = cli_call_fds(migrate_req(a), fds, isatty(STDERR_FILENO) ? 2 : 1, &reply, err,
-                      sizeof(err));
+    rc = cli_call_fds(req, fds, isatty(STDERR_FILENO) ? 2 : 1, &reply, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "domus: error: %s\n", err);
         return 1;
@@ -317,32 +320,34 @@ static int parse_migrate(int argc, char **argv, struct mig_args *a)
 int cli_migrate(int argc, char **argv)
 {
     struct mig_args a;
+    json_object *req;
     char line[256];
     pid_t pid = -1;
     int conn, rc = 1;
 
     if (parse_migrate(argc, argv, &a) < 0)
         return cli_usage_error("migrate");
-    if (a.config) {
-        fprintf(stderr, "domus: error: migrate -C is not supported yet\n");
+    if (!(req = migrate_req(&a))) /* -C's file is read before anything starts */
         return 1;
-    }
     signal(SIGPIPE, SIG_IGN);
     conn = a.transport ? connect_tcp(a.transport) : spawn_ssh(&a, &pid);
     if (conn < 0) {
         if (!a.transport)
             fprintf(stderr, "domus: error: cannot run '%s': %s\n", a.ssh,
                     strerror(errno));
+        json_object_put(req);
         return 1;
     }
     int hr = ts_read_line_bytewise(conn, line, sizeof(line), LINE_TIMEOUT_MS);
     dbg("<- %s", hr ? strerror(-hr) : line);
-    if (hr || strcmp(line, BANNER))
+    if (hr || strcmp(line, BANNER)) {
         fprintf(stderr,
                 "domus: error: the receiver did not start on %s (%s): nothing was sent\n",
                 a.host, hr ? strerror(-hr) : line);
-    else
-        rc = run_migration(&a, conn);
+        json_object_put(req);
+    } else {
+        rc = run_migration(req, conn);
+    }
     close(conn);
     if (pid > 0)
         waitpid(pid, NULL, 0);
@@ -421,7 +426,8 @@ static int hand_over(int in, int out, int held, const char *name, bool paused,
 {
     json_object *reply = NULL;
     char line[64], err[1024], done[1024];
-    int rc = put_line(out, "ready\n") ?: ts_read_line_bytewise(in, line, sizeof(line), GO_TIMEOUT_MS);
+    int rc = put_line(out, "ready\n")
+                 ?: ts_read_line_bytewise(in, line, sizeof(line), GO_TIMEOUT_MS);
     uint64_t go = drealtime_ns();
 
     dbg("<- %s", rc ? strerror(-rc) : line);

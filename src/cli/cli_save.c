@@ -98,19 +98,11 @@ static void progress_end(struct progress *p, bool ok)
 /* cwd and the config file (if any) into req. */
 static int add_common(json_object *req, const char *cfg)
 {
-    char cwd[PATH_MAX], *text = NULL;
-    size_t len;
+    char cwd[PATH_MAX];
 
     if (getcwd(cwd, sizeof(cwd)))
         json_object_object_add(req, "cwd", json_object_new_string(cwd));
-    if (!cfg)
-        return 0;
-    if (cli_read_cfg(cfg, &text, &len))
-        return 1;
-    json_object_object_add(req, "cfg_path", json_object_new_string(cfg));
-    json_object_object_add(req, "cfg_text", json_object_new_string_len(text, (int)len));
-    free(text);
-    return 0;
+    return cfg ? cli_req_add_cfg(req, cfg) : 0;
 }
 
 static int send_with_progress(json_object *req, const char *verb, const char *path,

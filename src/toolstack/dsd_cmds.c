@@ -276,6 +276,32 @@ static bool req_bool(const struct req *r, const char *key)
     return json_object_object_get_ex(r->obj, key, &v) && json_object_get_boolean(v);
 }
 
+/* A config to store in an image instead of the domain's ("cfg_text",
+ * from save's or migrate -C's file) must be one a restore can use: parsed
+ * as a create would.  0 (*path set, "config" when none came) or -1 once
+ * answered. */
+static int req_stored_cfg(const struct req *r, const char **path, const char *text)
+{
+    struct xlcfg *cfg;
+    char err[1024];
+    int rc;
+
+    if (!text)
+        return 0;
+    if (!(cfg = calloc(1, sizeof(*cfg)))) {
+        dsd_reply_error(r->d, r->client, "out of memory");
+        return -1;
+    }
+    *path = *path ? *path : "config";
+    rc = create_parse(*path, text, text_len(r, text), cfg, err, sizeof(err));
+    free(cfg);
+    if (rc) {
+        dsd_reply_error(r->d, r->client, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* {"dom","path","cwd","checkpoint"?,"pause"?,"cfg_path"?,"cfg_text"?}: the
  * domain is destroyed once saved, unless checkpoint or pause. */
 static void cmd_save(const struct req *r)
@@ -286,25 +312,11 @@ static void cmd_save(const struct req *r)
                               .pause = req_bool(r, "pause"),
                               .cfg_path = req_str(r, "cfg_path"),
                               .cfg_text = req_str(r, "cfg_text")};
-    struct xlcfg *cfg;
     int rc;
 
-    if (!dom || !(o.path = req_path(r, path, sizeof(path))))
+    if (!dom || !(o.path = req_path(r, path, sizeof(path))) ||
+        req_stored_cfg(r, &o.cfg_path, o.cfg_text) < 0)
         return;
-    if (o.cfg_text) { /* the config to store must be one a restore can use */
-        if (!(cfg = calloc(1, sizeof(*cfg)))) {
-            dsd_reply_error(r->d, r->client, "out of memory");
-            return;
-        }
-        o.cfg_path = o.cfg_path ? o.cfg_path : "config";
-        rc = create_parse(o.cfg_path, o.cfg_text, text_len(r, o.cfg_text), cfg, err,
-                          sizeof(err));
-        free(cfg);
-        if (rc) {
-            dsd_reply_error(r->d, r->client, "%s", err);
-            return;
-        }
-    }
     if ((rc = dsd_save(r->d, dom, &o, err, sizeof(err))) < 0) {
         dsd_reply_error(r->d, r->client, "domain '%s': save failed: %s%s", dom->cfg.name,
                         err, dom->state == DS_RUNNING ? " (the domain carries on)" : "");
@@ -338,7 +350,8 @@ static int64_t req_num(const struct req *r, const char *key, uint64_t max, uint6
     return (int64_t)v;
 }
 
-/* {"dom","downtime_ms"?,"max_rounds"?} with the connection to the
+/* {"dom","downtime_ms"?,"max_rounds"?,"cfg_path"?,"cfg_text"?} (migrate -C:
+ * the config the destination gets instead) with the connection to the
  * receiver's migrate-receive (and a terminal for progress) as SCM_RIGHTS:
  * live migration (dsd_migrate.c).  Answered with the numbers once the
  * receiver runs the domain; the held copy here is then destroyed. */
@@ -351,7 +364,8 @@ static void cmd_migrate(const struct req *r)
     json_object *stats;
 
     if (d->req_nfds < 1) {
-        dsd_reply_error(d, r->client, "migrate: the connection must come with the request");
+        dsd_reply_error(d, r->client,
+                        "migrate: the connection must come with the request");
         return;
     }
     if (!(dom = req_dom(r)) ||
@@ -359,12 +373,19 @@ static void cmd_migrate(const struct req *r)
                             MIG_DEFAULT_DOWNTIME_MS)) < 0 ||
         (rounds = req_num(r, "max_rounds", MIG_MAX_ROUNDS, MIG_DEFAULT_ROUNDS)) < 0)
         return;
-    struct dsd_migrate_opts o = {d->req_fds[0], d->req_nfds > 1 ? d->req_fds[1] : -1,
-                                 (unsigned)downtime, (unsigned)rounds};
+    struct dsd_migrate_opts o = {.conn = d->req_fds[0],
+                                 .progress_fd = d->req_nfds > 1 ? d->req_fds[1] : -1,
+                                 .downtime_ms = (unsigned)downtime,
+                                 .max_rounds = (unsigned)rounds,
+                                 .cfg_path = req_str(r, "cfg_path"),
+                                 .cfg_text = req_str(r, "cfg_text")};
+    if (req_stored_cfg(r, &o.cfg_path, o.cfg_text) < 0)
+        return;
     stats = json_object_new_object();
     if (dsd_migrate(d, dom, &o, stats, err, sizeof(err)) < 0) {
-        dsd_reply_error(d, r->client, "domain '%s': migration failed: %s%s", dom->cfg.name,
-                        err, dom->state == DS_RUNNING ? " (the domain carries on here)" : "");
+        dsd_reply_error(d, r->client, "domain '%s': migration failed: %s%s",
+                        dom->cfg.name, err,
+                        dom->state == DS_RUNNING ? " (the domain carries on here)" : "");
         json_object_put(stats);
         return;
     }
@@ -384,7 +405,8 @@ static void cmd_restore(const struct req *r)
 
     if (req_bool(r, "fd")) { /* the image came as a descriptor (migrate-receive) */
         if (r->d->req_nfds < 1 || r->d->req_fds[0] <= 0) {
-            dsd_reply_error(r->d, r->client, "restore: the image's descriptor is missing");
+            dsd_reply_error(r->d, r->client,
+                            "restore: the image's descriptor is missing");
             return;
         }
         rs.fd = r->d->req_fds[0];
@@ -395,11 +417,10 @@ static void cmd_restore(const struct req *r)
         return;
     /* A stream (a pipe: migrate-receive) comes with its header's config,
      * which domus-vm reads again from the stream itself. */
-    if (rs.fd > 0 && req_str(r, "config") ? dsd_image_cfg_parse(req_str(r, "config"),
-                                                                  "the stream", &ic, err,
-                                                                  sizeof(err)) < 0
-                                           : dsd_restore_config(rs.image, &ic, err,
-                                                                sizeof(err)) < 0) {
+    if (rs.fd > 0 && req_str(r, "config")
+            ? dsd_image_cfg_parse(req_str(r, "config"), "the stream", &ic, err,
+                                  sizeof(err)) < 0
+            : dsd_restore_config(rs.image, &ic, err, sizeof(err)) < 0) {
         dsd_reply_error(r->d, r->client, "%s", err);
         return;
     }

@@ -131,13 +131,14 @@ static void receiver_error(int conn, char *err, size_t errlen)
 int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opts *o,
                 json_object *stats, char *err, size_t errlen)
 {
-    const char *path = dom->cfg_path[0] ? dom->cfg_path : "config";
+    const char *text = o->cfg_text ? o->cfg_text : dom->cfg_text;
+    const char *path = o->cfg_text ? o->cfg_path : dom->cfg_path;
     char *config;
     int rc;
 
     if ((rc = dsd_can_suspend(d, dom, err, errlen)) < 0)
         return rc;
-    if (!(config = dsd_image_config(dom, path, dom->cfg_text ? dom->cfg_text : ""))) {
+    if (!(config = dsd_image_config(dom, path[0] ? path : "config", text ? text : ""))) {
         dfmt(err, errlen, "out of memory");
         return -ENOMEM;
     }

@@ -11,6 +11,8 @@
 # directories stands in for ssh), B->A over TCP to a `domus migrate-receive
 # --listen PORT`.  After each, the domain is gone from the source, runs on
 # the destination, and its workload goes on with every pattern read back.
+# Then -C (another config for the destination: a rename there and back, a
+# missing and a malformed file refused).
 # Then failures: the receiver killed mid-stream, the destination refusing
 # (a domain of that name there), a truncated and a corrupted stream fed to
 # migrate-receive.  Each must leave the guest running on the source with
@@ -141,6 +143,40 @@ while [ "$i" -le "$CYCLES" ]; do
     to_a "cycle $i B->A"
     i=$((i + 1))
 done
+
+# -C (xl's): the destination gets another config. A file that cannot be
+# read, or a config that does not parse, fails before anything is sent;
+# gc.cfg renames g to gc on B, and g.cfg names it g again on the way back.
+if onA domus migrate -C "$DOMUS_TMP/none.cfg" -s env g "$B_HOST" >/dev/null 2>"$DOMUS_TMP/err"; then
+    fail "mig -C: a config that does not exist was accepted"
+else
+    pass "mig -C: a missing config refused: $(tail -n 1 "$DOMUS_TMP/err")"
+fi
+echo 'memory = "lots"' >"$DOMUS_TMP/junk.cfg"
+if onA domus migrate -C "$DOMUS_TMP/junk.cfg" -s env g "$B_HOST" >/dev/null 2>"$DOMUS_TMP/err"; then
+    fail "mig -C: a malformed config was accepted"
+else
+    pass "mig -C: a malformed config refused: $(tail -n 1 "$DOMUS_TMP/err")"
+fi
+check "mig -C: nothing on B after the refusals" onB nothing_on
+sed 's/^name = .*/name = "gc"/' "$DOMUS_TMP/g.cfg" >"$DOMUS_TMP/gc.cfg"
+if onA domus migrate -C "$DOMUS_TMP/gc.cfg" -s env g "$B_HOST" >"$DOMUS_TMP/mig.out" \
+    2>"$DOMUS_TMP/err"; then
+    pass "mig -C: domus migrate -C gc.cfg g <B> ($(summary))"
+else
+    fail "mig -C: domus migrate -C gc.cfg: $(tr '\n' '|' <"$DOMUS_TMP/err")"
+fi
+check "mig -C: g is gone from A" onA wait_gone g 20
+check "mig -C: B runs it as gc" onB wait_state gc r 20
+check "mig -C: gc's workload goes on on B" onB more_rounds gc 2 90
+if onB domus migrate -C "$DOMUS_TMP/g.cfg" -s env gc "$A_HOST" >"$DOMUS_TMP/mig.out" \
+    2>"$DOMUS_TMP/err"; then
+    pass "mig -C: domus migrate -C g.cfg gc <A> ($(summary))"
+else
+    fail "mig -C: domus migrate -C g.cfg gc: $(tr '\n' '|' <"$DOMUS_TMP/err")"
+fi
+check "mig -C: gc is gone from B" onB wait_gone gc 20
+runs_on A "-C back"
 clean A
 clean B
 

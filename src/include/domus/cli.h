@@ -42,6 +42,9 @@ int cli_console_attach(const char *path);
 
 /* A config file's text (malloc'd, at most 1 MiB); 1 after printing why. */
 int cli_read_cfg(const char *path, char **text, size_t *len);
+/* The config file's path and text into req ("cfg_path", "cfg_text"); 1
+ * after printing why it cannot be read. */
+int cli_req_add_cfg(json_object *req, const char *path);
 /* Attaches to domain dom's console. */
 int cli_console_of(const char *dom);
 
