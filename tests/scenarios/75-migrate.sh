@@ -152,12 +152,13 @@ if onA domus migrate -C "$DOMUS_TMP/none.cfg" -s env g "$B_HOST" >/dev/null 2>"$
 else
     pass "mig -C: a missing config refused: $(tail -n 1 "$DOMUS_TMP/err")"
 fi
-echo 'memory = "lots"' >"$DOMUS_TMP/junk.cfg"
+sed 's/^memory = .*/memory = "lots"/' "$DOMUS_TMP/g.cfg" >"$DOMUS_TMP/junk.cfg"
 if onA domus migrate -C "$DOMUS_TMP/junk.cfg" -s env g "$B_HOST" >/dev/null 2>"$DOMUS_TMP/err"; then
     fail "mig -C: a malformed config was accepted"
 else
-    pass "mig -C: a malformed config refused: $(tail -n 1 "$DOMUS_TMP/err")"
+    pass "mig -C: a malformed config refused: $(grep -m 1 memory "$DOMUS_TMP/err")"
 fi
+check "mig -C: the refusal names the config's error" grep -q 'memory' "$DOMUS_TMP/err"
 check "mig -C: nothing on B after the refusals" onB nothing_on
 sed 's/^name = .*/name = "gc"/' "$DOMUS_TMP/g.cfg" >"$DOMUS_TMP/gc.cfg"
 if onA domus migrate -C "$DOMUS_TMP/gc.cfg" -s env g "$B_HOST" >"$DOMUS_TMP/mig.out" \
