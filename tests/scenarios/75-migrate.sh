@@ -160,22 +160,21 @@ else
 fi
 check "mig -C: the refusal names the config's error" grep -q 'memory' "$DOMUS_TMP/err"
 check "mig -C: nothing on B after the refusals" onB nothing_on
+# migrate_c FROM TO-HOST CFG NAME: NAME migrates from FROM with -C CFG.
+migrate_c() {
+    if on$1 domus migrate -C "$DOMUS_TMP/$3" -s env "$4" "$2" >"$DOMUS_TMP/mig.out" \
+        2>"$DOMUS_TMP/err"; then
+        pass "mig -C: domus migrate -C $3 $4 ($(summary))"
+    else
+        fail "mig -C: domus migrate -C $3 $4: $(tr '\n' '|' <"$DOMUS_TMP/err")"
+    fi
+}
 sed 's/^name = .*/name = "gc"/' "$DOMUS_TMP/g.cfg" >"$DOMUS_TMP/gc.cfg"
-if onA domus migrate -C "$DOMUS_TMP/gc.cfg" -s env g "$B_HOST" >"$DOMUS_TMP/mig.out" \
-    2>"$DOMUS_TMP/err"; then
-    pass "mig -C: domus migrate -C gc.cfg g <B> ($(summary))"
-else
-    fail "mig -C: domus migrate -C gc.cfg: $(tr '\n' '|' <"$DOMUS_TMP/err")"
-fi
+migrate_c A "$B_HOST" gc.cfg g
 check "mig -C: g is gone from A" onA wait_gone g 20
 check "mig -C: B runs it as gc" onB wait_state gc r 20
 check "mig -C: gc's workload goes on on B" onB more_rounds gc 2 90
-if onB domus migrate -C "$DOMUS_TMP/g.cfg" -s env gc "$A_HOST" >"$DOMUS_TMP/mig.out" \
-    2>"$DOMUS_TMP/err"; then
-    pass "mig -C: domus migrate -C g.cfg gc <A> ($(summary))"
-else
-    fail "mig -C: domus migrate -C g.cfg gc: $(tr '\n' '|' <"$DOMUS_TMP/err")"
-fi
+migrate_c B "$A_HOST" g.cfg gc
 check "mig -C: gc is gone from B" onB wait_gone gc 20
 runs_on A "-C back"
 clean A
