@@ -31,7 +31,14 @@ boot() { # boot NAME MODE [BOOTS [CMDLINE]]: BOOTS incarnations (reboots restart
     pass "blk $2: domus create with two disks"
     # (the waits stay inside run.sh's 300 s, so that a stuck guest's
     # console still gets relayed)
-    check "blk $2: the guest finished (${3:-1} boot(s))" wait_log "$1" BLK-DONE 150 "${3:-1}"
+    if wait_log "$1" BLK-DONE 150 "${3:-1}"; then
+        pass "blk $2: the guest finished (${3:-1} boot(s))"
+    else # where it stopped: its console, and its domus-vm's threads
+        fail "blk $2: the guest finished (${3:-1} boot(s))"
+        tr -d '\r' <"$(console_log "$1")" | tail -n 25 | sed 's/^/DIAG console: /'
+        diag_vm_threads
+        tail -n 10 "$DOMUS_LOG_DIR/domus-vm-$1.log" 2>/dev/null | sed 's/^/DIAG vm: /'
+    fi
     check "blk $2: the guest powered off" wait_gone "$1" 30
     relay "$1" || fail "blk $2: guest lines (console: $(tail -n 5 "$(console_log "$1")" | tr -d '\r' | tr '\n' '|'))"
 }

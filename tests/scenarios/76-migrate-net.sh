@@ -110,16 +110,7 @@ diag() {
     tail -n 12 "$DOMUS_LOG_DIR/domus-vm-$1.log" 2>/dev/null | sed 's/^/DIAG vm: /'
     tail -n 8 "$DOMUS_LOG_DIR/domusd.log" 2>/dev/null | sed 's/^/DIAG domusd: /'
     tr -d '\r' <"$(console_log "$1")" 2>/dev/null | tail -n 40 | sed 's/^/DIAG console: /'
-    # each thread of this host's domus-vms: state, wait channel, kernel stack
-    _d="$(domusd_pid)"
-    for _p in /proc/[0-9]*; do
-        [ "$(cat "$_p/comm" 2>/dev/null)" = domus-vm ] || continue
-        [ "$(awk '{ print $4 }' "$_p/stat" 2>/dev/null)" = "$_d" ] || continue
-        for _t in "$_p"/task/*; do
-            echo "DIAG thread ${_t#/proc/}: $(cat "$_t/comm") $(awk '{ print $3 }' "$_t/stat")" \
-                "$(cat "$_t/wchan" 2>/dev/null) | $(tr '\n' ' ' <"$_t/stack" 2>/dev/null | cut -c1-300)"
-        done
-    done
+    diag_vm_threads
     dmesg | tail -n 15 | sed 's/^/DIAG host dmesg: /'
 }
 # The TCP stream: records echoed, as the guest (on SIDE) and the client last

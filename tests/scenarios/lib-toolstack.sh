@@ -118,6 +118,19 @@ vm_of_domusd() {
         [ "$(awk '{ print $4 }' "$_p/stat" 2>/dev/null)" = "$1" ] && { echo "${_p#/proc/}"; return; }
     done
 }
+# diag_vm_threads: each thread of this domusd's domus-vms, as DIAG lines:
+# state, wait channel, kernel stack (where a stuck guest's process waits).
+diag_vm_threads() {
+    _d="$(domusd_pid)"
+    for _p in /proc/[0-9]*; do
+        [ "$(cat "$_p/comm" 2>/dev/null)" = domus-vm ] || continue
+        [ "$(awk '{ print $4 }' "$_p/stat" 2>/dev/null)" = "$_d" ] || continue
+        for _t in "$_p"/task/*; do
+            echo "DIAG thread ${_t#/proc/}: $(cat "$_t/comm") $(awk '{ print $3 }' "$_t/stat")" \
+                "$(cat "$_t/wchan" 2>/dev/null) | $(tr '\n' ' ' <"$_t/stack" 2>/dev/null | cut -c1-300)"
+        done
+    done
+}
 # wait_vm_read DOMUSD-PID BYTES: until that domusd's domus-vm has read more
 # than BYTES (its /proc/PID/io: a migration receiver splices the stream to
 # it, and spliced bytes are not in the receiver's own rchar), 30 s, one
