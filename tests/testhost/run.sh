@@ -51,6 +51,8 @@
 # --append STR (test host) more kernel parameters, e.g. --append loglevel=7
 # --guest S    the guest kernel scenarios boot: 6.1 (Debian 12's cloud kernel,
 #              the default) or 6.12; also DOMUS_GUEST_SERIES.
+# --env NAME=VALUE  set NAME in the scenario's environment (repeatable), e.g.
+#              --env MIG_CYCLES=10 for 76-migrate-net.
 # --asan       Domus's ASan/UBSan binaries (build/asan-bin, `make asan-bins`)
 #              instead of build/bin; also DOMUS_TESTHOST_ASAN=1.
 set -euo pipefail
@@ -63,6 +65,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 
 usage() { sed -n '2,30p' "$0" >&2; exit 2; }
 GUEST_SERIES="${DOMUS_GUEST_SERIES:-6.1}"
+SCEN_ENV=()
 SCEN="" TIMEOUT="" WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0 EXTRA_APPEND="" ASAN="${DOMUS_TESTHOST_ASAN:-0}"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -75,6 +78,9 @@ while [ $# -gt 0 ]; do
     --asan) ASAN=1; shift ;;
     --guest) GUEST_SERIES="${2?}"; shift 2 ;;
     --append) EXTRA_APPEND="${2?}"; shift 2 ;;
+    --env)
+        [[ "${2:-}" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || { echo "run.sh: --env wants NAME=VALUE" >&2; exit 2; }
+        SCEN_ENV+=("$2"); shift 2 ;;
     -h|--help) usage ;;
     -*) echo "run.sh: unknown option $1" >&2; usage ;;
     *) [ -z "$SCEN" ] || usage; SCEN="$1"; shift ;;
@@ -180,7 +186,7 @@ run_native() {
         echo "DOMUS-SCENARIO-START"
         env DOMUS_GUEST_KERNEL="$GUEST_KERNEL" DOMUS_GUEST_INITRD="$DOMUS_GUEST_INITRD" \
             DOMUS_BIN="$BINDIR" DOMUS_TMP="$tmp/work" DOMUS_GUEST_TESTS="$ROOT/tests/guest" \
-            PATH="$BINDIR:$BUILDTH/bin:$PATH" \
+            PATH="$BINDIR:$BUILDTH/bin:$PATH" ${SCEN_ENV[@]+"${SCEN_ENV[@]}"} \
             timeout -k 10 "$TIMEOUT" sh "$SCEN_PATH" </dev/null 2>&1 || rc=$?
         [ "$rc" != 124 ] || echo "DOMUS-TIMEOUT"
         echo "DOMUS-SCENARIO-END rc=$rc"
@@ -226,6 +232,7 @@ cd /tmp/domus
 # A heartbeat on the second serial port: run.sh stops a test host whose
 # heartbeat stops (the nested hang: see the header).
 [ -c /dev/ttyS1 ] && (while :; do echo beat; sleep 10; done >/dev/ttyS1 2>/dev/null) &
+[ -f /domus/scenario.env ] && . /domus/scenario.env # run.sh --env
 if [ -f /domus/scenario.path ]; then
     echo "DOMUS-SCENARIO-START uptime=$(cut -d' ' -f1 /proc/uptime)"
     sh "$(cat /domus/scenario.path)" </dev/null 2>&1
@@ -329,6 +336,10 @@ run_testhost() {
         install -m 0755 "$SCEN_PATH" "$r/domus/scenario/"
         echo "/domus/scenario/$(basename "$SCEN_PATH")" >"$r/domus/scenario.path"
     fi
+    local kv
+    for kv in ${SCEN_ENV[@]+"${SCEN_ENV[@]}"}; do # export NAME='VALUE', quotes escaped
+        printf "export %s='%s'\n" "${kv%%=*}" "$(printf '%s' "${kv#*=}" | sed "s/'/'\\\\''/g")"
+    done >"$r/domus/scenario.env"
     initrd="$(mktemp "$BUILDTH/.initrd-$NAME.XXXXXX")"
     scen_cpio="$initrd.scen"
     trap 'rm -f "$initrd" "$scen_cpio"' EXIT
