@@ -57,6 +57,8 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
         add(a, "--paused", NULL);
         if (dom->restore_lazy)
             add(a, "--lazy", NULL);
+        if (dom->restore_postcopy)
+            add(a, "--postcopy", NULL);
     } else {
         add(a, "--kernel", c->kernel);
         if (c->ramdisk[0])

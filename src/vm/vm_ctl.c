@@ -38,6 +38,12 @@ static const char *req_str(const struct ctl_req *r, const char *key)
     return vmctl_get_str(r->obj, key);
 }
 
+static bool req_bool(const struct ctl_req *r, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(r->obj, key, &v) && json_object_get_boolean(v);
+}
+
 static void add_u64(json_object *o, const char *key, uint64_t v)
 {
     json_object_object_add(o, key, json_object_new_uint64(v));
@@ -265,6 +271,9 @@ static json_object *cmd_migrate_precopy(const struct ctl_req *r)
                     MIG_DOWNTIME_MAX_MS, MIG_ROUNDS_MAX);
     o.downtime_ms = (unsigned)downtime;
     o.max_rounds = (unsigned)rounds;
+    if (json_object_object_get_ex(r->obj, "bandwidth", NULL) &&
+        vmctl_get_u64(r->obj, "bandwidth", UINT64_MAX, &o.bandwidth) < 0)
+        return fail("migrate-precopy: \"bandwidth\" (bytes a second) is not a number");
     if (vm_migrate_precopy(r->vm, r->in_fds[0], config, &o, &res, err, sizeof(err)) < 0)
         return fail("%s", err);
     json_object *j = ok();
@@ -282,10 +291,30 @@ static json_object *cmd_migrate_finish(const struct ctl_req *r)
         return fail("migrate-finish: \"timeout_ms\" (at most %u) is missing or out of "
                     "range",
                     SAVE_TIMEOUT_MAX_MS);
-    if (vm_migrate_finish(r->vm, (unsigned)timeout_ms, &res, err, sizeof(err)) < 0)
+    if (vm_migrate_finish(r->vm, (unsigned)timeout_ms, req_bool(r, "postcopy"), &res, err,
+                          sizeof(err)) < 0)
         return fail("%s", err);
     json_object *j = ok();
     add_mig(j, &res);
+    add_u64(j, "postcopy_pages", res.postcopy_pages);
+    return j;
+}
+
+/* The pages a post-copy finish left, sent while the destination runs. */
+static json_object *cmd_migrate_postcopy(const struct ctl_req *r)
+{
+    struct vm_pc_result res;
+    char err[400] = "";
+
+    if (vm_migrate_postcopy(r->vm, &res, err, sizeof(err)) < 0)
+        return fail("%s", err);
+    json_object *j = ok();
+    add_u64(j, "pc_pages", res.pages);
+    add_u64(j, "pc_asked", res.asked);
+    add_u64(j, "pc_pushed", res.pushed);
+    add_u64(j, "pc_bytes", res.bytes);
+    add_u64(j, "pc_ms", res.ms);
+    add_u64(j, "pc_sent_ms", res.sent_ms);
     return j;
 }
 
@@ -305,6 +334,7 @@ static const struct {
     json_object *(*fn)(const struct ctl_req *r);
 } commands[] = {
     {"save", cmd_save},       {"resume", cmd_resume},
+    {"migrate-postcopy", cmd_migrate_postcopy},
     {"pause", cmd_pause},     {"unpause", cmd_unpause},   {"info", cmd_info},
     {"xs-ring", cmd_xs_ring}, {"shutdown", cmd_shutdown}, {"attach", cmd_attach},
     {"detach", cmd_detach},   {"mem-max", cmd_mem_max},

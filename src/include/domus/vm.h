@@ -103,6 +103,7 @@ struct vm_args {
     const char *restore; /* --restore: a save image instead of --kernel */
     bool paused;         /* --paused: a restored domain's vCPUs wait for unpause */
     bool lazy;           /* --lazy: the guest runs before its memory is read */
+    bool postcopy;       /* --postcopy: stdin is a post-copy migration's socket */
 };
 
 /* The command line of vmproc.h into *a (argv strings are referenced and the
@@ -247,6 +248,7 @@ struct vm_mig_opts {
     unsigned downtime_ms; /* target for the final round */
     unsigned max_rounds;  /* of dirty pages after round 0 */
     int progress_fd;      /* a terminal for progress lines, or -1 */
+    uint64_t bandwidth;   /* bytes a second at most (--bandwidth), 0: any */
 };
 struct vm_mig_result {
     unsigned rounds;           /* after round 0 */
@@ -261,13 +263,38 @@ struct vm_mig_result {
      * the guest's SCHEDOP_shutdown(suspend), the last pages and the end
      * record sent */
     uint64_t suspended_ns, pages_ns, end_ns;
+    uint64_t postcopy_pages; /* finish with post-copy: the pages left */
 };
 int vm_migrate_precopy(struct vm *vm, int fd, const char *config,
                        const struct vm_mig_opts *o, struct vm_mig_result *res, char *err,
                        size_t errlen);
-int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, struct vm_mig_result *res,
-                      char *err, size_t errlen);
+int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, bool postcopy,
+                      struct vm_mig_result *res, char *err, size_t errlen);
 void vm_migrate_abort(struct vm *vm);
+
+/* Post-copy (docs/migration.md): vm_migrate_finish with postcopy sends,
+ * instead of the pages dirtied since the last round, a post-copy record
+ * naming them (SIMG_REC_POSTCOPY), and keeps the connection.  Once the
+ * destination runs the guest, vm_migrate_postcopy sends those pages on
+ * it: first any the destination asks for (u64 memfd page numbers,
+ * little-endian), then the rest in order, rate-limited as the pre-copy
+ * was; page data records and an end record with their own crc; then it
+ * waits (up to 120 s) for the destination's u64 all ones: every page is
+ * in.  0, after which the caller destroys the held guest; or -errno with
+ * err set: the connection failed, the destination closed it or broke the
+ * protocol.  Either way the migration ends and the guest stays held
+ * suspended and paused: it cannot resume (the destination ran it since),
+ * nor go before every page is delivered. */
+struct vm_pc_result {
+    uint64_t pages;   /* the pages left for post-copy */
+    uint64_t asked;   /* of which sent because the destination asked */
+    uint64_t pushed;  /* sent in order */
+    uint64_t bytes;   /* the post-copy stream */
+    uint64_t ms;      /* to the destination's "every page in" */
+    uint64_t sent_ms; /* to the end record (every page sent) */
+};
+int vm_migrate_postcopy(struct vm *vm, struct vm_pc_result *res, char *err,
+                        size_t errlen);
 
 /* Cancels a suspend vm_save kept (DESTROY): the guest sees 1 and runs on.
  * -EINVAL when there is none. */
