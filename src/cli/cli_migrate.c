@@ -298,13 +298,11 @@ static int run_migration(const struct mig_args *a, int conn)
 
 static int parse_migrate(int argc, char **argv, struct mig_args *a)
 {
-    static const struct option longs[] = {{"debug", 0, NULL, 'D'},
-                                          {"transport", 1, NULL, 'T'},
-                                          {"downtime", 1, NULL, 'W'},
-                                          {"max-rounds", 1, NULL, 'R'},
-                                          {"postcopy", 0, NULL, 'P'},
-                                          {"bandwidth", 1, NULL, 'B'},
-                                          {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {
+        {"debug", 0, NULL, 'D'},    {"transport", 1, NULL, 'T'},
+        {"downtime", 1, NULL, 'W'}, {"max-rounds", 1, NULL, 'R'},
+        {"postcopy", 0, NULL, 'P'}, {"bandwidth", 1, NULL, 'B'},
+        {NULL, 0, NULL, 0}};
     int c;
 
     *a = (struct mig_args){.ssh = "ssh"};
@@ -497,9 +495,10 @@ static int relay(int in, int out, int vm, char *err, size_t errlen)
 
     fcntl(vm, F_SETFL, O_NONBLOCK);
     while (!rc && !(acked && !up.len)) {
-        struct pollfd p[3] = {{in, down.len ? 0 : POLLIN, 0},
-                              {vm, (short)((up.len ? 0 : POLLIN) | (down.len ? POLLOUT : 0)), 0},
-                              {out, up.len ? POLLOUT : 0, 0}};
+        struct pollfd p[3] = {
+            {in, down.len ? 0 : POLLIN, 0},
+            {vm, (short)((up.len ? 0 : POLLIN) | (down.len ? POLLOUT : 0)), 0},
+            {out, up.len ? POLLOUT : 0, 0}};
         if (poll(p, 3, 1000) < 0 && errno != EINTR)
             rc = -errno;
         if (!rc && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
@@ -559,7 +558,8 @@ static int hand_over(int in, int out, int held, const char *name, bool paused,
 {
     json_object *reply = NULL;
     char line[64], err[1024], done[1024];
-    int rc = put_line(out, "ready\n") ?: ts_read_line_bytewise(in, line, sizeof(line), GO_TIMEOUT_MS);
+    int rc = put_line(out, "ready\n")
+                 ?: ts_read_line_bytewise(in, line, sizeof(line), GO_TIMEOUT_MS);
     uint64_t go = drealtime_ns();
 
     dbg("<- %s", rc ? strerror(-rc) : line);
@@ -678,7 +678,8 @@ static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *t
 static bool wants_postcopy(const char *config)
 {
     json_object *o = json_tokener_parse(config), *v;
-    bool pc = o && json_object_object_get_ex(o, "postcopy", &v) && json_object_get_boolean(v);
+    bool pc =
+        o && json_object_object_get_ex(o, "postcopy", &v) && json_object_get_boolean(v);
 
     json_object_put(o);
     return pc;
@@ -687,7 +688,8 @@ static bool wants_postcopy(const char *config)
 /* domus-vm's stdin: a pipe, or a socket pair for post-copy's back channel. */
 static int vm_channel(bool pc, int p[2])
 {
-    return pc ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) : pipe2(p, O_CLOEXEC);
+    return pc ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p)
+              : pipe2(p, O_CLOEXEC);
 }
 
 static int receive(int in, int out, bool paused)

@@ -354,7 +354,8 @@ static void cmd_migrate(const struct req *r)
     int rc;
 
     if (d->req_nfds < 1) {
-        dsd_reply_error(d, r->client, "migrate: the connection must come with the request");
+        dsd_reply_error(d, r->client,
+                        "migrate: the connection must come with the request");
         return;
     }
     if (!(dom = req_dom(r)) ||
@@ -369,8 +370,8 @@ static void cmd_migrate(const struct req *r)
                                  (uint64_t)bw << 20, req_bool(r, "postcopy")};
     stats = json_object_new_object();
     if ((rc = dsd_migrate(d, dom, &o, stats, err, sizeof(err))) < 0) {
-        dsd_reply_error(d, r->client, "domain '%s': migration failed: %s%s", dom->cfg.name,
-                        err,
+        dsd_reply_error(d, r->client, "domain '%s': migration failed: %s%s",
+                        dom->cfg.name, err,
                         rc != -ENOTRECOVERABLE && dom->state == DS_RUNNING
                             ? " (the domain carries on here)"
                             : "");
@@ -393,7 +394,8 @@ static void cmd_restore(const struct req *r)
 
     if (req_bool(r, "fd")) { /* the image came as a descriptor (migrate-receive) */
         if (r->d->req_nfds < 1 || r->d->req_fds[0] <= 0) {
-            dsd_reply_error(r->d, r->client, "restore: the image's descriptor is missing");
+            dsd_reply_error(r->d, r->client,
+                            "restore: the image's descriptor is missing");
             return;
         }
         rs.fd = r->d->req_fds[0];
@@ -405,11 +407,10 @@ static void cmd_restore(const struct req *r)
         return;
     /* A stream (a pipe: migrate-receive) comes with its header's config,
      * which domus-vm reads again from the stream itself. */
-    if (rs.fd > 0 && req_str(r, "config") ? dsd_image_cfg_parse(req_str(r, "config"),
-                                                                  "the stream", &ic, err,
-                                                                  sizeof(err)) < 0
-                                           : dsd_restore_config(rs.image, &ic, err,
-                                                                sizeof(err)) < 0) {
+    if (rs.fd > 0 && req_str(r, "config")
+            ? dsd_image_cfg_parse(req_str(r, "config"), "the stream", &ic, err,
+                                  sizeof(err)) < 0
+            : dsd_restore_config(rs.image, &ic, err, sizeof(err)) < 0) {
         dsd_reply_error(r->d, r->client, "%s", err);
         return;
     }

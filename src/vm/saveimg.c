@@ -64,8 +64,8 @@ static void pace(struct simg_writer *w)
 {
     if (!w->rate || w->rate_paused)
         return;
-    uint64_t due = w->rate_t0 + (uint64_t)((double)(w->bytes - w->rate_b0) * 1e9 /
-                                           (double)w->rate);
+    uint64_t due =
+        w->rate_t0 + (uint64_t)((double)(w->bytes - w->rate_b0) * 1e9 / (double)w->rate);
     uint64_t now = dnow_ns();
     if (due > now) {
         struct timespec ts = {(time_t)((due - now) / 1000000000u),

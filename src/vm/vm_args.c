@@ -16,7 +16,8 @@ void vm_usage(void)
             "       --console-log PATH --console-sock PATH --control-sock PATH\n"
             "       [--ready-fd FD] [--xenstore] [--xenstore-path SOCK]\n"
             "       [--disk DEVID:r|w:PATH]... [--vif DEVID,MAC,BRIDGE[,MTU]]...\n"
-            "       [--restore IMAGE [--paused] [--lazy|--postcopy]]   (instead of --kernel)\n");
+            "       [--restore IMAGE [--paused] [--lazy|--postcopy]]   (instead of "
+            "--kernel)\n");
 }
 
 int vm_parse_uint(const char *s, uint64_t max, uint64_t *out)

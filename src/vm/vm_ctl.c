@@ -261,7 +261,8 @@ static json_object *cmd_migrate_precopy(const struct ctl_req *r)
     char err[400] = "";
 
     if (r->n_in < 1)
-        return fail("migrate-precopy: the stream's descriptor must come with the request");
+        return fail(
+            "migrate-precopy: the stream's descriptor must come with the request");
     if (!config || !config[0])
         return fail("migrate-precopy: \"config\" (a JSON object's text) is missing");
     if (vmctl_get_u64(r->obj, "downtime_ms", MIG_DOWNTIME_MAX_MS, &downtime) < 0 ||
@@ -333,13 +334,21 @@ static const struct {
     const char *name;
     json_object *(*fn)(const struct ctl_req *r);
 } commands[] = {
-    {"save", cmd_save},       {"resume", cmd_resume},
+    {"save", cmd_save},
+    {"resume", cmd_resume},
     {"migrate-postcopy", cmd_migrate_postcopy},
-    {"pause", cmd_pause},     {"unpause", cmd_unpause},   {"info", cmd_info},
-    {"xs-ring", cmd_xs_ring}, {"shutdown", cmd_shutdown}, {"attach", cmd_attach},
-    {"detach", cmd_detach},   {"mem-max", cmd_mem_max},
-    {"stats", cmd_stats},     {"migrate-precopy", cmd_migrate_precopy},
-    {"migrate-finish", cmd_migrate_finish}, {"migrate-abort", cmd_migrate_abort},
+    {"pause", cmd_pause},
+    {"unpause", cmd_unpause},
+    {"info", cmd_info},
+    {"xs-ring", cmd_xs_ring},
+    {"shutdown", cmd_shutdown},
+    {"attach", cmd_attach},
+    {"detach", cmd_detach},
+    {"mem-max", cmd_mem_max},
+    {"stats", cmd_stats},
+    {"migrate-precopy", cmd_migrate_precopy},
+    {"migrate-finish", cmd_migrate_finish},
+    {"migrate-abort", cmd_migrate_abort},
 };
 
 json_object *vm_ctl_handle(struct vm *vm, const char *line, int *fds, unsigned *nfds)

@@ -32,8 +32,8 @@ struct vm_lazy {
      * file); or PC_* (a connection) */
     uint64_t *index;
     int uffd, img_fd, stop_fd;
-    int conn_fd;      /* post-copy: page data in, requests out; or -1 */
-    bool have_wanted; /* post-copy: the stream's post-copy record was read */
+    int conn_fd;           /* post-copy: page data in, requests out; or -1 */
+    bool have_wanted;      /* post-copy: the stream's post-copy record was read */
     pthread_mutex_t wlock; /* one writer at a time on conn_fd */
     bool registered, fault_running, fill_running;
     pthread_t fault_th, fill_th;
@@ -461,9 +461,10 @@ int vm_lazy_postcopy_set(struct vm_lazy *lz, const struct simg_rec *rec, char *e
     uint64_t n = rd_u64(&rd), res = rd_u64(&rd), words = (n + 63) / 64;
 
     if (rd.err || res || n != lz->npages || rec->len != 16 + words * 8) {
-        dfmt(err, errlen, "a post-copy record of %u bytes for %llu pages (this domain "
-             "has %llu)", rec->len, (unsigned long long)n,
-             (unsigned long long)lz->npages);
+        dfmt(err, errlen,
+             "a post-copy record of %u bytes for %llu pages (this domain "
+             "has %llu)",
+             rec->len, (unsigned long long)n, (unsigned long long)lz->npages);
         return -EINVAL;
     }
     if (lz->have_wanted) {
@@ -512,8 +513,7 @@ int vm_lazy_serve_conn(struct vm_lazy *lz, int fd, char *err, size_t errlen)
         return -EINVAL;
     }
     if ((rc = punch_wanted(lz)) < 0) {
-        dfmt(err, errlen, "dropping the pages the source still holds: %s",
-             strerror(-rc));
+        dfmt(err, errlen, "dropping the pages the source still holds: %s", strerror(-rc));
         return rc;
     }
     if ((lz->conn_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
@@ -574,13 +574,17 @@ static int pull_all(struct vm_lazy *lz, struct simg_reader *r, uint64_t *t0)
         mark_in(lz, &rec);
     }
     if (!rc && atomic_load(&lz->wanted_left)) {
-        dfmt(r->err, sizeof(r->err), "the source ended the post-copy stream with %llu "
-             "pages not sent", (unsigned long long)atomic_load(&lz->wanted_left));
+        dfmt(r->err, sizeof(r->err),
+             "the source ended the post-copy stream with %llu "
+             "pages not sent",
+             (unsigned long long)atomic_load(&lz->wanted_left));
         rc = -EPROTO;
     }
     if (rc < 0 && !strncmp(r->err, "truncated image", 15))
-        dfmt(r->err, sizeof(r->err), "the connection to the source ended with %llu of "
-             "%llu pages not in", (unsigned long long)atomic_load(&lz->wanted_left),
+        dfmt(r->err, sizeof(r->err),
+             "the connection to the source ended with %llu of "
+             "%llu pages not in",
+             (unsigned long long)atomic_load(&lz->wanted_left),
              (unsigned long long)lz->wanted);
     return rc;
 }

@@ -247,8 +247,7 @@ static void mark_fixed(struct vm_mig *m, uint64_t *bm, struct domain *d)
     }
 }
 
-static int final_round(struct vm *vm, struct vm_mig_result *res, char *err,
-                       size_t errlen)
+static int final_round(struct vm *vm, struct vm_mig_result *res, char *err, size_t errlen)
 {
     struct vm_mig *m = vm->mig;
     struct domain *d = &vm->dom;
@@ -467,8 +466,7 @@ static int pc_loop(struct pc *pc)
     return rc;
 }
 
-int vm_migrate_postcopy(struct vm *vm, struct vm_pc_result *res, char *err,
-                        size_t errlen)
+int vm_migrate_postcopy(struct vm *vm, struct vm_pc_result *res, char *err, size_t errlen)
 {
     struct vm_mig *m = vm->mig;
     struct pc pc = {m, &vm->dom.mem, {0}, res};

@@ -11,13 +11,8 @@
 #include <string.h>
 
 const struct vm_state_ops vm_kvm_state_ops = {
-    kvm_vcpu_save,
-    kvm_vcpu_load,
-    kvm_clock_save,
-    kvm_clock_load,
-    kvm_dirty_log_start,
-    kvm_dirty_log_get,
-    kvm_dirty_log_stop,
+    kvm_vcpu_save,       kvm_vcpu_load,     kvm_clock_save,     kvm_clock_load,
+    kvm_dirty_log_start, kvm_dirty_log_get, kvm_dirty_log_stop,
 };
 
 static int save_vcpus(struct domain *d, struct simg_writer *w,

@@ -17,17 +17,17 @@
 #include <sys/un.h>
 
 #define DSD_SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
-#define DSD_BUILD_TIMEOUT_MS 180000 /* from spawn to "ready" */
+#define DSD_BUILD_TIMEOUT_MS 180000         /* from spawn to "ready" */
 #define DSD_STREAM_TIMEOUT_MS (3600 * 1000) /* ... restoring from a migration stream */
-#define DSD_KILL_TIMEOUT_MS 10000   /* from SIGTERM to SIGKILL */
-#define DSD_CONTROL_TIMEOUT_MS 2000 /* one control-socket exchange */
-#define DSD_RESTART_BURST 10        /* this many restarts ...      */
-#define DSD_RESTART_WINDOW_MS 30000 /* ... within this time: give up */
-#define DSD_DOMID_MAX 0x7FEF        /* DOMID_FIRST_RESERVED - 1 */
-#define DSD_DETACH_TIMEOUT_MS 10000 /* for the guest to close a detached device */
-#define DSD_DETACH_POLL_MS 100      /* its back end's state is read this often */
-#define DSD_CG_BUSY_MAX 16          /* busy groups waiting to be removed */
-#define DSD_CG_BUSY_MS 10000        /* retried this long, every DSD_CG_RETRY_MS */
+#define DSD_KILL_TIMEOUT_MS 10000           /* from SIGTERM to SIGKILL */
+#define DSD_CONTROL_TIMEOUT_MS 2000         /* one control-socket exchange */
+#define DSD_RESTART_BURST 10                /* this many restarts ...      */
+#define DSD_RESTART_WINDOW_MS 30000         /* ... within this time: give up */
+#define DSD_DOMID_MAX 0x7FEF                /* DOMID_FIRST_RESERVED - 1 */
+#define DSD_DETACH_TIMEOUT_MS 10000         /* for the guest to close a detached device */
+#define DSD_DETACH_POLL_MS 100              /* its back end's state is read this often */
+#define DSD_CG_BUSY_MAX 16                  /* busy groups waiting to be removed */
+#define DSD_CG_BUSY_MS 10000                /* retried this long, every DSD_CG_RETRY_MS */
 #define DSD_CG_RETRY_MS 100
 #define DSD_SUSPEND_TIMEOUT_MS 30000     /* for the guest to suspend when asked */
 #define DSD_SAVE_WRITE_TIMEOUT_MS 600000 /* then for its image to be written */
@@ -58,10 +58,10 @@ struct dsd_dom {
     char errpart[512]; /* incomplete stderr line */
     size_t errpart_len;
     bool destroy_requested, timed_out;
-    bool xs_up;              /* its xenstore nodes exist and it was introduced */
-    bool xs_nodes;           /* its nodes exist, written before it was ready */
-    bool keep_sockets;       /* freed without unlinking its sockets (a live orphan's) */
-    bool adopted;            /* its domus-vm was started by an earlier domusd */
+    bool xs_up;        /* its xenstore nodes exist and it was introduced */
+    bool xs_nodes;     /* its nodes exist, written before it was ready */
+    bool keep_sockets; /* freed without unlinking its sockets (a live orphan's) */
+    bool adopted;      /* its domus-vm was started by an earlier domusd */
     /* The migration receiver's connection (client id) that restored it:
      * its end before "migrate-release" destroys the domain (0: none). */
     uint64_t mig_holder;
@@ -70,7 +70,7 @@ struct dsd_dom {
     char cfg_path[PATH_MAX]; /* and that file's name */
     uint64_t waiter;         /* client id waiting for the reply, 0: none */
     enum dsd_wait wkind;
-    int64_t deadline_ms; /* 0: none (build timeout or SIGKILL escalation) */
+    int64_t deadline_ms;      /* 0: none (build timeout or SIGKILL escalation) */
     int64_t start_timeout_ms; /* the start's deadline, from spawn (said when it passes) */
     int64_t restarts[DSD_RESTART_BURST];
     unsigned n_restarts;
@@ -86,7 +86,7 @@ struct dsd_dom {
     /* A restore from a descriptor (migrate-receive's spool): it becomes
      * domus-vm's stdin, restore_path "/proc/self/fd/0"; > 0 while set. */
     int restore_fd;
-    bool restore_lazy; /* domus-vm --lazy (vmlazy.h) */
+    bool restore_lazy;     /* domus-vm --lazy (vmlazy.h) */
     bool restore_postcopy; /* domus-vm --postcopy: restore_fd is a socket */
     /* vCPUs 0..vcpus_online-1 are online (cpu/N/availability), the others up
      * to cfg.maxvcpus offline: cfg.vcpus at each start, then vcpu-set's. */
@@ -229,8 +229,8 @@ int dsd_xs_shutdown(struct dsd *d, struct dsd_dom *dom, const char *how);
 /* ---- save and restore (dsd_save.c) ---- */
 
 struct dsd_save_opts {
-    const char *path;       /* the image, absolute */
-    bool checkpoint, pause; /* xl save -c / -p: the domain is not destroyed */
+    const char *path;                /* the image, absolute */
+    bool checkpoint, pause;          /* xl save -c / -p: the domain is not destroyed */
     const char *cfg_path, *cfg_text; /* a config to store instead (or NULL) */
 };
 
@@ -241,20 +241,22 @@ struct dsd_save_opts {
  * paused as o says.  -errno with err: nothing is left (a file it created
  * is removed) and the guest runs on (its suspend cancelled: it sees 1).
  * Blocks domusd while the image is written. */
-int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o,
-             char *err, size_t errlen);
+int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o, char *err,
+             size_t errlen);
 
 /* The image header's config (JSON text, malloc'd): name, the xl.cfg path
  * and text, the memory; NULL when out of memory. */
 char *dsd_image_config(const struct dsd_dom *dom, const char *path, const char *text);
 /* 0 if dom can be asked to suspend (it runs and has its xenstore
  * connection), else -EINVAL / -EOPNOTSUPP with the reason in err. */
-int dsd_can_suspend(const struct dsd *d, const struct dsd_dom *dom, char *err, size_t errlen);
+int dsd_can_suspend(const struct dsd *d, const struct dsd_dom *dom, char *err,
+                    size_t errlen);
 /* One request req (put here) to dom's domus-vm with nfds descriptors: 0, or
  * -errno / -EREMOTEIO (its refusal) with the reason in err; with stats, the
  * reply's numbers are copied there (a later call's non-zero ones win). */
-int dsd_vm_call(const struct dsd_dom *dom, json_object *req, const int *fds, unsigned nfds,
-                json_object *stats, int timeout_ms, char *err, size_t errlen);
+int dsd_vm_call(const struct dsd_dom *dom, json_object *req, const int *fds,
+                unsigned nfds, json_object *stats, int timeout_ms, char *err,
+                size_t errlen);
 
 /* ---- live migration, the source (dsd_migrate.c, docs/migration.md) ---- */
 
@@ -263,8 +265,8 @@ struct dsd_migrate_opts {
     int progress_fd;      /* a terminal for progress lines, or -1 */
     unsigned downtime_ms; /* the final round's target */
     unsigned max_rounds;
-    uint64_t bandwidth;   /* bytes a second at most (--bandwidth), 0: any */
-    bool postcopy;        /* --postcopy: the pages left go after the unpause */
+    uint64_t bandwidth; /* bytes a second at most (--bandwidth), 0: any */
+    bool postcopy;      /* --postcopy: the pages left go after the unpause */
 };
 
 /* Sends dom over o->conn while it runs (domus-vm's migrate-precopy), asks

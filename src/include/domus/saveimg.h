@@ -49,7 +49,7 @@ enum simg_rec_type {
     SIMG_REC_HV_GNTTAB = 13,
     SIMG_REC_HV_AREAS = 14,
     SIMG_REC_HV_TIMERS = 15,
-    SIMG_REC_VCPU_TSC = 16, /* u32 vcpu, u32 0, u64 TSC offset */
+    SIMG_REC_VCPU_TSC = 16,  /* u32 vcpu, u32 0, u64 TSC offset */
     SIMG_REC_HV_MEMRES = 17, /* memop.h: the memory reservation */
     /* Post-copy migration (docs/migration.md): u64 npages, u64 0, then
      * (npages + 63) / 64 u64 words, bit p set for memfd page p whose
@@ -171,8 +171,8 @@ struct simg_reader {
      * read, only their pfns (simg_rec.data_off says where the pages are);
      * the end record's checksum cannot be checked then and is not. */
     bool index_only;
-    bool skipped; /* index mode skipped page data: the crc is not known */
-    uint64_t size; /* the fd's size (index mode), 0 until known */
+    bool skipped;    /* index mode skipped page data: the crc is not known */
+    uint64_t size;   /* the fd's size (index mode), 0 until known */
     uint64_t end_ns; /* CLOCK_REALTIME when vm_restore_body verified the end */
     /* Not NULL (an fd source, not index mode): page data records are read
      * straight into this memory (no copy through body), rec.loaded. */

@@ -135,7 +135,7 @@ struct vm {
     struct vm_lazy *lazy;
     atomic_int lazy_rc;
     char lazy_err[256];
-    char err[512];       /* why vm_init failed */
+    char err[512]; /* why vm_init failed */
     /* A restore's instants (CLOCK_REALTIME), told with "ready" for live
      * migration's downtime phases: the end record verified, the state
      * applied, the back ends up, the vCPU threads started. */
@@ -161,7 +161,8 @@ void vm_dev_stop_all(struct vm *vm);
 unsigned vm_dev_count(const struct vm *vm, const struct vm_dev_kind *k);
 
 /* The "stats" control command's reply (vm_stats.c): {"ok":true,
- * "cputime_ns","mem_kib","vcpus","vcpu_ns":[each vCPU's],"vbds":[{"devid","oo_req","rd_req",
+ * "cputime_ns","mem_kib","vcpus","vcpu_ns":[each
+ * vCPU's],"vbds":[{"devid","oo_req","rd_req",
  * "wr_req","f_req","ds_req","rd_sect","wr_sect"}],"vifs":[{"devid",
  * "tx_pkts","tx_bytes","rx_pkts","rx_bytes"}]}: the vCPUs' CPU time and the
  * back ends' counters (blkback_stats, netback_stats), for xentop's view. */
@@ -251,14 +252,14 @@ struct vm_mig_opts {
     uint64_t bandwidth;   /* bytes a second at most (--bandwidth), 0: any */
 };
 struct vm_mig_result {
-    unsigned rounds;           /* after round 0 */
-    uint64_t pages;            /* page records' pages sent */
-    uint64_t bytes;            /* the stream so far */
-    uint64_t last_dirty;       /* pages left for the final round */
-    uint64_t expected_ms;      /* their time at the measured bandwidth */
-    uint64_t mib_s;            /* the bandwidth measured, MiB/s */
-    uint64_t paused_at_ns;     /* finish: CLOCK_REALTIME of the pause */
-    uint64_t final_ms;         /* finish: from the pause to the end record */
+    unsigned rounds;       /* after round 0 */
+    uint64_t pages;        /* page records' pages sent */
+    uint64_t bytes;        /* the stream so far */
+    uint64_t last_dirty;   /* pages left for the final round */
+    uint64_t expected_ms;  /* their time at the measured bandwidth */
+    uint64_t mib_s;        /* the bandwidth measured, MiB/s */
+    uint64_t paused_at_ns; /* finish: CLOCK_REALTIME of the pause */
+    uint64_t final_ms;     /* finish: from the pause to the end record */
     /* finish, CLOCK_REALTIME (the downtime's phases, docs/migration.md):
      * the guest's SCHEDOP_shutdown(suspend), the last pages and the end
      * record sent */
