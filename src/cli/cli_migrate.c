@@ -501,7 +501,7 @@ static int relay(int in, int out, int vm, char *err, size_t errlen)
             {out, up.len ? POLLOUT : 0, 0}};
         if (poll(p, 3, 1000) < 0 && errno != EINTR)
             rc = -errno;
-        if (!rc && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
+        if (!rc && !down.len && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
             (rc = relay_in(in, &down)) == 0) {
             dfmt(err, errlen, "the source closed the connection");
             rc = -ECONNRESET;
