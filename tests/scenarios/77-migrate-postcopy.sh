@@ -174,7 +174,7 @@ echo "compare: the same guest (memdirty $DIRTY MiB:MiB/s, link $BW MiB/s), downt
 
 # ---- the link lost in the post-copy phase ----
 listen_on B 7078 || fail "mig cut: migrate-receive --listen on B"
-onA domus migrate --postcopy --bandwidth 2 --transport tcp:127.0.0.1:7078 g B \
+onA domus migrate --postcopy --bandwidth 4 --transport tcp:127.0.0.1:7078 g B \
     >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err" &
 mig_pid=$!
 for _i in $(seq 1200); do
