@@ -88,6 +88,8 @@ static void test_args(void)
     CHECK("args: bad numbers",
           parse(&a, ARGS("--vcpus", "0")) && parse(&a, ARGS("--domid", "32752")) &&
               parse(&a, ARGS("--memory", "x")) && parse(&a, ARGS("--ready-fd", "-1")));
+    CHECK("args: --postcopy only with --restore",
+          parse(&a, ARGS("--postcopy")) == -EINVAL);
     CHECK("args: unknown option and stray argument",
           parse(&a, ARGS("--bogus")) && parse(&a, ARGS("stray")));
     const char *many[2 * VM_MAX_DISKS + 8] = {"--xenstore", "--xenstore-path", "/s"};
