@@ -29,6 +29,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib-toolstack.sh"
 DIRTY="${MIG_DIRTY:-32:16}"
 BW="${MIG_BW:-8}"
+ROUNDS="${MIG_ROUNDS:-3}" # dirty rounds before the final one, pre-copy and post-copy alike
 A_RUN="$DOMUS_TMP/a/run" A_LOG="$DOMUS_TMP/a/log"
 B_RUN="$DOMUS_TMP/b/run" B_LOG="$DOMUS_TMP/b/log"
 DOMUS_CGROUP=0 # the two domusds would both make domus/dom1
@@ -96,7 +97,7 @@ record() { # record pre|post: its downtime and total into PRE / POST
 
 # mig_env LABEL MODE: A->B with -s env (as xl, env standing in for ssh).
 mig_env() {
-    if onA domus migrate $2 --bandwidth "$BW" -s env g "$B_HOST" >"$DOMUS_TMP/mig.out" \
+    if onA domus migrate $2 --bandwidth "$BW" --max-rounds "$ROUNDS" -s env g "$B_HOST" >"$DOMUS_TMP/mig.out" \
         2>"$DOMUS_TMP/err"; then
         pass "mig $1: domus migrate $2 -s env g <B> ($(summary))"
     else
@@ -122,7 +123,7 @@ listen_on() { # listen_on A|B PORT: a receiver there, its pid in recv_pid
 # mig_tcp LABEL MODE: B->A over TCP.
 mig_tcp() {
     listen_on A 7077 || fail "mig $1: migrate-receive --listen on A"
-    if onB domus migrate $2 --bandwidth "$BW" --transport tcp:127.0.0.1:7077 g A \
+    if onB domus migrate $2 --bandwidth "$BW" --max-rounds "$ROUNDS" --transport tcp:127.0.0.1:7077 g A \
         >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err"; then
         pass "mig $1: domus migrate $2 --transport tcp g A ($(summary))"
     else
@@ -174,7 +175,7 @@ echo "compare: the same guest (memdirty $DIRTY MiB:MiB/s, link $BW MiB/s), downt
 
 # ---- the link lost in the post-copy phase ----
 listen_on B 7078 || fail "mig cut: migrate-receive --listen on B"
-onA domus migrate --postcopy --bandwidth 4 --transport tcp:127.0.0.1:7078 g B \
+onA domus migrate --postcopy --bandwidth 4 --max-rounds 1 --transport tcp:127.0.0.1:7078 g B \
     >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err" &
 mig_pid=$!
 for _i in $(seq 1200); do
