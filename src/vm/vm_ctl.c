@@ -55,8 +55,14 @@ static json_object *cmd_pause(const struct ctl_req *r)
     return ok();
 }
 
+#define PC_FAILED                                                                        \
+    "a post-copy migration of this domain failed after the guest ran on the "            \
+    "destination: this copy is older and must not run; destroy it"
+
 static json_object *cmd_unpause(const struct ctl_req *r)
 {
+    if (r->vm->pc_failed)
+        return fail(PC_FAILED);
     kvm_domain_pause(&r->vm->dom, false);
     return ok();
 }
@@ -228,6 +234,8 @@ static json_object *cmd_save(const struct ctl_req *r)
 
 static json_object *cmd_resume(const struct ctl_req *r)
 {
+    if (r->vm->pc_failed)
+        return fail(PC_FAILED);
     if (vm_resume_held(r->vm) < 0)
         return fail("the domain is not held suspended by a save");
     return ok();

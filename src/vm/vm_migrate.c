@@ -499,6 +499,7 @@ int vm_migrate_postcopy(struct vm *vm, struct vm_pc_result *res, char *err, size
              (unsigned long long)res->ms, (unsigned long long)(left - m->pc_left),
              (unsigned long long)left);
         derr("dom%u: post-copy failed: %s; this copy is kept paused", vm->dom.domid, err);
+        vm->pc_failed = true;
     }
     mig_free(vm); /* the guest stays held: destroyed, or kept after a failure */
     return rc;

@@ -50,6 +50,7 @@ EXTRA_CMDLINE="domus.dirty=$DIRTY" \
     MEMORY=192 mkcfg g saverest 2 'on_poweroff = "destroy"' "disk = [ '$IMG,raw,xvdb,rw' ]"
 
 rounds() { count_in_log "$1" '^ROUND '; }
+wait_state_a_p() { onA wait_state g p 5; }
 more_rounds() { wait_log "$1" '^ROUND ' "$3" "$(($(rounds "$1") + $2))"; }
 last_round() { tr -d '\r' <"$(console_log "$1")" | grep '^ROUND ' | tail -n 1; }
 dirty_lines() { count_in_log "$1" '^DIRTY '; }
@@ -212,6 +213,12 @@ check "mig cut: A keeps g, paused" onA wait_state g p 5
 _r0="$(onA rounds g)"
 sleep 5
 check "mig cut: A's copy does not run (no new round in 5 s)" [ "$(onA rounds g)" = "$_r0" ]
+if onA domus unpause g >/dev/null 2>"$DOMUS_TMP/err"; then
+    fail "mig cut: A's stale copy could be unpaused"
+else
+    pass "mig cut: A refuses to unpause its copy: $(tail -n 1 "$DOMUS_TMP/err")"
+fi
+check "mig cut: A's copy still does not run" wait_state_a_p
 check "mig cut: A's copy destroyed by hand" onA domus destroy g
 check "mig: nothing left on A" onA nothing_on
 check "mig: nothing left on B" onB nothing_on

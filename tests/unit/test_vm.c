@@ -897,9 +897,14 @@ static void test_postcopy(void)
               atomic_load(&d->paused));
     CHECK("postcopy cut: no second post-copy",
           refused("{\"cmd\":\"migrate-postcopy\"}", "no post-copy"));
+    CHECK("postcopy cut: the source's copy can be neither unpaused nor resumed",
+          refused("{\"cmd\":\"unpause\"}", "must not run") &&
+              refused("{\"cmd\":\"resume\"}", "must not run") &&
+              atomic_load(&d->paused) && vm.hold_suspend);
     vm_lazy_free(p.lz);
     close(sv[0]);
     close(sv[1]);
+    vm.pc_failed = false; /* the test's own cleanup */
     accepted("{\"cmd\":\"resume\"}");
     close(d->event_fd);
     d->event_fd = -1;

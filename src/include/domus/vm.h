@@ -129,6 +129,10 @@ struct vm {
      * not cancel that suspend (vm_suspend.c). */
     bool hold_suspend;
     struct vm_mig *mig; /* a live migration between its pre-copy and its end */
+    /* A post-copy that failed after the destination ran the guest: this
+     * copy is older than the guest and must never run (no unpause, no
+     * resume); only its destroy is left. */
+    bool pc_failed;
     const struct vm_state_ops *state_ops; /* vm_kvm_state_ops; fakes in tests */
     /* --lazy (vmlazy.h): the fault and fill threads; lazy_rc is 0 while
      * filling, 1 when done, -errno (with lazy_err) when it failed. */
