@@ -159,7 +159,7 @@ static bool pc_cas(uint64_t *st, uint64_t from, uint64_t to)
 /* Post-copy: a page the source holds is asked for once (its copy, by the
  * pull thread, wakes every thread waiting on it); one that has come is
  * woken; one neither side holds (never written) is a zero page. */
-static void serve_conn(struct vm_lazy *lz, uint64_t addr, uint8_t *buf)
+static void serve_conn(struct vm_lazy *lz, uint64_t addr)
 {
     uint64_t page = (addr - (uint64_t)(uintptr_t)lz->base) >> DOMUS_PAGE_SHIFT;
     uint64_t *st = page < lz->npages ? &lz->index[page] : NULL;
@@ -192,7 +192,6 @@ static void serve_conn(struct vm_lazy *lz, uint64_t addr, uint8_t *buf)
             return;
         }
     }
-    (void)buf;
     if (ioctl(lz->uffd, UFFDIO_WAKE, &r) < 0)
         derr("post-copy: waking a fault at page %#llx: %s", (unsigned long long)page,
              strerror(errno));
@@ -219,7 +218,7 @@ static void *fault_thread(void *arg)
             if (msg[i].event != UFFD_EVENT_PAGEFAULT)
                 continue;
             else if (lz->conn_fd >= 0)
-                serve_conn(lz, msg[i].arg.pagefault.address, buf);
+                serve_conn(lz, msg[i].arg.pagefault.address);
             else
                 serve(lz, msg[i].arg.pagefault.address, buf);
     }
