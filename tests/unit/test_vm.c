@@ -851,6 +851,10 @@ static void test_postcopy(void)
     vm_lazy_stats(p.lz, &st);
     CHECK("postcopy: the dirty set is wanted, dropped and served on fault",
           rc == 0 && st.wanted == PC_PAGES);
+    uint64_t hole = *(volatile uint64_t *)gmem_ptr(&dst, 8000 * 4096ULL, 8);
+    vm_lazy_stats(p.lz, &st);
+    CHECK("postcopy: a page neither side holds is a zero page, not asked for",
+          hole == 0 && st.zero_faults == 1 && st.faults == 0);
     pthread_create(&toucher, NULL, pc_toucher, &dst);
     for (int i = 0; i < 500 && (vm_lazy_stats(p.lz, &st), st.faults == 0); i++)
         usleep(10000);
