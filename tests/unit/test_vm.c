@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -801,7 +802,7 @@ static bool pc_start(int sv[2], struct gmem *dst, struct pc_dst *p)
     json_object *r;
     bool ok;
 
-    memset(dst->host, 0, GMEM_MIN_RAM);
+    fallocate(dst->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, GMEM_MIN_RAM);
     *p = (struct pc_dst){sv[1], dst, vm_lazy_new(dst), 0, ""};
     for (uint64_t i = 16; i < 16 + PC_PAGES; i++)
         *(uint64_t *)gmem_ptr(&d->mem, i * 4096, 8) = i << 8 | 1;
