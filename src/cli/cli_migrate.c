@@ -7,7 +7,12 @@
  *                       or "error: <why>\n";
  *   source -> receiver: "go\n" (the source's copy will never run again);
  *   receiver -> source: "done <ns>\n" once it unpaused the domain
- *                       (CLOCK_REALTIME), or "error: <why>\n".
+ *                       (CLOCK_REALTIME), or "error: <why>\n";
+ *   post-copy only (the header's config says "postcopy"), then:
+ *   source -> receiver: the pages the stream left out (page data records,
+ *                       an end record), pushed and asked for;
+ *   receiver -> source: u64 page numbers it asks for, then u64 all ones
+ *                       once every page is in (the source's copy goes).
  * The source's domusd does the stream and reads "ready" (dsd_migrate.c);
  * the receiver spools the stream to a file, then restores it as `domus
  * restore -p` does and unpauses on "go". */
@@ -69,8 +74,8 @@ static int put_line(int fd, const char *s)
 
 struct mig_args {
     const char *ssh, *transport, *config, *dom, *host;
-    bool paused;
-    long downtime_ms, max_rounds;
+    bool paused, postcopy;
+    long downtime_ms, max_rounds, bandwidth_mib;
 };
 
 /* A TCP connection whose peer or path vanishes (a host gone, a link cut)
@@ -162,6 +167,11 @@ static json_object *migrate_req(const struct mig_args *a)
         json_object_object_add(req, "downtime_ms", json_object_new_int64(a->downtime_ms));
     if (a->max_rounds > 0)
         json_object_object_add(req, "max_rounds", json_object_new_int64(a->max_rounds));
+    if (a->bandwidth_mib > 0)
+        json_object_object_add(req, "bandwidth_mib",
+                               json_object_new_int64(a->bandwidth_mib));
+    if (a->postcopy)
+        json_object_object_add(req, "postcopy", json_object_new_boolean(1));
     if (a->config && cli_req_add_cfg(req, a->config)) {
         json_object_put(req);
         return NULL;
@@ -222,7 +232,7 @@ static void print_phases(json_object *r, const char *done)
 static void summary(json_object *r, uint64_t t0, uint64_t done_ns)
 {
     long long paused = cli_jnum(r, "paused_at_ns");
-    double mib = (double)cli_jnum(r, "bytes") / (1 << 20);
+    double mib = (double)(cli_jnum(r, "bytes") + cli_jnum(r, "pc_bytes")) / (1 << 20);
 
     if (isatty(STDERR_FILENO))
         fputc('\n', stderr);
@@ -234,6 +244,15 @@ static void summary(json_object *r, uint64_t t0, uint64_t done_ns)
             ? (double)(done_ns - (uint64_t)paused) / 1e6
             : -1.0,
         (double)(drealtime_ns() - t0) / 1e9);
+    if (json_object_object_get_ex(r, "pc_pages", NULL))
+        printf("post-copy: %lld pages after the unpause in %.2f s (%lld asked for on a "
+               "fault, %lld pushed), %.1f MiB\n",
+               cli_jnum(r, "pc_pages"),
+               done_ns && cli_jnum(r, "pc_end_ns") > (long long)done_ns
+                   ? (double)((uint64_t)cli_jnum(r, "pc_end_ns") - done_ns) / 1e9
+                   : (double)cli_jnum(r, "pc_ms") / 1e3,
+               cli_jnum(r, "pc_asked"), cli_jnum(r, "pc_pushed"),
+               (double)cli_jnum(r, "pc_bytes") / (1 << 20));
 }
 
 /* The connection is up and the receiver said hello: domusd migrates. */
@@ -282,11 +301,11 @@ static int run_migration(json_object *req, int conn)
 
 static int parse_migrate(int argc, char **argv, struct mig_args *a)
 {
-    static const struct option longs[] = {{"debug", 0, NULL, 'D'},
-                                          {"transport", 1, NULL, 'T'},
-                                          {"downtime", 1, NULL, 'W'},
-                                          {"max-rounds", 1, NULL, 'R'},
-                                          {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {
+        {"debug", 0, NULL, 'D'},    {"transport", 1, NULL, 'T'},
+        {"downtime", 1, NULL, 'W'}, {"max-rounds", 1, NULL, 'R'},
+        {"postcopy", 0, NULL, 'P'}, {"bandwidth", 1, NULL, 'B'},
+        {NULL, 0, NULL, 0}};
     int c;
 
     *a = (struct mig_args){.ssh = "ssh"};
@@ -307,6 +326,10 @@ static int parse_migrate(int argc, char **argv, struct mig_args *a)
             continue;
         else if (c == 'R' && (a->max_rounds = strtol(optarg, NULL, 10)) > 0)
             continue;
+        else if (c == 'B' && (a->bandwidth_mib = strtol(optarg, NULL, 10)) > 0)
+            continue;
+        else if (c == 'P')
+            a->postcopy = true;
         else if (c != 'e')
             return -1;
     }
@@ -420,9 +443,123 @@ static int release(int held, const char *name, bool paused, char *err, size_t er
     return rc ? -EREMOTEIO : 0;
 }
 
+/* ---- post-copy: the relay between the source and domus-vm ---- */
+
+#define RELAY_IDLE_MS 120000 /* nothing from the source that long: it is gone */
+
+struct relay_buf {
+    uint8_t b[1 << 16];
+    size_t len, off;
+};
+
+/* Reads from fd into an empty buffer: 1, 0 at the end, or -errno. */
+static int relay_in(int fd, struct relay_buf *rb)
+{
+    ssize_t n = read(fd, rb->b, sizeof(rb->b));
+
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 1 : -errno;
+    rb->len = (size_t)n;
+    rb->off = 0;
+    return n > 0;
+}
+
+/* Writes what the buffer holds to fd: 0 or -errno. */
+static int relay_out(int fd, struct relay_buf *rb)
+{
+    ssize_t n = write(fd, rb->b + rb->off, rb->len - rb->off);
+
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    rb->off += (size_t)n;
+    if (rb->off == rb->len)
+        rb->len = rb->off = 0;
+    return 0;
+}
+
+/* Tracks what goes up to the source: *acked once the 8 bytes at an
+ * 8-byte boundary are all ones (domus-vm has every page). */
+static void watch_up(const struct relay_buf *rb, uint64_t *up, uint8_t *last, bool *acked)
+{
+    for (size_t i = 0; i < rb->len; i++) {
+        last[*up % 8] = rb->b[i];
+        if (++*up % 8 == 0)
+            *acked = !memcmp(last, "\xff\xff\xff\xff\xff\xff\xff\xff", 8);
+    }
+}
+
+/* Page data from the source (in) to domus-vm (vm), its requests back
+ * (out), until its "every page in" has gone up.  0, or -errno with err. */
+static int relay(int in, int out, int vm, char *err, size_t errlen)
+{
+    static struct relay_buf down, up;
+    uint8_t last[8];
+    uint64_t upb = 0, idle_since = dnow_ns();
+    bool acked = false;
+    int rc = 0;
+
+    fcntl(vm, F_SETFL, O_NONBLOCK);
+    while (!rc && !(acked && !up.len)) {
+        struct pollfd p[3] = {
+            {in, down.len ? 0 : POLLIN, 0},
+            {vm, (short)((up.len ? 0 : POLLIN) | (down.len ? POLLOUT : 0)), 0},
+            {out, up.len ? POLLOUT : 0, 0}};
+        if (poll(p, 3, 1000) < 0 && errno != EINTR)
+            rc = -errno;
+        if (!rc && !down.len && (p[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
+            (rc = relay_in(in, &down)) == 0) {
+            dfmt(err, errlen, "the source closed the connection");
+            rc = -ECONNRESET;
+        } else if (rc == 1) {
+            idle_since = dnow_ns();
+            rc = 0;
+        }
+        if (!rc && (p[1].revents & POLLOUT))
+            rc = relay_out(vm, &down);
+        if (!rc && (p[1].revents & (POLLIN | POLLHUP | POLLERR)) && !up.len) {
+            if ((rc = relay_in(vm, &up)) == 0) {
+                dfmt(err, errlen, "the domain's process ended its side");
+                rc = -EPIPE;
+            } else if (rc == 1) {
+                watch_up(&up, &upb, last, &acked);
+                rc = 0;
+            }
+        }
+        if (!rc && (p[2].revents & (POLLOUT | POLLERR)))
+            rc = relay_out(out, &up);
+        if (!rc && dnow_ns() - idle_since > (uint64_t)RELAY_IDLE_MS * 1000000u) {
+            dfmt(err, errlen, "nothing from the source for %d s", RELAY_IDLE_MS / 1000);
+            rc = -ETIMEDOUT;
+        }
+    }
+    if (rc && !err[0])
+        dfmt(err, errlen, "%s", strerror(-rc));
+    return rc;
+}
+
+/* After "done": the pages the source still holds come through here. */
+static int postcopy_receive(int in, int out, int vm, const char *name)
+{
+    char err[512] = "";
+    uint64_t t0 = dnow_ns();
+    int rc = relay(in, out, vm, err, sizeof(err));
+
+    if (!rc) {
+        fprintf(stderr, "migrate-receive: post-copy: every page of %s in after %.2f s\n",
+                name, (double)(dnow_ns() - t0) / 1e9);
+        return 0;
+    }
+    fprintf(stderr,
+            "domus: error: post-copy of %s failed after it started here (%s): it is "
+            "destroyed here (its memory is not all here); the source keeps its "
+            "paused copy\n",
+            name, err);
+    return 1;
+}
+
 /* The restored domain, paused: unpaused on "go", destroyed otherwise. */
 static int hand_over(int in, int out, int held, const char *name, bool paused,
-                     const char *times)
+                     const char *times, int pc)
 {
     json_object *reply = NULL;
     char line[64], err[1024], done[1024];
@@ -442,7 +579,7 @@ static int hand_over(int in, int out, int held, const char *name, bool paused,
                  (unsigned long long)drealtime_ns(), times, (unsigned long long)go);
         put_line(out, done);
         fprintf(stderr, "migrate-receive: domain %s runs here\n", name);
-        return 0;
+        return pc >= 0 ? postcopy_receive(in, out, pc, name) : 0;
     }
     fprintf(stderr,
             "domus: error: migration of %s not completed (%s): destroying it here\n",
@@ -476,10 +613,13 @@ static char *header_config(int hfd)
  * stdin), its header's config with the request, so that domusd can check
  * it (name, memory) before domus-vm starts reading.  *conn: the
  * connection to domusd its answer will come on. */
-static int send_restore(int p, const char *config, int *conn, char *err, size_t errlen)
+static int send_restore(int p, const char *config, bool pc, int *conn, char *err,
+                        size_t errlen)
 {
     json_object *req = json_object_new_object();
 
+    if (pc)
+        json_object_object_add(req, "postcopy", json_object_new_boolean(1));
     json_object_object_add(req, "cmd", json_object_new_string("restore"));
     json_object_object_add(req, "fd", json_object_new_boolean(1));
     json_object_object_add(req, "config", json_object_new_string(config));
@@ -539,6 +679,24 @@ static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *t
  * (into a memfd: domusd checks the config before the domain exists), then
  * through a pipe that domus-vm restores from while the source still sends
  * rounds; the domain exists, paused, once the end record is read. */
+/* The header's config asks for post-copy (dsd_migrate.c). */
+static bool wants_postcopy(const char *config)
+{
+    json_object *o = json_tokener_parse(config), *v;
+    bool pc =
+        o && json_object_object_get_ex(o, "postcopy", &v) && json_object_get_boolean(v);
+
+    json_object_put(o);
+    return pc;
+}
+
+/* domus-vm's stdin: a pipe, or a socket pair for post-copy's back channel. */
+static int vm_channel(bool pc, int p[2])
+{
+    return pc ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p)
+              : pipe2(p, O_CLOEXEC);
+}
+
 static int receive(int in, int out, bool paused)
 {
     char err[1024] = "", msg[1100], name[128], times[700], *config = NULL;
@@ -546,14 +704,17 @@ static int receive(int in, int out, bool paused)
     int held = -1; /* the restore's connection, kept: domusd destroys the
                     * domain if it ends before the release */
     uint64_t at = 0;
+    bool pc = false;
 
     rc = hfd < 0 ? -errno : simg_spool_header(in, hfd, &at, err, sizeof(err));
     if (!rc && !(config = header_config(hfd)))
         rc = -ENOMEM;
-    if (!rc && pipe2(p, O_CLOEXEC) < 0)
+    if (!rc && (pc = wants_postcopy(config)))
+        dbg("%s", "post-copy: domus-vm gets a socket");
+    if (!rc && vm_channel(pc, p) < 0)
         rc = -errno;
     if (!rc)
-        rc = send_restore(p[0], config, &conn, err, sizeof(err));
+        rc = send_restore(p[0], config, pc, &conn, err, sizeof(err));
     if (p[0] >= 0)
         close(p[0]);
     if (!rc && (held = fcntl(conn, F_DUPFD_CLOEXEC, 3)) < 0)
@@ -562,8 +723,10 @@ static int receive(int in, int out, bool paused)
         rc = feed(in, hfd, p[1], &at, err, sizeof(err));
     snprintf(times, sizeof(times), " rcv_end=%llu", (unsigned long long)drealtime_ns());
     dbg("stream received: %s", rc ? err : "whole");
-    if (p[1] >= 0)
+    if (p[1] >= 0 && (rc || !pc)) {
         close(p[1]); /* domus-vm sees the end (a cut stream: truncated) */
+        p[1] = -1;
+    }
     if (conn >= 0)
         rc = restore_reply(conn, rc, name, sizeof(name), times, sizeof(times), err,
                            sizeof(err));
@@ -576,9 +739,14 @@ static int receive(int in, int out, bool paused)
         fprintf(stderr, "domus: error: %s\n", err[0] ? err : strerror(-rc));
         if (held >= 0)
             close(held);
+        if (p[1] >= 0)
+            close(p[1]);
         return 1;
     }
-    return hand_over(in, out, held, name, paused, times);
+    rc = hand_over(in, out, held, name, paused, times, p[1]);
+    if (p[1] >= 0)
+        close(p[1]); /* post-copy: domus-vm's pull sees the end */
+    return rc;
 }
 
 /* The connection on stdin/stdout moved to descriptors no child inherits

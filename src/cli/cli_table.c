@@ -45,7 +45,11 @@ static const struct cli_cmd cmds[] = {
      "  --transport tcp:<addr>:<port>  connect to a 'domus migrate-receive\n"
      "                   --listen <port>' instead of running ssh\n"
      "  --downtime <ms>  the final round's target (default 300)\n"
-     "  --max-rounds <n> of dirty pages before the final round (default 30)"},
+     "  --max-rounds <n> of dirty pages before the final round (default 30)\n"
+     "  --postcopy       resume the guest on <host> after the pre-copy rounds and\n"
+     "                   pull the pages left on first touch (and in the\n"
+     "                   background); the source cannot take the guest back then\n"
+     "  --bandwidth <MiB>  send at most <MiB> MiB a second"},
     {"migrate-receive", cli_migrate_receive,
      "Receive a migrating domain (run by migrate over ssh)",
      "[-p] [-e] [-d] [--listen <port>]\n"

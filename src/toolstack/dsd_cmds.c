@@ -170,7 +170,7 @@ static size_t text_len(const struct req *r, const char *text)
 struct restore {
     const char *image;
     int fd; /* > 0: the image came as this descriptor (image names it) */
-    bool paused, lazy;
+    bool paused, lazy, postcopy; /* postcopy: fd is a socket (domus-vm --postcopy) */
     bool hold; /* a migration's: destroyed if the client goes before its release */
     uint64_t memory_mib, maxmem_mib;
 };
@@ -216,6 +216,7 @@ static void create_domain(const struct req *r, const char *path, const char *tex
         dom->restore_paused = rs->paused;
         dom->restore_fd = rs->fd;
         dom->restore_lazy = rs->lazy;
+        dom->restore_postcopy = rs->postcopy;
         dom->mig_holder = rs->hold ? r->client : 0;
     }
     if (!rc && (rc = dsd_sched_prepare(r->d, dom, NULL, err, sizeof(err))) < 0)
@@ -335,6 +336,7 @@ static void cmd_save(const struct req *r)
 #define MIG_DEFAULT_ROUNDS 30
 #define MIG_MAX_DOWNTIME_MS 60000
 #define MIG_MAX_ROUNDS 1000
+#define MIG_MAX_BANDWIDTH_MIB (1 << 20) /* 1 TiB/s: no limit in practice */
 
 /* An optional number in [1, max], def when absent; -1 after replying. */
 static int64_t req_num(const struct req *r, const char *key, uint64_t max, uint64_t def)
@@ -359,9 +361,10 @@ static void cmd_migrate(const struct req *r)
 {
     struct dsd *d = r->d;
     struct dsd_dom *dom;
-    int64_t downtime, rounds;
+    int64_t downtime, rounds, bw;
     char err[1024];
     json_object *stats;
+    int rc;
 
     if (d->req_nfds < 1) {
         dsd_reply_error(d, r->client,
@@ -373,19 +376,25 @@ static void cmd_migrate(const struct req *r)
                             MIG_DEFAULT_DOWNTIME_MS)) < 0 ||
         (rounds = req_num(r, "max_rounds", MIG_MAX_ROUNDS, MIG_DEFAULT_ROUNDS)) < 0)
         return;
+    if ((bw = req_num(r, "bandwidth_mib", MIG_MAX_BANDWIDTH_MIB, 0)) < 0)
+        return;
     struct dsd_migrate_opts o = {.conn = d->req_fds[0],
                                  .progress_fd = d->req_nfds > 1 ? d->req_fds[1] : -1,
                                  .downtime_ms = (unsigned)downtime,
                                  .max_rounds = (unsigned)rounds,
+                                 .bandwidth = (uint64_t)bw << 20,
+                                 .postcopy = req_bool(r, "postcopy"),
                                  .cfg_path = req_str(r, "cfg_path"),
                                  .cfg_text = req_str(r, "cfg_text")};
     if (req_stored_cfg(r, &o.cfg_path, o.cfg_text) < 0)
         return;
     stats = json_object_new_object();
-    if (dsd_migrate(d, dom, &o, stats, err, sizeof(err)) < 0) {
+    if ((rc = dsd_migrate(d, dom, &o, stats, err, sizeof(err))) < 0) {
         dsd_reply_error(d, r->client, "domain '%s': migration failed: %s%s",
                         dom->cfg.name, err,
-                        dom->state == DS_RUNNING ? " (the domain carries on here)" : "");
+                        rc != -ENOTRECOVERABLE && dom->state == DS_RUNNING
+                            ? " (the domain carries on here)"
+                            : "");
         json_object_put(stats);
         return;
     }
@@ -411,6 +420,7 @@ static void cmd_restore(const struct req *r)
         }
         rs.fd = r->d->req_fds[0];
         rs.hold = req_bool(r, "hold");
+        rs.postcopy = req_bool(r, "postcopy");
         snprintf(path, sizeof(path), "/proc/self/fd/%d", rs.fd);
         rs.image = path;
     } else if (!(rs.image = req_path(r, path, sizeof(path))))

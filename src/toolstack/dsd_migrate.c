@@ -27,6 +27,9 @@ static int precopy(const struct dsd_dom *dom, const struct dsd_migrate_opts *o,
     json_object_object_add(req, "config", json_object_new_string(config));
     json_object_object_add(req, "downtime_ms", json_object_new_int64(o->downtime_ms));
     json_object_object_add(req, "max_rounds", json_object_new_int64(o->max_rounds));
+    if (o->bandwidth)
+        json_object_object_add(req, "bandwidth",
+                               json_object_new_int64((int64_t)o->bandwidth));
     return dsd_vm_call(dom, req, fds, o->progress_fd >= 0 ? 2 : 1, stats,
                        MIG_PRECOPY_TIMEOUT_MS, err, errlen);
 }
@@ -37,8 +40,8 @@ static void stamp(json_object *stats, const char *key)
     json_object_object_add(stats, key, json_object_new_int64((int64_t)drealtime_ns()));
 }
 
-static int finish(struct dsd *d, struct dsd_dom *dom, json_object *stats, char *err,
-                  size_t errlen)
+static int finish(struct dsd *d, struct dsd_dom *dom, bool postcopy, json_object *stats,
+                  char *err, size_t errlen)
 {
     json_object *req;
     int rc;
@@ -54,6 +57,8 @@ static int finish(struct dsd *d, struct dsd_dom *dom, json_object *stats, char *
     req = vmctl_req("migrate-finish");
     json_object_object_add(req, "timeout_ms",
                            json_object_new_int64(DSD_SUSPEND_TIMEOUT_MS));
+    if (postcopy)
+        json_object_object_add(req, "postcopy", json_object_new_boolean(1));
     rc = dsd_vm_call(dom, req, NULL, 0, stats,
                      DSD_SUSPEND_TIMEOUT_MS + DSD_SAVE_WRITE_TIMEOUT_MS, err, errlen);
     if (rc)
@@ -88,9 +93,33 @@ static int after_go(int conn, json_object *stats, char *err, size_t errlen)
     return rc;
 }
 
+/* Post-copy, once the destination runs the guest: domus-vm sends the
+ * pages left (migrate-postcopy) until the destination has every one.  A
+ * failure leaves this copy held and paused, never resumed. */
+static int postcopy(struct dsd_dom *dom, json_object *stats, char *err, size_t errlen)
+{
+    char verr[512];
+    int rc;
+
+    stamp(stats, "pc_start_ns");
+    rc = dsd_vm_call(dom, vmctl_req("migrate-postcopy"), NULL, 0, stats,
+                     MIG_PRECOPY_TIMEOUT_MS, verr, sizeof(verr));
+    stamp(stats, "pc_end_ns");
+    if (!rc)
+        return 0;
+    dfmt(err, errlen,
+         "post-copy failed after the guest started on the destination: %s. The "
+         "destination destroys its copy (it lacks memory only this host had); this "
+         "copy is kept paused and must not be resumed (the guest ran on since): "
+         "domus destroy it",
+         verr);
+    derr("domain %u (%s): %s", dom->domid, dom->cfg.name, err);
+    return -ENOTRECOVERABLE;
+}
+
 /* The receiver's verdict; on anything but "ready" the held guest resumes. */
-static int handshake(struct dsd_dom *dom, int conn, json_object *stats, char *err,
-                     size_t errlen)
+static int handshake(struct dsd_dom *dom, int conn, bool pc, json_object *stats,
+                     char *err, size_t errlen)
 {
     char line[512], verr[160];
     int rc = ts_read_line_bytewise(conn, line, sizeof(line), MIG_READY_TIMEOUT_MS);
@@ -102,7 +131,7 @@ static int handshake(struct dsd_dom *dom, int conn, json_object *stats, char *er
             dfmt(err, errlen, "the receiver could not be told to go: %s",
                  strerror(errno));
         } else if (!(rc = after_go(conn, stats, err, errlen))) {
-            return 0;
+            return pc ? postcopy(dom, stats, err, errlen) : 0;
         }
     } else if (!rc) {
         dfmt(err, errlen, "the destination: %s",
@@ -128,6 +157,23 @@ static void receiver_error(int conn, char *err, size_t errlen)
         dfmt(err, errlen, "the destination: %s", line + 7);
 }
 
+/* The stream's config: the image's, with "postcopy":true for a receiver
+ * that must keep a back channel to the new domain (malloc'd; NULL). */
+static char *mig_config(const struct dsd_dom *dom, const char *path, const char *text,
+                        bool postcopy)
+{
+    char *c = dsd_image_config(dom, path, text ? text : ""), *s;
+    json_object *o;
+
+    if (!c || !postcopy || !(o = json_tokener_parse(c)))
+        return c;
+    json_object_object_add(o, "postcopy", json_object_new_boolean(1));
+    s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    free(c);
+    return s;
+}
+
 int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opts *o,
                 json_object *stats, char *err, size_t errlen)
 {
@@ -138,19 +184,20 @@ int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opt
 
     if ((rc = dsd_can_suspend(d, dom, err, errlen)) < 0)
         return rc;
-    if (!(config = dsd_image_config(dom, path[0] ? path : "config", text ? text : ""))) {
+    if (!(config = mig_config(dom, path[0] ? path : "config", text, o->postcopy))) {
         dfmt(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    dinfo("domain %u (%s): migrating", dom->domid, dom->cfg.name);
+    dinfo("domain %u (%s): migrating%s", dom->domid, dom->cfg.name,
+          o->postcopy ? " (post-copy)" : "");
     rc = precopy(dom, o, config, stats, err, errlen);
     free(config);
     if (!rc)
-        rc = finish(d, dom, stats, err, errlen);
+        rc = finish(d, dom, o->postcopy, stats, err, errlen);
     if (rc)
         receiver_error(o->conn, err, errlen);
     else
-        rc = handshake(dom, o->conn, stats, err, errlen);
+        rc = handshake(dom, o->conn, o->postcopy, stats, err, errlen);
     if (!rc)
         dinfo("domain %u (%s): migrated away", dom->domid, dom->cfg.name);
     return rc;

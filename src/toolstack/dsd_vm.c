@@ -57,6 +57,8 @@ static void build_argv(struct vm_argv *a, const char *bin, const struct dsd_dom 
         add(a, "--paused", NULL);
         if (dom->restore_lazy)
             add(a, "--lazy", NULL);
+        if (dom->restore_postcopy)
+            add(a, "--postcopy", NULL);
     } else {
         add(a, "--kernel", c->kernel);
         if (c->ramdisk[0])
@@ -177,7 +179,8 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
     dom->timed_out = false;
     /* A stream's restore (migrate-receive) lasts as long as the source's
      * pre-copy: the receiver ends it by closing the stream. */
-    dom->start_timeout_ms = dom->restore_fd > 0 ? DSD_STREAM_TIMEOUT_MS : DSD_BUILD_TIMEOUT_MS;
+    dom->start_timeout_ms =
+        dom->restore_fd > 0 ? DSD_STREAM_TIMEOUT_MS : DSD_BUILD_TIMEOUT_MS;
     dom->deadline_ms = dnow_ms() + dom->start_timeout_ms;
     dom->gen++;
     dom->start_time = ts_wall_s();

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -34,6 +35,7 @@ static const char *const rec_names[] = {
     [SIMG_REC_HV_TIMERS] = "timers",
     [SIMG_REC_VCPU_TSC] = "vcpu tsc",
     [SIMG_REC_HV_MEMRES] = "memory reservation",
+    [SIMG_REC_POSTCOPY] = "post-copy pages",
 };
 
 const char *simg_rec_name(uint32_t type)
@@ -50,12 +52,36 @@ void simg_writer_init(struct simg_writer *w, int fd)
     w->fd = fd;
 }
 
+void simg_writer_set_rate(struct simg_writer *w, uint64_t bytes_per_s)
+{
+    w->rate = bytes_per_s;
+    w->rate_t0 = dnow_ns();
+    w->rate_b0 = w->bytes;
+}
+
+/* Waits until the bytes written since the rate was set fit it. */
+static void pace(struct simg_writer *w)
+{
+    if (!w->rate || w->rate_paused)
+        return;
+    uint64_t due =
+        w->rate_t0 + (uint64_t)((double)(w->bytes - w->rate_b0) * 1e9 / (double)w->rate);
+    uint64_t now = dnow_ns();
+    if (due > now) {
+        struct timespec ts = {(time_t)((due - now) / 1000000000u),
+                              (long)((due - now) % 1000000000u)};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+    }
+}
+
 static int put(struct simg_writer *w, const void *p, size_t len)
 {
     const uint8_t *b = p;
     w->crc = (uint32_t)crc32(w->crc, b, (uInt)len);
     while (len) {
-        ssize_t n = write(w->fd, b, len);
+        pace(w);
+        ssize_t n = write(w->fd, b, len < (64u << 10) || !w->rate ? len : (64u << 10));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -264,6 +290,30 @@ int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t
         uint64_t gpa = gmem_page_gpa(m, p);
         const uint8_t *src = gmem_ptr(m, gpa, DOMUS_PAGE_SIZE);
         if (!src) {
+            rc = -EFAULT;
+            break;
+        }
+        b->pfn[b->n] = gpa >> DOMUS_PAGE_SHIFT;
+        memcpy(b->data + (size_t)b->n * DOMUS_PAGE_SIZE, src, DOMUS_PAGE_SIZE);
+        if (++b->n == SIMG_BATCH_PAGES)
+            rc = flush_batch(w, b);
+    }
+    if (!rc)
+        rc = flush_batch(w, b);
+    batch_free(b);
+    return rc;
+}
+
+int simg_write_page_list(struct simg_writer *w, const struct gmem *m,
+                         const uint64_t *pages, size_t n)
+{
+    struct batch *b = batch_new();
+    uint64_t np = gmem_dirty_npages(m);
+    int rc = b ? 0 : -ENOMEM;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const uint8_t *src = NULL;
+        uint64_t gpa = pages[i] < np ? gmem_page_gpa(m, pages[i]) : 0;
+        if (pages[i] >= np || !(src = gmem_ptr(m, gpa, DOMUS_PAGE_SIZE))) {
             rc = -EFAULT;
             break;
         }

@@ -16,7 +16,8 @@ void vm_usage(void)
             "       --console-log PATH --console-sock PATH --control-sock PATH\n"
             "       [--ready-fd FD] [--xenstore] [--xenstore-path SOCK]\n"
             "       [--disk DEVID:r|w:PATH]... [--vif DEVID,MAC,BRIDGE[,MTU]]...\n"
-            "       [--restore IMAGE [--paused] [--lazy]]   (instead of --kernel)\n");
+            "       [--restore IMAGE [--paused] [--lazy|--postcopy]]   (instead of "
+            "--kernel)\n");
 }
 
 int vm_parse_uint(const char *s, uint64_t max, uint64_t *out)
@@ -117,6 +118,9 @@ static int one_opt(struct vm_args *a, int c, char *s)
     case 'z':
         a->lazy = true;
         return 0;
+    case 'Z':
+        a->postcopy = true;
+        return 0;
     default:
         return -EINVAL;
     }
@@ -143,6 +147,7 @@ int vm_parse_args(int argc, char **argv, struct vm_args *a)
                                          {"restore", 1, 0, 'I'},
                                          {"paused", 0, 0, 'p'},
                                          {"lazy", 0, 0, 'z'},
+                                         {"postcopy", 0, 0, 'Z'},
                                          {0, 0, 0, 0}};
     int c;
 
@@ -155,6 +160,7 @@ int vm_parse_args(int argc, char **argv, struct vm_args *a)
     }
     if (optind != argc || !a->name || !a->kernel == !a->restore || !a->memory_mb ||
         !a->vcpus || (a->paused && !a->restore) || (a->lazy && !a->restore) ||
+        (a->postcopy && (!a->restore || a->lazy)) ||
         (a->n_devs && (!a->xenstore || !a->xs_path)))
         return -EINVAL;
     return 0;

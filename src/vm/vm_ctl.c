@@ -38,6 +38,12 @@ static const char *req_str(const struct ctl_req *r, const char *key)
     return vmctl_get_str(r->obj, key);
 }
 
+static bool req_bool(const struct ctl_req *r, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(r->obj, key, &v) && json_object_get_boolean(v);
+}
+
 static void add_u64(json_object *o, const char *key, uint64_t v)
 {
     json_object_object_add(o, key, json_object_new_uint64(v));
@@ -49,8 +55,14 @@ static json_object *cmd_pause(const struct ctl_req *r)
     return ok();
 }
 
+#define PC_FAILED                                                                        \
+    "a post-copy migration of this domain failed after the guest ran on the "            \
+    "destination: this copy is older and must not run; destroy it"
+
 static json_object *cmd_unpause(const struct ctl_req *r)
 {
+    if (r->vm->pc_failed)
+        return fail(PC_FAILED);
     kvm_domain_pause(&r->vm->dom, false);
     return ok();
 }
@@ -222,6 +234,8 @@ static json_object *cmd_save(const struct ctl_req *r)
 
 static json_object *cmd_resume(const struct ctl_req *r)
 {
+    if (r->vm->pc_failed)
+        return fail(PC_FAILED);
     if (vm_resume_held(r->vm) < 0)
         return fail("the domain is not held suspended by a save");
     return ok();
@@ -255,7 +269,8 @@ static json_object *cmd_migrate_precopy(const struct ctl_req *r)
     char err[400] = "";
 
     if (r->n_in < 1)
-        return fail("migrate-precopy: the stream's descriptor must come with the request");
+        return fail(
+            "migrate-precopy: the stream's descriptor must come with the request");
     if (!config || !config[0])
         return fail("migrate-precopy: \"config\" (a JSON object's text) is missing");
     if (vmctl_get_u64(r->obj, "downtime_ms", MIG_DOWNTIME_MAX_MS, &downtime) < 0 ||
@@ -265,6 +280,9 @@ static json_object *cmd_migrate_precopy(const struct ctl_req *r)
                     MIG_DOWNTIME_MAX_MS, MIG_ROUNDS_MAX);
     o.downtime_ms = (unsigned)downtime;
     o.max_rounds = (unsigned)rounds;
+    if (json_object_object_get_ex(r->obj, "bandwidth", NULL) &&
+        vmctl_get_u64(r->obj, "bandwidth", UINT64_MAX, &o.bandwidth) < 0)
+        return fail("migrate-precopy: \"bandwidth\" (bytes a second) is not a number");
     if (vm_migrate_precopy(r->vm, r->in_fds[0], config, &o, &res, err, sizeof(err)) < 0)
         return fail("%s", err);
     json_object *j = ok();
@@ -282,10 +300,30 @@ static json_object *cmd_migrate_finish(const struct ctl_req *r)
         return fail("migrate-finish: \"timeout_ms\" (at most %u) is missing or out of "
                     "range",
                     SAVE_TIMEOUT_MAX_MS);
-    if (vm_migrate_finish(r->vm, (unsigned)timeout_ms, &res, err, sizeof(err)) < 0)
+    if (vm_migrate_finish(r->vm, (unsigned)timeout_ms, req_bool(r, "postcopy"), &res, err,
+                          sizeof(err)) < 0)
         return fail("%s", err);
     json_object *j = ok();
     add_mig(j, &res);
+    add_u64(j, "postcopy_pages", res.postcopy_pages);
+    return j;
+}
+
+/* The pages a post-copy finish left, sent while the destination runs. */
+static json_object *cmd_migrate_postcopy(const struct ctl_req *r)
+{
+    struct vm_pc_result res;
+    char err[400] = "";
+
+    if (vm_migrate_postcopy(r->vm, &res, err, sizeof(err)) < 0)
+        return fail("%s", err);
+    json_object *j = ok();
+    add_u64(j, "pc_pages", res.pages);
+    add_u64(j, "pc_asked", res.asked);
+    add_u64(j, "pc_pushed", res.pushed);
+    add_u64(j, "pc_bytes", res.bytes);
+    add_u64(j, "pc_ms", res.ms);
+    add_u64(j, "pc_sent_ms", res.sent_ms);
     return j;
 }
 
@@ -304,12 +342,21 @@ static const struct {
     const char *name;
     json_object *(*fn)(const struct ctl_req *r);
 } commands[] = {
-    {"save", cmd_save},       {"resume", cmd_resume},
-    {"pause", cmd_pause},     {"unpause", cmd_unpause},   {"info", cmd_info},
-    {"xs-ring", cmd_xs_ring}, {"shutdown", cmd_shutdown}, {"attach", cmd_attach},
-    {"detach", cmd_detach},   {"mem-max", cmd_mem_max},
-    {"stats", cmd_stats},     {"migrate-precopy", cmd_migrate_precopy},
-    {"migrate-finish", cmd_migrate_finish}, {"migrate-abort", cmd_migrate_abort},
+    {"save", cmd_save},
+    {"resume", cmd_resume},
+    {"migrate-postcopy", cmd_migrate_postcopy},
+    {"pause", cmd_pause},
+    {"unpause", cmd_unpause},
+    {"info", cmd_info},
+    {"xs-ring", cmd_xs_ring},
+    {"shutdown", cmd_shutdown},
+    {"attach", cmd_attach},
+    {"detach", cmd_detach},
+    {"mem-max", cmd_mem_max},
+    {"stats", cmd_stats},
+    {"migrate-precopy", cmd_migrate_precopy},
+    {"migrate-finish", cmd_migrate_finish},
+    {"migrate-abort", cmd_migrate_abort},
 };
 
 json_object *vm_ctl_handle(struct vm *vm, const char *line, int *fds, unsigned *nfds)

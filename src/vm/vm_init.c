@@ -186,7 +186,7 @@ static void lazy_done(void *ctx, int rc, const char *err)
 static int lazy_body(struct vm *vm, struct simg_reader *r)
 {
     struct domain *d = &vm->dom;
-    struct vm_lazy_start ls = {NULL, lazy_serve, vm};
+    struct vm_lazy_start ls = {NULL, lazy_serve, vm, false};
     int rc;
 
     if (!(vm->lazy = ls.lz = vm_lazy_new(&d->mem)))
@@ -205,6 +205,69 @@ static int lazy_body(struct vm *vm, struct simg_reader *r)
     return rc;
 }
 
+/* ---- post-copy migration (vmlazy.h, docs/migration.md) ---- */
+
+static int postcopy_serve(void *ctx, char *err, size_t errlen)
+{
+    struct vm *vm = ctx;
+    return vm_lazy_serve_conn(vm->lazy, STDIN_FILENO, err, errlen);
+}
+
+/* The pull's end: every page in (said in the log), or the guest's memory
+ * is split with the source for good and the domain is destroyed (vm_run). */
+static void postcopy_done(void *ctx, int rc, const char *err)
+{
+    struct vm *vm = ctx;
+    struct vm_lazy_stats st;
+
+    vm_lazy_stats(vm->lazy, &st);
+    if (rc == 0)
+        dinfo("dom%u: post-copy: every page in after %.3f s (%llu pages the source "
+              "held: %llu asked for on a fault; %llu copies found the page there "
+              "already, %llu zero pages given)",
+              vm->dom.domid, (double)st.fill_ns / 1e9, (unsigned long long)st.wanted,
+              (unsigned long long)st.faults, (unsigned long long)st.present,
+              (unsigned long long)st.zero_faults);
+    else
+        snprintf(vm->lazy_err, sizeof(vm->lazy_err), "%s (%llu of %llu pages not in)",
+                 err, (unsigned long long)st.wanted_left, (unsigned long long)st.wanted);
+    atomic_store(&vm->lazy_rc, rc ? rc : 1);
+    eventfd_write(vm->dom.event_fd, 1);
+}
+
+/* The stream's pages into memory as they come, the post-copy record's
+ * pages dropped and served on fault from the source, then the pull. */
+static int postcopy_body(struct vm *vm, struct simg_reader *r)
+{
+    struct domain *d = &vm->dom;
+    struct vm_lazy_start ls = {NULL, postcopy_serve, vm, true};
+    int rc;
+
+    if (!(vm->lazy = ls.lz = vm_lazy_new(&d->mem)))
+        return -ENOMEM;
+    rc = vm_restore_body_postcopy(d, r, &vm_kvm_state_ops, vm_restore_resumed_modules(),
+                                  &ls);
+    if (!rc)
+        rc = vm_lazy_pull(vm->lazy, postcopy_done, vm, r->err, sizeof(r->err));
+    if (!rc)
+        rc = gmem_populate(&d->mem, GMEM_SPECIAL_BASE,
+                           (uint64_t)GMEM_SPECIAL_PAGES * DOMUS_PAGE_SIZE);
+    if (rc < 0) {
+        vm_lazy_free(vm->lazy);
+        vm->lazy = NULL;
+    }
+    return rc;
+}
+
+/* The restore's input: the image, or (--postcopy) stdin, a socket that
+ * /proc/self/fd/0 cannot open. */
+static int restore_fd(struct vm *vm)
+{
+    if (vm->args.postcopy)
+        return fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+    return open(vm->args.restore, O_RDONLY | O_CLOEXEC);
+}
+
 /* Restore mode (--restore): the KVM VM, then the save image into it in
  * place of the builder's work: memory, clock, vCPUs, HVM params (vmsave.h). */
 static int image_vm_init(struct vm *vm)
@@ -216,7 +279,7 @@ static int image_vm_init(struct vm *vm)
 
     if ((rc = kvm_domain_create(d, vm->err, sizeof(vm->err))) < 0)
         return rc;
-    fd = open(vm->args.restore, O_RDONLY | O_CLOEXEC);
+    fd = restore_fd(vm);
     if (fd < 0) {
         rc = -errno;
         dfmt(vm->err, sizeof(vm->err), "%s: %s", vm->args.restore, strerror(errno));
@@ -229,6 +292,8 @@ static int image_vm_init(struct vm *vm)
     rc = vm_restore_header(&r, &config);
     if (!rc && vm->args.lazy)
         rc = lazy_body(vm, &r);
+    else if (!rc && vm->args.postcopy)
+        rc = postcopy_body(vm, &r);
     else if (!rc)
         rc = vm_restore_body_modules(d, &r, &vm_kvm_state_ops,
                                      vm_restore_resumed_modules());
@@ -352,6 +417,22 @@ void vm_exit(struct vm *vm)
 
 /* ---- main loop ---- */
 
+/* The connection to the source failed before every page came: the guest
+ * cannot run on (its pages are on the source, whose copy is older) and
+ * its vCPUs may wait in faults that will never be served, so the process
+ * ends at once (its threads with it) rather than through vm_exit, which
+ * would join them. */
+static void postcopy_failed(struct vm *vm)
+{
+    derr("dom%u: post-copy migration failed after the guest started here: %s; the "
+         "domain is destroyed (the rest of its memory is on the source, whose copy "
+         "stays paused)",
+         vm->dom.domid, vm->lazy_err);
+    if (vm->args.control_sock)
+        unlink(vm->args.control_sock);
+    _exit(DOMUS_VM_EXIT_DESTROYED);
+}
+
 int vm_run(struct vm *vm)
 {
     sigset_t set;
@@ -385,6 +466,8 @@ int vm_run(struct vm *vm)
             else
                 vm_event(vm);
         }
+        if (status < 0 && atomic_load(&vm->lazy_rc) < 0 && vm->args.postcopy)
+            postcopy_failed(vm);
         if (status < 0 && atomic_load(&vm->lazy_rc) < 0) {
             derr("dom%u: lazy restore of %s failed after the guest started: %s; the "
                  "domain is destroyed",

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,10 @@ struct vm_mig {
     uint64_t npages;
     uint64_t pages_sent;
     double bytes_s; /* the bandwidth of the last round */
+    /* Post-copy: finish sent the state and left bm's pages for
+     * vm_migrate_postcopy (pc_left of them not sent yet). */
+    bool postcopy;
+    uint64_t pc_left, cursor;
 };
 
 static uint64_t count(const uint64_t *bm, uint64_t npages)
@@ -87,7 +92,8 @@ void vm_migrate_abort(struct vm *vm)
 {
     if (!vm->mig)
         return;
-    vm->state_ops->dirty_stop(&vm->dom);
+    if (!vm->mig->postcopy) /* post-copy: logging ended with the pre-copy */
+        vm->state_ops->dirty_stop(&vm->dom);
     mig_free(vm);
 }
 
@@ -107,6 +113,7 @@ static int mig_open(struct vm *vm, int fd, const struct vm_mig_opts *o)
     if ((m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
         return -errno;
     simg_writer_init(&m->w, m->fd);
+    simg_writer_set_rate(&m->w, o->bandwidth);
     return 0;
 }
 
@@ -214,34 +221,33 @@ int vm_migrate_precopy(struct vm *vm, int fd, const char *config,
 
 /* Pages KVM's log does not see: the special pages (rings the back ends and
  * xenstored write), shared_info and each vCPU's registered areas. */
-static void mark_page(struct vm_mig *m, const struct gmem *mem, uint64_t gpa,
-                      uint64_t len)
+static void mark_page(struct vm_mig *m, uint64_t *bm, const struct gmem *mem,
+                      uint64_t gpa, uint64_t len)
 {
     for (uint64_t a = gpa & ~(uint64_t)(DOMUS_PAGE_SIZE - 1); gpa && a < gpa + len;
          a += DOMUS_PAGE_SIZE) {
         int64_t off = gmem_fd_offset(mem, a);
         uint64_t p = (uint64_t)off / DOMUS_PAGE_SIZE;
         if (off >= 0 && p < m->npages)
-            m->bm[p / 64] |= 1ULL << (p % 64);
+            bm[p / 64] |= 1ULL << (p % 64);
     }
 }
 
-static void mark_fixed(struct vm_mig *m, struct domain *d)
+static void mark_fixed(struct vm_mig *m, uint64_t *bm, struct domain *d)
 {
     const struct gmem_region *sp = &d->mem.region[GMEM_REGION_SPECIAL];
 
-    mark_page(m, &d->mem, sp->gpa, sp->size);
-    mark_page(m, &d->mem, d->shared_info_gpa, DOMUS_PAGE_SIZE);
+    mark_page(m, bm, &d->mem, sp->gpa, sp->size);
+    mark_page(m, bm, &d->mem, d->shared_info_gpa, DOMUS_PAGE_SIZE);
     for (unsigned i = 0; i < d->nr_vcpus; i++) {
         const struct vcpu *v = &d->vcpus[i];
-        mark_page(m, &d->mem, v->vcpu_info_gpa, 64);
-        mark_page(m, &d->mem, v->time_info_gpa, 32);
-        mark_page(m, &d->mem, v->runstate_gpa, 48);
+        mark_page(m, bm, &d->mem, v->vcpu_info_gpa, 64);
+        mark_page(m, bm, &d->mem, v->time_info_gpa, 32);
+        mark_page(m, bm, &d->mem, v->runstate_gpa, 48);
     }
 }
 
-static int final_round(struct vm *vm, struct vm_mig_result *res, char *err,
-                       size_t errlen)
+static int final_round(struct vm *vm, struct vm_mig_result *res, char *err, size_t errlen)
 {
     struct vm_mig *m = vm->mig;
     struct domain *d = &vm->dom;
@@ -251,7 +257,7 @@ static int final_round(struct vm *vm, struct vm_mig_result *res, char *err,
         dfmt(err, errlen, "dirty logging: %s", strerror(-rc));
         return rc;
     }
-    mark_fixed(m, d);
+    mark_fixed(m, m->bm, d);
     progress(m, 0, count(m->bm, m->npages));
     if ((rc = send_round(m, d)))
         dfmt(err, errlen, "sending the last pages: %s", strerror(-rc));
@@ -261,8 +267,50 @@ static int final_round(struct vm *vm, struct vm_mig_result *res, char *err,
     return rc;
 }
 
-int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, struct vm_mig_result *res,
-                      char *err, size_t errlen)
+/* The post-copy record: the pages in bm, which the stream leaves out. */
+static int write_wanted(struct vm_mig *m)
+{
+    uint8_t head[16] = {0};
+
+    for (int i = 0; i < 8; i++)
+        head[i] = (uint8_t)(m->npages >> (8 * i));
+    return simg_write_record2(&m->w, SIMG_REC_POSTCOPY, head, sizeof(head), m->bm,
+                              (m->npages + 63) / 64 * sizeof(uint64_t));
+}
+
+/* Post-copy's final round: the fixed pages (KVM's log misses them), the
+ * post-copy record naming the pages dirtied since the last round, which
+ * stay behind for vm_migrate_postcopy, then the state. */
+static int final_round_postcopy(struct vm *vm, struct vm_mig_result *res, char *err,
+                                size_t errlen)
+{
+    struct vm_mig *m = vm->mig;
+    struct domain *d = &vm->dom;
+    uint64_t words = (m->npages + 63) / 64, *fixed = calloc(words, sizeof(uint64_t));
+    int rc = fixed ? vm->state_ops->dirty_get(d, m->bm) : -ENOMEM;
+
+    if (rc) {
+        dfmt(err, errlen, "dirty logging: %s", strerror(-rc));
+        free(fixed);
+        return rc;
+    }
+    mark_fixed(m, fixed, d);
+    for (uint64_t w = 0; w < words; w++)
+        m->bm[w] &= ~fixed[w];
+    m->pc_left = count(m->bm, m->npages);
+    rc = simg_write_pages(&m->w, &d->mem, fixed, m->npages) ?: write_wanted(m);
+    free(fixed);
+    if (rc)
+        dfmt(err, errlen, "sending the fixed pages: %s", strerror(-rc));
+    res->pages_ns = drealtime_ns();
+    rc = rc ?: vm_save_state(d, &m->w, vm->state_ops, err, errlen);
+    res->end_ns = drealtime_ns();
+    res->postcopy_pages = m->pc_left;
+    return rc;
+}
+
+int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, bool postcopy,
+                      struct vm_mig_result *res, char *err, size_t errlen)
 {
     struct domain *d = &vm->dom;
     uint64_t t0;
@@ -286,11 +334,17 @@ int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, struct vm_mig_result *
     res->paused_at_ns = drealtime_ns();
     t0 = dnow_ns();
     kvm_domain_pause(d, true);
-    rc = final_round(vm, res, err, errlen);
+    rc = postcopy ? final_round_postcopy(vm, res, err, errlen)
+                  : final_round(vm, res, err, errlen);
     res->final_ms = (dnow_ns() - t0) / 1000000u;
     res->pages = vm->mig->pages_sent;
     res->bytes = vm->mig->w.bytes;
-    vm_migrate_abort(vm); /* logging off, the stream's fd closed */
+    if (!rc && postcopy) { /* the connection kept for the pages left */
+        vm->state_ops->dirty_stop(d);
+        vm->mig->postcopy = true;
+    } else {
+        vm_migrate_abort(vm); /* logging off, the stream's fd closed */
+    }
     if (rc) {
         int crc = kvm_domain_resume(d, 1, true);
         dwarn("dom%u: migration failed (%s): suspend cancelled%s", d->domid, err,
@@ -301,4 +355,152 @@ int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, struct vm_mig_result *
     dinfo("dom%u: migration stream sent: %llu bytes, final round %llu ms", d->domid,
           (unsigned long long)res->bytes, (unsigned long long)res->final_ms);
     return 0;
+}
+
+/* ---- post-copy: the pages left, pushed and asked for ---- */
+
+#define PC_PUSH_PAGES 32         /* a push record: 128 KiB */
+#define PC_ACK_TIMEOUT_MS 120000 /* the destination's "every page in" */
+
+struct pc {
+    struct vm_mig *m;
+    const struct gmem *mem;
+    struct simg_writer w; /* the post-copy stream: its own crc */
+    struct vm_pc_result *res;
+};
+
+static bool take(struct vm_mig *m, uint64_t p)
+{
+    if (p >= m->npages || !(m->bm[p / 64] & (1ULL << (p % 64))))
+        return false;
+    m->bm[p / 64] &= ~(1ULL << (p % 64));
+    m->pc_left--;
+    return true;
+}
+
+/* A page the destination asked for: sent now, outside the rate limit,
+ * unless it was sent already (it is on its way). */
+static int answer(struct pc *pc, uint64_t page)
+{
+    int rc;
+
+    if (!take(pc->m, page))
+        return 0;
+    pc->w.rate_paused = true;
+    rc = simg_write_page_list(&pc->w, pc->mem, &page, 1);
+    pc->w.rate_paused = false;
+    pc->res->asked++;
+    return rc;
+}
+
+/* The next pages in memfd order, one record. */
+static int push(struct pc *pc)
+{
+    struct vm_mig *m = pc->m;
+    uint64_t list[PC_PUSH_PAGES];
+    size_t n = 0;
+
+    for (; m->cursor < m->npages && n < PC_PUSH_PAGES; m->cursor++)
+        if (take(m, m->cursor))
+            list[n++] = m->cursor;
+    pc->res->pushed += n;
+    return n ? simg_write_page_list(&pc->w, pc->mem, list, n) : 0;
+}
+
+/* The requests that came (u64 pages, all ones: every page is in); 1 on
+ * the destination's "every page in", 0 to go on, or -errno. */
+static int requests(struct pc *pc, uint8_t *buf, size_t *have, bool end_sent)
+{
+    ssize_t got = recv(pc->m->fd, buf + *have, 512 - *have, MSG_DONTWAIT);
+    size_t i = 0;
+    int rc = 0;
+
+    if (got == 0)
+        return -ECONNRESET;
+    if (got < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    *have += (size_t)got;
+    for (; i + 8 <= *have && !rc; i += 8) {
+        uint64_t v = 0;
+        for (int k = 7; k >= 0; k--)
+            v = v << 8 | buf[i + (size_t)k];
+        if (v == UINT64_MAX)
+            rc = end_sent ? 1 : -EPROTO;
+        else
+            rc = answer(pc, v);
+    }
+    memmove(buf, buf + i, *have - i);
+    *have -= i;
+    return rc;
+}
+
+/* Pushes the pages left, answering requests first, then the end record,
+ * then waits for the destination's "every page in". */
+static int pc_loop(struct pc *pc)
+{
+    uint8_t buf[512];
+    size_t have = 0;
+    bool end_sent = false;
+    uint64_t deadline = 0;
+    int rc = 0;
+
+    while (rc >= 0) {
+        struct pollfd p = {pc->m->fd, POLLIN, 0};
+        if (!end_sent && !pc->m->pc_left) {
+            if ((rc = simg_write_end(&pc->w)))
+                break;
+            end_sent = true;
+            pc->res->sent_ms = dnow_ns();
+            deadline = dnow_ns() + (uint64_t)PC_ACK_TIMEOUT_MS * 1000000u;
+        }
+        int n = poll(&p, 1, end_sent ? 1000 : 0);
+        if (n > 0 && (rc = requests(pc, buf, &have, end_sent)) != 0)
+            break;
+        if (n < 0 && errno != EINTR)
+            rc = -errno;
+        else if (end_sent && dnow_ns() > deadline)
+            rc = -ETIMEDOUT;
+        else if (!end_sent && n == 0)
+            rc = push(pc);
+    }
+    return rc;
+}
+
+int vm_migrate_postcopy(struct vm *vm, struct vm_pc_result *res, char *err, size_t errlen)
+{
+    struct vm_mig *m = vm->mig;
+    struct pc pc = {m, &vm->dom.mem, {0}, res};
+    uint64_t t0 = dnow_ns(), left = m ? m->pc_left : 0;
+    int rc;
+
+    *res = (struct vm_pc_result){0};
+    if (!m || !m->postcopy) {
+        dfmt(err, errlen, "no post-copy migration is under way");
+        return -EINVAL;
+    }
+    simg_writer_init(&pc.w, m->fd);
+    simg_writer_set_rate(&pc.w, m->o.bandwidth);
+    rc = pc_loop(&pc);
+    res->pages = left;
+    res->bytes = pc.w.bytes;
+    res->ms = (dnow_ns() - t0) / 1000000u;
+    res->sent_ms = res->sent_ms ? (res->sent_ms - t0) / 1000000u : 0;
+    if (rc == 1) {
+        dinfo("dom%u: post-copy: %llu pages in %llu ms (%llu asked for, %llu pushed)",
+              vm->dom.domid, (unsigned long long)left, (unsigned long long)res->ms,
+              (unsigned long long)res->asked, (unsigned long long)res->pushed);
+        rc = 0;
+    } else {
+        dfmt(err, errlen, "%s after %llu ms, %llu of %llu pages sent",
+             rc == -ECONNRESET  ? "the destination closed the connection"
+             : rc == -ETIMEDOUT ? "the destination did not say every page is in"
+             : rc == -EPROTO    ? "the destination broke the protocol"
+                                : strerror(-rc),
+             (unsigned long long)res->ms, (unsigned long long)(left - m->pc_left),
+             (unsigned long long)left);
+        derr("dom%u: post-copy failed: %s; this copy is kept paused", vm->dom.domid, err);
+        vm->pc_failed = true;
+    }
+    mig_free(vm); /* the guest stays held: destroyed, or kept after a failure */
+    return rc;
 }

@@ -11,13 +11,8 @@
 #include <string.h>
 
 const struct vm_state_ops vm_kvm_state_ops = {
-    kvm_vcpu_save,
-    kvm_vcpu_load,
-    kvm_clock_save,
-    kvm_clock_load,
-    kvm_dirty_log_start,
-    kvm_dirty_log_get,
-    kvm_dirty_log_stop,
+    kvm_vcpu_save,       kvm_vcpu_load,     kvm_clock_save,     kvm_clock_load,
+    kvm_dirty_log_start, kvm_dirty_log_get, kvm_dirty_log_stop,
 };
 
 static int save_vcpus(struct domain *d, struct simg_writer *w,
@@ -91,6 +86,7 @@ int vm_restore_header(struct simg_reader *r, char **config)
 struct staged {
     struct domain *d;
     struct vm_lazy *lz; /* a lazy restore: page data indexed, not loaded */
+    bool postcopy;      /* with lz: a post-copy migration's stream */
     struct simg_vcpu *vcpus;
     struct simg_clock clock;
     bool have_clock;
@@ -109,6 +105,17 @@ static int st_pages(void *ctx, const struct simg_rec *rec, char *err, size_t err
     if (s->lz)
         return vm_lazy_index(s->lz, rec, err, errlen);
     return simg_load_pages(&s->d->mem, rec->body, rec->len, err, errlen);
+}
+
+/* Post-copy (a migration's stream): the pages the source still holds. */
+static int st_postcopy(void *ctx, const struct simg_rec *rec, char *err, size_t errlen)
+{
+    struct staged *s = ctx;
+    if (!s->lz || !s->postcopy) {
+        dfmt(err, errlen, "a post-copy record outside a post-copy migration");
+        return -EINVAL;
+    }
+    return vm_lazy_postcopy_set(s->lz, rec, err, errlen);
 }
 
 static int st_vcpu(void *ctx, const struct simg_rec *rec, char *err, size_t errlen)
@@ -158,7 +165,7 @@ static const struct simg_handler handlers[] = {
     {SIMG_REC_CLOCK, st_clock},       {SIMG_REC_HVM_PARAMS, st_module},
     {SIMG_REC_HV_EVTCHN, st_module},  {SIMG_REC_HV_GNTTAB, st_module},
     {SIMG_REC_HV_AREAS, st_module},   {SIMG_REC_HV_TIMERS, st_module},
-    {SIMG_REC_HV_MEMRES, st_module},
+    {SIMG_REC_HV_MEMRES, st_module},  {SIMG_REC_POSTCOPY, st_postcopy},
 };
 
 /* Everything present: the clock, every vCPU's records, every module's. */
@@ -235,6 +242,15 @@ int vm_restore_body_lazy(struct domain *d, struct simg_reader *r,
     return restore_body(d, r, ops, modules, ls);
 }
 
+int vm_restore_body_postcopy(struct domain *d, struct simg_reader *r,
+                             const struct vm_state_ops *ops, uint32_t modules,
+                             const struct vm_lazy_start *ls)
+{
+    if (r->index_only || !ls->lz || !ls->postcopy)
+        return -EINVAL;
+    return restore_body(d, r, ops, modules, ls);
+}
+
 static int restore_body(struct domain *d, struct simg_reader *r,
                         const struct vm_state_ops *ops, uint32_t modules,
                         const struct vm_lazy_start *ls)
@@ -248,6 +264,7 @@ static int restore_body(struct domain *d, struct simg_reader *r,
         goto out;
     s->d = d;
     s->lz = ls ? ls->lz : NULL;
+    s->postcopy = ls && ls->postcopy;
     s->vcpus = calloc(d->nr_vcpus ? d->nr_vcpus : 1, sizeof(*s->vcpus));
     if (!s->vcpus)
         goto out;

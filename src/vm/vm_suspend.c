@@ -112,6 +112,7 @@ int vm_resume_held(struct vm *vm)
 {
     if (!vm->hold_suspend)
         return -EINVAL;
+    vm_migrate_abort(vm); /* a post-copy finish kept its connection */
     return cancel(vm, true);
 }
 

@@ -303,6 +303,8 @@ PY
 sched_refused "migrate with one argument" 2 "Usage: domus migrate" "$D" migrate ghost
 sched_refused "migrate through a command that fails" 1 "the receiver did not start" "$D" migrate -s false ghost nowhere
 sched_refused "migrate over TCP to nobody" 1 "Connection refused" "$D" migrate --transport tcp:127.0.0.1:1 ghost h
+sched_refused "migrate --bandwidth 0" 2 "Usage: domus migrate" "$D" migrate --bandwidth 0 ghost h
+sched_refused "migrate --postcopy to nobody" 1 "Connection refused" "$D" migrate --postcopy --bandwidth 8 --transport tcp:127.0.0.1:1 ghost h
 recv_refused() { # recv_refused WHAT PATTERN IMAGE: fed to migrate-receive
     local rc=0
     "$D" migrate-receive <"$3" >"$TMP/r.out" 2>"$TMP/s.err" || rc=$?
@@ -316,6 +318,17 @@ recv_refused "a stream cut in its header" "truncated stream" "$TMP/cut.img"
 recv_refused "a stream whose config has no domain" "has no domain configuration" "$TMP/nocfg.img"
 recv_refused "a stream holding more memory than the host has" "memory: 4194304 MiB requested" "$TMP/bigmem.img"
 recv_refused "a stream of garbage records" "failed to start\\|unknown mandatory record\\|/dev/kvm\\|malformed\\|truncated" "$TMP/body.img"
+# A post-copy stream (its config says so): domus-vm gets a socket pair as
+# its stdin and --postcopy; a header and an end record, then the machine's
+# lack of /dev/kvm (or the stream's lack of a post-copy record) refuses it.
+python3 -c '
+import struct, sys, zlib
+cfg = sys.argv[1].encode()
+h = b"DOMUSIMG" + struct.pack("<IIII", 1, 0, len(cfg), 0) + cfg + b"\0" * (-len(cfg) % 8)
+end = struct.pack("<II", 0, 8)
+sys.stdout.buffer.write(h + end + struct.pack("<II", zlib.crc32(h + end), 0))
+' "{\"postcopy\":true,\"path\":\"r.cfg\",\"text\":\"name = \\\"r\\\"\\ntype = \\\"pvh\\\"\\nkernel = \\\"$TMP/text-kernel\\\"\\nmemory = 64\\n\"}" >"$TMP/pc.img"
+recv_refused "a post-copy stream with no pages" "failed to start\\|/dev/kvm\\|no clock record\\|no post-copy record" "$TMP/pc.img"
 [ "$("$D" list | wc -l)" = 2 ] && pass "migrations refused: only Domain-0 listed" || fail "after the refused migrations: $("$D" list | tr '\n' '|')"
 
 left="$(ls -A "$DOMUS_RUN_DIR" | grep -v '^domusd\.\(sock\|pid\|lock\)$' | grep -v '^xenstored\(\.pid\)\?$')"

@@ -5,9 +5,11 @@
 #include "domus/util.h"
 #include "domus/vm.h"
 #include "domus/vmctl.h"
+#include "domus/vmlazy.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -87,6 +89,8 @@ static void test_args(void)
     CHECK("args: bad numbers",
           parse(&a, ARGS("--vcpus", "0")) && parse(&a, ARGS("--domid", "32752")) &&
               parse(&a, ARGS("--memory", "x")) && parse(&a, ARGS("--ready-fd", "-1")));
+    CHECK("args: --postcopy only with --restore",
+          parse(&a, ARGS("--postcopy")) == -EINVAL);
     CHECK("args: unknown option and stray argument",
           parse(&a, ARGS("--bogus")) && parse(&a, ARGS("stray")));
     const char *many[2 * VM_MAX_DISKS + 8] = {"--xenstore", "--xenstore-path", "/s"};
@@ -409,8 +413,8 @@ static int fs_clock_load(struct domain *d, const struct simg_clock *c)
     (void)d, (void)c;
     return 0;
 }
-static const struct vm_state_ops fake_state = {fs_vcpu_save, fs_vcpu_load, fs_clock_save,
-                                               fs_clock_load, NULL, NULL, NULL};
+static const struct vm_state_ops fake_state = {
+    fs_vcpu_save, fs_vcpu_load, fs_clock_save, fs_clock_load, NULL, NULL, NULL};
 
 /* The save command with the image fd attached. */
 static json_object *save_req(const char *after, unsigned timeout_ms, int fd)
@@ -473,7 +477,8 @@ static void test_save(void)
     setup_vm();
     vm.state_ops = &fake_state;
     d->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    CHECK("save: set-up", fd >= 0 && gmem_init(&d->mem, GMEM_MIN_RAM) == 0 && d->event_fd >= 0);
+    CHECK("save: set-up",
+          fd >= 0 && gmem_init(&d->mem, GMEM_MIN_RAM) == 0 && d->event_fd >= 0);
     CHECK("save: the image's descriptor must come with it",
           reply_ok(save_req("resume", 10, -1), "descriptor"));
     CHECK("save: after and timeout checked",
@@ -490,7 +495,8 @@ static void test_save(void)
     CHECK("save -c: written, the guest resumed (not suspended, not paused)",
           r && vmctl_ok(r, NULL) && !vmctl_get_u64(r, "bytes", UINT64_MAX, &bytes) &&
               fstat(fd, &st) == 0 && (uint64_t)st.st_size == bytes && bytes > 4096 &&
-              !atomic_load(&d->suspended) && !atomic_load(&d->paused) && !vm.hold_suspend);
+              !atomic_load(&d->suspended) && !atomic_load(&d->paused) &&
+              !vm.hold_suspend);
     json_object_put(r);
     CHECK("save: the image's header holds the config", image_has_config(path));
 
@@ -517,8 +523,9 @@ static void test_save(void)
     ro = open(path, O_RDONLY | O_CLOEXEC);
     suspend_now();
     CHECK("save: a failed write cancels the suspend, the guest runs on",
-          reply_ok(save_req("destroy", 1000, ro), "writing") && !atomic_load(&d->suspended) &&
-              !atomic_load(&d->paused) && !vm.hold_suspend);
+          reply_ok(save_req("destroy", 1000, ro), "writing") &&
+              !atomic_load(&d->suspended) && !atomic_load(&d->paused) &&
+              !vm.hold_suspend);
     close(ro);
 
     suspend_now();
@@ -564,10 +571,8 @@ static void fd_stop(struct domain *d)
     (void)d;
     fake_started = 0;
 }
-static const struct vm_state_ops fake_mig_state = {fs_vcpu_save, fs_vcpu_load,
-                                                   fs_clock_save, fs_clock_load,
-                                                   fd_start,     fd_get,
-                                                   fd_stop};
+static const struct vm_state_ops fake_mig_state = {
+    fs_vcpu_save, fs_vcpu_load, fs_clock_save, fs_clock_load, fd_start, fd_get, fd_stop};
 
 static json_object *precopy_req(int fd, unsigned downtime_ms, unsigned rounds)
 {
@@ -690,14 +695,222 @@ static void test_migrate(void)
     CHECK("migrate: a receiver that speaks up (its error) ends the pre-copy",
           socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0 &&
               write(sv[1], "error: no\n", 10) == 10 &&
-              reply_ok(precopy_req(sv[0], 5, 10), "connection abort") && !vm.mig && !fake_started &&
-              fake_calls == 0);
+              reply_ok(precopy_req(sv[0], 5, 10), "connection abort") && !vm.mig &&
+              !fake_started && fake_calls == 0);
     close(sv[0]);
     close(sv[1]);
     CHECK("migrate: finish without a pre-copy is refused",
           refused("{\"cmd\":\"migrate-finish\",\"timeout_ms\":10}", "no migration"));
     close(fd);
     unlink(path);
+    close(d->event_fd);
+    d->event_fd = -1;
+    gmem_destroy(&dst);
+    gmem_destroy(&d->mem);
+}
+
+/* ---- post-copy: vm_migrate.c's source, vm_lazy.c's destination ---- */
+
+#define PC_PAGES 3000 /* pages 16 .. 16 + PC_PAGES - 1: the dirty set */
+
+struct pc_dst {
+    int fd;
+    struct gmem *m;
+    struct vm_lazy *lz;
+    int rc;
+    char err[256];
+};
+
+static int pcd_postcopy(void *ctx, const struct simg_rec *rec, char *err, size_t errlen)
+{
+    struct pc_dst *p = ctx;
+    return vm_lazy_postcopy_set(p->lz, rec, err, errlen);
+}
+
+/* The destination reads the stream as domus-vm --postcopy does: the pages
+ * straight into its memory, the post-copy record into the lazy state. */
+static void *pc_reader(void *arg)
+{
+    struct pc_dst *p = arg;
+    struct simg_handler h[SIMG_REC_POSTCOPY];
+    struct simg_reader r;
+    char *config = NULL;
+
+    for (uint32_t t = 1; t <= SIMG_REC_POSTCOPY; t++)
+        h[t - 1] =
+            (struct simg_handler){t, t == SIMG_REC_POSTCOPY ? pcd_postcopy : noop_rec};
+    simg_reader_init_fd(&r, p->fd);
+    r.pages_to = p->m;
+    p->rc = vm_restore_header(&r, &config) ?: simg_read_all(&r, h, ARRAY_SIZE(h), p);
+    snprintf(p->err, sizeof(p->err), "%s", r.err);
+    free(config);
+    simg_reader_free(&r);
+    return NULL;
+}
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, rc;
+    char err[256];
+} pc_end = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, ""};
+
+static void pc_done(void *ctx, int rc, const char *err)
+{
+    (void)ctx;
+    pthread_mutex_lock(&pc_end.lock);
+    pc_end.done = 1;
+    pc_end.rc = rc;
+    snprintf(pc_end.err, sizeof(pc_end.err), "%s", err ? err : "");
+    pthread_cond_signal(&pc_end.cond);
+    pthread_mutex_unlock(&pc_end.lock);
+}
+
+static int pc_wait_done(void)
+{
+    struct timespec t;
+    int rc = 0;
+
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += 30;
+    pthread_mutex_lock(&pc_end.lock);
+    while (!pc_end.done && rc == 0)
+        rc = pthread_cond_timedwait(&pc_end.cond, &pc_end.lock, &t);
+    rc = pc_end.done ? pc_end.rc : -ETIMEDOUT;
+    pc_end.done = 0;
+    pthread_mutex_unlock(&pc_end.lock);
+    return rc;
+}
+
+/* The guest on the destination: reads the last page of the dirty set
+ * (a fault the source must answer). */
+static uint64_t pc_touched;
+static void *pc_toucher(void *arg)
+{
+    pc_touched = *(volatile uint64_t *)gmem_ptr(arg, (16 + PC_PAGES - 1) * 4096ULL, 8);
+    return NULL;
+}
+
+/* Pre-copy round 0 and one round left undone, then a post-copy finish:
+ * the stream read by a destination thread; the post-copy lazy state of
+ * the destination ready.  true when both ends got there. */
+static bool pc_start(int sv[2], struct gmem *dst, struct pc_dst *p)
+{
+    static const uint64_t dirty[] = {PC_PAGES, PC_PAGES, UINT64_MAX};
+    struct domain *d = &vm.dom;
+    pthread_t th;
+    json_object *r;
+    bool ok;
+
+    fallocate(dst->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, GMEM_MIN_RAM);
+    *p = (struct pc_dst){sv[1], dst, vm_lazy_new(dst), 0, ""};
+    for (uint64_t i = 16; i < 16 + PC_PAGES; i++)
+        *(uint64_t *)gmem_ptr(&d->mem, i * 4096, 8) = i << 8 | 1;
+    fake_dirty = dirty;
+    fake_calls = 0;
+    pthread_create(&th, NULL, pc_reader, p);
+    r = precopy_req(sv[0], 60000, 10); /* the first dirty round is left */
+    ok = r && vmctl_ok(r, NULL) && vm.mig;
+    json_object_put(r);
+    for (uint64_t i = 16; i < 16 + PC_PAGES; i++) /* the guest runs on */
+        *(uint64_t *)gmem_ptr(&d->mem, i * 4096, 8) = i << 8 | 2;
+    suspend_now();
+    ok = ok && accepted("{\"cmd\":\"migrate-finish\",\"timeout_ms\":1000,"
+                        "\"postcopy\":true}");
+    pthread_join(th, NULL);
+    if (p->rc)
+        printf("  destination: %s\n", p->err);
+    return ok && p->rc == 0;
+}
+
+static void test_postcopy(void)
+{
+    struct domain *d = &vm.dom;
+    struct gmem dst;
+    struct pc_dst p;
+    struct vm_lazy_stats st;
+    uint64_t asked = 0, pushed = 0, n = 0;
+    char err[256] = "";
+    int sv[2];
+    pthread_t toucher;
+    json_object *r;
+
+    setup_vm();
+    vm.state_ops = &fake_mig_state;
+    d->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    CHECK("postcopy: set-up",
+          gmem_init(&d->mem, GMEM_MIN_RAM) == 0 && gmem_init(&dst, GMEM_MIN_RAM) == 0 &&
+              socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    CHECK("postcopy: finish sends the state and a post-copy record, keeps the "
+          "connection, the guest held",
+          pc_start(sv, &dst, &p) && vm.mig && vm.hold_suspend && atomic_load(&d->paused));
+    CHECK("postcopy: the destination has round 0's copies (stale) before the serve",
+          *(uint64_t *)gmem_ptr(&dst, 20 * 4096, 8) == (20 << 8 | 1));
+    int rc = vm_lazy_serve_conn(p.lz, sv[1], err, sizeof(err));
+    if (rc)
+        printf("  serve: %s\n", err);
+    vm_lazy_stats(p.lz, &st);
+    CHECK("postcopy: the dirty set is wanted, dropped and served on fault",
+          rc == 0 && st.wanted == PC_PAGES);
+    uint64_t hole = *(volatile uint64_t *)gmem_ptr(&dst, 8000 * 4096ULL, 8);
+    vm_lazy_stats(p.lz, &st);
+    CHECK("postcopy: a page neither side holds is a zero page, not asked for",
+          hole == 0 && st.zero_faults == 1 && st.faults == 0);
+    pthread_create(&toucher, NULL, pc_toucher, &dst);
+    for (int i = 0; i < 500 && (vm_lazy_stats(p.lz, &st), st.faults == 0); i++)
+        usleep(10000);
+    CHECK("postcopy: a touch of a wanted page asks the source", st.faults == 1);
+    rc = vm_lazy_pull(p.lz, pc_done, NULL, err, sizeof(err));
+    r = ctl("{\"cmd\":\"migrate-postcopy\"}");
+    CHECK("postcopy: the source sends the pages asked for first, pushes the rest, "
+          "and ends when the destination has them all",
+          rc == 0 && r && vmctl_ok(r, NULL) &&
+              !vmctl_get_u64(r, "pc_asked", UINT64_MAX, &asked) &&
+              !vmctl_get_u64(r, "pc_pushed", UINT64_MAX, &pushed) &&
+              !vmctl_get_u64(r, "pc_pages", UINT64_MAX, &n) && asked >= 1 &&
+              asked + pushed == PC_PAGES && n == PC_PAGES);
+    json_object_put(r);
+    rc = pc_wait_done();
+    if (rc)
+        printf("  pull: %s\n", pc_end.err);
+    pthread_join(toucher, NULL);
+    CHECK("postcopy: the pull ends, every page in; the faulting thread got the latest",
+          rc == 0 && pc_touched == ((16 + PC_PAGES - 1ULL) << 8 | 2));
+    CHECK("postcopy: the destination's memory equals the source's",
+          memcmp(dst.host, d->mem.host,
+                 GMEM_MIN_RAM + GMEM_SPECIAL_PAGES * DOMUS_PAGE_SIZE) == 0);
+    CHECK("postcopy: the source's migration ends, its copy held for the destroy",
+          !vm.mig && vm.hold_suspend && atomic_load(&d->suspended));
+    vm_lazy_free(p.lz);
+    close(sv[0]);
+    close(sv[1]);
+    CHECK("postcopy: the held copy resumes (the test's own cleanup)",
+          accepted("{\"cmd\":\"resume\"}"));
+
+    /* The link lost in the post-copy phase: both ends say so. */
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+    CHECK("postcopy cut: set-up", pc_start(sv, &dst, &p));
+    rc = vm_lazy_serve_conn(p.lz, sv[1], err, sizeof(err))
+             ?: vm_lazy_pull(p.lz, pc_done, NULL, err, sizeof(err));
+    shutdown(sv[0], SHUT_RDWR);
+    CHECK("postcopy cut: the destination's pull fails, naming the pages not in",
+          rc == 0 && pc_wait_done() < 0 && strstr(pc_end.err, "of 3000 pages not in"));
+    CHECK("postcopy cut: the source fails too",
+          refused("{\"cmd\":\"migrate-postcopy\"}", "pages sent"));
+    CHECK("postcopy cut: the source's copy stays held and paused, not resumed",
+          !vm.mig && vm.hold_suspend && atomic_load(&d->suspended) &&
+              atomic_load(&d->paused));
+    CHECK("postcopy cut: no second post-copy",
+          refused("{\"cmd\":\"migrate-postcopy\"}", "no post-copy"));
+    CHECK("postcopy cut: the source's copy can be neither unpaused nor resumed",
+          refused("{\"cmd\":\"unpause\"}", "must not run") &&
+              refused("{\"cmd\":\"resume\"}", "must not run") &&
+              atomic_load(&d->paused) && vm.hold_suspend);
+    vm_lazy_free(p.lz);
+    close(sv[0]);
+    close(sv[1]);
+    vm.pc_failed = false; /* the test's own cleanup */
+    accepted("{\"cmd\":\"resume\"}");
     close(d->event_fd);
     d->event_fd = -1;
     gmem_destroy(&dst);
@@ -785,6 +998,7 @@ int main(void)
     test_control();
     test_save();
     test_migrate();
+    test_postcopy();
     test_transport();
     return failures ? 1 : 0;
 }

@@ -86,7 +86,8 @@ struct dsd_dom {
     /* A restore from a descriptor (migrate-receive's spool): it becomes
      * domus-vm's stdin, restore_path "/proc/self/fd/0"; > 0 while set. */
     int restore_fd;
-    bool restore_lazy; /* domus-vm --lazy (vmlazy.h) */
+    bool restore_lazy;     /* domus-vm --lazy (vmlazy.h) */
+    bool restore_postcopy; /* domus-vm --postcopy: restore_fd is a socket */
     /* vCPUs 0..vcpus_online-1 are online (cpu/N/availability), the others up
      * to cfg.maxvcpus offline: cfg.vcpus at each start, then vcpu-set's. */
     unsigned vcpus_online;
@@ -264,6 +265,8 @@ struct dsd_migrate_opts {
     int progress_fd;      /* a terminal for progress lines, or -1 */
     unsigned downtime_ms; /* the final round's target */
     unsigned max_rounds;
+    uint64_t bandwidth;              /* bytes a second at most (--bandwidth), 0: any */
+    bool postcopy;                   /* --postcopy: the pages left go after the unpause */
     const char *cfg_path, *cfg_text; /* -C: the config to send instead (or NULL) */
 };
 
@@ -273,7 +276,12 @@ struct dsd_migrate_opts {
  * and 0 returned with the numbers in *stats (the caller destroys dom).
  * Any failure before: the guest runs on (its suspend cancelled: it sees 1),
  * -errno with err (the receiver's own words when it said why).  Blocks
- * domusd meanwhile, as a save does. */
+ * domusd meanwhile, as a save does.  With o->postcopy the pages dirtied
+ * since the last round stay behind, and after the receiver's "done" (the
+ * guest runs there) domus-vm's migrate-postcopy sends them; a failure
+ * then is -ENOTRECOVERABLE: the guest's memory is split between the
+ * hosts, the destination destroys its copy, and dom is left held
+ * suspended and paused (it must not run: the guest ran on since). */
 int dsd_migrate(struct dsd *d, struct dsd_dom *dom, const struct dsd_migrate_opts *o,
                 json_object *stats, char *err, size_t errlen);
 

@@ -49,8 +49,13 @@ enum simg_rec_type {
     SIMG_REC_HV_GNTTAB = 13,
     SIMG_REC_HV_AREAS = 14,
     SIMG_REC_HV_TIMERS = 15,
-    SIMG_REC_VCPU_TSC = 16, /* u32 vcpu, u32 0, u64 TSC offset */
+    SIMG_REC_VCPU_TSC = 16,  /* u32 vcpu, u32 0, u64 TSC offset */
     SIMG_REC_HV_MEMRES = 17, /* memop.h: the memory reservation */
+    /* Post-copy migration (docs/migration.md): u64 npages, u64 0, then
+     * (npages + 63) / 64 u64 words, bit p set for memfd page p whose
+     * latest contents the stream does not hold (the destination pulls it
+     * from the source once the guest runs). */
+    SIMG_REC_POSTCOPY = 18,
 };
 
 /* Name of a record type ("page data", ...) or NULL when unknown. */
@@ -64,9 +69,18 @@ struct simg_writer {
     uint64_t bytes;        /* written so far */
     uint64_t page_bytes;   /* of which page data (for a progress line) */
     uint64_t zero_skipped; /* pages not written because they were zero */
+    /* A rate limit (live migration's --bandwidth): bytes a second, 0 for
+     * none.  Each write waits until the bytes written since the limit was
+     * set fit the rate; rate_paused writes count but do not wait (a page
+     * the destination asked for). */
+    uint64_t rate;
+    bool rate_paused;
+    uint64_t rate_t0, rate_b0;
 };
 
 void simg_writer_init(struct simg_writer *w, int fd);
+/* Sets w's rate limit (bytes a second, 0: none) from now on. */
+void simg_writer_set_rate(struct simg_writer *w, uint64_t bytes_per_s);
 /* Each returns 0 or -errno (a short write is -EIO; an empty config
  * -EINVAL, one over SIMG_MAX_CONFIG -E2BIG). */
 int simg_write_header(struct simg_writer *w, const char *config_json);
@@ -88,6 +102,12 @@ int simg_write_memory(struct simg_writer *w, const struct gmem *m);
  * takes a pfn's last record: live migration's rounds send pages again. */
 int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t *bm,
                      uint64_t npages);
+
+/* Writes the memfd pages pages[0..n) of m (each < gmem_dirty_npages) as
+ * page data records, zero pages too.  0 or -errno (-EFAULT: a page out of
+ * range). */
+int simg_write_page_list(struct simg_writer *w, const struct gmem *m,
+                         const uint64_t *pages, size_t n);
 
 /* Copies one stream from fd to out record by record, up to and with its
  * end record, reading nothing after it (live migration's receiver spools
@@ -151,8 +171,8 @@ struct simg_reader {
      * read, only their pfns (simg_rec.data_off says where the pages are);
      * the end record's checksum cannot be checked then and is not. */
     bool index_only;
-    bool skipped; /* index mode skipped page data: the crc is not known */
-    uint64_t size; /* the fd's size (index mode), 0 until known */
+    bool skipped;    /* index mode skipped page data: the crc is not known */
+    uint64_t size;   /* the fd's size (index mode), 0 until known */
     uint64_t end_ns; /* CLOCK_REALTIME when vm_restore_body verified the end */
     /* Not NULL (an fd source, not index mode): page data records are read
      * straight into this memory (no copy through body), rec.loaded. */

@@ -103,6 +103,7 @@ struct vm_args {
     const char *restore; /* --restore: a save image instead of --kernel */
     bool paused;         /* --paused: a restored domain's vCPUs wait for unpause */
     bool lazy;           /* --lazy: the guest runs before its memory is read */
+    bool postcopy;       /* --postcopy: stdin is a post-copy migration's socket */
 };
 
 /* The command line of vmproc.h into *a (argv strings are referenced and the
@@ -128,13 +129,17 @@ struct vm {
      * not cancel that suspend (vm_suspend.c). */
     bool hold_suspend;
     struct vm_mig *mig; /* a live migration between its pre-copy and its end */
+    /* A post-copy that failed after the destination ran the guest: this
+     * copy is older than the guest and must never run (no unpause, no
+     * resume); only its destroy is left. */
+    bool pc_failed;
     const struct vm_state_ops *state_ops; /* vm_kvm_state_ops; fakes in tests */
     /* --lazy (vmlazy.h): the fault and fill threads; lazy_rc is 0 while
      * filling, 1 when done, -errno (with lazy_err) when it failed. */
     struct vm_lazy *lazy;
     atomic_int lazy_rc;
     char lazy_err[256];
-    char err[512];       /* why vm_init failed */
+    char err[512]; /* why vm_init failed */
     /* A restore's instants (CLOCK_REALTIME), told with "ready" for live
      * migration's downtime phases: the end record verified, the state
      * applied, the back ends up, the vCPU threads started. */
@@ -160,7 +165,8 @@ void vm_dev_stop_all(struct vm *vm);
 unsigned vm_dev_count(const struct vm *vm, const struct vm_dev_kind *k);
 
 /* The "stats" control command's reply (vm_stats.c): {"ok":true,
- * "cputime_ns","mem_kib","vcpus","vcpu_ns":[each vCPU's],"vbds":[{"devid","oo_req","rd_req",
+ * "cputime_ns","mem_kib","vcpus","vcpu_ns":[each
+ * vCPU's],"vbds":[{"devid","oo_req","rd_req",
  * "wr_req","f_req","ds_req","rd_sect","wr_sect"}],"vifs":[{"devid",
  * "tx_pkts","tx_bytes","rx_pkts","rx_bytes"}]}: the vCPUs' CPU time and the
  * back ends' counters (blkback_stats, netback_stats), for xentop's view. */
@@ -247,27 +253,53 @@ struct vm_mig_opts {
     unsigned downtime_ms; /* target for the final round */
     unsigned max_rounds;  /* of dirty pages after round 0 */
     int progress_fd;      /* a terminal for progress lines, or -1 */
+    uint64_t bandwidth;   /* bytes a second at most (--bandwidth), 0: any */
 };
 struct vm_mig_result {
-    unsigned rounds;           /* after round 0 */
-    uint64_t pages;            /* page records' pages sent */
-    uint64_t bytes;            /* the stream so far */
-    uint64_t last_dirty;       /* pages left for the final round */
-    uint64_t expected_ms;      /* their time at the measured bandwidth */
-    uint64_t mib_s;            /* the bandwidth measured, MiB/s */
-    uint64_t paused_at_ns;     /* finish: CLOCK_REALTIME of the pause */
-    uint64_t final_ms;         /* finish: from the pause to the end record */
+    unsigned rounds;       /* after round 0 */
+    uint64_t pages;        /* page records' pages sent */
+    uint64_t bytes;        /* the stream so far */
+    uint64_t last_dirty;   /* pages left for the final round */
+    uint64_t expected_ms;  /* their time at the measured bandwidth */
+    uint64_t mib_s;        /* the bandwidth measured, MiB/s */
+    uint64_t paused_at_ns; /* finish: CLOCK_REALTIME of the pause */
+    uint64_t final_ms;     /* finish: from the pause to the end record */
     /* finish, CLOCK_REALTIME (the downtime's phases, docs/migration.md):
      * the guest's SCHEDOP_shutdown(suspend), the last pages and the end
      * record sent */
     uint64_t suspended_ns, pages_ns, end_ns;
+    uint64_t postcopy_pages; /* finish with post-copy: the pages left */
 };
 int vm_migrate_precopy(struct vm *vm, int fd, const char *config,
                        const struct vm_mig_opts *o, struct vm_mig_result *res, char *err,
                        size_t errlen);
-int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, struct vm_mig_result *res,
-                      char *err, size_t errlen);
+int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, bool postcopy,
+                      struct vm_mig_result *res, char *err, size_t errlen);
 void vm_migrate_abort(struct vm *vm);
+
+/* Post-copy (docs/migration.md): vm_migrate_finish with postcopy sends,
+ * instead of the pages dirtied since the last round, a post-copy record
+ * naming them (SIMG_REC_POSTCOPY), and keeps the connection.  Once the
+ * destination runs the guest, vm_migrate_postcopy sends those pages on
+ * it: first any the destination asks for (u64 memfd page numbers,
+ * little-endian), then the rest in order, rate-limited as the pre-copy
+ * was; page data records and an end record with their own crc; then it
+ * waits (up to 120 s) for the destination's u64 all ones: every page is
+ * in.  0, after which the caller destroys the held guest; or -errno with
+ * err set: the connection failed, the destination closed it or broke the
+ * protocol.  Either way the migration ends and the guest stays held
+ * suspended and paused: it cannot resume (the destination ran it since),
+ * nor go before every page is delivered. */
+struct vm_pc_result {
+    uint64_t pages;   /* the pages left for post-copy */
+    uint64_t asked;   /* of which sent because the destination asked */
+    uint64_t pushed;  /* sent in order */
+    uint64_t bytes;   /* the post-copy stream */
+    uint64_t ms;      /* to the destination's "every page in" */
+    uint64_t sent_ms; /* to the end record (every page sent) */
+};
+int vm_migrate_postcopy(struct vm *vm, struct vm_pc_result *res, char *err,
+                        size_t errlen);
 
 /* Cancels a suspend vm_save kept (DESTROY): the guest sees 1 and runs on.
  * -EINVAL when there is none. */

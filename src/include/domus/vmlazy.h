@@ -1,5 +1,9 @@
-/* Lazy restore (domus restore --lazy): the guest runs before its memory is
- * read from the save image (docs/save-image.md, "Lazy restore").
+/* Guest memory on demand through userfaultfd, from one of two sources:
+ * a save image file (lazy restore, `domus restore --lazy`: the guest runs
+ * before its memory is read, docs/save-image.md, "Lazy restore") or the
+ * source host over a migration's connection (post-copy, `domus migrate
+ * --postcopy`, docs/migration.md).  Both share the fault thread below; a
+ * file has a fill thread, a connection a pull thread.
  *
  * The guest's memfd mapping (RAM and the special pages) is registered with
  * userfaultfd in missing mode.  Every first touch of a page, whoever makes
@@ -36,7 +40,10 @@ struct vm_lazy_stats {
     uint64_t zero_faults; /* of which with a zero page */
     uint64_t filled;      /* pages the fill thread copied */
     uint64_t present;     /* pages it found there already */
-    uint64_t fill_ns;     /* from the fill's start to its end */
+    uint64_t fill_ns;     /* from the fill's start to its end (post-copy:
+                           * from the first page data to the last) */
+    uint64_t wanted;      /* post-copy: pages the source held */
+    uint64_t wanted_left; /* of which not in yet */
 };
 
 /* Called once from the fill thread when it ends: rc 0 (every page in, the
@@ -61,6 +68,33 @@ int vm_lazy_serve(struct vm_lazy *lz, const char *path, char *err, size_t errlen
  * its end.  0 or -errno with err set. */
 int vm_lazy_fill(struct vm_lazy *lz, const char *path, vm_lazy_done_fn done, void *ctx,
                  char *err, size_t errlen);
+
+/* ---- post-copy: the source over a connection ----
+ * The stream's post-copy record (SIMG_REC_POSTCOPY) names the pages whose
+ * latest contents the source still holds ("wanted").  vm_lazy_serve_conn
+ * punches them out of the memfd (their copies from earlier rounds are
+ * stale), registers the range and starts the fault thread, which asks the
+ * source for a wanted page at its first touch (u64 memfd page number,
+ * little-endian, on fd) and gives a zero page for a page neither side
+ * holds.  vm_lazy_pull starts the pull thread: it reads page data records
+ * from fd (those asked for and those the source pushes, in any order, a
+ * page maybe twice: the copy that comes second finds it there) up to an
+ * end record whose crc covers them, copies each in with UFFDIO_COPY, and
+ * once every wanted page is in unregisters the range, ends the fault
+ * thread and writes u64 all ones (the source may destroy its copy); then
+ * done(0).  A connection that ends or fails first, a malformed record or
+ * an end with pages missing: done(-errno, why), the guest having run on
+ * memory it does not wholly have (the caller destroys the domain). */
+
+/* The post-copy record (after the index's vm_lazy_new); 0 or -EINVAL. */
+int vm_lazy_postcopy_set(struct vm_lazy *lz, const struct simg_rec *rec, char *err,
+                         size_t errlen);
+/* Drops the wanted pages, registers, starts the fault thread asking on fd
+ * (dup'd; call before anything touches guest memory).  0 or -errno. */
+int vm_lazy_serve_conn(struct vm_lazy *lz, int fd, char *err, size_t errlen);
+/* Starts the pull thread (after vm_lazy_serve_conn); 0 or -errno. */
+int vm_lazy_pull(struct vm_lazy *lz, vm_lazy_done_fn done, void *ctx, char *err,
+                 size_t errlen);
 
 /* Snapshot of the counters. */
 void vm_lazy_stats(const struct vm_lazy *lz, struct vm_lazy_stats *s);

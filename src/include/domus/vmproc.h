@@ -9,7 +9,7 @@
  *            --console-log PATH --console-sock PATH --control-sock PATH
  *            [--ready-fd FD] [--xenstore] [--xenstore-path SOCK]
  *            [--disk DEVID:MODE:PATH]... [--vif DEVID,MAC,BRIDGE[,MTU]]...
- *            [--restore IMAGE [--paused] [--lazy]]   (in place of --kernel)
+ *            [--restore IMAGE [--paused] [--lazy|--postcopy]]   (in place of --kernel)
  *
  * --restore IMAGE: the domain's memory, clock, vCPUs and HVM params come
  * from a save image (docs/save-image.md) instead of the builder; a bad
@@ -18,6 +18,11 @@
  * the records but the pages are checked at set-up, the checksum once every
  * page is read: a failure then destroys the domain (DOMUS_VM_EXIT_DESTROYED,
  * with an error line).
+ * --postcopy: a post-copy migration's stream (docs/migration.md): IMAGE is
+ * /proc/self/fd/0 and stdin a socket to the receiver, which carries the
+ * stream, then the pages the source still held (vmlazy.h) while requests
+ * for them go back; a failure after the guest ran destroys the domain as
+ * --lazy's does.
  *
  * Start-up: all set-up errors print one "domus-vm: error: ..." line on stderr
  * and exit with DOMUS_VM_EXIT_ERROR, leaving no file behind.  When the domain

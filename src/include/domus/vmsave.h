@@ -66,10 +66,19 @@ struct vm_lazy_start {
     struct vm_lazy *lz;
     int (*serve)(void *ctx, char *err, size_t errlen);
     void *ctx;
+    bool postcopy; /* vm_restore_body_postcopy */
 };
 int vm_restore_body_lazy(struct domain *d, struct simg_reader *r,
                          const struct vm_state_ops *ops, uint32_t modules,
                          const struct vm_lazy_start *ls);
+
+/* A post-copy migration's stream (vmlazy.h): r reads page data into the
+ * domain's memory as an eager restore does (r->pages_to), the post-copy
+ * record goes to ls->lz, and ls->serve starts serving faults once the
+ * records are checked, before the state is applied. */
+int vm_restore_body_postcopy(struct domain *d, struct simg_reader *r,
+                             const struct vm_state_ops *ops, uint32_t modules,
+                             const struct vm_lazy_start *ls);
 
 /* The modules a guest resumed from its own suspend (SCHEDOP_shutdown
  * returning 0) does not rebuild itself: the HVM params (Xen's stream
