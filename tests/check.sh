@@ -116,6 +116,9 @@ if want scenarios; then
         name="$(basename "$s" .sh)"
         if [ -n "${DOMUS_SCENARIOS:-}" ]; then
             case " $DOMUS_SCENARIOS " in *" $name "*) ;; *) continue ;; esac
+        elif grep -q '^# check: by hand' "$s"; then
+            echo "SKIP $name: run by hand (its '# check: by hand' line says why)"
+            continue
         fi
         run_scenario "$name" "$s"
     done

@@ -1,5 +1,10 @@
 #!/bin/sh
 # testhost-timeout: 1200
+# check: by hand: 2 of 6 runs passed whole on 3 Dec; the others ended in
+# the nested test host (its kernel's "corrupted stack end" panic twice, a
+# guest triple fault twice) under its long dirty-logging phases: issue 9's
+# instability, which a make check must not inherit.  Run it with
+# DOMUS_SCENARIOS=77-migrate-postcopy or tests/testhost/run.sh.
 # Post-copy live migration (domus migrate --postcopy) of a guest that
 # dirties memory faster than the link carries it, beside pre-copy on the
 # same guest.  Two domusd instances, A and B, in one machine (as in
