@@ -294,6 +294,21 @@ q_mig() {
     q_at=$_to
 }
 
+# diag SIDE: where SIDE's guest is, what it last said, the packet counters
+# of both hosts' interfaces.
+diag() {
+    if [ $1 = domus ]; then
+        on$d_at domus list 2>&1 | sed "s/^/DIAG $d_at list: /"
+        tr -d '\r' <"$(dlog)" | tail -n 6 | sed 's/^/DIAG console: /'
+    else
+        qmon $q_at 'info status'
+        sleep 1
+        qmonlog $q_at | tail -n 2 | sed "s/^/DIAG $q_at monitor: /"
+        tr -d '\r' <"$(qv CON $q_at)" | tail -n 6 | sed 's/^/DIAG console: /'
+    fi
+    for _h in A B C; do inns $_h cat /proc/net/dev | sed -n "s/^ *\([a-z0-9.]*\):/DIAG $_h \1:/p"; done
+}
+
 # ---- one measurement ----
 # dirty_rate LOG: memdirty's rate from its last two DIRTY lines (5 s apart
 # on the guest's clock), MiB/s; "-" without them.
@@ -305,8 +320,8 @@ dirty_rate() {
 # window around it; appends "gap_ms total_s MiB own_down_ms base_gap_ms
 # rounds dir" to $R/SIDE.CASE.
 measure() {
-    _s=$1
-    if [ $_s = domus ]; then
+    _side=$1
+    if [ $_side = domus ]; then
         q_hold; d_go; _dir="$d_at->$(other $d_at)"
     else
         d_hold
@@ -314,18 +329,18 @@ measure() {
         q_go; _dir="$q_at->$(other $q_at)"
     fi
     sleep 3
-    hb_ask $_s USR1 window >/dev/null
+    hb_ask $_side USR1 window >/dev/null
     sleep 2
-    _base="$(hb_ask $_s USR1 window)"
+    _base="$(hb_ask $_side USR1 window)"
     usleep 100000
-    hb_ask $_s USR1 window >/dev/null # the migration's window starts
-    if [ $_s = domus ]; then d_mig "$4"; else q_mig "$4"; fi || return 1
+    hb_ask $_side USR1 window >/dev/null # the migration's window starts
+    if [ $_side = domus ]; then d_mig "$4"; else q_mig "$4"; fi || return 1
     _o="$(cat "$DOMUS_TMP/out")"
-    hb_back $_s 60 || fail "bench migrate: $_s $2 run $3: no heartbeat 60 s after the migration"
+    hb_back $_side 60 || { fail "bench migrate: $_side $2 run $3: no heartbeat 60 s after the migration"; diag $_side; }
     sleep 1
-    _w="$(hb_ask $_s USR1 window)"
-    if [ $_s = domus ]; then d_hold; else q_hold; fi
-    set -- $_s "$2" "$3" "$(field "$_w" gap_ms)" $_o "$(field "$_base" gap_ms)"
+    _w="$(hb_ask $_side USR1 window)"
+    if [ $_side = domus ]; then d_hold; else q_hold; fi
+    set -- $_side "$2" "$3" "$(field "$_w" gap_ms)" $_o "$(field "$_base" gap_ms)"
     # $4 gap, $5 rounds, $6 MiB, $7 own downtime, $8 total, $9 base gap
     echo "$4 $8 $6 $7 $9 $5 $_dir" >>"$R/$1.$2"
     echo "sample $1 $2 run $3 $_dir: heartbeat gap $4 ms ($(echo "$_w" | cut -d' ' -f3-)); own downtime $7 ms; total $8 s; $6 MiB; rounds $5; steady window's longest gap $9 ms"
@@ -355,6 +370,7 @@ for c in $CASES; do
     d_go
     sleep 12
     echo "bench migrate: case $cn: memdirty ${spec:-none} (MiB:MiB/s); achieved MiB/s: domus $(dirty_rate "$(dlog)"), qemu $(dirty_rate "$(qv CON A)")"
+    for _f in "$(dlog)" "$(qv CON A)"; do tr -d '\r' <"$_f" | grep '^DIRTY\|^HBSEND\|^FAIL' | tail -n 3 | sed "s|^|bench migrate: ${_f##*/}: |"; done
     j=1 ok=1
     while [ $j -le "$N" ]; do
         port=$((port + 1))
@@ -366,6 +382,9 @@ for c in $CASES; do
         j=$((j + 1))
     done
     on$d_at domus destroy g >/dev/null 2>&1
+    onA wait_gone g 20
+    onB wait_gone g 20
+    rm -f "$A_LOG/g.log" "$B_LOG/g.log" # the next case's guest starts its own
     q_quit A
     q_quit B
     [ $ok = 1 ] && pass "bench migrate: case $cn: $N migrations of each side measured"

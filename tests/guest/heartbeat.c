@@ -113,8 +113,9 @@ static int hb_send(const char *addr, int port, long interval_us)
         m.seq++;
         next += interval_us * 1000LL;
         int64_t now = clock_ns(CLOCK_MONOTONIC);
-        if (now - next > NS / 10)
-            next = now; /* stopped or suspended: no burst to catch up */
+        if (now - next > NS / 10 || next - now > NS)
+            next = now; /* stopped or suspended: no burst to catch up; a clock
+                           that went back: no long sleep either */
         sleep_until(next);
         if (now >= report) {
             printf("HBSEND n=%llu err=%llu\n", (unsigned long long)m.seq,
