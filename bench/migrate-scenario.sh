@@ -41,7 +41,7 @@
 : "${DOMUS_TMP:?}" "${DOMUS_GUEST_KERNEL:?}" "${DOMUS_GUEST_INITRD:?}"
 N=${BENCH_RUNS:-5}
 CASES=${BENCH_CASES:-idle low medium high}
-MEM=256 VCPUS=2
+MEM=256 VCPUS=${BENCH_VCPUS:-2}
 QEMU_MIG_TIMEOUT=${BENCH_QEMU_TIMEOUT:-300} # s; then migrate_cancel (no convergence)
 A_RUN="$DOMUS_TMP/a/run" A_LOG="$DOMUS_TMP/a/log"
 B_RUN="$DOMUS_TMP/b/run" B_LOG="$DOMUS_TMP/b/log"
@@ -336,7 +336,7 @@ measure() {
     hb_ask $_side USR1 window >/dev/null # the migration's window starts
     if [ $_side = domus ]; then d_mig "$4"; else q_mig "$4"; fi || return 1
     _o="$(cat "$DOMUS_TMP/out")"
-    hb_back $_side 60 || { fail "bench migrate: $_side $2 run $3: no heartbeat 60 s after the migration"; diag $_side; }
+    hb_back $_side 30 || { fail "bench migrate: $_side $2 run $3: no heartbeat 30 s after the migration"; diag $_side; }
     sleep 1
     _w="$(hb_ask $_side USR1 window)"
     if [ $_side = domus ]; then d_hold; else q_hold; fi

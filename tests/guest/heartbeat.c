@@ -8,8 +8,12 @@
  *       behind (its guest stopped or suspended) starts again from now rather
  *       than sending the missed ones in a burst.  Each datagram holds a
  *       magic, a session number (random, per start), a sequence number and
- *       the sender's clock.  Send errors (the link down mid-migration) are
- *       counted, not fatal.  Prints "HBSEND n=N err=E" every 5 s; never ends.
+ *       the sender's clock.  Sends do not block: a datagram the stack does
+ *       not take (its queue full while the NIC does not transmit) is an
+ *       error, counted, not fatal.  Prints "HBSEND n=N err=E stall_ms=S"
+ *       every 5 s (S: the longest time between two sends since the last
+ *       such line, on the guest's clock: the guest not running, as against
+ *       its packets not getting out); never ends.
  *   heartbeat recv PORT [TIMEOUT]            (the client) takes the datagrams
  *       on PORT (IPv4, any address), each timed by the kernel on arrival
  *       (SO_TIMESTAMPNS), for TIMEOUT s (default 7200).  It keeps a window:
@@ -92,7 +96,7 @@ static int hb_send(const char *addr, int port, long interval_us)
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     struct hb_msg m = {.magic = HB_MAGIC};
     uint64_t errs = 0;
-    int64_t next, report;
+    int64_t next, report, last, stall = 0;
     int fd;
 
     if (inet_pton(AF_INET, addr, &to.sin_addr) != 1) {
@@ -104,11 +108,15 @@ static int hb_send(const char *addr, int port, long interval_us)
         return 1;
     m.session = (uint32_t)(clock_ns(CLOCK_REALTIME) ^ (getpid() * 2654435761u));
     setvbuf(stdout, NULL, _IOLBF, 0);
-    next = clock_ns(CLOCK_MONOTONIC);
+    next = last = clock_ns(CLOCK_MONOTONIC);
     report = next + 5 * NS;
     for (;;) {
         m.sent_ns = (uint64_t)clock_ns(CLOCK_MONOTONIC);
-        if (sendto(fd, &m, sizeof(m), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+        if ((int64_t)m.sent_ns - last > stall)
+            stall = (int64_t)m.sent_ns - last;
+        last = (int64_t)m.sent_ns;
+        if (sendto(fd, &m, sizeof(m), MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to)) <
+            0)
             errs++;
         m.seq++;
         next += interval_us * 1000LL;
@@ -118,9 +126,10 @@ static int hb_send(const char *addr, int port, long interval_us)
                            that went back: no long sleep either */
         sleep_until(next);
         if (now >= report) {
-            printf("HBSEND n=%llu err=%llu\n", (unsigned long long)m.seq,
-                   (unsigned long long)errs);
+            printf("HBSEND n=%llu err=%llu stall_ms=%.1f\n", (unsigned long long)m.seq,
+                   (unsigned long long)errs, (double)stall / 1e6);
             report = now + 5 * NS;
+            stall = 0;
         }
     }
 }
