@@ -27,7 +27,7 @@
 #            heartbeats came back; the same probe for both sides.
 # Per case (BENCH_CASES: idle, low, medium, high, or NAME=MIB:RATE), both
 # guests boot on A; then BENCH_RUNS pairs, each one migration of each side
-# (D Q, then Q D, ...; A->B, then B->A, ...), the other side's guest paused
+# (Q D, then D Q, ...; A->B, then B->A, ...), the other side's guest paused
 # meanwhile (QEMU `stop`, `domus pause`: two test-host CPUs).  Before each
 # migration 3 s of settling and a 2 s window of steady heartbeats (its
 # longest gap is printed as base_gap: the test host's own jitter).
@@ -212,7 +212,7 @@ q_start() {
         -netdev tap,id=n0,ifname=qtap0,script=no,downscript=no,vhost=off \
         -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,romfile= \
         $_in </dev/null >"$DOMUS_TMP/qemu$q.out" 2>&1 &
-    eval "QPID_$1=\$! QMON_$1=\$_m QCON_$1=\$_c"
+    eval "QPID_$1=\$! QMON_$1=\$_m QCON_$1=\$_c QOUT_$1=\$DOMUS_TMP/qemu\$q.out"
     case "$1" in A) exec 5<>"$_m.in" ;; B) exec 6<>"$_m.in" ;; esac
     _i=0
     until inns "$1" ip link show qtap0 >/dev/null 2>&1; do
@@ -279,7 +279,8 @@ q_mig() {
     done
     if [ "$_st" != completed ]; then
         qmon $_from migrate_cancel
-        fail "bench migrate: QEMU's migration $_from->$_to: status '${_st:-none}' after $QEMU_MIG_TIMEOUT s (cancelled)"
+        fail "bench migrate: QEMU's migration $_from->$_to: status '${_st:-none}' after $_i polls (cancelled)"
+        diag qemu
         q_quit "$_to"
         return 1
     fi
@@ -301,10 +302,15 @@ diag() {
         on$d_at domus list 2>&1 | sed "s/^/DIAG $d_at list: /"
         tr -d '\r' <"$(dlog)" | tail -n 6 | sed 's/^/DIAG console: /'
     else
-        qmon $q_at 'info status'
-        sleep 1
-        qmonlog $q_at | tail -n 2 | sed "s/^/DIAG $q_at monitor: /"
-        tr -d '\r' <"$(qv CON $q_at)" | tail -n 6 | sed 's/^/DIAG console: /'
+        for _h in A B; do
+            [ -n "$(qv PID $_h)" ] || continue
+            qmon $_h 'info status'
+            sleep 1
+            echo "DIAG QEMU on $_h: pid $(qv PID $_h) $(kill -0 "$(qv PID $_h)" 2>/dev/null && echo alive || echo gone)"
+            qmonlog $_h | tail -n 4 | sed "s/^/DIAG $_h monitor: /"
+            tr -d '\r' <"$(qv CON $_h)" | tail -n 6 | sed "s/^/DIAG $_h console: /"
+            tail -n 4 "$(qv OUT $_h)" | sed "s/^/DIAG $_h qemu: /"
+        done
     fi
     for _h in A B C; do inns $_h cat /proc/net/dev | sed -n "s/^ *\([a-z0-9.]*\):/DIAG $_h \1:/p"; done
 }
@@ -375,9 +381,9 @@ for c in $CASES; do
     while [ $j -le "$N" ]; do
         port=$((port + 1))
         if [ $((j % 2)) = 1 ]; then
-            measure domus "$cn" $j $port && measure qemu "$cn" $j $((port + 100))
-        else
             measure qemu "$cn" $j $((port + 100)) && measure domus "$cn" $j $port
+        else
+            measure domus "$cn" $j $port && measure qemu "$cn" $j $((port + 100))
         fi || { ok=0; failed=1; break; }
         j=$((j + 1))
     done
