@@ -60,8 +60,8 @@ case_spec() {
     case "$1" in
     idle) echo "" ;;
     low) echo "64:4" ;;
-    medium) echo "64:16" ;;
-    high) echo "64:32" ;;
+    medium) echo "64:8" ;;
+    high) echo "64:16" ;;
     *=*:*) echo "${1#*=}" ;;
     *) return 1 ;;
     esac
@@ -295,6 +295,21 @@ q_mig() {
     q_at=$_to
 }
 
+# send_stall FILE SIZE0: the guest's first HBSEND line in FILE (the
+# destination's console) past byte SIZE0 (its size before the migration;
+# from the start if the file has since shrunk), waited for 7 s: its
+# stall_ms, the longest time between two sends on the guest's clock, is the
+# guest's own pause (tasks frozen, not running) in the migration's window.
+send_stall() {
+    for _i in $(seq 35); do
+        _o0=$2
+        [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -ge "$_o0" ] || _o0=0
+        _l="$(tail -c +$((_o0 + 1)) "$1" 2>/dev/null | tr -d '\r' | grep '^HBSEND ' | head -n 1)"
+        [ -z "$_l" ] || { echo "$_l"; return 0; }
+        usleep 200000
+    done
+}
+
 # diag SIDE: where SIDE's guest is, what it last said, the packet counters
 # of both hosts' interfaces.
 diag() {
@@ -338,6 +353,8 @@ measure() {
     hb_ask $_side USR1 window >/dev/null
     sleep 2
     _base="$(hb_ask $_side USR1 window)"
+    if [ $_side = domus ]; then _dc="$(eval echo "\$$(other $d_at)_LOG")/g.log"; else _dc="$(qv CON "$(other $q_at)")"; fi
+    _ds0=$(stat -c %s "$_dc" 2>/dev/null || echo 0)
     usleep 100000
     hb_ask $_side USR1 window >/dev/null # the migration's window starts
     if [ $_side = domus ]; then d_mig "$4"; else q_mig "$4"; fi || return 1
@@ -345,11 +362,13 @@ measure() {
     hb_back $_side 30 || { fail "bench migrate: $_side $2 run $3: no heartbeat 30 s after the migration"; diag $_side; }
     sleep 1
     _w="$(hb_ask $_side USR1 window)"
+    _hs="$(send_stall "$_dc" "$_ds0")"
     if [ $_side = domus ]; then d_hold; else q_hold; fi
     set -- $_side "$2" "$3" "$(field "$_w" gap_ms)" $_o "$(field "$_base" gap_ms)"
     # $4 gap, $5 rounds, $6 MiB, $7 own downtime, $8 total, $9 base gap
-    echo "$4 $8 $6 $7 $9 $5 $_dir" >>"$R/$1.$2"
-    echo "sample $1 $2 run $3 $_dir: heartbeat gap $4 ms ($(echo "$_w" | cut -d' ' -f3-)); own downtime $7 ms; total $8 s; $6 MiB; rounds $5; steady window's longest gap $9 ms"
+    _st="$(field "$_hs" stall_ms)"
+    echo "$4 $8 $6 $7 $9 $5 ${_st:--1} $_dir" >>"$R/$1.$2"
+    echo "sample $1 $2 run $3 $_dir: heartbeat gap $4 ms ($(echo "$_w" | cut -d' ' -f3-)); own downtime $7 ms; total $8 s; $6 MiB; rounds $5; steady window's longest gap $9 ms; the sender after it: ${_hs:-?}"
     [ $1 = qemu ] || echo "sample domus $2 run $3 $(cat "$DOMUS_TMP/phases")"
 }
 
@@ -358,7 +377,7 @@ col() { cut -d' ' -f"$2" "$1" | median; }
 # ratio CASE COL NAME: the medians' ratio and the per-pair spread.
 ratio() {
     paste -d' ' "$R/domus.$1" "$R/qemu.$1" | awk -v i="$2" -v n="$3" -v a="$(col "$R/domus.$1" "$2")" -v b="$(col "$R/qemu.$1" "$2")" '
-        {r = $(i + 7) > 0 ? $i / $(i + 7) : 0; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r}
+        {r = $(i + 8) > 0 ? $i / $(i + 8) : 0; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r}
         END {printf "  %-16s domus/qemu %.2f (per pair %.2f..%.2f)\n", n, (b > 0 ? a / b : 0), lo, hi}'
 }
 port=7100
@@ -397,15 +416,16 @@ for c in $CASES; do
 done
 
 echo "bench migrate: downtime = the longest gap in the guest's 1 ms UDP heartbeats at the client; $MEM MiB, $VCPUS vCPUs; link A->B ${LINK_MBS:-?} MB/s"
-echo "  (own_down: each side's own downtime figure; base_gap: the longest gap in 2 s of steady heartbeats before each migration)"
+echo "  (own_down: each side's own downtime figure; base_gap: the longest gap in 2 s of steady heartbeats before each migration;"
+echo "   rounds: Domus's rounds, QEMU's dirty sync count; guest_stall: the longest time between two sends on the guest's clock, the migration's included)"
 for c in $CASES; do
     cn="$(case_name "$c")"
     [ -s "$R/domus.$cn" ] && [ -s "$R/qemu.$cn" ] || continue
     echo "case $cn (memdirty $(case_spec "$c" | sed 's/^$/none/')): medians of $(wc -l <"$R/domus.$cn") (domus), $(wc -l <"$R/qemu.$cn") (qemu) migrations"
-    printf '  %-6s %9s %8s %9s %12s %12s %7s\n' side gap_ms total_s MiB_sent own_down_ms base_gap_ms rounds
+    printf '  %-6s %9s %8s %9s %12s %12s %7s %15s\n' side gap_ms total_s MiB_sent own_down_ms base_gap_ms rounds guest_stall_ms
     for s in domus qemu; do
-        printf '  %-6s %9s %8s %9s %12s %12s %7s\n' $s "$(col "$R/$s.$cn" 1)" "$(col "$R/$s.$cn" 2)" \
-            "$(col "$R/$s.$cn" 3)" "$(col "$R/$s.$cn" 4)" "$(col "$R/$s.$cn" 5)" "$(col "$R/$s.$cn" 6)"
+        printf '  %-6s %9s %8s %9s %12s %12s %7s %15s\n' $s "$(col "$R/$s.$cn" 1)" "$(col "$R/$s.$cn" 2)" \
+            "$(col "$R/$s.$cn" 3)" "$(col "$R/$s.$cn" 4)" "$(col "$R/$s.$cn" 5)" "$(col "$R/$s.$cn" 6)" "$(col "$R/$s.$cn" 7)"
     done
     ratio "$cn" 1 "heartbeat gap"
     ratio "$cn" 2 "total time"
