@@ -357,7 +357,13 @@ measure() {
     _ds0=$(stat -c %s "$_dc" 2>/dev/null || echo 0)
     usleep 100000
     hb_ask $_side USR1 window >/dev/null # the migration's window starts
-    if [ $_side = domus ]; then d_mig "$4"; else q_mig "$4"; fi || return 1
+    if [ $_side = domus ]; then d_mig "$4"; else q_mig "$4"; fi || {
+        # a failed migration: the guest goes on on the source (both sides
+        # leave it there); the pair is left out of the ratios
+        echo "NA" >>"$R/$_side.$2"
+        if [ $_side = domus ]; then d_hold; else q_hold; fi
+        return 0
+    }
     _o="$(cat "$DOMUS_TMP/out")"
     hb_back $_side 30 || { fail "bench migrate: $_side $2 run $3: no heartbeat 30 s after the migration"; diag $_side; }
     sleep 1
@@ -373,12 +379,14 @@ measure() {
 }
 
 # ---- the runs ----
-col() { cut -d' ' -f"$2" "$1" | median; }
+col() { grep -v '^NA' "$1" | cut -d' ' -f"$2" | median; }
+nfail() { grep -c '^NA' "$1"; }
 # ratio CASE COL NAME: the medians' ratio and the per-pair spread.
 ratio() {
     paste -d' ' "$R/domus.$1" "$R/qemu.$1" | awk -v i="$2" -v n="$3" -v a="$(col "$R/domus.$1" "$2")" -v b="$(col "$R/qemu.$1" "$2")" '
-        {r = $(i + 8) > 0 ? $i / $(i + 8) : 0; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r}
-        END {printf "  %-16s domus/qemu %.2f (per pair %.2f..%.2f)\n", n, (b > 0 ? a / b : 0), lo, hi}'
+        $1 == "NA" || $9 == "NA" {next}
+        {r = $(i + 8) > 0 ? $i / $(i + 8) : 0; if (k++ == 0 || r < lo) lo = r; if (k == 1 || r > hi) hi = r}
+        END {printf "  %-16s domus/qemu %.2f (per pair %.2f..%.2f, %d pairs)\n", n, (b > 0 ? a / b : 0), lo, hi, k}'
 }
 port=7100
 failed=0
@@ -412,7 +420,8 @@ for c in $CASES; do
     rm -f "$A_LOG/g.log" "$B_LOG/g.log" # the next case's guest starts its own
     q_quit A
     q_quit B
-    [ $ok = 1 ] && pass "bench migrate: case $cn: $N migrations of each side measured"
+    [ $ok = 1 ] && [ "$(nfail "$R/domus.$cn")" = 0 ] && [ "$(nfail "$R/qemu.$cn")" = 0 ] &&
+        pass "bench migrate: case $cn: $N migrations of each side measured"
 done
 
 echo "bench migrate: downtime = the longest gap in the guest's 1 ms UDP heartbeats at the client; $MEM MiB, $VCPUS vCPUs; link A->B ${LINK_MBS:-?} MB/s"
@@ -421,7 +430,7 @@ echo "   rounds: Domus's rounds, QEMU's dirty sync count; guest_stall: the longe
 for c in $CASES; do
     cn="$(case_name "$c")"
     [ -s "$R/domus.$cn" ] && [ -s "$R/qemu.$cn" ] || continue
-    echo "case $cn (memdirty $(case_spec "$c" | sed 's/^$/none/')): medians of $(wc -l <"$R/domus.$cn") (domus), $(wc -l <"$R/qemu.$cn") (qemu) migrations"
+    echo "case $cn (memdirty $(case_spec "$c" | sed 's/^$/none/')): medians of $(grep -vc '^NA' "$R/domus.$cn") (domus), $(grep -vc '^NA' "$R/qemu.$cn") (qemu) migrations; failed migrations: domus $(nfail "$R/domus.$cn"), qemu $(nfail "$R/qemu.$cn")"
     printf '  %-6s %9s %8s %9s %12s %12s %7s %15s\n' side gap_ms total_s MiB_sent own_down_ms base_gap_ms rounds guest_stall_ms
     for s in domus qemu; do
         printf '  %-6s %9s %8s %9s %12s %12s %7s %15s\n' $s "$(col "$R/$s.$cn" 1)" "$(col "$R/$s.$cn" 2)" \
