@@ -378,6 +378,24 @@ measure() {
     [ $1 = qemu ] || echo "sample domus $2 run $3 $(cat "$DOMUS_TMP/phases")"
 }
 
+# report CASE: its table and ratios (printed after each case, and all again
+# at the end).
+report() {
+    c=$1
+    cn="$(case_name "$c")"
+    [ -s "$R/domus.$cn" ] && [ -s "$R/qemu.$cn" ] || return 0
+    echo "case $cn (memdirty $(case_spec "$c" | sed 's/^$/none/')): medians of $(grep -vc '^NA' "$R/domus.$cn") (domus), $(grep -vc '^NA' "$R/qemu.$cn") (qemu) migrations; failed migrations: domus $(nfail "$R/domus.$cn"), qemu $(nfail "$R/qemu.$cn")"
+    printf '  %-6s %9s %8s %9s %12s %12s %7s %15s\n' side gap_ms total_s MiB_sent own_down_ms base_gap_ms rounds guest_stall_ms
+    for s in domus qemu; do
+        printf '  %-6s %9s %8s %9s %12s %12s %7s %15s\n' $s "$(col "$R/$s.$cn" 1)" "$(col "$R/$s.$cn" 2)" \
+            "$(col "$R/$s.$cn" 3)" "$(col "$R/$s.$cn" 4)" "$(col "$R/$s.$cn" 5)" "$(col "$R/$s.$cn" 6)" "$(col "$R/$s.$cn" 7)"
+    done
+    ratio "$cn" 1 "heartbeat gap"
+    ratio "$cn" 2 "total time"
+    ratio "$cn" 3 "bytes sent"
+    ratio "$cn" 4 "own downtime"
+}
+
 # ---- the runs ----
 col() { grep -v '^NA' "$1" | cut -d' ' -f"$2" | median; }
 nfail() { grep -c '^NA' "$1"; }
@@ -422,25 +440,13 @@ for c in $CASES; do
     q_quit B
     [ $ok = 1 ] && [ "$(nfail "$R/domus.$cn")" = 0 ] && [ "$(nfail "$R/qemu.$cn")" = 0 ] &&
         pass "bench migrate: case $cn: $N migrations of each side measured"
+    report "$c"
 done
 
 echo "bench migrate: downtime = the longest gap in the guest's 1 ms UDP heartbeats at the client; $MEM MiB, $VCPUS vCPUs; link A->B ${LINK_MBS:-?} MB/s"
 echo "  (own_down: each side's own downtime figure; base_gap: the longest gap in 2 s of steady heartbeats before each migration;"
 echo "   rounds: Domus's rounds, QEMU's dirty sync count; guest_stall: the longest time between two sends on the guest's clock, the migration's included)"
-for c in $CASES; do
-    cn="$(case_name "$c")"
-    [ -s "$R/domus.$cn" ] && [ -s "$R/qemu.$cn" ] || continue
-    echo "case $cn (memdirty $(case_spec "$c" | sed 's/^$/none/')): medians of $(grep -vc '^NA' "$R/domus.$cn") (domus), $(grep -vc '^NA' "$R/qemu.$cn") (qemu) migrations; failed migrations: domus $(nfail "$R/domus.$cn"), qemu $(nfail "$R/qemu.$cn")"
-    printf '  %-6s %9s %8s %9s %12s %12s %7s %15s\n' side gap_ms total_s MiB_sent own_down_ms base_gap_ms rounds guest_stall_ms
-    for s in domus qemu; do
-        printf '  %-6s %9s %8s %9s %12s %12s %7s %15s\n' $s "$(col "$R/$s.$cn" 1)" "$(col "$R/$s.$cn" 2)" \
-            "$(col "$R/$s.$cn" 3)" "$(col "$R/$s.$cn" 4)" "$(col "$R/$s.$cn" 5)" "$(col "$R/$s.$cn" 6)" "$(col "$R/$s.$cn" 7)"
-    done
-    ratio "$cn" 1 "heartbeat gap"
-    ratio "$cn" 2 "total time"
-    ratio "$cn" 3 "bytes sent"
-    ratio "$cn" 4 "own downtime"
-done
+for c in $CASES; do report "$c"; done
 echo "targets (information, not asserted): heartbeat gap domus/qemu <= 0.50, total time domus/qemu <= 1.00"
 for c in $CASES; do
     cn="$(case_name "$c")"
