@@ -20,8 +20,11 @@
  *       the datagrams since the window began, the sequence numbers missed and
  *       the longest gap between two consecutive arrivals that ended in it.
  *       On SIGUSR1 it prints
- *         "HB window n=N lost=L reorder=R gap_ms=G from=T0 to=T1 open_ms=O"
- *       and starts a new window: G the longest gap, T0..T1 its ends on
+ *         "HB window n=N lost=L reorder=R restart=S gap_ms=G from=T0 to=T1
+ *         open_ms=O"
+ *       and starts a new window: S the times a new sender (another session:
+ *       the guest's sender started again) took over, G the longest gap,
+ *       T0..T1 its ends on
  *       CLOCK_BOOTTIME (seconds, as /proc/uptime), O the time since the last
  *       arrival (an open gap longer than every closed one is G, with T1 the
  *       time of the report).  On SIGUSR2 it prints "HB alive n=N age_ms=A"
@@ -155,13 +158,15 @@ struct hb_state {
     uint64_t next_seq;
     int64_t last_ns; /* last arrival, CLOCK_REALTIME (the kernel's stamp); 0: none */
     /* the window */
-    uint64_t n, lost, reorder;
+    uint64_t n, lost, reorder, restart;
     int64_t gap_ns, gap_from, gap_to;
 };
 
 static void note_arrival(struct hb_state *s, const struct hb_msg *m, int64_t t)
 {
     if (!s->have_session || m->session != s->session) {
+        if (s->have_session)
+            s->restart++;        /* the guest's sender started again */
         s->session = m->session; /* a new sender: its numbers start again */
         s->have_session = 1;
         s->next_seq = m->seq;
@@ -202,12 +207,13 @@ static void print_window(struct hb_state *s)
         from = s->last_ns;
         to = now;
     }
-    printf("HB window n=%llu lost=%llu reorder=%llu gap_ms=%.1f from=%.3f to=%.3f "
-           "open_ms=%.1f\n",
+    printf("HB window n=%llu lost=%llu reorder=%llu restart=%llu gap_ms=%.1f from=%.3f "
+           "to=%.3f open_ms=%.1f\n",
            (unsigned long long)s->n, (unsigned long long)s->lost,
-           (unsigned long long)s->reorder, (double)gap / 1e6,
-           from ? boottime_s(from) : 0.0, to ? boottime_s(to) : 0.0, (double)open / 1e6);
-    s->n = s->lost = s->reorder = 0;
+           (unsigned long long)s->reorder, (unsigned long long)s->restart,
+           (double)gap / 1e6, from ? boottime_s(from) : 0.0, to ? boottime_s(to) : 0.0,
+           (double)open / 1e6);
+    s->n = s->lost = s->reorder = s->restart = 0;
     s->gap_ns = s->gap_from = s->gap_to = 0;
 }
 
