@@ -143,10 +143,14 @@ bench-save: setup
 bench-density: setup
 	$(MAKE) all
 	bench/density
+# Live migration's downtime (a 1 ms heartbeat's longest gap) vs QEMU's.
+bench-migrate: setup
+	$(MAKE) all
+	bench/migrate
 # A well-behaved guest's I/O alone and beside a rogue one (scenario 61-rogue).
 bench-hostile: setup
 	bench/hostile
-.PHONY: fuzz bench-xenstore bench-boot bench-io bench-save bench-density bench-hostile
+.PHONY: fuzz bench-xenstore bench-boot bench-io bench-save bench-density bench-migrate bench-hostile
 
 # One-time machine set-up (packages, guest kernel, KVM_XEN modules, initramfs).
 setup:
@@ -169,7 +173,7 @@ demo: setup
 	$(MAKE) all
 	tests/demo.sh
 
-# Every benchmark (bench/run.sh: bench/boot, bench/io, bench/density, bench/xenstore.sh).
+# Every benchmark (bench/run.sh: bench/boot, bench/io, bench/density, bench/migrate, bench/xenstore.sh).
 bench: setup
 	$(MAKE) all
 	bench/run.sh
