@@ -279,6 +279,15 @@ int simg_write_memory(struct simg_writer *w, const struct gmem *m)
     return rc;
 }
 
+/* One page into the batch, flushed when full. */
+static int batch_add(struct simg_writer *w, struct batch *b, uint64_t gpa,
+                     const uint8_t *src)
+{
+    b->pfn[b->n] = gpa >> DOMUS_PAGE_SHIFT;
+    memcpy(b->data + (size_t)b->n * DOMUS_PAGE_SIZE, src, DOMUS_PAGE_SIZE);
+    return ++b->n == SIMG_BATCH_PAGES ? flush_batch(w, b) : 0;
+}
+
 int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t *bm,
                      uint64_t npages)
 {
@@ -293,10 +302,7 @@ int simg_write_pages(struct simg_writer *w, const struct gmem *m, const uint64_t
             rc = -EFAULT;
             break;
         }
-        b->pfn[b->n] = gpa >> DOMUS_PAGE_SHIFT;
-        memcpy(b->data + (size_t)b->n * DOMUS_PAGE_SIZE, src, DOMUS_PAGE_SIZE);
-        if (++b->n == SIMG_BATCH_PAGES)
-            rc = flush_batch(w, b);
+        rc = batch_add(w, b, gpa, src);
     }
     if (!rc)
         rc = flush_batch(w, b);
@@ -317,10 +323,7 @@ int simg_write_page_list(struct simg_writer *w, const struct gmem *m,
             rc = -EFAULT;
             break;
         }
-        b->pfn[b->n] = gpa >> DOMUS_PAGE_SHIFT;
-        memcpy(b->data + (size_t)b->n * DOMUS_PAGE_SIZE, src, DOMUS_PAGE_SIZE);
-        if (++b->n == SIMG_BATCH_PAGES)
-            rc = flush_batch(w, b);
+        rc = batch_add(w, b, gpa, src);
     }
     if (!rc)
         rc = flush_batch(w, b);

@@ -275,10 +275,23 @@ static int uffd_open(struct vm_lazy *lz, char *err, size_t errlen)
     return 0;
 }
 
+/* Registers the range with a new userfaultfd and starts the fault thread. */
+static int start_faults(struct vm_lazy *lz, char *err, size_t errlen)
+{
+    int rc = uffd_open(lz, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    if ((rc = -pthread_create(&lz->fault_th, NULL, fault_thread, lz)) < 0) {
+        dfmt(err, errlen, "cannot start the fault thread: %s", strerror(-rc));
+        return rc;
+    }
+    lz->fault_running = true;
+    return 0;
+}
+
 int vm_lazy_serve(struct vm_lazy *lz, const char *path, char *err, size_t errlen)
 {
-    int rc;
-
     lz->img_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (lz->img_fd < 0) {
         dfmt(err, errlen, "%s: %s", path, strerror(errno));
@@ -289,14 +302,7 @@ int vm_lazy_serve(struct vm_lazy *lz, const char *path, char *err, size_t errlen
         dfmt(err, errlen, "eventfd: %s", strerror(errno));
         return -errno;
     }
-    if ((rc = uffd_open(lz, err, errlen)) < 0)
-        return rc;
-    if ((rc = -pthread_create(&lz->fault_th, NULL, fault_thread, lz)) < 0) {
-        dfmt(err, errlen, "cannot start the fault thread: %s", strerror(-rc));
-        return rc;
-    }
-    lz->fault_running = true;
-    return 0;
+    return start_faults(lz, err, errlen);
 }
 
 /* ---- the fill thread ---- */
@@ -520,14 +526,7 @@ int vm_lazy_serve_conn(struct vm_lazy *lz, int fd, char *err, size_t errlen)
         dfmt(err, errlen, "%s", strerror(errno));
         return -errno;
     }
-    if ((rc = uffd_open(lz, err, errlen)) < 0)
-        return rc;
-    if ((rc = -pthread_create(&lz->fault_th, NULL, fault_thread, lz)) < 0) {
-        dfmt(err, errlen, "cannot start the fault thread: %s", strerror(-rc));
-        return rc;
-    }
-    lz->fault_running = true;
-    return 0;
+    return start_faults(lz, err, errlen);
 }
 
 /* A page data record's pages are in: those the source held are no longer
