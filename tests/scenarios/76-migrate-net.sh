@@ -138,6 +138,9 @@ flow_moves() {
     done
     check "mig $2: the TCP stream moves on at both ends (guest $3 -> $(flow_n "$1"), client $4 -> $(echo_n) records, $_i s)" \
         [ "$_i" -lt 60 ]
+    [ "$_i" -lt 60 ] && return 0
+    on$1 diag g # (once g restarted under the memory case: an OOM kill?)
+    dmesg | grep -i -E 'out of memory|oom|killed process' | tail -n 5 | sed 's/^/DIAG oom: /'
 }
 # runs_on SIDE LABEL [F0 E0]: g runs on SIDE, its workload and its stream
 # go on (past F0 and E0 records: by default what SIDE's log and the client
