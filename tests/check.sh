@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
-npass=0 nfail=0
+npass=0 nfail=0 failed="" retried=""
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 
@@ -36,6 +36,7 @@ count_tier() {
         f=1
     fi
     npass=$((npass + p)); nfail=$((nfail + f))
+    [ "$f" = 0 ] || failed="$failed${failed:+, }$label ($f)"
 }
 
 # run_scenario NAME PATH: one scenario through the test-host runner.  A run
@@ -61,6 +62,7 @@ run_scenario() {
         cp -f "tests/out/$name.log" "$keep" 2>/dev/null || true
         echo "RETRY scenario $name: $(grep -c '^FAIL ' "$out" || true) failure(s), exit $rc" \
             "($(grep -m1 '^FAIL ' "$out" | cut -c1-120); log: $keep); once more"
+        retried="$retried${retried:+, }$name ($(grep -m1 '^FAIL ' "$out" | cut -c6-90))"
         try=$((try + 1)) rc=0
         echo "--- scenario $name (run $try)" >&2
         tests/testhost/run.sh "$@" "$path" 2>&1 </dev/null | tee "$out" || rc=$?
@@ -132,5 +134,8 @@ if want scenarios; then
     done
 fi
 
+# The summary last, where a log's tail shows it.
+[ -z "$retried" ] || echo "retried: $retried"
+[ -z "$failed" ] || echo "failed: $failed"
 echo "$npass passed, $nfail failed"
 [ "$nfail" = 0 ] && [ "$npass" -gt 0 ]
