@@ -161,8 +161,15 @@ static int lazy_serve(void *ctx, char *err, size_t errlen)
     return vm_lazy_serve(vm->lazy, vm->args.restore, err, errlen);
 }
 
-/* The fill thread's end: said in the log; a failure destroys the domain
- * (vm_run). */
+/* A fill's or pull's end: rc kept for vm_run (a failure destroys the
+ * domain there) and the main loop woken. */
+static void lazy_end(struct vm *vm, int rc)
+{
+    atomic_store(&vm->lazy_rc, rc ? rc : 1);
+    eventfd_write(vm->dom.event_fd, 1);
+}
+
+/* The fill thread's end: said in the log. */
 static void lazy_done(void *ctx, int rc, const char *err)
 {
     struct vm *vm = ctx;
@@ -176,33 +183,7 @@ static void lazy_done(void *ctx, int rc, const char *err)
               (unsigned long long)st.faults, (unsigned long long)st.zero_faults);
     else
         snprintf(vm->lazy_err, sizeof(vm->lazy_err), "%s", err);
-    atomic_store(&vm->lazy_rc, rc ? rc : 1);
-    eventfd_write(vm->dom.event_fd, 1);
-}
-
-/* The image's records but its pages, the fault thread serving guest memory
- * before the state is applied, then the fill thread; the special pages
- * (the rings xenstored maps on its own) are brought in at once. */
-static int lazy_body(struct vm *vm, struct simg_reader *r)
-{
-    struct domain *d = &vm->dom;
-    struct vm_lazy_start ls = {NULL, lazy_serve, vm, false};
-    int rc;
-
-    if (!(vm->lazy = ls.lz = vm_lazy_new(&d->mem)))
-        return -ENOMEM;
-    rc = vm_restore_body_lazy(d, r, &vm_kvm_state_ops, vm_restore_resumed_modules(), &ls);
-    if (!rc)
-        rc = vm_lazy_fill(vm->lazy, vm->args.restore, lazy_done, vm, r->err,
-                          sizeof(r->err));
-    if (!rc)
-        rc = gmem_populate(&d->mem, GMEM_SPECIAL_BASE,
-                           (uint64_t)GMEM_SPECIAL_PAGES * DOMUS_PAGE_SIZE);
-    if (rc < 0) {
-        vm_lazy_free(vm->lazy);
-        vm->lazy = NULL;
-    }
-    return rc;
+    lazy_end(vm, rc);
 }
 
 /* ---- post-copy migration (vmlazy.h, docs/migration.md) ---- */
@@ -214,7 +195,7 @@ static int postcopy_serve(void *ctx, char *err, size_t errlen)
 }
 
 /* The pull's end: every page in (said in the log), or the guest's memory
- * is split with the source for good and the domain is destroyed (vm_run). */
+ * is split with the source for good. */
 static void postcopy_done(void *ctx, int rc, const char *err)
 {
     struct vm *vm = ctx;
@@ -231,24 +212,34 @@ static void postcopy_done(void *ctx, int rc, const char *err)
     else
         snprintf(vm->lazy_err, sizeof(vm->lazy_err), "%s (%llu of %llu pages not in)",
                  err, (unsigned long long)st.wanted_left, (unsigned long long)st.wanted);
-    atomic_store(&vm->lazy_rc, rc ? rc : 1);
-    eventfd_write(vm->dom.event_fd, 1);
+    lazy_end(vm, rc);
 }
 
-/* The stream's pages into memory as they come, the post-copy record's
- * pages dropped and served on fault from the source, then the pull. */
-static int postcopy_body(struct vm *vm, struct simg_reader *r)
+/* Lazy restore: the image's records but its pages, the fault thread
+ * serving guest memory from the file before the state is applied, then the
+ * fill thread.  Post-copy: the stream's pages into memory as they come, the
+ * post-copy record's pages dropped and served on fault from the source,
+ * then the pull.  Both: the special pages (the rings xenstored maps on its
+ * own) are brought in at once. */
+static int lazy_body(struct vm *vm, struct simg_reader *r, bool postcopy)
 {
     struct domain *d = &vm->dom;
-    struct vm_lazy_start ls = {NULL, postcopy_serve, vm, true};
+    struct vm_lazy_start ls = {NULL, postcopy ? postcopy_serve : lazy_serve, vm,
+                               postcopy};
+    uint32_t mods = vm_restore_resumed_modules();
     int rc;
 
     if (!(vm->lazy = ls.lz = vm_lazy_new(&d->mem)))
         return -ENOMEM;
-    rc = vm_restore_body_postcopy(d, r, &vm_kvm_state_ops, vm_restore_resumed_modules(),
-                                  &ls);
-    if (!rc)
+    if (postcopy)
+        rc = vm_restore_body_postcopy(d, r, &vm_kvm_state_ops, mods, &ls);
+    else
+        rc = vm_restore_body_lazy(d, r, &vm_kvm_state_ops, mods, &ls);
+    if (!rc && postcopy)
         rc = vm_lazy_pull(vm->lazy, postcopy_done, vm, r->err, sizeof(r->err));
+    else if (!rc)
+        rc = vm_lazy_fill(vm->lazy, vm->args.restore, lazy_done, vm, r->err,
+                          sizeof(r->err));
     if (!rc)
         rc = gmem_populate(&d->mem, GMEM_SPECIAL_BASE,
                            (uint64_t)GMEM_SPECIAL_PAGES * DOMUS_PAGE_SIZE);
@@ -290,10 +281,8 @@ static int image_vm_init(struct vm *vm)
     r.index_only = vm->args.lazy;
     r.pages_to = vm->args.lazy ? NULL : &d->mem;
     rc = vm_restore_header(&r, &config);
-    if (!rc && vm->args.lazy)
-        rc = lazy_body(vm, &r);
-    else if (!rc && vm->args.postcopy)
-        rc = postcopy_body(vm, &r);
+    if (!rc && (vm->args.lazy || vm->args.postcopy))
+        rc = lazy_body(vm, &r, vm->args.postcopy);
     else if (!rc)
         rc = vm_restore_body_modules(d, &r, &vm_kvm_state_ops,
                                      vm_restore_resumed_modules());

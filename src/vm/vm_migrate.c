@@ -187,6 +187,8 @@ int vm_migrate_precopy(struct vm *vm, int fd, const char *config,
         dfmt(err, errlen, "the domain is being saved or migrated already");
         return -EBUSY;
     }
+    if ((rc = vm_memory_busy(vm, err, errlen)))
+        return rc;
     if (!vm->state_ops->dirty_start) {
         dfmt(err, errlen, "this domain process has no dirty logging");
         return -EOPNOTSUPP;

@@ -66,6 +66,17 @@ static int write_image(struct vm *vm, int fd, const char *config,
     return rc;
 }
 
+int vm_memory_busy(const struct vm *vm, char *err, size_t errlen)
+{
+    if (!vm->lazy || atomic_load(&vm->lazy_rc) != 0)
+        return 0;
+    dfmt(err, errlen,
+         "the guest's memory is still arriving (%s); try again when every "
+         "page is in",
+         vm->args.postcopy ? "post-copy" : "lazy restore");
+    return -EBUSY;
+}
+
 int vm_save(struct vm *vm, int fd, const char *config, enum vm_save_after after,
             unsigned timeout_ms, struct vm_save_result *res, char *err, size_t errlen)
 {
@@ -78,6 +89,8 @@ int vm_save(struct vm *vm, int fd, const char *config, enum vm_save_after after,
         dfmt(err, errlen, "the domain is saved already, waiting for its destroy");
         return -EBUSY;
     }
+    if ((rc = vm_memory_busy(vm, err, errlen)))
+        return rc;
     rc = vm_wait_suspend(d, timeout_ms);
     if (rc == -ETIMEDOUT)
         dfmt(err, errlen,

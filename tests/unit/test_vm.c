@@ -684,6 +684,21 @@ static void test_migrate(void)
     CHECK("migrate: an abort ends logging, the guest runs on",
           accepted("{\"cmd\":\"migrate-abort\"}") && !vm.mig && !fake_started &&
               !atomic_load(&d->paused));
+    vm.lazy = vm_lazy_new(&d->mem);
+    atomic_store(&vm.lazy_rc, 0);
+    CHECK("migrate: refused while the guest's memory is still arriving (a lazy "
+          "restore's fill, a post-copy's pull), nothing started",
+          vm.lazy && reply_ok(precopy_req(fd, 1000, 10), "still arriving") && !vm.mig &&
+              !fake_started);
+    suspend_now();
+    CHECK("save: refused while the guest's memory is still arriving",
+          reply_ok(save_req("resume", 1000, fd), "still arriving") &&
+              atomic_load(&d->suspended));
+    atomic_store(&vm.lazy_rc, 1);
+    CHECK("migrate, save: taken once every page is in",
+          reply_ok(save_req("resume", 1000, fd), NULL) && !atomic_load(&d->suspended));
+    vm_lazy_free(vm.lazy);
+    vm.lazy = NULL;
     int ro = open(path, O_RDONLY | O_CLOEXEC);
     fake_calls = 0;
     CHECK("migrate: a stream that cannot be written fails, nothing left open",

@@ -231,6 +231,11 @@ struct vm_save_result {
 int vm_save(struct vm *vm, int fd, const char *config, enum vm_save_after after,
             unsigned timeout_ms, struct vm_save_result *res, char *err, size_t errlen);
 
+/* -EBUSY with a reason in err when the guest's memory is still arriving (a
+ * lazy restore's fill or a post-copy's pull runs: the memory here is not
+ * yet the guest's whole memory, so it cannot be saved or sent); else 0. */
+int vm_memory_busy(const struct vm *vm, char *err, size_t errlen);
+
 /* Waits up to timeout_ms for d->suspended: 0, -ETIMEDOUT, or -ESRCH when
  * the domain shut down instead (vm_suspend.c). */
 int vm_wait_suspend(struct domain *d, unsigned timeout_ms);
