@@ -87,10 +87,10 @@ $(BUILD)/fuzz/xlcfg_fuzz: $(XLCFG_FUZZ_SRC) $(addprefix src/include/domus/,xlcfg
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(XLCFG_FUZZ_SRC)
 # ... and for the save image reader and the modules' loads -> build/fuzz/saveimg_fuzz
-SAVEIMG_FUZZ_SRC := tests/fuzz/saveimg_fuzz.c src/vm/saveimg.c src/vm/saveimg_vcpu.c \
+SAVEIMG_FUZZ_SRC := tests/fuzz/saveimg_fuzz.c src/vm/saveimg.c src/vm/saveimg_vcpu.c src/vm/vm_lazy.c \
                     $(filter-out src/hv/kvm.c,$(wildcard src/hv/*.c))
 $(BUILD)/fuzz/saveimg_fuzz: $(SAVEIMG_FUZZ_SRC) $(addprefix src/include/domus/,saveimg.h \
-                            hv_save.h recbuf.h hv.h gmem.h util.h)
+                            hv_save.h recbuf.h hv.h gmem.h util.h vmlazy.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(SAVEIMG_FUZZ_SRC) -ljson-c -lz -pthread
 # Each fuzzer for FUZZ_RUNS executions (10 million; hours each on 2 cores),

@@ -12,6 +12,7 @@
 #include "domus/hv.h"
 #include "domus/hv_save.h"
 #include "domus/saveimg.h"
+#include "domus/vmlazy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -86,6 +87,7 @@ static const struct hv_ops ops = {
 
 struct ctx {
     struct domain *d;
+    struct vm_lazy *lz; /* a post-copy destination's state, for record 18 */
     struct simg_vcpu v[2];
     struct simg_clock clock;
 };
@@ -119,6 +121,14 @@ static int h_module(void *c, const struct simg_rec *rec, char *err, size_t errle
     abort(); /* a handler without a module */
 }
 
+/* The post-copy record (a migration's list of the pages the source still
+ * holds) into a post-copy destination's lazy state, as domus-vm
+ * --postcopy takes it. */
+static int h_postcopy(void *c, const struct simg_rec *rec, char *err, size_t errlen)
+{
+    return vm_lazy_postcopy_set(((struct ctx *)c)->lz, rec, err, errlen);
+}
+
 static const struct simg_handler handlers[] = {
     {SIMG_REC_PAGE_DATA, h_pages},   {SIMG_REC_VCPU_REGS, h_vcpu},
     {SIMG_REC_VCPU_SREGS, h_vcpu},   {SIMG_REC_VCPU_XSAVE, h_vcpu},
@@ -128,7 +138,7 @@ static const struct simg_handler handlers[] = {
     {SIMG_REC_CLOCK, h_clock},       {SIMG_REC_HVM_PARAMS, h_module},
     {SIMG_REC_HV_EVTCHN, h_module},  {SIMG_REC_HV_GNTTAB, h_module},
     {SIMG_REC_HV_AREAS, h_module},   {SIMG_REC_HV_TIMERS, h_module},
-    {SIMG_REC_HV_MEMRES, h_module},
+    {SIMG_REC_HV_MEMRES, h_module},  {SIMG_REC_POSTCOPY, h_postcopy},
 };
 
 /* A lazy restore's index pass (vmlazy.h): page data indexed, not read. */
@@ -203,6 +213,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (gmem_init(&d.mem, GMEM_MIN_RAM) < 0 || memop_init(&d) < 0)
         abort();
     c.d = &d;
+    if (!(c.lz = vm_lazy_new(&d.mem)))
+        abort();
     struct simg_reader r;
     simg_reader_init_mem(&r, data, size);
     char *cfg = NULL;
@@ -216,9 +228,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "saveimg: %s\n", rc ? r.err : "accepted");
     free(cfg);
     simg_reader_free(&r);
+    vm_lazy_free(c.lz);
     memset(&c, 0, sizeof(c));
     c.d = &d;
+    if (!(c.lz = vm_lazy_new(&d.mem)))
+        abort();
     direct(data, size, &c);
+    vm_lazy_free(c.lz);
+    c.lz = NULL;
     /* The same bytes in index mode, page data through the lazy index. */
     simg_reader_init_mem(&r, data, size);
     r.index_only = true;

@@ -50,6 +50,13 @@ areas = rec(14, struct.pack("<QII", 0x20000, 2, 0)
             + struct.pack("<QQQII", 0x21040, 0, 0, 0, 0))
 timers = rec(15, struct.pack("<II", 2, 0) + struct.pack("<IIQQ", 2, 0, 0, 10**12 + 5)
              + struct.pack("<IIQQ", 0, 0, 0, 0))
+# The post-copy record: the pages the source still holds, as a bitmap over
+# the 32 MiB guest's memfd pages (its RAM and the 16 special pages).
+npages = (32 << 20) // 4096 + 16
+bits = bytearray((npages + 63) // 64 * 8)
+for p in (0x100, 0x101, 0x1fff, npages - 1):
+    bits[p // 8] |= 1 << (p % 8)
+postcopy = rec(18, struct.pack("<QQ", npages, 0) + bytes(bits))
 seeds = {
     "empty": image([]),
     "pages": image([pages]),
@@ -58,5 +65,6 @@ seeds = {
     "full": image([pages, clock] + vcpus + [params, gnttab, evtchn, areas, timers]),
     "optional": image([rec(0x80000063, b"skip me"), pages]),
     "mandatory": image([rec(0x63, b"refuse me")]),
+    "postcopy": image([pages, postcopy, clock] + vcpus),
 }
 EOF
