@@ -81,8 +81,8 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
 }
 
 static const struct hv_ops ops = {
-    f_dom,     f_vcpu,  f_vcpu, f_vcpu, f_vec,   f_gvec,      f_timer,
-    f_deliver, f_local, f_fd,   f_rm,   f_extra, f_translate, NULL, NULL, NULL, NULL,
+    f_dom, f_vcpu, f_vcpu,  f_vcpu,      f_vec, f_gvec, f_timer, f_deliver, f_local,
+    f_fd,  f_rm,   f_extra, f_translate, NULL,  NULL,   NULL,    NULL,
 };
 
 struct ctx {
@@ -167,14 +167,15 @@ static void spool(const uint8_t *data, size_t size)
     if (in < 0 && ((in = memfd_create("in", MFD_CLOEXEC)) < 0 ||
                    (out = memfd_create("out", MFD_CLOEXEC)) < 0))
         abort();
-    if (ftruncate(in, 0) || ftruncate(out, 0) || pwrite(in, data, size, 0) != (ssize_t)size ||
-        lseek(in, 0, SEEK_SET) || lseek(out, 0, SEEK_SET))
+    if (ftruncate(in, 0) || ftruncate(out, 0) ||
+        pwrite(in, data, size, 0) != (ssize_t)size || lseek(in, 0, SEEK_SET) ||
+        lseek(out, 0, SEEK_SET))
         abort();
     int rc = simg_spool(in, out, err, sizeof(err));
     off_t got = lseek(in, 0, SEEK_CUR), put = lseek(out, 0, SEEK_END);
     if (rc > 0 || (rc < 0 && !err[0]) || (!rc && (got != put || got > (off_t)size))) {
-        fprintf(stderr, "spool returned %d ('%s'), read %lld, wrote %lld of %zu\n", rc, err,
-                (long long)got, (long long)put, size);
+        fprintf(stderr, "spool returned %d ('%s'), read %lld, wrote %lld of %zu\n", rc,
+                err, (long long)got, (long long)put, size);
         abort();
     }
 }
