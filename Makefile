@@ -183,7 +183,7 @@ install: all
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 
 format:
-	clang-format -i $(wildcard src/*/*.c src/include/domus/*.h tests/unit/*.c tests/unit/*.h)
+	clang-format -i $(wildcard src/*/*.c src/include/domus/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/guest/*.c tests/hostile/*.c tests/testhost/*.c)
 
 clean:
 	rm -rf $(BUILD)

@@ -21,13 +21,18 @@ static struct kvm_cpuid_entry2 *find(struct kvm_cpuid2 *c, uint32_t fn, uint32_t
     return NULL;
 }
 
-static void add(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx, uint32_t flags, uint32_t a,
-                uint32_t b, uint32_t cx, uint32_t d)
+static void add(struct kvm_cpuid2 *c, uint32_t fn, uint32_t idx, uint32_t flags,
+                uint32_t a, uint32_t b, uint32_t cx, uint32_t d)
 {
     struct kvm_cpuid_entry2 *e = &c->entries[c->nent++];
     memset(e, 0, sizeof(*e));
-    *e = (struct kvm_cpuid_entry2){
-        .function = fn, .index = idx, .flags = flags, .eax = a, .ebx = b, .ecx = cx, .edx = d};
+    *e = (struct kvm_cpuid_entry2){.function = fn,
+                                   .index = idx,
+                                   .flags = flags,
+                                   .eax = a,
+                                   .ebx = b,
+                                   .ecx = cx,
+                                   .edx = d};
 }
 
 static uint64_t xcr0_offered(struct kvm_cpuid2 *c, uint64_t limit)
@@ -101,7 +106,8 @@ static void hide_xsave(struct kvm_cpuid2 *c)
         l1->ecx &= ~((1U << 26) | (1U << 27));
     for (uint32_t i = 0; i < c->nent; i++)
         if (c->entries[i].function == 0xd)
-            c->entries[i].eax = c->entries[i].ebx = c->entries[i].ecx = c->entries[i].edx = 0;
+            c->entries[i].eax = c->entries[i].ebx = c->entries[i].ecx =
+                c->entries[i].edx = 0;
 }
 
 static void fix_topology(struct kvm_cpuid2 *c, unsigned apic_id, unsigned nr_vcpus)
@@ -132,12 +138,13 @@ static void add_xen_leaves(struct kvm_cpuid2 *c, unsigned vcpu_id, unsigned domi
     add(c, b + 3, 1, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, 0, 0, 0, 0);
     add(c, b + 3, 2, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, 0, 0, 0, 0);
     add(c, b + 4, 0, KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
-        XEN_HVM_CPUID_VCPU_ID_PRESENT | XEN_HVM_CPUID_DOMID_PRESENT | XEN_HVM_CPUID_UPCALL_VECTOR,
+        XEN_HVM_CPUID_VCPU_ID_PRESENT | XEN_HVM_CPUID_DOMID_PRESENT |
+            XEN_HVM_CPUID_UPCALL_VECTOR,
         vcpu_id, domid, 0);
 }
 
-void cpuid_build(const struct kvm_cpuid2 *supported, struct kvm_cpuid2 *out, unsigned vcpu_id,
-                 unsigned nr_vcpus, unsigned domid, uint64_t xcr0_limit)
+void cpuid_build(const struct kvm_cpuid2 *supported, struct kvm_cpuid2 *out,
+                 unsigned vcpu_id, unsigned nr_vcpus, unsigned domid, uint64_t xcr0_limit)
 {
     out->nent = 0;
     for (uint32_t i = 0; i < supported->nent; i++) {
@@ -160,7 +167,9 @@ void cpuid_build(const struct kvm_cpuid2 *supported, struct kvm_cpuid2 *out, uns
 uint64_t cpuid_host_xcr0_limit(void)
 {
     uint32_t a, b, c, d;
-    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0x40000000), "c"(0));
+    __asm__ volatile("cpuid"
+                     : "=a"(a), "=b"(b), "=c"(c), "=d"(d)
+                     : "a"(0x40000000), "c"(0));
     char sig[13];
     memcpy(sig, &b, 4);
     memcpy(sig + 4, &c, 4);

@@ -50,7 +50,8 @@ bool domain_shutdown(struct domain *d, int reason)
 }
 
 /* Walks [gva, gva+len) page by page; fn copies one chunk between host and guest. */
-static int guest_walk(struct vcpu *v, uint64_t gva, size_t len, uint8_t *host, bool to_guest)
+static int guest_walk(struct vcpu *v, uint64_t gva, size_t len, uint8_t *host,
+                      bool to_guest)
 {
     while (len) {
         uint64_t gpa;

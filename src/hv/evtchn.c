@@ -41,7 +41,8 @@ static xen_ulong_t *shinfo_word(struct domain *d, size_t field_off, uint32_t por
 {
     if (!d->shared_info_gpa)
         return NULL;
-    uint64_t gpa = d->shared_info_gpa + field_off + (port / BITS_PER_WORD) * sizeof(xen_ulong_t);
+    uint64_t gpa =
+        d->shared_info_gpa + field_off + (port / BITS_PER_WORD) * sizeof(xen_ulong_t);
     return gmem_ptr(&d->mem, gpa, sizeof(xen_ulong_t));
 }
 
@@ -102,7 +103,8 @@ static int route_port(struct domain *d, uint32_t port)
     if (e->state == EVS_INTERDOMAIN && e->backend_fd >= 0)
         return d->ops->route_eventfd(d, port, e->backend_fd);
     if (e->state == EVS_INTERDOMAIN && e->remote_dom == d->domid)
-        return d->ops->route_local(d, port, e->remote_port, d->ports[e->remote_port].vcpu);
+        return d->ops->route_local(d, port, e->remote_port,
+                                   d->ports[e->remote_port].vcpu);
     return 0;
 }
 
@@ -151,7 +153,8 @@ static int op_bind_interdomain(struct domain *d, struct evtchn_bind_interdomain 
 
 /* A port for a (re-)binding: the one it had before a restore, if any
  * (evtchn_resume.c), else the lowest free one. */
-static int alloc_bound(struct domain *d, enum evtchn_state st, uint32_t vcpu, uint32_t virq)
+static int alloc_bound(struct domain *d, enum evtchn_state st, uint32_t vcpu,
+                       uint32_t virq)
 {
     uint32_t p = evtchn_resume_port(d, st, vcpu, virq);
 
@@ -202,7 +205,8 @@ static int op_bind_ipi(struct domain *d, struct evtchn_bind_ipi *b)
 static void close_port(struct domain *d, uint32_t port)
 {
     struct evtchn *e = &d->ports[port];
-    if (e->state == EVS_VIRQ && e->virq == VIRQ_TIMER && d->vcpus[e->vcpu].timer_port == port) {
+    if (e->state == EVS_VIRQ && e->virq == VIRQ_TIMER &&
+        d->vcpus[e->vcpu].timer_port == port) {
         d->vcpus[e->vcpu].timer_port = 0;
         atomic_store(&d->vcpus[e->vcpu].timer_dirty, true);
     }
@@ -238,9 +242,9 @@ static int op_status(struct domain *d, struct evtchn_status *s)
         return -EINVAL;
     struct evtchn *e = &d->ports[s->port];
     static const uint32_t map[] = {
-        [EVS_FREE] = EVTCHNSTAT_closed,       [EVS_RESERVED] = EVTCHNSTAT_closed,
-        [EVS_UNBOUND] = EVTCHNSTAT_unbound,   [EVS_INTERDOMAIN] = EVTCHNSTAT_interdomain,
-        [EVS_VIRQ] = EVTCHNSTAT_virq,         [EVS_IPI] = EVTCHNSTAT_ipi,
+        [EVS_FREE] = EVTCHNSTAT_closed,     [EVS_RESERVED] = EVTCHNSTAT_closed,
+        [EVS_UNBOUND] = EVTCHNSTAT_unbound, [EVS_INTERDOMAIN] = EVTCHNSTAT_interdomain,
+        [EVS_VIRQ] = EVTCHNSTAT_virq,       [EVS_IPI] = EVTCHNSTAT_ipi,
     };
     s->status = map[e->state];
     s->vcpu = e->vcpu;
@@ -334,14 +338,16 @@ static const struct {
 } evtchn_table[] = {
     [EVTCHNOP_bind_interdomain] = {(evtchn_fn)op_bind_interdomain,
                                    sizeof(struct evtchn_bind_interdomain), true},
-    [EVTCHNOP_bind_virq] = {(evtchn_fn)op_bind_virq, sizeof(struct evtchn_bind_virq), true},
+    [EVTCHNOP_bind_virq] = {(evtchn_fn)op_bind_virq, sizeof(struct evtchn_bind_virq),
+                            true},
     [EVTCHNOP_close] = {(evtchn_fn)op_close, sizeof(struct evtchn_close), false},
     [EVTCHNOP_send] = {(evtchn_fn)op_send, sizeof(struct evtchn_send), false},
     [EVTCHNOP_status] = {(evtchn_fn)op_status, sizeof(struct evtchn_status), true},
     [EVTCHNOP_alloc_unbound] = {(evtchn_fn)op_alloc_unbound,
                                 sizeof(struct evtchn_alloc_unbound), true},
     [EVTCHNOP_bind_ipi] = {(evtchn_fn)op_bind_ipi, sizeof(struct evtchn_bind_ipi), true},
-    [EVTCHNOP_bind_vcpu] = {(evtchn_fn)op_bind_vcpu, sizeof(struct evtchn_bind_vcpu), false},
+    [EVTCHNOP_bind_vcpu] = {(evtchn_fn)op_bind_vcpu, sizeof(struct evtchn_bind_vcpu),
+                            false},
     [EVTCHNOP_unmask] = {(evtchn_fn)op_unmask, sizeof(struct evtchn_unmask), false},
     [EVTCHNOP_reset] = {(evtchn_fn)op_reset, sizeof(struct evtchn_reset), false},
 };

@@ -48,7 +48,8 @@ static int place_frame(struct domain *d, unsigned idx, uint64_t gpa)
     }
     /* Back where it was, for Domus and for the guest (map_extra dropped the
      * old placement first), or nowhere. */
-    if (old && gmem_place_extra(&d->mem, idx, old) && d->ops->map_extra(d, idx, old, host) == 0)
+    if (old && gmem_place_extra(&d->mem, idx, old) &&
+        d->ops->map_extra(d, idx, old, host) == 0)
         return rc;
     gmem_unplace_extra(&d->mem, idx);
     if (old)
@@ -86,7 +87,8 @@ static grant_entry_v1_t *entry(struct domain *d, grant_ref_t ref)
     return gmem_ptr(&d->mem, gpa, sizeof(grant_entry_v1_t));
 }
 
-int gnttab_check(struct domain *d, grant_ref_t ref, domid_t grantee, bool write, uint64_t *gpa)
+int gnttab_check(struct domain *d, grant_ref_t ref, domid_t grantee, bool write,
+                 uint64_t *gpa)
 {
     grant_entry_v1_t *e = entry(d, ref), copy;
     if (!e)
@@ -147,7 +149,8 @@ static void clear_flags(grant_entry_v1_t *e, uint16_t flags)
     __atomic_fetch_and(&e->flags, (uint16_t)~flags, __ATOMIC_RELEASE);
 }
 
-int gnttab_map(struct domain *d, grant_ref_t ref, domid_t grantee, bool write, uint64_t *gpa)
+int gnttab_map(struct domain *d, grant_ref_t ref, domid_t grantee, bool write,
+               uint64_t *gpa)
 {
     int rc;
     pthread_mutex_lock(&d->gnt_lock);
@@ -171,7 +174,7 @@ int gnttab_map(struct domain *d, grant_ref_t ref, domid_t grantee, bool write, u
     if (!gmem_ptr(&d->mem, addr, DOMUS_PAGE_SIZE)) {
         rc = GNTST_bad_page;
         clear_flags(e, (uint16_t)((first ? GTF_reading : 0) |
-                                   (write && !a->writers ? GTF_writing : 0)));
+                                  (write && !a->writers ? GTF_writing : 0)));
         goto out;
     }
     if (write) { /* Domus's writes are not in KVM's dirty log */
@@ -193,8 +196,7 @@ void gnttab_unmap(struct domain *d, grant_ref_t ref, bool write)
     if (a && write && a->writers) {
         a->writers--; /* written until now: dirty again after the last round */
         gmem_mark_dirty(&d->mem, (uint64_t)a->frame << DOMUS_PAGE_SHIFT, DOMUS_PAGE_SIZE);
-    }
-    else if (a && !write && a->readers)
+    } else if (a && !write && a->readers)
         a->readers--;
     if (e && a && !a->writers)
         clear_flags(e, (uint16_t)(GTF_writing | (a->readers ? 0 : GTF_reading)));
@@ -248,8 +250,8 @@ static int op_setup_table(struct vcpu *v, struct gnttab_setup_table *s)
  * looked up once: another vCPU may move a grant frame at any time, and a
  * second lookup could then fail.  A grant side is mapped (*mapped set) and
  * needs gnttab_unmap. */
-static int16_t copy_side(struct vcpu *v, const struct gnttab_copy_ptr *p, bool gref, bool write,
-                         uint16_t len, uint8_t **host, bool *mapped)
+static int16_t copy_side(struct vcpu *v, const struct gnttab_copy_ptr *p, bool gref,
+                         bool write, uint16_t len, uint8_t **host, bool *mapped)
 {
     struct domain *d = v->d;
     *mapped = false;
@@ -281,11 +283,11 @@ static int op_copy(struct vcpu *v, struct gnttab_copy *c)
 {
     uint8_t *src, *dst;
     bool src_mapped, dst_mapped = false;
-    c->status = copy_side(v, &c->source, c->flags & GNTCOPY_source_gref, false, c->len, &src,
-                          &src_mapped);
+    c->status = copy_side(v, &c->source, c->flags & GNTCOPY_source_gref, false, c->len,
+                          &src, &src_mapped);
     if (c->status == GNTST_okay)
-        c->status = copy_side(v, &c->dest, c->flags & GNTCOPY_dest_gref, true, c->len, &dst,
-                              &dst_mapped);
+        c->status = copy_side(v, &c->dest, c->flags & GNTCOPY_dest_gref, true, c->len,
+                              &dst, &dst_mapped);
     if (c->status == GNTST_okay && c->len)
         memmove(dst, src, c->len);
     if (src_mapped)

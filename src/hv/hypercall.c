@@ -49,9 +49,9 @@ static int64_t put_string(struct vcpu *v, uint64_t arg, size_t size, const char 
 
 static uint32_t features_submap0(void)
 {
-    return (1U << XENFEAT_writable_page_tables) | (1U << XENFEAT_auto_translated_physmap) |
-           (1U << XENFEAT_hvm_callback_vector) | (1U << XENFEAT_hvm_safe_pvclock) |
-           (1U << XENFEAT_linux_rsdp_unrestricted);
+    return (1U << XENFEAT_writable_page_tables) |
+           (1U << XENFEAT_auto_translated_physmap) | (1U << XENFEAT_hvm_callback_vector) |
+           (1U << XENFEAT_hvm_safe_pvclock) | (1U << XENFEAT_linux_rsdp_unrestricted);
 }
 
 static int64_t hc_xen_version(struct vcpu *v, const uint64_t a[6])
@@ -162,8 +162,10 @@ static int64_t hc_memory_op(struct vcpu *v, const uint64_t a[6])
     case XENMEM_memory_map:
         return memory_map(v, a[1]);
     case XENMEM_maximum_gpfn:
-        return (int64_t)((d->mem.high_size ? GMEM_HIGH_BASE + d->mem.high_size : d->mem.low_end) >>
-                         DOMUS_PAGE_SHIFT) - 1;
+        return (int64_t)((d->mem.high_size ? GMEM_HIGH_BASE + d->mem.high_size
+                                           : d->mem.low_end) >>
+                         DOMUS_PAGE_SHIFT) -
+               1;
     default:
         /* The reservation ops (memop.c) take a continuation in a[0]'s
          * high bits. */
@@ -303,8 +305,8 @@ static int64_t hc_vcpu_op(struct vcpu *v, const uint64_t a[6])
     case VCPUOP_register_vcpu_info:
         return register_vcpu_info(t, a[2], v);
     case VCPUOP_register_runstate_memory_area:
-        return register_area(t, a[2], v, sizeof(struct vcpu_runstate_info), d->ops->set_runstate,
-                             &t->runstate_gpa);
+        return register_area(t, a[2], v, sizeof(struct vcpu_runstate_info),
+                             d->ops->set_runstate, &t->runstate_gpa);
     case VCPUOP_register_vcpu_time_memory_area:
         return register_area(t, a[2], v, sizeof(struct vcpu_time_info),
                              d->ops->set_vcpu_time_info, &t->time_info_gpa);

@@ -946,13 +946,16 @@ static int vcpu_save_fn(struct vcpu *v, void *arg)
 {
     struct vcpu_state_arg *a = arg;
     struct simg_vcpu *s = a->s;
-    if (ioctl(v->fd, KVM_GET_REGS, &s->regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s->sregs) < 0 ||
-        ioctl(v->fd, KVM_GET_XSAVE, s->xsave) < 0 || ioctl(v->fd, KVM_GET_XCRS, &s->xcrs) < 0 ||
+    if (ioctl(v->fd, KVM_GET_REGS, &s->regs) < 0 ||
+        ioctl(v->fd, KVM_GET_SREGS, &s->sregs) < 0 ||
+        ioctl(v->fd, KVM_GET_XSAVE, s->xsave) < 0 ||
+        ioctl(v->fd, KVM_GET_XCRS, &s->xcrs) < 0 ||
         ioctl(v->fd, KVM_GET_LAPIC, &s->lapic) < 0 ||
         ioctl(v->fd, KVM_GET_VCPU_EVENTS, &s->events) < 0 ||
         ioctl(v->fd, KVM_GET_MP_STATE, &s->mp_state) < 0)
         return -errno;
-    return get_msrs(v, s, a->msrs) ?: tsc_offset_attr(v, KVM_GET_DEVICE_ATTR, &s->tsc_offset);
+    return get_msrs(v, s, a->msrs)
+               ?: tsc_offset_attr(v, KVM_GET_DEVICE_ATTR, &s->tsc_offset);
 }
 
 int kvm_vcpu_save(struct vcpu *v, struct simg_vcpu *s)
@@ -988,8 +991,10 @@ static int set_msrs(struct vcpu *v, const struct simg_vcpu *s)
 static int vcpu_load_fn(struct vcpu *v, void *arg)
 {
     struct simg_vcpu *s = ((struct vcpu_state_arg *)arg)->s;
-    if (ioctl(v->fd, KVM_SET_REGS, &s->regs) < 0 || ioctl(v->fd, KVM_SET_XSAVE, s->xsave) < 0 ||
-        ioctl(v->fd, KVM_SET_XCRS, &s->xcrs) < 0 || ioctl(v->fd, KVM_SET_SREGS, &s->sregs) < 0)
+    if (ioctl(v->fd, KVM_SET_REGS, &s->regs) < 0 ||
+        ioctl(v->fd, KVM_SET_XSAVE, s->xsave) < 0 ||
+        ioctl(v->fd, KVM_SET_XCRS, &s->xcrs) < 0 ||
+        ioctl(v->fd, KVM_SET_SREGS, &s->sregs) < 0)
         return -errno;
     int rc = set_msrs(v, s);
     if (rc)

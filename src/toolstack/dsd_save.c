@@ -36,7 +36,8 @@ char *dsd_image_config(const struct dsd_dom *dom, const char *path, const char *
 
 /* Opens the destination: created if missing (then *created), truncated if
  * there, as xl does. */
-int dsd_can_suspend(const struct dsd *d, const struct dsd_dom *dom, char *err, size_t errlen)
+int dsd_can_suspend(const struct dsd *d, const struct dsd_dom *dom, char *err,
+                    size_t errlen)
 {
     if (dom->state != DS_RUNNING) {
         dfmt(err, errlen, "domain '%s' is not running (%s)", dom->cfg.name,
@@ -82,8 +83,8 @@ static void copy_stats(json_object *reply, json_object *stats)
 }
 
 int dsd_vm_call(const struct dsd_dom *dom, json_object *req, const int *fds,
-                   unsigned nfds, json_object *stats, int timeout_ms, char *err,
-                   size_t errlen)
+                unsigned nfds, json_object *stats, int timeout_ms, char *err,
+                size_t errlen)
 {
     json_object *reply = NULL;
     const char *why;
@@ -113,8 +114,8 @@ static int vm_save(const struct dsd_dom *dom, int fd, const char *config,
     json_object_object_add(req, "after", json_object_new_string(after_name(o)));
     json_object_object_add(req, "timeout_ms",
                            json_object_new_int64(DSD_SUSPEND_TIMEOUT_MS));
-    return dsd_vm_call(dom, req, &fd, 1, NULL, DSD_SUSPEND_TIMEOUT_MS + DSD_SAVE_WRITE_TIMEOUT_MS,
-                       err, errlen);
+    return dsd_vm_call(dom, req, &fd, 1, NULL,
+                       DSD_SUSPEND_TIMEOUT_MS + DSD_SAVE_WRITE_TIMEOUT_MS, err, errlen);
 }
 
 int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o, char *err,
@@ -128,7 +129,8 @@ int dsd_save(struct dsd *d, struct dsd_dom *dom, const struct dsd_save_opts *o, 
 
     if ((rc = dsd_can_suspend(d, dom, err, errlen)) < 0)
         return rc;
-    if (!(config = dsd_image_config(dom, cpath[0] ? cpath : "config", text ? text : ""))) {
+    if (!(config =
+              dsd_image_config(dom, cpath[0] ? cpath : "config", text ? text : ""))) {
         dfmt(err, errlen, "out of memory");
         return -ENOMEM;
     }

@@ -574,7 +574,8 @@ static json_object *vcpu_row(const struct dsd_dom *dom, unsigned i, pid_t tid,
     json_object_object_add(o, "name", json_object_new_string(dom->cfg.name));
     json_object_object_add(o, "domid", json_object_new_int((int)dom->domid));
     json_object_object_add(o, "vcpu", json_object_new_int((int)i));
-    json_object_object_add(o, "cpu", json_object_new_int(i < dom->vcpus_online ? st.cpu : -1));
+    json_object_object_add(o, "cpu",
+                           json_object_new_int(i < dom->vcpus_online ? st.cpu : -1));
     json_object_object_add(o, "online", json_object_new_boolean(i < dom->vcpus_online));
     json_object_object_add(o, "state", json_object_new_string(state));
     json_object_object_add(
@@ -596,7 +597,8 @@ static bool dom_paused(const struct dsd_dom *dom)
     if (dsd_vm_control(dom, vmctl_req("info"), &reply, err, sizeof(err)) < 0)
         return false;
     paused = json_object_object_get_ex(reply, "state", &v) &&
-             json_object_is_type(v, json_type_string) && json_object_get_string(v)[0] == 'p';
+             json_object_is_type(v, json_type_string) &&
+             json_object_get_string(v)[0] == 'p';
     json_object_put(reply);
     return paused;
 }
@@ -698,9 +700,11 @@ static void vcpu_pin(struct dsd *d, uint64_t client, json_object *obj)
     if (!dom)
         return;
     rc = pin_range(dom, vmctl_get_str(obj, "vcpu"), &lo, &hi, err, sizeof(err));
-    if (!rc && (rc = pin_arg(vmctl_get_str(obj, "hard"), nr, &hard, &set_hard, e, sizeof(e))) < 0)
+    if (!rc && (rc = pin_arg(vmctl_get_str(obj, "hard"), nr, &hard, &set_hard, e,
+                             sizeof(e))) < 0)
         dfmt(err, sizeof(err), "hard affinity: %s", e);
-    if (!rc && (rc = pin_arg(vmctl_get_str(obj, "soft"), nr, &soft, &set_soft, e, sizeof(e))) < 0)
+    if (!rc && (rc = pin_arg(vmctl_get_str(obj, "soft"), nr, &soft, &set_soft, e,
+                             sizeof(e))) < 0)
         dfmt(err, sizeof(err), "soft affinity: %s", e);
     if (!rc && set_hard)
         rc = pin_threads(dom, lo, hi, &hard, err, sizeof(err));

@@ -211,7 +211,8 @@ const char *vmctl_get_str(json_object *obj, const char *key)
 {
     json_object *v;
 
-    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+    if (!json_object_object_get_ex(obj, key, &v) ||
+        !json_object_is_type(v, json_type_string))
         return NULL;
     return json_object_get_string(v);
 }
@@ -245,7 +246,8 @@ json_object *vmctl_parse_request(const char *line, const char **why)
 
     if (o && json_object_is_type(o, json_type_object))
         return o;
-    *why = o || jerr == json_tokener_success ? "not a JSON object" : json_tokener_error_desc(jerr);
+    *why = o || jerr == json_tokener_success ? "not a JSON object"
+                                             : json_tokener_error_desc(jerr);
     json_object_put(o);
     return NULL;
 }

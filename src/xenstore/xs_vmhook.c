@@ -62,8 +62,8 @@ static int sealed_page(int fd, uint64_t offset)
     return 0;
 }
 
-int xs_vmhook_map(void *run_dir, unsigned domid, uint64_t gfn, unsigned evtchn, void **page,
-                  int *notify_fd, int *kick_fd)
+int xs_vmhook_map(void *run_dir, unsigned domid, uint64_t gfn, unsigned evtchn,
+                  void **page, int *notify_fd, int *kick_fd)
 {
     int fds[NFDS] = {-1, -1, -1}, rc;
     uint64_t rgfn, rport, offset;
@@ -81,7 +81,8 @@ int xs_vmhook_map(void *run_dir, unsigned domid, uint64_t gfn, unsigned evtchn, 
     rc = sealed_page(fds[0], offset);
     if (rc < 0)
         goto out;
-    void *p = mmap(NULL, DOMUS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], (off_t)offset);
+    void *p = mmap(NULL, DOMUS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0],
+                   (off_t)offset);
     if (p == MAP_FAILED) {
         rc = -errno;
         goto out;

@@ -488,7 +488,8 @@ static int do_echo(const char *port, unsigned timeout)
             return echo_fail(strerror(errno), n);
         n++;
         if (now() >= next_print) {
-            printf("ECHO n=%llu recent=%.3f gap=%.1f\n", (unsigned long long)n, recent, gap);
+            printf("ECHO n=%llu recent=%.3f gap=%.1f\n", (unsigned long long)n, recent,
+                   gap);
             fflush(stdout);
             recent = 0;
             next_print = now() + 2;

@@ -35,7 +35,10 @@ module_param(n_console, uint, 0444);
 
 /* Kernel addresses with nothing behind them (and one non-canonical). */
 static const unsigned long wild_ptrs[] = {
-    0xdead000000000000UL, 0xffffc9ffff000000UL, 0xffffffffffff0000UL, 0x10UL,
+    0xdead000000000000UL,
+    0xffffc9ffff000000UL,
+    0xffffffffffff0000UL,
+    0x10UL,
 };
 
 static long hcall(unsigned int nr, unsigned long a1, unsigned long a2, unsigned long a3)
@@ -64,7 +67,8 @@ static long wild_call(unsigned int i, void *scratch)
         return hcall(__HYPERVISOR_grant_table_op, GNTTABOP_query_size, p, 0x7fffffff);
     case 4:
         send->port = 0x10000 + i; /* no such port */
-        return hcall(__HYPERVISOR_event_channel_op, EVTCHNOP_send, (unsigned long)send, 0);
+        return hcall(__HYPERVISOR_event_channel_op, EVTCHNOP_send, (unsigned long)send,
+                     0);
     case 5:
         memset(copy, 0, sizeof(*copy));
         copy->flags = GNTCOPY_source_gref | GNTCOPY_dest_gref;
@@ -81,11 +85,13 @@ static long wild_call(unsigned int i, void *scratch)
         atp->domid = 0; /* Domain 0's memory map */
         atp->space = XENMAPSPACE_shared_info;
         atp->gpfn = 0x10;
-        return hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, (unsigned long)atp, 0);
+        return hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, (unsigned long)atp,
+                     0);
     case 7:
         memset(vi, 0, sizeof(*vi));
         vi->mfn = (1UL << 52) + 0x10; /* wraps when shifted */
-        return hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 0, (unsigned long)vi);
+        return hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 0,
+                     (unsigned long)vi);
     case 8:
         memset(hp, 0, sizeof(*hp));
         hp->domid = DOMID_SELF;
@@ -131,7 +137,8 @@ static int __init hostile_init(void)
         if (!(i & 1023))
             cond_resched();
     }
-    pr_info("hostile: unknown %u (enosys %u) wild %u (refused %u) console %u (eperm %u) ms %lld\n",
+    pr_info("hostile: unknown %u (enosys %u) wild %u (refused %u) console %u (eperm %u) "
+            "ms %lld\n",
             n_unknown, enosys, n_wild, refused, n_console, eperm,
             ktime_ms_delta(ktime_get(), t0));
     kfree(buf);
@@ -139,9 +146,7 @@ static int __init hostile_init(void)
     return 0;
 }
 
-static void __exit hostile_exit(void)
-{
-}
+static void __exit hostile_exit(void) {}
 
 module_init(hostile_init);
 module_exit(hostile_exit);

@@ -47,11 +47,15 @@ int main(void)
     int caps = ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_XEN_HVM);
     snprintf(detail, sizeof(detail), "0x%x", caps < 0 ? 0 : caps);
     result(caps > 0, "kvm-xen: KVM_CAP_XEN_HVM",
-           caps > 0 ? detail : "absent: kvm built without CONFIG_KVM_XEN (real hosts: make setup-kvm)");
+           caps > 0
+               ? detail
+               : "absent: kvm built without CONFIG_KVM_XEN (real hosts: make setup-kvm)");
     if (caps <= 0)
         goto out;
-    result((caps & KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL) != 0, "kvm-xen: KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL", "");
-    result((caps & KVM_XEN_HVM_CONFIG_EVTCHN_SEND) != 0, "kvm-xen: KVM_XEN_HVM_CONFIG_EVTCHN_SEND", "");
+    result((caps & KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL) != 0,
+           "kvm-xen: KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL", "");
+    result((caps & KVM_XEN_HVM_CONFIG_EVTCHN_SEND) != 0,
+           "kvm-xen: KVM_XEN_HVM_CONFIG_EVTCHN_SEND", "");
 
     struct kvm_xen_hvm_config cfg;
     memset(&cfg, 0, sizeof(cfg));

@@ -110,8 +110,8 @@ static void test_dirty(void)
           x && bit(bm, 5) && bit(bm, 7) && bit(bm, 8) && bit(bm, high0 + 3) &&
               bit(bm, sp) && popcount(bm, n) == 5);
     CHECK("dirty: page numbers map back to their gpa",
-          gmem_page_gpa(&m, 5) == 0x5000 && gmem_page_gpa(&m, high0 + 3) ==
-                                                GMEM_HIGH_BASE + 0x3000 &&
+          gmem_page_gpa(&m, 5) == 0x5000 &&
+              gmem_page_gpa(&m, high0 + 3) == GMEM_HIGH_BASE + 0x3000 &&
               gmem_page_gpa(&m, sp) == GMEM_SPECIAL_BASE + 4096);
     memset(bm, 0, sizeof(bm));
     gmem_dirty_collect(&m, bm);

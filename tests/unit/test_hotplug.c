@@ -207,15 +207,16 @@ static void test_kinds(void)
     CHECK("kinds: vbd then vif, NULL-terminated",
           vbd == &dsd_kind_vbd && vif == &dsd_kind_vif && !dsd_dev_kinds[2] &&
               !strcmp(vbd->name, "vbd") && !strcmp(vif->cli_prefix, "network-"));
-    CHECK("kinds: vbd add, find, describe, arg",
-          vbd->add(cfg, "two.img,raw,xvdc", dir, err, sizeof(err)) == 0 &&
-              vbd->count(cfg) == 2 && vbd->find(cfg, "xvdc", &devid) == 1 &&
-              devid == 51744 && vbd->find_devid(cfg, 51744) == 1 &&
-              vbd->find_devid(cfg, 51760) == -ENOENT &&
-              (vbd->describe(cfg, 51744, what, sizeof(what)), !strcmp(what, "disk xvdc")) &&
-              vbd->arg(cfg, 1, arg, sizeof(arg)) == 0 &&
-              (snprintf(want, sizeof(want), "51744:w:%s", img2), !strcmp(arg, want)) &&
-              strstr(vbd->spec(cfg, 1), "xvdc"));
+    CHECK(
+        "kinds: vbd add, find, describe, arg",
+        vbd->add(cfg, "two.img,raw,xvdc", dir, err, sizeof(err)) == 0 &&
+            vbd->count(cfg) == 2 && vbd->find(cfg, "xvdc", &devid) == 1 &&
+            devid == 51744 && vbd->find_devid(cfg, 51744) == 1 &&
+            vbd->find_devid(cfg, 51760) == -ENOENT &&
+            (vbd->describe(cfg, 51744, what, sizeof(what)), !strcmp(what, "disk xvdc")) &&
+            vbd->arg(cfg, 1, arg, sizeof(arg)) == 0 &&
+            (snprintf(want, sizeof(want), "51744:w:%s", img2), !strcmp(arg, want)) &&
+            strstr(vbd->spec(cfg, 1), "xvdc"));
     vbd->remove(cfg, 1);
     CHECK("kinds: vbd remove", vbd->count(cfg) == 1 && vbd->find_devid(cfg, 51744) < 0);
     CHECK("kinds: vif add, find, describe, arg",

@@ -36,10 +36,30 @@ static struct {
     uint8_t upcall_vector;
 } fk;
 
-static int f_shinfo(struct domain *d, uint64_t gfn) { (void)d; fk.shinfo_gfn = gfn; return 0; }
-static int f_gpa(struct vcpu *v, uint64_t gpa) { (void)v; (void)gpa; return 0; }
-static int f_vec(struct vcpu *v, uint8_t vec) { (void)v; fk.upcall_vector = vec; return 0; }
-static int f_gvec(struct domain *d, uint8_t vec) { (void)d; (void)vec; return 0; }
+static int f_shinfo(struct domain *d, uint64_t gfn)
+{
+    (void)d;
+    fk.shinfo_gfn = gfn;
+    return 0;
+}
+static int f_gpa(struct vcpu *v, uint64_t gpa)
+{
+    (void)v;
+    (void)gpa;
+    return 0;
+}
+static int f_vec(struct vcpu *v, uint8_t vec)
+{
+    (void)v;
+    fk.upcall_vector = vec;
+    return 0;
+}
+static int f_gvec(struct domain *d, uint8_t vec)
+{
+    (void)d;
+    (void)vec;
+    return 0;
+}
 /* set_timer waits for the target vCPU's thread (vcpu_call), which may be
  * waiting for d->lock: it must never be called with d->lock held. */
 static unsigned timer_under_lock;
@@ -67,8 +87,17 @@ static int f_route_local(struct domain *d, uint32_t p, uint32_t t, uint32_t v)
     fk.routes_local++;
     return 0;
 }
-static int f_route_fd(struct domain *d, uint32_t p, int fd) { (void)d, (void)p, (void)fd; return 0; }
-static int f_route_rm(struct domain *d, uint32_t p) { (void)d, (void)p; fk.routes_removed++; return 0; }
+static int f_route_fd(struct domain *d, uint32_t p, int fd)
+{
+    (void)d, (void)p, (void)fd;
+    return 0;
+}
+static int f_route_rm(struct domain *d, uint32_t p)
+{
+    (void)d, (void)p;
+    fk.routes_removed++;
+    return 0;
+}
 static unsigned extra_maps, extra_unmaps;
 static uint64_t extra_refused; /* a gpa where map_extra fails (KVM out of slots) */
 static int f_map_extra(struct domain *d, unsigned i, uint64_t gpa, void *h)
@@ -92,7 +121,10 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
 
 static int suspended_vcpu = -1, time_area_set;
 static uint64_t time_area_gpa;
-static void f_suspend(struct vcpu *v) { suspended_vcpu = (int)v->id; }
+static void f_suspend(struct vcpu *v)
+{
+    suspended_vcpu = (int)v->id;
+}
 static int f_time_area(struct vcpu *v, uint64_t gpa)
 {
     (void)v;
@@ -102,12 +134,11 @@ static int f_time_area(struct vcpu *v, uint64_t gpa)
 }
 
 static const struct hv_ops fake_ops = {
-    f_shinfo, f_gpa, f_time_area, f_gpa, f_vec, f_gvec, f_timer,
-    f_deliver, f_route_local, f_route_fd, f_route_rm, f_map_extra, f_translate,
-    NULL, /* kick: HV_KICK_SIGNAL */
-    f_suspend,
-    NULL, /* now_ns: CLOCK_MONOTONIC */
-    NULL, /* timer_expiry: singleshot_ns */
+    f_shinfo,   f_gpa,       f_time_area, f_gpa,         f_vec,
+    f_gvec,     f_timer,     f_deliver,   f_route_local, f_route_fd,
+    f_route_rm, f_map_extra, f_translate, NULL, /* kick: HV_KICK_SIGNAL */
+    f_suspend,  NULL,                           /* now_ns: CLOCK_MONOTONIC */
+    NULL,                                       /* timer_expiry: singleshot_ns */
 };
 
 static struct domain *dom;
@@ -120,8 +151,14 @@ static int64_t hcall(unsigned nr, uint64_t a0, uint64_t a1, uint64_t a2)
     return hv_hypercall(&dom->vcpus[0], nr, a);
 }
 
-static void put(const void *p, size_t n) { gmem_write(&dom->mem, ARG, p, n); }
-static void get(void *p, size_t n) { gmem_read(&dom->mem, ARG, p, n); }
+static void put(const void *p, size_t n)
+{
+    gmem_write(&dom->mem, ARG, p, n);
+}
+static void get(void *p, size_t n)
+{
+    gmem_read(&dom->mem, ARG, p, n);
+}
 
 static void setup(unsigned vcpus)
 {
@@ -147,14 +184,17 @@ static void test_gmem(void)
         CHECK("gmem 3.5 GiB init", 0);
         return;
     }
-    CHECK("gmem low RAM split at 3 GiB", m.low_end == GMEM_LOW_LIMIT && m.high_size == 512ULL << 20);
+    CHECK("gmem low RAM split at 3 GiB",
+          m.low_end == GMEM_LOW_LIMIT && m.high_size == 512ULL << 20);
     CHECK("gmem first byte", gmem_ptr(&m, 0, 1) == m.host);
     CHECK("gmem last low byte", gmem_ptr(&m, GMEM_LOW_LIMIT - 1, 1) != NULL);
     CHECK("gmem range crossing low end", gmem_ptr(&m, GMEM_LOW_LIMIT - 1, 2) == NULL);
     CHECK("gmem hole", gmem_ptr(&m, GMEM_LOW_LIMIT, 1) == NULL);
     CHECK("gmem high RAM", gmem_ptr(&m, GMEM_HIGH_BASE, 4096) == m.host + GMEM_LOW_LIMIT);
-    CHECK("gmem beyond high RAM", gmem_ptr(&m, GMEM_HIGH_BASE + (512ULL << 20), 1) == NULL);
-    CHECK("gmem special page", gmem_ptr(&m, GMEM_SPECIAL_BASE, 4096) == m.host + m.ram_size);
+    CHECK("gmem beyond high RAM",
+          gmem_ptr(&m, GMEM_HIGH_BASE + (512ULL << 20), 1) == NULL);
+    CHECK("gmem special page",
+          gmem_ptr(&m, GMEM_SPECIAL_BASE, 4096) == m.host + m.ram_size);
     CHECK("gmem overflowing length", gmem_ptr(&m, 16, UINT64_MAX - 8) == NULL);
     CHECK("gmem overflowing address", gmem_ptr(&m, UINT64_MAX - 1, 4) == NULL);
     CHECK("gmem zero length", gmem_ptr(&m, 0, 0) == NULL);
@@ -168,8 +208,8 @@ static void test_gmem(void)
 static void test_dispatch(void)
 {
     setup(2);
-    CHECK("xen_version is 4.17", hcall(__HYPERVISOR_xen_version, XENVER_version, 0, 0) ==
-                                     ((4 << 16) | 17));
+    CHECK("xen_version is 4.17",
+          hcall(__HYPERVISOR_xen_version, XENVER_version, 0, 0) == ((4 << 16) | 17));
     xen_feature_info_t fi = {.submap_idx = 0};
     put(&fi, sizeof(fi));
     hcall(__HYPERVISOR_xen_version, XENVER_get_features, ARG, 0);
@@ -179,12 +219,16 @@ static void test_dispatch(void)
               (fi.submap & (1U << XENFEAT_hvm_callback_vector)) &&
               (fi.submap & (1U << XENFEAT_auto_translated_physmap)));
     CHECK("unknown hypercall is -ENOSYS", hcall(200, 0, 0, 0) == -ENOSYS);
-    CHECK("unknown hypercall in table range is -ENOSYS", hcall(__HYPERVISOR_mmu_update, 0, 0, 0) == -ENOSYS);
-    CHECK("unknown sub-op is -ENOSYS", hcall(__HYPERVISOR_memory_op, 999, ARG, 0) == -ENOSYS);
+    CHECK("unknown hypercall in table range is -ENOSYS",
+          hcall(__HYPERVISOR_mmu_update, 0, 0, 0) == -ENOSYS);
+    CHECK("unknown sub-op is -ENOSYS",
+          hcall(__HYPERVISOR_memory_op, 999, ARG, 0) == -ENOSYS);
     CHECK("argument outside guest memory is -EFAULT",
-          hcall(__HYPERVISOR_xen_version, XENVER_get_features, 0xF0000000ULL, 0) == -EFAULT);
+          hcall(__HYPERVISOR_xen_version, XENVER_get_features, 0xF0000000ULL, 0) ==
+              -EFAULT);
     CHECK("argument straddling the end of RAM is -EFAULT",
-          hcall(__HYPERVISOR_xen_version, XENVER_get_features, (64ULL << 20) - 4, 0) == -EFAULT);
+          hcall(__HYPERVISOR_xen_version, XENVER_get_features, (64ULL << 20) - 4, 0) ==
+              -EFAULT);
 }
 
 /* A guest looping on unsupported hypercalls and console writes: Domain 0's
@@ -205,10 +249,12 @@ static void test_log_flood(void)
     for (unsigned i = 0; i < 100000; i++) {
         rc_unknown |= hcall(200 + i % 50, i, 0, 0) + ENOSYS;
         /* op 63 (cmd's low 6 bits, as Xen reads them) is no memory_op */
-        rc_unknown |= hcall(__HYPERVISOR_memory_op, 63 | (uint64_t)i << 6, ARG, 0) + ENOSYS;
+        rc_unknown |=
+            hcall(__HYPERVISOR_memory_op, 63 | (uint64_t)i << 6, ARG, 0) + ENOSYS;
     }
     for (unsigned i = 0; i < 20000; i++)
-        rc_write |= hcall(__HYPERVISOR_console_io, CONSOLEIO_write, sizeof(text), ARG) + EPERM;
+        rc_write |=
+            hcall(__HYPERVISOR_console_io, CONSOLEIO_write, sizeof(text), ARG) + EPERM;
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
@@ -216,7 +262,8 @@ static void test_log_flood(void)
     off_t bytes = fstat(fd, &st) == 0 ? st.st_size : -1;
     close(fd);
     unlink(path);
-    printf("log flood: 200000 unsupported hypercalls, 20000 console writes: %lld log bytes\n",
+    printf("log flood: 200000 unsupported hypercalls, 20000 console writes: %lld log "
+           "bytes\n",
            (long long)bytes);
     CHECK("flood: unsupported calls still -ENOSYS", rc_unknown == 0);
     CHECK("flood: CONSOLEIO_write refused to a domU, as release Xen does (-EPERM)",
@@ -227,8 +274,10 @@ static void test_log_flood(void)
 
 static void map_shared_info(void)
 {
-    struct xen_add_to_physmap x = {.domid = DOMID_SELF, .space = XENMAPSPACE_shared_info,
-                                   .idx = 0, .gpfn = SHINFO >> 12};
+    struct xen_add_to_physmap x = {.domid = DOMID_SELF,
+                                   .space = XENMAPSPACE_shared_info,
+                                   .idx = 0,
+                                   .gpfn = SHINFO >> 12};
     put(&x, sizeof(x));
     hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0);
 }
@@ -237,27 +286,29 @@ static void test_memory_op(void)
 {
     setup(1);
     map_shared_info();
-    CHECK("shared_info mapped", dom->shared_info_gpa == SHINFO && fk.shinfo_gfn == SHINFO >> 12);
-    struct xen_add_to_physmap x = {.domid = DOMID_SELF, .space = XENMAPSPACE_shared_info,
-                                   .gpfn = 0xFFFFFFFFFULL};
+    CHECK("shared_info mapped",
+          dom->shared_info_gpa == SHINFO && fk.shinfo_gfn == SHINFO >> 12);
+    struct xen_add_to_physmap x = {
+        .domid = DOMID_SELF, .space = XENMAPSPACE_shared_info, .gpfn = 0xFFFFFFFFFULL};
     put(&x, sizeof(x));
     CHECK("shared_info outside RAM is -EINVAL",
           hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -EINVAL);
-    x = (struct xen_add_to_physmap){.domid = 7, .space = XENMAPSPACE_shared_info, .gpfn = 0x30};
+    x = (struct xen_add_to_physmap){
+        .domid = 7, .space = XENMAPSPACE_shared_info, .gpfn = 0x30};
     put(&x, sizeof(x));
     CHECK("add_to_physmap for another domain is -ESRCH",
           hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -ESRCH);
-    x = (struct xen_add_to_physmap){.domid = DOMID_SELF, .space = XENMAPSPACE_grant_table,
-                                    .idx = 1000, .gpfn = 0x30};
+    x = (struct xen_add_to_physmap){
+        .domid = DOMID_SELF, .space = XENMAPSPACE_grant_table, .idx = 1000, .gpfn = 0x30};
     put(&x, sizeof(x));
     CHECK("grant frame index beyond maximum is -EINVAL",
           hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -EINVAL);
-    x = (struct xen_add_to_physmap){.domid = DOMID_SELF, .space = XENMAPSPACE_grant_table,
-                                    .idx = 1, .gpfn = 0xF0000};
+    x = (struct xen_add_to_physmap){
+        .domid = DOMID_SELF, .space = XENMAPSPACE_grant_table, .idx = 1, .gpfn = 0xF0000};
     put(&x, sizeof(x));
     CHECK("grant frame outside RAM gets an extra page",
-          hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == 0 && extra_maps == 1 &&
-              gmem_ptr(&dom->mem, 0xF0000000ULL, 4096) != NULL);
+          hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == 0 &&
+              extra_maps == 1 && gmem_ptr(&dom->mem, 0xF0000000ULL, 4096) != NULL);
     x.idx = 2;
     x.gpfn = 0xF0000;
     put(&x, sizeof(x));
@@ -266,8 +317,8 @@ static void test_memory_op(void)
     /* A move KVM refuses: the frame stays where it was, content and all. */
     memcpy(gmem_ptr(&dom->mem, 0xF0000000ULL, 8), "grants!", 8);
     extra_refused = 0xF0001000ULL;
-    x = (struct xen_add_to_physmap){.domid = DOMID_SELF, .space = XENMAPSPACE_grant_table,
-                                    .idx = 1, .gpfn = 0xF0001};
+    x = (struct xen_add_to_physmap){
+        .domid = DOMID_SELF, .space = XENMAPSPACE_grant_table, .idx = 1, .gpfn = 0xF0001};
     put(&x, sizeof(x));
     CHECK("grant frame move refused by KVM fails",
           hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == -ENOSPC);
@@ -277,8 +328,8 @@ static void test_memory_op(void)
               dom->gnt_frame_gpa[1] == 0xF0000000ULL);
     extra_refused = 0;
     /* From an extra page onto RAM: the extra page leaves both maps. */
-    x = (struct xen_add_to_physmap){.domid = DOMID_SELF, .space = XENMAPSPACE_grant_table,
-                                    .idx = 1, .gpfn = 0x40};
+    x = (struct xen_add_to_physmap){
+        .domid = DOMID_SELF, .space = XENMAPSPACE_grant_table, .idx = 1, .gpfn = 0x40};
     put(&x, sizeof(x));
     CHECK("grant frame moved from an extra page onto RAM",
           hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == 0 &&
@@ -289,7 +340,8 @@ static void test_memory_op(void)
     domid_t self = DOMID_SELF;
     put(&self, sizeof(self));
     CHECK("current_reservation in pages",
-          hcall(__HYPERVISOR_memory_op, XENMEM_current_reservation, ARG, 0) == (64 << 20) / 4096);
+          hcall(__HYPERVISOR_memory_op, XENMEM_current_reservation, ARG, 0) ==
+              (64 << 20) / 4096);
 }
 
 static void test_hvm_op(void)
@@ -303,14 +355,17 @@ static void test_hvm_op(void)
     CHECK("get_param returns toolstack value", p.value == 3);
     p.value = 9;
     put(&p, sizeof(p));
-    CHECK("guest cannot set console param", hcall(__HYPERVISOR_hvm_op, HVMOP_set_param, ARG, 0) == -EPERM);
+    CHECK("guest cannot set console param",
+          hcall(__HYPERVISOR_hvm_op, HVMOP_set_param, ARG, 0) == -EPERM);
     p.index = HVM_NR_PARAMS + 5;
     put(&p, sizeof(p));
-    CHECK("param index out of range is -EINVAL", hcall(__HYPERVISOR_hvm_op, HVMOP_get_param, ARG, 0) == -EINVAL);
+    CHECK("param index out of range is -EINVAL",
+          hcall(__HYPERVISOR_hvm_op, HVMOP_get_param, ARG, 0) == -EINVAL);
     struct xen_hvm_evtchn_upcall_vector uv = {.vcpu = 1, .vector = 0xf3};
     put(&uv, sizeof(uv));
-    CHECK("per-vCPU upcall vector set", hcall(__HYPERVISOR_hvm_op, HVMOP_set_evtchn_upcall_vector, ARG, 0) == 0 &&
-                                            fk.upcall_vector == 0xf3);
+    CHECK("per-vCPU upcall vector set",
+          hcall(__HYPERVISOR_hvm_op, HVMOP_set_evtchn_upcall_vector, ARG, 0) == 0 &&
+              fk.upcall_vector == 0xf3);
     uv.vcpu = 9;
     put(&uv, sizeof(uv));
     CHECK("upcall vector for missing vCPU is -ENOENT",
@@ -322,15 +377,18 @@ static void test_sched_vcpu(void)
     setup(2);
     struct sched_shutdown sd = {.reason = 99};
     put(&sd, sizeof(sd));
-    CHECK("shutdown with bad reason is -EINVAL", hcall(__HYPERVISOR_sched_op, SCHEDOP_shutdown, ARG, 0) == -EINVAL);
+    CHECK("shutdown with bad reason is -EINVAL",
+          hcall(__HYPERVISOR_sched_op, SCHEDOP_shutdown, ARG, 0) == -EINVAL);
     sd.reason = SHUTDOWN_crash;
     put(&sd, sizeof(sd));
     hcall(__HYPERVISOR_sched_op, SCHEDOP_shutdown, ARG, 0);
     sd.reason = SHUTDOWN_poweroff;
     put(&sd, sizeof(sd));
     hcall(__HYPERVISOR_sched_op, SCHEDOP_shutdown, ARG, 0);
-    CHECK("first shutdown reason wins", atomic_load(&dom->shutdown_reason) == SHUTDOWN_crash);
-    CHECK("vcpu_op on missing vCPU is -ENOENT", hcall(__HYPERVISOR_vcpu_op, VCPUOP_is_up, 7, 0) == -ENOENT);
+    CHECK("first shutdown reason wins",
+          atomic_load(&dom->shutdown_reason) == SHUTDOWN_crash);
+    CHECK("vcpu_op on missing vCPU is -ENOENT",
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_is_up, 7, 0) == -ENOENT);
     struct vcpu_register_vcpu_info r = {.mfn = 0x40, .offset = 4090};
     put(&r, sizeof(r));
     CHECK("vcpu_info crossing a page is -EINVAL",
@@ -342,8 +400,9 @@ static void test_sched_vcpu(void)
               dom->vcpus[1].vcpu_info_gpa == 0);
     r.mfn = 0x40;
     put(&r, sizeof(r));
-    CHECK("vcpu_info registered", hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 1, ARG) == 0 &&
-                                      dom->vcpus[1].vcpu_info_gpa == 0x40040);
+    CHECK("vcpu_info registered",
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_info, 1, ARG) == 0 &&
+              dom->vcpus[1].vcpu_info_gpa == 0x40040);
 }
 
 /* SHUTDOWN_suspend parks instead of ending; is_up/down/up; time area 0. */
@@ -390,12 +449,14 @@ static void test_suspend_updown(void)
     put(&gva, sizeof(gva));
     time_area_set = 0;
     CHECK("time area registered",
-          hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_time_memory_area, 1, ARG) == 0 &&
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_time_memory_area, 1, ARG) ==
+                  0 &&
               dom->vcpus[1].time_info_gpa == 0x40000 && time_area_gpa == 0x40000);
     gva = 0;
     put(&gva, sizeof(gva));
     CHECK("time area at address 0 unregisters (Linux before a suspend)",
-          hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_time_memory_area, 1, ARG) == 0 &&
+          hcall(__HYPERVISOR_vcpu_op, VCPUOP_register_vcpu_time_memory_area, 1, ARG) ==
+                  0 &&
               dom->vcpus[1].time_info_gpa == 0 && time_area_gpa == HV_GPA_NONE &&
               time_area_set == 2);
 }
@@ -457,14 +518,18 @@ static void test_evtchn_basic(void)
     setup(2);
     map_shared_info();
     struct evtchn_alloc_unbound au = {.dom = DOMID_SELF, .remote_dom = DOMID_SELF};
-    CHECK("alloc_unbound", evtchn(EVTCHNOP_alloc_unbound, &au, sizeof(au)) == 0 && au.port == 1);
-    struct evtchn_bind_interdomain bi = {.remote_dom = DOMID_SELF, .remote_port = au.port};
-    CHECK("bind_interdomain loopback", evtchn(EVTCHNOP_bind_interdomain, &bi, sizeof(bi)) == 0 &&
-                                           bi.local_port == 2 && fk.last_port == 2);
+    CHECK("alloc_unbound",
+          evtchn(EVTCHNOP_alloc_unbound, &au, sizeof(au)) == 0 && au.port == 1);
+    struct evtchn_bind_interdomain bi = {.remote_dom = DOMID_SELF,
+                                         .remote_port = au.port};
+    CHECK("bind_interdomain loopback",
+          evtchn(EVTCHNOP_bind_interdomain, &bi, sizeof(bi)) == 0 && bi.local_port == 2 &&
+              fk.last_port == 2);
     struct evtchn_send s = {.port = bi.local_port};
     fk.delivered = 0;
     CHECK("send over loopback reaches the other end",
-          evtchn(EVTCHNOP_send, &s, sizeof(s)) == 0 && fk.delivered == 1 && fk.last_port == au.port);
+          evtchn(EVTCHNOP_send, &s, sizeof(s)) == 0 && fk.delivered == 1 &&
+              fk.last_port == au.port);
     struct evtchn_status st = {.dom = DOMID_SELF, .port = au.port};
     CHECK("status interdomain", evtchn(EVTCHNOP_status, &st, sizeof(st)) == 0 &&
                                     st.status == EVTCHNSTAT_interdomain &&
@@ -473,18 +538,23 @@ static void test_evtchn_basic(void)
     evtchn(EVTCHNOP_close, &c, sizeof(c));
     evtchn(EVTCHNOP_status, &st, sizeof(st));
     CHECK("closing one end leaves the other unbound", st.status == EVTCHNSTAT_unbound);
-    CHECK("close of a free port is -EINVAL", evtchn(EVTCHNOP_close, &c, sizeof(c)) == -EINVAL);
+    CHECK("close of a free port is -EINVAL",
+          evtchn(EVTCHNOP_close, &c, sizeof(c)) == -EINVAL);
     s.port = 4095;
-    CHECK("send on a free port is -EINVAL", evtchn(EVTCHNOP_send, &s, sizeof(s)) == -EINVAL);
+    CHECK("send on a free port is -EINVAL",
+          evtchn(EVTCHNOP_send, &s, sizeof(s)) == -EINVAL);
     s.port = 1u << 30;
-    CHECK("send on a huge port is -EINVAL", evtchn(EVTCHNOP_send, &s, sizeof(s)) == -EINVAL);
+    CHECK("send on a huge port is -EINVAL",
+          evtchn(EVTCHNOP_send, &s, sizeof(s)) == -EINVAL);
     c.port = 0;
     CHECK("port 0 cannot be closed", evtchn(EVTCHNOP_close, &c, sizeof(c)) == -EINVAL);
     au.dom = 9;
     CHECK("alloc_unbound for another domain is -EPERM",
           evtchn(EVTCHNOP_alloc_unbound, &au, sizeof(au)) == -EPERM);
-    CHECK("FIFO ABI not offered", hcall(__HYPERVISOR_event_channel_op, EVTCHNOP_init_control, ARG, 0) == -ENOSYS);
-    CHECK("out-of-table op is -ENOSYS", hcall(__HYPERVISOR_event_channel_op, 1000, ARG, 0) == -ENOSYS);
+    CHECK("FIFO ABI not offered",
+          hcall(__HYPERVISOR_event_channel_op, EVTCHNOP_init_control, ARG, 0) == -ENOSYS);
+    CHECK("out-of-table op is -ENOSYS",
+          hcall(__HYPERVISOR_event_channel_op, 1000, ARG, 0) == -ENOSYS);
 }
 
 /* A front end allocates an unbound port for Domain 0; the back end binds
@@ -506,27 +576,34 @@ static void test_evtchn_bind_backend(void)
               evtchn_bind_backend(dom, 0, fd) == -EINVAL);
     CHECK("bind_backend binds a port unbound for Domain 0",
           evtchn_bind_backend(dom, au.port, fd) == 0 &&
-              dom->ports[au.port].state == EVS_INTERDOMAIN && dom->ports[au.port].backend_fd == fd);
-    CHECK("bind_backend twice is -EINVAL", evtchn_bind_backend(dom, au.port, fd) == -EINVAL);
+              dom->ports[au.port].state == EVS_INTERDOMAIN &&
+              dom->ports[au.port].backend_fd == fd);
+    CHECK("bind_backend twice is -EINVAL",
+          evtchn_bind_backend(dom, au.port, fd) == -EINVAL);
     struct evtchn_status st = {.dom = DOMID_SELF, .port = au.port};
     CHECK("status of the bound port: interdomain with Domain 0",
-          evtchn(EVTCHNOP_status, &st, sizeof(st)) == 0 && st.status == EVTCHNSTAT_interdomain &&
-              st.u.interdomain.dom == 0);
+          evtchn(EVTCHNOP_status, &st, sizeof(st)) == 0 &&
+              st.status == EVTCHNSTAT_interdomain && st.u.interdomain.dom == 0);
     struct evtchn_send s = {.port = au.port};
     uint64_t v = 0;
     CHECK("guest send on the bound port signals the eventfd",
-          evtchn(EVTCHNOP_send, &s, sizeof(s)) == 0 && read(fd, &v, sizeof(v)) == sizeof(v) && v == 1);
+          evtchn(EVTCHNOP_send, &s, sizeof(s)) == 0 &&
+              read(fd, &v, sizeof(v)) == sizeof(v) && v == 1);
     fk.delivered = 0;
-    CHECK("notify_guest raises the bound port",
-          evtchn_notify_guest(dom, au.port) == 0 && fk.delivered == 1 && fk.last_port == au.port);
-    CHECK("unbind_backend with another fd is -EINVAL", evtchn_unbind_backend(dom, au.port, fd + 1) == -EINVAL);
+    CHECK("notify_guest raises the bound port", evtchn_notify_guest(dom, au.port) == 0 &&
+                                                    fk.delivered == 1 &&
+                                                    fk.last_port == au.port);
+    CHECK("unbind_backend with another fd is -EINVAL",
+          evtchn_unbind_backend(dom, au.port, fd + 1) == -EINVAL);
     CHECK("unbind_backend leaves the port unbound",
-          evtchn_unbind_backend(dom, au.port, fd) == 0 && dom->ports[au.port].state == EVS_UNBOUND &&
+          evtchn_unbind_backend(dom, au.port, fd) == 0 &&
+              dom->ports[au.port].state == EVS_UNBOUND &&
               dom->ports[au.port].backend_fd == -1);
     CHECK("and it can be bound again", evtchn_bind_backend(dom, au.port, fd) == 0);
     struct evtchn_close c = {.port = au.port};
     CHECK("the guest may close a bound port",
-          evtchn(EVTCHNOP_close, &c, sizeof(c)) == 0 && evtchn_unbind_backend(dom, au.port, fd) == -EINVAL);
+          evtchn(EVTCHNOP_close, &c, sizeof(c)) == 0 &&
+              evtchn_unbind_backend(dom, au.port, fd) == -EINVAL);
     close(fd);
 }
 
@@ -536,27 +613,35 @@ static void test_evtchn_virq_ipi(void)
     map_shared_info();
     struct evtchn_bind_virq bv = {.virq = VIRQ_TIMER, .vcpu = 1};
     CHECK("bind_virq timer", evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == 0 &&
-                                 fk.timer_port == bv.port && dom->vcpus[1].timer_port == bv.port);
-    CHECK("bind_virq twice is -EEXIST", evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == -EEXIST);
+                                 fk.timer_port == bv.port &&
+                                 dom->vcpus[1].timer_port == bv.port);
+    CHECK("bind_virq twice is -EEXIST",
+          evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == -EEXIST);
     bv.vcpu = 5;
-    CHECK("bind_virq to missing vCPU is -ENOENT", evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == -ENOENT);
+    CHECK("bind_virq to missing vCPU is -ENOENT",
+          evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == -ENOENT);
     bv.virq = NR_VIRQS;
     bv.vcpu = 0;
-    CHECK("bind_virq bad virq is -EINVAL", evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == -EINVAL);
+    CHECK("bind_virq bad virq is -EINVAL",
+          evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv)) == -EINVAL);
     struct evtchn_bind_ipi ipi = {.vcpu = 1};
     unsigned routes = fk.routes_local;
-    CHECK("bind_ipi routed in-kernel", evtchn(EVTCHNOP_bind_ipi, &ipi, sizeof(ipi)) == 0 &&
-                                           fk.routes_local == routes + 1);
+    CHECK("bind_ipi routed in-kernel",
+          evtchn(EVTCHNOP_bind_ipi, &ipi, sizeof(ipi)) == 0 &&
+              fk.routes_local == routes + 1);
     struct evtchn_bind_vcpu bvc = {.port = ipi.port, .vcpu = 0};
-    CHECK("IPI cannot be re-bound", evtchn(EVTCHNOP_bind_vcpu, &bvc, sizeof(bvc)) == -EINVAL);
+    CHECK("IPI cannot be re-bound",
+          evtchn(EVTCHNOP_bind_vcpu, &bvc, sizeof(bvc)) == -EINVAL);
     struct evtchn_close c = {.port = dom->vcpus[1].timer_port};
     evtchn(EVTCHNOP_close, &c, sizeof(c));
-    CHECK("closing the timer port stops the timer", fk.timer_port == 0 && dom->vcpus[1].timer_port == 0);
+    CHECK("closing the timer port stops the timer",
+          fk.timer_port == 0 && dom->vcpus[1].timer_port == 0);
     bv = (struct evtchn_bind_virq){.virq = VIRQ_TIMER, .vcpu = 1};
     evtchn(EVTCHNOP_bind_virq, &bv, sizeof(bv));
     struct evtchn_reset r = {.dom = DOMID_SELF};
     CHECK("reset stops the timer", evtchn(EVTCHNOP_reset, &r, sizeof(r)) == 0 &&
-                                       fk.timer_port == 0 && dom->vcpus[1].timer_port == 0);
+                                       fk.timer_port == 0 &&
+                                       dom->vcpus[1].timer_port == 0);
     CHECK("bind_virq, close and reset set timers without holding d->lock",
           timer_under_lock == 0);
 }
@@ -565,7 +650,10 @@ static void test_evtchn_virq_ipi(void)
 
 static atomic_bool loop_stop, loop_left;
 
-static void kick(int sig) { (void)sig; }
+static void kick(int sig)
+{
+    (void)sig;
+}
 
 /* A vCPU thread without KVM: serves calls until told to stop, then leaves
  * its loop as vcpu_thread does (the domain shut down). */
@@ -672,7 +760,8 @@ static void test_evtchn_exhaustion(void)
     CHECK("ports run out with -ENOSPC", rc == -ENOSPC && n == HV_NR_PORTS - 1);
     struct evtchn_reset r = {.dom = DOMID_SELF};
     evtchn(EVTCHNOP_reset, &r, sizeof(r));
-    CHECK("reset frees every port", evtchn(EVTCHNOP_alloc_unbound, &au, sizeof(au)) == 0 && au.port == 1);
+    CHECK("reset frees every port",
+          evtchn(EVTCHNOP_alloc_unbound, &au, sizeof(au)) == 0 && au.port == 1);
 }
 
 /* ---- grant table ---- */
@@ -682,35 +771,50 @@ static void test_evtchn_exhaustion(void)
 static void test_gnttab(void)
 {
     setup(1);
-    struct xen_add_to_physmap x = {.domid = DOMID_SELF, .space = XENMAPSPACE_grant_table,
-                                   .idx = 0, .gpfn = GFRAME >> 12};
+    struct xen_add_to_physmap x = {.domid = DOMID_SELF,
+                                   .space = XENMAPSPACE_grant_table,
+                                   .idx = 0,
+                                   .gpfn = GFRAME >> 12};
     put(&x, sizeof(x));
-    CHECK("grant frame mapped", hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == 0);
+    CHECK("grant frame mapped",
+          hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0) == 0);
     grant_entry_v1_t *g = gmem_ptr(&dom->mem, GFRAME, 4096);
     g[1] = (grant_entry_v1_t){.flags = GTF_permit_access, .domid = 0, .frame = 0x50};
-    g[2] = (grant_entry_v1_t){.flags = GTF_permit_access | GTF_readonly, .domid = 0, .frame = 0x51};
+    g[2] = (grant_entry_v1_t){
+        .flags = GTF_permit_access | GTF_readonly, .domid = 0, .frame = 0x51};
     g[3] = (grant_entry_v1_t){.flags = GTF_permit_access, .domid = 0, .frame = 0xFFFFFFF};
     uint64_t gpa = 0;
-    CHECK("grant valid for its grantee", gnttab_check(dom, 1, 0, true, &gpa) == GNTST_okay && gpa == 0x50000);
-    CHECK("grant refused to another domain", gnttab_check(dom, 1, 3, false, &gpa) == GNTST_permission_denied);
-    CHECK("read-only grant refuses write", gnttab_check(dom, 2, 0, true, &gpa) == GNTST_permission_denied);
-    CHECK("read-only grant allows read", gnttab_check(dom, 2, 0, false, &gpa) == GNTST_okay);
-    CHECK("grant of a frame outside RAM", gnttab_check(dom, 3, 0, false, &gpa) == GNTST_bad_page);
-    CHECK("unused entry refused", gnttab_check(dom, 4, 0, false, &gpa) == GNTST_permission_denied);
-    CHECK("ref beyond the table", gnttab_check(dom, 512 * 40, 0, false, &gpa) == GNTST_bad_gntref);
+    CHECK("grant valid for its grantee",
+          gnttab_check(dom, 1, 0, true, &gpa) == GNTST_okay && gpa == 0x50000);
+    CHECK("grant refused to another domain",
+          gnttab_check(dom, 1, 3, false, &gpa) == GNTST_permission_denied);
+    CHECK("read-only grant refuses write",
+          gnttab_check(dom, 2, 0, true, &gpa) == GNTST_permission_denied);
+    CHECK("read-only grant allows read",
+          gnttab_check(dom, 2, 0, false, &gpa) == GNTST_okay);
+    CHECK("grant of a frame outside RAM",
+          gnttab_check(dom, 3, 0, false, &gpa) == GNTST_bad_page);
+    CHECK("unused entry refused",
+          gnttab_check(dom, 4, 0, false, &gpa) == GNTST_permission_denied);
+    CHECK("ref beyond the table",
+          gnttab_check(dom, 512 * 40, 0, false, &gpa) == GNTST_bad_gntref);
 
     struct gnttab_query_size q = {.dom = DOMID_SELF};
     put(&q, sizeof(q));
     hcall(__HYPERVISOR_grant_table_op, GNTTABOP_query_size, ARG, 1);
     get(&q, sizeof(q));
-    CHECK("query_size", q.status == GNTST_okay && q.nr_frames == 1 && q.max_nr_frames == HV_GNTTAB_MAX_FRAMES);
+    CHECK("query_size", q.status == GNTST_okay && q.nr_frames == 1 &&
+                            q.max_nr_frames == HV_GNTTAB_MAX_FRAMES);
     struct gnttab_set_version sv = {.version = 2};
     put(&sv, sizeof(sv));
-    CHECK("grant table v2 refused", hcall(__HYPERVISOR_grant_table_op, GNTTABOP_set_version, ARG, 1) < 0);
+    CHECK("grant table v2 refused",
+          hcall(__HYPERVISOR_grant_table_op, GNTTABOP_set_version, ARG, 1) < 0);
     sv.version = 1;
     put(&sv, sizeof(sv));
-    CHECK("grant table v1 accepted", hcall(__HYPERVISOR_grant_table_op, GNTTABOP_set_version, ARG, 1) == 0);
-    CHECK("huge batch refused", hcall(__HYPERVISOR_grant_table_op, GNTTABOP_query_size, ARG, 100000) == -EINVAL);
+    CHECK("grant table v1 accepted",
+          hcall(__HYPERVISOR_grant_table_op, GNTTABOP_set_version, ARG, 1) == 0);
+    CHECK("huge batch refused", hcall(__HYPERVISOR_grant_table_op, GNTTABOP_query_size,
+                                      ARG, 100000) == -EINVAL);
 
     /* A front end ends access as Linux's gnttab_end_foreign_access_ref does:
      * flags to 0 by compare-and-swap, refused while reading or writing. */
@@ -718,7 +822,7 @@ static void test_gnttab(void)
     ({                                                                                   \
         uint16_t f_ = __atomic_load_n(&(e)->flags, __ATOMIC_ACQUIRE);                    \
         !(f_ & (GTF_reading | GTF_writing)) &&                                           \
-            __atomic_compare_exchange_n(&(e)->flags, &f_, 0, false, __ATOMIC_SEQ_CST,     \
+            __atomic_compare_exchange_n(&(e)->flags, &f_, 0, false, __ATOMIC_SEQ_CST,    \
                                         __ATOMIC_SEQ_CST);                               \
     })
     /* Live migration: Domus's writes to granted pages are dirty pages. */
@@ -728,7 +832,8 @@ static void test_gnttab(void)
           gnttab_map(dom, 1, 0, false, &gpa) == GNTST_okay && gpa == 0x50000 &&
               (g[1].flags & (GTF_reading | GTF_writing)) == GTF_reading);
     gmem_dirty_collect(&dom->mem, dbm);
-    CHECK("a read mapping marks nothing dirty", !(dbm[0x50 / 64] & (1ULL << (0x50 % 64))));
+    CHECK("a read mapping marks nothing dirty",
+          !(dbm[0x50 / 64] & (1ULL << (0x50 % 64))));
     CHECK("map for writing sets GTF_writing too",
           gnttab_map(dom, 1, 0, true, &gpa) == GNTST_okay &&
               (g[1].flags & (GTF_reading | GTF_writing)) == (GTF_reading | GTF_writing));
@@ -736,8 +841,8 @@ static void test_gnttab(void)
     CHECK("a write mapping marks its page dirty", dbm[0x50 / 64] & (1ULL << (0x50 % 64)));
     dbm[0x50 / 64] = 0;
     g[1].frame = 0x52; /* the guest changes the frame under use */
-    CHECK("a third use gets the frame of the first", gnttab_map(dom, 1, 0, false, &gpa) ==
-                                                        GNTST_okay && gpa == 0x50000);
+    CHECK("a third use gets the frame of the first",
+          gnttab_map(dom, 1, 0, false, &gpa) == GNTST_okay && gpa == 0x50000);
     CHECK("front end cannot end access while in use", !END_ACCESS(&g[1]));
     gnttab_unmap(dom, 1, true);
     gmem_dirty_collect(&dom->mem, dbm);
@@ -746,20 +851,23 @@ static void test_gnttab(void)
     gmem_dirty_stop(&dom->mem);
     free(dbm);
     CHECK("last writer gone: GTF_writing cleared, GTF_reading kept",
-          (g[1].flags & (GTF_reading | GTF_writing)) == GTF_reading && !END_ACCESS(&g[1]));
+          (g[1].flags & (GTF_reading | GTF_writing)) == GTF_reading &&
+              !END_ACCESS(&g[1]));
     gnttab_unmap(dom, 1, false);
     gnttab_unmap(dom, 1, false);
     CHECK("last user gone: flags as granted, end of access succeeds",
           g[1].flags == GTF_permit_access && END_ACCESS(&g[1]) && g[1].flags == 0);
-    CHECK("map of an ended grant refused", gnttab_map(dom, 1, 0, false, &gpa) ==
-                                             GNTST_permission_denied && g[1].flags == 0);
+    CHECK("map of an ended grant refused",
+          gnttab_map(dom, 1, 0, false, &gpa) == GNTST_permission_denied &&
+              g[1].flags == 0);
     CHECK("write map of a read-only grant refused, flags untouched",
           gnttab_map(dom, 2, 0, true, &gpa) == GNTST_permission_denied &&
               g[2].flags == (GTF_permit_access | GTF_readonly));
     CHECK("map of a frame outside RAM refused, flags untouched",
-          gnttab_map(dom, 3, 0, false, &gpa) == GNTST_bad_page && g[3].flags == GTF_permit_access);
-    CHECK("map by another domain refused", gnttab_map(dom, 2, 4, false, &gpa) ==
-                                               GNTST_permission_denied);
+          gnttab_map(dom, 3, 0, false, &gpa) == GNTST_bad_page &&
+              g[3].flags == GTF_permit_access);
+    CHECK("map by another domain refused",
+          gnttab_map(dom, 2, 4, false, &gpa) == GNTST_permission_denied);
 
     memcpy(gmem_ptr(&dom->mem, 0x60000, 8), "granted", 8);
     struct gnttab_copy c = {.len = 8, .flags = 0};
@@ -771,8 +879,9 @@ static void test_gnttab(void)
     put(&c, sizeof(c));
     hcall(__HYPERVISOR_grant_table_op, GNTTABOP_copy, ARG, 1);
     get(&c, sizeof(c));
-    CHECK("copy between local frames", c.status == GNTST_okay &&
-                                           !memcmp(gmem_ptr(&dom->mem, 0x61064, 8), "granted", 8));
+    CHECK("copy between local frames",
+          c.status == GNTST_okay &&
+              !memcmp(gmem_ptr(&dom->mem, 0x61064, 8), "granted", 8));
     c.dest.offset = 4092;
     put(&c, sizeof(c));
     hcall(__HYPERVISOR_grant_table_op, GNTTABOP_copy, ARG, 1);
@@ -819,8 +928,8 @@ static void test_frame_moved_meanwhile(void)
         ok += c.status == GNTST_okay;
         refused += c.status == GNTST_bad_page;
         other += c.status != GNTST_okay && c.status != GNTST_bad_page;
-        struct xen_add_to_physmap x = {.domid = DOMID_SELF, .space = XENMAPSPACE_shared_info,
-                                       .gpfn = MOVE_A >> 12};
+        struct xen_add_to_physmap x = {
+            .domid = DOMID_SELF, .space = XENMAPSPACE_shared_info, .gpfn = MOVE_A >> 12};
         put(&x, sizeof(x));
         int64_t rc = hcall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap, ARG, 0);
         other += rc != 0 && rc != -EINVAL;
@@ -842,12 +951,17 @@ static void test_cpuid(void)
     struct kvm_cpuid2 *sup = calloc(1, sizeof(*sup) + 16 * sizeof(sup->entries[0]));
     struct kvm_cpuid2 *out = calloc(1, sizeof(*out) + 24 * sizeof(out->entries[0]));
     sup->entries[0] = (struct kvm_cpuid_entry2){.function = 1, .ebx = 0x800};
-    sup->entries[1] = (struct kvm_cpuid_entry2){.function = 0x40000000, .ebx = 0x4b4d564b};
-    sup->entries[2] = (struct kvm_cpuid_entry2){.function = 0xd, .index = 0, .eax = 0x267, .ebx = 2696, .ecx = 2696};
+    sup->entries[1] =
+        (struct kvm_cpuid_entry2){.function = 0x40000000, .ebx = 0x4b4d564b};
+    sup->entries[2] = (struct kvm_cpuid_entry2){
+        .function = 0xd, .index = 0, .eax = 0x267, .ebx = 2696, .ecx = 2696};
     sup->entries[3] = (struct kvm_cpuid_entry2){.function = 0xd, .index = 1, .eax = 0xf};
-    sup->entries[4] = (struct kvm_cpuid_entry2){.function = 0xd, .index = 2, .eax = 256, .ebx = 576};
-    sup->entries[5] = (struct kvm_cpuid_entry2){.function = 0xd, .index = 9, .eax = 8, .ebx = 2688};
-    sup->entries[6] = (struct kvm_cpuid_entry2){.function = 7, .ecx = 1u << 3, .ebx = 1u << 16};
+    sup->entries[4] =
+        (struct kvm_cpuid_entry2){.function = 0xd, .index = 2, .eax = 256, .ebx = 576};
+    sup->entries[5] =
+        (struct kvm_cpuid_entry2){.function = 0xd, .index = 9, .eax = 8, .ebx = 2688};
+    sup->entries[6] =
+        (struct kvm_cpuid_entry2){.function = 7, .ecx = 1u << 3, .ebx = 1u << 16};
     sup->nent = 7;
     cpuid_build(sup, out, 3, 4, 5, ~0ULL);
     int kvm_sig = 0, xen_sig = 0;
@@ -869,8 +983,10 @@ static void test_cpuid(void)
     }
     CHECK("cpuid: KVM signature removed, Xen signature present", !kvm_sig && xen_sig);
     CHECK("cpuid: XCR0 without AVX-512 when incomplete", d0 && d0->eax == 0x207);
-    CHECK("cpuid: XSAVE size covers the offered components", d0 && d0->ebx == 2696 && d0->ecx == 2696);
-    CHECK("cpuid: AVX-512 hidden with its state", l7 && !(l7->ebx & (1u << 16)) && (l7->ecx & (1u << 3)));
+    CHECK("cpuid: XSAVE size covers the offered components",
+          d0 && d0->ebx == 2696 && d0->ecx == 2696);
+    CHECK("cpuid: AVX-512 hidden with its state",
+          l7 && !(l7->ebx & (1u << 16)) && (l7->ecx & (1u << 3)));
     CHECK("cpuid: APIC id of vCPU 3", l1 && (l1->ebx >> 24) == 3);
     CHECK("cpuid: the hypervisor bit is set (KVM's list leaves it clear)",
           l1 && (l1->ecx & (1u << 31)));
@@ -880,7 +996,8 @@ static void test_cpuid(void)
     for (unsigned i = 0; i < out->nent; i++)
         if (out->entries[i].function == 1)
             l1 = &out->entries[i];
-    CHECK("cpuid: XSAVE hidden when no component may be offered", l1 && !(l1->ecx & (1u << 26)));
+    CHECK("cpuid: XSAVE hidden when no component may be offered",
+          l1 && !(l1->ecx & (1u << 26)));
     free(sup);
     free(out);
 }

@@ -255,8 +255,8 @@ static void test_tx_single(void)
     io.stats = &stats;
     n = tx_single(f, 60, 0, &st);
     io.stats = NULL;
-    CHECK("tx: counted, 1 packet of 60 bytes", stats.tx_pkts == 1 && stats.tx_bytes == 60 &&
-                                                   stats.rx_pkts == 0);
+    CHECK("tx: counted, 1 packet of 60 bytes",
+          stats.tx_pkts == 1 && stats.tx_bytes == 60 && stats.rx_pkts == 0);
     CHECK("tx: a single-slot packet is written whole behind its virtio header",
           n == (ssize_t)(VH + 60) && !memcmp(got + VH, f, 60) && st == NETIF_RSP_OKAY);
     CHECK("tx: no flags, an empty virtio header",
@@ -775,7 +775,8 @@ static void test_rx(void)
     io.stats = &stats;
     rc = rx(0, VIRTIO_NET_HDR_GSO_NONE, 0, f, 100);
     io.stats = NULL;
-    CHECK("rx: counted, 1 frame of 100 bytes", stats.rx_pkts == 1 && stats.rx_bytes == 100);
+    CHECK("rx: counted, 1 frame of 100 bytes",
+          stats.rx_pkts == 1 && stats.rx_bytes == 100);
     CHECK("rx: a 100-byte frame into one buffer",
           rc == 0 && rxs->rsp_prod == first + 1 && rxr(first)->id == 5 &&
               rxr(first)->offset == 0 && rxr(first)->status == 100 &&

@@ -108,11 +108,10 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
 }
 
 static const struct hv_ops fake_ops = {
-    f_shinfo,  f_info,  f_time, f_run, f_vec,   f_gvec,      f_timer,
-    f_deliver, f_local, f_fd,   f_rm,  f_extra, f_translate,
-    NULL, /* kick: HV_KICK_SIGNAL */
-    NULL, /* suspend */
-    NULL, /* now_ns: CLOCK_MONOTONIC */
+    f_shinfo, f_info, f_time, f_run,   f_vec,       f_gvec, f_timer, f_deliver,
+    f_local,  f_fd,   f_rm,   f_extra, f_translate, NULL, /* kick: HV_KICK_SIGNAL */
+    NULL,                                                 /* suspend */
+    NULL,                                                 /* now_ns: CLOCK_MONOTONIC */
     NULL, /* timer_expiry: singleshot_ns */
 };
 
@@ -363,7 +362,8 @@ static void test_pages_into(struct domain *a, int fd, size_t len)
 
     CHECK("memory: read straight into guest memory, the same RAM and special pages",
           read_into(fd, &c->mem, err, sizeof(err)) == 0 &&
-              !memcmp(a->mem.host, c->mem.host, a->mem.ram_size + GMEM_SPECIAL_PAGES * 4096));
+              !memcmp(a->mem.host, c->mem.host,
+                      a->mem.ram_size + GMEM_SPECIAL_PAGES * 4096));
     pread(fd, &byte, 1, (off_t)len / 2);
     byte ^= 0x40;
     pwrite(fd, &byte, 1, (off_t)len / 2);
@@ -747,8 +747,8 @@ static int fs_clock_load(struct domain *d, const struct simg_clock *c)
     fs.clock = *c;
     return 0;
 }
-static const struct vm_state_ops fake_state = {fs_vcpu_save, fs_vcpu_load, fs_clock_save,
-                                               fs_clock_load, NULL, NULL, NULL};
+static const struct vm_state_ops fake_state = {
+    fs_vcpu_save, fs_vcpu_load, fs_clock_save, fs_clock_load, NULL, NULL, NULL};
 
 static int save_domain(struct domain *a, struct image *im, char *err, size_t errlen)
 {
@@ -844,8 +844,8 @@ static int mem_file(const void *p, size_t len)
 
 /* simg_spool over in[0, len): its result, err, the bytes it wrote and how
  * far it read. */
-static int spool_of(const uint8_t *in, size_t len, char *err, size_t errlen, size_t *wrote,
-                    off_t *read_to)
+static int spool_of(const uint8_t *in, size_t len, char *err, size_t errlen,
+                    size_t *wrote, off_t *read_to)
 {
     int ifd = mem_file(in, len), ofd = memfd_create("spool-out", MFD_CLOEXEC);
     int rc = simg_spool(ifd, ofd, err, errlen);
@@ -911,9 +911,10 @@ static void test_spool(void)
     off_t at;
 
     simg_writer_init(&w, fd);
-    CHECK("spool: an image to spool", simg_write_header(&w, "{\"name\":\"g\"}") == 0 &&
-                                          simg_write_record(&w, 16, body, sizeof(body)) == 0 &&
-                                          simg_write_end(&w) == 0);
+    CHECK("spool: an image to spool",
+          simg_write_header(&w, "{\"name\":\"g\"}") == 0 &&
+              simg_write_record(&w, 16, body, sizeof(body)) == 0 &&
+              simg_write_end(&w) == 0);
     size_t n = (size_t)w.bytes;
     img = calloc(1, n + 64);
     CHECK("spool: read back", pread(fd, img, n, 0) == (ssize_t)n);
@@ -934,17 +935,19 @@ static void test_spool(void)
     }
     CHECK("spool: a stream cut anywhere is truncated", all);
     img[0] = 'X';
-    CHECK("spool: no magic",
-          spool_of(img, n, err, sizeof(err), &wrote, &at) == -EINVAL && strstr(err, "magic"));
+    CHECK("spool: no magic", spool_of(img, n, err, sizeof(err), &wrote, &at) == -EINVAL &&
+                                 strstr(err, "magic"));
     img[0] = 'D';
     img[16] = 0xff, img[18] = 0xff; /* a config of 16 MiB */
     CHECK("spool: a config over the limit",
-          spool_of(img, n, err, sizeof(err), &wrote, &at) == -EINVAL && strstr(err, "config"));
+          spool_of(img, n, err, sizeof(err), &wrote, &at) == -EINVAL &&
+              strstr(err, "config"));
     CHECK("spool: read back again", pread(fd, img, n, 0) == (ssize_t)n);
     size_t rec = 24 + 16; /* the header and its padded config */
-    img[rec + 6] = 0x50; /* the record's length: 5 MiB */
+    img[rec + 6] = 0x50;  /* the record's length: 5 MiB */
     CHECK("spool: a record over the limit",
-          spool_of(img, n, err, sizeof(err), &wrote, &at) == -EINVAL && strstr(err, "record"));
+          spool_of(img, n, err, sizeof(err), &wrote, &at) == -EINVAL &&
+              strstr(err, "record"));
     free(img);
     close(fd);
 }

@@ -34,15 +34,26 @@ static void test_devid(void)
     static const struct {
         const char *vdev;
         uint32_t devid;
-    } good[] = {{"xvda", 51712}, {"xvdb", 51728}, {"xvdp", 51952},  {"xvda1", 51713},
-                {"xvdq", (1u << 28) | (16 << 8)},  {"xvdaa", (1u << 28) | (26 << 8)},
-                {"xvda16", (1u << 28) | 16},        {"hda", 768}, {"hdb", 832},
-                {"hdc", 5632}, {"hdd1", 5697}, {"sda", 2048}, {"sdb2", 2066},
-                {"d0p1", 51713}, {"d1", 51728}, {"51728", 51728}};
-    static const char *const nope[] = {"", "xvd", "xvdA", "xvda0", "xvda01", "xvda256",
-                                       "hde", "hda64", "sdq", "sda16", "d", "dp1", "d1p",
-                                       "0", "07", "99999999999", "xvdzzzzzz", "vda", "xvda-1",
-                                       "d1048576", "xvd\xff"};
+    } good[] = {{"xvda", 51712},
+                {"xvdb", 51728},
+                {"xvdp", 51952},
+                {"xvda1", 51713},
+                {"xvdq", (1u << 28) | (16 << 8)},
+                {"xvdaa", (1u << 28) | (26 << 8)},
+                {"xvda16", (1u << 28) | 16},
+                {"hda", 768},
+                {"hdb", 832},
+                {"hdc", 5632},
+                {"hdd1", 5697},
+                {"sda", 2048},
+                {"sdb2", 2066},
+                {"d0p1", 51713},
+                {"d1", 51728},
+                {"51728", 51728}};
+    static const char *const nope[] = {
+        "",      "xvd",         "xvdA",      "xvda0", "xvda01", "xvda256",  "hde",
+        "hda64", "sdq",         "sda16",     "d",     "dp1",    "d1p",      "0",
+        "07",    "99999999999", "xvdzzzzzz", "vda",   "xvda-1", "d1048576", "xvd\xff"};
     bool all = true;
     uint32_t v;
 
@@ -66,30 +77,38 @@ static void test_devid(void)
 static void test_forms(void)
 {
     CHECK("positional target,format,vdev,access",
-          ok("/img/a.raw,raw,xvdb,rw") && !strcmp(d.target, "/img/a.raw") && d.devid == 51728 &&
-              d.readwrite && !d.cdrom && d.discard && !strcmp(d.backendtype, "phy"));
-    CHECK("positional with empty format", ok("/dev/vg/g,,hda") && d.devid == 768 && d.readwrite);
+          ok("/img/a.raw,raw,xvdb,rw") && !strcmp(d.target, "/img/a.raw") &&
+              d.devid == 51728 && d.readwrite && !d.cdrom && d.discard &&
+              !strcmp(d.backendtype, "phy"));
+    CHECK("positional with empty format",
+          ok("/dev/vg/g,,hda") && d.devid == 768 && d.readwrite);
     CHECK("key=value form, spaces, target last with commas",
-          ok("format=raw, vdev=xvdc, access=ro, target=/x/a,b c") && !strcmp(d.target, "/x/a,b c") &&
-              !d.readwrite && !strcmp(d.vdev, "xvdc"));
-    CHECK("access r and w", ok("/a,raw,xvda,r") && !d.readwrite && ok("/a,raw,xvda,w") && d.readwrite);
-    CHECK("cdrom flag implies read-only", ok("/root/i.iso,,hdc,cdrom") && d.cdrom && !d.readwrite);
-    CHECK("devtype=cdrom", ok("/root/i.iso,raw,hdc,devtype=cdrom") && d.cdrom && !d.readwrite);
+          ok("format=raw, vdev=xvdc, access=ro, target=/x/a,b c") &&
+              !strcmp(d.target, "/x/a,b c") && !d.readwrite && !strcmp(d.vdev, "xvdc"));
+    CHECK("access r and w",
+          ok("/a,raw,xvda,r") && !d.readwrite && ok("/a,raw,xvda,w") && d.readwrite);
+    CHECK("cdrom flag implies read-only",
+          ok("/root/i.iso,,hdc,cdrom") && d.cdrom && !d.readwrite);
+    CHECK("devtype=cdrom",
+          ok("/root/i.iso,raw,hdc,devtype=cdrom") && d.cdrom && !d.readwrite);
     CHECK("devtype=disk, backendtype=qdisk",
-          ok("vdev=xvda,devtype=disk,backendtype=qdisk,target=/a") && !strcmp(d.backendtype, "qdisk"));
-    CHECK("deprecated raw: prefix and vdev:cdrom",
-          ok("raw:/root/i.iso,hdc:cdrom,ro") && !strcmp(d.target, "/root/i.iso") && d.cdrom &&
-              !strcmp(d.vdev, "hdc"));
+          ok("vdev=xvda,devtype=disk,backendtype=qdisk,target=/a") &&
+              !strcmp(d.backendtype, "qdisk"));
+    CHECK("deprecated raw: prefix and vdev:cdrom", ok("raw:/root/i.iso,hdc:cdrom,ro") &&
+                                                       !strcmp(d.target, "/root/i.iso") &&
+                                                       d.cdrom && !strcmp(d.vdev, "hdc"));
     CHECK("deprecated phy:/file:/tap:aio: prefixes",
           ok("phy:/dev/sdb,xvda,w") && !strcmp(d.target, "/dev/sdb") && d.readwrite &&
               ok("file:/a.img,xvdb,r") && !d.readwrite && ok("tap:aio:/a.img,xvdb,w") &&
               !strcmp(d.target, "/a.img") && !strcmp(d.backendtype, "tap"));
     CHECK("no-discard and direct-io-safe flags",
-          ok("/a,raw,xvda,rw,no-discard,direct-io-safe") && !d.discard && d.direct_io_safe);
+          ok("/a,raw,xvda,rw,no-discard,direct-io-safe") && !d.discard &&
+              d.direct_io_safe);
     char buf[256];
     CHECK("canonical form round-trips",
-          ok("/a b,,xvdd,ro,no-discard") && !xldisk_format(&d, buf, sizeof(buf)) && ok(buf) &&
-              !strcmp(d.target, "/a b") && d.devid == 51760 && !d.readwrite && !d.discard);
+          ok("/a b,,xvdd,ro,no-discard") && !xldisk_format(&d, buf, sizeof(buf)) &&
+              ok(buf) && !strcmp(d.target, "/a b") && d.devid == 51760 && !d.readwrite &&
+              !d.discard);
 }
 
 static void test_errors(void)
@@ -99,12 +118,16 @@ static void test_errors(void)
     CHECK("error: unknown format", bad("/a,vmdk9,xvda", "unknown format"));
     CHECK("error: bad access", bad("/a,raw,xvda,rx", "access 'rx'"));
     CHECK("error: bad vdev", bad("/a,raw,vda", "invalid vdev"));
-    CHECK("error: parameter twice", bad("vdev=xvda,vdev=xvdb,target=/a", "vdev given twice"));
-    CHECK("error: too many positionals", bad("/a,raw,xvda,rw,extra", "too many positional"));
-    CHECK("error: unknown key", bad("/a,raw,xvda,script=block", "unsupported parameter 'script'"));
+    CHECK("error: parameter twice",
+          bad("vdev=xvda,vdev=xvdb,target=/a", "vdev given twice"));
+    CHECK("error: too many positionals",
+          bad("/a,raw,xvda,rw,extra", "too many positional"));
+    CHECK("error: unknown key",
+          bad("/a,raw,xvda,script=block", "unsupported parameter 'script'"));
     CHECK("error: empty target", bad(",raw,xvda", "no target"));
     CHECK("error: target= empty", bad("vdev=xvda,target=", "no target"));
-    CHECK("error: writable cdrom", bad("/a,raw,hdc,rw,cdrom", "cdrom cannot be writable"));
+    CHECK("error: writable cdrom",
+          bad("/a,raw,hdc,rw,cdrom", "cdrom cannot be writable"));
     CHECK("error: backend domain", bad("/a,raw,xvda,backend=dom5", "only Domain-0"));
     CHECK("error: bad devtype", bad("/a,raw,xvda,devtype=floppy", "devtype"));
     CHECK("error: bad vdev suffix", bad("raw:/a,xvda:tape,w", "unknown suffix"));
@@ -113,10 +136,29 @@ static void test_errors(void)
 static void test_hostile(void)
 {
     static const char *const specs[] = {
-        "", ",", ",,,,,,,,", "=", "==,=", "target", "target=", ",target=", "vdev=", "a=b=c",
-        "\t\n ", "xvda", ":", "raw:", "tap:aio:tap:aio:", "phy:phy:phy:,xvda",
-        "/a,raw,xvda:", "/a,raw,:cdrom", "discard,discard", "cdrom,devtype=cdrom",
-        "backendtype=,vdev=xvda,target=/a", "/a,,xvda,,,,", "\xff\xfe,\x01,xvda",
+        "",
+        ",",
+        ",,,,,,,,",
+        "=",
+        "==,=",
+        "target",
+        "target=",
+        ",target=",
+        "vdev=",
+        "a=b=c",
+        "\t\n ",
+        "xvda",
+        ":",
+        "raw:",
+        "tap:aio:tap:aio:",
+        "phy:phy:phy:,xvda",
+        "/a,raw,xvda:",
+        "/a,raw,:cdrom",
+        "discard,discard",
+        "cdrom,devtype=cdrom",
+        "backendtype=,vdev=xvda,target=/a",
+        "/a,,xvda,,,,",
+        "\xff\xfe,\x01,xvda",
     };
     char *big = malloc(20000);
     int n = 0;

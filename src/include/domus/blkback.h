@@ -101,9 +101,9 @@ struct blkback_io {
     int fd;           /* the image */
     uint64_t sectors; /* its size in BLKBACK_SECTOR units */
     bool readwrite;
-    bool direct;             /* the image is open O_DIRECT (a block device) */
-    bool discard;            /* DISCARD offered */
-    struct blkback_aio *aio; /* NULL: requests served synchronously */
+    bool direct;                 /* the image is open O_DIRECT (a block device) */
+    bool discard;                /* DISCARD offered */
+    struct blkback_aio *aio;     /* NULL: requests served synchronously */
     struct blkback_stats *stats; /* counted into, or NULL */
 };
 

@@ -137,7 +137,7 @@ struct vcpu {
     pthread_mutex_t sched_lock;
     pthread_cond_t sched_cond;
     uint64_t sched_seq;
-    atomic_bool polling; /* inside SCHEDOP_poll: any delivery wakes it */
+    atomic_bool polling;            /* inside SCHEDOP_poll: any delivery wakes it */
     uint64_t blocks, polls, yields; /* served SCHEDOPs, for vcpu-list/top */
 };
 

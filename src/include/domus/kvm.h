@@ -78,7 +78,8 @@ int kvm_clock_load(struct domain *d, const struct simg_clock *c);
  * leaves removed, APIC ids per vCPU, leaf 0xD consistent with the XCR0
  * features offered.  out must hold supported->nent + 8 entries. */
 void cpuid_build(const struct kvm_cpuid2 *supported, struct kvm_cpuid2 *out,
-                 unsigned vcpu_id, unsigned nr_vcpus, unsigned domid, uint64_t xcr0_limit);
+                 unsigned vcpu_id, unsigned nr_vcpus, unsigned domid,
+                 uint64_t xcr0_limit);
 
 /* The XSAVE components (XCR0 bits) this host can give guests safely: all,
  * except under QEMU's TCG (the test host), whose SVM does not intercept

@@ -20,8 +20,8 @@ int store_ring_start(struct domain *d, struct store_ring **out, char *err, size_
 /* What xenstored needs to attach: the memfd of the domain's memory, the
  * page's offset in it, the guest frame number, the event channel port and
  * the two eventfds (owned by the store_ring). */
-void store_ring_info(const struct store_ring *r, int *mem_fd, uint64_t *offset, uint64_t *gfn,
-                     uint32_t *port, int *kick_fd, int *notify_fd);
+void store_ring_info(const struct store_ring *r, int *mem_fd, uint64_t *offset,
+                     uint64_t *gfn, uint32_t *port, int *kick_fd, int *notify_fd);
 
 /* Stops the thread and closes the eventfds.  NULL is fine. */
 void store_ring_stop(struct store_ring *r);

@@ -101,7 +101,8 @@ const char *vmctl_get_str(json_object *obj, const char *key);
 
 /* A failure reply, {"ok":false,"error":<fmt formatted, cut at 1 KiB>}. */
 json_object *vmctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-json_object *vmctl_verror(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+json_object *vmctl_verror(const char *fmt, va_list ap)
+    __attribute__((format(printf, 1, 0)));
 
 /* The request object one line holds (the caller puts it), or NULL with *why
  * saying what is wrong: json-c's reason, or "not a JSON object". */

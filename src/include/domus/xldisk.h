@@ -29,12 +29,13 @@ struct xldisk {
     bool cdrom;                     /* devtype=cdrom */
     bool discard;                   /* default true; no-discard clears it */
     bool direct_io_safe;
-    char backendtype[8];            /* "phy" (default), "qdisk", "tap" */
+    char backendtype[8]; /* "phy" (default), "qdisk", "tap" */
 };
 
 /* Parses spec (the n-th disk, counted from 0, for messages) into *d.
  * 0, or -EINVAL with "disk N 'spec': reason" in err. */
-int xldisk_parse(const char *spec, unsigned n, struct xldisk *d, char *err, size_t errlen);
+int xldisk_parse(const char *spec, unsigned n, struct xldisk *d, char *err,
+                 size_t errlen);
 
 /* Xen's virtual device number (docs/misc/vbd-interface.txt, libxl's
  * libxl__device_disk_dev_number) of a vdev name: xvd[a-z]+[N], hd[a-d][N],

@@ -14,7 +14,7 @@ int xs_vmhook_install(struct xs_daemon *d, const char *run_dir);
 /* The map hook itself, exposed for tests: fetches and maps domid's ring.
  * The gfn and event channel must match what the domain reports (-EINVAL
  * otherwise); -ENOENT when no such domain process answers. */
-int xs_vmhook_map(void *run_dir, unsigned domid, uint64_t gfn, unsigned evtchn, void **page,
-                  int *notify_fd, int *kick_fd);
+int xs_vmhook_map(void *run_dir, unsigned domid, uint64_t gfn, unsigned evtchn,
+                  void **page, int *notify_fd, int *kick_fd);
 
 #endif
