@@ -67,8 +67,13 @@ static int spawn_xenstored(struct dsd *d)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        execl(bin, bin, "--daemon", "--socket", x->path, "--run-dir", ts_run_dir(),
-              "--pid-file", x->pid_file, (char *)NULL);
+        const char *trace = getenv("DOMUS_XENSTORED_TRACE");
+        if (trace && *trace)
+            execl(bin, bin, "--daemon", "--socket", x->path, "--run-dir", ts_run_dir(),
+                  "--pid-file", x->pid_file, "--trace-file", trace, (char *)NULL);
+        else
+            execl(bin, bin, "--daemon", "--socket", x->path, "--run-dir", ts_run_dir(),
+                  "--pid-file", x->pid_file, (char *)NULL);
         _exit(127);
     }
     while (waitpid(pid, &status, 0) < 0) {

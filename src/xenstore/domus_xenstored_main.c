@@ -1,12 +1,15 @@
 /* domus-xenstored: Xen's xenstore daemon protocol on a Unix socket.
  *
  *   domus-xenstored [--socket PATH] [--daemon] [--pid-file PATH] [--run-dir DIR]
+ *                   [--trace-file FILE]
  *
  * Socket default: $XENSTORED_PATH, else /run/domus/xenstored/socket.
  * Serves in the foreground until SIGTERM/SIGINT (exit 0, socket removed);
  * --daemon detaches once the socket is listening.  --run-dir installs the
  * domus-vm INTRODUCE hook (xs_vmhook.h): a guest's ring is fetched from
- * DIR/dom<N>.control; without it INTRODUCE records domains without rings. */
+ * DIR/dom<N>.control; without it INTRODUCE records domains without rings.
+ * --trace-file (Xen's xenstored -T) appends a line per request and per watch
+ * event to FILE (xs_daemon_set_trace). */
 #include "domus/sandbox.h"
 #include "domus/util.h"
 #include "domus/xs_vmhook.h"
@@ -29,19 +32,21 @@ struct opts {
     const char *socket;
     const char *pid_file;
     const char *run_dir;
+    const char *trace;
     bool daemon;
 };
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f, "usage: domus-xenstored [--socket PATH] [--daemon] [--pid-file PATH]"
-           " [--run-dir DIR]\n"
-           "  --socket PATH    Unix socket for Domain 0 clients\n"
-           "                   (default $XENSTORED_PATH or " DEFAULT_SOCKET ")\n"
-           "  --daemon         detach once listening\n"
-           "  --pid-file PATH  write the daemon's pid there (removed on exit)\n"
-           "  --run-dir DIR    fetch guest rings from DIR/dom<N>.control on INTRODUCE\n");
+    fprintf(f,
+            "usage: domus-xenstored [--socket PATH] [--daemon] [--pid-file PATH]"
+            " [--run-dir DIR] [--trace-file FILE]\n"
+            "  --socket PATH    Unix socket for Domain 0 clients\n"
+            "                   (default $XENSTORED_PATH or " DEFAULT_SOCKET ")\n"
+            "  --daemon         detach once listening\n"
+            "  --pid-file PATH  write the daemon's pid there (removed on exit)\n"
+            "  --run-dir DIR    fetch guest rings from DIR/dom<N>.control on INTRODUCE\n"
+            "  -T, --trace-file FILE  append each request and watch event to FILE\n");
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -51,13 +56,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"pid-file", required_argument, NULL, 'p'},
         {"run-dir", required_argument, NULL, 'r'},
         {"daemon", no_argument, NULL, 'd'},
+        {"trace-file", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *env = getenv("XENSTORED_PATH");
     o->socket = env && *env ? env : DEFAULT_SOCKET;
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:p:r:dh", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "s:p:r:dT:h", lo, NULL)) != -1) {
         switch (ch) {
         case 's':
             o->socket = optarg;
@@ -70,6 +76,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case 'd':
             o->daemon = true;
+            break;
+        case 'T':
+            o->trace = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -146,9 +155,14 @@ int main(int argc, char **argv)
     struct opts o = {0};
     int rc, sfd = -1, ready_fd = -1;
     struct xs_daemon *d = NULL;
+    FILE *trace = NULL;
     dlog_set_prog("domus-xenstored");
     if (parse_opts(argc, argv, &o))
         return 2;
+    if (o.trace && !(trace = fopen(o.trace, "ae"))) {
+        derr("cannot open %s: %s", o.trace, strerror(errno));
+        return 1;
+    }
     /* No capabilities, no programs run: sockets, guest memfds handed over
      * by domus-vm and files in its own directories are all it touches. */
     sandbox_process("domus-xenstored", NULL, 0, SANDBOX_PROC_NO_EXEC);
@@ -157,6 +171,7 @@ int main(int argc, char **argv)
         derr("out of memory");
         return 1;
     }
+    xs_daemon_set_trace(d, trace);
     if (o.run_dir && (rc = xs_vmhook_install(d, o.run_dir))) {
         derr("cannot install the ring hook: %s", strerror(-rc));
         goto out;
@@ -198,5 +213,7 @@ out:
     if (sfd >= 0)
         close(sfd);
     xs_daemon_free(d);
+    if (trace)
+        fclose(trace);
     return rc ? 1 : 0;
 }

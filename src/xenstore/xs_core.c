@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 void xs_quota_defaults(struct xs_quota *q)
@@ -384,6 +385,21 @@ void xs_conn_free(struct xs_conn *c)
     struct xs_daemon *d = c->d;
     conn_kill(c);
     xs_daemon_flush(d);
+}
+
+void xs_daemon_set_trace(struct xs_daemon *d, FILE *f)
+{
+    d->trace = f;
+}
+
+void xs_trace(const struct xs_conn *c, const char *what, const char *arg)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    fprintf(c->d->trace, "%lld.%06ld dom%u %s %.96s\n", (long long)ts.tv_sec,
+            ts.tv_nsec / 1000, c->domid, what, arg);
+    fflush(c->d->trace);
 }
 
 void xs_daemon_free(struct xs_daemon *d)

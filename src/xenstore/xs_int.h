@@ -206,7 +206,10 @@ struct xs_daemon {
     int epfd, listen_fd;
     char *sock_path;
     struct xs_stats st;
+    FILE *trace; /* xs_daemon_set_trace */
 };
+/* A trace line (xs_daemon_set_trace): "<s.us> dom<N> <what> <arg>". */
+void xs_trace(const struct xs_conn *c, const char *what, const char *arg);
 
 /* core */
 struct xs_conn *conn_new(struct xs_daemon *d, unsigned domid,

@@ -697,6 +697,44 @@ static int find_tx(struct xs_conn *c, uint32_t id, struct xs_tx **out)
     return -ENOENT;
 }
 
+static const char *const type_names[XS_TYPE_COUNT] = {
+    [XS_CONTROL] = "CONTROL",
+    [XS_DIRECTORY] = "DIRECTORY",
+    [XS_READ] = "READ",
+    [XS_GET_PERMS] = "GET_PERMS",
+    [XS_WATCH] = "WATCH",
+    [XS_UNWATCH] = "UNWATCH",
+    [XS_TRANSACTION_START] = "TRANSACTION_START",
+    [XS_TRANSACTION_END] = "TRANSACTION_END",
+    [XS_INTRODUCE] = "INTRODUCE",
+    [XS_RELEASE] = "RELEASE",
+    [XS_GET_DOMAIN_PATH] = "GET_DOMAIN_PATH",
+    [XS_WRITE] = "WRITE",
+    [XS_MKDIR] = "MKDIR",
+    [XS_RM] = "RM",
+    [XS_SET_PERMS] = "SET_PERMS",
+    [XS_IS_DOMAIN_INTRODUCED] = "IS_DOMAIN_INTRODUCED",
+    [XS_RESUME] = "RESUME",
+    [XS_SET_TARGET] = "SET_TARGET",
+    [XS_RESET_WATCHES] = "RESET_WATCHES",
+    [XS_DIRECTORY_PART] = "DIRECTORY_PART",
+};
+
+static void trace_req(const struct xs_conn *c, const struct xs_req *r, int rc)
+{
+    char what[64], arg[112] = "";
+    const char *name = r->type < XS_TYPE_COUNT ? type_names[r->type] : NULL;
+    size_t first = r->len ? strnlen(r->p, r->len) : 0;
+
+    snprintf(what, sizeof(what), "%s%s%s tx%u", name ? name : "type?", rc < 0 ? " -" : "",
+             rc < 0 ? strerror(-rc) : "", r->tx_id);
+    if (r->type == XS_WRITE && first + 1 < r->len) /* the value, to its first NUL */
+        snprintf(arg, sizeof(arg), "%.*s = %.40s", (int)first, r->p, r->p + first + 1);
+    else if (r->len)
+        snprintf(arg, sizeof(arg), "%.*s", (int)first, r->p);
+    xs_trace(c, what, arg);
+}
+
 void xs_process(struct xs_conn *c, struct xs_req *r)
 {
     int rc;
@@ -712,6 +750,8 @@ void xs_process(struct xs_conn *c, struct xs_req *r)
     if (rc == 0)
         rc = ops[r->type].fn(c, r);
 out:
+    if (c->d->trace)
+        trace_req(c, r, rc);
     if (rc < 0)
         send_error(c, r, -rc);
 }

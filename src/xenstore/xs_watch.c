@@ -60,6 +60,8 @@ static void send_event(struct xs_conn *c, const struct xs_watch *w, const char *
         return;
     if (conn_queue(c, XS_WATCH_EVENT, 0, 0, buf, (uint32_t)(pl + tl), false) == 0)
         c->d->st.watch_events++;
+    if (c->d->trace)
+        xs_trace(c, "EVENT", path);
 }
 
 /* Permission is checked only for a connection with a watch that matches,

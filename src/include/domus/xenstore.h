@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct xs_daemon;
 struct xs_conn;
@@ -73,6 +74,12 @@ struct xs_daemon *xs_daemon_new(const struct xs_quota *q);
 /* Closes every connection and socket (removing the socket file) and frees
  * everything.  NULL is fine. */
 void xs_daemon_free(struct xs_daemon *d);
+
+/* Trace (xenstored's --trace-file): one line per request taken (wall
+ * clock, domain, type, result, first argument cut to 96 bytes) and per watch
+ * event queued, flushed as written; NULL turns it off.  The caller keeps f
+ * open.  For debugging: it grows with the guests' traffic. */
+void xs_daemon_set_trace(struct xs_daemon *d, FILE *f);
 
 /* Installs INTRODUCE/RELEASE hooks (copied). */
 void xs_daemon_set_ring_hooks(struct xs_daemon *d, const struct xs_ring_hooks *h);
