@@ -412,7 +412,8 @@ ratio() {
     paste -d' ' "$R/domus.$1" "$R/qemu.$1" | awk -v i="$2" -v n="$3" -v a="$(col "$R/domus.$1" "$2")" -v b="$(col "$R/qemu.$1" "$2")" '
         $1 == "NA" || $9 == "NA" {next}
         {r = $(i + 8) > 0 ? $i / $(i + 8) : 0; if (k++ == 0 || r < lo) lo = r; if (k == 1 || r > hi) hi = r}
-        END {printf "  %-16s domus/qemu %.2f (per pair %.2f..%.2f, %d pairs)\n", n, (b > 0 ? a / b : 0), lo, hi, k}'
+        END {if (!k || b <= 0) printf "  %-16s domus/qemu: no pair with both migrations finished\n", n
+             else printf "  %-16s domus/qemu %.2f (per pair %.2f..%.2f, %d pairs)\n", n, a / b, lo, hi, k}'
 }
 port=7100
 failed=0
@@ -461,7 +462,8 @@ for c in $CASES; do
     [ -s "$R/domus.$cn" ] && [ -s "$R/qemu.$cn" ] || continue
     awk -v c="$cn" -v g="$(col "$R/domus.$cn" 1)" -v G="$(col "$R/qemu.$cn" 1)" \
         -v t="$(col "$R/domus.$cn" 2)" -v T="$(col "$R/qemu.$cn" 2)" 'BEGIN {
-        a = G > 0 ? g / G : 0; b = T > 0 ? t / T : 0
+        if (g <= 0 || G <= 0 || t <= 0 || T <= 0) { printf "  %-8s no ratio: a side has no migration that finished\n", c; exit }
+        a = g / G; b = t / T
         printf "  %-8s gap %.2f (%s), total time %.2f (%s)\n", c, a, a <= 0.5 ? "met" : "not met", b, b <= 1.0 ? "met" : "not met"}'
 done
 exit $failed
