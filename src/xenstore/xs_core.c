@@ -395,10 +395,17 @@ void xs_daemon_set_trace(struct xs_daemon *d, FILE *f)
 void xs_trace(const struct xs_conn *c, const char *what, const char *arg)
 {
     struct timespec ts;
+    char safe[97];
+    size_t i;
 
+    /* A guest's bytes: no control character reaches the file (no forged
+     * lines). */
+    for (i = 0; i < sizeof(safe) - 1 && arg[i]; i++)
+        safe[i] = arg[i] < 0x20 || arg[i] == 0x7f ? '?' : arg[i];
+    safe[i] = 0;
     clock_gettime(CLOCK_REALTIME, &ts);
-    fprintf(c->d->trace, "%lld.%06ld dom%u %s %.96s\n", (long long)ts.tv_sec,
-            ts.tv_nsec / 1000, c->domid, what, arg);
+    fprintf(c->d->trace, "%lld.%06ld dom%u %s %s\n", (long long)ts.tv_sec,
+            ts.tv_nsec / 1000, c->domid, what, safe);
     fflush(c->d->trace);
 }
 

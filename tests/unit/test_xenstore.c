@@ -627,6 +627,44 @@ static void test_control(void)
     xs_conn_free(t.c);
 }
 
+/* xs_daemon_set_trace: a line per request and per event; off with NULL. */
+static void test_trace(void)
+{
+    char *buf = NULL, path[200];
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    struct tc t;
+
+    tc_open(&t, d, 0);
+    xs_daemon_set_trace(d, f);
+    WR(&t, 0, "/t/x", "v1");
+    REQ(&t, XS_READ, 0, "/t/nope");
+    REQ(&t, XS_WATCH, 0, "/t", "tok");
+    memset(path, 'p', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = 0;
+    REQ(&t, XS_READ, 0, path);
+    WR(&t, 0, "/t/y", "a\nforged line");
+    xs_daemon_set_trace(d, NULL);
+    REQ(&t, XS_READ, 0, "/t/after");
+    fclose(f);
+    CHECK("trace: a write with its value",
+          buf && strstr(buf, " dom0 WRITE tx0 /t/x = v1\n"));
+    CHECK("trace: a failed read with its error",
+          buf && strstr(buf, " dom0 READ -No such file or directory tx0 /t/nope\n"));
+    CHECK("trace: a watch and its first event",
+          buf && strstr(buf, " dom0 WATCH tx0 /t\n") && strstr(buf, " dom0 EVENT /t\n"));
+    CHECK("trace: a long path cut to 96 bytes",
+          buf && strstr(buf, " tx0 /ppp") && !strstr(buf, path));
+    CHECK("trace: a value's newline does not start a line",
+          buf && strstr(buf, "/t/y = a?forged line\n") && !strstr(buf, "\nforged"));
+    CHECK("trace: nothing once turned off", buf && !strstr(buf, "/t/after"));
+    free(buf);
+    REQ(&t, XS_UNWATCH, 0, "/t", "tok");
+    REQ(&t, XS_RM, 0, "/t");
+    xs_conn_free(t.c);
+}
+
 int main(void)
 {
     d = xs_daemon_new(NULL);
@@ -643,6 +681,7 @@ int main(void)
     test_domains();
     test_directory_part();
     test_control();
+    test_trace();
     struct xs_stats st;
     xs_daemon_stats(d, &st);
     CHECK("tree back to the basic nodes", st.nodes == 5);
