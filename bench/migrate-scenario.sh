@@ -466,4 +466,7 @@ for c in $CASES; do
         a = g / G; b = t / T
         printf "  %-8s gap %.2f (%s), total time %.2f (%s)\n", c, a, a <= 0.5 ? "met" : "not met", b, b <= 1.0 ? "met" : "not met"}'
 done
+# bench/migrate --xenstore-trace: A's and B's xenstored requests and events
+# (one file for both; times on the wall clock).
+[ -z "${DOMUS_XENSTORED_TRACE:-}" ] || sed 's/^/TRACE /' "$DOMUS_XENSTORED_TRACE"
 exit $failed
