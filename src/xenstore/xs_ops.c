@@ -299,13 +299,23 @@ out:
         .d = (c)->d, .c = (c), .tx = (r)->tx                                             \
     }
 
+/* The request's one path argument, canonical (*name, the caller frees it),
+ * and its node if perm allows: 0, or get_node's -errno; -ENOMEM. */
+static int one_path(struct xs_conn *c, struct xs_req *r, struct xs_view *v, unsigned perm,
+                    char **name, const struct xs_node **n)
+{
+    const char *arg = xs_req_onearg(r);
+
+    *name = arg ? canonicalize(c, arg) : NULL;
+    return arg && !*name ? -ENOMEM : get_node(v, *name, perm, n);
+}
+
 static int do_read_like(struct xs_conn *c, struct xs_req *r, bool dir)
 {
     struct xs_view v = VIEW(c, r);
-    const char *arg = xs_req_onearg(r);
-    char *name = arg ? canonicalize(c, arg) : NULL;
+    char *name;
     const struct xs_node *n;
-    int rc = arg && !name ? -ENOMEM : get_node(&v, name, XSP_READ, &n);
+    int rc = one_path(c, r, &v, XSP_READ, &name, &n);
     if (rc == 0) {
         if (dir)
             xs_reply(c, r, n->children, n->childlen);
@@ -374,10 +384,9 @@ static int do_directory_part(struct xs_conn *c, struct xs_req *r)
 static int do_get_perms(struct xs_conn *c, struct xs_req *r)
 {
     struct xs_view v = VIEW(c, r);
-    const char *arg = xs_req_onearg(r);
-    char *name = arg ? canonicalize(c, arg) : NULL;
+    char *name;
     const struct xs_node *n;
-    int rc = arg && !name ? -ENOMEM : get_node(&v, name, XSP_READ, &n);
+    int rc = one_path(c, r, &v, XSP_READ, &name, &n);
     if (rc == 0) {
         char buf[XENSTORE_PAYLOAD_MAX + 1];
         int len = xs_perms_format(n->perms, n->nperms, buf, sizeof(buf));
@@ -433,10 +442,9 @@ static int do_write(struct xs_conn *c, struct xs_req *r)
 static int do_mkdir(struct xs_conn *c, struct xs_req *r)
 {
     struct xs_view v = VIEW(c, r);
-    const char *arg = xs_req_onearg(r);
-    char *name = arg ? canonicalize(c, arg) : NULL;
+    char *name;
     const struct xs_node *n;
-    int rc = arg && !name ? -ENOMEM : get_node(&v, name, XSP_WRITE, &n);
+    int rc = one_path(c, r, &v, XSP_WRITE, &name, &n);
     if (rc == -ENOENT) {
         rc = create_node(&v, name, NULL, 0);
         if (rc == 0 && view_get(&v, name, &n) == 0)
@@ -451,10 +459,9 @@ static int do_mkdir(struct xs_conn *c, struct xs_req *r)
 static int do_rm(struct xs_conn *c, struct xs_req *r)
 {
     struct xs_view v = VIEW(c, r);
-    const char *arg = xs_req_onearg(r);
-    char *name = arg ? canonicalize(c, arg) : NULL;
+    char *name;
     const struct xs_node *n;
-    int rc = arg && !name ? -ENOMEM : get_node(&v, name, XSP_WRITE, &n);
+    int rc = one_path(c, r, &v, XSP_WRITE, &name, &n);
     if (rc == -ENOENT) {
         /* Not there: fine if the parent exists. */
         char *pname = xs_parent(name);
