@@ -48,12 +48,7 @@ count_tier() {
 # fails twice fails, except that when the second failure is the test host
 # stopping or dying (run.sh's heartbeat FAIL line, a hang of the emulation
 # that no assertion saw; a triple fault or a panic of the test host's own
-# kernel) it gets a third and last run.  Runs after the first are on one
-# QEMU thread for both test-host CPUs (DOMUS_TESTHOST_TCG=thread=single
-# unless set): the test host's own int3 oopses (its kernel's text patching,
-# which QEMU's multi-threaded TCG must follow across threads) were all on
-# the default, multi-threaded TCG; whether one thread avoids them is being
-# counted (README, "How the tests run").
+# kernel) it gets a third and last run.
 # More arguments go to run.sh (--guest 6.12; NAME is then NAME@6.12, as
 # run.sh names its log).
 run_scenario() {
@@ -69,9 +64,8 @@ run_scenario() {
             "($(grep -m1 '^FAIL ' "$out" | cut -c1-120); log: $keep); once more"
         retried="$retried${retried:+, }$name ($(grep -m1 '^FAIL ' "$out" | cut -c6-90))"
         try=$((try + 1)) rc=0
-        echo "--- scenario $name (run $try, TCG ${DOMUS_TESTHOST_TCG:-thread=single})" >&2
-        DOMUS_TESTHOST_TCG="${DOMUS_TESTHOST_TCG:-thread=single}" \
-            tests/testhost/run.sh "$@" "$path" 2>&1 </dev/null | tee "$out" || rc=$?
+        echo "--- scenario $name (run $try)" >&2
+        tests/testhost/run.sh "$@" "$path" 2>&1 </dev/null | tee "$out" || rc=$?
         [ "$try" -lt 3 ] || break
     done
     count_tier "scenario $name" "$rc"
