@@ -68,12 +68,12 @@ static int spawn_xenstored(struct dsd *d)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         const char *trace = getenv("DOMUS_XENSTORED_TRACE");
-        if (trace && *trace)
-            execl(bin, bin, "--daemon", "--socket", x->path, "--run-dir", ts_run_dir(),
-                  "--pid-file", x->pid_file, "--trace-file", trace, (char *)NULL);
-        else
-            execl(bin, bin, "--daemon", "--socket", x->path, "--run-dir", ts_run_dir(),
-                  "--pid-file", x->pid_file, (char *)NULL);
+        const char *argv[] = {
+            bin,          "--daemon",  "--socket",     x->path, "--run-dir", ts_run_dir(),
+            "--pid-file", x->pid_file, "--trace-file", trace,   NULL};
+        if (!trace || !*trace)
+            argv[8] = NULL; /* no trace: the list ends before it */
+        execv(bin, (char *const *)argv);
         _exit(127);
     }
     while (waitpid(pid, &status, 0) < 0) {
