@@ -630,6 +630,29 @@ static void log_exits(const struct vcpu *v)
                n ? line : "");
 }
 
+/* Where a vCPU was when it stopped for good (a triple fault): one line of
+ * its registers and one of its pending events, as Xen logs a crashed domain's
+ * vCPU; once per domain end, so bounded. */
+static void log_cpu_state(const struct vcpu *v)
+{
+    struct kvm_regs r;
+    struct kvm_sregs s;
+    struct kvm_vcpu_events e;
+
+    if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0 ||
+        ioctl(v->fd, KVM_GET_VCPU_EVENTS, &e) < 0)
+        return;
+    dinfo("dom%u vcpu%u: rip %#llx rsp %#llx rflags %#llx cr0 %#llx cr2 %#llx cr3 %#llx "
+          "cr4 %#llx efer %#llx cs %#x idt %#llx/%#x",
+          v->d->domid, v->id, r.rip, r.rsp, r.rflags, s.cr0, s.cr2, s.cr3, s.cr4, s.efer,
+          s.cs.selector, s.idt.base, s.idt.limit);
+    dinfo("dom%u vcpu%u: exception %u/%u nr %u error %#x, interrupt %u/%u nr %u, nmi "
+          "%u/%u, shadow %#x",
+          v->d->domid, v->id, e.exception.injected, e.exception.pending, e.exception.nr,
+          e.exception.error_code, e.interrupt.injected, e.interrupt.soft, e.interrupt.nr,
+          e.nmi.injected, e.nmi.pending, e.interrupt.shadow);
+}
+
 static void handle_exit(struct vcpu *v, struct kvm_run *run)
 {
     count_exit(&v->stats, run);
@@ -657,6 +680,7 @@ static void handle_exit(struct vcpu *v, struct kvm_run *run)
         break;
     case KVM_EXIT_SHUTDOWN:
         dinfo("dom%u vcpu%u: triple fault: treated as reboot", v->d->domid, v->id);
+        log_cpu_state(v);
         domain_shutdown(v->d, SHUTDOWN_reboot);
         break;
     case KVM_EXIT_HLT:
