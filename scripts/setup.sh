@@ -14,6 +14,8 @@
 #     linux-source-6.1 (scripts/build-kvm-xen.sh).  On a host with vmx/svm, /dev/kvm
 #     is asked for KVM_CAP_XEN_HVM and `make setup-kvm` is suggested where
 #     it lacks it,
+#  3b. the test host's emulator: QEMU from bookworm-backports, fetched and
+#     unpacked into the cache (DOMUS_TESTHOST_QEMU=system: the installed one),
 #  4. the guest initramfs (busybox, tests/guest/*, xenstore-utils, the front-end
 #     modules of both guest kernels, tests/guest/*.c built static),
 #  5. ${DOMUS_CACHE}/env.sh, for tests to source.
@@ -184,6 +186,68 @@ if grep -qwE 'vmx|svm' /proc/cpuinfo; then
     fi
 fi
 
+# --- 3b. the test host's emulator ----------------------------------------------
+# The test host is QEMU's TCG emulating an AMD CPU with SVM and NPT.  The
+# default is the QEMU of bookworm-backports (10.0): under bookworm's 7.2 the
+# guests of a nested KVM triple faulted while dirty logging ran (live
+# migration, about one 76-migrate-net run in two) and the test host hung now
+# and then (see the README).  It is fetched with `apt-get download` through a
+# source list and package lists of its own in the cache (the machine's apt
+# configuration is not touched), unpacked there and run from there; nothing
+# is installed.  DOMUS_TESTHOST_QEMU=system runs the installed
+# qemu-system-x86_64 instead.  The QEMU inside the test host (the benchmarks'
+# peer) is always the installed one.
+QEMU_MODE="${DOMUS_TESTHOST_QEMU:-backports}"
+case "$QEMU_MODE" in system|backports) ;; *) die "DOMUS_TESTHOST_QEMU must be backports or system, not '$QEMU_MODE'" ;; esac
+BPO_MIRROR="${DOMUS_BACKPORTS_MIRROR:-http://deb.debian.org/debian}"
+QEMU_PKGS="qemu-system-x86 qemu-system-data seabios"
+# bpo_apt ARGS...: apt-get with the backports source list and lists in the cache.
+bpo_apt() {
+    local a="$DOMUS_CACHE/qemu/apt" tool="$1"
+    shift
+    "$tool" -o Dir::Etc::sourcelist="$a/sources.list" -o Dir::Etc::sourceparts=- \
+        -o Dir::State::Lists="$a/lists" -o Dir::Cache="$a/cache" -o APT::Get::List-Cleanup=0 "$@"
+}
+# fetch_qemu: ${DOMUS_CACHE}/qemu/VERSION/usr/... from the backports packages
+# (once; remove the directory to fetch anew).  Prints the directory.
+fetch_qemu() {
+    local q="$DOMUS_CACHE/qemu" cur p v specs="" tmp deb
+    cur="$(cat "$q/current" 2>/dev/null || true)"
+    if [ -n "$cur" ] && [ -x "$q/$cur/usr/bin/qemu-system-x86_64" ]; then
+        echo "$q/$cur"
+        return 0
+    fi
+    progress "fetching QEMU from bookworm-backports (the test host's emulator)"
+    mkdir -p "$q/apt/lists/partial" "$q/apt/cache/archives/partial"
+    echo "deb $BPO_MIRROR bookworm-backports main" >"$q/apt/sources.list"
+    bpo_apt apt-get update -qq >/dev/null 2>&1 || die "apt-get update of bookworm-backports failed ($BPO_MIRROR)"
+    for p in $QEMU_PKGS; do
+        v="$(bpo_apt apt-cache madison "$p" | awk -F' [|] ' '/backports/ {print $2; exit}')"
+        [ -n "$v" ] || die "bookworm-backports has no $p"
+        specs="$specs $p=$v"
+    done
+    tmp="$(mktemp -d "$q/.fetch.XXXXXX")"
+    chmod 0755 "$tmp" # apt's _apt user downloads into it
+    # shellcheck disable=SC2086
+    (cd "$tmp" && bpo_apt apt-get download -qq $specs >/dev/null 2>"$tmp/download.log") ||
+        { cat "$tmp/download.log" >&2; rm -rf "$tmp"; die "apt-get download$specs failed"; }
+    for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/x" || die "dpkg-deb -x $deb failed"; done
+    "$tmp/x/usr/bin/qemu-system-x86_64" --version >/dev/null 2>&1 ||
+        die "the backports QEMU does not run here (ldd $tmp/x/usr/bin/qemu-system-x86_64)"
+    v="$(echo "$specs" | sed -n 's/.*qemu-system-x86=\([^ ]*\).*/\1/p' | tr ':~+' '___')"
+    rm -rf "${q:?}/$v"
+    mv "$tmp/x" "$q/$v"
+    rm -rf "$tmp"
+    echo "$v" >"$q/current"
+    echo "$q/$v"
+}
+TH_QEMU="" TH_QEMU_DATA=""
+if [ "$QEMU_MODE" = backports ]; then
+    qroot="$(fetch_qemu)"
+    TH_QEMU="$qroot/usr/bin/qemu-system-x86_64"
+    TH_QEMU_DATA="$qroot/usr/share/qemu:$qroot/usr/share/seabios"
+fi
+
 # --- 4. guest initramfs --------------------------------------------------------
 # Xen's front ends, and virtio's for the same initramfs under QEMU (bench/io;
 # bench/density: its balloon, on virtio-mmio or virtio-pci).
@@ -235,7 +299,8 @@ new_env="$(cat <<EOF
 # Written by scripts/setup.sh; source it.  DOMUS_KERNEL is the main guest
 # kernel (6.1), DOMUS_KERNEL_612 the second; the test host boots
 # DOMUS_TESTHOST_KDIR/vmlinuz with DOMUS_KVM_MODULES' kvm modules, or its own
-# where that is empty.
+# where that is empty, under DOMUS_TESTHOST_QEMU_BIN (firmware from the
+# DOMUS_TESTHOST_QEMU_DATA directories), or the installed QEMU where empty.
 export DOMUS_CACHE='$DOMUS_CACHE'
 export DOMUS_KVER='$KVER'
 export DOMUS_KERNEL='$KDIR/vmlinuz'
@@ -247,6 +312,8 @@ export DOMUS_TESTHOST_SERIES='$TH_SERIES'
 export DOMUS_TESTHOST_KVER='$TH_KVER'
 export DOMUS_TESTHOST_KDIR='$TH_KDIR'
 export DOMUS_KVM_MODULES='$KVM_MODULES'
+export DOMUS_TESTHOST_QEMU_BIN='$TH_QEMU'
+export DOMUS_TESTHOST_QEMU_DATA='$TH_QEMU_DATA'
 EOF
 )"
 if [ "$(cat "$ENV" 2>/dev/null || true)" != "$new_env" ]; then

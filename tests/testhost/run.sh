@@ -114,6 +114,8 @@ if [ -z "${DOMUS_SETUP_DONE:-}" ]; then
 fi
 # shellcheck disable=SC1091
 . "$DOMUS_CACHE/env.sh"
+# DOMUS_TESTHOST_QEMU=system: the installed QEMU, whatever setup fetched.
+[ "${DOMUS_TESTHOST_QEMU:-}" != system ] || DOMUS_TESTHOST_QEMU_BIN='' DOMUS_TESTHOST_QEMU_DATA=''
 case "$GUEST_SERIES" in
 6.1) GUEST_KERNEL="$DOMUS_KERNEL" ;;
 6.12) GUEST_KERNEL="$DOMUS_KERNEL_612" ;;
@@ -354,8 +356,10 @@ run_testhost() {
     [ "${DOMUS_TESTHOST_KEYHOLD:-$keyhold}" != 0 ] || append="$append domus.keyhold=0"
     # DOMUS_TESTHOST_TCG=thread=single: one host thread for both test-host
     # CPUs (no cross-thread code modification; slower).
-    local qemu=(qemu-system-x86_64 -accel "tcg${DOMUS_TESTHOST_TCG:+,$DOMUS_TESTHOST_TCG}" -cpu EPYC,+svm,+npt -smp 2 -m 3G
+    local qemu=("${DOMUS_TESTHOST_QEMU_BIN:-qemu-system-x86_64}" -accel "tcg${DOMUS_TESTHOST_TCG:+,$DOMUS_TESTHOST_TCG}" -cpu EPYC,+svm,+npt -smp 2 -m 3G
         -nographic -nic none -no-reboot -kernel "$DOMUS_TESTHOST_KDIR/vmlinuz" -initrd "$initrd" -append "$append")
+    local dir # the backports QEMU's firmware (scripts/setup.sh)
+    for dir in $(echo "${DOMUS_TESTHOST_QEMU_DATA:-}" | tr ':' ' '); do qemu+=(-L "$dir"); done
     if [ "$SHELL_MODE" = 1 ]; then
         exec "${qemu[@]}"
     fi
@@ -366,6 +370,7 @@ run_testhost() {
     rm -f "$QEMU_LOG"
     qemu+=(-serial mon:stdio -serial "file:$HEARTBEAT" -d cpu_reset,guest_errors -D "$QEMU_LOG")
     trap 'rm -f "$initrd" "$scen_cpio" "$HEARTBEAT" "$HEARTBEAT.stopped"' EXIT
+    echo "testhost: emulator $("${qemu[0]}" --version | head -n 1) (-accel ${qemu[2]})"
     T0="$(date +%s.%N)"
     watch_heartbeat "$initrd" &
     local watcher=$!
