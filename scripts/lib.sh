@@ -4,6 +4,7 @@ export DOMUS_CACHE="${DOMUS_CACHE:-${HOME:-/root}/.cache/domus}"
 
 die() { echo "${DOMUS_PROG:-domus}: error: $*" >&2; exit 1; }
 note() { [ -n "${DOMUS_VERBOSE:-}" ] && echo "${DOMUS_PROG:-domus}: $*" >&2; return 0; }
+warn() { echo "${DOMUS_PROG:-domus}: warning: $*" >&2; }
 
 # Version of the kernel linux-image-cloud-amd64 depends on, e.g. 6.1.0-56-cloud-amd64.
 resolve_cloud_kver() {

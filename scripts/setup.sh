@@ -209,7 +209,9 @@ bpo_apt() {
         -o Dir::State::Lists="$a/lists" -o Dir::Cache="$a/cache" -o APT::Get::List-Cleanup=0 "$@"
 }
 # fetch_qemu: ${DOMUS_CACHE}/qemu/VERSION/usr/... from the backports packages
-# (once; remove the directory to fetch anew).  Prints the directory.
+# (once; remove the directory to fetch anew).  Prints the directory; says
+# why and fails where backports cannot be had (the caller falls back to the
+# installed QEMU).
 fetch_qemu() {
     local q="$DOMUS_CACHE/qemu" cur p v specs="" tmp deb
     cur="$(cat "$q/current" 2>/dev/null || true)"
@@ -220,20 +222,20 @@ fetch_qemu() {
     progress "fetching QEMU from bookworm-backports (the test host's emulator)"
     mkdir -p "$q/apt/lists/partial" "$q/apt/cache/archives/partial"
     echo "deb $BPO_MIRROR bookworm-backports main" >"$q/apt/sources.list"
-    bpo_apt apt-get update -qq >/dev/null 2>&1 || die "apt-get update of bookworm-backports failed ($BPO_MIRROR)"
+    bpo_apt apt-get update -qq >/dev/null 2>&1 || { warn "apt-get update of bookworm-backports failed ($BPO_MIRROR)"; return 1; }
     for p in $QEMU_PKGS; do
         v="$(bpo_apt apt-cache madison "$p" | awk -F' [|] ' '/backports/ {print $2; exit}')"
-        [ -n "$v" ] || die "bookworm-backports has no $p"
+        [ -n "$v" ] || { warn "bookworm-backports has no $p"; return 1; }
         specs="$specs $p=$v"
     done
     tmp="$(mktemp -d "$q/.fetch.XXXXXX")"
     chmod 0755 "$tmp" # apt's _apt user downloads into it
     # shellcheck disable=SC2086
     (cd "$tmp" && bpo_apt apt-get download -qq $specs >/dev/null 2>"$tmp/download.log") ||
-        { cat "$tmp/download.log" >&2; rm -rf "$tmp"; die "apt-get download$specs failed"; }
-    for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/x" || die "dpkg-deb -x $deb failed"; done
+        { cat "$tmp/download.log" >&2; rm -rf "$tmp"; warn "apt-get download$specs failed"; return 1; }
+    for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/x" || { rm -rf "$tmp"; return 1; }; done
     "$tmp/x/usr/bin/qemu-system-x86_64" --version >/dev/null 2>&1 ||
-        die "the backports QEMU does not run here (ldd $tmp/x/usr/bin/qemu-system-x86_64)"
+        { warn "the backports QEMU does not run here"; rm -rf "$tmp"; return 1; }
     v="$(echo "$specs" | sed -n 's/.*qemu-system-x86=\([^ ]*\).*/\1/p' | tr ':~+' '___')"
     rm -rf "${q:?}/$v"
     mv "$tmp/x" "$q/$v"
@@ -243,9 +245,12 @@ fetch_qemu() {
 }
 TH_QEMU="" TH_QEMU_DATA=""
 if [ "$QEMU_MODE" = backports ]; then
-    qroot="$(fetch_qemu)"
-    TH_QEMU="$qroot/usr/bin/qemu-system-x86_64"
-    TH_QEMU_DATA="$qroot/usr/share/qemu:$qroot/usr/share/seabios"
+    if qroot="$(fetch_qemu)"; then
+        TH_QEMU="$qroot/usr/bin/qemu-system-x86_64"
+        TH_QEMU_DATA="$qroot/usr/share/qemu:$qroot/usr/share/seabios"
+    else
+        warn "the test host runs under the installed QEMU ($(qemu-system-x86_64 --version 2>/dev/null | head -n 1))"
+    fi
 fi
 
 # --- 4. guest initramfs --------------------------------------------------------
