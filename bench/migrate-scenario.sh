@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs inside the test host (tests/testhost/run.sh --with-qemu; bench/migrate
 # builds it: BENCH_* settings, bench/lib-trace.sh, tests/scenarios/
-# lib-toolstack.sh and lib-hosts.sh, then this).  Live migration's downtime
+# lib-toolstack.sh, lib-hosts.sh and lib-mig.sh, then this).  Live migration's downtime
 # on Domus and on QEMU, in one test host, on one LAN:
 #   hosts    A and B, network namespaces with a bridge xenbr0 each (10.0.0.11,
 #            10.0.0.12), joined by the veth ab-ba; the client C (10.0.0.1) on
@@ -43,17 +43,11 @@ N=${BENCH_RUNS:-5}
 CASES=${BENCH_CASES:-idle low medium high}
 MEM=256 VCPUS=${BENCH_VCPUS:-2}
 QEMU_MIG_TIMEOUT=${BENCH_QEMU_TIMEOUT:-300} # s; then migrate_cancel (no convergence)
-A_RUN="$DOMUS_TMP/a/run" A_LOG="$DOMUS_TMP/a/log"
-B_RUN="$DOMUS_TMP/b/run" B_LOG="$DOMUS_TMP/b/log"
-DOMUS_CGROUP=0 # the two domusds would both make domus/dom1
-export DOMUS_CGROUP
-onA() { DOMUS_RUN_DIR="$A_RUN" DOMUS_LOG_DIR="$A_LOG" "$@"; }
-onB() { DOMUS_RUN_DIR="$B_RUN" DOMUS_LOG_DIR="$B_LOG" "$@"; }
 addr_of() { [ "$1" = A ] && echo 10.0.0.11 || echo 10.0.0.12; }
 other() { [ "$1" = A ] && echo B || echo A; }
 CMAC=02:00:00:00:00:0c
 R="$DOMUS_TMP/res"
-mkdir -p "$A_RUN" "$A_LOG" "$B_RUN" "$B_LOG" "$R"
+mkdir -p "$R"
 
 # case_spec NAME: MIB:RATE of memdirty ("" idle).
 case_spec() {
@@ -68,13 +62,12 @@ case_spec() {
 }
 case_name() { echo "${1%%=*}"; }
 
-hb_pids='' recv_pid=''
+hb_pids=''
 cleanup() {
-    kill $recv_pid $hb_pids 2>/dev/null
+    kill $hb_pids 2>/dev/null
     q_quit A
     q_quit B
-    onA stop_domusd
-    onB stop_domusd
+    mig_stop
     ns_stop
 }
 trap cleanup EXIT
@@ -154,16 +147,6 @@ d_boot() { # d_boot SPEC
     onA domus create "$DOMUS_TMP/g.cfg" >/dev/null 2>"$DOMUS_TMP/err" ||
         { fail "bench migrate: domus create: $(cat "$DOMUS_TMP/err")"; return 1; }
     onA wait_log g '^MIGBENCH up' 180 || { fail "bench migrate: the Domus guest does not start migbench"; return 1; }
-}
-# listen_on SIDE PORT: a receiver in SIDE's namespace, its pid in recv_pid.
-listen_on() {
-    rm -f "$DOMUS_TMP/recv.err"
-    # env and nsenter exec: $! is the receiver itself
-    env DOMUS_RUN_DIR="$(eval echo "\$${1}_RUN")" DOMUS_LOG_DIR="$(eval echo "\$${1}_LOG")" \
-        nsenter -t "$(eval echo "\$NS_$1")" -n domus migrate-receive --listen "$2" \
-        >/dev/null 2>"$DOMUS_TMP/recv.err" &
-    recv_pid=$!
-    wait_listening "$DOMUS_TMP/recv.err"
 }
 # d_mig PORT: g from d_at to the other host; "rounds MiB own_downtime_ms
 # total_s" in $DOMUS_TMP/out.

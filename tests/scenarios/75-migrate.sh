@@ -22,40 +22,13 @@
 # here, and vif names would clash), a third-party client, two test hosts.
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib-toolstack.sh"
+. "$HERE/lib-mig.sh"
 CYCLES="${MIG_CYCLES:-2}"
-A_RUN="$DOMUS_TMP/a/run" A_LOG="$DOMUS_TMP/a/log"
-B_RUN="$DOMUS_TMP/b/run" B_LOG="$DOMUS_TMP/b/log"
-DOMUS_CGROUP=0 # the two domusds would both make domus/dom1
-export DOMUS_CGROUP
 B_HOST="DOMUS_RUN_DIR=$B_RUN DOMUS_LOG_DIR=$B_LOG"
 A_HOST="DOMUS_RUN_DIR=$A_RUN DOMUS_LOG_DIR=$A_LOG"
-onA() { DOMUS_RUN_DIR="$A_RUN" DOMUS_LOG_DIR="$A_LOG" "$@"; }
-onB() { DOMUS_RUN_DIR="$B_RUN" DOMUS_LOG_DIR="$B_LOG" "$@"; }
-stop_both() {
-    kill $recv_pid 2>/dev/null
-    onA stop_domusd
-    onB stop_domusd
-}
-trap stop_both EXIT
-IMG="$DOMUS_TMP/disk.img"
-dd if=/dev/zero of="$IMG" bs=1048576 count=16 2>/dev/null
-mkdir -p "$A_RUN" "$A_LOG" "$B_RUN" "$B_LOG"
+trap mig_stop EXIT
 MEMORY=192 mkcfg g saverest 2 'on_poweroff = "destroy"' "disk = [ '$IMG,raw,xvdb,rw' ]"
 
-rounds() { count_in_log "$1" '^ROUND '; }
-# more_rounds NAME N SECONDS (on the host of the environment)
-more_rounds() { wait_log "$1" '^ROUND ' "$3" "$(($(rounds "$1") + $2))"; }
-last_round() { tr -d '\r' <"$(console_log "$1")" | grep '^ROUND ' | tail -n 1; }
-vms() { [ "$(vm_count)" = "$1" ]; }
-nothing_on() { # nothing_on HOST: no domain, no domus-vm, no file left
-    [ -z "$(domus list 2>/dev/null | awk 'NR > 1 && $1 != "Domain-0"')" ] &&
-        [ "$(vm_count)" = 0 ] && [ -z "$(run_leftovers)" ]
-}
-diag() {
-    tail -n 12 "$DOMUS_LOG_DIR/domus-vm-$1.log" 2>/dev/null | sed 's/^/DIAG vm: /'
-    tail -n 8 "$DOMUS_LOG_DIR/domusd.log" 2>/dev/null | sed 's/^/DIAG domusd: /'
-    tr -d '\r' <"$(console_log "$1")" 2>/dev/null | tail -n 15 | sed 's/^/DIAG console: /'
-}
 # runs_on SIDE LABEL: g runs on SIDE (A|B) and its workload goes on there.
 runs_on() {
     if on$1 more_rounds g 2 90; then
@@ -91,20 +64,6 @@ to_b() {
         return 1
     fi
     landed A B "$1"
-}
-# listen_b|listen_a PORT: a receiver on that side, its pid in recv_pid.
-listen_on() {
-    rm -f "$DOMUS_TMP/recv.err"
-    # env execs domus: $! is the receiver itself (a function would fork)
-    if [ "$1" = A ]; then
-        env DOMUS_RUN_DIR="$A_RUN" DOMUS_LOG_DIR="$A_LOG" domus migrate-receive \
-            --listen "$2" >/dev/null 2>"$DOMUS_TMP/recv.err" &
-    else
-        env DOMUS_RUN_DIR="$B_RUN" DOMUS_LOG_DIR="$B_LOG" domus migrate-receive \
-            --listen "$2" >/dev/null 2>"$DOMUS_TMP/recv.err" &
-    fi
-    recv_pid=$!
-    wait_listening "$DOMUS_TMP/recv.err"
 }
 # B->A over TCP.
 to_a() {
@@ -159,7 +118,7 @@ else
     pass "mig -C: a malformed config refused: $(grep -m 1 memory "$DOMUS_TMP/err")"
 fi
 check "mig -C: the refusal names the config's error" grep -q 'memory' "$DOMUS_TMP/err"
-check "mig -C: nothing on B after the refusals" onB nothing_on
+check "mig -C: nothing on B after the refusals" onB nothing_here
 # migrate_c FROM TO-HOST CFG NAME: NAME migrates from FROM with -C CFG.
 migrate_c() {
     if on$1 domus migrate -C "$DOMUS_TMP/$3" -s env "$4" "$2" >"$DOMUS_TMP/mig.out" \
@@ -183,7 +142,7 @@ clean B
 # ---- failures: the guest stays on A, nothing on B ----
 stays() { # stays LABEL: g still runs on A, B holds nothing
     runs_on A "$1"
-    check "mig $1: nothing on B (no domain, no domus-vm, no file)" onB nothing_on
+    check "mig $1: nothing on B (no domain, no domus-vm, no file)" onB nothing_here
 }
 
 # The receiver killed mid-stream: once B's domus-vm has read 16 MiB of it.
@@ -225,7 +184,7 @@ else
     pass "mig truncated: refused: $(tail -n 1 "$DOMUS_TMP/err")"
 fi
 check "mig truncated: it tells the source why" grep -q '^error: truncated' "$DOMUS_TMP/recv.out"
-check "mig truncated: nothing on B" onB nothing_on
+check "mig truncated: nothing on B" onB nothing_here
 cp "$DOMUS_TMP/ck.img" "$DOMUS_TMP/bad.img"
 printf 'XXXXXXXX' | dd of="$DOMUS_TMP/bad.img" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
 if onB domus migrate-receive <"$DOMUS_TMP/bad.img" >"$DOMUS_TMP/recv.out" 2>"$DOMUS_TMP/err"; then
@@ -234,7 +193,7 @@ else
     pass "mig corrupted: refused: $(tail -n 1 "$DOMUS_TMP/err")"
 fi
 check "mig corrupted: refused as corrupted (checksum or framing)" grep -q 'checksum\|corrupted\|malformed' "$DOMUS_TMP/err"
-check "mig corrupted: nothing on B" onB nothing_on
+check "mig corrupted: nothing on B" onB nothing_here
 # A receiver killed between its "ready" and the source's "go" (a whole
 # stream, then a source that never answers): its domusd destroys the domain.
 rm -f "$DOMUS_TMP/recv.out"
@@ -252,7 +211,7 @@ if grep -q '^ready' "$DOMUS_TMP/recv.out" 2>/dev/null; then
     kill -9 "$recv_pid"
     pass "mig killed after ready: the receiver said ready, then was killed"
     check "mig killed after ready: B destroys the domain" onB wait_gone g 20
-    check "mig killed after ready: nothing on B" onB nothing_on
+    check "mig killed after ready: nothing on B" onB nothing_here
 else
     fail "mig killed after ready: the receiver never said ready ($(tail -n 1 "$DOMUS_TMP/err"))"
 fi
@@ -261,5 +220,5 @@ stays "bad streams"
 clean A
 
 onA domus destroy g >/dev/null 2>&1
-check "mig: nothing left on A" onA nothing_on
+check "mig: nothing left on A" onA nothing_here
 exit 0

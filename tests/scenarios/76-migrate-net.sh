@@ -31,26 +31,17 @@
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib-toolstack.sh"
 . "$HERE/lib-hosts.sh"
+. "$HERE/lib-mig.sh"
 CYCLES="${MIG_CYCLES:-3}"
 DIRTY="${MIG_DIRTY:-16:4}"
-A_RUN="$DOMUS_TMP/a/run" A_LOG="$DOMUS_TMP/a/log"
-B_RUN="$DOMUS_TMP/b/run" B_LOG="$DOMUS_TMP/b/log"
-DOMUS_CGROUP=0 # the two domusds would both make domus/dom1
-export DOMUS_CGROUP
-onA() { DOMUS_RUN_DIR="$A_RUN" DOMUS_LOG_DIR="$A_LOG" "$@"; }
-onB() { DOMUS_RUN_DIR="$B_RUN" DOMUS_LOG_DIR="$B_LOG" "$@"; }
-recv_pid='' echo_pid='' mig_pid=''
+echo_pid=''
 cleanup() {
-    kill $recv_pid $mig_pid $echo_pid 2>/dev/null
+    kill $echo_pid 2>/dev/null
     umount "$DOMUS_TMP/hog" 2>/dev/null
-    onA stop_domusd
-    onB stop_domusd
+    mig_stop
     ns_stop
 }
 trap cleanup EXIT
-mkdir -p "$A_RUN" "$A_LOG" "$B_RUN" "$B_LOG"
-IMG="$DOMUS_TMP/disk.img"
-dd if=/dev/zero of="$IMG" bs=1048576 count=16 2>/dev/null
 
 # ---- the LAN ----
 mkdir -p "$DOMUS_TMP/x"
@@ -88,16 +79,9 @@ EXTRA_CMDLINE="domus.ip=10.0.0.2 domus.peer=10.0.0.1 domus.flow=5010 domus.dirty
     MEMORY=192 mkcfg g saverest 2 'on_poweroff = "destroy"' "disk = [ '$IMG,raw,xvdb,rw' ]" \
     "vif = [ 'mac=00:16:3e:00:00:76, bridge=xenbr0' ]"
 
-rounds() { count_in_log "$1" '^ROUND '; }
-more_rounds() { wait_log "$1" '^ROUND ' "$3" "$(($(rounds "$1") + $2))"; }
-last_round() { tr -d '\r' <"$(console_log "$1")" | grep '^ROUND ' | tail -n 1; }
-vms() { [ "$(vm_count)" = "$1" ]; }
 vif_on() { bridge_ports "$1" xenbr0 | grep -q '^vif'; }
 no_vif_on() { ! vif_on "$1"; }
-nothing_on() { # nothing_on SIDE: no domain, no domus-vm, no file, no vif
-    [ -z "$(on$1 domus list 2>/dev/null | awk 'NR > 1 && $1 != "Domain-0"')" ] &&
-        [ "$(on$1 vm_count)" = 0 ] && [ -z "$(on$1 run_leftovers)" ] && ! vif_on "$1"
-}
+nothing_on() { on$1 nothing_here && ! vif_on "$1"; } # nothing_on SIDE: nor a vif
 # wait_nothing SIDE SECONDS (a destination cleans up after the source gave up)
 wait_nothing() {
     _j=0
@@ -107,9 +91,7 @@ wait_nothing() {
     done
 }
 diag() {
-    tail -n 12 "$DOMUS_LOG_DIR/domus-vm-$1.log" 2>/dev/null | sed 's/^/DIAG vm: /'
-    tail -n 8 "$DOMUS_LOG_DIR/domusd.log" 2>/dev/null | sed 's/^/DIAG domusd: /'
-    tr -d '\r' <"$(console_log "$1")" 2>/dev/null | tail -n 40 | sed 's/^/DIAG console: /'
+    mig_diag "$1" 40
     diag_vm_threads
     dmesg | tail -n 15 | sed 's/^/DIAG host dmesg: /'
 }
@@ -177,20 +159,6 @@ landed() {
     echo "mig $3: $_s; the client's longest pause: ${_p:-?} s during the migration, ${_p1:-?} s ending after it returned"
 }
 
-# listen_on SIDE PORT: a receiver in SIDE's namespace, its pid in recv_pid.
-listen_on() {
-    rm -f "$DOMUS_TMP/recv.err"
-    # env and nsenter exec: $! is the receiver itself
-    if [ "$1" = A ]; then
-        env DOMUS_RUN_DIR="$A_RUN" DOMUS_LOG_DIR="$A_LOG" nsenter -t "$NS_A" -n \
-            domus migrate-receive --listen "$2" >/dev/null 2>"$DOMUS_TMP/recv.err" &
-    else
-        env DOMUS_RUN_DIR="$B_RUN" DOMUS_LOG_DIR="$B_LOG" nsenter -t "$NS_B" -n \
-            domus migrate-receive --listen "$2" >/dev/null 2>"$DOMUS_TMP/recv.err" &
-    fi
-    recv_pid=$!
-    wait_listening "$DOMUS_TMP/recv.err"
-}
 # A->B over TCP across the veth.
 to_b() {
     _l0="$(echo_lines)"

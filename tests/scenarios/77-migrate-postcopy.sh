@@ -31,44 +31,17 @@
 # destroyed by hand, and nothing is left on either host.
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/lib-toolstack.sh"
+. "$HERE/lib-mig.sh"
 DIRTY="${MIG_DIRTY:-16:8}"
 BW="${MIG_BW:-4}"
 ROUNDS="${MIG_ROUNDS:-2}" # dirty rounds before the final one, pre-copy and post-copy alike
-A_RUN="$DOMUS_TMP/a/run" A_LOG="$DOMUS_TMP/a/log"
-B_RUN="$DOMUS_TMP/b/run" B_LOG="$DOMUS_TMP/b/log"
-DOMUS_CGROUP=0 # the two domusds would both make domus/dom1
-export DOMUS_CGROUP
 B_HOST="DOMUS_RUN_DIR=$B_RUN DOMUS_LOG_DIR=$B_LOG"
-onA() { DOMUS_RUN_DIR="$A_RUN" DOMUS_LOG_DIR="$A_LOG" "$@"; }
-onB() { DOMUS_RUN_DIR="$B_RUN" DOMUS_LOG_DIR="$B_LOG" "$@"; }
-recv_pid='' mig_pid=''
-stop_both() {
-    kill $recv_pid $mig_pid 2>/dev/null
-    onA stop_domusd
-    onB stop_domusd
-}
-trap stop_both EXIT
-IMG="$DOMUS_TMP/disk.img"
-dd if=/dev/zero of="$IMG" bs=1048576 count=16 2>/dev/null
-mkdir -p "$A_RUN" "$A_LOG" "$B_RUN" "$B_LOG"
+trap mig_stop EXIT
 EXTRA_CMDLINE="domus.dirty=$DIRTY" \
     MEMORY=192 mkcfg g saverest 2 'on_poweroff = "destroy"' "disk = [ '$IMG,raw,xvdb,rw' ]"
 
-rounds() { count_in_log "$1" '^ROUND '; }
 wait_state_a_p() { onA wait_state g p 5; }
-more_rounds() { wait_log "$1" '^ROUND ' "$3" "$(($(rounds "$1") + $2))"; }
-last_round() { tr -d '\r' <"$(console_log "$1")" | grep '^ROUND ' | tail -n 1; }
 dirty_lines() { count_in_log "$1" '^DIRTY '; }
-vms() { [ "$(vm_count)" = "$1" ]; }
-nothing_on() { # nothing_on HOST: no domain, no domus-vm, no file left
-    [ -z "$(domus list 2>/dev/null | awk 'NR > 1 && $1 != "Domain-0"')" ] &&
-        [ "$(vm_count)" = 0 ] && [ -z "$(run_leftovers)" ]
-}
-diag() {
-    tail -n 12 "$DOMUS_LOG_DIR/domus-vm-$1.log" 2>/dev/null | sed 's/^/DIAG vm: /'
-    tail -n 8 "$DOMUS_LOG_DIR/domusd.log" 2>/dev/null | sed 's/^/DIAG domusd: /'
-    tr -d '\r' <"$(console_log "$1")" 2>/dev/null | tail -n 15 | sed 's/^/DIAG console: /'
-}
 # runs_on SIDE LABEL: g runs on SIDE, its rounds and memdirty's reports go on.
 runs_on() {
     _d0="$(on$1 dirty_lines g)"
@@ -82,7 +55,7 @@ runs_on() {
 }
 landed() { # landed FROM TO LABEL
     check "mig $3: g is gone from $1" on$1 wait_gone g 30
-    check "mig $3: nothing left on $1 (no domus-vm, no run file)" on$1 nothing_on
+    check "mig $3: nothing left on $1 (no domus-vm, no run file)" on$1 nothing_here
     runs_on "$2" "$3"
 }
 # field NAME: a number from the summary ("downtime 812.4 ms" -> 812.4)
@@ -112,18 +85,6 @@ mig_env() {
         return 1
     fi
     landed A B "$1"
-}
-listen_on() { # listen_on A|B PORT: a receiver there, its pid in recv_pid
-    rm -f "$DOMUS_TMP/recv.err"
-    if [ "$1" = A ]; then
-        env DOMUS_RUN_DIR="$A_RUN" DOMUS_LOG_DIR="$A_LOG" domus migrate-receive \
-            --listen "$2" >/dev/null 2>"$DOMUS_TMP/recv.err" &
-    else
-        env DOMUS_RUN_DIR="$B_RUN" DOMUS_LOG_DIR="$B_LOG" domus migrate-receive \
-            --listen "$2" >/dev/null 2>"$DOMUS_TMP/recv.err" &
-    fi
-    recv_pid=$!
-    wait_listening "$DOMUS_TMP/recv.err"
 }
 # mig_tcp LABEL MODE: B->A over TCP.
 mig_tcp() {
@@ -211,7 +172,7 @@ mig_pid=
 check "mig cut: the source says its copy is kept paused, not resumed" \
     grep -q 'post-copy failed.*kept paused' "$DOMUS_TMP/err"
 check "mig cut: B destroys its copy" onB wait_gone g 60
-check "mig cut: nothing left on B" onB nothing_on
+check "mig cut: nothing left on B" onB nothing_here
 check "mig cut: B's domus-vm says why" \
     grep -q 'post-copy migration failed after the guest started' "$B_LOG/domus-vm-g.log"
 check "mig cut: A keeps g, paused" onA wait_state g p 5
@@ -225,6 +186,6 @@ else
 fi
 check "mig cut: A's copy still does not run" wait_state_a_p
 check "mig cut: A's copy destroyed by hand" onA domus destroy g
-check "mig: nothing left on A" onA nothing_on
-check "mig: nothing left on B" onB nothing_on
+check "mig: nothing left on A" onA nothing_here
+check "mig: nothing left on B" onB nothing_here
 exit 0

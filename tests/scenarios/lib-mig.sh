@@ -1,0 +1,59 @@
+# Two Domus hosts, A and B, in one test host (sourced by the migration
+# scenarios 75-77 after lib-toolstack.sh): each its own domusd, run and log
+# directories; onA/onB run a command as a client of one of them.  Where
+# lib-hosts.sh made namespaces A and B (NS_A, NS_B), receivers start in
+# them.  Also the probes of the guest's workload (tests/guest/saverest.sh)
+# and a 16 MiB disk image, $IMG.
+A_RUN="$DOMUS_TMP/a/run" A_LOG="$DOMUS_TMP/a/log"
+B_RUN="$DOMUS_TMP/b/run" B_LOG="$DOMUS_TMP/b/log"
+DOMUS_CGROUP=0 # the two domusds would both make domus/dom1
+export DOMUS_CGROUP
+onA() { DOMUS_RUN_DIR="$A_RUN" DOMUS_LOG_DIR="$A_LOG" "$@"; }
+onB() { DOMUS_RUN_DIR="$B_RUN" DOMUS_LOG_DIR="$B_LOG" "$@"; }
+mkdir -p "$A_RUN" "$A_LOG" "$B_RUN" "$B_LOG"
+IMG="$DOMUS_TMP/disk.img"
+dd if=/dev/zero of="$IMG" bs=1048576 count=16 2>/dev/null
+recv_pid='' mig_pid=''
+
+# mig_stop: the receiver and migration in flight killed, both domusds stopped.
+mig_stop() {
+    kill $recv_pid $mig_pid 2>/dev/null
+    onA stop_domusd
+    onB stop_domusd
+}
+
+rounds() { count_in_log "$1" '^ROUND '; }
+# more_rounds NAME N SECONDS (on the host of the environment)
+more_rounds() { wait_log "$1" '^ROUND ' "$3" "$(($(rounds "$1") + $2))"; }
+last_round() { tr -d '\r' <"$(console_log "$1")" | grep '^ROUND ' | tail -n 1; }
+vms() { [ "$(vm_count)" = "$1" ]; }
+# nothing_here: no domain, no domus-vm, no file left (on the environment's host)
+nothing_here() {
+    [ -z "$(domus list 2>/dev/null | awk 'NR > 1 && $1 != "Domain-0"')" ] &&
+        [ "$(vm_count)" = 0 ] && [ -z "$(run_leftovers)" ]
+}
+# mig_diag NAME LINES: the tails of NAME's logs, its console's last LINES.
+mig_diag() {
+    tail -n 12 "$DOMUS_LOG_DIR/domus-vm-$1.log" 2>/dev/null | sed 's/^/DIAG vm: /'
+    tail -n 8 "$DOMUS_LOG_DIR/domusd.log" 2>/dev/null | sed 's/^/DIAG domusd: /'
+    tr -d '\r' <"$(console_log "$1")" 2>/dev/null | tail -n "$2" | sed 's/^/DIAG console: /'
+}
+diag() { mig_diag "$1" 15; }
+
+# listen_on A|B PORT: a receiver on that side (in its namespace where there
+# is one), its pid in recv_pid.
+listen_on() {
+    _run="$A_RUN" _log="$A_LOG" _ns="${NS_A:-}"
+    [ "$1" = A ] || _run="$B_RUN" _log="$B_LOG" _ns="${NS_B:-}"
+    rm -f "$DOMUS_TMP/recv.err"
+    # env and nsenter exec: $! is the receiver itself (a function would fork)
+    if [ -n "$_ns" ]; then
+        env DOMUS_RUN_DIR="$_run" DOMUS_LOG_DIR="$_log" nsenter -t "$_ns" -n \
+            domus migrate-receive --listen "$2" >/dev/null 2>"$DOMUS_TMP/recv.err" &
+    else
+        env DOMUS_RUN_DIR="$_run" DOMUS_LOG_DIR="$_log" \
+            domus migrate-receive --listen "$2" >/dev/null 2>"$DOMUS_TMP/recv.err" &
+    fi
+    recv_pid=$!
+    wait_listening "$DOMUS_TMP/recv.err"
+}
