@@ -632,7 +632,9 @@ static void log_exits(const struct vcpu *v)
 
 /* Where a vCPU was when it stopped for good (a triple fault): one line of
  * its registers and one of its pending events, as Xen logs a crashed domain's
- * vCPU; once per domain end, so bounded. */
+ * vCPU; once per domain end, so bounded.  On AMD, KVM reinitializes the
+ * VMCB on the shutdown intercept: the registers read back are the reset
+ * state there, and the events the last ones KVM queued. */
 static void log_cpu_state(const struct vcpu *v)
 {
     struct kvm_regs r;
