@@ -103,17 +103,6 @@ mig_tcp() {
     recv_pid=
     landed B A "$1"
 }
-clean() { # clean SIDE
-    check "mig $1: no FAIL line from g (clock, memdirty's pages)" \
-        [ "$(on$1 count_in_log g '^FAIL ')" = 0 ]
-    check "mig $1: no round read a bad disk pattern" [ "$(on$1 count_in_log g 'disk=bad')" = 0 ]
-    _lr="$(on$1 last_round g)"
-    check "mig $1: no I/O error in the guest's kernel log ($_lr)" \
-        sh -c "echo '$_lr' | grep -q 'ioerr=0\$'"
-    _d="$(tr -d '\r' <"$(on$1 console_log g)" | grep '^DIRTY ' | tail -n 1)"
-    check "mig $1: memdirty goes on, every page as it left it ($_d)" \
-        sh -c "echo '$_d' | grep -q 'bad=0\$'"
-}
 
 check "mig: both hosts' domusd start" sh -c "DOMUS_RUN_DIR=$A_RUN DOMUS_LOG_DIR=$A_LOG domus list >/dev/null && DOMUS_RUN_DIR=$B_RUN DOMUS_LOG_DIR=$B_LOG domus list >/dev/null"
 check "mig: domus create g on A (2 vCPUs, a disk, memdirty $DIRTY)" onA domus create "$DOMUS_TMP/g.cfg"

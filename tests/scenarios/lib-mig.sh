@@ -57,3 +57,18 @@ listen_on() {
     recv_pid=$!
     wait_listening "$DOMUS_TMP/recv.err"
 }
+
+# clean SIDE: in g's console log on SIDE no FAIL line (its clock, memdirty's
+# pages, its stream), no bad disk pattern, no I/O error; memdirty's last
+# report found every page as it left it.
+clean() {
+    check "mig $1: no FAIL line from g (clock, memdirty's pages, stream)" \
+        [ "$(on$1 count_in_log g '^FAIL ')" = 0 ]
+    check "mig $1: no round read a bad disk pattern" [ "$(on$1 count_in_log g 'disk=bad')" = 0 ]
+    _lr="$(on$1 last_round g)"
+    check "mig $1: no I/O error in the guest's kernel log ($_lr)" \
+        sh -c "echo '$_lr' | grep -q 'ioerr=0\$'"
+    _d="$(tr -d '\r' <"$(on$1 console_log g)" | grep '^DIRTY ' | tail -n 1)"
+    check "mig $1: memdirty goes on, every page as it left it ($_d)" \
+        sh -c "echo '$_d' | grep -q 'bad=0\$'"
+}
