@@ -83,8 +83,7 @@ to_a() {
 }
 
 # clean SIDE: no FAIL line (clock), no bad pattern, no I/O error in g's
-# console log on SIDE.
-# clean SIDE: lib-mig.sh's without memdirty, which this guest does not run.
+# console log on SIDE (lib-mig.sh's without memdirty, not run here).
 clean() {
     check "mig $1: the clock never went back" [ "$(on$1 count_in_log g '^FAIL ')" = 0 ]
     check "mig $1: no round read a bad pattern" [ "$(on$1 count_in_log g 'disk=bad')" = 0 ]
