@@ -676,9 +676,13 @@ static void handle_exit(struct vcpu *v, struct kvm_run *run)
     case KVM_EXIT_IO:
         handle_io(v, run);
         break;
-    case KVM_EXIT_MMIO:
+    case KVM_EXIT_MMIO: /* no memory there: reads see ones, writes vanish */
         if (!run->mmio.is_write)
             memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+        if (v->stats.mmio == 1) /* the first of each vCPU: bounded */
+            dinfo("dom%u vcpu%u: %s of %u bytes at gpa %#llx, where there is no memory",
+                  v->d->domid, v->id, run->mmio.is_write ? "write" : "read",
+                  run->mmio.len, (unsigned long long)run->mmio.phys_addr);
         break;
     case KVM_EXIT_SHUTDOWN:
         dinfo("dom%u vcpu%u: triple fault: treated as reboot", v->d->domid, v->id);
