@@ -213,7 +213,7 @@ bpo_apt() {
 # why and fails where backports cannot be had (the caller falls back to the
 # installed QEMU).
 fetch_qemu() {
-    local q="$DOMUS_CACHE/qemu" cur p v specs="" tmp deb
+    local q="$DOMUS_CACHE/qemu" cur p v qv="" specs="" tmp deb
     cur="$(cat "$q/current" 2>/dev/null || true)"
     if [ -n "$cur" ] && [ -x "$q/$cur/usr/bin/qemu-system-x86_64" ]; then
         echo "$q/$cur"
@@ -227,6 +227,7 @@ fetch_qemu() {
         v="$(bpo_apt apt-cache madison "$p" | awk -F' [|] ' '/backports/ {print $2; exit}')"
         [ -n "$v" ] || { warn "bookworm-backports has no $p"; return 1; }
         specs="$specs $p=$v"
+        [ "$p" != qemu-system-x86 ] || qv="$(echo "$v" | tr ':~+' '___')" # the directory's name
     done
     tmp="$(mktemp -d "$q/.fetch.XXXXXX")"
     chmod 0755 "$tmp" # apt's _apt user downloads into it
@@ -236,12 +237,11 @@ fetch_qemu() {
     for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/x" || { rm -rf "$tmp"; return 1; }; done
     "$tmp/x/usr/bin/qemu-system-x86_64" --version >/dev/null 2>&1 ||
         { warn "the backports QEMU does not run here"; rm -rf "$tmp"; return 1; }
-    v="$(echo "$specs" | sed -n 's/.*qemu-system-x86=\([^ ]*\).*/\1/p' | tr ':~+' '___')"
-    rm -rf "${q:?}/$v"
-    mv "$tmp/x" "$q/$v"
+    rm -rf "${q:?}/$qv"
+    mv "$tmp/x" "$q/$qv"
     rm -rf "$tmp"
-    echo "$v" >"$q/current"
-    echo "$q/$v"
+    echo "$qv" >"$q/current"
+    echo "$q/$qv"
 }
 TH_QEMU="" TH_QEMU_DATA=""
 if [ "$QEMU_MODE" = backports ]; then

@@ -114,9 +114,6 @@ if [ -z "${DOMUS_SETUP_DONE:-}" ]; then
 fi
 # shellcheck disable=SC1091
 . "$DOMUS_CACHE/env.sh"
-# DOMUS_TESTHOST_QEMU=system: the installed QEMU, whatever setup fetched
-# before (scripts/setup.sh; =backports there fetches bookworm-backports').
-[ "${DOMUS_TESTHOST_QEMU:-}" != system ] || DOMUS_TESTHOST_QEMU_BIN='' DOMUS_TESTHOST_QEMU_DATA=''
 case "$GUEST_SERIES" in
 6.1) GUEST_KERNEL="$DOMUS_KERNEL" ;;
 6.12) GUEST_KERNEL="$DOMUS_KERNEL_612" ;;
