@@ -63,9 +63,10 @@ static int guest_walk(struct vcpu *v, uint64_t gva, size_t len, uint8_t *host,
         uint8_t *p = gmem_ptr(&v->d->mem, gpa, chunk);
         if (!p)
             return -EFAULT;
-        if (to_guest)
+        if (to_guest) { /* Domus's writes are not in KVM's dirty log */
             memcpy(p, host, chunk);
-        else
+            gmem_mark_dirty(&v->d->mem, gpa, chunk);
+        } else
             memcpy(host, p, chunk);
         gva += chunk;
         host += chunk;

@@ -291,6 +291,8 @@ static int image_vm_init(struct vm *vm)
              r.err[0] ? r.err : strerror(-rc));
         kvm_domain_destroy(d);
     } else {
+        if (!vm->args.lazy)
+            vm_migcheck_dest(&d->mem);
         vm->t_end = r.end_ns;
         vm->t_applied = drealtime_ns();
         dlog_debug("dom%u: restored %llu bytes (%.3f s)", d->domid,

@@ -263,6 +263,8 @@ static int final_round(struct vm *vm, struct vm_mig_result *res, char *err, size
     progress(m, 0, count(m->bm, m->npages));
     if ((rc = send_round(m, d)))
         dfmt(err, errlen, "sending the last pages: %s", strerror(-rc));
+    else
+        vm_migcheck_source(&d->mem);
     res->pages_ns = drealtime_ns();
     rc = rc ?: vm_save_state(d, &m->w, vm->state_ops, err, errlen);
     res->end_ns = drealtime_ns();

@@ -152,6 +152,7 @@ downtimes='' totals='' pauses='' pauses1=''
 # migration returned: the pause that ends after it is the switch-over's).
 landed() {
     _lf="$(flow_n "$1")" _le="$(echo_n)" _l1="$(echo_lines)"
+    mig_checked "$2" g
     check "mig $3: g is gone from $1" on$1 wait_gone g 20
     check "mig $3: no domus-vm left on $1" on$1 vms 0
     check "mig $3: its vif left $1's bridge" no_vif_on "$1"

@@ -39,6 +39,16 @@ mig_diag() {
     tr -d '\r' <"$(console_log "$1")" 2>/dev/null | tail -n "$2" | sed 's/^/DIAG console: /'
 }
 diag() { mig_diag "$1" 15; }
+# mig_checked SIDE NAME: with DOMUS_MIG_CHECK set (src/vm/vm_migcheck.c),
+# the last migration check of NAME's domus-vm on SIDE (the destination):
+# the pages that differ from the source's, and their count.
+mig_checked() {
+    [ -n "${DOMUS_MIG_CHECK:-}" ] || return 0
+    grep 'migration check:' "$(on$1 sh -c 'echo "$DOMUS_LOG_DIR"')/domus-vm-$2.log" 2>/dev/null |
+        awk '/ differs / { cur = cur $0 "\n"; next }
+             / pages differ / { last = cur $0 "\n"; cur = "" }
+             END { printf "%s", last }' | sed 's/^/MIGCHECK /'
+}
 
 # listen_on A|B PORT: a receiver on that side (in its namespace where there
 # is one), its pid in recv_pid.
