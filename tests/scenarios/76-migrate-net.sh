@@ -201,6 +201,7 @@ stats() {
         awk '{ v[NR] = $1 } END { if (NR) printf "min %s median %s max %s", v[1], v[int((NR + 1) / 2)], v[NR] }'
 }
 
+kvm_trace_on
 check "mig: domus create g on A (2 vCPUs, a disk, a vif)" onA domus create "$DOMUS_TMP/g.cfg"
 check "mig: g runs its workload on A" onA wait_log g '^ROUND 2 ' 120
 check "mig: g's TCP stream to the client runs" onA wait_log g '^FLOW n=' 60

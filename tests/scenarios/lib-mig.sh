@@ -32,8 +32,32 @@ nothing_here() {
     [ -z "$(domus list 2>/dev/null | awk 'NR > 1 && $1 != "Domain-0"')" ] &&
         [ "$(vm_count)" = 0 ] && [ -z "$(run_leftovers)" ]
 }
+# With MIG_TRACE=1 (a debugging run), KVM's trace events in the test host's
+# trace buffer: kvm_trace_on starts them, and a vCPU's shutdown exit (SVM's
+# 0x7f: a triple fault) stops the trace there; mig_diag then prints the
+# events before it (the exit's rip is the guest's, before KVM resets the
+# vCPU) and starts the trace again.
+KT=/sys/kernel/tracing
+kvm_trace_on() {
+    [ "${MIG_TRACE:-}" = 1 ] || return 0
+    [ -d $KT/events/kvm ] || mount -t tracefs nodev $KT 2>/dev/null
+    echo 2048 >$KT/buffer_size_kb
+    for _e in kvm_exit kvm_inj_exception kvm_emulate_insn kvm_page_fault kvm_xen_hypercall; do
+        echo 1 >$KT/events/kvm/$_e/enable
+    done
+    echo 'traceoff if exit_reason == 127' >$KT/events/kvm/kvm_exit/trigger
+    echo 1 >$KT/tracing_on
+}
+kvm_trace_diag() {
+    [ "${MIG_TRACE:-}" = 1 ] && [ "$(cat $KT/tracing_on 2>/dev/null)" = 0 ] || return 0
+    grep -i -B 60 'reason shutdown' $KT/trace | tail -n 150 | sed 's/^/DIAG trace: /'
+    grep 'kvm_inj_exception' $KT/trace | tail -n 10 | sed 's/^/DIAG trace exc: /'
+    echo >$KT/trace
+    echo 1 >$KT/tracing_on
+}
 # mig_diag NAME LINES: the tails of NAME's logs, its console's last LINES.
 mig_diag() {
+    kvm_trace_diag
     tail -n 12 "$DOMUS_LOG_DIR/domus-vm-$1.log" 2>/dev/null | sed 's/^/DIAG vm: /'
     tail -n 8 "$DOMUS_LOG_DIR/domusd.log" 2>/dev/null | sed 's/^/DIAG domusd: /'
     tr -d '\r' <"$(console_log "$1")" 2>/dev/null | tail -n "$2" | sed 's/^/DIAG console: /'
@@ -45,7 +69,7 @@ diag() { mig_diag "$1" 15; }
 mig_checked() {
     [ -n "${DOMUS_MIG_CHECK:-}" ] || return 0
     grep 'migration check:' "$(on$1 sh -c 'echo "$DOMUS_LOG_DIR"')/domus-vm-$2.log" 2>/dev/null |
-        awk '/ differs / { cur = cur $0 "\n"; next }
+        awk '/check: page / { cur = cur $0 "\n"; next }
              / pages differ / { last = cur $0 "\n"; cur = "" }
              END { printf "%s", last }' | sed 's/^/MIGCHECK /'
 }

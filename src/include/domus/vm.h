@@ -283,9 +283,9 @@ int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, bool postcopy,
 void vm_migrate_abort(struct vm *vm);
 
 /* A debugging check (vm_migcheck.c): with DOMUS_MIG_CHECK=FILE, the source
- * writes one hash per memory page to FILE.src after its final round, and
- * the destination, before the guest's first instruction, logs the pages
- * whose hash differs from FILE.src.  Nothing without the variable. */
+ * copies every memory page to FILE.src after its final round, and the
+ * destination, before the guest's first instruction, logs the pages that
+ * differ from FILE.src.  Nothing without the variable. */
 void vm_migcheck_source(const struct gmem *m);
 void vm_migcheck_dest(const struct gmem *m);
 
