@@ -940,6 +940,15 @@ static int msr_index_list(struct domain *d, struct kvm_msr_list **out)
     return 0;
 }
 
+/* Not state: Xen's hypercall-page MSR (which KVM's list names as Hyper-V's
+ * guest OS ID, 0x40000000) reads as 0, and a write of 0 makes KVM write
+ * hypercall stubs over the guest's page 0.  The page the guest asked for
+ * is in its memory already. */
+static bool msr_is_state(uint32_t index)
+{
+    return index != XEN_HYPERCALL_MSR;
+}
+
 /* Those of list that KVM_GET_MSRS gives for v, one at a time: the list
  * names MSRs a given vCPU's CPUID may not have. */
 static int get_msrs(struct vcpu *v, struct simg_vcpu *s, const struct kvm_msr_list *list)
@@ -950,6 +959,8 @@ static int get_msrs(struct vcpu *v, struct simg_vcpu *s, const struct kvm_msr_li
     } m;
     s->nr_msrs = 0;
     for (uint32_t i = 0; i < list->nmsrs && s->nr_msrs < SIMG_MAX_MSRS; i++) {
+        if (!msr_is_state(list->indices[i]))
+            continue;
         memset(&m, 0, sizeof(m));
         m.h.nmsrs = 1;
         m.h.entries[0].index = list->indices[i];
@@ -1005,13 +1016,14 @@ static int set_msrs(struct vcpu *v, const struct simg_vcpu *s)
     struct kvm_msrs *m = calloc(1, sizeof(*m) + s->nr_msrs * sizeof(m->entries[0]));
     if (!m)
         return -ENOMEM;
-    m->nmsrs = s->nr_msrs;
-    memcpy(m->entries, s->msrs, s->nr_msrs * sizeof(m->entries[0]));
+    for (uint32_t i = 0; i < s->nr_msrs; i++) /* an older image has it */
+        if (msr_is_state(s->msrs[i].index))
+            m->entries[m->nmsrs++] = s->msrs[i];
     int n = ioctl(v->fd, KVM_SET_MSRS, m);
-    int rc = n < 0 ? -errno : (uint32_t)n != s->nr_msrs ? -EINVAL : 0;
+    int rc = n < 0 ? -errno : (uint32_t)n != m->nmsrs ? -EINVAL : 0;
     if (rc == -EINVAL)
-        dwarn("vcpu%u: KVM took %d of %u MSRs, refusing %#x", v->id, n, s->nr_msrs,
-              s->msrs[n].index);
+        dwarn("vcpu%u: KVM took %d of %u MSRs, refusing %#x", v->id, n, m->nmsrs,
+              m->entries[n].index);
     free(m);
     return rc;
 }
