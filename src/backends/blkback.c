@@ -945,6 +945,18 @@ static bool blk_unseen(struct xbe *x)
     return b->ring.sring && XBE_RSP_UNSEEN(&b->ring);
 }
 
+/* Before the thread parks (xbe_quiesce): the I/O in flight finished and
+ * answered, its grants ended. */
+static void blk_quiesce(struct xbe *x)
+{
+    struct blkback *b = x->priv;
+    bool notify;
+
+    blkback_drain(&b->io, &b->ring, &notify);
+    if (notify)
+        xbe_notify(x);
+}
+
 static const struct xbe_ops blk_ops = {
     .advertise = advertise,
     .connect = blk_connect,
@@ -952,6 +964,7 @@ static const struct xbe_ops blk_ops = {
     .serve = blk_serve,
     .poll_fd = blk_poll_fd,
     .unseen = blk_unseen,
+    .quiesce = blk_quiesce,
     .sandbox = SANDBOX_DISK,
 };
 
@@ -1026,6 +1039,16 @@ int blkback_start(struct domain *d, const struct blkback_cfg *cfg, struct blkbac
 out:
     blkback_stop(b);
     return rc;
+}
+
+int blkback_quiesce(struct blkback *b)
+{
+    return xbe_quiesce(&b->xb, BLKBACK_QUIESCE_MS);
+}
+
+void blkback_resume(struct blkback *b)
+{
+    xbe_resume(&b->xb);
 }
 
 void blkback_stop(struct blkback *b)

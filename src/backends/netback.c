@@ -727,6 +727,16 @@ out:
     return rc;
 }
 
+int netback_quiesce(struct netback *nb)
+{
+    return xbe_quiesce(&nb->xb, NETBACK_QUIESCE_MS);
+}
+
+void netback_resume(struct netback *nb)
+{
+    xbe_resume(&nb->xb);
+}
+
 void netback_stop(struct netback *nb)
 {
     if (!nb)

@@ -258,6 +258,27 @@ static void resend(struct xbe *x)
     xbe_notify(x);
 }
 
+/* Parked by xbe_quiesce: the work in flight finished, then a wait for
+ * xbe_resume or the stop.  True when the thread is to stop. */
+static bool park(struct xbe *x)
+{
+    uint64_t one = 1, v;
+
+    if (x->connected && x->ops->quiesce)
+        x->ops->quiesce(x);
+    if (write(x->parked_fd, &one, sizeof(one)) < 0)
+        dwarn("%s: parked: %s", x->who, strerror(errno));
+    for (;;) {
+        struct pollfd p[2] = {{x->stop_fd, POLLIN, 0}, {x->resume_fd, POLLIN, 0}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            return true;
+        if (p[0].revents)
+            return true;
+        if (p[1].revents && read(x->resume_fd, &v, sizeof(v)) == sizeof(v))
+            return false;
+    }
+}
+
 static void *xbe_thread(void *arg)
 {
     struct xbe *x = arg;
@@ -271,6 +292,8 @@ static void *xbe_thread(void *arg)
     else
         reconcile(x);
     for (;;) {
+        if (atomic_load(&x->qreq) && park(x))
+            break;
         struct pollfd p[4] = {{x->stop_fd, POLLIN, 0},
                               {x->kick_fd, POLLIN, 0},
                               {x->xs_ok ? x->xw.fd : -1, POLLIN, 0},
@@ -314,6 +337,8 @@ int xbe_init(struct xbe *x, struct domain *d, const char *kind, uint32_t devid,
                       .xw = {.fd = -1},
                       .kick_fd = -1,
                       .stop_fd = -1,
+                      .parked_fd = -1,
+                      .resume_fd = -1,
                       .state = XenbusStateInitialising,
                       .log_rl = DRATELIMIT_INIT(10, 5000)};
     snprintf(x->bpath, sizeof(x->bpath), "/local/domain/0/backend/%s/%u/%u", kind,
@@ -324,7 +349,11 @@ int xbe_init(struct xbe *x, struct domain *d, const char *kind, uint32_t devid,
     snprintf(x->who, sizeof(x->who), "dom%u %s %u", d->domid, kind, devid);
     x->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     x->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    return x->kick_fd < 0 || x->stop_fd < 0 ? -errno : 0;
+    x->parked_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    x->resume_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return x->kick_fd < 0 || x->stop_fd < 0 || x->parked_fd < 0 || x->resume_fd < 0
+               ? -errno
+               : 0;
 }
 
 int xbe_start(struct xbe *x)
@@ -333,6 +362,32 @@ int xbe_start(struct xbe *x)
 
     x->thread_started = !rc;
     return rc;
+}
+
+int xbe_quiesce(struct xbe *x, unsigned timeout_ms)
+{
+    uint64_t one = 1, v;
+    struct pollfd p = {x->parked_fd, POLLIN, 0};
+
+    if (!x->thread_started)
+        return 0;
+    while (read(x->parked_fd, &v, sizeof(v)) == sizeof(v) ||
+           read(x->resume_fd, &v, sizeof(v)) == sizeof(v))
+        ; /* an earlier handshake's leftovers */
+    atomic_store(&x->qreq, true);
+    if (write(x->kick_fd, &one, sizeof(one)) < 0)
+        return -errno;
+    if (poll(&p, 1, (int)timeout_ms) <= 0)
+        return -ETIMEDOUT;
+    return read(x->parked_fd, &v, sizeof(v)) == sizeof(v) ? 0 : -errno;
+}
+
+void xbe_resume(struct xbe *x)
+{
+    uint64_t one = 1;
+
+    if (atomic_exchange(&x->qreq, false) && write(x->resume_fd, &one, sizeof(one)) < 0)
+        dwarn("%s: resume: %s", x->who, strerror(errno));
 }
 
 void xbe_stop(struct xbe *x)
@@ -344,11 +399,12 @@ void xbe_stop(struct xbe *x)
     x->thread_started = false;
     if (x->ops)
         disconnect(x);
-    if (x->kick_fd >= 0)
-        close(x->kick_fd);
-    if (x->stop_fd >= 0)
-        close(x->stop_fd);
-    x->kick_fd = x->stop_fd = -1;
+    int *fds[] = {&x->kick_fd, &x->stop_fd, &x->parked_fd, &x->resume_fd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
     xsc_close(&x->xs);
     xsc_close(&x->xw);
 }

@@ -123,14 +123,25 @@ static void vbd_stop(void *be)
     blkback_stop(be);
 }
 
+static int vbd_quiesce(void *be)
+{
+    return blkback_quiesce(be);
+}
+
+static int vbd_resume(void *be)
+{
+    blkback_resume(be);
+    return 0;
+}
+
 const struct vm_dev_kind vm_kind_vbd = {
     .name = "vbd",
     .max = VM_MAX_DISKS,
     .parse = vbd_parse,
     .start = vbd_start,
     .stop = vbd_stop,
-    .quiesce = not_yet,
-    .resume = not_yet,
+    .quiesce = vbd_quiesce,
+    .resume = vbd_resume,
     .save = not_yet_fd,
     .load = not_yet_fd,
 };
@@ -179,14 +190,25 @@ static void vif_stop(void *be)
     netback_stop(be);
 }
 
+static int vif_quiesce(void *be)
+{
+    return netback_quiesce(be);
+}
+
+static int vif_resume(void *be)
+{
+    netback_resume(be);
+    return 0;
+}
+
 const struct vm_dev_kind vm_kind_vif = {
     .name = "vif",
     .max = VM_MAX_VIFS,
     .parse = vif_parse,
     .start = vif_start,
     .stop = vif_stop,
-    .quiesce = not_yet,
-    .resume = not_yet,
+    .quiesce = vif_quiesce,
+    .resume = vif_resume,
     .save = not_yet_fd,
     .load = not_yet_fd,
 };
@@ -266,6 +288,29 @@ int vm_dev_remove(struct vm *vm, const struct vm_dev_kind *k, uint32_t devid)
         return -ENOENT;
     dev_stop(dev);
     return 0;
+}
+
+int vm_dev_quiesce_all(struct vm *vm)
+{
+    int rc = 0;
+
+    for (unsigned i = 0; i < VM_MAX_DEVS; i++) {
+        const struct vm_dev *v = &vm->devs[i];
+        int r = v->kind ? v->kind->quiesce(v->be) : 0;
+        if (r && r != -ENOTSUP) {
+            dwarn("dom%u %s %u: quiesce: %s", vm->dom.domid, v->kind->name, v->devid,
+                  strerror(-r));
+            rc = rc ?: r;
+        }
+    }
+    return rc;
+}
+
+void vm_dev_resume_all(struct vm *vm)
+{
+    for (unsigned i = 0; i < VM_MAX_DEVS; i++)
+        if (vm->devs[i].kind)
+            vm->devs[i].kind->resume(vm->devs[i].be);
 }
 
 void vm_dev_stop_all(struct vm *vm)

@@ -338,6 +338,7 @@ int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, bool postcopy,
     res->paused_at_ns = drealtime_ns();
     t0 = dnow_ns();
     kvm_domain_pause(d, true);
+    vm_dev_quiesce_all(vm); /* the back ends' last writes before the last round */
     rc = postcopy ? final_round_postcopy(vm, res, err, errlen)
                   : final_round(vm, res, err, errlen);
     res->final_ms = (dnow_ns() - t0) / 1000000u;
@@ -350,6 +351,7 @@ int vm_migrate_finish(struct vm *vm, unsigned timeout_ms, bool postcopy,
         vm_migrate_abort(vm); /* logging off, the stream's fd closed */
     }
     if (rc) {
+        vm_dev_resume_all(vm);
         int crc = kvm_domain_resume(d, 1, true);
         dwarn("dom%u: migration failed (%s): suspend cancelled%s", d->domid, err,
               crc ? ", but the guest could not be resumed" : "");

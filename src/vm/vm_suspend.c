@@ -47,6 +47,7 @@ int vm_wait_suspend(struct domain *d, unsigned timeout_ms)
 static int cancel(struct vm *vm, bool run)
 {
     vm->hold_suspend = false;
+    vm_dev_resume_all(vm);
     return kvm_domain_resume(&vm->dom, 1, run);
 }
 
@@ -103,6 +104,7 @@ int vm_save(struct vm *vm, int fd, const char *config, enum vm_save_after after,
         return rc;
     t0 = dnow_ns();
     kvm_domain_pause(d, true);
+    vm_dev_quiesce_all(vm); /* their last writes before the memory is read */
     rc = write_image(vm, fd, config, res, err, errlen);
     res->ms = (dnow_ns() - t0) / 1000000u;
     if (rc) {

@@ -261,6 +261,25 @@ static void test_backend(void)
         ok += RING_GET_RESPONSE(&front, i)->status == BLKIF_RSP_OKAY;
     CHECK("backend: 100 requests answered on the 4-page ring",
           s->rsp_prod == 100 && ok == 100);
+    /* Quiesced (a save's or migration's last round): a request waits, with
+     * neither the ring read nor memory written, until the resume. */
+    CHECK("backend: quiesced", blkback_quiesce(bk) == 0);
+    r = RING_GET_REQUEST(&front, front.req_prod_pvt++);
+    *r = (blkif_request_t){.operation = BLKIF_OP_READ, .nr_segments = 1, .id = 500};
+    r->seg[0] = (struct blkif_request_segment){9, 0, 7};
+    __atomic_store_n(&s->req_prod, front.req_prod_pvt, __ATOMIC_RELEASE);
+    if (write(d->ports[port].backend_fd, &one, sizeof(one)) != sizeof(one))
+        printf("# kick failed\n");
+    usleep(300000);
+    CHECK("backend: a quiesced back end leaves a request unanswered",
+          __atomic_load_n(&s->rsp_prod, __ATOMIC_ACQUIRE) == 100);
+    blkback_resume(bk);
+    for (int i = 0; i < 300 && __atomic_load_n(&s->rsp_prod, __ATOMIC_ACQUIRE) != 101;
+         i++)
+        usleep(10000);
+    CHECK("backend: answered once resumed",
+          s->rsp_prod == 101 && RING_GET_RESPONSE(&front, 100)->id == 500);
+    CHECK("backend: quiesced again", blkback_quiesce(bk) == 0);
     blkback_stop(bk);
     CHECK("backend: stopped", 1);
     gmem_destroy(&d->mem);

@@ -79,6 +79,12 @@ struct blkback_cfg {
 int blkback_start(struct domain *d, const struct blkback_cfg *cfg, struct blkback **out,
                   char *err, size_t errlen);
 
+/* The back end's thread parked, its I/O in flight answered (xbe_quiesce,
+ * waiting up to BLKBACK_QUIESCE_MS), until blkback_resume.  0 or -errno. */
+#define BLKBACK_QUIESCE_MS 10000
+int blkback_quiesce(struct blkback *b);
+void blkback_resume(struct blkback *b);
+
 /* Stops the thread, unbinds the event channel, syncs and closes the image.
  * NULL is fine. */
 void blkback_stop(struct blkback *b);

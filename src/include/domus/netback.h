@@ -65,6 +65,13 @@ struct netback_cfg {
 int netback_start(struct domain *d, const struct netback_cfg *cfg, struct netback **out,
                   char *err, size_t errlen);
 
+/* The back end's thread parked (xbe_quiesce, waiting up to
+ * NETBACK_QUIESCE_MS): no frame goes to the guest, no packet is taken from
+ * it, until netback_resume.  0 or -errno. */
+#define NETBACK_QUIESCE_MS 5000
+int netback_quiesce(struct netback *nb);
+void netback_resume(struct netback *nb);
+
 /* Stops the thread, unbinds the event channel, closes the tap (which
  * removes it).  NULL is fine. */
 void netback_stop(struct netback *nb);

@@ -43,11 +43,13 @@ union vm_dev_cfg {
  *            a reason in err and nothing left behind.
  *   stop:    stops and frees be (its thread joined); be may be NULL.
  *   quiesce: stops be taking new requests from the guest and waits for those
- *            in flight; resume undoes it.
- *   save / load: writes be's state to / reads it from fd (the domain image).
- * quiesce, resume, save and load return -ENOTSUP for every kind today: no
- * back end can pause or serialise its state yet (save/restore, issue 10,
- * adds them); 0 or -errno once they exist. */
+ *            in flight: from then on it writes nothing into the guest's
+ *            memory (vbd, vif; the console's and the xenstore ring's pages
+ *            are the special pages, sent last anyway: -ENOTSUP); resume
+ *            undoes it.
+ *   save / load: writes be's state to / reads it from fd (the domain image):
+ *            -ENOTSUP for every kind (a restored guest's front ends
+ *            reconnect to new back ends, as on Xen). */
 struct vm_dev_kind {
     const char *name; /* "console", "xs-ring", "vbd", "vif" */
     unsigned max;     /* instances at most */
@@ -161,6 +163,11 @@ struct vm_dev *vm_dev_find(struct vm *vm, const struct vm_dev_kind *k, uint32_t 
 int vm_dev_remove(struct vm *vm, const struct vm_dev_kind *k, uint32_t devid);
 /* Stops every device, the last started first. */
 void vm_dev_stop_all(struct vm *vm);
+/* Every device's quiesce (a save's or migration's last pages: the back
+ * ends' writes are not in KVM's dirty log); the first error, logged, or 0.
+ * vm_dev_resume_all undoes it. */
+int vm_dev_quiesce_all(struct vm *vm);
+void vm_dev_resume_all(struct vm *vm);
 /* Number of devices of kind k. */
 unsigned vm_dev_count(const struct vm *vm, const struct vm_dev_kind *k);
 

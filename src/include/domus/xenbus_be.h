@@ -34,6 +34,7 @@
 #include "domus/xsclient.h"
 
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -74,6 +75,9 @@ struct xbe_ops {
     /* Responses are waiting for the front end (XBE_RSP_UNSEEN on a ring),
      * or NULL.  After a second with no events, the event is sent again. */
     bool (*unseen)(struct xbe *x);
+    /* Finishes the work in flight before the thread parks (xbe_quiesce):
+     * after it the back end writes nothing into the guest; or NULL. */
+    void (*quiesce)(struct xbe *x);
     /* What the ops do in the thread beyond xenstore and event channels:
      * SANDBOX_* (sandbox.h), e.g. SANDBOX_DISK. */
     unsigned sandbox;
@@ -91,6 +95,10 @@ struct xbe {
     struct xsc xw; /* watch events only */
     bool xs_ok;
     int kick_fd, stop_fd;
+    /* xbe_quiesce's handshake: asked (qreq), the thread parked (parked_fd
+     * written), asked to go on (resume_fd written). */
+    atomic_bool qreq;
+    int parked_fd, resume_fd;
     pthread_t thread;
     bool thread_started;
     enum xenbus_state state; /* ours, as last written */
@@ -111,6 +119,17 @@ int xbe_init(struct xbe *x, struct domain *d, const char *kind, uint32_t devid,
 
 /* Starts the thread (xenstore is reached from it).  0 or -errno. */
 int xbe_start(struct xbe *x);
+
+/* Parks the thread until xbe_resume: ops->quiesce finishes the work in
+ * flight, and from then on the back end neither reads the guest's rings
+ * nor writes its memory (the final round of a save or migration, which
+ * KVM's dirty log cannot see the back ends' writes for).  Waits up to
+ * timeout_ms for the thread: 0, or -ETIMEDOUT (it parks later).  0 at once
+ * without a thread. */
+int xbe_quiesce(struct xbe *x, unsigned timeout_ms);
+
+/* Lets a quiesced thread go on; nothing when it was not asked to park. */
+void xbe_resume(struct xbe *x);
 
 /* Stops the thread, unbinds the port, closes what xbe_init opened.  Safe
  * on a zeroed or half-initialised xbe whose fds are -1. */
