@@ -216,6 +216,9 @@ echo "testhost: kernel $(uname -r); $(cat /domus/kvm-from)"
 if grep -qw svm /proc/cpuinfo; then modprobe kvm_amd || echo "FAIL testhost: modprobe kvm_amd"
 else modprobe kvm_intel || echo "FAIL testhost: modprobe kvm_intel"; fi
 for m in tun bridge veth; do modprobe "$m" || echo "FAIL testhost: modprobe $m"; done
+# The MMU's parameters (--append kvm.tdp_mmu=0 and the like reach modprobe).
+kp=/sys/module/kvm/parameters
+echo "testhost: kvm tdp_mmu=$(cat $kp/tdp_mmu 2>/dev/null) eager_page_split=$(cat $kp/eager_page_split 2>/dev/null) nx_huge_pages=$(cat $kp/nx_huge_pages 2>/dev/null)"
 # kvm.ko's run-time static branches, patched once here and never again
 # (tests/testhost/kvm-keys-hold.c); domus.keyhold=0 on the command line
 # (DOMUS_TESTHOST_KEYHOLD=0) leaves them to flip as domains come and go.
