@@ -68,11 +68,14 @@ static int spawn_xenstored(struct dsd *d)
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         const char *trace = getenv("DOMUS_XENSTORED_TRACE");
-        const char *argv[] = {
-            bin,          "--daemon",  "--socket",     x->path, "--run-dir", ts_run_dir(),
-            "--pid-file", x->pid_file, "--trace-file", trace,   NULL};
-        if (!trace || !*trace)
-            argv[8] = NULL; /* no trace: the list ends before it */
+        const char *argv[12] = {bin,         "--daemon",   "--socket",   x->path,
+                                "--run-dir", ts_run_dir(), "--pid-file", x->pid_file};
+        size_t n = 8;
+        if (trace && *trace) {
+            argv[n++] = "--trace-file";
+            argv[n++] = trace;
+        }
+        argv[n] = NULL;
         execv(bin, (char *const *)argv);
         _exit(127);
     }
