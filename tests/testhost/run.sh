@@ -39,6 +39,10 @@
 # DOMUS_TESTHOST_KEYHOLD=1|0  hold kvm.ko's static keys (kvm-keys-hold.c) or
 #              not; the default holds them on the 6.12 test host only.
 # DOMUS_TESTHOST_TCG=thread=single  both test-host CPUs on one QEMU thread.
+# DOMUS_TESTHOST_APPEND="kvm_amd.npt=0"  test-host kernel parameters for every
+#              run (make check's too), before --append's: npt=0 has KVM
+#              shadow the guest's page tables instead of using the emulated
+#              CPU's nested paging (docs/migration.md, "What the crash is").
 # DOMUS_TESTHOST_TOOLS="strace perf"  this machine's tools (with their
 #              libraries) in the test host's /usr/bin, to look into a run.
 #
@@ -66,7 +70,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 usage() { sed -n '2,30p' "$0" >&2; exit 2; }
 GUEST_SERIES="${DOMUS_GUEST_SERIES:-6.1}"
 SCEN_ENV=()
-SCEN="" TIMEOUT="" WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0 EXTRA_APPEND="" ASAN="${DOMUS_TESTHOST_ASAN:-0}"
+SCEN="" TIMEOUT="" WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0 EXTRA_APPEND="${DOMUS_TESTHOST_APPEND:-}" ASAN="${DOMUS_TESTHOST_ASAN:-0}"
 while [ $# -gt 0 ]; do
     case "$1" in
     --timeout) TIMEOUT="${2:?}"; shift 2 ;;
@@ -77,7 +81,7 @@ while [ $# -gt 0 ]; do
     --show) SHOW=1; shift ;;
     --asan) ASAN=1; shift ;;
     --guest) GUEST_SERIES="${2?}"; shift 2 ;;
-    --append) EXTRA_APPEND="${2?}"; shift 2 ;;
+    --append) EXTRA_APPEND="${EXTRA_APPEND:+$EXTRA_APPEND }${2?}"; shift 2 ;;
     --env)
         [[ "${2:-}" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || { echo "run.sh: --env wants NAME=VALUE" >&2; exit 2; }
         SCEN_ENV+=("$2"); shift 2 ;;
