@@ -39,10 +39,12 @@
 # DOMUS_TESTHOST_KEYHOLD=1|0  hold kvm.ko's static keys (kvm-keys-hold.c) or
 #              not; the default holds them on the 6.12 test host only.
 # DOMUS_TESTHOST_TCG=thread=single  both test-host CPUs on one QEMU thread.
-# DOMUS_TESTHOST_APPEND="kvm_amd.npt=0"  test-host kernel parameters for every
-#              run (make check's too), before --append's: npt=0 has KVM
-#              shadow the guest's page tables instead of using the emulated
-#              CPU's nested paging (docs/migration.md, "What the crash is").
+# DOMUS_TESTHOST_APPEND="..."  test-host kernel parameters for every run
+#              (make check's too), before --append's; unset: kvm_amd.npt=0,
+#              KVM shadowing the guests' page tables instead of using the
+#              emulated CPU's nested paging, under which guests crashed
+#              (docs/migration.md, "What the crash is"); set empty for
+#              nested paging.
 # DOMUS_TESTHOST_TOOLS="strace perf"  this machine's tools (with their
 #              libraries) in the test host's /usr/bin, to look into a run.
 #
@@ -70,7 +72,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 usage() { sed -n '2,30p' "$0" >&2; exit 2; }
 GUEST_SERIES="${DOMUS_GUEST_SERIES:-6.1}"
 SCEN_ENV=()
-SCEN="" TIMEOUT="" WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0 EXTRA_APPEND="${DOMUS_TESTHOST_APPEND:-}" ASAN="${DOMUS_TESTHOST_ASAN:-0}"
+SCEN="" TIMEOUT="" WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0 EXTRA_APPEND="${DOMUS_TESTHOST_APPEND-kvm_amd.npt=0}" ASAN="${DOMUS_TESTHOST_ASAN:-0}"
 while [ $# -gt 0 ]; do
     case "$1" in
     --timeout) TIMEOUT="${2:?}"; shift 2 ;;
@@ -222,7 +224,7 @@ else modprobe kvm_intel || echo "FAIL testhost: modprobe kvm_intel"; fi
 for m in tun bridge veth; do modprobe "$m" || echo "FAIL testhost: modprobe $m"; done
 # The MMU's parameters (--append kvm.tdp_mmu=0 and the like reach modprobe).
 kp=/sys/module/kvm/parameters
-echo "testhost: kvm tdp_mmu=$(cat $kp/tdp_mmu 2>/dev/null) eager_page_split=$(cat $kp/eager_page_split 2>/dev/null) nx_huge_pages=$(cat $kp/nx_huge_pages 2>/dev/null)"
+echo "testhost: kvm npt=$(cat /sys/module/kvm_amd/parameters/npt 2>/dev/null) tdp_mmu=$(cat $kp/tdp_mmu 2>/dev/null) eager_page_split=$(cat $kp/eager_page_split 2>/dev/null) nx_huge_pages=$(cat $kp/nx_huge_pages 2>/dev/null)"
 # kvm.ko's run-time static branches, patched once here and never again
 # (tests/testhost/kvm-keys-hold.c); domus.keyhold=0 on the command line
 # (DOMUS_TESTHOST_KEYHOLD=0) leaves them to flip as domains come and go.
