@@ -69,7 +69,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 
-usage() { sed -n '2,30p' "$0" >&2; exit 2; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" >&2; exit 2; }
 GUEST_SERIES="${DOMUS_GUEST_SERIES:-6.1}"
 SCEN_ENV=()
 SCEN="" TIMEOUT="" WITH_QEMU=0 MODE="" SHELL_MODE=0 SHOW=0 EXTRA_APPEND="${DOMUS_TESTHOST_APPEND-kvm_amd.npt=0}" ASAN="${DOMUS_TESTHOST_ASAN:-0}"
