@@ -291,7 +291,7 @@ static int image_vm_init(struct vm *vm)
              r.err[0] ? r.err : strerror(-rc));
         kvm_domain_destroy(d);
     } else {
-        if (!vm->args.lazy)
+        if (!vm->args.lazy && !vm->args.postcopy) /* memory complete only here */
             vm_migcheck_dest(&d->mem);
         vm->t_end = r.end_ns;
         vm->t_applied = drealtime_ns();

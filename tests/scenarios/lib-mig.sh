@@ -68,7 +68,9 @@ diag() { mig_diag "$1" 15; }
 # the pages that differ from the source's, and their count.
 mig_checked() {
     [ -n "${DOMUS_MIG_CHECK:-}" ] || return 0
-    grep 'migration check:' "$(on$1 sh -c 'echo "$DOMUS_LOG_DIR"')/domus-vm-$2.log" 2>/dev/null |
+    _log="$A_LOG"
+    [ "$1" = A ] || _log="$B_LOG"
+    grep 'migration check:' "$_log/domus-vm-$2.log" 2>/dev/null |
         awk '/check: page / { cur = cur $0 "\n"; next }
              / pages differ / { last = cur $0 "\n"; cur = "" }
              END { printf "%s", last }' | sed 's/^/MIGCHECK /'
