@@ -366,6 +366,31 @@ int hv_load_areas(struct domain *d, const void *body, size_t len, char *err,
     return rc;
 }
 
+/* ---- vm_assist ---- */
+
+int hv_save_vmassist(struct domain *d, struct recbuf *rb)
+{
+    pthread_mutex_lock(&d->lock);
+    rb_put_u64(rb, d->vm_assist);
+    pthread_mutex_unlock(&d->lock);
+    return rb->err;
+}
+
+int hv_load_vmassist(struct domain *d, const void *body, size_t len, char *err,
+                     size_t errlen)
+{
+    const uint64_t known = 1ULL << VMASST_TYPE_runstate_update_flag;
+    struct recrd rd;
+
+    rd_init(&rd, body, len);
+    uint64_t bits = rd_u64(&rd);
+    if (rd.err || rd_done(&rd) || (bits & ~known))
+        BAD("vm_assist %#llx (%zu bytes)", (unsigned long long)bits, len);
+    if (!bits)
+        return 0;
+    return hv_vm_assist(d, VMASST_CMD_enable, VMASST_TYPE_runstate_update_flag);
+}
+
 /* ---- timers ---- */
 
 int hv_save_timers(struct domain *d, struct recbuf *rb)
@@ -417,12 +442,14 @@ int hv_load_timers(struct domain *d, const void *body, size_t len, char *err,
 }
 
 const struct hv_module hv_modules[] = {
-    {SIMG_REC_HVM_PARAMS, "hvm params", hv_save_params, hv_load_params, NULL},
-    {SIMG_REC_HV_GNTTAB, "grant table", hv_save_gnttab, hv_load_gnttab, NULL},
+    {SIMG_REC_HVM_PARAMS, "hvm params", hv_save_params, hv_load_params, NULL, false},
+    {SIMG_REC_HV_GNTTAB, "grant table", hv_save_gnttab, hv_load_gnttab, NULL, false},
     {SIMG_REC_HV_EVTCHN, "event channels", hv_save_evtchn, hv_load_evtchn,
-     hv_resume_evtchn},
-    {SIMG_REC_HV_AREAS, "guest areas", hv_save_areas, hv_load_areas, NULL},
-    {SIMG_REC_HV_TIMERS, "timers", hv_save_timers, hv_load_timers, NULL},
-    {SIMG_REC_HV_MEMRES, "memory reservation", memop_save, memop_load, NULL},
+     hv_resume_evtchn, false},
+    {SIMG_REC_HV_AREAS, "guest areas", hv_save_areas, hv_load_areas, NULL, false},
+    {SIMG_REC_HV_TIMERS, "timers", hv_save_timers, hv_load_timers, NULL, false},
+    {SIMG_REC_HV_MEMRES, "memory reservation", memop_save, memop_load, NULL, false},
+    {SIMG_REC_HV_VMASST, "vm_assist", hv_save_vmassist, hv_load_vmassist,
+     hv_load_vmassist, true},
 };
 const size_t hv_nr_modules = ARRAY_SIZE(hv_modules);

@@ -376,10 +376,25 @@ static int64_t hc_console_io(struct vcpu *v, const uint64_t a[6])
 
 static int64_t hc_vm_assist(struct vcpu *v, const uint64_t a[6])
 {
-    (void)v;
-    if (a[1] == VMASST_TYPE_runstate_update_flag)
-        return 0;
-    return -EINVAL;
+    return hv_vm_assist(v->d, a[0], a[1]);
+}
+
+int hv_vm_assist(struct domain *d, uint64_t cmd, uint64_t type)
+{
+    int rc;
+
+    if (type != VMASST_TYPE_runstate_update_flag)
+        return -EINVAL;
+    if (cmd != VMASST_CMD_enable && cmd != VMASST_CMD_disable)
+        return -ENOSYS;
+    bool on = cmd == VMASST_CMD_enable;
+    if (d->ops->set_runstate_update_flag &&
+        (rc = d->ops->set_runstate_update_flag(d, on)) < 0)
+        return rc;
+    pthread_mutex_lock(&d->lock);
+    d->vm_assist = on ? d->vm_assist | 1ULL << type : d->vm_assist & ~(1ULL << type);
+    pthread_mutex_unlock(&d->lock);
+    return 0;
 }
 
 static int64_t hc_physdev_op(struct vcpu *v, const uint64_t a[6])

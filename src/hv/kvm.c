@@ -3,8 +3,8 @@
  * Xen acceleration in KVM (KVM_CAP_XEN_HVM) does the per-event work in the
  * kernel: hypercall interception, event channel delivery into shared_info
  * and the upcall vector, in-kernel EVTCHNOP_send for IPIs and back-end ports,
- * the VIRQ_TIMER one-shot timer and pvclock in vcpu_info (the runstate area
- * is ours: k_set_runstate).
+ * the VIRQ_TIMER one-shot timer, pvclock in vcpu_info, and the runstate area
+ * where KVM's is safe (k_set_runstate).
  * Everything else reaches userspace as KVM_EXIT_XEN and goes to
  * hv_hypercall. */
 #include "domus/kvm.h"
@@ -28,9 +28,21 @@
 #define XEN_HYPERCALL_MSR 0x40000000
 #define KVM_TSS_ADDR 0xFFFBD000ULL
 
+/* Linux 6.2's (the 6.1 uapi headers lack them): KVM_XEN_HVM_CONFIG's
+ * capability bit for the runstate area's XEN_RUNSTATE_UPDATE flag, and the
+ * attribute that turns the flag on (u.runstate_update_flag, the union's
+ * first byte). */
+#ifndef KVM_XEN_HVM_CONFIG_RUNSTATE_UPDATE_FLAG
+#define KVM_XEN_HVM_CONFIG_RUNSTATE_UPDATE_FLAG (1 << 6)
+#endif
+#ifndef KVM_XEN_ATTR_TYPE_RUNSTATE_UPDATE_FLAG
+#define KVM_XEN_ATTR_TYPE_RUNSTATE_UPDATE_FLAG 0x5
+#endif
+
 struct kvm_priv {
     int kvm_fd;
     int vm_fd;
+    bool kvm_runstate;     /* KVM keeps the runstate areas (use_kvm_runstate) */
     struct vcpu_gate gate; /* the vCPU threads' pause (vcpugate.h) */
 };
 
@@ -94,19 +106,22 @@ static int k_set_vcpu_time_info(struct vcpu *v, uint64_t gpa)
     return k_vcpu_gpa(v, KVM_XEN_VCPU_ATTR_TYPE_VCPU_TIME_INFO, gpa);
 }
 
-/* The runstate area is kept here, not by KVM: 6.1's in-kernel one
- * (KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR, rewritten through a
- * gfn_to_pfn_cache at every preemption of the vCPU thread) was implicated in
- * crashes of the nested test host under heavy interrupt load: guest triple
- * faults and a kernel stack overflow in the host, gone with this (see the
+/* The runstate area: KVM's where its runstate code has the fixes since 6.1
+ * (use_kvm_runstate), else kept here.  6.1's in-kernel one (rewritten
+ * through a gfn_to_pfn_cache at every preemption of the vCPU thread) was
+ * implicated in crashes of the nested test host under heavy interrupt load:
+ * guest triple faults and a kernel stack overflow in the host (see the
  * notes of the PV network issue).  Ours says "running since it was
  * registered, nothing stolen", which is what the guest's steal clock and
- * vcpu_is_preempted() read.  DOMUS_KVM_RUNSTATE=1 asks for KVM's. */
+ * vcpu_is_preempted() read.  KVM's counts the time a vCPU thread waited for
+ * a host CPU as runnable (steal) and starts a new vCPU, a restored one too,
+ * as running with nothing stolen: what a Linux guest expects after a
+ * migration on Xen (it adds its own saved times back). */
 static int k_set_runstate(struct vcpu *v, uint64_t gpa)
 {
     struct vcpu_runstate_info *r;
 
-    if (denv_is_1("DOMUS_KVM_RUNSTATE"))
+    if (priv(v->d)->kvm_runstate)
         return k_vcpu_gpa(v, KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR, gpa);
     if (gpa == HV_GPA_NONE)
         return 0;
@@ -115,6 +130,18 @@ static int k_set_runstate(struct vcpu *v, uint64_t gpa)
     memset(r, 0, sizeof(*r));
     r->state = RUNSTATE_running;
     return 0;
+}
+
+/* vm_assist(runstate_update_flag): KVM's runstate updates then set
+ * XEN_RUNSTATE_UPDATE while they write; ours never changes. */
+static int k_set_runstate_update_flag(struct domain *d, bool on)
+{
+    struct kvm_xen_hvm_attr a = {.type = KVM_XEN_ATTR_TYPE_RUNSTATE_UPDATE_FLAG};
+
+    if (!priv(d)->kvm_runstate)
+        return 0;
+    a.u.long_mode = on; /* the union's first byte: runstate_update_flag */
+    return vm_attr(d, &a);
 }
 
 static int k_set_upcall_vector(struct vcpu *v, uint8_t vector)
@@ -260,6 +287,7 @@ static const struct hv_ops kvm_ops = {
     .set_vcpu_info = k_set_vcpu_info,
     .set_vcpu_time_info = k_set_vcpu_time_info,
     .set_runstate = k_set_runstate,
+    .set_runstate_update_flag = k_set_runstate_update_flag,
     .set_upcall_vector = k_set_upcall_vector,
     .set_global_upcall_vector = k_set_global_upcall_vector,
     .set_timer = k_set_timer,
@@ -375,6 +403,20 @@ static int map_memory(struct domain *d)
     return rc;
 }
 
+/* KVM's runstate area where KVM has its update flag (Linux 6.2 and later:
+ * the runstate rework after 6.1, whose version crashed the nested test
+ * host); DOMUS_KVM_RUNSTATE=0 keeps Domus's, =1 takes KVM's on any KVM
+ * with a runstate area. */
+static bool use_kvm_runstate(int caps)
+{
+    const char *e = getenv("DOMUS_KVM_RUNSTATE");
+    int need = KVM_XEN_HVM_CONFIG_RUNSTATE | KVM_XEN_HVM_CONFIG_RUNSTATE_UPDATE_FLAG;
+
+    if (e && *e)
+        return !strcmp(e, "1") && (caps & KVM_XEN_HVM_CONFIG_RUNSTATE);
+    return (caps & need) == need;
+}
+
 static int xen_config(struct domain *d, int caps, char *err, size_t errlen)
 {
     struct kvm_xen_hvm_config cfg = {.flags = KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL,
@@ -389,6 +431,9 @@ static int xen_config(struct domain *d, int caps, char *err, size_t errlen)
         return -ENOTSUP;
     }
     cfg.flags |= KVM_XEN_HVM_CONFIG_EVTCHN_SEND;
+    priv(d)->kvm_runstate = use_kvm_runstate(caps);
+    dinfo("dom%u: runstate areas kept by %s (KVM_CAP_XEN_HVM %#x)", d->domid,
+          priv(d)->kvm_runstate ? "KVM" : "Domus", caps);
     if (ioctl(priv(d)->vm_fd, KVM_XEN_HVM_CONFIG, &cfg) < 0) {
         dfmt(err, errlen, "KVM_XEN_HVM_CONFIG: %s", strerror(errno));
         return -errno;

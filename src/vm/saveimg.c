@@ -36,6 +36,7 @@ static const char *const rec_names[] = {
     [SIMG_REC_VCPU_TSC] = "vcpu tsc",
     [SIMG_REC_HV_MEMRES] = "memory reservation",
     [SIMG_REC_POSTCOPY] = "post-copy pages",
+    [SIMG_REC_HV_VMASST] = "vm_assist",
 };
 
 const char *simg_rec_name(uint32_t type)

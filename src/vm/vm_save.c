@@ -42,7 +42,10 @@ static int save_modules(struct domain *d, struct simg_writer *w, char *err, size
         rb_init(&rb);
         rc = hv_modules[i].save(d, &rb);
         if (!rc)
-            rc = simg_write_record(w, hv_modules[i].rec_type, rb.data, rb.len);
+            rc = simg_write_record(w,
+                                   hv_modules[i].rec_type |
+                                       (hv_modules[i].optional ? SIMG_REC_OPTIONAL : 0),
+                                   rb.data, rb.len);
         if (rc)
             dfmt(err, errlen, "the %s record: %s", hv_modules[i].name, strerror(-rc));
         rb_free(&rb);
@@ -166,6 +169,7 @@ static const struct simg_handler handlers[] = {
     {SIMG_REC_HV_EVTCHN, st_module},  {SIMG_REC_HV_GNTTAB, st_module},
     {SIMG_REC_HV_AREAS, st_module},   {SIMG_REC_HV_TIMERS, st_module},
     {SIMG_REC_HV_MEMRES, st_module},  {SIMG_REC_POSTCOPY, st_postcopy},
+    {SIMG_REC_HV_VMASST, st_module},
 };
 
 /* Everything present: the clock, every vCPU's records, every module's. */
@@ -176,7 +180,7 @@ static int check_complete(struct staged *s, char *err, size_t errlen)
         return -EINVAL;
     }
     for (size_t i = 0; i < hv_nr_modules; i++)
-        if (!s->mod[i].have) {
+        if (!s->mod[i].have && !hv_modules[i].optional) {
             dfmt(err, errlen, "truncated image: no %s record", hv_modules[i].name);
             return -EINVAL;
         }
@@ -197,7 +201,7 @@ static int apply(struct staged *s, const struct vm_state_ops *ops, uint32_t modu
         char merr[160] = "";
         int (*fn)(struct domain *, const void *, size_t, char *, size_t) =
             modules & (1u << i) ? hv_modules[i].load : hv_modules[i].resume;
-        if (!fn)
+        if (!fn || !s->mod[i].have) /* an optional record left out */
             continue;
         rc = fn(d, s->mod[i].body, s->mod[i].len, merr, sizeof(merr));
         if (rc)

@@ -81,8 +81,19 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
 }
 
 static const struct hv_ops ops = {
-    f_dom, f_vcpu, f_vcpu,  f_vcpu,      f_vec, f_gvec, f_timer, f_deliver, f_local,
-    f_fd,  f_rm,   f_extra, f_translate, NULL,  NULL,   NULL,    NULL,
+    .set_shared_info = f_dom,
+    .set_vcpu_info = f_vcpu,
+    .set_vcpu_time_info = f_vcpu,
+    .set_runstate = f_vcpu,
+    .set_upcall_vector = f_vec,
+    .set_global_upcall_vector = f_gvec,
+    .set_timer = f_timer,
+    .deliver = f_deliver,
+    .route_local = f_local,
+    .route_eventfd = f_fd,
+    .route_remove = f_rm,
+    .map_extra = f_extra,
+    .translate = f_translate,
 };
 
 struct ctx {
@@ -139,6 +150,7 @@ static const struct simg_handler handlers[] = {
     {SIMG_REC_HV_EVTCHN, h_module},  {SIMG_REC_HV_GNTTAB, h_module},
     {SIMG_REC_HV_AREAS, h_module},   {SIMG_REC_HV_TIMERS, h_module},
     {SIMG_REC_HV_MEMRES, h_module},  {SIMG_REC_POSTCOPY, h_postcopy},
+    {SIMG_REC_HV_VMASST, h_module},
 };
 
 /* A lazy restore's index pass (vmlazy.h): page data indexed, not read. */

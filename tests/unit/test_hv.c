@@ -134,11 +134,22 @@ static int f_time_area(struct vcpu *v, uint64_t gpa)
 }
 
 static const struct hv_ops fake_ops = {
-    f_shinfo,   f_gpa,       f_time_area, f_gpa,         f_vec,
-    f_gvec,     f_timer,     f_deliver,   f_route_local, f_route_fd,
-    f_route_rm, f_map_extra, f_translate, NULL, /* kick: HV_KICK_SIGNAL */
-    f_suspend,  NULL,                           /* now_ns: CLOCK_MONOTONIC */
-    NULL,                                       /* timer_expiry: singleshot_ns */
+    .set_shared_info = f_shinfo,
+    .set_vcpu_info = f_gpa,
+    .set_vcpu_time_info = f_time_area,
+    .set_runstate = f_gpa,
+    .set_upcall_vector = f_vec,
+    .set_global_upcall_vector = f_gvec,
+    .set_timer = f_timer,
+    .deliver = f_deliver,
+    .route_local = f_route_local,
+    .route_eventfd = f_route_fd,
+    .route_remove = f_route_rm,
+    .map_extra = f_map_extra,
+    .translate = f_translate,
+    .suspend = f_suspend,
+    /* kick: HV_KICK_SIGNAL; now_ns: CLOCK_MONOTONIC; timer_expiry:
+     * singleshot_ns; set_runstate_update_flag: nothing to tell */
 };
 
 static struct domain *dom;

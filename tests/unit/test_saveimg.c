@@ -17,13 +17,14 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "check.h"
 
 /* ---- fake KVM: counts what load replays ---- */
 
 static struct {
-    unsigned shinfo, info, time, runstate, vec, gvec, timer, local, fd, rm, extra;
+    unsigned shinfo, info, time, runstate, rsflag, vec, gvec, timer, local, fd, rm, extra;
     uint64_t shinfo_gfn, timer_ns;
 } fk;
 
@@ -50,6 +51,12 @@ static int f_run(struct vcpu *v, uint64_t gpa)
 {
     (void)v, (void)gpa;
     fk.runstate++;
+    return 0;
+}
+static int f_rsflag(struct domain *d, bool on)
+{
+    (void)d;
+    fk.rsflag += on;
     return 0;
 }
 static int f_vec(struct vcpu *v, uint8_t vec)
@@ -108,11 +115,22 @@ static int f_translate(struct vcpu *v, uint64_t gva, uint64_t *gpa)
 }
 
 static const struct hv_ops fake_ops = {
-    f_shinfo, f_info, f_time, f_run,   f_vec,       f_gvec, f_timer, f_deliver,
-    f_local,  f_fd,   f_rm,   f_extra, f_translate, NULL, /* kick: HV_KICK_SIGNAL */
-    NULL,                                                 /* suspend */
-    NULL,                                                 /* now_ns: CLOCK_MONOTONIC */
-    NULL, /* timer_expiry: singleshot_ns */
+    .set_shared_info = f_shinfo,
+    .set_vcpu_info = f_info,
+    .set_vcpu_time_info = f_time,
+    .set_runstate = f_run,
+    .set_runstate_update_flag = f_rsflag,
+    .set_upcall_vector = f_vec,
+    .set_global_upcall_vector = f_gvec,
+    .set_timer = f_timer,
+    .deliver = f_deliver,
+    .route_local = f_local,
+    .route_eventfd = f_fd,
+    .route_remove = f_rm,
+    .map_extra = f_extra,
+    .translate = f_translate,
+    /* kick: HV_KICK_SIGNAL; suspend: none; now_ns: CLOCK_MONOTONIC;
+     * timer_expiry: singleshot_ns */
 };
 
 static struct domain *new_domain(unsigned vcpus)
@@ -589,6 +607,7 @@ static void fill_domain(struct domain *d)
     d->vcpus[1].upcall_vector = 0xf3;
     d->vcpus[1].timer_port = 2;
     d->vcpus[1].singleshot_ns = 123456789;
+    d->vm_assist = 1ULL << VMASST_TYPE_runstate_update_flag;
 }
 
 static int save_module(const struct hv_module *m, struct domain *d, struct recbuf *rb)
@@ -652,11 +671,44 @@ static void test_modules(void)
                       b->vcpus[1].timer_port == 2);
         if (m->rec_type == SIMG_REC_HVM_PARAMS)
             CHECK("module hvm params: the callback vector set again", fk.gvec == 1);
+        if (m->rec_type == SIMG_REC_HV_VMASST)
+            CHECK("module vm_assist: runstate_update_flag turned on again",
+                  fk.rsflag == 1 && b->vm_assist == a->vm_assist && m->optional &&
+                      m->resume == m->load);
         rb_free(&rb);
         rb_free(&again);
         free_domain(b);
     }
     free_domain(a);
+}
+
+static void test_vm_assist(void)
+{
+    struct domain *b = new_domain(1);
+    char err[256];
+    struct recbuf rb;
+
+    memset(&fk, 0, sizeof(fk));
+    CHECK("vm_assist: another type refused (-EINVAL)",
+          hv_vm_assist(b, VMASST_CMD_enable, VMASST_TYPE_writable_pagetables) ==
+                  -EINVAL &&
+              !b->vm_assist && !fk.rsflag);
+    CHECK("vm_assist: another command refused (-ENOSYS)",
+          hv_vm_assist(b, 7, VMASST_TYPE_runstate_update_flag) == -ENOSYS &&
+              !b->vm_assist);
+    CHECK("vm_assist: runstate_update_flag on, told to the ops",
+          !hv_vm_assist(b, VMASST_CMD_enable, VMASST_TYPE_runstate_update_flag) &&
+              b->vm_assist == 1ULL << VMASST_TYPE_runstate_update_flag && fk.rsflag == 1);
+    CHECK("vm_assist: and off",
+          !hv_vm_assist(b, VMASST_CMD_disable, VMASST_TYPE_runstate_update_flag) &&
+              !b->vm_assist);
+    rb_init(&rb);
+    rb_put_u64(&rb, 1ULL << VMASST_TYPE_writable_pagetables);
+    CHECK("vm_assist: a record with a bit a guest cannot set refused",
+          hv_load_vmassist(b, rb.data, rb.len, err, sizeof(err)) == -EINVAL &&
+              !b->vm_assist);
+    rb_free(&rb);
+    free_domain(b);
 }
 
 static void test_module_bad_bodies(void)
@@ -778,6 +830,26 @@ static int restore_domain(const struct image *im, struct domain *b, char *err,
     return rc;
 }
 
+/* im without its vm_assist record (as an older Domus wrote it), the end
+ * record's crc32 made again; {NULL, 0} if there is none. */
+static struct image without_vmassist(const struct image *im)
+{
+    const uint8_t hdr[8] = {SIMG_REC_HV_VMASST, 0, 0, 0x80, 8, 0, 0, 0};
+    uint8_t *at = memmem(im->p, im->len, hdr, sizeof(hdr));
+    struct image t = {NULL, 0};
+
+    if (!at || !(t.p = malloc(im->len)))
+        return t;
+    size_t off = (size_t)(at - im->p);
+    memcpy(t.p, im->p, off);
+    memcpy(t.p + off, at + 16, im->len - off - 16);
+    t.len = im->len - 16;
+    uint32_t crc = (uint32_t)crc32(0, t.p, (uInt)(t.len - 8));
+    for (unsigned i = 0; i < 4; i++)
+        t.p[t.len - 8 + i] = (uint8_t)(crc >> (8 * i));
+    return t;
+}
+
 static void test_vmsave(void)
 {
     static struct simg_vcpu want[2];
@@ -802,8 +874,16 @@ static void test_vmsave(void)
     CHECK("vmsave: the modules loaded",
           b->ports[3].state == EVS_IPI && b->gnt_nr_frames == 2 &&
               b->vcpus[1].singleshot_ns == 123456789 && b->shared_info_gpa == 0x20000 &&
-              b->hvm_params[HVM_PARAM_STORE_PFN] == GMEM_SPECIAL_BASE >> 12);
+              b->hvm_params[HVM_PARAM_STORE_PFN] == GMEM_SPECIAL_BASE >> 12 &&
+              b->vm_assist == a->vm_assist);
     free_domain(b);
+    struct image old = without_vmassist(&im);
+    b = new_domain(2);
+    CHECK("vmsave: an image without the optional vm_assist record restores",
+          old.p && restore_domain(&old, b, err, sizeof(err)) == 0 && !b->vm_assist &&
+              b->shared_info_gpa == 0x20000);
+    free_domain(b);
+    free(old.p);
 
     /* Cut anywhere before the checksum: refused, and nothing applied. */
     bool all = true;
@@ -962,6 +1042,7 @@ int main(void)
     test_vcpu_records();
     memset(&fk, 0, sizeof(fk));
     test_modules();
+    test_vm_assist();
     memset(&fk, 0, sizeof(fk));
     test_module_bad_bodies();
     test_vmsave();

@@ -60,6 +60,9 @@ struct hv_ops {
     int (*set_vcpu_info)(struct vcpu *v, uint64_t gpa);
     int (*set_vcpu_time_info)(struct vcpu *v, uint64_t gpa);
     int (*set_runstate)(struct vcpu *v, uint64_t gpa);
+    /* vm_assist(runstate_update_flag) turned on or off.  NULL: nothing to
+     * tell (a runstate area that never changes). */
+    int (*set_runstate_update_flag)(struct domain *d, bool on);
     int (*set_upcall_vector)(struct vcpu *v, uint8_t vector);
     int (*set_global_upcall_vector)(struct domain *d, uint8_t vector);
     int (*set_timer)(struct vcpu *v, uint32_t port, uint64_t expires_ns);
@@ -156,6 +159,7 @@ struct domain {
     uint64_t shared_info_gpa; /* 0 until mapped */
     struct evtchn ports[HV_NR_PORTS];
     uint64_t hvm_params[HVM_NR_PARAMS];
+    uint64_t vm_assist; /* 1 << VMASST_TYPE_*: what the guest turned on */
 
     /* Grants Domain 0 is using (gnttab_map), per ref: pin counts and the
      * frame read at the first pin, as Xen's active grant entries. */
@@ -297,6 +301,11 @@ void evtchn_resume_free(struct domain *d);
 /* Executes hypercall nr with args for vcpu v; returns the value for the
  * guest's %rax (negative Xen errno on failure, -ENOSYS for unknown calls). */
 int64_t hv_hypercall(struct vcpu *v, uint64_t nr, const uint64_t args[6]);
+
+/* Xen's vm_assist for an HVM guest: only runstate_update_flag can be turned
+ * on (VMASST_CMD_enable) or off; -EINVAL for another type, -ENOSYS for
+ * another command, or d->ops' -errno.  Kept in d->vm_assist. */
+int hv_vm_assist(struct domain *d, uint64_t cmd, uint64_t type);
 
 /* --- evtchn.c --- */
 

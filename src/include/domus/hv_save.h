@@ -14,6 +14,7 @@
 #include "domus/hv.h"
 #include "domus/recbuf.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,12 +27,22 @@ struct hv_module {
      * module: what it takes from the record all the same (NULL: nothing). */
     int (*resume)(struct domain *d, const void *body, size_t len, char *err,
                   size_t errlen);
+    /* Written with SIMG_REC_OPTIONAL; an image without it (an older
+     * Domus's) restores without loading the module. */
+    bool optional;
 };
 
 /* In the order a restore loads them: params, grant table, event channels,
  * guest areas, timers (a timer names its port). */
 extern const struct hv_module hv_modules[];
 extern const size_t hv_nr_modules;
+
+/* vm_assist: u64, the VMASST_TYPE_* bits the guest turned on (only
+ * runstate_update_flag's may be set).  Loaded after the guest's own suspend
+ * too: Linux turns it on once, at boot. */
+int hv_save_vmassist(struct domain *d, struct recbuf *rb);
+int hv_load_vmassist(struct domain *d, const void *body, size_t len, char *err,
+                     size_t errlen);
 
 /* HVM params: the non-zero ones, u32 n, u32 0, n x (u32 index, u32 0, u64). */
 int hv_save_params(struct domain *d, struct recbuf *rb);

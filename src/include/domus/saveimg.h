@@ -56,6 +56,7 @@ enum simg_rec_type {
      * latest contents the stream does not hold (the destination pulls it
      * from the source once the guest runs). */
     SIMG_REC_POSTCOPY = 18,
+    SIMG_REC_HV_VMASST = 19, /* hv_save.h: vm_assist bits (optional) */
 };
 
 /* Name of a record type ("page data", ...) or NULL when unknown. */
