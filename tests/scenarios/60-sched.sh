@@ -75,7 +75,7 @@ check "CPU 1 was shared: w1 + w2 >= 80% of the window ($(((u1 + u2) / 1000)) ms)
 # says "nothing stolen".
 stolen=$((s1 * 1000 / (WINDOW * 100)))
 echo "MEASURED w1's steal time over ${WINDOW}s: $((s1 * 10)) ms ($stolen/1000 of the window)"
-if grep -q 'runstate areas kept by KVM' "$(console_log w1)"; then
+if grep -q 'runstate areas kept by KVM' "$DOMUS_LOG_DIR/domus-vm-w1.log"; then
     check "runstate (KVM's): w1 sees steal time, 40%-90% of the window ($stolen/1000)" within "$stolen" 400 900
 else
     check "runstate (Domus's): w1 sees no steal time ($stolen/1000)" test "$s1" -eq 0
