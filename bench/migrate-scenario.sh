@@ -167,6 +167,8 @@ d_mig() {
         >"$DOMUS_TMP/out"
     [ -s "$DOMUS_TMP/out" ] || { fail "bench migrate: no summary from domus migrate ($_s)"; return 1; }
     grep '^downtime phases' "$DOMUS_TMP/mig.out" | tail -n 1 >"$DOMUS_TMP/phases"
+    # --debug's progress, a line per round: round 0's rate, the dirty counts
+    tr '\r' '\n' <"$DOMUS_TMP/err" | grep '^round' | sed 's/ *$//' | paste -sd';' >"$DOMUS_TMP/rounds"
 }
 
 # ---- QEMU ----
@@ -367,6 +369,7 @@ measure() {
     echo "$4 $8 $6 $7 $9 $5 ${_st:--1} $_dir" >>"$R/$1.$2"
     echo "sample $1 $2 run $3 $_dir: heartbeat gap $4 ms ($(echo "$_w" | cut -d' ' -f3-)); own downtime $7 ms; total $8 s; $6 MiB; rounds $5; steady window's longest gap $9 ms; the sender after it: ${_hs:-?}"
     [ $1 = qemu ] || echo "sample domus $2 run $3 $(cat "$DOMUS_TMP/phases")"
+    [ $1 = qemu ] || echo "sample domus $2 run $3 progress: $(cat "$DOMUS_TMP/rounds")"
 }
 
 # report CASE: its table and ratios (printed after each case, and all again

@@ -264,7 +264,9 @@ static int run_migration(json_object *req, int conn)
     uint64_t t0 = drealtime_ns(), done = 0;
     int rc;
 
-    rc = cli_call_fds(req, fds, isatty(STDERR_FILENO) ? 2 : 1, &reply, err, sizeof(err));
+    /* progress on a terminal; with --debug into a log too (a line per round) */
+    rc = cli_call_fds(req, fds, isatty(STDERR_FILENO) || debug ? 2 : 1, &reply, err,
+                      sizeof(err));
     if (rc) {
         fprintf(stderr, "domus: error: %s\n", err);
         return 1;

@@ -27,6 +27,7 @@ struct vm_mig {
     uint64_t npages;
     uint64_t pages_sent;
     double bytes_s; /* the bandwidth of the last round */
+    uint64_t t0;    /* when the migration started here (dnow_ns) */
     /* Post-copy: finish sent the state and left bm's pages for
      * vm_migrate_postcopy (pc_left of them not sent yet). */
     bool postcopy;
@@ -49,11 +50,12 @@ static uint64_t expected_ms(const struct vm_mig *m, uint64_t pages)
 static void progress(const struct vm_mig *m, unsigned round, uint64_t dirty)
 {
     char line[160];
-    int n =
-        snprintf(line, sizeof(line),
-                 "\rround %u: %llu pages dirty, %.1f MiB/s, expected downtime %llu ms  ",
-                 round, (unsigned long long)dirty, m->bytes_s / (1 << 20),
-                 (unsigned long long)expected_ms(m, dirty));
+    int n = snprintf(
+        line, sizeof(line),
+        "\rround %u: %llu pages dirty, %.1f MiB/s, expected downtime %llu ms, "
+        "%.2f s in  ",
+        round, (unsigned long long)dirty, m->bytes_s / (1 << 20),
+        (unsigned long long)expected_ms(m, dirty), (double)(dnow_ns() - m->t0) / 1e9);
 
     if (m->o.progress_fd >= 0 && n > 0 && write(m->o.progress_fd, line, (size_t)n) < 0)
         return; /* a progress line is not worth failing for */
@@ -105,6 +107,7 @@ static int mig_open(struct vm *vm, int fd, const struct vm_mig_opts *o)
         return -ENOMEM;
     m->fd = -1;
     m->o = *o;
+    m->t0 = dnow_ns();
     m->npages = gmem_dirty_npages(&vm->dom.mem);
     m->bytes_s = 100.0 * (1 << 20); /* until round 0 measures it */
     vm->mig = m;
