@@ -146,8 +146,10 @@ stays() { # stays LABEL: g still runs on A, B holds nothing
 }
 
 # The receiver killed mid-stream: once B's domus-vm has read 16 MiB of it.
+# The stream is capped at 16 MiB/s so that the kill lands in it: on the 6.1
+# test host the whole stream (87 MB) was read before the poll saw 16 MiB.
 listen_on B 7076 || fail "mig kill: migrate-receive --listen on B"
-onA domus migrate --transport tcp:127.0.0.1:7076 g B >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err" &
+onA domus migrate --bandwidth 16 --transport tcp:127.0.0.1:7076 g B >"$DOMUS_TMP/mig.out" 2>"$DOMUS_TMP/err" &
 mig_pid=$!
 wait_vm_read "$(onB domusd_pid)" 16777216
 kill -9 "$recv_pid"
