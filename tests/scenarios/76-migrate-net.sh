@@ -227,9 +227,11 @@ stays() {
     runs_on A "$1"
     check "mig $1: nothing on B (no domain, no domus-vm, no file, no vif)" wait_nothing B 60
 }
-# mig_bg PORT: domus migrate from A over TCP to B's PORT in the background.
+# mig_bg PORT: domus migrate from A over TCP to B's PORT in the background,
+# capped at 16 MiB/s so that an injection after read_mib lands mid-stream
+# (75's kill once came after the whole stream had been read).
 mig_bg() {
-    onA inns A domus migrate --transport "tcp:10.0.0.12:$1" g B >"$DOMUS_TMP/mig.out" \
+    onA inns A domus migrate --bandwidth 16 --transport "tcp:10.0.0.12:$1" g B >"$DOMUS_TMP/mig.out" \
         2>"$DOMUS_TMP/err" &
     mig_pid=$!
 }
