@@ -13,7 +13,8 @@
 #           clock, /proc/uptime)
 #   vmm:    from the launch to the guest's first instruction: the first
 #           kvm:kvm_entry event in the test host's trace (clock "boot", the
-#           clock of /proc/uptime), the same probe for both sides
+#           clock of /proc/uptime), the same probe for both sides; Domus's
+#           split by `domus -v create`'s phases (domus_split)
 #   kernel: the guest kernel's printk time at "Run /init as init process"
 #   rest:   total - vmm - kernel: what happens in neither (firmware and
 #           decompression for QEMU's bzImage boot, the kernel's clock
@@ -78,17 +79,33 @@ on_poweroff = "destroy"
 CFG
 }
 
+# Domus's time before the first guest instruction, split (ms), from `domus -v
+# create`'s phases (its stderr in $1): the CLI's own start (launch to its
+# main), then its phases up to the vCPU threads' start, then the threads'
+# start to the first guest entry ($3, the trace's); $2 is the launch.
+# Appended to $DOMUS_TMP/$CASE.split.
+VMM_SPLIT="cli-exec request domusd exec memory kernel kvm-vm back-ends vcpus to-entry"
+domus_split() {
+    st=$(sed -n 's/^create: started at \([0-9.]*\) s.*/\1/p' "$1")
+    sed -n 's/^create phases (ms): //p' "$1" | awk -F', ' -v st="$st" -v t0="$2" -v fe="$3" '{
+        printf "%.1f", (st - t0) * 1000; s = 0
+        for (i = 1; i <= 8; i++) { n = split($i, w, " "); s += w[n]; printf " %.1f", w[n] }
+        printf " %.1f\n", (fe - st) * 1000 - s }' >>"$DOMUS_TMP/$CASE.split"
+}
+
 # Each prints "t0 t_booted t_first_entry kib printk" on success.
 domus_once() {
     arm_trace
     t0=$(now)
-    domus create "$DOMUS_TMP/bench.cfg" >/dev/null 2>&1 || return 1
+    domus -v create "$DOMUS_TMP/bench.cfg" >/dev/null 2>"$DOMUS_TMP/create.err" || return 1
     pid=$(pidof domus-vm)
     log="$DOMUS_LOG_DIR/bench.log"
     t1=$(wait_for "$log" BOOTED) || { domus destroy bench >/dev/null 2>&1; return 1; }
     kib=$(overhead_kib "$pid" 2>/dev/null)
     k=$(sed -n 's/.*BOOTED.*printk=\([0-9.]*\).*/\1/p' "$log" | head -n1)
-    echo "$t0 $t1 $(first_entry) ${kib:-0} ${k:-0}"
+    fe=$(first_entry)
+    domus_split "$DOMUS_TMP/create.err" "$t0" "$fe"
+    echo "$t0 $t1 $fe ${kib:-0} ${k:-0}"
     i=0; while domus list 2>/dev/null | grep -q '^bench ' && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); done
     rm -f "$log"
 }
@@ -126,8 +143,10 @@ col() { cut -d' ' -f"$2" "$DOMUS_TMP/$1" | median; }
 
 # run_case CASE: N boots of each side, interleaved, then the table.
 run_case() {
+    CASE=$1
     : >"$DOMUS_TMP/$1.domus"
     : >"$DOMUS_TMP/$1.qemu"
+    : >"$DOMUS_TMP/$1.split"
     j=0
     while [ $j -lt "$N" ]; do
         if [ $((j % 2)) = 0 ]; then
@@ -148,6 +167,13 @@ run_case() {
             -v qm="$(col "$1.qemu" "$i")" '{r = (q = $(i + 5)) > 0 ? $i / q : 0; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r}
             END {printf "  ratio %s domus/qemu %.2f (per pair %.2f..%.2f)\n", n, (qm > 0 ? dm / qm : 0), lo, hi}'
     done
+    printf '  domus vmm split, medians (ms):'
+    i=1
+    for w in $VMM_SPLIT; do
+        printf ' %s %s' "$w" "$(col "$1.split" $i)"
+        i=$((i + 1))
+    done
+    echo
     echo "PASS bench: $1 initramfs: $N boots of each side measured"
 }
 

@@ -14,6 +14,34 @@
 
 #define START_WAIT_MS 10000
 
+int cli_verbose;
+uint64_t cli_t0;
+
+uint64_t cli_instant(const char *words, const char *key)
+{
+    size_t kl = strlen(key);
+
+    for (const char *p = words; p && (p = strstr(p, key)); p += kl)
+        if ((p == words || p[-1] == ' ') && p[kl] == '=')
+            return strtoull(p + kl + 1, NULL, 10);
+    return 0;
+}
+
+void cli_print_phases(FILE *f, const char *title, const struct cli_phase *p, size_t n,
+                      uint64_t (*get)(void *ctx, const char *key), void *ctx)
+{
+    fprintf(f, "%s (ms):", title);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a = get(ctx, p[i].from), b = get(ctx, p[i].to);
+        if (a && b)
+            fprintf(f, "%s %s %.1f", i ? "," : "", p[i].label,
+                    ((double)b - (double)a) / 1e6);
+        else
+            fprintf(f, "%s %s ?", i ? "," : "", p[i].label);
+    }
+    fprintf(f, "\n");
+}
+
 /* Runs "<our dir>/domusd --daemon" and waits for it to detach. */
 static int start_daemon(void)
 {

@@ -1,6 +1,7 @@
 /* domus subcommands: argument parsing, one request each, output like xl. */
 #include "domus/cli.h"
 #include "domus/toolstack.h"
+#include "domus/util.h"
 #include "domus/xlcfg.h"
 
 #include <errno.h>
@@ -207,6 +208,40 @@ static int dry_run(const char *file, const char *text, size_t len)
     return 0;
 }
 
+/* -v: where the create's time went, from the command's start to domusd's
+ * answer (domus-vm's instants: vm.h); "started" is on the boot clock
+ * (/proc/uptime's), to set the guest's first entry against. */
+static const struct cli_phase create_phases[] = {
+    {"request", "cli_start", "dsd_req"},   {"domusd", "dsd_req", "dsd_spawn"},
+    {"exec", "dsd_spawn", "vm_main"},      {"memory", "vm_main", "vm_mem"},
+    {"kernel", "vm_mem", "vm_built"},      {"KVM VM", "vm_built", "vm_kvm"},
+    {"back ends", "vm_kvm", "vm_devices"}, {"vCPUs", "vm_devices", "vm_vcpus"},
+    {"ready", "vm_vcpus", "dsd_ready"},    {"xenstore", "dsd_ready", "dsd_xs"},
+    {"answer", "dsd_xs", "cli_reply"},
+};
+
+static uint64_t create_instant(void *ctx, const char *key)
+{
+    return cli_instant(ctx, key);
+}
+
+static void print_create_phases(json_object *reply)
+{
+    char words[1024];
+    struct timespec rt, bt;
+
+    clock_gettime(CLOCK_REALTIME, &rt);
+    clock_gettime(CLOCK_BOOTTIME, &bt);
+    dfmt(words, sizeof(words), "cli_start=%llu %s cli_reply=%llu",
+         (unsigned long long)cli_t0, cli_jstr(reply, "timings"),
+         (unsigned long long)drealtime_ns());
+    fprintf(stderr, "create: started at %.6f s (boot clock)\n",
+            (double)bt.tv_sec + (double)bt.tv_nsec / 1e9 -
+                ((double)rt.tv_sec * 1e9 + (double)rt.tv_nsec - (double)cli_t0) / 1e9);
+    cli_print_phases(stderr, "create phases", create_phases, ARRAY_SIZE(create_phases),
+                     create_instant, words);
+}
+
 static int create_request(const struct create_opts *o, const char *text, size_t len)
 {
     char cwd[PATH_MAX], name[128];
@@ -223,6 +258,8 @@ static int create_request(const struct create_opts *o, const char *text, size_t 
         return rc;
     snprintf(name, sizeof(name), "%s", cli_jstr(reply, "name"));
     cli_print_warnings(reply);
+    if (cli_verbose)
+        print_create_phases(reply);
     json_object_put(reply);
     return o->attach ? console_of(name) : 0;
 }

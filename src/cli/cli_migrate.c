@@ -181,9 +181,7 @@ static json_object *migrate_req(const struct mig_args *a)
 
 /* The downtime's phases (docs/migration.md): from one instant to the next,
  * the source's in the reply, the destination's in its "done" line. */
-static const struct phase {
-    const char *label, *from, *to;
-} phases[] = {
+static const struct cli_phase phases[] = {
     {"guest suspend", "suspend_req_ns", "suspended_ns"},
     {"suspend seen", "suspended_ns", "paused_at_ns"},
     {"final pages", "paused_at_ns", "pages_ns"},
@@ -200,33 +198,32 @@ static const struct phase {
     {"unpause", "rcv_go", "done"},
 };
 
+struct done_ctx {
+    json_object *r;
+    const char *done;
+};
+
 /* key's instant: a number in the reply, or "key=N" in the done line. */
-static uint64_t instant(json_object *r, const char *done, const char *key)
+static uint64_t instant(void *ctx, const char *key)
 {
-    size_t kl = strlen(key);
+    const struct done_ctx *c = ctx;
+    uint64_t t;
 
     if (!strcmp(key, "done"))
-        return strtoull(done + 5, NULL, 10);
-    for (const char *p = done; (p = strstr(p, key)); p += kl)
-        if ((p == done || p[-1] == ' ') && p[kl] == '=')
-            return strtoull(p + kl + 1, NULL, 10);
-    return (uint64_t)cli_jnum(r, key);
+        return strtoull(c->done + 5, NULL, 10);
+    t = cli_instant(c->done, key);
+    if (!t && cli_jnum(c->r, key) > 0)
+        t = (uint64_t)cli_jnum(c->r, key);
+    return t;
 }
 
-/* --debug: "downtime phases: label ms, ..." (the first two are before
- * the pause: the guest's own suspend). */
+/* --debug: "downtime phases (ms): label ms, ..." (the first two are
+ * before the pause: the guest's own suspend). */
 static void print_phases(json_object *r, const char *done)
 {
-    printf("downtime phases (ms):");
-    for (size_t i = 0; i < ARRAY_SIZE(phases); i++) {
-        uint64_t a = instant(r, done, phases[i].from), b = instant(r, done, phases[i].to);
-        if (a && b)
-            printf("%s %s %.1f", i ? "," : "", phases[i].label,
-                   ((double)b - (double)a) / 1e6);
-        else
-            printf("%s %s ?", i ? "," : "", phases[i].label);
-    }
-    printf("\n");
+    struct done_ctx c = {r, done};
+
+    cli_print_phases(stdout, "downtime phases", phases, ARRAY_SIZE(phases), instant, &c);
 }
 
 static void summary(json_object *r, uint64_t t0, uint64_t done_ns)
@@ -661,9 +658,8 @@ static int restore_reply(int conn, int feed_rc, char *name, size_t nlen, char *t
         rc = -EREMOTEIO;
     }
     if (!rc) {
-        size_t n = strlen(times);
         snprintf(name, nlen, "%s", cli_jstr(reply, "name"));
-        snprintf(times + n, tlen - n, " %s rcv_reply=%llu", cli_jstr(reply, "timings"),
+        dappendf(times, tlen, " %s rcv_reply=%llu", cli_jstr(reply, "timings"),
                  (unsigned long long)drealtime_ns());
     }
     json_object_put(reply);

@@ -1,6 +1,7 @@
 /* domus: the table of subcommands (like xl's cmd_table) and the dispatcher. */
 #include "domus/cli.h"
 #include "domus/toolstack.h"
+#include "domus/util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -139,7 +140,8 @@ int cli_usage_error(const char *cmd)
 
 static void help_all(FILE *f)
 {
-    fprintf(f, "Usage: domus [--version] <subcommand> [args]\n\n"
+    fprintf(f, "Usage: domus [-v] [--version] <subcommand> [args]\n\n"
+               "-v: verbose (create: the time each phase took)\n\n"
                "domus full list of subcommands:\n\n");
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         fprintf(f, " %-20s%s\n", cmds[i].name, cmds[i].help);
@@ -160,6 +162,9 @@ int cli_main(int argc, char **argv)
 {
     const struct cli_cmd *c;
 
+    cli_t0 = drealtime_ns();
+    for (; argc > 1 && !strcmp(argv[1], "-v"); argc--, argv++)
+        cli_verbose++;
     if (argc < 2) {
         help_all(stderr);
         return CLI_EXIT_USAGE;

@@ -103,6 +103,18 @@ void dfmt(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
+void dappendf(char *buf, size_t len, const char *fmt, ...)
+{
+    size_t n = buf && len ? strnlen(buf, len - 1) : 0;
+    va_list ap;
+
+    if (!buf || !len)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf + n, len - n, fmt, ap);
+    va_end(ap);
+}
+
 int unix_listen(const char *path, int flags, const char *what, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};

@@ -191,6 +191,7 @@ static void create_domain(const struct req *r, const char *path, const char *tex
 {
     struct xlcfg *cfg = calloc(1, sizeof(*cfg));
     struct dsd_dom *dom = NULL;
+    uint64_t t_req = drealtime_ns();
     char err[1024];
     int rc;
 
@@ -234,6 +235,8 @@ static void create_domain(const struct req *r, const char *path, const char *tex
     }
     dom->waiter = r->client;
     dom->wkind = DW_CREATE;
+    dappendf(dom->timings, sizeof(dom->timings), " dsd_req=%llu",
+             (unsigned long long)t_req);
     /* A migration's domain: its nodes now, while the stream comes, not in
      * the downtime (the guest sees them when it resumes, as before). */
     if (rs && rs->hold && dsd_xs_domain_nodes(r->d, dom) < 0)

@@ -85,11 +85,8 @@ void dsd_became_ready(struct dsd *d, struct dsd_dom *dom)
     dinfo("domain %u (%s): running", dom->domid, dom->cfg.name);
     dsd_sched_apply_affinity(dom);
     dom->xs_up = d->xs.enabled && dsd_xs_domain_up(d, dom) == 0;
-    if (dom->timings[0]) {
-        size_t n = strlen(dom->timings);
-        snprintf(dom->timings + n, sizeof(dom->timings) - n, " dsd_xs=%llu",
-                 (unsigned long long)drealtime_ns());
-    }
+    dappendf(dom->timings, sizeof(dom->timings), " dsd_xs=%llu",
+             (unsigned long long)drealtime_ns());
     if (dom->restore_path[0])
         restored(dom);
     if (dom->wkind == DW_CREATE)

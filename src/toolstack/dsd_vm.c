@@ -157,6 +157,8 @@ int dsd_vm_spawn(struct dsd *d, struct dsd_dom *dom, char *err, size_t errlen)
     }
     dom->vmlog_fd = open(dom->vm_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     cg_fd = dsd_cgroup_procs_fd(d, dom);
+    snprintf(dom->timings, sizeof(dom->timings), " dsd_spawn=%llu",
+             (unsigned long long)drealtime_ns());
     pid = fork();
     if (pid < 0) {
         rc = -errno;
@@ -210,22 +212,23 @@ void dsd_vm_close_pipes(struct dsd *d, struct dsd_dom *dom)
 }
 
 /* The "key=ns" words after "ready" (digits, letters, '_', '='), and when
- * domusd read them. */
+ * domusd read them, after the spawn's (dsd_vm_spawn). */
 static void keep_timings(struct dsd_dom *dom, const char *s)
 {
-    size_t n = 0;
+    size_t n = strnlen(dom->timings, sizeof(dom->timings) - 1);
 
     for (; *s && n + 1 < sizeof(dom->timings) - 40; s++)
         if (*s == ' ' || *s == '=' || *s == '_' || (*s >= '0' && *s <= '9') ||
             (*s >= 'a' && *s <= 'z'))
             dom->timings[n++] = *s;
-    snprintf(dom->timings + n, sizeof(dom->timings) - n, " dsd_ready=%llu",
+    dom->timings[n] = '\0';
+    dappendf(dom->timings, sizeof(dom->timings), " dsd_ready=%llu",
              (unsigned long long)drealtime_ns());
 }
 
 void dsd_vm_read_ready(struct dsd *d, struct dsd_dom *dom)
 {
-    char buf[256];
+    char buf[512];
     ssize_t n = read(dom->ready_fd, buf, sizeof(buf) - 1);
 
     if (n < 0 && (errno == EAGAIN || errno == EINTR))

@@ -101,6 +101,7 @@ static int memory_init(struct vm *vm)
              strerror(-rc));
         gmem_destroy(&vm->dom.mem);
     }
+    vm->t_mem = drealtime_ns();
     return rc;
 }
 
@@ -141,6 +142,7 @@ static int kernel_vm_init(struct vm *vm)
 
     if ((rc = builder_build_pvh(&d->mem, &ba, &br, vm->err, sizeof(vm->err))) < 0)
         return rc;
+    vm->t_built = drealtime_ns();
     dlog_debug("dom%u: built (%.3f s)", d->domid, elapsed());
     record_memmap(d, br.start_info_gpa);
     if ((rc = kvm_domain_create(d, vm->err, sizeof(vm->err))) < 0)
@@ -150,6 +152,7 @@ static int kernel_vm_init(struct vm *vm)
         dfmt(vm->err, sizeof(vm->err), "boot vCPU set-up: %s", strerror(-rc));
         kvm_domain_destroy(d);
     }
+    vm->t_kvm = drealtime_ns();
     return rc;
 }
 

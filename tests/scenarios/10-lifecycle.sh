@@ -8,14 +8,22 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 trap stop_domusd EXIT
 BOOT=180 # seconds for a guest to boot and run its test (TCG test host)
 
+# -v create's phases line, each phase a time of 0 ms or more (none '?').
+phases_timed() {
+    grep '^create phases (ms): request [0-9]' "$1" | grep -q -v -e '?' -e ' -[0-9]' &&
+        grep -q '^create: started at [0-9]' "$1"
+}
+
 # basic NAME VCPUS: boots, the guest checks itself and powers off.
 basic() {
     mkcfg "$1" basic "$2" 'on_poweroff = "destroy"'
-    if ! domus create "$DOMUS_TMP/$1.cfg"; then
-        fail "$1: domus create"
+    if ! domus -v create "$DOMUS_TMP/$1.cfg" 2>"$DOMUS_TMP/$1.create"; then
+        fail "$1: domus create ($(tr '\n' ' ' <"$DOMUS_TMP/$1.create"))"
         return
     fi
     pass "$1: domus create"
+    check "$1: domus -v create times every phase ($(grep '^create phases' "$DOMUS_TMP/$1.create"))" \
+        phases_timed "$DOMUS_TMP/$1.create"
     check "$1: domus list shows it" listed "$1"
     check "$1: guest poweroff ends the domain (gone from domus list)" wait_gone "$1" "$BOOT"
     relay "$1" || fail "$1: guest test lines (log: $(tail -n 5 "$(console_log "$1")" | tr -d '\r' | tr '\n' '|'))"

@@ -5,8 +5,26 @@
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #define CLI_EXIT_USAGE 2
+
+/* xl's global -v (cli_main): subcommands say more (create: its phases).
+ * cli_t0: when the command started (CLOCK_REALTIME ns). */
+extern int cli_verbose;
+extern uint64_t cli_t0;
+
+/* A phase of an operation, from one named instant to the next. */
+struct cli_phase {
+    const char *label, *from, *to;
+};
+/* N of "key=N" among space-separated words; 0 when absent. */
+uint64_t cli_instant(const char *words, const char *key);
+/* "title (ms): label D, label D, ...\n" to f, each D from get(ctx, key)'s
+ * instants (ns), '?' where one is 0. */
+void cli_print_phases(FILE *f, const char *title, const struct cli_phase *p, size_t n,
+                      uint64_t (*get)(void *ctx, const char *key), void *ctx);
 
 /* Sends req (consumed) to domusd, starting it when its socket is absent, and
  * returns the reply in *reply (the caller puts it).  Prints the failure and

@@ -52,9 +52,10 @@ struct dsd_dom {
     pid_t pid;           /* 0: no process */
     int ready_fd, err_fd, vmlog_fd;
     char errline[512]; /* last "error: ..." line of domus-vm */
-    /* A restore's instants ("key=ns ..."): domus-vm's with its "ready", then
-     * domusd's, given with the answer (migration's downtime phases). */
-    char timings[512];
+    /* A start's instants ("key=ns ..."): domusd's request and spawn,
+     * domus-vm's with its "ready", then domusd's, given with the answer
+     * (`domus -v create`'s phases, migration's downtime phases). */
+    char timings[768];
     char errpart[512]; /* incomplete stderr line */
     size_t errpart_len;
     bool destroy_requested, timed_out;

@@ -62,6 +62,9 @@ bool denv_is_1(const char *name);
 /* Formats into buf (always NUL-terminated); for `char *err, size_t errlen` pairs. */
 void dfmt(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Formats after the string in buf (NUL-terminated in len), truncating. */
+void dappendf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Every Domus socket is its owner's only (domusd, xenstored, domus-vm's
  * console and control sockets: the last hands out the guest's memory). */

@@ -142,10 +142,12 @@ struct vm {
     atomic_int lazy_rc;
     char lazy_err[256];
     char err[512]; /* why vm_init failed */
-    /* A restore's instants (CLOCK_REALTIME), told with "ready" for live
-     * migration's downtime phases: the end record verified, the state
-     * applied, the back ends up, the vCPU threads started. */
-    uint64_t t_end, t_applied, t_devices, t_vcpus;
+    /* Instants (CLOCK_REALTIME ns, 0: not reached), told with "ready": a
+     * start's for `domus -v create`'s phases (the process's main, memory
+     * mapped, the kernel built, the KVM VM made), a restore's for live
+     * migration's downtime phases (the end record verified, the state
+     * applied); both: the back ends up, the vCPU threads started. */
+    uint64_t t_main, t_mem, t_built, t_kvm, t_end, t_applied, t_devices, t_vcpus;
 };
 
 /* vm ready for vm_init or for the unit tests: domain_init'd from args,
