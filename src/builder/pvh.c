@@ -230,7 +230,7 @@ static int load_ramdisk(struct gmem *m, const char *path, uint64_t kernel_end,
     }
     *gpa = place_high(kernel_end > BUILDER_LOAD_MIN ? kernel_end : BUILDER_LOAD_MIN, top,
                       *size);
-    dst = *gpa ? gmem_ptr(m, *gpa, *size) : NULL;
+    dst = *gpa ? gmem_prepare(m, *gpa, *size) : NULL;
     if (!dst) {
         rc = builder_fail(err, errlen, -ENOMEM,
                           "ramdisk %s (%llu bytes) does not fit in guest memory between "
@@ -239,7 +239,7 @@ static int load_ramdisk(struct gmem *m, const char *path, uint64_t kernel_end,
                           (unsigned long long)top);
         goto out;
     }
-    rc = gmem_store_file(m, *gpa, fd, *size) == 0 ? 0 : read_all(fd, dst, *size);
+    rc = read_all(fd, dst, *size);
     if (rc)
         builder_fail(err, errlen, rc, "ramdisk %s: read: %s", path, strerror(-rc));
 out:

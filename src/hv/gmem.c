@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/sendfile.h>
 #include <unistd.h>
 
 #define SPECIAL_SIZE (GMEM_SPECIAL_PAGES * DOMUS_PAGE_SIZE)
@@ -82,43 +81,26 @@ static int64_t fd_range(const struct gmem *m, uint64_t gpa, uint64_t len)
     return p ? (int64_t)(p - m->host) : -1;
 }
 
-int gmem_store(const struct gmem *m, uint64_t gpa, const void *src, size_t len)
+void *gmem_prepare(const struct gmem *m, uint64_t gpa, size_t len)
 {
-    int64_t off = fd_range(m, gpa, len);
-    const uint8_t *p = src;
+    uint8_t *p = gmem_ptr(m, gpa, len);
+    uintptr_t lo, hi;
 
-    if (off < 0)
-        return -EFAULT;
-    while (len) {
-        ssize_t n = pwrite(m->fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -EIO;
-        p += n;
-        off += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    if (!p)
+        return NULL;
+    lo = (uintptr_t)p & ~(uintptr_t)(DOMUS_PAGE_SIZE - 1);
+    hi = ((uintptr_t)p + len + DOMUS_PAGE_SIZE - 1) & ~(uintptr_t)(DOMUS_PAGE_SIZE - 1);
+    (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE); /* best effort */
+    return p;
 }
 
-int gmem_store_file(const struct gmem *m, uint64_t gpa, int fd, size_t len)
+int gmem_store(const struct gmem *m, uint64_t gpa, const void *src, size_t len)
 {
-    int64_t off = fd_range(m, gpa, len);
-    off_t in = 0;
+    uint8_t *p = gmem_prepare(m, gpa, len);
 
-    if (off < 0)
+    if (!p)
         return -EFAULT;
-    if (lseek(m->fd, (off_t)off, SEEK_SET) < 0)
-        return -errno;
-    while (len) {
-        ssize_t n = sendfile(m->fd, fd, &in, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -EIO;
-        len -= (size_t)n;
-    }
+    memcpy(p, src, len);
     return 0;
 }
 
