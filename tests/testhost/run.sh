@@ -233,15 +233,17 @@ else
     kvm-keys-hold >/tmp/keyhold.out 2>&1 &
     i=0; while [ ! -s /tmp/keyhold.out ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
     cat /tmp/keyhold.out
-    # The core kernel's keys that domains' cgroups switch (domusd's cpu and
-    # cpuset controllers): a cpuset child (cpusets_enabled_key) and a CFS
-    # quota (__cfs_bandwidth_used), held by an empty cgroup.
-    c=/sys/fs/cgroup
-    if echo "+cpu +cpuset" >$c/cgroup.subtree_control && mkdir -p $c/keyhold &&
-        echo "100000 100000" >$c/keyhold/cpu.max; then
-        echo "keyhold: cpuset and cfs bandwidth keys held (cgroup keyhold)"
-    else echo "testhost: cpuset and cfs bandwidth keys not held"; fi
 fi
+# The core kernel's keys that domains' cgroups switch (domusd's cpu and
+# cpuset controllers), held on either kernel by an empty cgroup: a cpuset
+# child (cpusets_enabled_key) and a CFS quota (__cfs_bandwidth_used; a
+# domain's cap switched it, and a test-host CPU then hit the stale int3 in
+# can_migrate_task: "Oops: int3", 60-sched, 4 Dec 2026).
+c=/sys/fs/cgroup
+if echo "+cpu +cpuset" >$c/cgroup.subtree_control && mkdir -p $c/keyhold &&
+    echo "100000 100000" >$c/keyhold/cpu.max; then
+    echo "keyhold: cpuset and cfs bandwidth keys held (cgroup keyhold)"
+else echo "testhost: cpuset and cfs bandwidth keys not held"; fi
 export DOMUS_GUEST_KERNEL=/domus/guest/vmlinuz DOMUS_GUEST_INITRD=/domus/guest/initrd.cpio
 export DOMUS_BIN=/domus/bin DOMUS_TMP=/tmp/domus DOMUS_GUEST_TESTS=/domus/tests/guest
 export HOME=/root DOMUS_TESTHOST=1
