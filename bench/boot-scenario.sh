@@ -84,7 +84,7 @@ CFG
 # main), then its phases up to the vCPU threads' start, then the threads'
 # start to the first guest entry ($3, the trace's); $2 is the launch.
 # Appended to $DOMUS_TMP/$CASE.split.
-VMM_SPLIT="cli-exec request domusd exec memory kernel kvm-vm back-ends vcpus to-entry"
+VMM_SPLIT="cli-exec request domusd exec memory build kvm-vm back-ends vcpus to-entry"
 domus_split() {
     st=$(sed -n 's/^create: started at \([0-9.]*\) s.*/\1/p' "$1")
     sed -n 's/^create phases (ms): //p' "$1" | awk -F', ' -v st="$st" -v t0="$2" -v fe="$3" '{
