@@ -208,13 +208,13 @@ static uint64_t instant(void *ctx, const char *key)
 {
     const struct done_ctx *c = ctx;
     uint64_t t;
+    long long j;
 
     if (!strcmp(key, "done"))
         return strtoull(c->done + 5, NULL, 10);
     t = cli_instant(c->done, key);
-    if (!t && cli_jnum(c->r, key) > 0)
-        t = (uint64_t)cli_jnum(c->r, key);
-    return t;
+    j = t ? 0 : cli_jnum(c->r, key);
+    return j > 0 ? (uint64_t)j : t;
 }
 
 /* --debug: "downtime phases (ms): label ms, ..." (the first two are

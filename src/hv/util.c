@@ -105,11 +105,12 @@ void dfmt(char *buf, size_t len, const char *fmt, ...)
 
 void dappendf(char *buf, size_t len, const char *fmt, ...)
 {
-    size_t n = buf && len ? strnlen(buf, len - 1) : 0;
     va_list ap;
+    size_t n;
 
     if (!buf || !len)
         return;
+    n = strnlen(buf, len - 1);
     va_start(ap, fmt);
     vsnprintf(buf + n, len - n, fmt, ap);
     va_end(ap);
