@@ -443,7 +443,8 @@ qemu_end() {
     if grep -qi 'triple fault' "$QEMU_LOG" 2>/dev/null; then
         echo "the test host's CPU triple-faulted (QEMU exit $rc; $QEMU_LOG)"
     elif grep -q 'Kernel panic' "$LOG"; then
-        echo "the test host's kernel panicked: $(grep -m1 -o 'Kernel panic.*' "$LOG" | cut -c1-100)"
+        echo "the test host's kernel panicked: $(grep -m1 -o 'Kernel panic.*' "$LOG" | cut -c1-100)$(
+            grep -q 'Oops: int3' "$LOG" && echo "; a stale int3: tests/testhost/name-int3.sh $LOG names its key")"
     else
         echo "QEMU exited with status ${rc:-?} and no message"
     fi
